@@ -1,0 +1,161 @@
+"""Identities of the synthetic population and what their voice and face share.
+
+Each identity has a gender, a nationality, an age group and a few continuous
+traits. Its FACE is rendered from these attributes exactly; its VOICE is
+rendered from a *noisy copy* of them whose noise is set by the coupling
+parameters of :class:`~vfcross.config.SynthConfig`:
+
+* gender is always shared (as in real speech, it is nearly always audible);
+* the accent shows the identity's nationality with probability
+  ``coupling_nationality``, otherwise a uniformly drawn other nationality;
+* the voice sounds the identity's own age group with probability
+  ``coupling_age``, otherwise a neighbouring group;
+* each voice trait is ``rho * face_trait + sqrt(1 - rho^2) * noise`` with
+  ``rho = coupling_traits``.
+
+Because this generative model is known exactly, :func:`oracle_score` gives the
+log-likelihood ratio "same identity vs different identities" of a voice-face
+pair from the true attributes. Its AUC on a verification list is the ceiling
+against which a learned model is read.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from vfcross.config import SynthConfig
+
+GENDERS = ("m", "f")
+#: Nationality -> espeak-ng voice giving its accent. English text is spoken
+#: through each voice, so the accent, not the language, carries nationality.
+NATIONALITIES: dict[str, str] = {
+    "USA": "en-us",
+    "UK": "en-gb-x-rp",
+    "India": "hi",
+    "Germany": "de",
+    "Mexico": "es-419",
+    "Italy": "it",
+}
+AGE_GROUPS = ("young", "middle", "old")
+#: Continuous traits; each has a visible and an audible expression.
+#: build: face width and jaw <-> lower pitch; length: face and nose length <->
+#: formant variant; liveliness: eyebrow height and eye size <-> speaking rate
+#: and pitch range.
+TRAITS = ("build", "length", "liveliness")
+
+
+@dataclass(frozen=True)
+class Attributes:
+    """Attributes as rendered into one modality."""
+
+    gender: str
+    nationality: str
+    age_group: str
+    traits: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """One synthetic person: its ids, its face and voice attributes, its seed."""
+
+    vox_id: str  # VoxCeleb1-style id used under wav/
+    name: str  # VGGFace1-style name used under unzippedFaces/
+    split: int  # identity_splits.txt code: 1 train, 2 val, 4 test
+    face: Attributes
+    voice: Attributes
+    seed: int
+
+    @property
+    def age(self) -> str:
+        """The identity's age group (its face's)."""
+        return self.face.age_group
+
+
+SPLIT_CODES = (1, 2, 4)
+
+
+def sample_population(cfg: SynthConfig) -> list[Identity]:
+    """Draw ``cfg.identities`` identities deterministically from ``cfg.seed``."""
+    if cfg.identities < 3:
+        raise ValueError("a population needs at least 3 identities (one per split)")
+    rng = np.random.default_rng(cfg.seed)
+    splits = _split_codes(cfg.identities, cfg.split_fractions, rng)
+    nats = list(NATIONALITIES)
+    people = []
+    for i in range(cfg.identities):
+        gender = GENDERS[int(rng.integers(2))]
+        nationality = nats[int(rng.integers(len(nats)))]
+        age = AGE_GROUPS[int(rng.integers(len(AGE_GROUPS)))]
+        traits = rng.standard_normal(len(TRAITS))
+        face = Attributes(gender, nationality, age, tuple(float(t) for t in traits))
+        voice = _voice_attributes(face, cfg, rng)
+        people.append(Identity(vox_id=f"id{i + 1:05d}", name=f"Synth_{i + 1:05d}", split=splits[i],
+                               face=face, voice=voice, seed=int(rng.integers(2**31))))
+    return people
+
+
+def _split_codes(n: int, fractions: tuple[float, float, float], rng: np.random.Generator) -> list[int]:
+    """Assign split codes with the given fractions (each split non-empty), shuffled."""
+    if len(fractions) != 3 or min(fractions) < 0 or not math.isclose(sum(fractions), 1.0, abs_tol=1e-6):
+        raise ValueError(f"split_fractions must be three non-negative numbers summing to 1, got {fractions}")
+    n_val = max(1, round(fractions[1] * n))
+    n_test = max(1, round(fractions[2] * n))
+    codes = [1] * (n - n_val - n_test) + [2] * n_val + [4] * n_test
+    rng.shuffle(codes)
+    return codes
+
+
+def _voice_attributes(face: Attributes, cfg: SynthConfig, rng: np.random.Generator) -> Attributes:
+    """The face attributes as the voice expresses them (see module docstring)."""
+    nats = list(NATIONALITIES)
+    nationality = face.nationality
+    if rng.random() >= cfg.coupling_nationality:
+        others = [n for n in nats if n != face.nationality]
+        nationality = others[int(rng.integers(len(others)))]
+    age_index = AGE_GROUPS.index(face.age_group)
+    if rng.random() >= cfg.coupling_age:
+        neighbours = [a for a in (age_index - 1, age_index + 1) if 0 <= a < len(AGE_GROUPS)]
+        age_index = neighbours[int(rng.integers(len(neighbours)))]
+    rho = cfg.coupling_traits
+    noise = rng.standard_normal(len(face.traits))
+    traits = tuple(float(rho * t + math.sqrt(1 - rho**2) * e) for t, e in zip(face.traits, noise))
+    return Attributes(face.gender, nationality, AGE_GROUPS[age_index], traits)
+
+
+def _age_prob_given(voice_age: str, face_age: str, coupling: float) -> float:
+    """P(voice age group | face age group) under the same-identity model."""
+    v, f = AGE_GROUPS.index(voice_age), AGE_GROUPS.index(face_age)
+    if v == f:
+        return coupling
+    neighbours = [a for a in (f - 1, f + 1) if 0 <= a < len(AGE_GROUPS)]
+    return (1 - coupling) / len(neighbours) if v in neighbours else 0.0
+
+
+def oracle_score(voice: Attributes, face: Attributes, cfg: SynthConfig) -> float:
+    """Log-likelihood ratio that ``voice`` and ``face`` belong to one identity.
+
+    Under "different identities" the voice attributes are those of an
+    independent identity: uniform gender, nationality and age group (the
+    population's priors) and standard-normal traits. Returns ``-inf`` where the
+    same-identity model gives probability 0 (e.g. a gender mismatch).
+    """
+    n_nat, n_age = len(NATIONALITIES), len(AGE_GROUPS)
+    if voice.gender != face.gender:
+        return -math.inf
+    log_lr = math.log(2.0)  # P(same gender | same) / P(same gender | different)
+    p_nat = cfg.coupling_nationality if voice.nationality == face.nationality else (
+        (1 - cfg.coupling_nationality) / (n_nat - 1))
+    p_age = _age_prob_given(voice.age_group, face.age_group, cfg.coupling_age)
+    if p_nat == 0.0 or p_age == 0.0:
+        return -math.inf
+    log_lr += math.log(p_nat * n_nat) + math.log(p_age * n_age)
+    rho = cfg.coupling_traits
+    var = 1 - rho**2
+    for tv, tf in zip(voice.traits, face.traits):
+        if var == 0.0:
+            return math.inf if tv == rho * tf else -math.inf
+        log_lr += -0.5 * math.log(var) - (tv - rho * tf) ** 2 / (2 * var) + tv**2 / 2
+    return log_lr
