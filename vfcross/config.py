@@ -97,6 +97,56 @@ class PreprocessConfig:
 
 
 @dataclass
+class LoopConfig:
+    """Settings of the one training loop (:func:`vfcross.training.train`)."""
+
+    epochs: int = 10
+    #: "adam" or "sgd" (momentum 0.9).
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    #: Exponential learning-rate decay per epoch (1.0 = constant).
+    lr_decay: float = 0.95
+    weight_decay: float = 0.0
+    seed: int = 0
+    #: Mixed precision; only ever used on CUDA.
+    amp: bool = True
+    #: Cap on batches per epoch (0 = the whole epoch); smoke runs use it.
+    max_batches_per_epoch: int = 0
+
+
+@dataclass
+class BackboneConfig:
+    """The single-stream network (or its dual-stream baseline) and its training."""
+
+    #: "single" (one InceptionResNet-V1 for both modalities) or "dual".
+    architecture: str = "single"
+    #: Side of the square backbone input (faces are resized, spectrograms too).
+    input_size: int = 96
+    #: How a spectrogram enters the backbone; "image" = resize the 1xFxT crop
+    #: to input_size x input_size and replicate it to 3 channels (paper).
+    spectrogram_input: str = "image"
+    #: Training voice input: a random crop of this many spectrogram frames.
+    #: At test time a whole utterance is embedded as the mean of the
+    #: embeddings of crops of this length (half overlapping), re-normalised.
+    voice_crop_frames: int = 200
+    dropout: float = 0.6
+    #: A batch holds P identities, each with K faces and K voices.
+    identities_per_batch: int = 8
+    samples_per_identity: int = 2
+    #: Cross-modal center loss: weight lambda and center learning rate alpha.
+    center_weight: float = 1.0
+    center_lr: float = 0.5
+    #: "mean" (divide by batch size, as Wen et al.'s code) or "sum" (formula).
+    center_reduction: str = "mean"
+    #: Fraction of each training identity's samples (per modality) held out
+    #: to measure identification accuracy during training.
+    holdout_fraction: float = 0.15
+    #: Batches per epoch = ceil(train identities / P) * epoch_repeats.
+    epoch_repeats: int = 1
+    loop: LoopConfig = field(default_factory=LoopConfig)
+
+
+@dataclass
 class RunConfig:
     """Everything one run needs; presets fill it in, overrides adjust it."""
 
@@ -113,6 +163,7 @@ class RunConfig:
     face: FaceConfig = field(default_factory=FaceConfig)
     voice: VoiceConfig = field(default_factory=VoiceConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
 
     @property
     def dataset_root(self) -> Path:

@@ -1,0 +1,129 @@
+"""The one training loop: batches, determinism, interrupted-then-resumed runs, torchrun."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from fakes import fake_preprocessed
+from vfcross.config import BackboneConfig, LoopConfig
+from vfcross.data.samples import pk_batches
+from vfcross.embedding import BackboneTask, extract_embeddings
+from vfcross.training import read_log, train
+
+
+def _cfg(**loop) -> BackboneConfig:
+    return BackboneConfig(input_size=75, voice_crop_frames=50, identities_per_batch=2, samples_per_identity=2,
+                          holdout_fraction=0.34, dropout=0.2,
+                          loop=LoopConfig(**{"epochs": 2, "lr": 1e-3, "seed": 1, **loop}))
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    return fake_preprocessed(tmp_path_factory.mktemp("data"), {"train": 4, "val": 2})
+
+
+def _weights(task: BackboneTask) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in task.objective.state_dict().items()}
+
+
+def test_pk_batches_hold_both_modalities_of_every_identity(manifest):
+    table = manifest[manifest.split == "train"].reset_index(drop=True)
+    table = table.assign(label=table.identity.str[-1].astype(int))
+    batches = pk_batches(table, 3, 2, np.random.default_rng(0))
+    assert sum(len(set(b.face_labels)) for b in batches) == 4  # each identity once per epoch
+    for b in batches:
+        assert (table.modality.to_numpy()[b.face_rows] == "face").all()
+        assert (table.modality.to_numpy()[b.voice_rows] == "voice").all()
+        np.testing.assert_array_equal(table.label.to_numpy()[b.face_rows], b.face_labels)
+        np.testing.assert_array_equal(sorted(set(b.face_labels)), sorted(set(b.voice_labels)))
+        assert len(b.face_rows) == 2 * len(set(b.face_labels))
+
+
+def test_training_logs_every_component_and_validation(manifest, tmp_path):
+    task = BackboneTask(manifest, _cfg(epochs=1))
+    history = train(task, task.cfg.loop, tmp_path, progress=False)
+    record = history[0]
+    for key in ("loss", "ce", "center", "train_accuracy", "val_face_id_accuracy", "val_voice_id_accuracy",
+                "val_auc", "lr", "time_s"):
+        assert key in record and np.isfinite(record[key]), key
+    assert record["loss"] == pytest.approx(record["ce"] + record["center"], rel=1e-5)
+    assert read_log(tmp_path) == history
+    # The centers moved away from their zero initialisation during training.
+    assert task.objective.center.centers.abs().sum() > 0
+
+
+def test_same_seed_gives_same_weights(manifest, tmp_path):
+    a, b = BackboneTask(manifest, _cfg(epochs=1)), BackboneTask(manifest, _cfg(epochs=1))
+    train(a, a.cfg.loop, tmp_path / "a", progress=False)
+    train(b, b.cfg.loop, tmp_path / "b", progress=False)
+    wa, wb = _weights(a), _weights(b)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_resume_after_interrupted_epoch_reproduces_uninterrupted_run(manifest, tmp_path):
+    full = BackboneTask(manifest, _cfg())
+    train(full, full.cfg.loop, tmp_path / "full", progress=False)
+
+    interrupted = BackboneTask(manifest, _cfg())
+    calls = {"n": 0}
+    real_inputs = interrupted.inputs
+
+    def failing_inputs(batch, dev):
+        calls["n"] += 1
+        if calls["n"] == 3:  # the first batch of the second epoch
+            raise KeyboardInterrupt("simulated interruption")
+        return real_inputs(batch, dev)
+
+    interrupted.inputs = failing_inputs
+    with pytest.raises(KeyboardInterrupt):
+        train(interrupted, interrupted.cfg.loop, tmp_path / "resumed", progress=False)
+    assert len(read_log(tmp_path / "resumed")) == 1
+
+    resumed = BackboneTask(manifest, _cfg())  # a fresh process would start like this
+    history = train(resumed, resumed.cfg.loop, tmp_path / "resumed", progress=False)
+    assert [r["epoch"] for r in history] == [1, 2]
+    wf, wr = _weights(full), _weights(resumed)
+    assert all(torch.equal(wf[k], wr[k]) for k in wf), "resumed weights differ from the uninterrupted run"
+    # A finished run resumes to nothing new.
+    assert train(resumed, resumed.cfg.loop, tmp_path / "resumed", progress=False) == history
+
+
+def test_extracted_embeddings_are_cached_with_their_checkpoint(manifest, tmp_path):
+    task = BackboneTask(manifest, _cfg(epochs=1))
+    train(task, task.cfg.loop, tmp_path / "run", progress=False)
+    emb = extract_embeddings(tmp_path / "run", manifest, task.cfg, tmp_path / "emb", progress=False)
+    assert emb.vectors.shape == (len(manifest), 512)
+    np.testing.assert_allclose(np.linalg.norm(emb.vectors, axis=1), 1.0, rtol=1e-5)
+    assert emb.checkpoint.endswith("checkpoint.pt") and len(emb.checkpoint_sha256) == 64
+    (record,) = [json.loads(p.read_text()) for p in (tmp_path / "emb").glob("*.json")]
+    assert record["sha256"] == emb.checkpoint_sha256
+    again = extract_embeddings(tmp_path / "run", manifest, task.cfg, tmp_path / "emb", progress=False)
+    np.testing.assert_array_equal(again.vectors, emb.vectors)
+
+
+def test_bad_manifest_without_training_identities(manifest):
+    with pytest.raises(ValueError, match="no training identities"):
+        BackboneTask(manifest[manifest.split == "val"], _cfg())
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_on_cpu(manifest, tmp_path):
+    path = tmp_path / "manifest.csv"
+    manifest.to_csv(path, index=False)
+    sets = ["backbone.input_size=75", "backbone.voice_crop_frames=50", "backbone.identities_per_batch=2",
+            "backbone.holdout_fraction=0.34", "backbone.loop.epochs=1"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "vfcross.cli", "train", "--preset", "smoke", "--manifest", str(path), "--out", str(tmp_path / "run")]
+    for s in sets:
+        cmd += ["--set", s]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (record,) = read_log(tmp_path / "run")
+    assert record["processes"] == 2 and np.isfinite(record["loss"])
+    assert (tmp_path / "run" / "checkpoint.pt").exists() and (tmp_path / "run" / "config.json").exists()

@@ -1,0 +1,206 @@
+"""Stage 2: learn the shared face/voice embedding, then extract it.
+
+The backbone (single-stream by default, dual-stream as the baseline) is
+trained by :func:`vfcross.training.train` with softmax cross-entropy over the
+training identities plus the cross-modal center loss, on batches of P
+identities x (K faces + K voices). Validation reports per-modality
+identification accuracy on held-out samples of the training identities and
+cross-modal verification AUC over all voice-face pairs of the validation
+identities. :func:`extract_embeddings` then embeds every face and voice of a
+manifest, caching the result with the checkpoint it came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from vfcross.config import BackboneConfig
+from vfcross.data.samples import holdout_mask, load_faces, load_voice_crops, pk_batches, utterance_crops
+from vfcross.evaluation.metrics import roc_auc
+from vfcross.losses import CrossModalCenterLoss
+from vfcross.models.dual_stream import DualStream
+from vfcross.models.single_stream import SingleStream
+from vfcross.training import CHECKPOINT, device, load_objective
+
+ARCHITECTURES = {"single": SingleStream, "dual": DualStream}
+
+
+def build_network(cfg: BackboneConfig, num_classes: int) -> nn.Module:
+    """The backbone network named by ``cfg.architecture``."""
+    if cfg.architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {cfg.architecture!r}; choose one of {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[cfg.architecture](num_classes, cfg.input_size, cfg.dropout, cfg.spectrogram_input)
+
+
+class BackboneObjective(nn.Module):
+    """Network + identity classifier loss + cross-modal center loss, as one module.
+
+    ``forward`` returns ``loss = CE + center`` and its components. In training
+    mode it also moves the identity centers towards the batch (the center
+    update of Wen et al.), after the loss has been computed with the old ones.
+    """
+
+    def __init__(self, cfg: BackboneConfig, num_classes: int) -> None:
+        super().__init__()
+        self.net = build_network(cfg, num_classes)
+        self.center = CrossModalCenterLoss(num_classes, 512, cfg.center_weight, cfg.center_lr,
+                                           cfg.center_reduction)
+
+    def forward(self, faces: Tensor, voices: Tensor, face_labels: Tensor,
+                voice_labels: Tensor) -> dict[str, Tensor]:
+        """Loss components of one batch of faces and voices with their identity labels."""
+        face_raw, voice_raw = self.net(faces, voices)
+        raw = torch.cat([face_raw, voice_raw])
+        labels = torch.cat([face_labels, voice_labels])
+        logits = self.net.classifier(raw)
+        embedded = F.normalize(raw.float(), dim=1)
+        ce = F.cross_entropy(logits.float(), labels)
+        center = self.center(embedded, labels)
+        if self.training:
+            self.center.update_centers(embedded, labels)
+        accuracy = (logits.argmax(1) == labels).float().mean()
+        return {"loss": ce + center, "ce": ce.detach(), "center": center.detach(),
+                "train_accuracy": accuracy}
+
+
+class BackboneTask:
+    """The training task of the backbone on a preprocessed manifest."""
+
+    def __init__(self, manifest: pd.DataFrame, cfg: BackboneConfig) -> None:
+        train = manifest[manifest["split"] == "train"].reset_index(drop=True)
+        if train.empty:
+            raise ValueError("the manifest has no training identities (split == 'train')")
+        self.cfg = cfg
+        self.classes = sorted(train["identity"].unique())
+        held = holdout_mask(train, cfg.holdout_fraction, cfg.loop.seed)
+        train = train.assign(label=train["identity"].map({c: i for i, c in enumerate(self.classes)}))
+        self.train_table = train[~held].reset_index(drop=True)
+        self.heldout_table = train[held].reset_index(drop=True)
+        self.val_table = manifest[manifest["split"] == "val"].reset_index(drop=True)
+        torch.manual_seed(cfg.loop.seed)  # weight initialisation is part of the run's determinism
+        self.objective = BackboneObjective(cfg, len(self.classes))
+
+    def batches(self, epoch: int, rng: np.random.Generator) -> list:
+        """P x (K + K) batches over the training identities."""
+        return pk_batches(self.train_table, self.cfg.identities_per_batch, self.cfg.samples_per_identity,
+                          rng, self.cfg.epoch_repeats)
+
+    def inputs(self, batch, dev: torch.device) -> tuple[Tensor, ...]:
+        """Load the batch's face crops (mirrored at random) and voice crops (random offsets)."""
+        paths = self.train_table["cache_path"].to_numpy()
+        faces = load_faces(list(paths[batch.face_rows]), self.cfg.input_size, batch.flips)
+        voices = load_voice_crops(list(paths[batch.voice_rows]), self.cfg.voice_crop_frames, batch.offsets)
+        return (faces.to(dev), voices.to(dev), torch.as_tensor(batch.face_labels, device=dev),
+                torch.as_tensor(batch.voice_labels, device=dev))
+
+    def validate(self, dev: torch.device) -> dict[str, float]:
+        """Held-out identification accuracy per modality and validation-identity AUC."""
+        net = self.objective.net
+        out: dict[str, float] = {}
+        for modality in ("face", "voice"):
+            rows = self.heldout_table[self.heldout_table["modality"] == modality]
+            if len(rows):
+                raw = embed_rows(net, rows, self.cfg, dev, normalise=False, progress=False)
+                pred = net.classifier(torch.from_numpy(raw).to(dev)).argmax(1).cpu().numpy()
+                out[f"val_{modality}_id_accuracy"] = float((pred == rows["label"].to_numpy()).mean())
+        if self.val_table["identity"].nunique() >= 2:
+            emb = embed_rows(net, self.val_table, self.cfg, dev, progress=False)
+            out["val_auc"] = all_pairs_auc(emb, self.val_table)
+        return out
+
+
+def all_pairs_auc(embeddings: np.ndarray, table: pd.DataFrame) -> float:
+    """Verification AUC of cosine similarity over every voice-face pair of ``table``."""
+    is_voice = (table["modality"] == "voice").to_numpy()
+    ids = table["identity"].to_numpy()
+    sims = embeddings[is_voice] @ embeddings[~is_voice].T
+    same = ids[is_voice][:, None] == ids[~is_voice][None, :]
+    return roc_auc(sims.ravel(), same.ravel().astype(int))
+
+
+@torch.no_grad()
+def embed_rows(net: nn.Module, rows: pd.DataFrame, cfg: BackboneConfig, dev: torch.device,
+               normalise: bool = True, batch_size: int = 64, progress: bool = True) -> np.ndarray:
+    """Embeddings (N, 512) of a manifest's faces and whole voice utterances, in row order.
+
+    A face is embedded from its (unmirrored) crop. A voice is embedded as the
+    mean of the embeddings of its half-overlapping ``voice_crop_frames`` crops
+    (re-normalised), so every utterance is used whole at the length the
+    network was trained on.
+    """
+    was_training = net.training
+    net.eval()
+    out = np.zeros((len(rows), 512), dtype=np.float32)
+    modality, paths = rows["modality"].to_numpy(), rows["cache_path"].to_numpy()
+    faces = np.flatnonzero(modality == "face")
+    bar = tqdm(total=len(rows), desc="embedding", disable=not progress, leave=False)
+    for start in range(0, len(faces), batch_size):
+        idx = faces[start:start + batch_size]
+        feats = net.features(load_faces(list(paths[idx]), cfg.input_size).to(dev), "face").float()
+        out[idx] = (F.normalize(feats, dim=1) if normalise else feats).cpu().numpy()
+        bar.update(len(idx))
+    for i in np.flatnonzero(modality == "voice"):
+        feats = net.features(utterance_crops(paths[i], cfg.voice_crop_frames).to(dev), "voice").float()
+        feats = F.normalize(feats, dim=1).mean(0) if normalise else feats.mean(0)
+        out[i] = (F.normalize(feats, dim=0) if normalise else feats).cpu().numpy()
+        bar.update(1)
+    bar.close()
+    net.train(was_training)
+    return out
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """Embeddings of a manifest's samples and where they came from."""
+
+    table: pd.DataFrame  # the manifest rows, in the order of ``vectors``
+    vectors: np.ndarray  # (N, 512), L2-normalised
+    checkpoint: str  # path of the checkpoint used
+    checkpoint_sha256: str
+
+
+def _sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def extract_embeddings(run_dir: str | Path, manifest: pd.DataFrame, cfg: BackboneConfig,
+                       cache_dir: str | Path, progress: bool = True) -> Embeddings:
+    """Embed every row of ``manifest`` with the backbone checkpoint in ``run_dir``.
+
+    Results are cached in ``cache_dir`` under a key made of the checkpoint's
+    hash and the manifest's sample list, with the checkpoint path and hash
+    recorded beside the vectors.
+    """
+    ckpt = Path(run_dir) / CHECKPOINT
+    if not ckpt.exists():
+        raise FileNotFoundError(f"no checkpoint in {run_dir}: train the backbone first")
+    sha = _sha256(ckpt)
+    rows = manifest.reset_index(drop=True)
+    key = hashlib.sha256((sha + "\n".join(rows["cache_path"].astype(str))).encode()).hexdigest()[:16]
+    cache = Path(cache_dir) / f"embeddings-{key}.npz"
+    if cache.exists():
+        vectors = np.load(cache)["vectors"]
+    else:
+        classes = int(torch.load(ckpt, map_location="cpu", weights_only=False)["objective"][
+            "center.centers"].shape[0])
+        objective = BackboneObjective(cfg, classes)
+        load_objective(objective, run_dir)
+        dev = device()
+        vectors = embed_rows(objective.net.to(dev), rows, cfg, dev, progress=progress)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.stem + ".tmp.npz")
+        np.savez(tmp, vectors=vectors)
+        tmp.replace(cache)
+        cache.with_suffix(".json").write_text(json.dumps({"checkpoint": str(ckpt), "sha256": sha}) + "\n")
+    return Embeddings(rows, vectors, str(ckpt), sha)

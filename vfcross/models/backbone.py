@@ -1,0 +1,54 @@
+"""The InceptionResNet-V1 backbone and how each modality enters it.
+
+Both models of this package use facenet-pytorch's InceptionResNet-V1,
+trained from scratch (pretrained weights would need a download). It is built
+with its classification head replaced by the identity, so its forward pass
+returns the raw 512-d bottleneck (after ``last_bn``); the models L2-normalise
+that for the embedding and feed the raw vector to the identity classifier,
+as facenet-pytorch itself does when ``classify=True``.
+
+A face enters as a standardised RGB image, ``(pixel - 127.5) / 128``.
+A voice enters as its (per-bin normalised) magnitude spectrogram treated as
+an image, the paper-faithful choice (``spectrogram_input="image"``): the
+1 x F x T crop is bilinearly resized to the face input size and replicated
+to 3 channels. This adapter has no parameters, so a single-stream model
+really is one parameter set for both modalities.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from facenet_pytorch import InceptionResnetV1
+from torch import Tensor, nn
+
+MIN_INPUT_SIZE = 75  # smaller inputs vanish inside InceptionResNet-V1's reductions
+SPECTROGRAM_INPUTS = ("image",)
+
+
+def inception_resnet_v1(dropout: float) -> nn.Module:
+    """A fresh InceptionResNet-V1 whose forward returns raw 512-d features."""
+    net = InceptionResnetV1(pretrained=None, classify=True, num_classes=1, dropout_prob=dropout)
+    net.logits = nn.Identity()
+    return net
+
+
+def check_input_size(size: int) -> None:
+    """Reject input sizes the backbone cannot take."""
+    if size < MIN_INPUT_SIZE:
+        raise ValueError(f"input size {size} is below InceptionResNet-V1's minimum of {MIN_INPUT_SIZE}")
+
+
+def spectrogram_to_image(spec: Tensor, size: int, mode: str = "image") -> Tensor:
+    """Turn spectrograms (B, 1, F, T) into backbone inputs (B, 3, size, size)."""
+    if mode not in SPECTROGRAM_INPUTS:
+        raise ValueError(f"unknown spectrogram_input {mode!r}; choose one of {SPECTROGRAM_INPUTS}")
+    if spec.ndim != 4 or spec.shape[1] != 1:
+        raise ValueError(f"expected spectrograms of shape (B, 1, F, T), got {tuple(spec.shape)}")
+    image = F.interpolate(spec, size=(size, size), mode="bilinear", align_corners=False)
+    return image.expand(-1, 3, -1, -1)
+
+
+def check_faces(faces: Tensor, size: int) -> None:
+    """Reject face batches that are not (B, 3, size, size)."""
+    if faces.ndim != 4 or faces.shape[1:] != (3, size, size):
+        raise ValueError(f"expected faces of shape (B, 3, {size}, {size}), got {tuple(faces.shape)}")

@@ -1,0 +1,48 @@
+"""The paper's single-stream network: ONE InceptionResNet-V1 for faces and voices."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vfcross.models.backbone import check_faces, check_input_size, inception_resnet_v1, spectrogram_to_image
+
+
+class SingleStream(nn.Module):
+    """Faces and spectrogram images pass through the same parameters.
+
+    ``forward`` runs both modalities in one batch through the one backbone
+    (so BatchNorm sees both, as a single stream does) and returns their raw
+    512-d features; :meth:`embed` gives L2-normalised embeddings;
+    ``classifier`` scores the training identities for the softmax loss.
+    """
+
+    def __init__(self, num_classes: int, input_size: int, dropout: float = 0.6,
+                 spectrogram_input: str = "image") -> None:
+        super().__init__()
+        check_input_size(input_size)
+        self.input_size, self.spectrogram_input = input_size, spectrogram_input
+        self.backbone = inception_resnet_v1(dropout)
+        self.classifier = nn.Linear(512, num_classes)
+
+    def forward(self, faces: Tensor, voices: Tensor) -> tuple[Tensor, Tensor]:
+        """Raw features of faces (B, 3, S, S) and spectrograms (B', 1, F, T)."""
+        check_faces(faces, self.input_size)
+        images = spectrogram_to_image(voices, self.input_size, self.spectrogram_input)
+        features = self.backbone(torch.cat([faces, images]))
+        return features[: len(faces)], features[len(faces):]
+
+    def features(self, x: Tensor, modality: str) -> Tensor:
+        """Raw features of one modality's batch."""
+        if modality == "voice":
+            x = spectrogram_to_image(x, self.input_size, self.spectrogram_input)
+        elif modality == "face":
+            check_faces(x, self.input_size)
+        else:
+            raise ValueError(f"modality must be 'face' or 'voice', got {modality!r}")
+        return self.backbone(x)
+
+    def embed(self, x: Tensor, modality: str) -> Tensor:
+        """L2-normalised 512-d embeddings of one modality's batch."""
+        return F.normalize(self.features(x, modality), dim=1)
