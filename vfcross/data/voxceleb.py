@@ -1,0 +1,286 @@
+"""The one reader of the official VoxCeleb1 layout.
+
+Every dataset, VoxCeleb1 itself or the embedded synthetic population, enters
+vfcross through this layout::
+
+    <root>/wav/<VoxCeleb1 ID>/<video>/<nnnnn>.wav
+    <root>/unzippedFaces/<VGGFace1 name>/1.6/<video>/<frame>.jpg
+    <root>/vox1_meta.csv           tab separated: VoxCeleb1 ID, VGGFace1 ID,
+                                   Gender, Nationality, Set [, Age]
+    <root>/identity_splits.txt     optional: "<VGGFace1 name> <code>" lines
+
+:func:`scan_dataset` turns it into a *manifest*, one row per sample, and a
+table of everything it did not put there and why; :func:`read_dataset` is the
+manifest alone. Voices and faces are tied together through the meta table:
+voice folders are named by VoxCeleb1 ID, face folders by VGGFace1 name.
+
+Sample paths are identified by ``relpath``, the path relative to the dataset
+root (``wav/<id>/<video>/<n>.wav``, ``unzippedFaces/<name>/1.6/<video>/<f>.jpg``);
+:mod:`vfcross.data.protocol_files` converts every protocol file to the same
+strings, so ``relpath`` is the join key between protocols and the manifest.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+WAV_DIR = "wav"
+FACE_DIR = "unzippedFaces"
+#: The single sub-folder level between a face identity and its videos in the
+#: VGGFace1 release that VoxCeleb1 faces come from.
+FACE_VERSION = "1.6"
+META_FILE = "vox1_meta.csv"
+SPLITS_FILE = "identity_splits.txt"
+
+VOICE_EXTENSIONS = frozenset({".wav"})
+FACE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
+
+#: Identity-split codes of the Learnable-PINs split file.
+SPLIT_CODES = {"1": "train", "2": "val", "3": "seen_heard", "4": "test"}
+
+MANIFEST_COLUMNS = (
+    "identity",
+    "name",
+    "modality",
+    "path",
+    "relpath",
+    "video",
+    "split",
+    "gender",
+    "nationality",
+    "age",
+)
+SKIPPED_COLUMNS = ("path", "identity", "modality", "reason")
+
+REASON_NO_META = "no meta row for identity"
+REASON_NO_VOICE = "identity has no voice samples"
+REASON_NO_FACE = "identity has no face samples"
+REASON_UNEXPECTED = "unexpected file"
+
+#: Meta-table headers (compared case-insensitively after stripping) and the
+#: column names :func:`read_meta` gives them.
+_META_REQUIRED = {
+    "voxceleb1 id": "identity",
+    "vggface1 id": "name",
+    "gender": "gender",
+    "nationality": "nationality",
+}
+_META_OPTIONAL = {"set": "set", "age": "age"}
+META_COLUMNS = ("identity", "name", "gender", "nationality", "set", "age")
+
+
+def voice_relpath(identity: str, video: str, clip: str) -> str:
+    """Root-relative path of a voice clip, e.g. ``wav/id10001/abc/00001.wav``."""
+    return f"{WAV_DIR}/{identity}/{video}/{clip}"
+
+
+def face_relpath(name: str, video: str, frame: str) -> str:
+    """Root-relative path of a face frame, e.g. ``unzippedFaces/A_B/1.6/abc/0000375.jpg``."""
+    return f"{FACE_DIR}/{name}/{FACE_VERSION}/{video}/{frame}"
+
+
+def read_meta(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a ``vox1_meta.csv``-style table.
+
+    Returns one row per identity with columns ``identity, name, gender,
+    nationality, set, age`` (``string`` dtype). Headers and values are
+    stripped of surrounding whitespace (the official file is tab separated
+    and some copies carry trailing blanks); empty values become NA. ``Set``
+    and ``Age`` are optional: absent, the column is all NA, never guessed.
+
+    Raises FileNotFoundError if the file is missing and ValueError, naming
+    the file (and line), if required columns are absent, a line has the wrong
+    number of fields, or an identity or name is listed twice (voices and faces
+    could then not be paired unambiguously).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"meta table not found: {path}")
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    header = [h.strip() for h in lines[0].rstrip().split("\t")] if lines else []
+    known = {**_META_REQUIRED, **_META_OPTIONAL}
+    positions = {known[h.lower()]: i for i, h in enumerate(header) if h.lower() in known}
+    missing = [h for h, col in _META_REQUIRED.items() if col not in positions]
+    if missing:
+        raise ValueError(
+            f"{path}: meta table lacks required column(s) {missing} "
+            f"(found {header}); expected tab-separated 'VoxCeleb1 ID, VGGFace1 ID, "
+            "Gender, Nationality, Set[, Age]'"
+        )
+    last_required = max(positions[col] for col in _META_REQUIRED.values())
+    rows = []
+    for lineno, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        fields = [f.strip() for f in line.rstrip().split("\t")]
+        if len(fields) > len(header) or len(fields) <= last_required:
+            raise ValueError(f"{path}, line {lineno}: expected {len(header)} tab-separated fields, got {len(fields)}")
+        rows.append({col: fields[i] if i < len(fields) else "" for col, i in positions.items()})
+    meta = pd.DataFrame(rows, columns=list(META_COLUMNS)).astype("string")
+    meta = meta.replace("", pd.NA)
+    for col in ("identity", "name"):
+        dup = meta[col][meta[col].duplicated()]
+        if len(dup):
+            raise ValueError(f"{path}: {col} listed more than once: {sorted(dup.unique())[:5]}")
+        if meta[col].isna().any():
+            raise ValueError(f"{path}: a row has an empty {col}")
+    return meta
+
+
+def read_identity_splits(path: str | os.PathLike) -> dict[str, str]:
+    """Read an identity-split file into ``{VGGFace1 name: split}``.
+
+    Each line is ``<name> <code>`` (whitespace separated; trailing blanks, as
+    in the official file, are fine) with code 1 = ``train``, 2 = ``val``,
+    3 = ``seen_heard``, 4 = ``test`` (unseen-unheard). Raises ValueError
+    naming the file and line for malformed lines, unknown codes, or a name
+    listed twice.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"identity-split file not found: {path}")
+    splits: dict[str, str] = {}
+    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 2 or fields[1] not in SPLIT_CODES:
+            raise ValueError(
+                f"{path}, line {lineno}: expected '<name> <code>' with code in "
+                f"{sorted(SPLIT_CODES)}, got {line!r}"
+            )
+        if fields[0] in splits:
+            raise ValueError(f"{path}, line {lineno}: {fields[0]!r} listed twice")
+        splits[fields[0]] = SPLIT_CODES[fields[1]]
+    return splits
+
+
+def _walk_files(top: Path) -> list[tuple[str, ...]]:
+    """All files under ``top`` as path parts relative to it, symlinks followed."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+        dirnames.sort()
+        rel = Path(dirpath).relative_to(top).parts
+        found.extend((*rel, f) for f in sorted(filenames))
+    return found
+
+
+def _well_placed(parts: tuple[str, ...], modality: str) -> bool:
+    """Whether a file (path parts below wav/ or unzippedFaces/) sits where the layout puts samples."""
+    if modality == "voice":
+        return len(parts) == 3 and Path(parts[-1]).suffix.lower() in VOICE_EXTENSIONS
+    return len(parts) == 4 and parts[1] == FACE_VERSION and Path(parts[-1]).suffix.lower() in FACE_EXTENSIONS
+
+
+def _candidates(root: Path, meta: pd.DataFrame) -> tuple[list[dict], list[dict]]:
+    """Classify every file under wav/ and unzippedFaces/.
+
+    Returns (samples, skipped): samples well placed in the layout and known
+    to the meta table, each with identity, name, modality, path, relpath,
+    video; skipped records for the rest (wrong place or extension, folder
+    absent from the meta table). A skipped record's identity is the
+    VoxCeleb1 ID where known, otherwise the folder name as found.
+    """
+    name_of = dict(zip(meta["identity"], meta["name"]))
+    identity_of = dict(zip(meta["name"], meta["identity"]))
+    samples: list[dict] = []
+    skipped: list[dict] = []
+    for top, modality in ((WAV_DIR, "voice"), (FACE_DIR, "face")):
+        for parts in _walk_files(root / top):
+            relpath = "/".join((top, *parts))
+            folder = parts[0] if len(parts) > 1 else None
+            identity = folder if modality == "voice" else identity_of.get(folder, folder)
+            record = {"path": str(root / relpath), "identity": identity, "modality": modality}
+            if not _well_placed(parts, modality):
+                skipped.append({**record, "reason": REASON_UNEXPECTED})
+            elif identity not in name_of:
+                skipped.append({**record, "reason": REASON_NO_META})
+            else:
+                samples.append({**record, "name": name_of[identity], "relpath": relpath, "video": parts[-2]})
+    return samples, skipped
+
+
+def _check_root(root: str | os.PathLike) -> Path:
+    """Absolute dataset root; clear errors when it is not a VoxCeleb1-layout folder."""
+    path = Path(os.path.abspath(os.path.expanduser(root)))
+    if not path.is_dir():
+        raise FileNotFoundError(f"dataset root not found: {path}")
+    if not (path / WAV_DIR).is_dir() and not (path / FACE_DIR).is_dir():
+        raise FileNotFoundError(
+            f"{path} is not a dataset in the VoxCeleb1 layout: it has neither "
+            f"{WAV_DIR}/ nor {FACE_DIR}/"
+        )
+    return path
+
+
+def _skipped_frame(records: list[dict]) -> pd.DataFrame:
+    """The skipped table, typed and sorted by path."""
+    frame = pd.DataFrame(records, columns=list(SKIPPED_COLUMNS)).astype("string")
+    return frame.sort_values("path", kind="stable").reset_index(drop=True)
+
+
+def scan_dataset(
+    root: str | os.PathLike, splits_file: str | os.PathLike | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scan a dataset in the VoxCeleb1 layout into (manifest, skipped).
+
+    ``manifest`` has one row per sample and exactly the columns
+    :data:`MANIFEST_COLUMNS`: ``identity`` (VoxCeleb1 ID), ``name`` (VGGFace1
+    ID), ``modality`` ('face' | 'voice'), ``path`` (absolute), ``relpath``
+    (relative to ``root``, see the module docstring), ``video``, ``split``,
+    ``gender``, ``nationality``, ``age``, all of pandas ``string`` dtype,
+    sorted by (identity, modality, path). ``split`` comes from
+    ``splits_file``; when that is None, ``<root>/identity_splits.txt`` is
+    used if it exists. Without a split file, or for identities it does not
+    list, ``split`` is NA; ``age`` is NA unless the meta table has an Age
+    value. Nothing is inferred.
+
+    Only identities with both voices and faces enter the manifest, since
+    every later stage pairs the two. Everything else is returned in
+    ``skipped`` (columns ``path, identity, modality, reason``), one row per
+    file, with reason :data:`REASON_UNEXPECTED` (wrong place or extension),
+    :data:`REASON_NO_META` (folder absent from the meta table),
+    :data:`REASON_NO_VOICE` or :data:`REASON_NO_FACE`.
+    """
+    root = _check_root(root)
+    meta = read_meta(root / META_FILE)
+    if splits_file is None and (root / SPLITS_FILE).is_file():
+        splits_file = root / SPLITS_FILE
+    splits = read_identity_splits(splits_file) if splits_file is not None else {}
+
+    samples, skipped = _candidates(root, meta)
+    frame = pd.DataFrame(samples, columns=["identity", "name", "modality", "path", "relpath", "video"])
+    complete = frame["identity"].map(frame.groupby("identity")["modality"].nunique() == 2).astype(bool)
+    for record in frame[~complete].to_dict("records"):
+        reason = REASON_NO_FACE if record["modality"] == "voice" else REASON_NO_VOICE
+        skipped.append({key: record[key] for key in ("path", "identity", "modality")} | {"reason": reason})
+    frame = frame[complete]
+
+    attributes = meta.set_index("identity")[["gender", "nationality", "age"]]
+    manifest = frame.join(attributes, on="identity")
+    manifest["split"] = manifest["name"].map(splits)
+    manifest = manifest[list(MANIFEST_COLUMNS)].astype("string")
+    manifest = manifest.sort_values(["identity", "modality", "path"], kind="stable").reset_index(drop=True)
+    return manifest, _skipped_frame(skipped)
+
+
+def read_dataset(root: str | os.PathLike, splits_file: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The manifest of a dataset in the VoxCeleb1 layout (see :func:`scan_dataset`).
+
+    If any file was left out, one warning summarises how many and why; call
+    :func:`scan_dataset` for the per-file list.
+    """
+    manifest, skipped = scan_dataset(root, splits_file)
+    if len(skipped):
+        counts = skipped["reason"].value_counts().sort_index()
+        summary = "; ".join(f"{reason}: {n}" for reason, n in counts.items())
+        warnings.warn(
+            f"{len(skipped)} file(s) under {root} were left out of the manifest ({summary}); "
+            "see vfcross.data.voxceleb.scan_dataset for the list",
+            stacklevel=2,
+        )
+    return manifest
