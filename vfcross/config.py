@@ -92,7 +92,8 @@ class VoiceConfig:
 class PreprocessConfig:
     """Shared settings of the preprocessing stage."""
 
-    #: Worker processes (voices) and threads of torch (faces).
+    #: Worker processes for voices (faces run batched MTCNN in the main
+    #: process; torch stays single-threaded there, which is faster on CPU).
     workers: int = 2
 
 
@@ -174,6 +175,15 @@ class RunConfig:
         return Path(self.work_dir) / f"synth-n{s.identities}-s{s.seed}"
 
     @property
+    def manifest_path(self) -> Path:
+        """The preprocessed manifest that the training stages read."""
+        return Path(self.work_dir) / "preprocess" / "manifest.csv"
+
+    def run_dir(self, name: str) -> Path:
+        """Folder of a trained run (checkpoint, metrics log, config)."""
+        return Path(self.work_dir) / "runs" / name
+
+    @property
     def cache_dir(self) -> Path:
         """Root of the preprocessing cache (entries are keyed by settings)."""
         return Path(self.work_dir) / "cache"
@@ -185,7 +195,11 @@ PRESETS = ("paper", "default", "smoke")
 def preset(name: str) -> RunConfig:
     """Return a fresh configuration for one of :data:`PRESETS`."""
     if name == "paper":
-        return RunConfig(preset="paper", voice=VoiceConfig(log_compress=False))
+        # 256x256 input, batch 45 (P x K = 9 x 5 per modality), lambda = 1. The paper does not state
+        # the backbone's epochs or learning rate; these are ours.
+        return RunConfig(preset="paper", voice=VoiceConfig(log_compress=False),
+                         backbone=BackboneConfig(input_size=256, identities_per_batch=9, samples_per_identity=5,
+                                                 loop=LoopConfig(epochs=50, lr=1e-3, lr_decay=0.95)))
     if name == "default":
         return RunConfig(preset="default", face=FaceConfig(size=128))
     if name == "smoke":
@@ -194,6 +208,8 @@ def preset(name: str) -> RunConfig:
             synth=SynthConfig(identities=12, videos_per_identity=2, clips_per_video=2, faces_per_video=2,
                               image_size=128, split_fractions=(0.5, 0.25, 0.25)),
             face=FaceConfig(size=96),
+            backbone=BackboneConfig(input_size=75, voice_crop_frames=100, identities_per_batch=3,
+                                    samples_per_identity=2, loop=LoopConfig(epochs=1, max_batches_per_epoch=2)),
         )
     raise ValueError(f"unknown preset {name!r}; choose one of {PRESETS}")
 

@@ -1,0 +1,12 @@
+"""Preprocessing: faces (MTCNN + 5-landmark alignment), voices (VAD, spectrogram), cache.
+
+:func:`preprocess` runs the stage on a manifest; :func:`load_face` and
+:func:`load_spectrogram` read its cached tensors for later stages.
+"""
+
+from vfcross.preprocess.faces import align_face, load_face
+from vfcross.preprocess.run import PreprocessResult, preprocess, write_report
+from vfcross.preprocess.voices import load_spectrogram, spectrogram, vad
+
+__all__ = ["PreprocessResult", "align_face", "load_face", "load_spectrogram", "preprocess", "spectrogram",
+           "vad", "write_report"]

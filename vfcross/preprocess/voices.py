@@ -1,0 +1,158 @@
+"""Voice preprocessing: read, 16 kHz mono, short-time-energy VAD, spectrogram.
+
+The steps follow the paper (DESIGN.md, method step 1) and VGGVox:
+
+1. read any soundfile-readable file (8-bit unsigned to float PCM), mix the
+   channels to mono and resample to ``VoiceConfig.sample_rate``;
+2. drop low-energy frames (:func:`vad`);
+3. take a short-term magnitude spectrogram with a Hamming window, optionally
+   ``log1p`` compressed, and normalise every frequency bin to zero mean and
+   unit variance over time (:func:`spectrogram`).
+
+The result is stored as float16 of shape ``(n_fft // 2 + 1, frames)``.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio
+
+from vfcross.config import VoiceConfig
+
+#: Added to each bin's standard deviation so that constant bins (digital
+#: silence, pure tones) normalise to zeros instead of NaN.
+NORM_EPS = 1e-5
+#: What libsndfile logs when a WAV's data chunk is shorter than its header says.
+_SHORT_DATA = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+#: Data sizes that streaming writers put in headers meaning "unknown length";
+#: a file with one of them is not truncated.
+_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+
+
+def _truncation(source: bytes | str | Path) -> str:
+    """A description of the file's truncation, or "" if it is complete.
+
+    libsndfile silently reads the samples that are present when a WAV file was
+    cut short; its log names the declared and the actual data size, which is
+    the only sign of the damage.
+    """
+    log = sf.info(io.BytesIO(source) if isinstance(source, bytes) else source).extra_info
+    match = _SHORT_DATA.search(log)
+    if match and int(match.group(1)) not in _UNKNOWN_SIZES and int(match.group(1)) > int(match.group(2)):
+        return "truncated file (data chunk shorter than its header says)"
+    return ""
+
+
+def read_audio(source: bytes | str | Path, sample_rate: int) -> np.ndarray:
+    """Samples of an audio file (its bytes or its path) as mono float32 at ``sample_rate``.
+
+    Raises ``sf.LibsndfileError`` for unreadable files and ``ValueError`` for
+    truncated ones or ones holding NaN or infinite (float) samples.
+    """
+    truncation = _truncation(source)
+    if truncation:
+        raise ValueError(truncation)
+    data, rate = sf.read(io.BytesIO(source) if isinstance(source, bytes) else source,
+                         dtype="float32", always_2d=True)
+    mono = data.mean(axis=1)
+    if not np.isfinite(mono).all():
+        raise ValueError("non-finite samples")
+    if rate == sample_rate or len(mono) == 0:
+        return mono
+    resampled = torchaudio.functional.resample(torch.from_numpy(mono), rate, sample_rate)
+    return resampled.numpy()
+
+
+def vad_frames(sr: int, cfg: VoiceConfig) -> tuple[int, int]:
+    """Window and hop of the VAD frames in samples (both at least 1)."""
+    window = max(1, round(sr * cfg.vad_window_ms / 1000.0))
+    hop = max(1, round(window * (1.0 - cfg.vad_overlap)))
+    return window, hop
+
+
+def frame_energies(signal: np.ndarray, window: int, hop: int) -> np.ndarray:
+    """Sum of squared samples of each frame ``[k*hop, k*hop + window)``.
+
+    A signal shorter than one window is one (short) frame.
+    """
+    count = max(1, 1 + (len(signal) - window) // hop)
+    cumulative = np.concatenate([[0.0], np.cumsum(np.square(signal, dtype=np.float64))])
+    starts = np.arange(count) * hop
+    return cumulative[np.minimum(starts + window, len(signal))] - cumulative[starts]
+
+
+def vad(signal: np.ndarray, sr: int, cfg: VoiceConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Short-time-energy voice activity detection.
+
+    The signal is cut into frames of ``vad_window_ms`` overlapping by
+    ``vad_overlap``; a frame is kept when its energy (sum of squared samples)
+    is at most ``vad_threshold_db`` below the loudest frame's. Returns the kept
+    samples and the boolean per-frame keep mask (frame ``k`` starts at sample
+    ``k * hop``). A silent signal keeps nothing.
+
+    Overlapping frames share samples, so concatenating whole frames would
+    repeat audio. Instead every sample belongs to exactly one frame, the one
+    whose centre is nearest: frame ``k`` owns the hop-long segment in the
+    middle of its window, ``[k*hop + (window-hop)/2, (k+1)*hop + (window-hop)/2)``,
+    (halves rounded down), the first frame also owns the samples before that
+    and the last frame those after. The kept signal is the kept frames' own segments, in order.
+    """
+    window, hop = vad_frames(sr, cfg)
+    energies = frame_energies(signal, window, hop)
+    loudest = energies.max(initial=0.0)
+    if loudest <= 0.0:
+        return signal[:0], np.zeros(len(energies), dtype=bool)
+    keep = energies >= loudest * 10.0 ** (-cfg.vad_threshold_db / 10.0)
+    owner = (np.arange(len(signal)) - (window - hop) // 2) // hop
+    owner = np.clip(owner, 0, len(energies) - 1)
+    return signal[keep[owner]], keep
+
+
+def spectrogram(signal: np.ndarray, cfg: VoiceConfig) -> np.ndarray:
+    """Normalised magnitude spectrogram, float32 ``(n_fft // 2 + 1, frames)``.
+
+    Hamming windows of ``win_ms`` every ``hop_ms`` (zero-padded to ``n_fft``,
+    no padding at the signal's ends, so frames = 1 + (samples - n_fft) // hop);
+    ``log1p`` when ``cfg.log_compress``; then each frequency bin is
+    standardised over time, as in VGGVox. ``signal`` must be at
+    ``cfg.sample_rate`` and hold at least ``n_fft`` samples.
+    """
+    win = round(cfg.sample_rate * cfg.win_ms / 1000.0)
+    hop = round(cfg.sample_rate * cfg.hop_ms / 1000.0)
+    transform = torchaudio.transforms.Spectrogram(n_fft=cfg.n_fft, win_length=win, hop_length=hop,
+                                                  window_fn=torch.hamming_window, power=1.0, center=False)
+    magnitude = transform(torch.from_numpy(np.ascontiguousarray(signal, dtype=np.float32))).double()
+    if cfg.log_compress:
+        magnitude = torch.log1p(magnitude)
+    mean = magnitude.mean(dim=1, keepdim=True)
+    std = magnitude.std(dim=1, keepdim=True, unbiased=False)
+    return ((magnitude - mean) / (std + NORM_EPS)).float().numpy()
+
+
+def process_voice(source: bytes | str | Path, cfg: VoiceConfig) -> tuple[np.ndarray | None, str]:
+    """The float16 spectrogram of one audio file, or ``(None, reason)`` if unusable."""
+    try:
+        audio = read_audio(source, cfg.sample_rate)
+    except sf.LibsndfileError as err:  # its str() names the stream object; keep reasons stable
+        return None, f"unreadable audio: {err.error_string.rstrip('.')}"
+    except (RuntimeError, ValueError) as err:
+        return None, f"unreadable audio: {err}"
+    if len(audio) == 0:
+        return None, "empty audio"
+    kept, keep = vad(audio, cfg.sample_rate, cfg)
+    if not keep.any():
+        return None, "no speech after VAD"
+    if len(kept) < max(cfg.min_seconds * cfg.sample_rate, cfg.n_fft):
+        return None, "too short after VAD"
+    return spectrogram(kept, cfg).astype(np.float16), ""
+
+
+def load_spectrogram(path: str | Path) -> np.ndarray:
+    """A cached spectrogram as float32 ``(n_fft // 2 + 1, frames)``."""
+    return np.load(path).astype(np.float32)
