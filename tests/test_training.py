@@ -11,6 +11,7 @@ import torch
 
 from fakes import fake_preprocessed
 from vfcross.config import BackboneConfig, LoopConfig
+from vfcross.data.manifest import write_manifest
 from vfcross.data.samples import pk_batches
 from vfcross.embedding import BackboneTask, extract_embeddings
 from vfcross.training import read_log, train
@@ -44,25 +45,24 @@ def test_pk_batches_hold_both_modalities_of_every_identity(manifest):
         assert len(b.face_rows) == 2 * len(set(b.face_labels))
 
 
-def test_training_logs_every_component_and_validation(manifest, tmp_path):
+@pytest.fixture(scope="module")
+def trained(manifest, tmp_path_factory):
+    """One epoch of training, shared by the tests that only read its results."""
+    out = tmp_path_factory.mktemp("run")
     task = BackboneTask(manifest, _cfg(epochs=1))
-    history = train(task, task.cfg.loop, tmp_path, progress=False)
+    return task, train(task, task.cfg.loop, out, progress=False), out
+
+
+def test_training_logs_every_component_and_validation(trained):
+    task, history, out = trained
     record = history[0]
     for key in ("loss", "ce", "center", "train_accuracy", "val_face_id_accuracy", "val_voice_id_accuracy",
                 "val_auc", "lr", "time_s"):
         assert key in record and np.isfinite(record[key]), key
     assert record["loss"] == pytest.approx(record["ce"] + record["center"], rel=1e-5)
-    assert read_log(tmp_path) == history
+    assert read_log(out) == history
     # The centers moved away from their zero initialisation during training.
     assert task.objective.center.centers.abs().sum() > 0
-
-
-def test_same_seed_gives_same_weights(manifest, tmp_path):
-    a, b = BackboneTask(manifest, _cfg(epochs=1)), BackboneTask(manifest, _cfg(epochs=1))
-    train(a, a.cfg.loop, tmp_path / "a", progress=False)
-    train(b, b.cfg.loop, tmp_path / "b", progress=False)
-    wa, wb = _weights(a), _weights(b)
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
 def test_resume_after_interrupted_epoch_reproduces_uninterrupted_run(manifest, tmp_path):
@@ -93,16 +93,15 @@ def test_resume_after_interrupted_epoch_reproduces_uninterrupted_run(manifest, t
     assert train(resumed, resumed.cfg.loop, tmp_path / "resumed", progress=False) == history
 
 
-def test_extracted_embeddings_are_cached_with_their_checkpoint(manifest, tmp_path):
-    task = BackboneTask(manifest, _cfg(epochs=1))
-    train(task, task.cfg.loop, tmp_path / "run", progress=False)
-    emb = extract_embeddings(tmp_path / "run", manifest, task.cfg, tmp_path / "emb", progress=False)
+def test_extracted_embeddings_are_cached_with_their_checkpoint(manifest, trained, tmp_path):
+    task, _, run = trained
+    emb = extract_embeddings(run, manifest, task.cfg, tmp_path / "emb", progress=False)
     assert emb.vectors.shape == (len(manifest), 512)
     np.testing.assert_allclose(np.linalg.norm(emb.vectors, axis=1), 1.0, rtol=1e-5)
     assert emb.checkpoint.endswith("checkpoint.pt") and len(emb.checkpoint_sha256) == 64
     (record,) = [json.loads(p.read_text()) for p in (tmp_path / "emb").glob("*.json")]
     assert record["sha256"] == emb.checkpoint_sha256
-    again = extract_embeddings(tmp_path / "run", manifest, task.cfg, tmp_path / "emb", progress=False)
+    again = extract_embeddings(run, manifest, task.cfg, tmp_path / "emb", progress=False)
     np.testing.assert_array_equal(again.vectors, emb.vectors)
 
 
@@ -113,8 +112,7 @@ def test_bad_manifest_without_training_identities(manifest):
 
 @pytest.mark.slow
 def test_torchrun_two_processes_on_cpu(manifest, tmp_path):
-    path = tmp_path / "manifest.csv"
-    manifest.to_csv(path, index=False)
+    path = write_manifest(manifest, tmp_path / "manifest.csv")
     sets = ["backbone.input_size=75", "backbone.voice_crop_frames=50", "backbone.identities_per_batch=2",
             "backbone.holdout_fraction=0.34", "backbone.loop.epochs=1"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

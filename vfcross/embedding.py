@@ -204,3 +204,52 @@ def extract_embeddings(run_dir: str | Path, manifest: pd.DataFrame, cfg: Backbon
         tmp.replace(cache)
         cache.with_suffix(".json").write_text(json.dumps({"checkpoint": str(ckpt), "sha256": sha}) + "\n")
     return Embeddings(rows, vectors, str(ckpt), sha)
+
+
+def measure_training_step(cfg: BackboneConfig, num_classes: int, steps: int = 3,
+                          freq_bins: int = 257) -> dict[str, float]:
+    """Parameters, seconds per training step and peak memory of one architecture.
+
+    Runs in a fresh spawned process so that the peak-memory reading belongs to
+    this model alone: on CUDA ``max_memory_allocated``; on CPU the growth of
+    the process's peak resident memory over its size before the model was
+    built. Steps use random inputs of the configured batch shape (P x K faces
+    and as many voice crops); the first step is a warm-up and not timed.
+    """
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_measure_in_process, (cfg, num_classes, steps, freq_bins))
+
+
+def _measure_in_process(cfg: BackboneConfig, num_classes: int, steps: int, freq_bins: int) -> dict[str, float]:
+    """The body of :func:`measure_training_step` (runs in the child process)."""
+    import resource
+    import time
+
+    torch.manual_seed(0)
+    dev = device()
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    objective = BackboneObjective(cfg, num_classes).to(dev).train()
+    optimizer = torch.optim.Adam(objective.parameters(), lr=1e-4)
+    n = cfg.identities_per_batch * cfg.samples_per_identity
+    labels = torch.arange(n, device=dev) % num_classes
+    faces = torch.randn(n, 3, cfg.input_size, cfg.input_size, device=dev)
+    voices = torch.randn(n, 1, freq_bins, cfg.voice_crop_frames, device=dev)
+    times = []
+    for _ in range(steps + 1):
+        t0 = time.perf_counter()
+        loss = objective(faces, voices, labels, labels)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    if dev.type == "cuda":
+        peak_mb = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+    return {"params": sum(p.numel() for p in objective.net.parameters()),
+            "step_time_s": float(np.median(times[1:])), "peak_memory_mb": round(peak_mb, 1),
+            "batch": 2 * n, "device": dev.type}
