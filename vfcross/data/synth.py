@@ -1,0 +1,132 @@
+"""Write the embedded synthetic population in the official VoxCeleb1 layout.
+
+``write_population(out, cfg)`` produces::
+
+    out/wav/<id>/<video>/<nnnnn>.wav                 speech at espeak's native rate
+    out/unzippedFaces/<name>/1.6/<video>/<frame>.jpg rendered face photographs
+    out/vox1_meta.csv                                VoxCeleb1 meta table + Age column
+    out/identity_splits.txt                          `name code` (1 train, 2 val, 4 test)
+    out/population.json                              the generating config and every
+                                                     identity's true face/voice attributes
+
+so that :func:`vfcross.data.read_dataset` reads it like VoxCeleb1, and the
+oracle of :mod:`vfcross.data.population` can be scored from
+``population.json``. Every identity has ``videos_per_identity`` sessions; the
+clips and frames of one session share its recording conditions. The result
+depends only on the configuration (not on the number of workers), and the
+folder appears atomically: it is built beside ``out`` and renamed at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+from tqdm.auto import tqdm
+
+from vfcross.config import SynthConfig, from_dict, to_dict
+from vfcross.data.population import Attributes, Identity, sample_population
+from vfcross.data.render_face import face_session, face_style, render_face
+from vfcross.data.render_voice import pick_sentences, render_clip, voice_session, voice_style
+
+SPLIT_NAMES = {1: "train", 2: "val", 4: "test"}
+_VIDEO_ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"))
+
+
+def write_population(out: str | Path, cfg: SynthConfig, progress: bool = True) -> Path:
+    """Generate the population described by ``cfg`` into folder ``out``.
+
+    An existing ``out`` written from the same configuration is kept as it is
+    (generation is deterministic, so it would be rewritten identically); one
+    written from a different configuration is an error rather than silently
+    mixed or replaced.
+    """
+    out = Path(out)
+    if out.exists():
+        existing = read_population_config(out)
+        if existing != cfg:
+            raise FileExistsError(f"{out} holds a population generated with different settings; "
+                                  "choose another folder or delete it")
+        return out
+    people = sample_population(cfg)
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    jobs = [(tmp, cfg, person) for person in people]
+    with ProcessPoolExecutor(max_workers=max(1, cfg.workers)) as pool:
+        list(tqdm(pool.map(_write_identity, jobs, chunksize=4), total=len(jobs),
+                  desc="synthesising identities", disable=not progress))
+    _write_tables(tmp, people)
+    (tmp / "population.json").write_text(json.dumps(
+        {"config": to_dict(cfg), "identities": [dataclasses.asdict(p) for p in people]}, indent=1))
+    tmp.rename(out)
+    return out
+
+
+def _write_identity(job: tuple[Path, SynthConfig, Identity]) -> None:
+    """Render and write all sessions of one identity (runs in a worker process)."""
+    root, cfg, person = job
+    rng = np.random.default_rng(person.seed)
+    fstyle, vstyle = face_style(person), voice_style(person)
+    sentences = iter(pick_sentences(rng, cfg.videos_per_identity * cfg.clips_per_video))
+    for video in _video_ids(rng, cfg.videos_per_identity):
+        fsession, vsession = face_session(rng), voice_session(rng)
+        face_dir = root / "unzippedFaces" / person.name / "1.6" / video
+        face_dir.mkdir(parents=True)
+        for frame in np.sort(rng.choice(np.arange(25, 30000, 25), cfg.faces_per_video, replace=False)):
+            image = render_face(fstyle, fsession, rng, cfg.image_size)
+            image.save(face_dir / f"{frame:07d}.jpg", quality=92)
+        wav_dir = root / "wav" / person.vox_id / video
+        wav_dir.mkdir(parents=True)
+        for clip in range(1, cfg.clips_per_video + 1):
+            audio, rate = render_clip(vstyle, vsession, next(sentences), rng, cfg.snr_db)
+            sf.write(wav_dir / f"{clip:05d}.wav", audio, rate, subtype="PCM_16")
+
+
+def _video_ids(rng: np.random.Generator, n: int) -> list[str]:
+    """``n`` distinct YouTube-like 11-character video ids."""
+    ids: list[str] = []
+    while len(ids) < n:
+        vid = "".join(rng.choice(_VIDEO_ALPHABET, 11))
+        if vid not in ids:
+            ids.append(vid)
+    return ids
+
+
+def _write_tables(root: Path, people: list[Identity]) -> None:
+    """Write ``vox1_meta.csv`` (tab separated, with Age) and ``identity_splits.txt``."""
+    meta = pd.DataFrame({
+        "VoxCeleb1 ID": [p.vox_id for p in people],
+        "VGGFace1 ID": [p.name for p in people],
+        "Gender": [p.face.gender for p in people],
+        "Nationality": [p.face.nationality for p in people],
+        # VoxCeleb1's own Set column is its speaker-verification split.
+        "Set": ["test" if p.split == 4 else "dev" for p in people],
+        "Age": [p.age for p in people],
+    })
+    meta.to_csv(root / "vox1_meta.csv", sep="\t", index=False)
+    (root / "identity_splits.txt").write_text("".join(f"{p.name} {p.split}\n" for p in people))
+
+
+def read_population_config(root: str | Path) -> SynthConfig:
+    """The configuration a population folder was generated with."""
+    path = Path(root) / "population.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {root} is not a vfcross synthetic population")
+    return from_dict(SynthConfig, json.loads(path.read_text())["config"])
+
+
+def read_population(root: str | Path) -> list[Identity]:
+    """The identities, with their true face and voice attributes, of a population folder."""
+    data = json.loads((Path(root) / "population.json").read_text())
+    people = []
+    for p in data["identities"]:
+        face, voice = (Attributes(**{**p[k], "traits": tuple(p[k]["traits"])}) for k in ("face", "voice"))
+        people.append(Identity(**{**p, "face": face, "voice": voice}))
+    return people
