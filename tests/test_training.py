@@ -13,7 +13,8 @@ from fakes import fake_preprocessed
 from vfcross.config import BackboneConfig, LoopConfig
 from vfcross.data.manifest import write_manifest
 from vfcross.data.samples import pk_batches
-from vfcross.embedding import BackboneTask, extract_embeddings
+from vfcross.data.samples import utterance_crops
+from vfcross.embedding import BackboneTask, embed_rows, extract_embeddings
 from vfcross.training import read_log, train
 
 
@@ -103,6 +104,18 @@ def test_extracted_embeddings_are_cached_with_their_checkpoint(manifest, trained
     assert record["sha256"] == emb.checkpoint_sha256
     again = extract_embeddings(run, manifest, task.cfg, tmp_path / "emb", progress=False)
     np.testing.assert_array_equal(again.vectors, emb.vectors)
+
+
+def test_voice_embedding_is_the_mean_of_its_crops_whatever_the_batch(manifest, trained):
+    task, _, _ = trained
+    net = task.objective.net
+    voices = manifest[manifest.modality == "voice"].reset_index(drop=True)
+    together = embed_rows(net, voices, task.cfg, torch.device("cpu"), batch_size=8, progress=False)
+    path = voices.cache_path.iloc[5]
+    with torch.no_grad():
+        crops = torch.nn.functional.normalize(net.embed(utterance_crops(path, task.cfg.voice_crop_frames), "voice"))
+    alone = torch.nn.functional.normalize(crops.mean(0), dim=0).numpy()
+    np.testing.assert_allclose(together[5], alone, atol=1e-5)
 
 
 def test_bad_manifest_without_training_identities(manifest):

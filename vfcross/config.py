@@ -148,6 +148,24 @@ class BackboneConfig:
 
 
 @dataclass
+class FusionConfig:
+    """Fusion + orthogonal projection loss on the backbone's embeddings."""
+
+    #: Dimension d of the projections u, v and the fused I.
+    dim: int = 128
+    #: "gated" (attention gate, the paper), "linear" (one learned scalar) or
+    #: "none" (no fusion: the losses see u and v themselves; Table 6 row a).
+    fusion: str = "gated"
+    #: "ce+opl" (the paper), "ce" (Table 6 row b) or "opl" (row c).
+    loss: str = "ce+opl"
+    #: Weight alpha of the orthogonal projection loss in "ce+opl".
+    alpha: float = 1.0
+    batch_size: int = 128
+    #: Paper: Adam, lr 1e-5 with exponential decay, 100 epochs.
+    loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=100, lr=1e-5, lr_decay=0.98))
+
+
+@dataclass
 class RunConfig:
     """Everything one run needs; presets fill it in, overrides adjust it."""
 
@@ -165,6 +183,7 @@ class RunConfig:
     voice: VoiceConfig = field(default_factory=VoiceConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
 
     @property
     def dataset_root(self) -> Path:

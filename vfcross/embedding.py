@@ -149,11 +149,20 @@ def embed_rows(net: nn.Module, rows: pd.DataFrame, cfg: BackboneConfig, dev: tor
         feats = net.features(load_faces(list(paths[idx]), cfg.input_size).to(dev), "face").float()
         out[idx] = (F.normalize(feats, dim=1) if normalise else feats).cpu().numpy()
         bar.update(len(idx))
-    for i in np.flatnonzero(modality == "voice"):
-        feats = net.features(utterance_crops(paths[i], cfg.voice_crop_frames).to(dev), "voice").float()
-        feats = F.normalize(feats, dim=1).mean(0) if normalise else feats.mean(0)
-        out[i] = (F.normalize(feats, dim=0) if normalise else feats).cpu().numpy()
-        bar.update(1)
+    voices = np.flatnonzero(modality == "voice")
+    per_batch = max(1, batch_size // 4)  # an utterance gives several crops
+    for start in range(0, len(voices), per_batch):
+        idx = voices[start:start + per_batch]
+        crops = [utterance_crops(paths[i], cfg.voice_crop_frames) for i in idx]
+        feats = net.features(torch.cat(crops).to(dev), "voice").float()
+        owner = torch.repeat_interleave(torch.arange(len(idx), device=dev),
+                                        torch.tensor([len(c) for c in crops], device=dev))
+        if normalise:
+            feats = F.normalize(feats, dim=1)
+        pooled = torch.zeros(len(idx), feats.shape[1], device=dev).index_add_(0, owner, feats)
+        pooled /= torch.bincount(owner, minlength=len(idx)).unsqueeze(1)
+        out[idx] = (F.normalize(pooled, dim=1) if normalise else pooled).cpu().numpy()
+        bar.update(len(idx))
     bar.close()
     net.train(was_training)
     return out

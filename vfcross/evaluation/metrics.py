@@ -2,10 +2,15 @@
 
 Conventions (fixed by DESIGN.md): a higher score means "more likely the same
 person"; label 1 means the same identity; results are fractions in [0, 1].
-Ties are handled as scikit-learn does.
+Tied scores are handled as scikit-learn does (verification, retrieval);
+in 1:N matching a tie at the maximum earns its expected credit under random
+tie-breaking.
 """
 
 from __future__ import annotations
+
+import warnings
+from typing import Callable
 
 import numpy as np
 from scipy.stats import rankdata
@@ -72,3 +77,205 @@ def eer(scores: np.ndarray, labels: np.ndarray) -> float:
         return float(fpr[i])
     t = gap[i - 1] / (gap[i - 1] - gap[i])
     return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
+
+
+def matching_credits(similarities: np.ndarray) -> np.ndarray:
+    """Per-trial credit of a 1:N matching decision; column 0 of each row is the true match.
+
+    A trial scores 1 when the true match alone has the highest similarity.
+    When several candidates tie at the maximum, it scores 1/(number tied) if
+    the true match is among them and 0 otherwise: the expected accuracy of
+    breaking the tie at random, so ties neither help nor hurt on average.
+    """
+    s = np.asarray(similarities, dtype=np.float64)
+    if s.ndim != 2 or s.shape[0] == 0 or s.shape[1] < 2:
+        raise ValueError(f"similarities must have shape (trials >= 1, N >= 2), got {s.shape}")
+    if not np.isfinite(s).all():
+        raise ValueError("similarities must be finite")
+    at_max = s == s.max(axis=1, keepdims=True)
+    return at_max[:, 0] / at_max.sum(axis=1)
+
+
+def matching_accuracy(similarities: np.ndarray) -> float:
+    """Fraction of 1:N trials in which the true match (column 0) is picked.
+
+    Ties at the maximum earn 1/(number tied) when the true match is among
+    them (expected accuracy under random tie-breaking); see
+    :func:`matching_credits`.
+    """
+    return float(matching_credits(similarities).mean())
+
+
+def _label_codes(query_labels: np.ndarray, gallery_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of query and gallery labels in one shared vocabulary."""
+    query_labels, gallery_labels = np.asarray(query_labels).ravel(), np.asarray(gallery_labels).ravel()
+    _, codes = np.unique(np.concatenate([query_labels, gallery_labels]), return_inverse=True)
+    codes = codes.astype(np.int32)
+    return codes[: len(query_labels)], codes[len(query_labels) :]
+
+
+def _chunk_average_precisions(similarity: np.ndarray, query_codes: np.ndarray, gallery_codes: np.ndarray) -> np.ndarray:
+    """Average precision of each row of a similarity chunk; NaN for rows without a relevant item.
+
+    Equals ``sklearn.metrics.average_precision_score`` with its tie handling:
+    with one threshold per distinct score, AP = sum_n (R_n - R_{n-1}) P_n,
+    i.e. the mean, over the relevant items, of the precision at the
+    threshold equal to each item's score, precision(t) = #relevant with
+    score >= t / #items with score >= t. So only the relevant items' scores
+    and, per row, the sorted scores are needed. ``similarity`` is SORTED IN
+    PLACE (callers pass a fresh chunk), which keeps the temporaries to the
+    chunk itself plus a boolean mask.
+    """
+    if not np.isfinite(similarity).all():
+        raise ValueError("similarities must be finite")
+    rows, cols = np.nonzero(query_codes[:, np.newaxis] == gallery_codes[np.newaxis, :])
+    relevant_scores = similarity[rows, cols]
+    similarity.sort(axis=1)
+    bounds = np.searchsorted(rows, np.arange(len(similarity) + 1))
+    n_gallery = similarity.shape[1]
+    result = np.full(len(similarity), np.nan)
+    for row in np.flatnonzero(np.diff(bounds)):
+        scores = relevant_scores[bounds[row] : bounds[row + 1]]
+        at_or_above = n_gallery - np.searchsorted(similarity[row], scores, side="left")
+        relevant_at_or_above = len(scores) - np.searchsorted(np.sort(scores), scores, side="left")
+        result[row] = np.mean(relevant_at_or_above / at_or_above)
+    return result
+
+
+def _check_chunk_size(chunk_size: int) -> None:
+    """Reject chunk sizes that cannot make progress."""
+    if int(chunk_size) < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+
+
+def average_precisions(
+    similarity: np.ndarray, query_labels: np.ndarray, gallery_labels: np.ndarray, chunk_size: int = 1024
+) -> np.ndarray:
+    """Average precision of every query (row of ``similarity``, queries x gallery).
+
+    Row i is scored exactly as ``average_precision_score(gallery_labels ==
+    query_labels[i], similarity[i])`` (tied scores form one threshold step).
+    Queries with no relevant item in the gallery get NaN, where scikit-learn
+    would give 0 with a warning; :func:`mean_of_average_precisions` excludes
+    them. Rows are processed ``chunk_size`` at a time, so temporaries stay
+    near ``chunk_size x gallery`` floats.
+    """
+    similarity = np.asarray(similarity)
+    query_codes, gallery_codes = _label_codes(query_labels, gallery_labels)
+    if similarity.ndim != 2 or similarity.shape != (len(query_codes), len(gallery_codes)):
+        raise ValueError(
+            f"similarity must have shape (queries, gallery) = ({len(query_codes)}, {len(gallery_codes)}), "
+            f"got {similarity.shape}"
+        )
+    _check_chunk_size(chunk_size)
+    parts = [
+        _chunk_average_precisions(
+            np.array(similarity[start : start + chunk_size], dtype=np.float64),
+            query_codes[start : start + chunk_size],
+            gallery_codes,
+        )
+        for start in range(0, len(query_codes), chunk_size)
+    ]
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
+def mean_of_average_precisions(per_query: np.ndarray) -> float:
+    """Mean of per-query average precisions, leaving out the NaN ones (no relevant item).
+
+    Warns with the number of queries left out; raises ValueError when none remain.
+    """
+    per_query = np.asarray(per_query, dtype=np.float64)
+    excluded = int(np.isnan(per_query).sum())
+    if excluded == len(per_query):
+        raise ValueError("no query has a relevant item in the gallery; mean average precision is undefined")
+    if excluded:
+        warnings.warn(
+            f"{excluded} of {len(per_query)} queries have no relevant item in the gallery and are "
+            "excluded from the mean average precision",
+            stacklevel=2,
+        )
+    return float(np.nanmean(per_query))
+
+
+def mean_average_precision(
+    similarity: np.ndarray, query_labels: np.ndarray, gallery_labels: np.ndarray, chunk_size: int = 1024
+) -> float:
+    """Mean over queries of :func:`average_precisions`; similarity is (queries x gallery).
+
+    Queries without any relevant gallery item are excluded with a warning
+    (scikit-learn would count them as 0); ValueError if none remain.
+    """
+    return mean_of_average_precisions(average_precisions(similarity, query_labels, gallery_labels, chunk_size))
+
+
+def retrieval_map(
+    query_vectors: np.ndarray,
+    gallery_vectors: np.ndarray,
+    query_labels: np.ndarray,
+    gallery_labels: np.ndarray,
+    chunk_size: int = 1024,
+) -> np.ndarray:
+    """Per-query average precision of ranking a gallery by dot-product similarity.
+
+    The similarity (cosine when both sets are L2-normalised, as vfcross's
+    embeddings are) is computed ``chunk_size`` queries at a time, so a
+    20k x 20k problem never holds the full matrix: peak memory is about
+    ``chunk_size x gallery`` floats of the vectors' dtype. NaN marks queries
+    with no relevant item; summarise with :func:`mean_of_average_precisions`.
+    """
+    query_vectors, gallery_vectors = np.asarray(query_vectors), np.asarray(gallery_vectors)
+    if query_vectors.ndim != 2 or gallery_vectors.ndim != 2 or query_vectors.shape[1] != gallery_vectors.shape[1]:
+        raise ValueError(
+            f"query and gallery vectors must be (n, d) with the same d, got {query_vectors.shape} and "
+            f"{gallery_vectors.shape}"
+        )
+    query_codes, gallery_codes = _label_codes(query_labels, gallery_labels)
+    if len(query_codes) != len(query_vectors) or len(gallery_codes) != len(gallery_vectors):
+        raise ValueError("labels must have one entry per vector")
+    _check_chunk_size(chunk_size)
+    parts = [
+        _chunk_average_precisions(
+            query_vectors[start : start + chunk_size] @ gallery_vectors.T,
+            query_codes[start : start + chunk_size],
+            gallery_codes,
+        )
+        for start in range(0, len(query_codes), chunk_size)
+    ]
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
+def bootstrap_ci(
+    statistic: Callable[..., float],
+    *arrays: np.ndarray,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of ``statistic(*arrays)``.
+
+    Each of ``n_boot`` resamples draws rows (axis 0) with replacement, the
+    same rows from every array, so paired data (scores with their labels)
+    stay paired. A resample on which the statistic raises ValueError (e.g.
+    only one class drawn) is skipped; more than 5% of them skipped means
+    the interval would be biased, and raises. Deterministic from ``seed``.
+    """
+    if not arrays:
+        raise ValueError("bootstrap_ci needs at least one array")
+    arrays = tuple(np.asarray(a) for a in arrays)
+    n = len(arrays[0])
+    if n == 0 or any(len(a) != n for a in arrays):
+        raise ValueError(f"arrays must be non-empty and equally long, got {[len(a) for a in arrays]}")
+    if not 0 < level < 1 or n_boot < 1:
+        raise ValueError(f"need 0 < level < 1 and n_boot >= 1, got level={level}, n_boot={n_boot}")
+    rng = np.random.default_rng(seed)
+    values, failures = [], 0
+    for _ in range(n_boot):
+        rows = rng.integers(0, n, n)
+        try:
+            values.append(float(statistic(*(a[rows] for a in arrays))))
+        except ValueError:
+            failures += 1
+    if failures > 0.05 * n_boot:
+        raise ValueError(f"the statistic failed on {failures} of {n_boot} bootstrap resamples (more than 5%)")
+    low, high = np.percentile(values, [50 * (1 - level), 50 * (1 + level)])
+    return float(low), float(high)

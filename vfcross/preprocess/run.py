@@ -200,14 +200,14 @@ def write_report(result: PreprocessResult, out_dir: str | Path) -> tuple[Path, P
     csv_path = out / "preprocess_report.csv"
     result.report.to_csv(csv_path, index=False)
     md_path = out / "preprocess_summary.md"
-    md_path.write_text("# Preprocessing summary\n\n" + _markdown_table(result.summary()))
+    md_path.write_text("# Preprocessing summary\n\n" + markdown_table(result.summary()))
     return csv_path, md_path
 
 
-def _markdown_table(table: pd.DataFrame) -> str:
-    """``table`` as a GitHub-flavoured Markdown table (``|`` in cells escaped)."""
+def markdown_table(table: pd.DataFrame) -> str:
+    """``table`` as a GitHub-flavoured Markdown table (``|`` in cells escaped, NA left blank)."""
     def cell(value: object) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
+        return "" if pd.isna(value) else str(value).replace("|", "\\|").replace("\n", " ")
 
     lines = ["| " + " | ".join(cell(c) for c in table.columns) + " |",
              "|" + "---|" * len(table.columns)]

@@ -1,0 +1,164 @@
+"""Fusion + FOP: the gate, the Table 6 variants as configuration, pair sampling, test-time embeddings."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from vfcross.association import TABLE6_VARIANTS, FusionObjective, FusionTask, project
+from vfcross.config import FusionConfig, LoopConfig
+from vfcross.embedding import Embeddings, all_pairs_auc
+from vfcross.models.fusion import FusionModel
+from vfcross.training import train
+
+
+def _pair(n=6, dim=512, classes=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, dim, generator=g), torch.randn(n, dim, generator=g), torch.arange(n) % classes
+
+
+def test_gate_lies_in_open_unit_interval_and_gradient_reaches_both_projections():
+    torch.manual_seed(0)
+    model = FusionModel(num_classes=3, dim=16, fusion="gated")
+    faces, voices, labels = _pair()
+    fused, k = model(faces, voices)
+    assert fused.shape == (6, 16) and k.shape == (6, 16)
+    assert ((k > 0) & (k < 1)).all()
+    torch.nn.functional.cross_entropy(model.classifier(fused), labels).backward()
+    for layer in (model.face_proj, model.voice_proj, model.gate):
+        assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
+
+
+def test_fused_is_the_gated_mixture_of_normalised_projections():
+    torch.manual_seed(0)
+    model = FusionModel(num_classes=3, dim=16, fusion="gated")
+    faces, voices, _ = _pair()
+    fused, k = model(faces, voices)
+    u, v = model.embed(faces, "face"), model.embed(voices, "voice")
+    torch.testing.assert_close(u.norm(dim=1), torch.ones(6))
+    torch.testing.assert_close(fused, k * u + (1 - k) * v)
+    expected_k = torch.sigmoid(model.gate(torch.cat([voices, faces], 1)))  # k = sigma(W[e, b] + B)
+    torch.testing.assert_close(k, expected_k)
+
+
+def _step(cfg: FusionConfig):
+    """One optimiser step of a variant: parameters before and after, and the loss parts."""
+    torch.manual_seed(0)
+    objective = FusionObjective(cfg, num_classes=3)
+    before = {n: p.detach().clone() for n, p in objective.named_parameters()}
+    opt = torch.optim.SGD(objective.parameters(), lr=0.1)
+    parts = objective(*_pair())
+    parts["loss"].backward()
+    opt.step()
+    after = dict(objective.named_parameters())
+    changed = {n for n in before if not torch.equal(before[n], after[n])}
+    return parts, changed, set(before)
+
+
+@pytest.mark.parametrize("variant", list(TABLE6_VARIANTS))
+def test_each_table6_variant_trains_a_step_and_changes_only_what_it_should(variant):
+    cfg = FusionConfig(dim=16, **TABLE6_VARIANTS[variant])
+    parts, changed, names = _step(cfg)
+    assert torch.isfinite(parts["loss"])
+    expected_loss = {"ce+opl": parts["ce"] + cfg.alpha * parts["opl"], "ce": parts["ce"], "opl": parts["opl"]}
+    torch.testing.assert_close(parts["loss"].detach(), expected_loss[cfg.loss])
+    projections = {n for n in names if n.startswith(("model.face_proj", "model.voice_proj"))}
+    assert projections <= changed
+    gate = {n for n in names if n.startswith("model.gate")}
+    assert bool(gate) == (cfg.fusion == "gated") and gate <= changed
+    classifier = {n for n in names if n.startswith("model.classifier")}
+    # Without CE in the loss the classifier receives no gradient and stays as it was.
+    assert (classifier <= changed) if "ce" in cfg.loss else not (classifier & changed)
+    assert ("gate_mean" in parts) == (cfg.fusion != "none")
+
+
+def test_no_fusion_stacks_u_and_v_with_shared_labels():
+    model = FusionModel(num_classes=3, dim=16, fusion="none")
+    faces, voices, _ = _pair()
+    features, gate = model(faces, voices)
+    assert gate is None and features.shape == (12, 16)
+    torch.testing.assert_close(features[:6], model.embed(faces, "face"))
+    torch.testing.assert_close(features[6:], model.embed(voices, "voice"))
+
+
+def test_linear_fusion_uses_one_learned_scalar():
+    model = FusionModel(num_classes=3, dim=16, fusion="linear")
+    faces, voices, _ = _pair()
+    _, k = model(faces, voices)
+    assert k.shape == (6, 1) and torch.allclose(k, torch.full((6, 1), 0.5))
+
+
+def test_bad_configuration_is_rejected():
+    with pytest.raises(ValueError, match="unknown fusion"):
+        FusionModel(3, fusion="concat")
+    with pytest.raises(ValueError, match="unknown fusion loss"):
+        FusionObjective(FusionConfig(loss="triplet"), 3)
+    with pytest.raises(ValueError, match="paired"):
+        FusionModel(3)(torch.zeros(2, 512), torch.zeros(3, 512))
+
+
+def _embeddings(seed=0, per_split=(("train", 24), ("val", 6)), n=4, latent=8, noise=0.3):
+    """Fake backbone embeddings: a low-dimensional identity latent seen through two modality maps.
+
+    Faces are ``A z + noise`` and voices ``B z + noise`` with different fixed
+    maps A and B, so cosine similarity across modalities is near chance until
+    the projections learn to align the maps, which then transfers to unseen
+    identities.
+    """
+    rng = np.random.default_rng(seed)
+    maps = {"face": rng.normal(size=(512, latent)), "voice": rng.normal(size=(512, latent))}
+    rows, vecs = [], []
+    k = 0
+    for split, count in per_split:
+        for _ in range(count):
+            k += 1
+            z = rng.normal(size=latent)
+            for modality in ("face", "voice"):
+                for _ in range(n):
+                    rows.append((f"id{k:03d}", modality, split))
+                    vecs.append(maps[modality] @ (z + noise * rng.normal(size=latent)))
+    table = pd.DataFrame(rows, columns=["identity", "modality", "split"]).astype({"split": "string"})
+    vecs = np.asarray(vecs, dtype=np.float32)
+    return Embeddings(table, vecs / np.linalg.norm(vecs, axis=1, keepdims=True), "fake", "0" * 64)
+
+
+def test_pairs_cover_every_training_sample_once_per_role():
+    emb = _embeddings()
+    task = FusionTask(emb, FusionConfig(batch_size=10))
+    batches = task.batches(0, np.random.default_rng(0))
+    faces = np.concatenate([b.faces for b in batches])
+    voices = np.concatenate([b.voices for b in batches])
+    labels = np.concatenate([b.labels for b in batches])
+    ident = emb.table.identity.to_numpy()
+    train_faces = np.flatnonzero((emb.table.split == "train") & (emb.table.modality == "face"))
+    train_voices = np.flatnonzero((emb.table.split == "train") & (emb.table.modality == "voice"))
+    assert len(labels) == len(train_faces) + len(train_voices)
+    assert (ident[faces] == ident[voices]).all()  # every pair is one identity
+    assert (np.asarray(task.classes)[labels] == ident[faces]).all()
+    assert set(faces) == set(train_faces) and set(voices) == set(train_voices)
+    assert max(len(b.labels) for b in batches) == 10
+
+
+def test_fusion_trains_with_the_one_loop_and_learns(tmp_path):
+    emb = _embeddings()
+    cfg = FusionConfig(dim=32, batch_size=16, loop=LoopConfig(epochs=6, lr=3e-3, lr_decay=1.0, seed=0))
+    task = FusionTask(emb, cfg)
+    val = (emb.table.split == "val").to_numpy()
+    before = all_pairs_auc(emb.vectors[val], emb.table[val])
+    history = train(task, cfg.loop, tmp_path, progress=False)
+    assert history[-1]["loss"] < history[0]["loss"]
+    # On unseen identities the learned u/v beat the raw embeddings, whose modality maps differ.
+    assert before < 0.7 and history[-1]["val_auc"] > 0.9
+
+
+def test_test_time_embeddings_are_u_and_v_not_the_fused_vector():
+    emb = _embeddings()
+    model = FusionModel(num_classes=24, dim=16, fusion="gated")
+    out = project(model, emb.vectors, emb.table)
+    is_face = torch.from_numpy(np.array(emb.table.modality == "face"))
+    vec = torch.tensor(emb.vectors)
+    with torch.no_grad():
+        np.testing.assert_allclose(out[is_face], model.embed(vec[is_face], "face").numpy(), rtol=1e-6)
+        np.testing.assert_allclose(out[~is_face], model.embed(vec[~is_face], "voice").numpy(), rtol=1e-6)
+        model.gate.weight.add_(1.0)  # the gate only shapes I; test-time embeddings ignore it
+    np.testing.assert_array_equal(project(model, emb.vectors, emb.table), out)

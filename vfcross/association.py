@@ -1,0 +1,153 @@
+"""Stage 3: learn the voice-face association with fusion and the orthogonal projection loss.
+
+Trained by the same loop as the backbone (:func:`vfcross.training.train`) on
+the backbone's 512-d embeddings of the training identities. Every epoch pairs
+each training face with a random voice of the same identity, and each voice
+with a random face of the same identity; batches of ``batch_size`` pairs go
+through :class:`~vfcross.models.fusion.FusionModel`, and the loss is
+``CE(identity | I) + alpha * L_OC`` or, for the Table 6 ablations, one of its
+parts (``FusionConfig.loss``) with or without the fusion module
+(``FusionConfig.fusion``). Validation reports the cross-modal verification
+AUC of test-time embeddings (``v`` for voices, ``u`` for faces) over all
+voice-face pairs of the validation identities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vfcross.config import FusionConfig
+from vfcross.embedding import Embeddings, all_pairs_auc
+from vfcross.losses import orthogonal_projection_loss
+from vfcross.models.fusion import FusionModel
+
+LOSSES = ("ce+opl", "ce", "opl")
+
+#: Table 6 of the paper, as configuration of the one model and loop.
+TABLE6_VARIANTS: dict[str, dict[str, str]] = {
+    "single stream + FOP loss, no fusion": {"fusion": "none", "loss": "ce+opl"},
+    "+ fusion, CE only": {"fusion": "gated", "loss": "ce"},
+    "+ fusion, OPL (cosine) only": {"fusion": "gated", "loss": "opl"},
+    "full model (fusion + CE + OPL)": {"fusion": "gated", "loss": "ce+opl"},
+}
+
+
+class FusionObjective(nn.Module):
+    """Fusion model + the configured loss; logs CE and OPL whether or not they are trained."""
+
+    def __init__(self, cfg: FusionConfig, num_classes: int, in_dim: int = 512) -> None:
+        super().__init__()
+        if cfg.loss not in LOSSES:
+            raise ValueError(f"unknown fusion loss {cfg.loss!r}; choose one of {LOSSES}")
+        self.cfg = cfg
+        self.model = FusionModel(num_classes, in_dim, cfg.dim, cfg.fusion)
+
+    def forward(self, faces: Tensor, voices: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        """Loss components of a batch of paired face and voice embeddings of identities ``labels``."""
+        features, gate = self.model(faces, voices)
+        if gate is None:
+            labels = torch.cat([labels, labels])
+        logits = self.model.classifier(features)
+        ce = F.cross_entropy(logits, labels)
+        opl = orthogonal_projection_loss(features, labels)
+        loss = {"ce+opl": ce + self.cfg.alpha * opl, "ce": ce, "opl": opl}[self.cfg.loss]
+        parts = {"loss": loss, "ce": ce.detach(), "opl": opl.detach(),
+                 "train_accuracy": (logits.argmax(1) == labels).float().mean()}
+        if gate is not None:
+            parts["gate_mean"] = gate.detach().mean()
+        return parts
+
+
+@dataclass(frozen=True)
+class PairBatch:
+    """Positions (in the embedding table) of paired faces and voices, and their labels."""
+
+    faces: np.ndarray
+    voices: np.ndarray
+    labels: np.ndarray
+
+
+class FusionTask:
+    """Training task of the fusion stage on backbone embeddings."""
+
+    def __init__(self, embeddings: Embeddings, cfg: FusionConfig) -> None:
+        table = embeddings.table.reset_index(drop=True)
+        train = (table["split"] == "train").to_numpy()
+        if not train.any():
+            raise ValueError("the embeddings include no training identities (split == 'train')")
+        self.cfg, self.embeddings = cfg, embeddings
+        self.classes = sorted(table.loc[train, "identity"].unique())
+        label_of = {c: i for i, c in enumerate(self.classes)}
+        self.vectors = torch.from_numpy(embeddings.vectors)
+        modality, ident = table["modality"].to_numpy(), table["identity"].to_numpy()
+        self.pools = {m: {label_of[c]: np.flatnonzero(train & (modality == m) & (ident == c)) for c in self.classes}
+                      for m in ("face", "voice")}
+        missing = [c for c in self.classes if not (len(self.pools["face"][label_of[c]])
+                                                   and len(self.pools["voice"][label_of[c]]))]
+        if missing:
+            raise ValueError(f"training identities without both modalities: {missing[:5]}")
+        self.val = table["split"].eq("val").fillna(False).to_numpy()
+        torch.manual_seed(cfg.loop.seed)  # weight initialisation is part of the run's determinism
+        self.objective = FusionObjective(cfg, len(self.classes), embeddings.vectors.shape[1])
+
+    def batches(self, epoch: int, rng: np.random.Generator) -> list[PairBatch]:
+        """Every training face with a random same-identity voice, and vice versa, shuffled."""
+        faces, voices, labels = [], [], []
+        for label in range(len(self.classes)):
+            own_faces, own_voices = self.pools["face"][label], self.pools["voice"][label]
+            faces += [own_faces, rng.choice(own_faces, len(own_voices))]
+            voices += [rng.choice(own_voices, len(own_faces)), own_voices]
+            labels.append(np.full(len(own_faces) + len(own_voices), label))
+        faces, voices, labels = np.concatenate(faces), np.concatenate(voices), np.concatenate(labels)
+        order = rng.permutation(len(labels))
+        size = self.cfg.batch_size
+        return [PairBatch(faces[idx], voices[idx], labels[idx])
+                for idx in (order[i:i + size] for i in range(0, len(order), size))]
+
+    def inputs(self, batch: PairBatch, dev: torch.device) -> tuple[Tensor, ...]:
+        """Embeddings of the batch's faces and voices, and their labels."""
+        return (self.vectors[batch.faces].to(dev), self.vectors[batch.voices].to(dev),
+                torch.as_tensor(batch.labels, device=dev))
+
+    def validate(self, dev: torch.device) -> dict[str, float]:
+        """Verification AUC of u/v over all voice-face pairs of the validation identities."""
+        table = self.embeddings.table.reset_index(drop=True)
+        if table.loc[self.val, "identity"].nunique() < 2:
+            return {}
+        projected = project(self.objective.model, self.embeddings.vectors[self.val], table[self.val], dev)
+        return {"val_auc": all_pairs_auc(projected, table[self.val])}
+
+
+@torch.no_grad()
+def project(model: FusionModel, vectors: np.ndarray, table: pd.DataFrame,
+            dev: torch.device | None = None) -> np.ndarray:
+    """Test-time embeddings: ``u`` for the face rows, ``v`` for the voice rows (order kept)."""
+    dev = dev or next(model.parameters()).device
+    out = np.zeros((len(table), model.face_proj.out_features), dtype=np.float32)
+    for modality in ("face", "voice"):
+        rows = np.flatnonzero((table["modality"] == modality).to_numpy())
+        x = torch.from_numpy(np.ascontiguousarray(vectors[rows])).to(dev)
+        out[rows] = model.embed(x, modality).cpu().numpy()
+    return out
+
+
+@torch.no_grad()
+def gate_values(model: FusionModel, embeddings: Embeddings, split: str, rng: np.random.Generator) -> np.ndarray:
+    """Gate weights ``k`` (weight of the face) on same-identity face-voice pairs of a split."""
+    table = embeddings.table.reset_index(drop=True)
+    faces, voices = [], []
+    for _, group in table[table["split"] == split].groupby("identity"):
+        f = group.index[group["modality"] == "face"].to_numpy()
+        v = group.index[group["modality"] == "voice"].to_numpy()
+        if len(f) and len(v):
+            faces.append(f)
+            voices.append(rng.choice(v, len(f)))
+    vec = torch.from_numpy(embeddings.vectors)
+    dev = next(model.parameters()).device
+    return model.gate_weights(vec[np.concatenate(faces)].to(dev), vec[np.concatenate(voices)].to(dev)).cpu().numpy()

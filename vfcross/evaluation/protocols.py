@@ -1,0 +1,456 @@
+"""Evaluation protocols: verification pairs, 1:N matching trials, retrieval tasks.
+
+Every protocol object refers to ROW POSITIONS (0 .. len(table) - 1, not
+index labels) of one manifest-like table whose row i corresponds to
+embedding vector i. The table has at least the columns ``identity``,
+``modality`` ('voice' | 'face') and ``split``; the demographic restrictions
+read ``gender``, ``nationality`` and ``age``, the official lists ``relpath``.
+
+Protocols come from two places and end up as the same objects:
+
+* generators, deterministic from a seed, that draw from the rows of one
+  split (:func:`verification_pairs`, :func:`matching_trials`,
+  :func:`retrieval_task`), drawing an identity first and then one of its
+  samples, so identities with many samples do not dominate;
+* the official VoxCeleb1 lists parsed by :mod:`vfcross.data.protocol_files`
+  (:func:`from_verification_list`, :func:`from_matching_list`,
+  :func:`from_galleries`), joined to the table through ``relpath``.
+
+The scoring helpers turn a protocol plus L2-normalised row vectors (the
+voice rows hold voice embeddings v, the face rows face embeddings u) into
+the inputs of :mod:`vfcross.evaluation.metrics`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from vfcross.data.protocol_files import MatchingList, RetrievalGallery, VerificationList, manifest_rows
+from vfcross.evaluation.metrics import retrieval_map
+
+#: Attributes that a negative pair must share, per verification restriction.
+RESTRICTIONS: dict[str, tuple[str, ...]] = {
+    "random": (),
+    "G": ("gender",),
+    "N": ("nationality",),
+    "A": ("age",),
+    "GNA": ("gender", "nationality", "age"),
+}
+#: Probe and candidate modality of each matching/retrieval direction.
+DIRECTIONS: dict[str, tuple[str, str]] = {"v2f": ("voice", "face"), "f2v": ("face", "voice")}
+
+
+def _positions(values: np.ndarray, name: str, ndim: int) -> np.ndarray:
+    """A read-only int64 copy of row positions, checked to be ``ndim``-dimensional and >= 0."""
+    array = np.asarray(values)
+    if array.ndim != ndim or (array.size and not np.issubdtype(array.dtype, np.integer)):
+        raise ValueError(f"{name} must be a {ndim}-d integer array, got shape {array.shape}, dtype {array.dtype}")
+    array = array.astype(np.int64)
+    if (array < 0).any():
+        raise ValueError(f"{name} holds negative row positions")
+    array.flags.writeable = False
+    return array
+
+
+def _check_direction(direction: str) -> tuple[str, str]:
+    """(probe modality, candidate modality) of a direction; ValueError for unknown ones."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}")
+    return DIRECTIONS[direction]
+
+
+@dataclass(frozen=True, eq=False)
+class VerificationPairs:
+    """Voice-face verification pairs: row positions of the voice and the face, label 1 = same identity.
+
+    ``name`` is the restriction the negatives obey ('random', 'G', 'N', 'A', 'GNA').
+    """
+
+    name: str
+    voice: np.ndarray
+    face: np.ndarray
+    labels: np.ndarray
+
+    def __post_init__(self) -> None:
+        """Check names, shapes and labels; freeze the arrays."""
+        if self.name not in RESTRICTIONS:
+            raise ValueError(f"name must be one of {list(RESTRICTIONS)}, got {self.name!r}")
+        object.__setattr__(self, "voice", _positions(self.voice, "voice", 1))
+        object.__setattr__(self, "face", _positions(self.face, "face", 1))
+        object.__setattr__(self, "labels", _positions(self.labels, "labels", 1))
+        if not len(self.voice) == len(self.face) == len(self.labels):
+            raise ValueError("voice, face and labels differ in length")
+        if not np.isin(self.labels, (0, 1)).all():
+            raise ValueError("labels must be 0 or 1")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True, eq=False)
+class MatchingTrials:
+    """1:N matching trials: a probe row and N_max candidate rows of the other modality.
+
+    ``direction`` 'v2f' means voice probes and face candidates, 'f2v' the
+    reverse. Column 0 of ``candidates`` is the true match; the columns are
+    nested, so :meth:`subset_n` gives the 1:n trials for any n <= N_max.
+    """
+
+    direction: str
+    probes: np.ndarray
+    candidates: np.ndarray
+
+    def __post_init__(self) -> None:
+        """Check the direction and shapes; freeze the arrays."""
+        _check_direction(self.direction)
+        object.__setattr__(self, "probes", _positions(self.probes, "probes", 1))
+        object.__setattr__(self, "candidates", _positions(self.candidates, "candidates", 2))
+        if len(self.candidates) != len(self.probes) or self.candidates.shape[1] < 2:
+            raise ValueError(
+                f"candidates must have shape (trials={len(self.probes)}, N >= 2), got {self.candidates.shape}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.probes)
+
+    @property
+    def max_n(self) -> int:
+        """Number of candidates per trial."""
+        return self.candidates.shape[1]
+
+    def subset_n(self, n: int) -> MatchingTrials:
+        """The same trials with only the first ``n`` candidates (the true match and n - 1 impostors)."""
+        if not 2 <= n <= self.max_n:
+            raise ValueError(f"n must be in 2..{self.max_n}, got {n}")
+        return MatchingTrials(self.direction, self.probes, self.candidates[:, :n])
+
+
+@dataclass(frozen=True, eq=False)
+class RetrievalTask:
+    """Every query row ranks all gallery rows (the other modality); relevant = same identity."""
+
+    direction: str
+    queries: np.ndarray
+    gallery: np.ndarray
+
+    def __post_init__(self) -> None:
+        """Check the direction; freeze the arrays."""
+        _check_direction(self.direction)
+        object.__setattr__(self, "queries", _positions(self.queries, "queries", 1))
+        object.__setattr__(self, "gallery", _positions(self.gallery, "gallery", 1))
+
+
+@dataclass(frozen=True)
+class _Groups:
+    """Rows of one modality grouped by identity, for drawing a random sample of an identity."""
+
+    rows: np.ndarray  # row positions sorted by identity code
+    starts: np.ndarray  # per identity code: first index into rows
+    counts: np.ndarray  # per identity code: number of rows
+
+    @classmethod
+    def of(cls, codes: np.ndarray, positions: np.ndarray, n_identities: int) -> _Groups:
+        """Group ``positions`` by their identity ``codes`` (0 .. n_identities - 1)."""
+        order = np.argsort(codes, kind="stable")
+        counts = np.bincount(codes, minlength=n_identities)
+        return cls(positions[order], np.r_[0, np.cumsum(counts)[:-1]], counts)
+
+    def draw(self, identities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One uniformly drawn row of each identity code in ``identities``."""
+        offsets = np.floor(rng.random(len(identities)) * self.counts[identities]).astype(np.int64)
+        return self.rows[self.starts[identities] + offsets]
+
+
+@dataclass(frozen=True)
+class _Population:
+    """The identities of one split that have both a voice and a face, with their rows."""
+
+    identities: np.ndarray  # sorted identity strings; index = identity code
+    voices: _Groups
+    faces: _Groups
+    first_row: np.ndarray  # per identity code: one row position, for identity-level attributes
+
+    def groups(self, modality: str) -> _Groups:
+        """The row groups of ``modality``."""
+        return self.voices if modality == "voice" else self.faces
+
+
+def _split_rows(table: pd.DataFrame, split: str) -> np.ndarray:
+    """Row positions of ``table`` whose split is ``split`` (NA never matches)."""
+    if split not in set(table["split"].dropna()):
+        raise ValueError(f"no rows with split == {split!r}")
+    return np.flatnonzero(table["split"].eq(split).fillna(False).to_numpy(dtype=bool))
+
+
+def _population(table: pd.DataFrame, rows: np.ndarray) -> _Population:
+    """Group ``rows`` of ``table`` into identities having both modalities."""
+    identity = table["identity"].to_numpy(dtype=str)[rows]
+    modality = table["modality"].to_numpy(dtype=str)[rows]
+    complete = np.intersect1d(identity[modality == "voice"], identity[modality == "face"])
+    keep = np.isin(identity, complete)
+    rows, identity, modality = rows[keep], identity[keep], modality[keep]
+    codes = np.searchsorted(complete, identity)
+    voice, face = modality == "voice", modality == "face"
+    first = np.full(len(complete), -1, dtype=np.int64)
+    first[codes[::-1]] = rows[::-1]
+    return _Population(
+        identities=complete,
+        voices=_Groups.of(codes[voice], rows[voice], len(complete)),
+        faces=_Groups.of(codes[face], rows[face], len(complete)),
+        first_row=first,
+    )
+
+
+def split_identities(table: pd.DataFrame, split: str = "test") -> np.ndarray:
+    """Sorted identities of ``split`` that have at least one voice and one face: the protocols' population."""
+    return _population(table, _split_rows(table, split)).identities
+
+
+def _without_missing(table: pd.DataFrame, rows: np.ndarray, attributes: tuple[str, ...], what: str) -> np.ndarray:
+    """``rows`` minus those with NA in any of ``attributes``, warning how many were excluded."""
+    if not attributes:
+        return rows
+    missing = table[list(attributes)].iloc[rows].isna().any(axis=1).to_numpy(dtype=bool)
+    if missing.any():
+        identities = table["identity"].iloc[rows[missing]].nunique()
+        warnings.warn(
+            f"{what}: {int(missing.sum())} of {len(rows)} rows ({identities} identities) have no "
+            f"{'/'.join(attributes)} and are excluded",
+            stacklevel=3,
+        )
+    return rows[~missing]
+
+
+def _attribute_keys(table: pd.DataFrame, population: _Population, attributes: tuple[str, ...]) -> np.ndarray:
+    """Per identity code, an integer key equal for identities sharing all ``attributes``."""
+    if not attributes:
+        return np.zeros(len(population.identities), dtype=np.int64)
+    values = table[list(attributes)].iloc[population.first_row].astype(str)
+    return values.groupby(list(attributes), sort=True).ngroup().to_numpy(dtype=np.int64)
+
+
+def _draw_partners(keys: np.ndarray, anchors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """For each anchor identity code, a uniformly drawn other identity with the same key."""
+    order = np.argsort(keys, kind="stable")
+    sizes = np.bincount(keys)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order)) - starts[keys[order]]
+    group_size = sizes[keys[anchors]]
+    pick = np.floor(rng.random(len(anchors)) * (group_size - 1)).astype(np.int64)
+    pick += pick >= rank[anchors]  # skip the anchor itself
+    return order[starts[keys[anchors]] + pick]
+
+
+def verification_pairs(
+    table: pd.DataFrame, restriction: str, n_pairs: int, seed: int, split: str = "test"
+) -> VerificationPairs:
+    """Balanced voice-face verification pairs drawn from the identities of ``split``.
+
+    ``n_pairs / 2`` positives (a voice and a face of one identity) and as many
+    negatives (a voice of A, a face of B != A). Under restriction G, N, A or
+    GNA, B must share A's gender, nationality, age or all three. Identities
+    are drawn uniformly (then one of their samples), with replacement, so a
+    pair may repeat when ``n_pairs`` is large for the split. Rows with NA in
+    a restricted attribute are excluded (with a warning); an identity with
+    no eligible partner cannot anchor a negative, and ValueError is raised
+    if no identity can. Only identities with both a voice and a face in the
+    split take part.
+    """
+    if restriction not in RESTRICTIONS:
+        raise ValueError(f"restriction must be one of {list(RESTRICTIONS)}, got {restriction!r}")
+    if n_pairs < 2 or n_pairs % 2:
+        raise ValueError(f"n_pairs must be a positive even number, got {n_pairs}")
+    attributes = RESTRICTIONS[restriction]
+    rows = _without_missing(table, _split_rows(table, split), attributes, f"verification {restriction}")
+    population = _population(table, rows)
+    if len(population.identities) == 0:
+        raise ValueError(f"verification {restriction}: no identity of split {split!r} has both a voice and a face")
+    keys = _attribute_keys(table, population, attributes)
+    anchors = np.flatnonzero(np.bincount(keys)[keys] >= 2)
+    if len(anchors) == 0:
+        raise ValueError(
+            f"verification {restriction}: no identity of split {split!r} shares "
+            f"{'/'.join(attributes) or 'the split'} with another identity, so no negative pair exists"
+        )
+    rng = np.random.default_rng(seed)
+    half = n_pairs // 2
+    positive_ids = rng.integers(0, len(population.identities), half)
+    negative_ids = anchors[rng.integers(0, len(anchors), half)]
+    partners = _draw_partners(keys, negative_ids, rng)
+    voice = np.r_[population.voices.draw(positive_ids, rng), population.voices.draw(negative_ids, rng)]
+    face = np.r_[population.faces.draw(positive_ids, rng), population.faces.draw(partners, rng)]
+    labels = np.r_[np.ones(half, dtype=np.int64), np.zeros(half, dtype=np.int64)]
+    order = rng.permutation(n_pairs)
+    return VerificationPairs(restriction, voice[order], face[order], labels[order])
+
+
+def matching_trials(
+    table: pd.DataFrame, direction: str, n_trials: int, seed: int, max_n: int = 10, split: str = "test"
+) -> MatchingTrials:
+    """1:N matching trials drawn from the identities of ``split``, nested for N = 2 .. ``max_n``.
+
+    Each trial draws a probe identity A uniformly and one of its samples of
+    the probe modality; the true match (column 0) is a random sample of A's
+    other modality, followed by ``max_n - 1`` impostors: random samples of
+    distinct identities != A, in random order, so the first k columns are a
+    1:k trial. ValueError if the split has fewer than ``max_n`` identities
+    with both modalities.
+    """
+    probe_modality, candidate_modality = _check_direction(direction)
+    if max_n < 2 or n_trials < 1:
+        raise ValueError(f"need max_n >= 2 and n_trials >= 1, got max_n={max_n}, n_trials={n_trials}")
+    population = _population(table, _split_rows(table, split))
+    n_identities = len(population.identities)
+    if n_identities < max_n:
+        raise ValueError(
+            f"matching {direction}: 1:{max_n} trials need {max_n} identities with both modalities in "
+            f"split {split!r}, found {n_identities}"
+        )
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, n_identities, n_trials)
+    identities = np.empty((n_trials, max_n), dtype=np.int64)
+    identities[:, 0] = truth
+    for trial, identity in enumerate(truth):
+        others = rng.choice(n_identities - 1, size=max_n - 1, replace=False)
+        identities[trial, 1:] = others + (others >= identity)
+    probes = population.groups(probe_modality).draw(truth, rng)
+    candidates = population.groups(candidate_modality).draw(identities.ravel(), rng).reshape(identities.shape)
+    return MatchingTrials(direction, probes, candidates)
+
+
+def retrieval_task(table: pd.DataFrame, direction: str, split: str = "test") -> RetrievalTask:
+    """Every sample of ``split`` in the query modality queries every sample of the other modality."""
+    query_modality, gallery_modality = _check_direction(direction)
+    rows = _split_rows(table, split)
+    modality = table["modality"].to_numpy(dtype=str)[rows]
+    return RetrievalTask(direction, rows[modality == query_modality], rows[modality == gallery_modality])
+
+
+def _rows_present(positions: np.ndarray, what: str) -> np.ndarray:
+    """Mask of protocol rows whose files are all in the table; warns about the others, raises if none."""
+    present = (positions.reshape(len(positions), -1) >= 0).all(axis=1)
+    if not present.any():
+        raise ValueError(f"{what}: none of its {len(positions)} rows has all its files in the table")
+    if not present.all():
+        warnings.warn(
+            f"{what}: {int((~present).sum())} of {len(positions)} rows reference files that are not in "
+            "the table and are dropped",
+            stacklevel=3,
+        )
+    return present
+
+
+def _check_identities(table: pd.DataFrame, positions: np.ndarray, identities: np.ndarray, what: str) -> None:
+    """Raise if the table's identities at ``positions`` disagree with the list's."""
+    found = table["identity"].to_numpy(dtype=str)[positions]
+    if (found != np.asarray(identities, dtype=str)).any():
+        raise ValueError(f"{what}: the table's identities disagree with the list's (is it the same dataset?)")
+
+
+def from_verification_list(vlist: VerificationList, table: pd.DataFrame, name: str | None = None) -> VerificationPairs:
+    """The pairs of an official verification list whose voice and face are both rows of ``table``.
+
+    Pairs referencing files absent from the table are dropped with a
+    warning; ValueError if none remain. ``name`` overrides the list's own
+    (needed when the file is not named as in the official release).
+    """
+    name = vlist.name if name is None else name
+    if name not in RESTRICTIONS:
+        raise ValueError(f"verification list name {name!r} is not one of {list(RESTRICTIONS)}; pass name=")
+    voice = manifest_rows(vlist.voice_paths, table)
+    face = manifest_rows(vlist.face_paths, table)
+    keep = _rows_present(np.stack([voice, face], axis=1), f"verification list {vlist.source}")
+    _check_identities(table, voice[keep], vlist.voice_identities[keep], vlist.source)
+    _check_identities(table, face[keep], vlist.face_identities[keep], vlist.source)
+    return VerificationPairs(name, voice[keep], face[keep], vlist.labels[keep])
+
+
+def from_matching_list(mlist: MatchingList, table: pd.DataFrame) -> MatchingTrials:
+    """The trials of an official matching list whose probe and candidates are all rows of ``table``.
+
+    Trials referencing files absent from the table are dropped with a
+    warning; ValueError if none remain.
+    """
+    probes = manifest_rows(mlist.probes, table)
+    candidates = manifest_rows(mlist.candidates, table)
+    keep = _rows_present(np.column_stack([probes, candidates]), f"matching list {mlist.source}")
+    _check_identities(table, probes[keep], mlist.probe_identities[keep], mlist.source)
+    _check_identities(table, candidates[keep], mlist.candidate_identities[keep], mlist.source)
+    return MatchingTrials(mlist.direction, probes[keep], candidates[keep])
+
+
+def _gallery_rows(gallery: RetrievalGallery, table: pd.DataFrame, modality: str) -> np.ndarray:
+    """Row positions of a gallery's files in ``table`` (absent ones dropped with a warning)."""
+    if gallery.modality != modality:
+        raise ValueError(f"{gallery.source} is a {gallery.modality} gallery, expected {modality}")
+    positions = manifest_rows(gallery.paths, table)
+    keep = _rows_present(positions, f"{modality} gallery {gallery.source}")
+    _check_identities(table, positions[keep], gallery.identities[keep], gallery.source)
+    return positions[keep]
+
+
+def from_galleries(
+    voice_gallery: RetrievalGallery, face_gallery: RetrievalGallery, table: pd.DataFrame, direction: str
+) -> RetrievalTask:
+    """A retrieval task from the official galleries: the query modality's gallery queries the other.
+
+    Gallery entries whose files are not in ``table`` are dropped with a
+    warning per gallery; ValueError if a gallery has none left.
+    """
+    _check_direction(direction)
+    voices = _gallery_rows(voice_gallery, table, "voice")
+    faces = _gallery_rows(face_gallery, table, "face")
+    return RetrievalTask(direction, *((voices, faces) if direction == "v2f" else (faces, voices)))
+
+
+def _check_vectors(vectors: np.ndarray, needed: int) -> np.ndarray:
+    """``vectors`` as a 2-d array with a row for every position up to ``needed``."""
+    vectors = np.asarray(vectors)
+    if vectors.ndim != 2 or len(vectors) < needed:
+        raise ValueError(f"vectors must be (rows, d) with at least {needed} rows, got {vectors.shape}")
+    return vectors
+
+
+def verification_scores(pairs: VerificationPairs, vectors: np.ndarray) -> np.ndarray:
+    """Cosine similarity of every pair: row-wise dot products of L2-normalised row ``vectors``."""
+    vectors = _check_vectors(vectors, int(max(pairs.voice.max(initial=-1), pairs.face.max(initial=-1))) + 1)
+    return np.einsum("ij,ij->i", vectors[pairs.voice], vectors[pairs.face])
+
+
+def matching_similarities(trials: MatchingTrials, vectors: np.ndarray, chunk_size: int = 4096) -> np.ndarray:
+    """(trials, N_max) cosine similarities of each probe to its candidates, column 0 the true match.
+
+    Computed ``chunk_size`` trials at a time so the gathered candidate
+    vectors stay small.
+    """
+    vectors = _check_vectors(vectors, int(max(trials.probes.max(), trials.candidates.max())) + 1)
+    parts = [
+        np.einsum(
+            "td,tnd->tn",
+            vectors[trials.probes[start : start + chunk_size]],
+            vectors[trials.candidates[start : start + chunk_size]],
+        )
+        for start in range(0, len(trials), chunk_size)
+    ]
+    return np.concatenate(parts)
+
+
+def retrieval_average_precisions(
+    task: RetrievalTask, vectors: np.ndarray, table: pd.DataFrame, chunk_size: int = 1024
+) -> np.ndarray:
+    """Per-query average precision of a retrieval task (NaN: no same-identity item in the gallery).
+
+    Relevance is identity equality read from ``table``; similarity is the
+    dot product of L2-normalised row ``vectors`` (see
+    :func:`~vfcross.evaluation.metrics.retrieval_map`).
+    """
+    vectors = _check_vectors(vectors, len(table))
+    identity = table["identity"].to_numpy(dtype=str)
+    return retrieval_map(
+        vectors[task.queries], vectors[task.gallery], identity[task.queries], identity[task.gallery], chunk_size
+    )

@@ -1,0 +1,77 @@
+"""Attention-gated fusion of face and voice embeddings (the method's second half).
+
+On the backbone's 512-d embeddings, a face ``b`` and a voice ``e`` are
+projected to ``d`` dimensions and L2-normalised::
+
+    u = normalise(tanh(W_u b))        v = normalise(tanh(W_v e))
+
+and fused for training as ``I = k * u + (1 - k) * v``. What ``k`` is depends on
+``fusion``:
+
+* ``"gated"`` (the paper): ``k = sigmoid(W [e, b] + B)``, one weight per
+  dimension, computed from both raw inputs;
+* ``"linear"``: one learned scalar, ``k = sigmoid(s)`` (a comparison baseline);
+* ``"none"`` (Table 6, "without the fusion module"): there is no ``I``. The
+  losses see ``u`` and ``v`` themselves, stacked as two rows with the same
+  identity label, so the projections are still trained jointly by the same
+  classifier and the same orthogonal projection loss, but nothing is gated.
+
+An identity classifier acts on the training features. At test time a face is
+represented by its ``u`` and a voice by its ``v`` (:meth:`embed`); ``I``
+exists only for training.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+FUSIONS = ("gated", "linear", "none")
+
+
+class FusionModel(nn.Module):
+    """Projections W_u, W_v, the fusion of ``fusion`` and an identity classifier."""
+
+    def __init__(self, num_classes: int, in_dim: int = 512, dim: int = 128, fusion: str = "gated") -> None:
+        super().__init__()
+        if fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {fusion!r}; choose one of {FUSIONS}")
+        self.fusion = fusion
+        self.face_proj = nn.Linear(in_dim, dim)
+        self.voice_proj = nn.Linear(in_dim, dim)
+        if fusion == "gated":
+            self.gate = nn.Linear(2 * in_dim, dim)
+        elif fusion == "linear":
+            self.gate_logit = nn.Parameter(torch.zeros(()))
+        self.classifier = nn.Linear(dim, num_classes)
+
+    def embed(self, x: Tensor, modality: str) -> Tensor:
+        """Test-time representation: ``u`` for a face, ``v`` for a voice."""
+        if modality == "face":
+            return F.normalize(torch.tanh(self.face_proj(x)), dim=1)
+        if modality == "voice":
+            return F.normalize(torch.tanh(self.voice_proj(x)), dim=1)
+        raise ValueError(f"modality must be 'face' or 'voice', got {modality!r}")
+
+    def gate_weights(self, faces: Tensor, voices: Tensor) -> Tensor:
+        """The weight ``k`` of the face projection, in (0, 1), broadcastable to (N, d)."""
+        if self.fusion == "gated":
+            return torch.sigmoid(self.gate(torch.cat([voices, faces], dim=1)))
+        if self.fusion == "linear":
+            return torch.sigmoid(self.gate_logit).expand(len(faces), 1)
+        raise ValueError("fusion 'none' has no gate")
+
+    def forward(self, faces: Tensor, voices: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Training features of paired faces and voices (N, 512) each, and the gate.
+
+        Returns ``(I, k)`` with ``I`` of shape (N, d); with ``fusion="none"``,
+        ``(cat[u, v], None)`` of shape (2N, d), rows i and N + i sharing a label.
+        """
+        if faces.shape != voices.shape:
+            raise ValueError(f"faces and voices must be paired: {tuple(faces.shape)} vs {tuple(voices.shape)}")
+        u, v = self.embed(faces, "face"), self.embed(voices, "voice")
+        if self.fusion == "none":
+            return torch.cat([u, v]), None
+        k = self.gate_weights(faces, voices)
+        return k * u + (1 - k) * v, k
