@@ -15,6 +15,7 @@ voice-face pairs of the validation identities.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,7 @@ from vfcross.config import FusionConfig
 from vfcross.embedding import Embeddings, all_pairs_auc
 from vfcross.losses import orthogonal_projection_loss
 from vfcross.models.fusion import FusionModel
+from vfcross.training import CHECKPOINT
 
 LOSSES = ("ce+opl", "ce", "opl")
 
@@ -151,3 +153,11 @@ def gate_values(model: FusionModel, embeddings: Embeddings, split: str, rng: np.
     vec = torch.from_numpy(embeddings.vectors)
     dev = next(model.parameters()).device
     return model.gate_weights(vec[np.concatenate(faces)].to(dev), vec[np.concatenate(voices)].to(dev)).cpu().numpy()
+
+
+def load_fusion(run_dir: str | Path, cfg: FusionConfig) -> FusionModel:
+    """The trained fusion model of a run folder, in eval mode on the CPU."""
+    state = torch.load(Path(run_dir) / CHECKPOINT, map_location="cpu", weights_only=False)["objective"]
+    objective = FusionObjective(cfg, state["model.classifier.weight"].shape[0], state["model.face_proj.weight"].shape[1])
+    objective.load_state_dict(state)
+    return objective.model.eval()

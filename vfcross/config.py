@@ -166,6 +166,20 @@ class FusionConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Test-time protocols generated from the manifest (see vfcross.evaluation.protocols)."""
+
+    seed: int = 0
+    #: Verification pairs per list (random, G, N, A, GNA), half positive.
+    n_pairs: int = 10000
+    #: 1:N matching trials per direction (galleries nested for N = 2..10).
+    n_trials: int = 2000
+    #: Bootstrap resamples for every 95% confidence interval.
+    n_boot: int = 1000
+    split: str = "test"
+
+
+@dataclass
 class RunConfig:
     """Everything one run needs; presets fill it in, overrides adjust it."""
 
@@ -184,6 +198,7 @@ class RunConfig:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     @property
     def dataset_root(self) -> Path:
@@ -229,6 +244,8 @@ def preset(name: str) -> RunConfig:
             face=FaceConfig(size=96),
             backbone=BackboneConfig(input_size=75, voice_crop_frames=100, identities_per_batch=3,
                                     samples_per_identity=2, loop=LoopConfig(epochs=1, max_batches_per_epoch=2)),
+            fusion=FusionConfig(dim=32, batch_size=16, loop=LoopConfig(epochs=3, lr=1e-3)),
+            eval=EvalConfig(n_pairs=200, n_trials=40, n_boot=50),
         )
     raise ValueError(f"unknown preset {name!r}; choose one of {PRESETS}")
 

@@ -201,3 +201,84 @@ def write_table(table: pd.DataFrame, name: str, reports_dir: str | Path) -> tupl
     md.write_text("\n".join(lines))
     return csv, md
 
+
+
+# --- Figures of the evaluation (Tables 2-5, Figs. 6-7) ------------------------------------------------
+def roc_det_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> plt.Figure:
+    """ROC and DET curves of several scorers; ``curves`` maps a label to (fpr, tpr)."""
+    from scipy.stats import norm
+
+    fig, (roc, det) = plt.subplots(1, 2, figsize=(9, 3.8))
+    for label, (fpr, tpr) in curves.items():
+        fpr, tpr = np.asarray(fpr), np.asarray(tpr)
+        roc.plot(fpr, tpr, label=label)
+        keep = (fpr > 0) & (fpr < 1) & (tpr > 0) & (tpr < 1)
+        det.plot(norm.ppf(fpr[keep]), norm.ppf(1 - tpr[keep]), label=label)
+    roc.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
+    roc.set_xlabel("false positive rate"), roc.set_ylabel("true positive rate"), roc.set_title("ROC", fontsize=9)
+    ticks = np.array([0.01, 0.05, 0.2, 0.5, 0.8, 0.95])
+    det.set_xticks(norm.ppf(ticks), [f"{t:.0%}" for t in ticks])
+    det.set_yticks(norm.ppf(ticks), [f"{t:.0%}" for t in ticks])
+    det.plot(norm.ppf([0.01, 0.99]), norm.ppf([0.01, 0.99]), color="grey", lw=0.8, ls=":")
+    det.set_xlabel("false acceptance rate"), det.set_ylabel("false rejection rate")
+    det.set_title("DET (EER where a curve meets the diagonal)", fontsize=9)
+    roc.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def grouped_auc_figure(groups: dict[str, dict[str, float]], ci: dict[str, dict[str, tuple]] | None = None
+                       ) -> plt.Figure:
+    """Bars of verification AUC per negative restriction; ``groups`` maps a row label to {G: auc, ...} in %."""
+    keys = ["random", "G", "N", "A", "GNA"]
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    width = 0.8 / len(groups)
+    for i, (label, values) in enumerate(groups.items()):
+        x = np.arange(len(keys)) + i * width
+        heights = [values.get(k, np.nan) for k in keys]
+        errors = None
+        if ci and label in ci:
+            errors = np.array([[h - ci[label][k][0], ci[label][k][1] - h] if k in ci[label] else [0, 0]
+                               for h, k in zip(heights, keys)]).T
+        ax.bar(x, heights, width, yerr=errors, capsize=2, label=label)
+    ax.axhline(50, color="grey", lw=0.8, ls=":")
+    ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, keys)
+    ax.set_ylabel("AUC (%)"), ax.set_ylim(40, 100)
+    ax.set_title("verification AUC by negative restriction (Table 3)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def matching_figure(curves: dict[str, dict[int, float]]) -> plt.Figure:
+    """1:N matching accuracy (%) against N with the chance line 100/N (Fig. 6)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    n = np.arange(2, 11)
+    for label, acc in curves.items():
+        xs = sorted(acc)
+        ax.plot(xs, [acc[x] for x in xs], marker="o", ms=3, label=label)
+    ax.plot(n, 100 / n, color="grey", ls=":", label="chance (1/N)")
+    ax.set_xlabel("N (gallery size)"), ax.set_ylabel("accuracy (%)"), ax.set_ylim(0, 100)
+    ax.set_title("1:N matching (Fig. 6)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def retrieval_panel(query_spectrogram: np.ndarray, faces: list[np.ndarray], is_match: list[bool],
+                    title: str) -> plt.Figure:
+    """A voice query's spectrogram beside its top-ranked faces, true matches framed in green (Fig. 7)."""
+    fig, axes = plt.subplots(1, 1 + len(faces), figsize=(2.0 * (1 + len(faces)), 2.2))
+    axes[0].imshow(query_spectrogram.astype(np.float32), origin="lower", aspect="auto", cmap="magma")
+    axes[0].set_title("voice query", fontsize=8)
+    for rank, (ax, face, match) in enumerate(zip(axes[1:], faces, is_match), start=1):
+        ax.imshow(face)
+        ax.set_title(f"#{rank}" + (" match" if match else ""), fontsize=8, color="green" if match else "black")
+        for spine in ax.spines.values():
+            spine.set_edgecolor("green" if match else "lightgrey")
+            spine.set_linewidth(3 if match else 1)
+    for ax in axes:
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -161,8 +161,7 @@ class _Groups:
 
     def draw(self, identities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One uniformly drawn row of each identity code in ``identities``."""
-        offsets = np.floor(rng.random(len(identities)) * self.counts[identities]).astype(np.int64)
-        return self.rows[self.starts[identities] + offsets]
+        return self.rows[self.starts[identities] + rng.integers(0, self.counts[identities])]
 
 
 @dataclass(frozen=True)
@@ -195,13 +194,12 @@ def _population(table: pd.DataFrame, rows: np.ndarray) -> _Population:
     rows, identity, modality = rows[keep], identity[keep], modality[keep]
     codes = np.searchsorted(complete, identity)
     voice, face = modality == "voice", modality == "face"
-    first = np.full(len(complete), -1, dtype=np.int64)
-    first[codes[::-1]] = rows[::-1]
+    _, first = np.unique(codes, return_index=True)
     return _Population(
         identities=complete,
         voices=_Groups.of(codes[voice], rows[voice], len(complete)),
         faces=_Groups.of(codes[face], rows[face], len(complete)),
-        first_row=first,
+        first_row=rows[first],
     )
 
 
@@ -241,7 +239,7 @@ def _draw_partners(keys: np.ndarray, anchors: np.ndarray, rng: np.random.Generat
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order)) - starts[keys[order]]
     group_size = sizes[keys[anchors]]
-    pick = np.floor(rng.random(len(anchors)) * (group_size - 1)).astype(np.int64)
+    pick = rng.integers(0, group_size - 1)
     pick += pick >= rank[anchors]  # skip the anchor itself
     return order[starts[keys[anchors]] + pick]
 
@@ -331,8 +329,11 @@ def retrieval_task(table: pd.DataFrame, direction: str, split: str = "test") -> 
     return RetrievalTask(direction, rows[modality == query_modality], rows[modality == gallery_modality])
 
 
-def _rows_present(positions: np.ndarray, what: str) -> np.ndarray:
-    """Mask of protocol rows whose files are all in the table; warns about the others, raises if none."""
+def _rows_present(positions: np.ndarray, what: str, stacklevel: int = 3) -> np.ndarray:
+    """Mask of protocol rows whose files are all in the table; warns about the others, raises if none.
+
+    ``stacklevel`` points the warning at the user's call of the public function.
+    """
     present = (positions.reshape(len(positions), -1) >= 0).all(axis=1)
     if not present.any():
         raise ValueError(f"{what}: none of its {len(positions)} rows has all its files in the table")
@@ -340,7 +341,7 @@ def _rows_present(positions: np.ndarray, what: str) -> np.ndarray:
         warnings.warn(
             f"{what}: {int((~present).sum())} of {len(positions)} rows reference files that are not in "
             "the table and are dropped",
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
     return present
 
@@ -389,7 +390,7 @@ def _gallery_rows(gallery: RetrievalGallery, table: pd.DataFrame, modality: str)
     if gallery.modality != modality:
         raise ValueError(f"{gallery.source} is a {gallery.modality} gallery, expected {modality}")
     positions = manifest_rows(gallery.paths, table)
-    keep = _rows_present(positions, f"{modality} gallery {gallery.source}")
+    keep = _rows_present(positions, f"{modality} gallery {gallery.source}", stacklevel=4)
     _check_identities(table, positions[keep], gallery.identities[keep], gallery.source)
     return positions[keep]
 

@@ -1,0 +1,350 @@
+"""Evaluation protocols (generated and official) and the evaluator, on synthetic and real tables."""
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vfcross.data.protocol_files import (
+    manifest_rows,
+    read_matching_list,
+    read_retrieval_gallery,
+    read_verification_list,
+)
+from vfcross.data.voxceleb import scan_dataset
+from vfcross.evaluation.evaluate import evaluate
+from vfcross.evaluation.metrics import mean_of_average_precisions
+from vfcross.evaluation.protocols import (
+    RESTRICTIONS,
+    MatchingTrials,
+    VerificationPairs,
+    from_galleries,
+    from_matching_list,
+    from_verification_list,
+    matching_similarities,
+    matching_trials,
+    retrieval_average_precisions,
+    retrieval_task,
+    split_identities,
+    verification_pairs,
+    verification_scores,
+)
+
+GENDERS, NATIONALITIES, AGES = ("m", "f"), ("USA", "UK", "India"), ("20s", "40s", "60s")
+
+
+def make_table(n_test=30, n_train=8, seed=0, missing_age=(3, 17), big_identity=None):
+    """A shuffled manifest-like table: identities with attributes, 1-4 voices and 2-5 faces each.
+
+    ``missing_age`` test identities have NA age; ``big_identity`` gets 200 voices.
+    """
+    rng = np.random.default_rng(seed)
+    records = []
+    for i in range(n_test + n_train):
+        identity = f"id{i:03d}"
+        attributes = {
+            "split": "test" if i < n_test else "train",
+            "gender": GENDERS[i % 2],
+            "nationality": NATIONALITIES[(i // 2) % 3],
+            "age": pd.NA if i in missing_age else AGES[(i // 6) % 3],
+        }
+        n_voices = 200 if i == big_identity else int(rng.integers(1, 5))
+        for modality, count in (("voice", n_voices), ("face", int(rng.integers(2, 6)))):
+            for k in range(count):
+                relpath = f"{modality}/{identity}/{k:03d}"
+                records.append({"identity": identity, "modality": modality, "relpath": relpath, **attributes})
+    table = pd.DataFrame(records).astype("string")
+    return table.sample(frac=1, random_state=seed).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def table():
+    return make_table()
+
+
+def column(table, name, rows):
+    return table[name].to_numpy(dtype=object)[rows]
+
+
+def unit_vectors(rng, n, dim=8):
+    vectors = rng.normal(size=(n, dim))
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+# --- verification ---------------------------------------------------------------------------------
+
+
+def quiet_pairs(table, restriction, n_pairs=600, seed=0, **kwargs):
+    """Verification pairs with the NA-exclusion warning silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return verification_pairs(table, restriction, n_pairs, seed, **kwargs)
+
+
+@pytest.mark.parametrize("restriction", list(RESTRICTIONS))
+def test_verification_pairs_are_balanced_and_well_formed(table, restriction):
+    pairs = quiet_pairs(table, restriction)
+    assert isinstance(pairs, VerificationPairs) and pairs.name == restriction
+    assert len(pairs) == 600 and pairs.labels.sum() == 300
+    assert (column(table, "modality", pairs.voice) == "voice").all()
+    assert (column(table, "modality", pairs.face) == "face").all()
+    assert (column(table, "split", np.r_[pairs.voice, pairs.face]) == "test").all()
+    same = column(table, "identity", pairs.voice) == column(table, "identity", pairs.face)
+    np.testing.assert_array_equal(same, pairs.labels == 1)
+    negatives = pairs.labels == 0
+    for attribute in RESTRICTIONS[restriction]:
+        voice_side = column(table, attribute, pairs.voice[negatives])
+        face_side = column(table, attribute, pairs.face[negatives])
+        assert (voice_side == face_side).all(), f"a {restriction} negative differs in {attribute}"
+
+
+@pytest.mark.parametrize("restriction", ["A", "GNA"])
+def test_missing_attribute_excludes_rows_with_a_warning(table, restriction):
+    with pytest.warns(UserWarning, match=r"\(2 identities\) have no .*age.* and are excluded"):
+        pairs = verification_pairs(table, restriction, 400, seed=0)
+    used = set(column(table, "identity", np.r_[pairs.voice, pairs.face]))
+    assert not used & {"id003", "id017"}
+
+
+def test_random_restriction_needs_no_attributes(table):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pairs = verification_pairs(table, "random", 400, seed=0)
+    assert {"id003", "id017"} <= set(column(table, "identity", pairs.voice))
+
+
+def test_verification_draws_identities_uniformly():
+    table = make_table(big_identity=5)  # 200 voices against 1-4 for everyone else
+    pairs = quiet_pairs(table, "random", n_pairs=3000)
+    share = np.mean(column(table, "identity", pairs.voice) == "id005")
+    assert share < 2 / 30  # uniform over 30 identities gives 1/30; sample-uniform would give ~2/3
+
+
+def test_verification_pairs_are_deterministic(table):
+    first, again, other = (quiet_pairs(table, "G", seed=s) for s in (1, 1, 2))
+    for name in ("voice", "face", "labels"):
+        np.testing.assert_array_equal(getattr(first, name), getattr(again, name))
+    assert not np.array_equal(first.voice, other.voice)
+
+
+def test_verification_rejects_impossible_requests(table):
+    with pytest.raises(ValueError, match="restriction"):
+        verification_pairs(table, "X", 10, seed=0)
+    with pytest.raises(ValueError, match="even"):
+        verification_pairs(table, "random", 11, seed=0)
+    with pytest.raises(ValueError, match="split == 'val'"):
+        verification_pairs(table, "random", 10, seed=0, split="val")
+    lonely = make_table(n_test=3, n_train=0, missing_age=())  # nationalities USA, USA, UK; genders m, f, m
+    with pytest.raises(ValueError, match="no negative pair exists"):
+        verification_pairs(lonely, "GNA", 10, seed=0)
+    assert len(verification_pairs(lonely, "N", 10, seed=0)) == 10  # id000 and id001 share USA
+
+
+# --- matching -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("direction, probe_modality, candidate_modality", [("v2f", "voice", "face"), ("f2v", "face", "voice")])
+def test_matching_trials_are_nested_and_well_formed(table, direction, probe_modality, candidate_modality):
+    trials = matching_trials(table, direction, n_trials=300, seed=0, max_n=10)
+    assert isinstance(trials, MatchingTrials) and trials.candidates.shape == (300, 10)
+    assert (column(table, "modality", trials.probes) == probe_modality).all()
+    assert (column(table, "modality", trials.candidates) == candidate_modality).all()
+    assert (column(table, "split", trials.candidates) == "test").all()
+    probe_ids = column(table, "identity", trials.probes)
+    candidate_ids = column(table, "identity", trials.candidates)
+    assert (candidate_ids[:, 0] == probe_ids).all()
+    assert all(len(set(row)) == 10 for row in candidate_ids)  # distinct identities, none the probe's
+    five = trials.subset_n(5)
+    np.testing.assert_array_equal(five.candidates, trials.candidates[:, :5])
+    np.testing.assert_array_equal(five.probes, trials.probes)
+
+
+def test_matching_trials_are_deterministic_and_checked(table):
+    first, again = (matching_trials(table, "v2f", 50, seed=4) for _ in range(2))
+    np.testing.assert_array_equal(first.candidates, again.candidates)
+    with pytest.raises(ValueError, match="need 31 identities"):
+        matching_trials(table, "v2f", 50, seed=0, max_n=31)
+    with pytest.raises(ValueError, match="direction"):
+        matching_trials(table, "v2v", 50, seed=0)
+    with pytest.raises(ValueError, match="n must be in 2..10"):
+        first.subset_n(11)
+
+
+# --- retrieval and scoring ---------------------------------------------------------------------
+
+
+def test_retrieval_task_covers_every_sample_of_the_split(table):
+    test = table["split"] == "test"
+    voices = np.flatnonzero(test & (table["modality"] == "voice"))
+    faces = np.flatnonzero(test & (table["modality"] == "face"))
+    v2f, f2v = retrieval_task(table, "v2f"), retrieval_task(table, "f2v")
+    np.testing.assert_array_equal(v2f.queries, voices)
+    np.testing.assert_array_equal(v2f.gallery, faces)
+    np.testing.assert_array_equal(f2v.queries, faces)
+    np.testing.assert_array_equal(f2v.gallery, voices)
+
+
+def test_scoring_helpers_are_cosines_of_row_vectors(table):
+    vectors = unit_vectors(np.random.default_rng(0), len(table))
+    pairs = quiet_pairs(table, "random", n_pairs=20)
+    expected = [vectors[v] @ vectors[f] for v, f in zip(pairs.voice, pairs.face)]
+    np.testing.assert_allclose(verification_scores(pairs, vectors), expected)
+    trials = matching_trials(table, "f2v", 30, seed=0, max_n=4)
+    expected = np.einsum("td,tnd->tn", vectors[trials.probes], vectors[trials.candidates])
+    np.testing.assert_allclose(matching_similarities(trials, vectors, chunk_size=7), expected)
+
+
+# --- evaluator ----------------------------------------------------------------------------------
+
+
+def identity_vectors(table, noise, seed=0):
+    """Unit vectors of each row's identity direction plus noise: informative across modalities."""
+    rng = np.random.default_rng(seed)
+    codes = pd.factorize(table["identity"])[0]
+    centres = rng.normal(size=(codes.max() + 1, 16))
+    vectors = centres[codes] + noise * rng.normal(size=(len(table), 16))
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def quiet_evaluate(vectors, table, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return evaluate(vectors, table, n_pairs=400, n_trials=200, n_boot=50, **kwargs)
+
+
+def test_evaluate_returns_json_ready_fractions(table):
+    result = quiet_evaluate(unit_vectors(np.random.default_rng(1), len(table)), table)
+    assert json.loads(json.dumps(result)) == result
+    assert set(result["matching_vf"]) == set(result["matching_fv"]) == {str(n) for n in range(2, 11)}
+    assert set(result["grouped_auc"]) == {"G", "N", "A", "GNA"}
+    assert result["verification"]["pairs"] == 400 and len(result["roc"]["fpr"]) <= 200
+    numbers = [result["verification"][k] for k in ("eer", "auc")]
+    numbers += [entry["auc"] for entry in result["grouped_auc"].values()]
+    numbers += [entry["accuracy"] for key in ("matching_vf", "matching_fv") for entry in result[key].values()]
+    numbers += [entry["map"] for entry in result["map"].values()]
+    assert all(0 <= x <= 1 for x in numbers)
+    assert abs(result["verification"]["auc"] - 0.5) < 0.1  # random vectors: chance
+    assert abs(result["matching_vf"]["2"]["accuracy"] - 0.5) < 0.12
+    assert result["map"]["vf"]["queries"] == ((table["split"] == "test") & (table["modality"] == "voice")).sum()
+    assert result == quiet_evaluate(unit_vectors(np.random.default_rng(1), len(table)), table)
+
+
+def test_evaluate_sees_an_informative_embedding(table):
+    result = quiet_evaluate(identity_vectors(table, noise=0.3), table)
+    low, high = result["verification"]["auc_ci"]
+    assert result["verification"]["auc"] > 0.95 and low <= result["verification"]["auc"] <= high
+    assert result["verification"]["eer"] < 0.1
+    assert result["matching_vf"]["10"]["accuracy"] > 0.8 and result["map"]["fv"]["map"] > 0.8
+
+
+def test_evaluate_notes_what_the_data_cannot_support():
+    small = make_table(n_test=5, n_train=0, missing_age=())
+    result = quiet_evaluate(identity_vectors(small, noise=1.0), small)
+    assert "note" in result["grouped_auc"]["GNA"] and "auc" in result["grouped_auc"]["G"]
+    assert set(result["matching_vf"]) == {"2", "3", "4", "5"}
+    assert any("N goes up to 5" in note for note in result["notes"])
+    with pytest.raises(ValueError, match="L2-normalised"):
+        evaluate(2 * identity_vectors(small, noise=1.0), small)
+
+
+# --- official lists on the real mini set ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mini(shared_data):
+    """(manifest of voxceleb1-mini with the official splits, the lists folder)."""
+    lists = shared_data / "voxceleb1-lists"
+    manifest, _ = scan_dataset(shared_data / "voxceleb1-mini", lists / "identity_splits.txt")
+    return manifest, lists
+
+
+def test_official_galleries_reach_the_metrics(mini):
+    manifest, lists = mini
+    voices = read_retrieval_gallery(lists / "wav_20k.csv", "voice", lists / "vox1_meta.csv")
+    faces = read_retrieval_gallery(lists / "jpg_20k.csv", "face", lists / "vox1_meta.csv")
+    in_mini = set(manifest["relpath"])
+    voice_paths = [p for p in voices.paths if p in in_mini]
+    face_paths = [p for p in faces.paths if p in in_mini]
+    assert voice_paths and face_paths
+    with pytest.warns(UserWarning, match="rows reference files that are not in the table") as caught:
+        task = from_galleries(voices, faces, manifest, "v2f")
+    assert f"{len(voices) - len(voice_paths)} of {len(voices)} rows" in str(caught[0].message)
+    np.testing.assert_array_equal(task.queries, manifest_rows(np.array(voice_paths), manifest))
+    np.testing.assert_array_equal(task.gallery, manifest_rows(np.array(face_paths), manifest))
+
+    per_query = retrieval_average_precisions(task, unit_vectors(np.random.default_rng(0), len(manifest)), manifest)
+    assert per_query.shape == (len(voice_paths),) and not np.isnan(per_query).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # queries whose identity has no face in the gallery
+        assert 0 < mean_of_average_precisions(per_query) <= 1
+
+
+def test_official_verification_and_matching_lists_miss_the_mini_set(mini):
+    manifest, lists = mini
+    vlist = read_verification_list(lists / "veriflist_test_G_unseenunheard.txt", lists / "vox1_meta.csv")
+    with pytest.raises(ValueError, match="none of its .* rows has all its files in the table"):
+        from_verification_list(vlist, manifest)
+    mlist = read_matching_list(lists / "matching_v2f_U.csv", lists / "vox1_meta.csv")
+    with pytest.raises(ValueError, match="none of its"):
+        from_matching_list(mlist, manifest)
+
+
+def mini_paths(manifest, identity, modality):
+    """Root-relative paths of one identity's samples of one modality in the mini set."""
+    rows = manifest[(manifest["identity"] == identity) & (manifest["modality"] == modality)]
+    return rows["relpath"].tolist()
+
+
+def test_handwritten_lists_map_to_manifest_rows(mini, tmp_path):
+    manifest, lists = mini
+    meta = lists / "vox1_meta.csv"
+    brian_voice, asner_voice = mini_paths(manifest, "id10108", "voice")[0], mini_paths(manifest, "id10278", "voice")[0]
+    brian_face, asner_face = mini_paths(manifest, "id10108", "face")[0], mini_paths(manifest, "id10278", "face")[0]
+
+    def veriflist_voice(relpath, name):  # wav/<id>/<video>/<nnnnn>.wav -> <name>/<video>_<nnnnnnn>.wav
+        _, _, video, clip = relpath.split("/")
+        return f"{name}/{video}_{int(clip[:-4]):07d}.wav"
+
+    def veriflist_face(relpath):  # unzippedFaces/<name>/1.6/<video>/<frame> -> <name>/<video>/<frame>
+        _, name, _, video, frame = relpath.split("/")
+        return f"{name}/{video}/{frame}"
+
+    veriflist = tmp_path / "veriflist_test_G_unseenunheard.txt"
+    veriflist.write_text(
+        "id,voice-speaker-id,face-speaker-id,label,voice-path,face-path\n"
+        f"0,id10108,id10108,1,{veriflist_voice(brian_voice, 'Brian_Dennehy')},{veriflist_face(brian_face)}\n"
+        f"1,id10108,id10278,0,{veriflist_voice(brian_voice, 'Brian_Dennehy')},{veriflist_face(asner_face)}\n"
+        f"2,id10278,id10278,1,Edward_Asner/notthere_0000001.wav,{veriflist_face(asner_face)}\n"
+    )
+    with pytest.warns(UserWarning, match="1 of 3 rows"):
+        pairs = from_verification_list(read_verification_list(veriflist, meta), manifest)
+    assert pairs.name == "G"
+    np.testing.assert_array_equal(pairs.voice, manifest_rows(np.array([brian_voice] * 2), manifest))
+    np.testing.assert_array_equal(pairs.face, manifest_rows(np.array([brian_face, asner_face]), manifest))
+    np.testing.assert_array_equal(pairs.labels, [1, 0])
+    assert verification_scores(pairs, unit_vectors(np.random.default_rng(0), len(manifest))).shape == (2,)
+
+    renamed = tmp_path / "my_pairs.txt"
+    renamed.write_text(veriflist.read_text())
+    with pytest.raises(ValueError, match="pass name="):
+        from_verification_list(read_verification_list(renamed, meta), manifest)
+
+    official_face = lambda relpath: relpath.removeprefix("unzippedFaces/")  # noqa: E731
+    matching = tmp_path / "matching_v2f_U.csv"
+    matching.write_text(
+        f"{asner_voice.removeprefix('wav/')} {official_face(asner_face)} {official_face(brian_face)}\n"
+        f"id10278/notthere/00001.wav {official_face(asner_face)} {official_face(brian_face)}\n"
+    )
+    with pytest.warns(UserWarning, match="1 of 2 rows"):
+        trials = from_matching_list(read_matching_list(matching, meta), manifest)
+    assert trials.direction == "v2f"
+    np.testing.assert_array_equal(trials.probes, manifest_rows(np.array([asner_voice]), manifest))
+    np.testing.assert_array_equal(trials.candidates, manifest_rows(np.array([[asner_face, brian_face]]), manifest))
+    assert matching_similarities(trials, unit_vectors(np.random.default_rng(0), len(manifest))).shape == (1, 2)
+
+
+def test_split_identities_of_the_mini_set(mini):
+    manifest, _ = mini
+    np.testing.assert_array_equal(split_identities(manifest, "test"), ["id10108", "id10278"])
