@@ -43,11 +43,11 @@ pytest: setup
 # Every notebook runs headless in the smoke preset; nbval then re-runs the
 # executed copies (with the smoke parameters papermill injected) cell by cell.
 smoke: setup
-	@mkdir -p $(SMOKE_DIR)
+	@rm -rf $(SMOKE_DIR) && mkdir -p $(SMOKE_DIR)
 	@for nb in $(NOTEBOOKS); do \
 	  echo "papermill smoke: $$nb"; \
-	  $(VENV)/bin/papermill -k python3 --log-level WARNING "$$nb" "$(SMOKE_DIR)/$$(basename $$nb)" \
-	    -p preset smoke -p work_dir $(SMOKE_DIR); \
+	  $(VENV)/bin/papermill -k python3 --log-level ERROR --cwd notebooks "$$nb" "$(SMOKE_DIR)/$$(basename $$nb)" \
+	    -p preset smoke -p work_dir $(CURDIR)/$(SMOKE_DIR) -p reports_dir $(CURDIR)/$(SMOKE_DIR)/reports; \
 	done
 
 nbval: smoke

@@ -86,3 +86,14 @@ def test_bad_inputs_are_rejected(inputs):
         model.embed(faces, "image")
     with pytest.raises(ValueError, match="spectrogram_input"):
         spectrogram_to_image(torch.zeros(1, 1, 10, 10), 80, mode="tiles")
+
+
+def test_training_step_measurement_reports_real_cost():
+    from vfcross.config import BackboneConfig
+    from vfcross.embedding import measure_training_step
+
+    cfg = BackboneConfig(input_size=SIZE, identities_per_batch=2, samples_per_identity=2, voice_crop_frames=60)
+    cost = measure_training_step(cfg, num_classes=4, steps=1)
+    assert cost["params"] == _params(SingleStream(4, SIZE).backbone) + _params(SingleStream(4, SIZE).classifier)
+    assert cost["step_time_s"] > 0 and cost["batch"] == 8
+    assert cost["peak_memory_mb"] > 50  # a 23 M-parameter network with Adam state cannot fit in less

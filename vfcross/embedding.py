@@ -220,10 +220,11 @@ def measure_training_step(cfg: BackboneConfig, num_classes: int, steps: int = 3,
     """Parameters, seconds per training step and peak memory of one architecture.
 
     Runs in a fresh spawned process so that the peak-memory reading belongs to
-    this model alone: on CUDA ``max_memory_allocated``; on CPU the growth of
-    the process's peak resident memory over its size before the model was
-    built. Steps use random inputs of the configured batch shape (P x K faces
-    and as many voice crops); the first step is a warm-up and not timed.
+    this model alone: on CUDA ``max_memory_allocated``; on CPU (Linux) the
+    kernel's resident-memory high-water mark, reset just before the model is
+    built, minus the resident size at that moment. Steps use random inputs of
+    the configured batch shape (P x K faces and as many voice crops); the
+    first step is a warm-up and not timed.
     """
     import multiprocessing
 
@@ -233,12 +234,12 @@ def measure_training_step(cfg: BackboneConfig, num_classes: int, steps: int = 3,
 
 def _measure_in_process(cfg: BackboneConfig, num_classes: int, steps: int, freq_bins: int) -> dict[str, float]:
     """The body of :func:`measure_training_step` (runs in the child process)."""
-    import resource
     import time
 
     torch.manual_seed(0)
     dev = device()
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current resident size
+    rss_before = _proc_status_kb("VmRSS")
     objective = BackboneObjective(cfg, num_classes).to(dev).train()
     optimizer = torch.optim.Adam(objective.parameters(), lr=1e-4)
     n = cfg.identities_per_batch * cfg.samples_per_identity
@@ -258,7 +259,15 @@ def _measure_in_process(cfg: BackboneConfig, num_classes: int, steps: int, freq_
     if dev.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
     else:
-        peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+        peak_mb = (_proc_status_kb("VmHWM") - rss_before) / 1024
     return {"params": sum(p.numel() for p in objective.net.parameters()),
             "step_time_s": float(np.median(times[1:])), "peak_memory_mb": round(peak_mb, 1),
             "batch": 2 * n, "device": dev.type}
+
+
+def _proc_status_kb(field: str) -> int:
+    """A memory field of /proc/self/status (Linux), in kB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(f"{field} not in /proc/self/status")

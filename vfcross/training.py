@@ -143,9 +143,10 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
                   **{k: v / max(1, sums["batches"]) for k, v in sums.items() if k != "batches"}}
         scheduler.step()
         if rank == 0:
-            objective.eval()
-            with torch.no_grad():
-                record.update(task.validate(dev))
+            if (epoch + 1) % cfg.validate_every == 0 or epoch + 1 == cfg.epochs:
+                objective.eval()
+                with torch.no_grad():
+                    record.update(task.validate(dev))
             record["time_s"] = round(time.perf_counter() - t0, 2)
             history.append(record)
             save_atomic({"objective": objective.state_dict(), "optimizer": optimizer.state_dict(),

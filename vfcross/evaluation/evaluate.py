@@ -65,7 +65,7 @@ def downsample_curve(fpr: np.ndarray, tpr: np.ndarray, max_points: int = ROC_POI
     return {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist()}
 
 
-def _verification(
+def verify(
     vectors: np.ndarray, table: pd.DataFrame, n_pairs: int, seed: int, n_boot: int, split: str
 ) -> tuple[dict, dict]:
     """EER and AUC of random-negative verification with CIs, and the downsampled ROC."""
@@ -166,7 +166,7 @@ def evaluate(
     """
     vectors = _check_vectors(vectors, table)
     notes: list[str] = []
-    verification, roc = _verification(vectors, table, n_pairs, seed, n_boot, split)
+    verification, roc = verify(vectors, table, n_pairs, seed, n_boot, split)
     grouped = _grouped_auc(vectors, table, n_pairs, seed, n_boot, split)
     notes += [f"grouped AUC {name}: {entry['note']}" for name, entry in grouped.items() if "note" in entry]
     max_n = min(MAX_N, len(split_identities(table, split)))

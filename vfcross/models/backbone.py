@@ -44,7 +44,7 @@ def spectrogram_to_image(spec: Tensor, size: int, mode: str = "image") -> Tensor
         raise ValueError(f"unknown spectrogram_input {mode!r}; choose one of {SPECTROGRAM_INPUTS}")
     if spec.ndim != 4 or spec.shape[1] != 1:
         raise ValueError(f"expected spectrograms of shape (B, 1, F, T), got {tuple(spec.shape)}")
-    image = F.interpolate(spec, size=(size, size), mode="bilinear", align_corners=False)
+    image = F.interpolate(spec, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return image.expand(-1, 3, -1, -1)
 
 
