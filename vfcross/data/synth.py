@@ -49,8 +49,7 @@ def write_population(out: str | Path, cfg: SynthConfig, progress: bool = True) -
     """
     out = Path(out)
     if out.exists():
-        existing = read_population_config(out)
-        if existing != cfg:
+        if _generation_settings(read_population_config(out)) != _generation_settings(cfg):
             raise FileExistsError(f"{out} holds a population generated with different settings; "
                                   "choose another folder or delete it")
         return out
@@ -64,9 +63,16 @@ def write_population(out: str | Path, cfg: SynthConfig, progress: bool = True) -
                   desc="synthesising identities", disable=not progress))
     _write_tables(tmp, people)
     (tmp / "population.json").write_text(json.dumps(
-        {"config": to_dict(cfg), "identities": [dataclasses.asdict(p) for p in people]}, indent=1))
+        {"config": _generation_settings(cfg), "identities": [dataclasses.asdict(p) for p in people]}, indent=1))
     tmp.rename(out)
     return out
+
+
+def _generation_settings(cfg: SynthConfig) -> dict:
+    """The settings that determine a population's content (all but the worker count)."""
+    settings = to_dict(cfg)
+    del settings["workers"]
+    return settings
 
 
 def _write_identity(job: tuple[Path, SynthConfig, Identity]) -> None:
@@ -115,7 +121,7 @@ def _write_tables(root: Path, people: list[Identity]) -> None:
 
 
 def read_population_config(root: str | Path) -> SynthConfig:
-    """The configuration a population folder was generated with."""
+    """The configuration a population folder was generated with (``workers`` at its default)."""
     path = Path(root) / "population.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {root} is not a vfcross synthetic population")

@@ -1,0 +1,103 @@
+"""The synthetic population: layout, determinism, the reader round trip, and the oracle."""
+
+import hashlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vfcross.config import SynthConfig
+from vfcross.data import read_dataset
+from vfcross.data.population import AGE_GROUPS, NATIONALITIES, oracle_score, sample_population
+from vfcross.data.synth import read_population, read_population_config, write_population
+from vfcross.evaluation.metrics import roc_auc
+from vfcross.evaluation.oracle import oracle_scores
+
+SMALL = SynthConfig(identities=6, videos_per_identity=2, clips_per_video=1, faces_per_video=2, image_size=96,
+                    split_fractions=(0.5, 0.25, 0.25), workers=1)
+
+
+def _digest(root):
+    """One hash over every file's relative path and bytes."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(root)).encode() + path.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory):
+    return write_population(tmp_path_factory.mktemp("pop") / "synth", SMALL, progress=False)
+
+
+def test_population_is_read_like_voxceleb1(population):
+    manifest = read_dataset(population)
+    assert manifest.identity.nunique() == 6
+    counts = manifest.groupby("modality").size().to_dict()
+    assert counts == {"face": 6 * 2 * 2, "voice": 6 * 2 * 1}
+    assert set(manifest.split.dropna()) <= {"train", "val", "test"} and manifest.split.notna().all()
+    assert set(manifest.age) <= set(AGE_GROUPS) and set(manifest.nationality) <= set(NATIONALITIES)
+    # each video of an identity holds its faces and its clips, as a VoxCeleb1 session does
+    per_video = manifest.groupby(["identity", "video", "modality"]).size().unstack()
+    assert (per_video["face"] == 2).all() and (per_video["voice"] == 1).all()
+    import soundfile as sf
+    assert sf.info(manifest[manifest.modality == "voice"].path.iloc[0]).samplerate == 22050  # not yet 16 kHz
+
+
+def test_generation_is_deterministic_and_independent_of_workers(population, tmp_path):
+    again = write_population(tmp_path / "again", SynthConfig(**{**SMALL.__dict__, "workers": 2}), progress=False)
+    assert _digest(again) == _digest(population)
+
+
+def test_existing_folder_is_reused_or_refused(population):
+    assert write_population(population, SMALL, progress=False) == population
+    other_workers = SynthConfig(**{**SMALL.__dict__, "workers": 3})  # same content, so reused
+    assert write_population(population, other_workers, progress=False) == population
+    with pytest.raises(FileExistsError, match="different settings"):
+        write_population(population, SynthConfig(**{**SMALL.__dict__, "seed": 1}), progress=False)
+
+
+def test_population_json_round_trips(population):
+    assert read_population_config(population) == SynthConfig(**{**SMALL.__dict__, "workers": SynthConfig.workers})
+    assert read_population(population) == sample_population(SMALL)
+
+
+def test_cli_synth_writes_a_population(tmp_path):
+    out = tmp_path / "cli"
+    done = subprocess.run([sys.executable, "-m", "vfcross.cli", "synth", "--out", str(out), "--identities", "4",
+                           "--seed", "3", "--preset", "smoke", "--workers", "1"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert read_dataset(out).identity.nunique() == 4
+    bad = subprocess.run([sys.executable, "-m", "vfcross.cli", "synth", "--out", str(out), "--identities", "5"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "different settings" in bad.stderr
+
+
+def test_oracle_separates_same_from_different_identities():
+    cfg = SynthConfig(identities=400, seed=5)
+    people = sample_population(cfg)
+    rng = np.random.default_rng(0)
+    same = [oracle_score(p.voice, p.face, cfg) for p in people]
+    other = [oracle_score(p.voice, people[(i + 1 + rng.integers(len(people) - 1)) % len(people)].face, cfg)
+             for i, p in enumerate(people)]
+    scores = np.nan_to_num(np.array(same + other), neginf=-1e9)
+    auc = roc_auc(scores, np.r_[np.ones(len(same)), np.zeros(len(other))])
+    assert 0.85 < auc < 0.97  # calibrated ceiling ~0.91 (config docstring), far from both chance and 1
+    assert all(np.isfinite(same))  # a person's own voice is never impossible for their face
+
+
+def test_oracle_scores_from_a_population_folder(population):
+    people = read_population(population)
+    ids = np.array([p.vox_id for p in people])
+    scores = oracle_scores(ids, ids, population)
+    assert scores.shape == (6,) and np.isfinite(scores).all()
+    with pytest.raises(KeyError, match="not in the population"):
+        oracle_scores(np.array(["id99999"]), ids[:1], population)
+
+
+def test_too_small_or_badly_split_population_is_rejected():
+    with pytest.raises(ValueError, match="at least 3"):
+        sample_population(SynthConfig(identities=2))
+    with pytest.raises(ValueError, match="split_fractions"):
+        sample_population(SynthConfig(identities=10, split_fractions=(0.5, 0.5, 0.5)))
