@@ -185,7 +185,13 @@ def build_table(name: str, measured: list[dict], provenance: dict[str, str]) -> 
     reported = [{"source": "reported", "dataset": "VoxCeleb1", **row} for row in REPORTED.get(name, [])]
     labels = {key: str(value) for key, value in provenance.items()}  # e.g. seed 0, not 0.0 beside NA
     ours = [{"source": "measured", **labels, **row} for row in measured]
-    return pd.DataFrame(reported + ours)
+    table = pd.DataFrame(reported + ours)
+    # source and method first, then the metrics in the order our rows list them, then the
+    # confidence intervals, provenance last
+    first, tail = ["source", "method"], list(dict.fromkeys(["dataset", *provenance]))
+    columns = list(dict.fromkeys([*(k for row in ours for k in row), *table.columns]))
+    cis = [c for c in columns if c.endswith("CI")]
+    return table[first + [c for c in columns if c not in first + cis + tail] + cis + tail]
 
 
 def write_table(table: pd.DataFrame, name: str, reports_dir: str | Path) -> tuple[Path, Path]:
