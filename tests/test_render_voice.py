@@ -162,3 +162,21 @@ def test_worker_processes_render_the_same_audio(method: str):
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(method)) as pool:
         for got, want in zip(pool.map(_render_in_worker, (21, 22)), expected, strict=True):
             np.testing.assert_array_equal(got, want)
+
+
+def test_breathy_voice_is_identical_in_processes_started_seconds_apart():
+    # espeak-ng seeds its own noise generator from the clock at initialisation; unless vfcross
+    # reseeds it, a breathy variant (f3) differs between processes started in different seconds.
+    import subprocess
+    import sys
+    import time
+
+    code = ("import hashlib; from vfcross.data.render_voice import _synthesize; "
+            "print(hashlib.md5(_synthesize('The weather was cold this morning.', 'en-us+f3', "
+            "{'rate': 170, 'pitch': 50, 'range': 50}, 123).tobytes()).hexdigest())")
+    digests = []
+    for _ in range(2):
+        digests.append(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                      check=True).stdout.strip())
+        time.sleep(1.1)
+    assert digests[0] == digests[1]

@@ -51,11 +51,11 @@ different audio depending on what the process synthesized before, which would
 make a clip depend on which worker rendered it. To make every clip a pure
 function of its inputs, each synthesis loads the library afresh, initialises
 it, synthesizes, terminates and unloads it (``dlclose``; this costs about a
-millisecond), and seeds libc's ``rand()`` from the clip's generator. espeak-ng
-also reads some heap memory before writing it, so while it runs glibc's
-M_PERTURB fills every new allocation with a fixed byte (without this, a
-clip's length could differ by a few samples between processes with different
-allocation histories). The
+millisecond), and seeds both libc's ``rand()`` and espeak-ng's own generator
+(``espeak_ng_SetRandSeed``, which must follow ``espeak_Initialize``: at
+initialisation espeak-ng seeds it from the clock, so breathy variants such as
+``f3`` otherwise sound slightly different in every process) from the clip's
+generator. The
 library is global to the process, so a lock serialises this; a fork waits for
 a synthesis in progress to finish, so a child never inherits a half-used
 library. Nothing else in the process may hold libespeak-ng open, or the
@@ -342,7 +342,7 @@ _LONGEST_IPA = max(map(len, _IPA_TO_DEVANAGARI))
 @functools.lru_cache(maxsize=4096)
 def _respell_devanagari(sentence: str) -> str:
     """``sentence`` (English) respelled in Devanagari from its espeak-ng en-us pronunciation."""
-    with _LOCK, _perturbed_malloc(), _espeak() as lib:
+    with _LOCK, _espeak() as lib:
         if lib.espeak_SetVoiceByName(b"en-us") != 0:
             raise RuntimeError("espeak-ng has no en-us voice")
         buffer = ctypes.create_string_buffer(sentence.encode())
@@ -417,28 +417,6 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(ctypes.util.find_library("c"))
 
 
-#: glibc's mallopt parameter that fills every fresh allocation with a fixed byte.
-_M_PERTURB = -6
-
-
-@contextlib.contextmanager
-def _perturbed_malloc() -> Iterator[None]:
-    """Make memory that espeak-ng allocates start with fixed contents while it runs.
-
-    espeak-ng reads some heap memory before writing it, so its output would
-    otherwise depend on what the process allocated and freed before (seen as
-    clips a few samples longer in one process than another). With glibc's
-    M_PERTURB every allocation is filled with the same byte; it is switched
-    off again afterwards because it costs a memset per allocation.
-    """
-    libc = _libc()
-    libc.mallopt(_M_PERTURB, 0x5A)
-    try:
-        yield
-    finally:
-        libc.mallopt(_M_PERTURB, 0)
-
-
 @contextlib.contextmanager
 def _espeak() -> Iterator[ctypes.CDLL]:
     """A freshly loaded and initialised libespeak-ng, unloaded on exit. Hold ``_LOCK``."""
@@ -464,12 +442,13 @@ def _espeak() -> Iterator[ctypes.CDLL]:
 
 def _synthesize(text: str, voice: str, params: dict[str, int], seed: int) -> np.ndarray:
     """Raw espeak-ng speech for ``text`` in ``voice`` with ``params``, as floats in [-1, 1]."""
-    with _LOCK, _perturbed_malloc(), _espeak() as lib:
+    with _LOCK, _espeak() as lib:
         if lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise ValueError(f"espeak-ng has no voice {voice!r}")
         for name, value in params.items():
             lib.espeak_SetParameter(_PARAMETERS[name], value, 0)
         _libc().srand(seed)
+        lib.espeak_ng_SetRandSeed(ctypes.c_long(seed))
         _chunks.clear()
         data = text.encode() + b"\0"
         status = lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
