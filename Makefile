@@ -46,7 +46,7 @@ smoke: setup
 	@rm -rf $(SMOKE_DIR) && mkdir -p $(SMOKE_DIR)
 	@for nb in $(NOTEBOOKS); do \
 	  echo "papermill smoke: $$nb"; \
-	  $(VENV)/bin/papermill -k python3 --log-level ERROR --cwd notebooks "$$nb" "$(SMOKE_DIR)/$$(basename $$nb)" \
+	  $(VENV)/bin/papermill -k python3 --log-level ERROR --no-progress-bar --cwd notebooks "$$nb" "$(SMOKE_DIR)/$$(basename $$nb)" \
 	    -p preset smoke -p work_dir $(CURDIR)/$(SMOKE_DIR) -p reports_dir $(CURDIR)/$(SMOKE_DIR)/reports; \
 	done
 
