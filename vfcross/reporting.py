@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from vfcross.config import VoiceConfig
+from vfcross.preprocess import load_face, load_spectrogram
 from vfcross.preprocess.run import markdown_table
 from vfcross.preprocess.voices import read_audio, vad
 
@@ -40,11 +41,10 @@ def sample_grid(manifest: pd.DataFrame, identities: int = 6, faces: int = 3, voi
         picks = [("face", p) for p in rows[rows.modality == "face"]["cache_path"].head(faces)]
         picks += [("voice", p) for p in rows[rows.modality == "voice"]["cache_path"].head(voices)]
         for ax, (modality, path) in zip(row, picks):
-            data = np.load(path)
             if modality == "face":
-                ax.imshow(data)
+                ax.imshow(load_face(path))
             else:
-                ax.imshow(data.astype(np.float32), origin="lower", aspect="auto", cmap="magma")
+                ax.imshow(load_spectrogram(path), origin="lower", aspect="auto", cmap="magma")
         for ax in row:
             ax.set_xticks([]), ax.set_yticks([])
         first = rows.iloc[0]

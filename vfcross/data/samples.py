@@ -19,10 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vfcross.preprocess import load_face, load_spectrogram
+
 
 def load_faces(paths: list[str], size: int, flips: np.ndarray | None = None) -> Tensor:
     """Face crops as standardised float tensors (B, 3, size, size), optionally mirrored."""
-    images = torch.from_numpy(np.stack([np.load(p) for p in paths])).permute(0, 3, 1, 2).float()
+    images = torch.from_numpy(np.stack([load_face(p) for p in paths])).permute(0, 3, 1, 2).float()
     if images.shape[-1] != size:
         images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     if flips is not None:
@@ -45,13 +47,13 @@ def fit_frames(spec: np.ndarray, frames: int, offset: float) -> np.ndarray:
 
 def load_voice_crops(paths: list[str], frames: int, offsets: np.ndarray) -> Tensor:
     """Fixed-length spectrogram crops (B, 1, F, frames), one per path."""
-    crops = [fit_frames(np.load(p), frames, o) for p, o in zip(paths, offsets)]
-    return torch.from_numpy(np.stack(crops).astype(np.float32)).unsqueeze(1)
+    crops = [fit_frames(load_spectrogram(p), frames, o) for p, o in zip(paths, offsets)]
+    return torch.from_numpy(np.stack(crops)).unsqueeze(1)
 
 
 def utterance_crops(path: str, frames: int) -> Tensor:
     """All half-overlapping crops of one utterance (n, 1, F, frames) for test-time averaging."""
-    spec = np.load(path)
+    spec = load_spectrogram(path)
     n = max(1, math.ceil((spec.shape[1] - frames) / (frames // 2)) + 1) if spec.shape[1] > frames else 1
     offsets = np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(1)
     return load_voice_crops([path] * n, frames, offsets)
