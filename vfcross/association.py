@@ -27,7 +27,7 @@ from vfcross.config import FusionConfig
 from vfcross.embedding import Embeddings, all_pairs_auc
 from vfcross.losses import orthogonal_projection_loss
 from vfcross.models.fusion import FusionModel
-from vfcross.training import CHECKPOINT
+from vfcross.training import objective_state
 
 LOSSES = ("ce+opl", "ce", "opl")
 
@@ -157,7 +157,7 @@ def gate_values(model: FusionModel, embeddings: Embeddings, split: str, rng: np.
 
 def load_fusion(run_dir: str | Path, cfg: FusionConfig) -> FusionModel:
     """The trained fusion model of a run folder, in eval mode on the CPU."""
-    state = torch.load(Path(run_dir) / CHECKPOINT, map_location="cpu", weights_only=False)["objective"]
+    state = objective_state(run_dir)
     objective = FusionObjective(cfg, state["model.classifier.weight"].shape[0], state["model.face_proj.weight"].shape[1])
     objective.load_state_dict(state)
     return objective.model.eval()

@@ -30,7 +30,8 @@ from vfcross.evaluation.metrics import roc_auc
 from vfcross.losses import CrossModalCenterLoss
 from vfcross.models.dual_stream import DualStream
 from vfcross.models.single_stream import SingleStream
-from vfcross.training import CHECKPOINT, device, load_objective
+from vfcross.preprocess.cache import atomic_write
+from vfcross.training import CHECKPOINT, device, objective_state
 
 ARCHITECTURES = {"single": SingleStream, "dual": DualStream}
 
@@ -119,13 +120,18 @@ class BackboneTask:
         return out
 
 
-def all_pairs_auc(embeddings: np.ndarray, table: pd.DataFrame) -> float:
-    """Verification AUC of cosine similarity over every voice-face pair of ``table``."""
+def all_pairs_scores(embeddings: np.ndarray, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine similarity and same-identity label (0/1) of every voice-face pair of ``table``."""
     is_voice = (table["modality"] == "voice").to_numpy()
     ids = table["identity"].to_numpy()
     sims = embeddings[is_voice] @ embeddings[~is_voice].T
     same = ids[is_voice][:, None] == ids[~is_voice][None, :]
-    return roc_auc(sims.ravel(), same.ravel().astype(int))
+    return sims.ravel(), same.ravel().astype(int)
+
+
+def all_pairs_auc(embeddings: np.ndarray, table: pd.DataFrame) -> float:
+    """Verification AUC of cosine similarity over every voice-face pair of ``table``."""
+    return roc_auc(*all_pairs_scores(embeddings, table))
 
 
 @torch.no_grad()
@@ -201,16 +207,12 @@ def extract_embeddings(run_dir: str | Path, manifest: pd.DataFrame, cfg: Backbon
     if cache.exists():
         vectors = np.load(cache)["vectors"]
     else:
-        classes = int(torch.load(ckpt, map_location="cpu", weights_only=False)["objective"][
-            "center.centers"].shape[0])
-        objective = BackboneObjective(cfg, classes)
-        load_objective(objective, run_dir)
+        state = objective_state(run_dir)
+        objective = BackboneObjective(cfg, state["center.centers"].shape[0])
+        objective.load_state_dict(state)
         dev = device()
         vectors = embed_rows(objective.net.to(dev), rows, cfg, dev, progress=progress)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(cache.stem + ".tmp.npz")
-        np.savez(tmp, vectors=vectors)
-        tmp.replace(cache)
+        atomic_write(cache, lambda stream: np.savez(stream, vectors=vectors))
         cache.with_suffix(".json").write_text(json.dumps({"checkpoint": str(ckpt), "sha256": sha}) + "\n")
     return Embeddings(rows, vectors, str(ckpt), sha)
 

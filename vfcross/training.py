@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from vfcross.config import LoopConfig
+from vfcross.preprocess.cache import atomic_write
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -85,18 +86,10 @@ def _seed_epoch(seed: int, epoch: int) -> np.random.Generator:
     return np.random.default_rng([seed, epoch])
 
 
-def save_atomic(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename over it."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def _write_log(history: list[dict], path: Path) -> None:
     """Rewrite the JSONL metrics log atomically from the complete history."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
-    os.replace(tmp, path)
+    text = "".join(json.dumps(r) + "\n" for r in history)
+    atomic_write(path, lambda stream: stream.write(text.encode()))
 
 
 def read_log(out_dir: str | Path) -> list[dict]:
@@ -149,9 +142,10 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
                     record.update(task.validate(dev))
             record["time_s"] = round(time.perf_counter() - t0, 2)
             history.append(record)
-            save_atomic({"objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                         "history": history, "epoch": epoch + 1}, ckpt_path)
+            state = {"objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                     "history": history, "epoch": epoch + 1}
+            atomic_write(ckpt_path, lambda stream: torch.save(state, stream))
             _write_log(history, out_dir / METRICS)
         if world > 1:
             dist.barrier()
@@ -177,8 +171,9 @@ def _run_epoch(module: nn.Module, task: Task, batches: Sequence[Any], optimizer:
     return sums
 
 
-def load_objective(objective: nn.Module, out_dir: str | Path) -> dict:
-    """Load a run's last checkpoint into ``objective``; return the checkpoint's record."""
-    state = torch.load(Path(out_dir) / CHECKPOINT, map_location="cpu", weights_only=False)
-    objective.load_state_dict(state["objective"])
-    return {"epoch": state["epoch"], "history": state["history"]}
+def objective_state(run_dir: str | Path) -> dict[str, torch.Tensor]:
+    """The trained objective's ``state_dict`` from a run's last checkpoint, on the CPU."""
+    path = Path(run_dir) / CHECKPOINT
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint in {run_dir}: train that stage first")
+    return torch.load(path, map_location="cpu", weights_only=False)["objective"]

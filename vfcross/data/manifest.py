@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from vfcross.preprocess.cache import atomic_write
+
 #: Text columns of a manifest; read back as pandas "string" so NA stays NA.
 TEXT_COLUMNS = ("identity", "name", "modality", "path", "relpath", "video", "split", "gender", "nationality",
                 "age", "cache_path")
@@ -14,10 +16,7 @@ TEXT_COLUMNS = ("identity", "name", "modality", "path", "relpath", "video", "spl
 def write_manifest(manifest: pd.DataFrame, path: str | Path) -> Path:
     """Write ``manifest`` as CSV (parents created, replaced atomically)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    manifest.to_csv(tmp, index=False)
-    tmp.replace(path)
+    atomic_write(path, lambda stream: manifest.to_csv(stream, index=False))
     return path
 
 

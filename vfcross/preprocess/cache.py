@@ -62,8 +62,14 @@ def cache_folder(cache_dir: str | Path, modality: str, settings: Any) -> Path:
     return Path(cache_dir) / f"{modality}-{settings_hash(settings)}"
 
 
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` through a temporary file in its folder and ``os.replace``."""
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write ``path`` through a temporary file in its folder and ``os.replace``.
+
+    Readers never see a half-written file, and an interrupted write leaves no
+    temporary file behind. Used for every file vfcross writes that a later
+    step or a resumed run reads back (cache entries, checkpoints, logs,
+    manifests, embeddings).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -77,7 +83,7 @@ def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
 
 def _write_json(path: Path, data: dict) -> None:
     """Atomically write ``data`` as JSON."""
-    _atomic_write(path, lambda stream: stream.write(json.dumps(data).encode()))
+    atomic_write(path, lambda stream: stream.write(json.dumps(data).encode()))
 
 
 def lookup(folder: Path, key: str) -> Outcome | None:
@@ -105,5 +111,5 @@ def store(folder: Path, key: str, array: np.ndarray | None, reason: str) -> Outc
     if reason:
         _write_json(folder / f"{key}.note.json", {"reason": reason})
     path = folder / f"{key}.npy"
-    _atomic_write(path, lambda stream: np.save(stream, array, allow_pickle=False))
+    atomic_write(path, lambda stream: np.save(stream, array, allow_pickle=False))
     return Outcome("processed", reason, str(path))
