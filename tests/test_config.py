@@ -4,7 +4,14 @@ import json
 
 import pytest
 
-from vfcross.config import PRESETS, RunConfig, load_config, override, preset, save_config
+from vfcross.config import (
+    PRESETS,
+    RunConfig,
+    load_config,
+    override,
+    preset,
+    save_config,
+)
 
 
 @pytest.mark.parametrize("name", PRESETS)

@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 import torch
 
-from vfcross.association import TABLE6_VARIANTS, FusionObjective, FusionTask, project
+from vfcross.backbone.embedding import Embeddings, all_pairs_auc
 from vfcross.config import FusionConfig, LoopConfig
-from vfcross.embedding import Embeddings, all_pairs_auc
-from vfcross.models.fusion import FusionModel
+from vfcross.fusion.model import FusionModel
+from vfcross.fusion.task import TABLE6_VARIANTS, FusionObjective, FusionTask, project
 from vfcross.training import train
 
 

@@ -6,8 +6,8 @@ tests build tiny datasets of synthetic files under ``tmp_path``.
 
 from __future__ import annotations
 
-import wave
 import warnings
+import wave
 from pathlib import Path
 
 import numpy as np

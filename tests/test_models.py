@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from vfcross.models.backbone import spectrogram_to_image
-from vfcross.models.dual_stream import DualStream
-from vfcross.models.single_stream import SingleStream
+from vfcross.backbone.dual_stream import DualStream
+from vfcross.backbone.inception import spectrogram_to_image
+from vfcross.backbone.single_stream import SingleStream
 
 SIZE = 75
 
@@ -89,8 +89,8 @@ def test_bad_inputs_are_rejected(inputs):
 
 
 def test_training_step_measurement_reports_real_cost():
+    from vfcross.backbone.objective import measure_training_step
     from vfcross.config import BackboneConfig
-    from vfcross.embedding import measure_training_step
 
     cfg = BackboneConfig(input_size=SIZE, identities_per_batch=2, samples_per_identity=2, voice_crop_frames=60)
     cost = measure_training_step(cfg, num_classes=4, steps=1)

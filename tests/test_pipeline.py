@@ -2,7 +2,8 @@
 
 import json
 
-from vfcross.pipeline import claims, merge_summary, reports_readme, write_part
+from vfcross.reporting.readme import claims, reports_readme
+from vfcross.reporting.summary import merge_summary, write_part
 
 
 def _arch(auc, auc_ci, eer, eer_ci, params):

@@ -16,9 +16,25 @@ import soundfile as sf
 from PIL import Image
 
 from vfcross.config import FaceConfig, RunConfig, VoiceConfig, override
-from vfcross.preprocess import align_face, load_face, load_spectrogram, preprocess, spectrogram, vad, write_report
-from vfcross.preprocess import cache, run
-from vfcross.preprocess.faces import FALLBACK_REASON, FaceDetector, crop_faces, open_rgb, similarity_transform, template
+from vfcross.preprocess import (
+    align_face,
+    cache,
+    load_face,
+    load_spectrogram,
+    preprocess,
+    run,
+    spectrogram,
+    vad,
+    write_report,
+)
+from vfcross.preprocess.faces import (
+    FALLBACK_REASON,
+    FaceDetector,
+    crop_faces,
+    open_rgb,
+    similarity_transform,
+    template,
+)
 from vfcross.preprocess.voices import frame_energies, process_voice, read_audio
 
 SR = 16000

@@ -14,8 +14,14 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from vfcross.config import SynthConfig
-from vfcross.data.population import sample_population
-from vfcross.data.render_face import MIN_SIZE, face_session, face_style, render_face, render_face_landmarks
+from vfcross.data.synthetic.population import sample_population
+from vfcross.data.synthetic.render_face import (
+    MIN_SIZE,
+    face_session,
+    face_style,
+    render_face,
+    render_face_landmarks,
+)
 
 SIZES = (128, 160)
 #: Detected landmarks must lie within this fraction of the box width of the drawn ones.

@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 
 from vfcross.config import SynthConfig
-from vfcross.data.population import GENDERS, NATIONALITIES, Attributes, Identity, sample_population
-from vfcross.data.render_voice import (
+from vfcross.data.synthetic.population import (
+    GENDERS,
+    NATIONALITIES,
+    Attributes,
+    Identity,
+    sample_population,
+)
+from vfcross.data.synthetic.render_voice import (
     SAMPLE_RATE,
     SENTENCES,
     pick_sentences,
@@ -171,7 +177,7 @@ def test_breathy_voice_is_identical_in_processes_started_seconds_apart():
     import sys
     import time
 
-    code = ("import hashlib; from vfcross.data.render_voice import _synthesize; "
+    code = ("import hashlib; from vfcross.data.synthetic.render_voice import _synthesize; "
             "print(hashlib.md5(_synthesize('The weather was cold this morning.', 'en-us+f3', "
             "{'rate': 170, 'pitch': 50, 'range': 50}, 123).tobytes()).hexdigest())")
     digests = []

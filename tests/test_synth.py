@@ -9,8 +9,17 @@ import pytest
 
 from vfcross.config import SynthConfig
 from vfcross.data import read_dataset
-from vfcross.data.population import AGE_GROUPS, NATIONALITIES, oracle_score, sample_population
-from vfcross.data.synth import read_population, read_population_config, write_population
+from vfcross.data.synthetic.population import (
+    AGE_GROUPS,
+    NATIONALITIES,
+    oracle_score,
+    sample_population,
+)
+from vfcross.data.synthetic.writer import (
+    read_population,
+    read_population_config,
+    write_population,
+)
 from vfcross.evaluation.metrics import roc_auc
 from vfcross.evaluation.oracle import oracle_scores
 

@@ -8,13 +8,13 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from fakes import fake_preprocessed
+
+from vfcross.backbone.embedding import embed_rows, extract_embeddings
+from vfcross.backbone.sampler import pk_batches, utterance_crops
+from vfcross.backbone.task import BackboneTask
 from vfcross.config import BackboneConfig, LoopConfig
 from vfcross.data.manifest import write_manifest
-from vfcross.data.samples import pk_batches
-from vfcross.data.samples import utterance_crops
-from vfcross.embedding import BackboneTask, embed_rows, extract_embeddings
 from vfcross.training import read_log, train
 
 

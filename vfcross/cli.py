@@ -5,9 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from vfcross.config import PRESETS, RunConfig, SynthConfig, override, preset, save_config
+from vfcross.config import (
+    PRESETS,
+    RunConfig,
+    SynthConfig,
+    override,
+    preset,
+    save_config,
+)
 
 
 def _config(args: argparse.Namespace) -> RunConfig:
@@ -26,7 +32,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
 
 def _synth(args: argparse.Namespace) -> None:
     """Write a synthetic population in the VoxCeleb1 layout."""
-    from vfcross.data.synth import write_population
+    from vfcross.data.synthetic.writer import write_population
 
     base = preset(args.preset).synth
     cfg = SynthConfig(**{**base.__dict__, "identities": args.identities, "seed": args.seed,
@@ -51,7 +57,7 @@ def _ingest(args: argparse.Namespace) -> None:
 def _preprocess(args: argparse.Namespace) -> None:
     """Preprocess a dataset (or the preset's synthetic population) into the cache."""
     from vfcross.data.manifest import write_manifest
-    from vfcross.data.synth import write_population
+    from vfcross.data.synthetic.writer import write_population
     from vfcross.data.voxceleb import read_dataset
     from vfcross.preprocess.run import preprocess, write_report
 
@@ -70,8 +76,8 @@ def _preprocess(args: argparse.Namespace) -> None:
 
 def _train(args: argparse.Namespace) -> None:
     """Train the backbone on a preprocessed manifest (runs under torchrun too)."""
+    from vfcross.backbone.task import BackboneTask
     from vfcross.data.manifest import read_manifest
-    from vfcross.embedding import BackboneTask
     from vfcross.training import train
 
     cfg = _config(args)

@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 @dataclass
 class SynthConfig:
-    """The embedded synthetic population (see :mod:`vfcross.data.synth`)."""
+    """The embedded synthetic population (see :mod:`vfcross.data.synthetic.writer`)."""
 
     identities: int = 300
     seed: int = 0
@@ -34,7 +34,7 @@ class SynthConfig:
     faces_per_video: int = 3
     image_size: int = 160
     #: Defaults are calibrated so that the oracle of
-    #: :func:`vfcross.data.population.oracle_score` reaches AUC ~0.91 on random
+    #: :func:`vfcross.data.synthetic.population.oracle_score` reaches AUC ~0.91 on random
     #: verification pairs (~0.81 with same-gender negatives).
     #: Probability that a voice's accent shows the identity's own nationality
     #: (otherwise a uniformly drawn other one). 1 = always, 0 = never.

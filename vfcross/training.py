@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from vfcross.config import LoopConfig
-from vfcross.preprocess.cache import atomic_write
+from vfcross.io import atomic_write
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"

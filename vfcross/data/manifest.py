@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from vfcross.preprocess.cache import atomic_write
+from vfcross.io import atomic_write
 
 #: Text columns of a manifest; read back as pandas "string" so NA stays NA.
 TEXT_COLUMNS = ("identity", "name", "modality", "path", "relpath", "video", "split", "gender", "nationality",

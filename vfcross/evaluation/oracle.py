@@ -1,7 +1,7 @@
 """The ceiling of the synthetic data: an oracle that knows every identity's true attributes.
 
 For a voice-face pair the oracle scores the log-likelihood ratio of
-:func:`vfcross.data.population.oracle_score` between the attributes the
+:func:`vfcross.data.synthetic.population.oracle_score` between the attributes the
 voice's identity was rendered from and those of the face's identity. It sees
 no audio or pixels, so its AUC on a verification list is what a perfect
 reader of the shared attributes reaches: the ceiling a learned model is read
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vfcross.data.population import oracle_score
-from vfcross.data.synth import read_population, read_population_config
+from vfcross.data.synthetic.population import oracle_score
+from vfcross.data.synthetic.writer import read_population, read_population_config
 
 #: Stand-in for a log-likelihood ratio of -inf (e.g. a gender mismatch), so
 #: that metrics, which need finite scores, rank such pairs last, as ties.

@@ -29,7 +29,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from vfcross.data.protocol_files import MatchingList, RetrievalGallery, VerificationList, manifest_rows
+from vfcross.data.protocol_files import (
+    MatchingList,
+    RetrievalGallery,
+    VerificationList,
+    manifest_rows,
+)
 from vfcross.evaluation.metrics import retrieval_map
 
 #: Attributes that a negative pair must share, per verification restriction.

@@ -21,13 +21,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, IO
+from typing import Any
 
 import numpy as np
+
+from vfcross.io import atomic_write
 
 #: Fields that change how fast a result is made, not the result; leaving them
 #: out of the settings hash keeps the cache valid when they are tuned.
@@ -60,25 +60,6 @@ def content_hash(data: bytes) -> str:
 def cache_folder(cache_dir: str | Path, modality: str, settings: Any) -> Path:
     """The folder holding ``modality``'s entries made with ``settings``."""
     return Path(cache_dir) / f"{modality}-{settings_hash(settings)}"
-
-
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` through a temporary file in its folder and ``os.replace``.
-
-    Readers never see a half-written file, and an interrupted write leaves no
-    temporary file behind. Used for every file vfcross writes that a later
-    step or a resumed run reads back (cache entries, checkpoints, logs,
-    manifests, embeddings).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _write_json(path: Path, data: dict) -> None:

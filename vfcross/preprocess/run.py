@@ -31,9 +31,17 @@ import torch
 from tqdm.auto import tqdm
 
 from vfcross.config import RunConfig, VoiceConfig
+from vfcross.io import markdown_table
 from vfcross.preprocess.cache import Outcome, cache_folder, content_hash, lookup, store
-from vfcross.preprocess.faces import (FALLBACK_REASON, IMAGE_ERRORS, FaceDetector, crop_faces,
-                                     describe_image_error, open_rgb, single_torch_thread)
+from vfcross.preprocess.faces import (
+    FALLBACK_REASON,
+    IMAGE_ERRORS,
+    FaceDetector,
+    crop_faces,
+    describe_image_error,
+    open_rgb,
+    single_torch_thread,
+)
 from vfcross.preprocess.voices import process_voice
 
 MODALITIES = ("face", "voice")
@@ -202,14 +210,3 @@ def write_report(result: PreprocessResult, out_dir: str | Path) -> tuple[Path, P
     md_path = out / "preprocess_summary.md"
     md_path.write_text("# Preprocessing summary\n\n" + markdown_table(result.summary()))
     return csv_path, md_path
-
-
-def markdown_table(table: pd.DataFrame) -> str:
-    """``table`` as a GitHub-flavoured Markdown table (``|`` in cells escaped, NA left blank)."""
-    def cell(value: object) -> str:
-        return "" if pd.isna(value) else str(value).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(cell(c) for c in table.columns) + " |",
-             "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join(lines) + "\n"

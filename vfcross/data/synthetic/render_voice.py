@@ -3,7 +3,7 @@
 The voice model
 ---------------
 Every identity speaks ENGLISH sentences; what it sounds like comes from its
-voice attributes (:attr:`~vfcross.data.population.Identity.voice`):
+voice attributes (:attr:`~vfcross.data.synthetic.population.Identity.voice`):
 
 * **nationality -> accent.** The text goes through the espeak-ng voice of the
   nationality (``NATIONALITIES``), so German, Italian or Latin-American Spanish
@@ -80,7 +80,7 @@ import espeakng_loader
 import numpy as np
 from scipy import fft, signal
 
-from vfcross.data.population import NATIONALITIES, TRAITS, Identity
+from vfcross.data.synthetic.population import NATIONALITIES, TRAITS, Identity
 
 #: espeak-ng's native output rate, the rate of every rendered clip.
 SAMPLE_RATE = 22050

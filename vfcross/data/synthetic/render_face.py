@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
-from vfcross.data.population import Identity
+from vfcross.data.synthetic.population import Identity
 
 #: Smallest image side accepted: MTCNN's O-Net and InceptionResNet-V1 need
 #: inputs of at least this many pixels.

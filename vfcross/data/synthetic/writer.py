@@ -10,7 +10,7 @@
                                                      identity's true face/voice attributes
 
 so that :func:`vfcross.data.read_dataset` reads it like VoxCeleb1, and the
-oracle of :mod:`vfcross.data.population` can be scored from
+oracle of :mod:`vfcross.data.synthetic.population` can be scored from
 ``population.json``. Every identity has ``videos_per_identity`` sessions; the
 clips and frames of one session share its recording conditions. The result
 depends only on the configuration (not on the number of workers), and the
@@ -31,9 +31,14 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from vfcross.config import SynthConfig, from_dict, to_dict
-from vfcross.data.population import Attributes, Identity, sample_population
-from vfcross.data.render_face import face_session, face_style, render_face
-from vfcross.data.render_voice import pick_sentences, render_clip, voice_session, voice_style
+from vfcross.data.synthetic.population import Attributes, Identity, sample_population
+from vfcross.data.synthetic.render_face import face_session, face_style, render_face
+from vfcross.data.synthetic.render_voice import (
+    pick_sentences,
+    render_clip,
+    voice_session,
+    voice_style,
+)
 
 SPLIT_NAMES = {1: "train", 2: "val", 4: "test"}
 _VIDEO_ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"))

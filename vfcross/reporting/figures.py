@@ -14,7 +14,6 @@ import pandas as pd
 
 from vfcross.config import VoiceConfig
 from vfcross.preprocess import load_face, load_spectrogram
-from vfcross.preprocess.run import markdown_table
 from vfcross.preprocess.voices import read_audio, vad
 
 DPI = 80
@@ -134,79 +133,6 @@ def similarity_histograms(panels: dict[str, tuple[np.ndarray, np.ndarray]]) -> p
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     return fig
-
-
-# --- Tables 2-6 ---------------------------------------------------------------------------------
-#: Numbers printed in Zhong, Bu & Qin (2025) and the peer rows of its tables, in %, on VoxCeleb1
-#: (unseen-unheard test identities). They are REPORTED, never measured here.
-PAPER = "Zhong, Bu & Qin 2025 (single stream + fusion + FOP)"
-REPORTED: dict[str, list[dict]] = {
-    "table2": [
-        {"method": PAPER, "EER": 25.6, "AUC": 82.5},
-        {"method": "DIMNet", "EER": 24.9, "AUC": 82.5},
-        {"method": "Learnable PINs", "EER": 29.6, "AUC": 78.5},
-    ],
-    "table3": [{"method": PAPER, "G": 68.8, "N": 70.8, "A": 76.9, "GNA": 58.2}],
-    "table4": [{"method": PAPER, "direction": "V-F", "N=2": 83.0, "N=4": 64.0, "N=6": 51.0, "N=8": 42.0,
-                "N=10": 37.0}],
-    "table5": [{"method": PAPER, "V-F": 6.92, "F-V": 7.55}],
-    "table6": [
-        {"method": "single stream + FOP loss, no fusion", "EER": 28.5, "AUC": 79.8},
-        {"method": "+ fusion, CE only", "EER": 27.5, "AUC": 81.6},
-        {"method": "+ fusion, OPL (cosine) only", "EER": 30.5, "AUC": 77.5},
-        {"method": "full model (fusion + CE + OPL)", "EER": 25.6, "AUC": 82.5},
-    ],
-}
-TABLE_TITLES = {
-    "table2": "Table 2 - cross-modal verification (random negatives), %",
-    "table3": "Table 3 - verification AUC with negatives of the same gender (G), nationality (N), age (A), all (GNA), %",
-    "table4": "Table 4 - 1:N matching accuracy, %",
-    "table5": "Table 5 - retrieval mean average precision, %",
-    "table6": "Table 6 - ablation of the fusion and the loss (verification, random negatives), %",
-}
-
-
-def pct(value: float) -> float:
-    """A fraction as a percentage rounded for tables."""
-    return round(100.0 * value, 2)
-
-
-def pct_ci(ci: list[float] | tuple[float, float]) -> str:
-    """A confidence interval of fractions as '[lo, hi]' in %."""
-    return f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
-
-
-def build_table(name: str, measured: list[dict], provenance: dict[str, str]) -> pd.DataFrame:
-    """Reported rows of ``name`` followed by our measured rows, labelled by ``source``.
-
-    ``measured`` rows hold metric columns in % (and optional ``*_ci`` columns);
-    ``provenance`` (dataset, preset, seed) is attached to every measured row.
-    """
-    reported = [{"source": "reported", "dataset": "VoxCeleb1", **row} for row in REPORTED.get(name, [])]
-    labels = {key: str(value) for key, value in provenance.items()}  # e.g. seed 0, not 0.0 beside NA
-    ours = [{"source": "measured", **labels, **row} for row in measured]
-    table = pd.DataFrame(reported + ours)
-    # source and method first, then the metrics in the order our rows list them, then the
-    # confidence intervals, provenance last
-    first, tail = ["source", "method"], list(dict.fromkeys(["dataset", *provenance]))
-    columns = list(dict.fromkeys([*(k for row in ours for k in row), *table.columns]))
-    cis = [c for c in columns if c.endswith("CI")]
-    return table[first + [c for c in columns if c not in first + cis + tail] + cis + tail]
-
-
-def write_table(table: pd.DataFrame, name: str, reports_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``reports/tables/<name>.csv`` and ``.md`` (reported and measured rows kept apart)."""
-    folder = Path(reports_dir) / "tables"
-    folder.mkdir(parents=True, exist_ok=True)
-    csv, md = folder / f"{name}.csv", folder / f"{name}.md"
-    table.to_csv(csv, index=False)
-    lines = [f"# {TABLE_TITLES.get(name, name)}", ""]
-    for source, part in table.groupby("source", sort=False):
-        part = part.dropna(axis=1, how="all").drop(columns="source")
-        lines += [f"## {source}", "", markdown_table(part)]
-    md.write_text("\n".join(lines))
-    return csv, md
-
 
 
 # --- Figures of the evaluation (Tables 2-5, Figs. 6-7) ------------------------------------------------

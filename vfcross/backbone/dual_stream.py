@@ -5,14 +5,19 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vfcross.models.backbone import check_faces, check_input_size, inception_resnet_v1, spectrogram_to_image
+from vfcross.backbone.inception import (
+    check_faces,
+    check_input_size,
+    inception_resnet_v1,
+    spectrogram_to_image,
+)
 
 
 class DualStream(nn.Module):
     """A face InceptionResNet-V1 and a separate voice InceptionResNet-V1.
 
     Same inputs, outputs, classifier and losses as
-    :class:`~vfcross.models.single_stream.SingleStream`; only the parameter
+    :class:`~vfcross.backbone.single_stream.SingleStream`; only the parameter
     sharing differs, which is what the paper's comparison isolates.
     """
 

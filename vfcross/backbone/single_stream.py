@@ -6,7 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vfcross.models.backbone import check_faces, check_input_size, inception_resnet_v1, spectrogram_to_image
+from vfcross.backbone.inception import (
+    check_faces,
+    check_input_size,
+    inception_resnet_v1,
+    spectrogram_to_image,
+)
 
 
 class SingleStream(nn.Module):

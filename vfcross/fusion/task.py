@@ -4,7 +4,7 @@ Trained by the same loop as the backbone (:func:`vfcross.training.train`) on
 the backbone's 512-d embeddings of the training identities. Every epoch pairs
 each training face with a random voice of the same identity, and each voice
 with a random face of the same identity; batches of ``batch_size`` pairs go
-through :class:`~vfcross.models.fusion.FusionModel`, and the loss is
+through :class:`~vfcross.fusion.model.FusionModel`, and the loss is
 ``CE(identity | I) + alpha * L_OC`` or, for the Table 6 ablations, one of its
 parts (``FusionConfig.loss``) with or without the fusion module
 (``FusionConfig.fusion``). Validation reports the cross-modal verification
@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vfcross.backbone.embedding import Embeddings, all_pairs_auc
 from vfcross.config import FusionConfig
-from vfcross.embedding import Embeddings, all_pairs_auc
+from vfcross.fusion.model import FusionModel
 from vfcross.losses import orthogonal_projection_loss
-from vfcross.models.fusion import FusionModel
 from vfcross.training import objective_state
 
 LOSSES = ("ce+opl", "ce", "opl")

@@ -1,0 +1,1 @@
+"""The embedded synthetic population: identities, face and voice rendering, the dataset writer."""
