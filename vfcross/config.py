@@ -84,8 +84,24 @@ class VoiceConfig:
     win_ms: float = 25.0
     hop_ms: float = 10.0
     n_fft: int = 512
+    #: Highest frequency kept, in Hz (0 = up to the Nyquist frequency). Pitch,
+    #: its harmonics and the formants that carry a speaker lie below ~4 kHz.
+    max_hz: float = 0.0
+    #: Frequency rows: 0 keeps the linear FFT bins; n > 0 pools them into n
+    #: mel bands (finer at low frequencies, where the pitch harmonics are).
+    n_mels: int = 0
     #: log(1 + magnitude) before normalisation; False keeps plain magnitude.
     log_compress: bool = True
+
+    @property
+    def frequency_rows(self) -> int:
+        """Rows of the spectrograms this configuration makes."""
+        if self.n_mels:
+            return self.n_mels
+        bins = self.n_fft // 2 + 1
+        if self.max_hz:
+            bins = min(bins, int(self.max_hz * self.n_fft / self.sample_rate) + 1)
+        return bins
 
 
 @dataclass
@@ -109,7 +125,8 @@ class LoopConfig:
     lr_decay: float = 0.95
     weight_decay: float = 0.0
     seed: int = 0
-    #: Mixed precision; only ever used on CUDA.
+    #: Mixed precision: float16 on CUDA, bfloat16 on CPUs with native bfloat16
+    #: arithmetic, float32 elsewhere (see vfcross.training.autocast_dtype).
     amp: bool = True
     #: Cap on batches per epoch (0 = the whole epoch); smoke runs use it.
     max_batches_per_epoch: int = 0

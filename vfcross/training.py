@@ -63,6 +63,22 @@ def device() -> torch.device:
     return torch.device("cpu")
 
 
+def autocast_dtype(amp: bool, dev: torch.device) -> torch.dtype | None:
+    """The mixed-precision type of the training step, or None for float32.
+
+    On CUDA float16 (with loss scaling). On a CPU with native bfloat16
+    arithmetic (AVX512-BF16 or AMX) bfloat16: there it made the default
+    backbone's training step 1.7x faster (0.65 -> 0.38 s, with channels-last
+    convolutions) at the same learning curve, see docs/experiments.md. On
+    other CPUs bfloat16 is emulated and slower, so float32 is kept.
+    """
+    if not amp:
+        return None
+    if dev.type == "cuda":
+        return torch.float16
+    return torch.bfloat16 if dev.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
+
+
 def _distributed() -> tuple[int, int]:
     """(rank, world size), joining the process group that torchrun describes."""
     world = int(os.environ.get("WORLD_SIZE", 1))
@@ -111,8 +127,9 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
     objective = task.objective.to(dev)
     optimizer = _optimizer([p for p in objective.parameters() if p.requires_grad], cfg)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.lr_decay)
-    use_amp = cfg.amp and dev.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    amp_dtype = autocast_dtype(cfg.amp, dev)
+    # float16 needs loss scaling against underflow; bfloat16 has float32's range and does not
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     history: list[dict] = []
     ckpt_path = out_dir / CHECKPOINT
     if resume and ckpt_path.exists():
@@ -130,7 +147,7 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
         batches = list(task.batches(epoch, _seed_epoch(cfg.seed, epoch)))
         if cfg.max_batches_per_epoch:
             batches = batches[: cfg.max_batches_per_epoch]
-        sums = _run_epoch(module, task, batches[rank::world], optimizer, scaler, use_amp, dev,
+        sums = _run_epoch(module, task, batches[rank::world], optimizer, scaler, amp_dtype, dev,
                           desc=f"epoch {epoch + 1}/{cfg.epochs}", show=progress and rank == 0)
         record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "processes": world,
                   **{k: v / max(1, sums["batches"]) for k, v in sums.items() if k != "batches"}}
@@ -153,13 +170,13 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
 
 
 def _run_epoch(module: nn.Module, task: Task, batches: Sequence[Any], optimizer: torch.optim.Optimizer,
-               scaler: torch.amp.GradScaler, use_amp: bool, dev: torch.device, desc: str,
+               scaler: torch.amp.GradScaler, amp_dtype: torch.dtype | None, dev: torch.device, desc: str,
                show: bool) -> dict[str, float]:
     """One pass over ``batches``; returns the summed loss components and the batch count."""
     module.train()
     sums: dict[str, float] = defaultdict(float)
     for batch in tqdm(batches, desc=desc, disable=not show, leave=False):
-        with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=use_amp):
+        with torch.autocast(device_type=dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             parts = module(*task.inputs(batch, dev))
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(parts["loss"]).backward()
