@@ -1,0 +1,220 @@
+"""Attribute probes: what a representation says about gender, nationality, age and traits.
+
+A probe is a linear model (logistic regression for a category, ridge
+regression for a continuous trait) fitted on the frozen vectors of some
+identities and scored on the vectors of OTHER identities (identity-disjoint
+folds), so it measures what the representation carries about an attribute
+in general, not what it memorised about particular people. Each modality is
+probed on its own: a voice representation for the attributes the voice was
+rendered from, a face representation for the face's.
+
+The same probes on simple input-level features (:func:`voice_input_features`:
+pitch and MFCC statistics of the raw audio; :func:`face_input_features`:
+downsampled pixels of the aligned crop) tell whether a limit lies in the data
+(the attribute is hard to read even from the input) or in the learning (the
+input carries it, the learned embedding does not).
+
+Scores: for a category, accuracy beside the majority-class rate of the
+scored folds (chance); for a trait, the coefficient of determination R^2
+(0 = no better than the mean).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torchaudio
+from PIL import Image
+
+from vfcross.config import VoiceConfig
+from vfcross.preprocess.faces import load_face
+from vfcross.preprocess.voices import read_audio, vad
+
+#: Categorical attributes probed with logistic regression.
+CATEGORIES = ("gender", "nationality", "age")
+#: Folds of the identity-disjoint cross-validation.
+FOLDS = 5
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One probe: ``score`` (accuracy or R^2), its chance level and the number of identities scored."""
+
+    attribute: str
+    kind: str  # "accuracy" | "r2"
+    score: float
+    chance: float
+    identities: int
+    samples: int
+
+
+def _folds(groups: np.ndarray, n_folds: int, seed: int) -> list[np.ndarray]:
+    """Identity-disjoint folds: each identity's samples all fall in one fold."""
+    identities = np.unique(groups)
+    order = np.random.default_rng(seed).permutation(identities)
+    fold_of = {identity: i % n_folds for i, identity in enumerate(order)}
+    assignment = np.array([fold_of[g] for g in groups])
+    return [np.flatnonzero(assignment == k) for k in range(n_folds)]
+
+
+def _standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scale features by the training fold's mean and standard deviation."""
+    mean, std = train.mean(axis=0), train.std(axis=0) + 1e-8
+    return (train - mean) / std, (test - mean) / std
+
+
+def probe_category(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_folds: int = FOLDS,
+                   seed: int = 0, c: float = 1.0) -> tuple[float, float]:
+    """Identity-disjoint cross-validated accuracy of a logistic probe, and the majority-class rate.
+
+    The majority rate is that of predicting, in each test fold, the most
+    frequent class of its training folds: what a probe learning nothing
+    from ``x`` scores.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    correct = majority = 0
+    for test in _folds(groups, n_folds, seed):
+        train = np.setdiff1d(np.arange(len(y)), test)
+        if len(np.unique(y[train])) < 2:
+            continue
+        xtr, xte = _standardise(x[train], x[test])
+        model = LogisticRegression(C=c, max_iter=2000).fit(xtr, y[train])
+        correct += int((model.predict(xte) == y[test]).sum())
+        values, counts = np.unique(y[train], return_counts=True)
+        majority += int((y[test] == values[np.argmax(counts)]).sum())
+    return correct / len(y), majority / len(y)
+
+
+def probe_trait(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_folds: int = FOLDS,
+                seed: int = 0, alpha: float = 10.0) -> float:
+    """Identity-disjoint cross-validated R^2 of a ridge probe predicting continuous ``y``."""
+    from sklearn.linear_model import Ridge
+
+    predicted = np.empty(len(y))
+    for test in _folds(groups, n_folds, seed):
+        train = np.setdiff1d(np.arange(len(y)), test)
+        xtr, xte = _standardise(x[train], x[test])
+        predicted[test] = Ridge(alpha=alpha).fit(xtr, y[train]).predict(xte)
+    return float(1.0 - ((y - predicted) ** 2).sum() / ((y - y.mean()) ** 2).sum())
+
+
+def probe_attributes(vectors: np.ndarray, attributes: pd.DataFrame, identities: np.ndarray,
+                     seed: int = 0) -> list[ProbeResult]:
+    """Probe ``vectors`` (one row per sample) for every column of ``attributes``.
+
+    Columns named in :data:`CATEGORIES` (or holding text) are probed as
+    categories, numeric ones as traits. Samples with NA in a column are left
+    out of that column's probe; a column with fewer than two classes (or
+    fewer than ``FOLDS`` identities) is skipped.
+    """
+    vectors = np.asarray(vectors, dtype=np.float64)
+    identities = np.asarray(identities)
+    if len(vectors) != len(attributes) or len(vectors) != len(identities):
+        raise ValueError(f"vectors ({len(vectors)}), attributes ({len(attributes)}) and identities "
+                         f"({len(identities)}) must have one row per sample")
+    results = []
+    for column in attributes.columns:
+        known = attributes[column].notna().to_numpy()
+        y = attributes[column].to_numpy()[known]
+        groups = identities[known]
+        if len(np.unique(groups)) < FOLDS:
+            continue
+        categorical = column in CATEGORIES or not pd.api.types.is_numeric_dtype(attributes[column])
+        if categorical:
+            y = y.astype(str)
+            if len(np.unique(y)) < 2:
+                continue
+            score, chance = probe_category(vectors[known], y, groups, seed=seed)
+            results.append(ProbeResult(column, "accuracy", score, chance, len(np.unique(groups)), len(y)))
+        else:
+            score = probe_trait(vectors[known], y.astype(np.float64), groups, seed=seed)
+            results.append(ProbeResult(column, "r2", score, 0.0, len(np.unique(groups)), len(y)))
+    return results
+
+
+def results_table(results: dict[str, list[ProbeResult]]) -> pd.DataFrame:
+    """Probe results of several representations as one table (rows: representation, attribute)."""
+    rows = [{"representation": name, "attribute": r.attribute, "metric": r.kind, "score": round(r.score, 4),
+             "chance": round(r.chance, 4), "identities": r.identities, "samples": r.samples}
+            for name, found in results.items() for r in found]
+    return pd.DataFrame(rows)
+
+
+# --- input-level features ----------------------------------------------------------------------
+def _pitch_track(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Fundamental frequency (Hz) of the voiced frames, by normalised autocorrelation (60-400 Hz).
+
+    A 40 ms frame every 10 ms counts as voiced when its autocorrelation peak
+    in the pitch range exceeds 0.5 of its energy.
+    """
+    frame, hop = int(0.04 * sample_rate), int(0.01 * sample_rate)
+    if len(audio) < frame:
+        return np.empty(0)
+    frames = np.lib.stride_tricks.sliding_window_view(audio, frame)[::hop]
+    frames = frames - frames.mean(axis=1, keepdims=True)
+    spectrum = np.fft.rfft(frames, n=2 * frame, axis=1)
+    acf = np.fft.irfft(np.abs(spectrum) ** 2, axis=1)[:, :frame]
+    lo, hi = int(sample_rate / 400), int(sample_rate / 60)
+    lag = lo + np.argmax(acf[:, lo:hi], axis=1)
+    strength = acf[np.arange(len(acf)), lag] / (acf[:, 0] + 1e-12)
+    return sample_rate / lag[strength > 0.5]
+
+
+def voice_input_features(paths: list[str] | np.ndarray, cfg: VoiceConfig) -> np.ndarray:
+    """Simple acoustic statistics of each audio file: what the input offers a linear reader.
+
+    Per clip (after the same VAD as training): pitch (median, quartiles and
+    spread of log F0, voiced fraction), speech rate proxies (duration kept by
+    the VAD, rate of energy peaks), and the mean and standard deviation of
+    20 MFCCs. Returns an (n, 48) array.
+    """
+    mfcc = torchaudio.transforms.MFCC(sample_rate=cfg.sample_rate, n_mfcc=20,
+                                      melkwargs={"n_fft": 512, "hop_length": 160, "n_mels": 40})
+    rows = []
+    for path in paths:
+        audio = read_audio(path, cfg.sample_rate)
+        kept, _ = vad(audio, cfg.sample_rate, cfg)
+        f0 = _pitch_track(kept, cfg.sample_rate)
+        log_f0 = np.log(f0) if len(f0) else np.full(1, np.log(150.0))
+        q1, med, q3 = np.percentile(log_f0, [25, 50, 75])
+        coeffs = mfcc(torch.from_numpy(np.ascontiguousarray(kept, dtype=np.float32))).numpy()
+        envelope = np.convolve(np.abs(kept), np.ones(400) / 400, mode="same")[::160]
+        peaks = np.sum((envelope[1:-1] > envelope[:-2]) & (envelope[1:-1] > envelope[2:])
+                       & (envelope[1:-1] > envelope.mean()))
+        seconds = len(kept) / cfg.sample_rate
+        rows.append(np.r_[med, q1, q3, log_f0.std(), len(f0) / max(1, len(kept) // 160), seconds,
+                          peaks / max(seconds, 1e-3), len(audio) / cfg.sample_rate,
+                          coeffs.mean(axis=1), coeffs.std(axis=1)])
+    return np.asarray(rows, dtype=np.float64)
+
+
+def face_input_features(cache_paths: list[str] | np.ndarray, side: int = 16) -> np.ndarray:
+    """Downsampled aligned face crops (``side`` x ``side`` RGB, flattened): the pixels a linear reader sees."""
+    rows = []
+    for path in cache_paths:
+        image = Image.fromarray(load_face(path)).resize((side, side), Image.Resampling.BOX)
+        rows.append(np.asarray(image, dtype=np.float64).ravel() / 255.0)
+    return np.asarray(rows)
+
+
+def synthetic_attributes(table: pd.DataFrame, population_root: str | Path) -> pd.DataFrame:
+    """The rendered attributes of each row's modality (voice rows: the voice's, face rows: the face's).
+
+    Columns gender, nationality, age and one per trait, from the population's
+    ``population.json``; rows in the table's order.
+    """
+    from vfcross.data.synthetic.population import TRAITS
+    from vfcross.data.synthetic.writer import read_population
+
+    people = {p.vox_id: p for p in read_population(population_root)}
+    rows = []
+    for identity, modality in zip(table["identity"], table["modality"]):
+        attrs = getattr(people[identity], "voice" if modality == "voice" else "face")
+        rows.append({"gender": attrs.gender, "nationality": attrs.nationality, "age": attrs.age_group,
+                     **dict(zip(TRAITS, attrs.traits))})
+    return pd.DataFrame(rows, index=table.index)
