@@ -32,7 +32,8 @@ def build_table(name: str, measured: list[dict], provenance: dict[str, str]) -> 
     table = pd.DataFrame(reported + ours)
     # source and method first, then the metrics in the order our rows list them, then the
     # confidence intervals, provenance last
-    first, tail = ["source", "method"], list(dict.fromkeys(["dataset", *provenance]))
+    first = ["source", "method"]
+    tail = [c for c in dict.fromkeys(["dataset", *provenance]) if c in table.columns]
     columns = list(dict.fromkeys([*(k for row in ours for k in row), *table.columns]))
     cis = [c for c in columns if c.endswith("CI")]
     return table[first + [c for c in columns if c not in first + cis + tail] + cis + tail]

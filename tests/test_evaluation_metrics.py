@@ -1,23 +1,94 @@
-"""Matching, retrieval and bootstrap metrics against scikit-learn and hand-solved cases."""
+"""vfcross.evaluation.metrics: verification, matching, retrieval and bootstrap metrics against
+scikit-learn and hand-solved cases."""
 
-import time
 import tracemalloc
 import warnings
 
 import numpy as np
 import pytest
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from vfcross.evaluation.metrics import (
     average_precisions,
     bootstrap_ci,
+    eer,
     matching_accuracy,
     matching_credits,
     mean_average_precision,
     mean_of_average_precisions,
     retrieval_map,
     roc_auc,
+    roc_points,
 )
+
+
+# --- verification: ROC, AUC, EER ---------------------------------------------------------------
+
+
+@pytest.fixture(params=["random", "tied"])
+def scored(request):
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 500)
+    scores = rng.normal(size=500) + labels
+    if request.param == "tied":
+        scores = np.round(scores, 1)  # many exact ties, also across classes
+    return scores, labels
+
+
+def test_auc_matches_sklearn(scored):
+    scores, labels = scored
+    assert roc_auc(scores, labels) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+
+
+def test_roc_points_match_sklearn(scored):
+    scores, labels = scored
+    fpr, tpr, thr = roc_points(scores, labels)
+    sk_fpr, sk_tpr, sk_thr = roc_curve(labels, scores, drop_intermediate=False)
+    np.testing.assert_allclose(fpr, sk_fpr)
+    np.testing.assert_allclose(tpr, sk_tpr)
+    np.testing.assert_allclose(thr[1:], sk_thr[1:])
+
+
+def test_eer_by_hand():
+    # Positives 0.9, 0.8, 0.3; negatives 0.7, 0.2, 0.1. Thresholding between 0.7 and 0.3
+    # rejects one positive (FRR 1/3) and accepts one negative (FAR 1/3): EER = 1/3.
+    scores = np.array([0.9, 0.8, 0.3, 0.7, 0.2, 0.1])
+    labels = np.array([1, 1, 1, 0, 0, 0])
+    assert eer(scores, labels) == pytest.approx(1 / 3)
+
+
+def test_eer_interpolates_between_roc_points():
+    # One positive above one negative, one below: ROC (0,0) (0,.5) (.5,.5) (.5,1) (1,1) -> EER 0.5.
+    assert eer(np.array([0.9, 0.5, 0.7, 0.1]), np.array([1, 1, 0, 0])) == pytest.approx(0.5)
+    # Perfect separation and perfect inversion.
+    assert eer(np.array([2.0, 1.0]), np.array([1, 0])) == pytest.approx(0.0)
+    assert eer(np.array([1.0, 2.0]), np.array([1, 0])) == pytest.approx(1.0)
+
+
+def test_eer_lies_on_sklearn_roc_crossing(scored):
+    # On scikit-learn's ROC, find the segment where FNR - FPR changes sign: the EER must lie
+    # within that segment's FPR range and within its FNR range.
+    scores, labels = scored
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+    gap = (1 - tpr) - fpr
+    i = int(np.flatnonzero(gap <= 0)[0])
+    value = eer(scores, labels)
+    assert fpr[i - 1] - 1e-12 <= value <= fpr[i] + 1e-12
+    assert 1 - tpr[i] - 1e-12 <= value <= 1 - tpr[i - 1] + 1e-12
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(ValueError, match="both positive and negative"):
+        roc_auc(np.array([0.1, 0.2]), np.array([1, 1]))
+    with pytest.raises(ValueError, match="0 or 1"):
+        eer(np.array([0.1, 0.2]), np.array([1, 2]))
+    with pytest.raises(ValueError, match="length"):
+        roc_auc(np.array([0.1]), np.array([1, 0]))
+    with pytest.raises(ValueError, match="finite"):
+        roc_auc(np.array([np.nan, 0.2]), np.array([1, 0]))
+
+
+# --- retrieval: reference and problems -----------------------------------------------------------
 
 
 def sklearn_aps(similarity, query_labels, gallery_labels):
@@ -144,15 +215,13 @@ def test_retrieval_map_20k_by_20k_stays_within_memory():
 
     tracemalloc.start()
     try:
-        start = time.perf_counter()
         aps = retrieval_map(queries, gallery, query_labels, gallery_labels)
-        elapsed = time.perf_counter() - start
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     full_matrix = n * n * 8  # 3.2 GB of float64
     assert peak < 600e6 < full_matrix, f"peak {peak / 1e6:.0f} MB"
-    assert aps.shape == (n,) and elapsed < 120
+    assert aps.shape == (n,)
 
     sample = rng.choice(n, 40, replace=False)
     dense = sklearn_aps(queries[sample] @ gallery.T, query_labels[sample], gallery_labels)
