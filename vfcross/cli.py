@@ -143,10 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``vfcross`` console script."""
+    from vfcross.pipeline import NotebookFailed
+
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as err:
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError, NotebookFailed) as err:
         print(f"vfcross {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0
