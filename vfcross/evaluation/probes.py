@@ -67,40 +67,87 @@ def _standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nd
     return (train - mean) / std, (test - mean) / std
 
 
-def probe_category(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_folds: int = FOLDS,
-                   seed: int = 0, c: float = 1.0) -> tuple[float, float]:
-    """Identity-disjoint cross-validated accuracy of a logistic probe, and the majority-class rate.
+def _train_rows(n: int, test: np.ndarray) -> np.ndarray:
+    """The rows not in ``test``."""
+    return np.setdiff1d(np.arange(n), test)
 
-    The majority rate is that of predicting, in each test fold, the most
-    frequent class of its training folds: what a probe learning nothing
-    from ``x`` scores.
+
+def _select(candidates: tuple[float, ...], score, x: np.ndarray, y: np.ndarray, groups: np.ndarray,
+            seed: int) -> float:
+    """The regularisation value with the best inner identity-disjoint cross-validated score.
+
+    Nested inside each outer fold, so the probe's strength is chosen
+    without ever looking at the identities it is scored on.
     """
+    inner = _folds(groups, 3, seed + 1)
+    means = []
+    for value in candidates:
+        scores = [score(x[_train_rows(len(y), fold)], y[_train_rows(len(y), fold)], x[fold], y[fold], value)
+                  for fold in inner]
+        means.append(np.mean(scores))
+    return candidates[int(np.argmax(means))]
+
+
+def _logistic_accuracy(xtr, ytr, xte, yte, c: float) -> float:
+    """Accuracy on (xte, yte) of a logistic regression fitted on standardised (xtr, ytr)."""
     from sklearn.linear_model import LogisticRegression
 
-    correct = majority = 0
+    if len(np.unique(ytr)) < 2:
+        return float(np.mean(yte == ytr[0]))
+    xtr, xte = _standardise(xtr, xte)
+    return float((LogisticRegression(C=c, max_iter=3000).fit(xtr, ytr).predict(xte) == yte).mean())
+
+
+def _ridge_predict(xtr, ytr, xte, alpha: float) -> np.ndarray:
+    """Predictions for ``xte`` of a ridge regression fitted on standardised (xtr, ytr)."""
+    from sklearn.linear_model import Ridge
+
+    xtr, xte = _standardise(xtr, xte)
+    return Ridge(alpha=alpha).fit(xtr, ytr).predict(xte)
+
+
+def _r2(y: np.ndarray, predicted: np.ndarray) -> float:
+    """Coefficient of determination of ``predicted`` for ``y``."""
+    return float(1.0 - ((y - predicted) ** 2).sum() / max(((y - y.mean()) ** 2).sum(), 1e-12))
+
+
+#: Inverse regularisation strengths tried for the logistic probe, strengths for the ridge probe.
+LOGISTIC_C = (0.001, 0.01, 0.1, 1.0)
+RIDGE_ALPHA = (1.0, 10.0, 100.0, 1000.0, 10000.0)
+
+
+def probe_category(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_folds: int = FOLDS,
+                   seed: int = 0) -> tuple[float, float]:
+    """Identity-disjoint cross-validated accuracy of a logistic probe, and the majority-class rate.
+
+    The probe's regularisation is chosen per outer fold by an inner
+    identity-disjoint cross-validation. The majority rate is that of
+    predicting, in each test fold, the most frequent class of its training
+    folds: what a probe learning nothing from ``x`` scores.
+    """
+    correct = majority = 0.0
     for test in _folds(groups, n_folds, seed):
-        train = np.setdiff1d(np.arange(len(y)), test)
-        if len(np.unique(y[train])) < 2:
-            continue
-        xtr, xte = _standardise(x[train], x[test])
-        model = LogisticRegression(C=c, max_iter=2000).fit(xtr, y[train])
-        correct += int((model.predict(xte) == y[test]).sum())
+        train = _train_rows(len(y), test)
+        c = _select(LOGISTIC_C, _logistic_accuracy, x[train], y[train], groups[train], seed)
+        correct += _logistic_accuracy(x[train], y[train], x[test], y[test], c) * len(test)
         values, counts = np.unique(y[train], return_counts=True)
-        majority += int((y[test] == values[np.argmax(counts)]).sum())
+        majority += float((y[test] == values[np.argmax(counts)]).sum())
     return correct / len(y), majority / len(y)
 
 
-def probe_trait(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_folds: int = FOLDS,
-                seed: int = 0, alpha: float = 10.0) -> float:
-    """Identity-disjoint cross-validated R^2 of a ridge probe predicting continuous ``y``."""
-    from sklearn.linear_model import Ridge
+def probe_trait(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_folds: int = FOLDS, seed: int = 0) -> float:
+    """Identity-disjoint cross-validated R^2 of a ridge probe predicting continuous ``y``.
 
+    The ridge strength is chosen per outer fold by an inner identity-disjoint
+    cross-validation; R^2 is computed over all held-out predictions.
+    """
     predicted = np.empty(len(y))
     for test in _folds(groups, n_folds, seed):
-        train = np.setdiff1d(np.arange(len(y)), test)
-        xtr, xte = _standardise(x[train], x[test])
-        predicted[test] = Ridge(alpha=alpha).fit(xtr, y[train]).predict(xte)
-    return float(1.0 - ((y - predicted) ** 2).sum() / ((y - y.mean()) ** 2).sum())
+        train = _train_rows(len(y), test)
+        alpha = _select(RIDGE_ALPHA, lambda a, b, c_, d, v: _r2(d, _ridge_predict(a, b, c_, v)),
+                        x[train], y[train], groups[train], seed)
+        predicted[test] = _ridge_predict(x[train], y[train], x[test], alpha)
+    return _r2(y, predicted)
 
 
 def probe_attributes(vectors: np.ndarray, attributes: pd.DataFrame, identities: np.ndarray,
