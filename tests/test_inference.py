@@ -202,13 +202,43 @@ def test_match_cli_errors_exit_2_with_one_line(model_file, tmp_path, capsys):
     assert "no trained model in" in capsys.readouterr().err
 
 
-def test_export_cli_writes_a_loadable_file(fake_work, tmp_path, capsys):
-    cfg, manifest = fake_work
+def test_export_cli_writes_the_same_file_from_any_form_of_the_run(fake_work, model_file, tmp_path, capsys):
+    cfg, _ = fake_work
     out = tmp_path / "m.safetensors"
-    assert main(["export", "--run", cfg.work_dir, "--out", str(out)]) == 0
+    assert main(["export", "--run", str(Path(cfg.work_dir) / "runs" / FUSION_RUN), "--out", str(out)]) == 0
     assert str(out) in capsys.readouterr().out
-    np.testing.assert_array_equal(vfcross.load(out, "cpu").embed_preprocessed(manifest),
-                                  vfcross.load(cfg.work_dir, "cpu").embed_preprocessed(manifest))
+    from safetensors import safe_open
+
+    contents = []
+    for path in (out, model_file):
+        with safe_open(str(path), framework="pt") as stream:
+            contents.append((stream.metadata(), {k: stream.get_tensor(k) for k in stream.keys()}))
+    (meta, tensors), (expected_meta, expected) = contents
+    assert meta == expected_meta and tensors.keys() == expected.keys()
+    assert all(torch.equal(tensors[k], expected[k]) for k in expected)
+
+
+class _FixedModel:
+    """Stands in for a model: fixed unit vectors for named inputs."""
+
+    vectors = {"v": [1.0, 0.0], "f1": [0.6, 0.8], "f2": [1.0, 0.0], "f3": [0.6, -0.8], "f4": [-1.0, 0.0]}
+
+    def embed_faces(self, items):
+        return np.array([self.vectors[i] for i in items])
+
+    embed_voices = embed_faces
+
+
+def test_match_ranks_by_cosine_best_first_and_keeps_input_order_in_ties():
+    table = match(_FixedModel(), "v", ["f1", "f2", "f3", "f4"], "voice")
+    assert list(table.candidate) == ["f2", "f1", "f3", "f4"]  # 1.0, 0.6, 0.6 (tie: input order), -1.0
+    np.testing.assert_allclose(table.similarity, [1.0, 0.6, 0.6, -1.0])
+    assert list(table["rank"]) == [1, 2, 3, 4]
+    assert list(match(_FixedModel(), "f1", ["v", "f4"], "face").candidate) == ["v", "f4"]
+    with pytest.raises(ValueError, match="no candidates"):
+        match(_FixedModel(), "v", [], "voice")
+    with pytest.raises(ValueError, match="query_modality"):
+        match(_FixedModel(), "v", ["f1"], "text")
 
 
 # --- the real slice ----------------------------------------------------------------------------
@@ -264,3 +294,14 @@ def test_match_ranks_the_slice_faces_for_one_of_its_voices(slice_work, capsys):
     assert main(["match", cfg.work_dir, "--face", faces[0], "--voices", *voices]) == 0
     out = capsys.readouterr().out
     assert out.count("\n| ") == 4 and all(v in out for v in voices)  # header + one row per voice
+
+
+def test_importing_vfcross_stays_light():
+    """`import vfcross` must not pull in torch: vfcross.load imports the model code when called."""
+    import subprocess
+    import sys
+
+    code = "import sys, vfcross; print('torch' in sys.modules, callable(vfcross.load))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.split() == ["False", "True"]

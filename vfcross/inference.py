@@ -36,7 +36,7 @@ import hashlib
 import io
 import json
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -44,7 +44,12 @@ import soundfile as sf
 import torch
 from PIL import Image
 
-from vfcross.backbone.embedding import embed_face_batch, embed_rows, embed_voice_batch, voice_batch_size
+from vfcross.backbone.embedding import (
+    embed_face_batch,
+    embed_rows,
+    embed_voice_batch,
+    voice_batch_size,
+)
 from vfcross.backbone.objective import BackboneObjective, backbone_from_state
 from vfcross.backbone.sampler import face_batch, spectrogram_crops
 from vfcross.config import RunConfig, from_dict, load_config, to_dict
@@ -52,7 +57,14 @@ from vfcross.fusion.model import FusionModel
 from vfcross.fusion.task import fusion_from_state, project
 from vfcross.io import atomic_write
 from vfcross.preprocess.cache import settings_hash
-from vfcross.preprocess.faces import IMAGE_ERRORS, FaceDetector, crop_faces, describe_image_error, open_rgb, to_rgb
+from vfcross.preprocess.faces import (
+    IMAGE_ERRORS,
+    FaceDetector,
+    crop_faces,
+    describe_image_error,
+    open_rgb,
+    to_rgb,
+)
 from vfcross.preprocess.voices import process_voice
 from vfcross.training import CHECKPOINT, device, objective_state
 
@@ -67,10 +79,10 @@ FUSION_RUN = "fusion-full"
 BATCH = 64
 
 #: A face: an image file's path, a PIL image or an (H, W[, 3]) uint8 array of a photo.
-FaceInput = Union[str, Path, Image.Image, np.ndarray]
+FaceInput = str | Path | Image.Image | np.ndarray
 #: A voice: an audio file's path, a mono (or frames x channels) waveform at the
 #: model's sample rate, or ``(waveform, sample_rate)``.
-VoiceInput = Union[str, Path, np.ndarray, tuple]
+VoiceInput = str | Path | np.ndarray | tuple
 
 
 class InputError(ValueError):
