@@ -94,6 +94,7 @@ class VoiceFaceModel:
 
     def __init__(self, cfg: RunConfig, backbone: BackboneObjective, fusion: FusionModel, source: str,
                  sources: dict[str, str] | None = None, dev: str | torch.device | None = None) -> None:
+        """Wrap trained modules; :func:`load` is the usual way to get one. ``dev`` defaults to CUDA if present."""
         self.cfg = cfg
         #: Where the model was loaded from.
         self.source = source
@@ -110,6 +111,7 @@ class VoiceFaceModel:
         return self.fusion.face_proj.out_features
 
     def __repr__(self) -> str:
+        """Where the model came from and its main sizes."""
         b = self.cfg.backbone
         return (f"VoiceFaceModel({self.source!r}: {b.architecture} stream, input {b.input_size}, "
                 f"d = {self.dim}, preset {self.cfg.preset!r})")
