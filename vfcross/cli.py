@@ -88,6 +88,34 @@ def _train(args: argparse.Namespace) -> None:
         print(json.dumps(history[-1]))
 
 
+def _export(args: argparse.Namespace) -> None:
+    """Export a trained model (backbone + fusion + preprocessing settings) to one safetensors file."""
+    from vfcross.inference import export
+
+    out = export(args.run, args.out, args.backbone)
+    print(f"model of {args.run} -> {out} ({out.stat().st_size / 2**20:.1f} MiB)")
+
+
+def _match(args: argparse.Namespace) -> None:
+    """Rank faces for a voice (or voices for a face) by the cosine similarity of a trained model."""
+    from vfcross.inference import load, match
+    from vfcross.io import markdown_table
+
+    if args.voice and (args.voices or not args.faces):
+        raise ValueError("--voice needs --faces (and no --voices)")
+    if args.face and (args.faces or not args.voices):
+        raise ValueError("--face needs --voices (and no --faces)")
+    modality, other = ("voice", "face") if args.voice else ("face", "voice")
+    query, candidates = (args.voice, args.faces) if args.voice else (args.face, args.voices)
+    ranking = match(load(args.model), query, candidates, modality).rename(columns={"candidate": other})
+    if args.json:
+        print(json.dumps({"model": args.model, "query": {"modality": modality, "path": query},
+                          "ranking": ranking.to_dict(orient="records")}, indent=2))
+    else:
+        print(f"{modality} {query} against {len(candidates)} {other}s (cosine similarity, model {args.model})\n")
+        print(markdown_table(ranking.assign(similarity=ranking["similarity"].map("{:.4f}".format))), end="")
+
+
 def _reproduce(args: argparse.Namespace) -> None:
     """Run every notebook headlessly and publish reports/."""
     from vfcross.pipeline import reproduce
@@ -130,6 +158,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a setting, e.g. backbone.architecture=dual")
     p.add_argument("--no-resume", action="store_true", help="start afresh even if a checkpoint exists")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("export", help=_export.__doc__)
+    p.add_argument("--run", required=True,
+                   help="work folder holding runs/backbone-single and runs/fusion-full, or a fusion run folder")
+    p.add_argument("--out", required=True, help="model file to write, e.g. model.safetensors")
+    p.add_argument("--backbone", default=None, help="backbone run folder, if not beside the fusion run")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("match", help=_match.__doc__)
+    p.add_argument("model", help="model file from `vfcross export`, a work folder or a fusion run folder")
+    query = p.add_mutually_exclusive_group(required=True)
+    query.add_argument("--voice", help="audio file to match against --faces")
+    query.add_argument("--face", help="image file to match against --voices")
+    p.add_argument("--faces", nargs="+", default=[], metavar="IMAGE")
+    p.add_argument("--voices", nargs="+", default=[], metavar="AUDIO")
+    p.add_argument("--json", action="store_true", help="print the ranking as JSON")
+    p.set_defaults(func=_match)
 
     p = sub.add_parser("reproduce", help=_reproduce.__doc__)
     p.add_argument("--preset", choices=PRESETS, default="default")

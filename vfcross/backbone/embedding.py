@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from vfcross.backbone.objective import load_backbone
@@ -59,26 +59,51 @@ def embed_rows(net: nn.Module, rows: pd.DataFrame, cfg: BackboneConfig, dev: tor
     bar = tqdm(total=len(rows), desc="embedding", disable=not progress, leave=False)
     for start in range(0, len(faces), batch_size):
         idx = faces[start:start + batch_size]
-        feats = net.features(load_faces(list(paths[idx]), cfg.input_size).to(dev), "face").float()
-        out[idx] = (F.normalize(feats, dim=1) if normalise else feats).cpu().numpy()
+        out[idx] = embed_face_batch(net, load_faces(list(paths[idx]), cfg.input_size), dev, normalise)
         bar.update(len(idx))
     voices = np.flatnonzero(modality == "voice")
-    per_batch = max(1, batch_size // 4)  # an utterance gives several crops
+    per_batch = voice_batch_size(batch_size)
     for start in range(0, len(voices), per_batch):
         idx = voices[start:start + per_batch]
         crops = [utterance_crops(paths[i], cfg.voice_crop_frames) for i in idx]
-        feats = net.features(torch.cat(crops).to(dev), "voice").float()
-        owner = torch.repeat_interleave(torch.arange(len(idx), device=dev),
-                                        torch.tensor([len(c) for c in crops], device=dev))
-        if normalise:
-            feats = F.normalize(feats, dim=1)
-        pooled = torch.zeros(len(idx), feats.shape[1], device=dev).index_add_(0, owner, feats)
-        pooled /= torch.bincount(owner, minlength=len(idx)).unsqueeze(1)
-        out[idx] = (F.normalize(pooled, dim=1) if normalise else pooled).cpu().numpy()
+        out[idx] = embed_voice_batch(net, crops, dev, normalise)
         bar.update(len(idx))
     bar.close()
     net.train(was_training)
     return out
+
+
+def voice_batch_size(batch_size: int) -> int:
+    """Utterances per forward pass when ``batch_size`` faces make one (an utterance gives several crops)."""
+    return max(1, batch_size // 4)
+
+
+@torch.no_grad()
+def embed_face_batch(net: nn.Module, faces: Tensor, dev: torch.device, normalise: bool = True) -> np.ndarray:
+    """Embeddings (B, 512) of a batch of face inputs (B, 3, S, S) made by ``face_batch``.
+
+    The caller puts ``net`` in eval mode.
+    """
+    feats = net.features(faces.to(dev), "face").float()
+    return (F.normalize(feats, dim=1) if normalise else feats).cpu().numpy()
+
+
+@torch.no_grad()
+def embed_voice_batch(net: nn.Module, crops: list[Tensor], dev: torch.device, normalise: bool = True) -> np.ndarray:
+    """Embeddings (B, 512) of B whole utterances, each given as its crops (n_i, 1, F, T).
+
+    An utterance's embedding is the mean of its crops' embeddings, each
+    L2-normalised first and the mean re-normalised when ``normalise``. The
+    caller puts ``net`` in eval mode.
+    """
+    feats = net.features(torch.cat(crops).to(dev), "voice").float()
+    owner = torch.repeat_interleave(torch.arange(len(crops), device=dev),
+                                    torch.tensor([len(c) for c in crops], device=dev))
+    if normalise:
+        feats = F.normalize(feats, dim=1)
+    pooled = torch.zeros(len(crops), feats.shape[1], device=dev).index_add_(0, owner, feats)
+    pooled /= torch.bincount(owner, minlength=len(crops)).unsqueeze(1)
+    return (F.normalize(pooled, dim=1) if normalise else pooled).cpu().numpy()
 
 
 @dataclass(frozen=True)

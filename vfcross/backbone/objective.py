@@ -65,7 +65,11 @@ class BackboneObjective(nn.Module):
 
 def load_backbone(run_dir: str | Path, cfg: BackboneConfig) -> BackboneObjective:
     """The trained objective (network, classifier, centers) of a run folder, on the CPU."""
-    state = objective_state(run_dir)
+    return backbone_from_state(objective_state(run_dir), cfg)
+
+
+def backbone_from_state(state: dict[str, Tensor], cfg: BackboneConfig) -> BackboneObjective:
+    """A backbone objective rebuilt from its ``state_dict`` (the class count is read from the centers)."""
     objective = BackboneObjective(cfg, state["center.centers"].shape[0])
     objective.load_state_dict(state)
     return objective

@@ -157,7 +157,11 @@ def gate_values(model: FusionModel, embeddings: Embeddings, split: str, rng: np.
 
 def load_fusion(run_dir: str | Path, cfg: FusionConfig) -> FusionModel:
     """The trained fusion model of a run folder, in eval mode on the CPU."""
-    state = objective_state(run_dir)
+    return fusion_from_state(objective_state(run_dir), cfg)
+
+
+def fusion_from_state(state: dict[str, Tensor], cfg: FusionConfig) -> FusionModel:
+    """The fusion model of a fusion objective's ``state_dict``, in eval mode (sizes read from the weights)."""
     objective = FusionObjective(cfg, state["model.classifier.weight"].shape[0], state["model.face_proj.weight"].shape[1])
     objective.load_state_dict(state)
     return objective.model.eval()
