@@ -132,6 +132,10 @@ class LoopConfig:
     max_batches_per_epoch: int = 0
     #: Validate after every this many epochs (and always after the last).
     validate_every: int = 1
+    #: A validation number to maximise (e.g. "val_auc"): the run then keeps
+    #: the objective of the epoch where it was highest (``best.pt``), and the
+    #: later stages use that one. "" keeps the last epoch's.
+    select_best: str = ""
 
 
 @dataclass

@@ -32,7 +32,6 @@ The model file is safetensors: the backbone objective's tensors under
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import json
 from pathlib import Path
@@ -55,7 +54,7 @@ from vfcross.backbone.sampler import face_batch, spectrogram_crops
 from vfcross.config import RunConfig, from_dict, load_config, to_dict
 from vfcross.fusion.model import FusionModel
 from vfcross.fusion.task import fusion_from_state, project
-from vfcross.io import atomic_write
+from vfcross.io import atomic_write, sha256_file
 from vfcross.preprocess.cache import settings_hash
 from vfcross.preprocess.faces import (
     IMAGE_ERRORS,
@@ -66,7 +65,7 @@ from vfcross.preprocess.faces import (
     to_rgb,
 )
 from vfcross.preprocess.voices import process_voice
-from vfcross.training import CHECKPOINT, device, objective_state
+from vfcross.training import CHECKPOINT, device, objective_state, state_path
 
 #: The ``format`` metadata of a model file.
 FORMAT = "vfcross-model"
@@ -234,7 +233,7 @@ def load(path: str | Path, dev: str | torch.device | None = None, backbone: str 
         return _load_file(path, dev)
     backbone_run, fusion_run = find_runs(path, backbone)
     cfg = model_config(_run_config(backbone_run), _run_config(fusion_run))
-    sources = {name: _sha256(run / CHECKPOINT) for name, run in (("backbone", backbone_run), ("fusion", fusion_run))}
+    sources = {name: sha256_file(state_path(run)) for name, run in (("backbone", backbone_run), ("fusion", fusion_run))}
     return VoiceFaceModel(cfg, backbone_from_state(objective_state(backbone_run), cfg.backbone),
                           fusion_from_state(objective_state(fusion_run), cfg.fusion), str(path), sources, dev)
 
@@ -334,11 +333,6 @@ def _run_config(run: Path) -> RunConfig:
     if not path.exists():
         raise FileNotFoundError(f"no config.json in {run}: its configuration is needed to rebuild the model")
     return load_config(path)
-
-
-def _sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _as_list(items: Sequence | str | Path) -> list:

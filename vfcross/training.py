@@ -37,6 +37,8 @@ from vfcross.config import LoopConfig
 from vfcross.io import atomic_write
 
 CHECKPOINT = "checkpoint.pt"
+#: The objective at the epoch with the best validation number (``LoopConfig.select_best``).
+BEST = "best.pt"
 METRICS = "metrics.jsonl"
 
 
@@ -132,6 +134,8 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     history: list[dict] = []
     ckpt_path = out_dir / CHECKPOINT
+    if not resume:
+        (out_dir / BEST).unlink(missing_ok=True)
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=dev, weights_only=False)
         objective.load_state_dict(state["objective"])
@@ -163,6 +167,9 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
                      "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                      "history": history, "epoch": epoch + 1}
             atomic_write(ckpt_path, lambda stream: torch.save(state, stream))
+            if cfg.select_best and best_epoch(history, cfg.select_best) == epoch + 1:
+                best = {"objective": state["objective"], "epoch": epoch + 1}
+                atomic_write(out_dir / BEST, lambda stream: torch.save(best, stream))
             _write_log(history, out_dir / METRICS)
         if world > 1:
             dist.barrier()
@@ -188,9 +195,21 @@ def _run_epoch(module: nn.Module, task: Task, batches: Sequence[Any], optimizer:
     return sums
 
 
-def objective_state(run_dir: str | Path) -> dict[str, torch.Tensor]:
-    """The trained objective's ``state_dict`` from a run's last checkpoint, on the CPU."""
-    path = Path(run_dir) / CHECKPOINT
+def best_epoch(history: list[dict], metric: str) -> int | None:
+    """The epoch (1-based) with the highest ``metric`` in ``history`` (the first on ties); None if never measured."""
+    measured = [(record[metric], -record["epoch"]) for record in history if metric in record]
+    return -max(measured)[1] if measured else None
+
+
+def state_path(run_dir: str | Path) -> Path:
+    """The file holding a run's trained objective: ``best.pt`` when validation selected one, else the last checkpoint."""
+    run_dir = Path(run_dir)
+    path = run_dir / BEST if (run_dir / BEST).exists() else run_dir / CHECKPOINT
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint in {run_dir}: train that stage first")
-    return torch.load(path, map_location="cpu", weights_only=False)["objective"]
+    return path
+
+
+def objective_state(run_dir: str | Path) -> dict[str, torch.Tensor]:
+    """The trained objective's ``state_dict`` of a run (see :func:`state_path`), on the CPU."""
+    return torch.load(state_path(run_dir), map_location="cpu", weights_only=False)["objective"]

@@ -23,8 +23,8 @@ from vfcross.backbone.objective import load_backbone
 from vfcross.backbone.sampler import load_faces, utterance_crops
 from vfcross.config import BackboneConfig
 from vfcross.evaluation.metrics import roc_auc
-from vfcross.io import atomic_write
-from vfcross.training import CHECKPOINT, device
+from vfcross.io import atomic_write, sha256_file
+from vfcross.training import device, state_path
 
 
 def all_pairs_scores(embeddings: np.ndarray, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -116,11 +116,6 @@ class Embeddings:
     checkpoint_sha256: str
 
 
-def _sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def extract_embeddings(run_dir: str | Path, manifest: pd.DataFrame, cfg: BackboneConfig,
                        cache_dir: str | Path, progress: bool = True) -> Embeddings:
     """Embed every row of ``manifest`` with the backbone checkpoint in ``run_dir``.
@@ -129,10 +124,8 @@ def extract_embeddings(run_dir: str | Path, manifest: pd.DataFrame, cfg: Backbon
     hash and the manifest's sample list, with the checkpoint path and hash
     recorded beside the vectors.
     """
-    ckpt = Path(run_dir) / CHECKPOINT
-    if not ckpt.exists():
-        raise FileNotFoundError(f"no checkpoint in {run_dir}: train the backbone first")
-    sha = _sha256(ckpt)
+    ckpt = state_path(run_dir)
+    sha = sha256_file(ckpt)
     rows = manifest.reset_index(drop=True)
     key = hashlib.sha256((sha + "\n".join(rows["cache_path"].astype(str))).encode()).hexdigest()[:16]
     cache = Path(cache_dir) / f"embeddings-{key}.npz"
