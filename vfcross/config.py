@@ -92,6 +92,10 @@ class VoiceConfig:
     n_mels: int = 0
     #: log(1 + magnitude) before normalisation; False keeps plain magnitude.
     log_compress: bool = True
+    #: "bin": every frequency row standardised over time (VGGVox; removes the
+    #: channel's colouring, but also the speaker's long-term spectral shape);
+    #: "utterance": one mean and standard deviation for the whole spectrogram.
+    normalise: str = "bin"
 
     @property
     def frequency_rows(self) -> int:

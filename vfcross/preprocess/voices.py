@@ -121,7 +121,8 @@ def spectrogram(signal: np.ndarray, cfg: VoiceConfig) -> np.ndarray:
     no padding at the signal's ends, so frames = 1 + (samples - n_fft) // hop);
     the bins up to ``max_hz`` (all when 0), pooled into ``n_mels`` mel bands
     when set; ``log1p`` when ``cfg.log_compress``; then each frequency row is
-    standardised over time, as in VGGVox. ``signal`` must be at
+    standardised over time, as in VGGVox (or, with ``normalise="utterance"``,
+    the whole spectrogram by one mean and standard deviation). ``signal`` must be at
     ``cfg.sample_rate`` and hold at least ``n_fft`` samples.
     """
     win = round(cfg.sample_rate * cfg.win_ms / 1000.0)
@@ -138,8 +139,9 @@ def spectrogram(signal: np.ndarray, cfg: VoiceConfig) -> np.ndarray:
         magnitude = magnitude[: cfg.frequency_rows]
     if cfg.log_compress:
         magnitude = torch.log1p(magnitude)
-    mean = magnitude.mean(dim=1, keepdim=True)
-    std = magnitude.std(dim=1, keepdim=True, unbiased=False)
+    dims = (0, 1) if cfg.normalise == "utterance" else 1
+    mean = magnitude.mean(dim=dims, keepdim=True)
+    std = magnitude.std(dim=dims, keepdim=True, unbiased=False)
     return ((magnitude - mean) / (std + NORM_EPS)).float().numpy()
 
 
