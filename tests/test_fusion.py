@@ -8,7 +8,8 @@ import torch
 from vfcross.backbone.embedding import Embeddings, all_pairs_auc
 from vfcross.config import FusionConfig, LoopConfig
 from vfcross.fusion.model import FusionModel
-from vfcross.fusion.task import TABLE6_VARIANTS, FusionObjective, FusionTask, project
+from vfcross.config import TABLE6_VARIANTS
+from vfcross.fusion.task import FusionObjective, FusionTask, project
 from vfcross.training import train
 
 

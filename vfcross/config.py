@@ -196,6 +196,18 @@ class FusionConfig:
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=100, lr=1e-5, lr_decay=0.98))
 
 
+#: Table 6 of the paper: each ablation is a change of the fusion configuration (the one
+#: model and the one loop), named here once; the last is the full model.
+TABLE6_VARIANTS: dict[str, dict[str, str]] = {
+    "single stream + FOP loss, no fusion": {"fusion": "none", "loss": "ce+opl"},
+    "+ fusion, CE only": {"fusion": "gated", "loss": "ce"},
+    "+ fusion, OPL (cosine) only": {"fusion": "gated", "loss": "opl"},
+    "full model (fusion + CE + OPL)": {"fusion": "gated", "loss": "ce+opl"},
+}
+#: The full model's name among the variants (notebook 03 trains it; Table 6's reference row).
+FULL_MODEL = list(TABLE6_VARIANTS)[-1]
+
+
 @dataclass
 class EvalConfig:
     """Test-time protocols generated from the manifest (see vfcross.evaluation.protocols)."""

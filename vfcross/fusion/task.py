@@ -31,13 +31,6 @@ from vfcross.training import objective_state
 
 LOSSES = ("ce+opl", "ce", "opl")
 
-#: Table 6 of the paper, as configuration of the one model and loop.
-TABLE6_VARIANTS: dict[str, dict[str, str]] = {
-    "single stream + FOP loss, no fusion": {"fusion": "none", "loss": "ce+opl"},
-    "+ fusion, CE only": {"fusion": "gated", "loss": "ce"},
-    "+ fusion, OPL (cosine) only": {"fusion": "gated", "loss": "opl"},
-    "full model (fusion + CE + OPL)": {"fusion": "gated", "loss": "ce+opl"},
-}
 
 
 class FusionObjective(nn.Module):
