@@ -1,5 +1,6 @@
 """Matching, retrieval and bootstrap metrics against scikit-learn and hand-solved cases."""
 
+import itertools
 import time
 import tracemalloc
 import warnings
@@ -11,6 +12,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from vfcross.evaluation.metrics import (
     average_precisions,
     bootstrap_ci,
+    chance_average_precision,
+    chance_mean_average_precision,
     matching_accuracy,
     matching_credits,
     mean_average_precision,
@@ -212,3 +215,36 @@ def test_mean_of_average_precisions_without_nan_does_not_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert mean_of_average_precisions(np.array([0.5, 1.0])) == 0.75
+
+
+# --- chance level of retrieval ------------------------------------------------------------------------
+
+
+def test_chance_average_precision_equals_the_mean_over_all_rankings():
+    for gallery in range(1, 7):
+        for relevant in range(1, gallery + 1):
+            aps = []
+            for ranking in itertools.permutations(range(gallery)):
+                is_relevant = np.array(ranking) < relevant
+                precision = np.cumsum(is_relevant) / np.arange(1, gallery + 1)
+                aps.append(precision[is_relevant].mean())
+            assert chance_average_precision(relevant, gallery) == pytest.approx(np.mean(aps), abs=1e-12)
+    assert np.isnan(chance_average_precision(0, 5))
+    with pytest.raises(ValueError, match="n_relevant"):
+        chance_average_precision(6, 5)
+
+
+def test_chance_map_of_a_gallery_matches_random_rankings():
+    rng = np.random.default_rng(7)
+    query_labels = np.r_[rng.integers(0, 12, 40), 99]  # the last query has no relevant item: left out
+    gallery_labels = rng.integers(0, 12, 60)
+    expected = chance_mean_average_precision(query_labels, gallery_labels)
+    draws = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(400):
+            draws.append(mean_average_precision(rng.random((41, 60)), query_labels, gallery_labels))
+    assert abs(np.mean(draws) - expected) < 4 * np.std(draws) / np.sqrt(len(draws))
+    assert 0.1 < expected < 0.3  # about 5 relevant items among 60
+    with pytest.raises(ValueError, match="no query"):
+        chance_mean_average_precision(np.array([1]), np.array([2, 3]))

@@ -68,3 +68,50 @@ def test_bad_inputs_raise():
         roc_auc(np.array([0.1]), np.array([1, 0]))
     with pytest.raises(ValueError, match="finite"):
         roc_auc(np.array([np.nan, 0.2]), np.array([1, 0]))
+
+
+# --- weights: a row of weight w counts as w copies of it ---------------------------------------------
+
+
+def repeated(weights, *arrays):
+    """The arrays with row i repeated weights[i] times (the brute-force reference of a weighted metric)."""
+    rows = np.repeat(np.arange(len(weights)), weights)
+    return tuple(np.asarray(a)[rows] for a in arrays)
+
+
+@pytest.mark.parametrize("metric", [roc_auc, eer])
+def test_integer_weights_equal_repeated_rows(scored, metric):
+    scores, labels = scored
+    weights = np.random.default_rng(1).integers(0, 4, len(scores))  # zeros leave rows out
+    assert metric(scores, labels, sample_weight=weights) == pytest.approx(
+        metric(*repeated(weights, scores, labels)), abs=1e-12)
+
+
+def test_weighted_roc_points_equal_repeated_rows_and_sklearn(scored):
+    scores, labels = scored
+    weights = np.random.default_rng(2).integers(0, 4, len(scores))
+    fpr, tpr, thr = roc_points(scores, labels, sample_weight=weights)
+    ref_fpr, ref_tpr, ref_thr = roc_points(*repeated(weights, scores, labels))
+    np.testing.assert_allclose(fpr, ref_fpr)
+    np.testing.assert_allclose(tpr, ref_tpr)
+    np.testing.assert_array_equal(thr, ref_thr)
+    real = np.random.default_rng(3).uniform(0.1, 3, len(scores))  # non-integer weights: scikit-learn's meaning
+    assert roc_auc(scores, labels, sample_weight=real) == pytest.approx(
+        roc_auc_score(labels, scores, sample_weight=real), abs=1e-12)
+
+
+def test_unit_weights_change_nothing(scored):
+    scores, labels = scored
+    ones = np.ones(len(scores))
+    assert roc_auc(scores, labels, sample_weight=ones) == roc_auc(scores, labels)
+    assert eer(scores, labels, sample_weight=ones) == eer(scores, labels)
+
+
+def test_bad_weights_are_rejected():
+    scores, labels = np.array([0.1, 0.9, 0.5]), np.array([0, 1, 1])
+    with pytest.raises(ValueError, match="differ in length"):
+        roc_auc(scores, labels, sample_weight=np.ones(2))
+    with pytest.raises(ValueError, match="non-negative"):
+        roc_auc(scores, labels, sample_weight=np.array([1, -1, 1]))
+    with pytest.raises(ValueError, match="both positive and negative"):  # the only negative has weight 0
+        eer(scores, labels, sample_weight=np.array([0, 1, 1]))
