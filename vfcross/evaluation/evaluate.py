@@ -36,6 +36,7 @@ from vfcross.evaluation.metrics import (
     roc_points,
 )
 from vfcross.evaluation.protocols import (
+    VerificationPairs,
     matching_similarities,
     matching_trials,
     retrieval_average_precisions,
@@ -109,7 +110,11 @@ def scored_pairs(
     ValueError where the list cannot be drawn on this data (see
     :func:`~vfcross.evaluation.protocols.verification_pairs`).
     """
-    pairs = verification_pairs(table, restriction, n_pairs, seed, split)
+    return _scored(verification_pairs(table, restriction, n_pairs, seed, split), vectors, table)
+
+
+def _scored(pairs: VerificationPairs, vectors: np.ndarray, table: pd.DataFrame) -> ScoredPairs:
+    """``pairs`` scored with ``vectors``, with each pair's voice and face identity."""
     identity = _identities(table)
     return ScoredPairs(
         verification_scores(pairs, vectors), pairs.labels, np.c_[identity[pairs.voice], identity[pairs.face]]
@@ -358,11 +363,11 @@ def compare(
     result: dict[str, dict] = {}
     for restriction in lists:
         try:
-            a = scored_pairs(vectors_a, table, restriction, n_pairs, seed, split)
+            pairs = verification_pairs(table, restriction, n_pairs, seed, split)
         except ValueError as error:
             result[restriction] = {"note": str(error)}
             continue
-        b = scored_pairs(vectors_b, table, restriction, n_pairs, seed, split)
+        a, b = _scored(pairs, vectors_a, table), _scored(pairs, vectors_b, table)
         entry: dict = {}
         for name, metric in (("auc", roc_auc), ("eer", eer)):
             try:
