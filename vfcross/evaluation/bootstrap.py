@@ -52,7 +52,7 @@ same seed gives the same identity draws to every statistic of a test set.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
