@@ -251,10 +251,12 @@ def test_evaluate_intervals_are_identity_level(table):
     result = quiet_evaluate(vectors, table, seed=3)
     assert result["settings"]["interval"] == "identity cluster bootstrap"
     assert result["settings"]["identities"] == len(split_identities(table))
-    # verification: the same pairs, each belonging to its voice and its face identity
+    # verification: the same pairs, each belonging to its voice identity
     pairs = scored_pairs(vectors, table, "random", 400, 3, "test")
-    assert pairs.clusters.shape == (400, 2) and (pairs.clusters[pairs.labels == 1, 0]
-                                                 == pairs.clusters[pairs.labels == 1, 1]).all()
+    identity = table["identity"].to_numpy(dtype=str)
+    drawn = verification_pairs(table, "random", 400, 3)
+    np.testing.assert_array_equal(pairs.clusters, identity[drawn.voice])
+    np.testing.assert_array_equal(pairs.face_identities, identity[drawn.face])
     for metric, key in ((roc_auc, "auc_ci"), (eer, "eer_ci")):
         expected = cluster_bootstrap_ci(metric, pairs.clusters, pairs.scores, pairs.labels, n_boot=50, seed=3)
         assert result["verification"][key] == pytest.approx(list(expected))
@@ -310,13 +312,28 @@ def test_evaluate_notes_what_the_data_cannot_support():
     small = make_table(n_test=5, n_train=0, missing_age=())
     result = quiet_evaluate(identity_vectors(small, noise=1.0), small)
     assert "note" in result["grouped_auc"]["GNA"] and "auc" in result["grouped_auc"]["G"]
-    # 5 identities: resamples of the N list often hold no negative pair, so no interval, and a note says why
-    assert result["grouped_auc"]["N"]["ci"] is None
-    assert any(note.startswith("grouped AUC N: no identity-level interval") for note in result["notes"])
+    assert result["grouped_auc"]["N"]["ci"] is not None
     assert set(result["matching_vf"]) == {"2", "3", "4", "5"}
     assert any("N goes up to 5" in note for note in result["notes"])
     with pytest.raises(ValueError, match="L2-normalised"):
         evaluate(2 * identity_vectors(small, noise=1.0), small)
+
+
+def test_too_few_identities_for_an_interval_give_none_and_a_note():
+    # six identities, two of which share a nationality: only they can anchor a negative of the N list, and
+    # about 9% of the identity resamples draw neither, leaving no negative pair
+    nationalities = ["USA", "USA", "UK", "India", "Italy", "Mexico"]
+    tiny = pd.DataFrame([{"identity": f"id{i}", "modality": modality, "split": "test", "gender": "m",
+                          "nationality": nationality, "age": "20s"}
+                         for i, nationality in enumerate(nationalities) for modality in ("voice", "face")])
+    vectors = identity_vectors(tiny, noise=1.0)
+    result = evaluate(vectors, tiny, n_pairs=200, n_trials=50, n_boot=200)
+    assert result["grouped_auc"]["N"]["ci"] is None and result["grouped_auc"]["G"]["ci"] is not None
+    assert any(note.startswith("grouped AUC N: no identity-level interval") for note in result["notes"])
+    paired = compare(vectors, identity_vectors(tiny, noise=1.0, seed=1), tiny, n_pairs=200, n_boot=200,
+                     lists=("random", "N"))
+    assert "note" in paired["verification"]["N"]["auc"] and "difference" in paired["verification"]["random"]["auc"]
+    assert any(note.startswith("verification N auc: no identity-level interval") for note in paired["notes"])
 
 
 # --- official lists on the real mini set ---------------------------------------------------------

@@ -13,8 +13,9 @@ fractions in [0, 1].
 
 Each part of :func:`evaluate`'s result is one entry of :data:`SECTIONS` (its
 key -> the function computing it), so adding a protocol touches that one
-place. Which identities a pair, trial or query belongs to is said in
-:mod:`.bootstrap`.
+place. A verification pair belongs to its voice identity, a matching trial
+to its probe identity, a retrieval query to its query identity; why (a
+simulation of the spread across test sets) is said in :mod:`.bootstrap`.
 """
 
 from __future__ import annotations
@@ -96,10 +97,16 @@ class ScoredPairs:
 
     scores: np.ndarray
     labels: np.ndarray
-    clusters: np.ndarray  # (pairs, 2): voice identity, face identity
+    voice_identities: np.ndarray
+    face_identities: np.ndarray
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def clusters(self) -> np.ndarray:
+        """The identity each pair belongs to in the bootstrap: its voice's (see :mod:`.bootstrap`)."""
+        return self.voice_identities
 
 
 def scored_pairs(
@@ -116,9 +123,7 @@ def scored_pairs(
 def _scored(pairs: VerificationPairs, vectors: np.ndarray, table: pd.DataFrame) -> ScoredPairs:
     """``pairs`` scored with ``vectors``, with each pair's voice and face identity."""
     identity = _identities(table)
-    return ScoredPairs(
-        verification_scores(pairs, vectors), pairs.labels, np.c_[identity[pairs.voice], identity[pairs.face]]
-    )
+    return ScoredPairs(verification_scores(pairs, vectors), pairs.labels, identity[pairs.voice], identity[pairs.face])
 
 
 def _ci(
