@@ -1,6 +1,7 @@
 """vfcross.evaluation.metrics: verification, matching, retrieval and bootstrap metrics against
 scikit-learn and hand-solved cases."""
 
+import itertools
 import tracemalloc
 import warnings
 
@@ -12,6 +13,8 @@ from vfcross.evaluation.metrics import (
     average_precisions,
     bootstrap_ci,
     eer,
+    chance_average_precision,
+    chance_mean_average_precision,
     matching_accuracy,
     matching_credits,
     mean_average_precision,
@@ -281,3 +284,83 @@ def test_mean_of_average_precisions_without_nan_does_not_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert mean_of_average_precisions(np.array([0.5, 1.0])) == 0.75
+
+
+# --- chance level of retrieval ------------------------------------------------------------------------
+
+
+def test_chance_average_precision_equals_the_mean_over_all_rankings():
+    for gallery in range(1, 7):
+        for relevant in range(1, gallery + 1):
+            aps = []
+            for ranking in itertools.permutations(range(gallery)):
+                is_relevant = np.array(ranking) < relevant
+                precision = np.cumsum(is_relevant) / np.arange(1, gallery + 1)
+                aps.append(precision[is_relevant].mean())
+            assert chance_average_precision(relevant, gallery) == pytest.approx(np.mean(aps), abs=1e-12)
+    assert np.isnan(chance_average_precision(0, 5))
+    with pytest.raises(ValueError, match="n_relevant"):
+        chance_average_precision(6, 5)
+
+
+def test_chance_map_of_a_gallery_matches_random_rankings():
+    rng = np.random.default_rng(7)
+    query_labels = np.r_[rng.integers(0, 12, 40), 99]  # the last query has no relevant item: left out
+    gallery_labels = rng.integers(0, 12, 60)
+    expected = chance_mean_average_precision(query_labels, gallery_labels)
+    draws = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(400):
+            draws.append(mean_average_precision(rng.random((41, 60)), query_labels, gallery_labels))
+    assert abs(np.mean(draws) - expected) < 4 * np.std(draws) / np.sqrt(len(draws))
+    assert 0.1 < expected < 0.3  # about 5 relevant items among 60
+    with pytest.raises(ValueError, match="no query"):
+        chance_mean_average_precision(np.array([1]), np.array([2, 3]))
+
+
+# --- weights: a row of weight w counts as w copies of it ---------------------------------------------
+
+
+def repeated(weights, *arrays):
+    """The arrays with row i repeated weights[i] times (the brute-force reference of a weighted metric)."""
+    rows = np.repeat(np.arange(len(weights)), weights)
+    return tuple(np.asarray(a)[rows] for a in arrays)
+
+
+@pytest.mark.parametrize("metric", [roc_auc, eer])
+def test_integer_weights_equal_repeated_rows(scored, metric):
+    scores, labels = scored
+    weights = np.random.default_rng(1).integers(0, 4, len(scores))  # zeros leave rows out
+    assert metric(scores, labels, sample_weight=weights) == pytest.approx(
+        metric(*repeated(weights, scores, labels)), abs=1e-12)
+
+
+def test_weighted_roc_points_equal_repeated_rows_and_sklearn(scored):
+    scores, labels = scored
+    weights = np.random.default_rng(2).integers(0, 4, len(scores))
+    fpr, tpr, thr = roc_points(scores, labels, sample_weight=weights)
+    ref_fpr, ref_tpr, ref_thr = roc_points(*repeated(weights, scores, labels))
+    np.testing.assert_allclose(fpr, ref_fpr)
+    np.testing.assert_allclose(tpr, ref_tpr)
+    np.testing.assert_array_equal(thr, ref_thr)
+    real = np.random.default_rng(3).uniform(0.1, 3, len(scores))  # non-integer weights: scikit-learn's meaning
+    assert roc_auc(scores, labels, sample_weight=real) == pytest.approx(
+        roc_auc_score(labels, scores, sample_weight=real), abs=1e-12)
+
+
+def test_unit_weights_change_nothing(scored):
+    scores, labels = scored
+    ones = np.ones(len(scores))
+    assert roc_auc(scores, labels, sample_weight=ones) == roc_auc(scores, labels)
+    assert eer(scores, labels, sample_weight=ones) == eer(scores, labels)
+
+
+def test_bad_weights_are_rejected():
+    scores, labels = np.array([0.1, 0.9, 0.5]), np.array([0, 1, 1])
+    with pytest.raises(ValueError, match="differ in length"):
+        roc_auc(scores, labels, sample_weight=np.ones(2))
+    with pytest.raises(ValueError, match="non-negative"):
+        roc_auc(scores, labels, sample_weight=np.array([1, -1, 1]))
+    with pytest.raises(ValueError, match="both positive and negative"):  # the only negative has weight 0
+        eer(scores, labels, sample_weight=np.array([0, 1, 1]))

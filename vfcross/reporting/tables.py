@@ -15,8 +15,10 @@ def pct(value: float) -> float:
     return round(100.0 * value, 2)
 
 
-def pct_ci(ci: list[float] | tuple[float, float]) -> str:
-    """A confidence interval of fractions as '[lo, hi]' in %."""
+def pct_ci(ci: list[float] | tuple[float, float] | None) -> str:
+    """A confidence interval of fractions as '[lo, hi]' in %; 'n/a' where none could be made (None)."""
+    if ci is None:
+        return "n/a"
     return f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
 
 
