@@ -175,6 +175,9 @@ class BackboneConfig:
     holdout_fraction: float = 0.15
     #: Batches per epoch = ceil(train identities / P) * epoch_repeats.
     epoch_repeats: int = 1
+    #: Training seeds of the single- and the dual-stream backbone compared in
+    #: notebook 05; the run of ``loop.seed`` is the one every later stage uses.
+    seeds: tuple[int, ...] = (0,)
     loop: LoopConfig = field(default_factory=LoopConfig)
 
 
@@ -192,6 +195,9 @@ class FusionConfig:
     #: Weight alpha of the orthogonal projection loss in "ce+opl".
     alpha: float = 1.0
     batch_size: int = 128
+    #: Training seeds of every fusion variant (notebooks 03 and 05 train one
+    #: model per seed); the run of ``loop.seed`` is the one evaluated in notebook 04.
+    seeds: tuple[int, ...] = (0, 1, 2)
     #: Paper: Adam, lr 1e-5 with exponential decay, 100 epochs.
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=100, lr=1e-5, lr_decay=0.98))
 
@@ -325,7 +331,10 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         return from_dict(hint, value)
     origin = typing.get_origin(hint)
     if origin is tuple:
-        return tuple(_coerce(t, v, where) for t, v in zip(typing.get_args(hint), value, strict=True))
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:  # tuple[int, ...]: any length
+            return tuple(_coerce(args[0], v, where) for v in value)
+        return tuple(_coerce(t, v, where) for t, v in zip(args, value, strict=True))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint in (int, float, str, bool) and not isinstance(value, hint):

@@ -213,3 +213,13 @@ def state_path(run_dir: str | Path) -> Path:
 def objective_state(run_dir: str | Path) -> dict[str, torch.Tensor]:
     """The trained objective's ``state_dict`` of a run (see :func:`state_path`), on the CPU."""
     return torch.load(state_path(run_dir), map_location="cpu", weights_only=False)["objective"]
+
+
+def history_table(history: list[dict], rows: int = 12):
+    """The per-epoch records as a table (at most ``rows`` evenly spaced epochs, the last always kept)."""
+    import pandas as pd
+
+    table = pd.DataFrame(history).set_index("epoch")
+    step = max(1, -(-len(table) // rows))
+    keep = sorted(set(range(len(table) - 1, -1, -step)))
+    return table.iloc[keep].round(4)

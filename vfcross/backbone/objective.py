@@ -12,13 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vfcross.backbone.dual_stream import DualStream
 from vfcross.backbone.single_stream import SingleStream
-from vfcross.config import BackboneConfig
+from vfcross.config import BackboneConfig, RunConfig, override
 from vfcross.losses import CrossModalCenterLoss
 from vfcross.training import device, objective_state
 
@@ -73,6 +74,25 @@ def backbone_from_state(state: dict[str, Tensor], cfg: BackboneConfig) -> Backbo
     objective = BackboneObjective(cfg, state["center.centers"].shape[0])
     objective.load_state_dict(state)
     return objective
+
+
+def measure_costs(cfg: RunConfig, num_classes: int) -> pd.DataFrame:
+    """:func:`measure_training_step` of the single- and the dual-stream network with ``cfg``'s batch and inputs."""
+    rows = {arch: measure_training_step(override(cfg, {"backbone.architecture": arch}).backbone, num_classes,
+                                        freq_bins=cfg.voice.frequency_rows)
+            for arch in ("single", "dual")}
+    return pd.DataFrame(rows).T
+
+
+def costs(path: str | Path, cfg: RunConfig, num_classes: int) -> pd.DataFrame:
+    """The cost table saved at ``path`` (by notebook 02), or measured now with :func:`measure_costs` and saved there."""
+    path = Path(path)
+    if path.exists():
+        return pd.read_csv(path, index_col=0)
+    table = measure_costs(cfg, num_classes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path)
+    return table
 
 
 def measure_training_step(cfg: BackboneConfig, num_classes: int, steps: int = 3,

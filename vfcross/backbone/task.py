@@ -11,6 +11,8 @@ identities.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import torch
@@ -24,7 +26,8 @@ from vfcross.backbone.sampler import (
     load_voice_crops,
     pk_batches,
 )
-from vfcross.config import BackboneConfig
+from vfcross.config import BackboneConfig, RunConfig, override, save_config
+from vfcross.training import train
 
 
 class BackboneTask:
@@ -71,3 +74,23 @@ class BackboneTask:
             emb = embed_rows(net, self.val_table, self.cfg, dev, progress=False)
             out["val_auc"] = all_pairs_auc(emb, self.val_table)
         return out
+
+
+def backbone_run_name(architecture: str, seed: int, default_seed: int) -> str:
+    """Run folder name of a backbone: ``backbone-<architecture>``, with ``-seed<k>`` for extra seeds."""
+    return f"backbone-{architecture}" + ("" if seed == default_seed else f"-seed{seed}")
+
+
+def train_backbone(cfg: RunConfig, manifest: pd.DataFrame, architecture: str = "single", seed: int | None = None,
+                   progress: bool = True) -> tuple[Path, list[dict]]:
+    """Train (or resume, or reuse) one backbone of ``cfg`` on ``manifest``; returns its run folder and history.
+
+    ``architecture`` and ``seed`` override the configuration's; the run's
+    full configuration is saved beside its checkpoint (``config.json``).
+    """
+    seed = cfg.backbone.loop.seed if seed is None else seed
+    run_cfg = override(cfg, {"backbone.architecture": architecture, "backbone.loop.seed": seed})
+    run_dir = cfg.run_dir(backbone_run_name(architecture, seed, cfg.backbone.loop.seed))
+    save_config(run_cfg, run_dir)
+    history = train(BackboneTask(manifest, run_cfg.backbone), run_cfg.backbone.loop, run_dir, progress=progress)
+    return run_dir, history

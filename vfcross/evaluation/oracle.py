@@ -21,7 +21,10 @@ import pandas as pd
 from vfcross.config import SynthConfig
 from vfcross.data.synthetic.population import Identity, oracle_score
 from vfcross.data.synthetic.writer import SPLIT_NAMES, read_population, read_population_config
-from vfcross.evaluation.protocols import RESTRICTIONS
+from vfcross.evaluation.bootstrap import cluster_bootstrap_ci
+from vfcross.evaluation.evaluate import downsample_curve
+from vfcross.evaluation.metrics import eer, roc_auc, roc_points
+from vfcross.evaluation.protocols import RESTRICTIONS, verification_pairs
 
 #: Stand-in for a log-likelihood ratio of -inf (e.g. a gender mismatch), so
 #: that metrics, which need finite scores, rank such pairs last, as ties.
@@ -104,3 +107,37 @@ def population_table(people: list[Identity]) -> pd.DataFrame:
         for modality in ("voice", "face")
     ]
     return pd.DataFrame(rows, columns=["identity", "modality", "split", "gender", "nationality", "age"])
+
+
+def oracle_evaluation(table: pd.DataFrame, population_root: str | Path, n_pairs: int, seed: int, n_boot: int,
+                      split: str = "test") -> tuple[dict[str, dict], list[str]]:
+    """The oracle on every verification list that :func:`~vfcross.evaluation.evaluate.evaluate` scores.
+
+    The lists are drawn exactly as ``evaluate`` draws them (same ``seed``), so
+    the oracle is scored on the very pairs the learned models are. Returns
+    ``({list: {"auc", "eer", "auc_ci", "eer_ci", "roc"}}, notes)``, with
+    identity-level intervals; a list that cannot be drawn on this data is
+    left out with a note.
+    """
+    cfg, people = read_population_config(population_root), read_population(population_root)
+    identity = table["identity"].to_numpy(dtype=str)
+    out, notes = {}, []
+    for restriction in RESTRICTIONS:
+        try:
+            pairs = verification_pairs(table, restriction, n_pairs, seed, split)
+        except ValueError as error:
+            notes.append(f"oracle {restriction}: {error}")
+            continue
+        voices, faces = identity[pairs.voice], identity[pairs.face]
+        scores = oracle_pair_scores(people, cfg, voices, faces, restriction)
+        entry = {"auc": roc_auc(scores, pairs.labels), "eer": eer(scores, pairs.labels)}
+        for name, metric in (("auc", roc_auc), ("eer", eer)):
+            try:
+                entry[f"{name}_ci"] = list(cluster_bootstrap_ci(metric, voices, scores, pairs.labels, n_boot=n_boot,
+                                                                seed=seed))
+            except ValueError as error:
+                entry[f"{name}_ci"] = None
+                notes.append(f"oracle {restriction} {name}: no identity-level interval ({error})")
+        entry["roc"] = downsample_curve(*roc_points(scores, pairs.labels)[:2])
+        out[restriction] = entry
+    return out, notes

@@ -184,14 +184,6 @@ def probe_attributes(vectors: np.ndarray, attributes: pd.DataFrame, identities: 
     return results
 
 
-def results_table(results: dict[str, list[ProbeResult]]) -> pd.DataFrame:
-    """Probe results of several representations as one table (rows: representation, attribute)."""
-    rows = [{"representation": name, "attribute": r.attribute, "metric": r.kind, "score": round(r.score, 4),
-             "chance": round(r.chance, 4), "identities": r.identities, "samples": r.samples}
-            for name, found in results.items() for r in found]
-    return pd.DataFrame(rows)
-
-
 # --- input-level features ----------------------------------------------------------------------
 def _pitch_track(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """Fundamental frequency (Hz) of the voiced frames, by normalised autocorrelation (60-400 Hz).
@@ -265,3 +257,45 @@ def synthetic_attributes(table: pd.DataFrame, population_root: str | Path) -> pd
         rows.append({"gender": attrs.gender, "nationality": attrs.nationality, "age": attrs.age_group,
                      **dict(zip(TRAITS, attrs.traits))})
     return pd.DataFrame(rows, index=table.index)
+
+
+def metadata_attributes(table: pd.DataFrame) -> pd.DataFrame:
+    """The attributes a dataset's metadata gives (gender, nationality, age; NA where unknown), in row order.
+
+    On VoxCeleb1 these are the identity's, for both of its modalities (its
+    meta table has no age: that column stays NA and is not probed).
+    """
+    return table[["gender", "nationality", "age"]].astype("object").where(table[["gender", "nationality", "age"]]
+                                                                         .notna(), None)
+
+
+def probe_report(representations: dict[str, np.ndarray], table: pd.DataFrame, attributes: pd.DataFrame,
+                 voice_cfg: VoiceConfig | None = None, seed: int = 0) -> pd.DataFrame:
+    """Probe every representation per modality, beside the input-level features when ``voice_cfg`` is given.
+
+    ``representations`` maps a name to vectors with one row per ``table``
+    row (e.g. the backbone's embeddings, or the fusion's u for faces and v
+    for voices); ``attributes`` has one row per table row (see
+    :func:`synthetic_attributes`, :func:`metadata_attributes`). Returns one
+    row per (representation, modality, attribute): ``representation,
+    modality, attribute, metric, score, chance, identities, samples``.
+    """
+    table = table.reset_index(drop=True)
+    attributes = attributes.reset_index(drop=True)
+    identities = table["identity"].to_numpy()
+    rows = []
+    for modality in ("voice", "face"):
+        mask = (table["modality"] == modality).to_numpy()
+        if not mask.any():
+            continue
+        features = {name: np.asarray(vectors)[mask] for name, vectors in representations.items()}
+        if voice_cfg is not None:
+            features = {"input features": (voice_input_features(table["path"][mask], voice_cfg) if modality == "voice"
+                                           else face_input_features(table["cache_path"][mask])), **features}
+        for name, x in features.items():
+            for r in probe_attributes(x, attributes[mask].reset_index(drop=True), identities[mask], seed=seed):
+                rows.append({"representation": name, "modality": modality, "attribute": r.attribute,
+                             "metric": r.kind, "score": round(r.score, 4), "chance": round(r.chance, 4),
+                             "identities": r.identities, "samples": r.samples})
+    return pd.DataFrame(rows, columns=["representation", "modality", "attribute", "metric", "score", "chance",
+                                       "identities", "samples"])

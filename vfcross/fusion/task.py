@@ -24,10 +24,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vfcross.backbone.embedding import Embeddings, all_pairs_auc
-from vfcross.config import FusionConfig
+from vfcross.config import (
+    FULL_MODEL,
+    TABLE6_VARIANTS,
+    FusionConfig,
+    RunConfig,
+    override,
+    save_config,
+)
 from vfcross.fusion.model import FusionModel
 from vfcross.losses import orthogonal_projection_loss
-from vfcross.training import objective_state
+from vfcross.training import objective_state, train
 
 LOSSES = ("ce+opl", "ce", "opl")
 
@@ -158,3 +165,30 @@ def fusion_from_state(state: dict[str, Tensor], cfg: FusionConfig) -> FusionMode
     objective = FusionObjective(cfg, state["model.classifier.weight"].shape[0], state["model.face_proj.weight"].shape[1])
     objective.load_state_dict(state)
     return objective.model.eval()
+
+
+def fusion_run_name(variant: str, seed: int, default_seed: int) -> str:
+    """Run folder name of a fusion variant: ``fusion-full`` or ``fusion-<fusion>-<loss>``, ``-seed<k>`` for extra seeds."""
+    change = TABLE6_VARIANTS.get(variant)
+    if change is None:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {list(TABLE6_VARIANTS)}")
+    base = "fusion-full" if variant == FULL_MODEL else f"fusion-{change['fusion']}-{change['loss']}"
+    return base + ("" if seed == default_seed else f"-seed{seed}")
+
+
+def train_fusion(cfg: RunConfig, embeddings: Embeddings, variant: str = FULL_MODEL, seed: int | None = None,
+                 progress: bool = False) -> tuple[Path, list[dict]]:
+    """Train (or resume, or reuse) one fusion variant on backbone ``embeddings``; returns its run folder and history.
+
+    ``variant`` names a Table 6 row (:data:`~vfcross.config.TABLE6_VARIANTS`),
+    applied to the configuration's fusion settings; ``seed`` overrides the
+    training seed. The run's full configuration is saved beside it.
+    """
+    seed = cfg.fusion.loop.seed if seed is None else seed
+    fusion_run_name(variant, seed, cfg.fusion.loop.seed)  # validates the variant
+    change = {f"fusion.{key}": value for key, value in TABLE6_VARIANTS[variant].items()}
+    run_cfg = override(cfg, {**change, "fusion.loop.seed": seed})
+    run_dir = cfg.run_dir(fusion_run_name(variant, seed, cfg.fusion.loop.seed))
+    save_config(run_cfg, run_dir)
+    history = train(FusionTask(embeddings, run_cfg.fusion), run_cfg.fusion.loop, run_dir, progress=progress)
+    return run_dir, history

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import repeat
@@ -30,7 +31,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from vfcross.config import RunConfig, VoiceConfig
+from vfcross.config import RunConfig, VoiceConfig, save_config
+from vfcross.data.manifest import write_manifest
 from vfcross.io import markdown_table
 from vfcross.preprocess.cache import Outcome, cache_folder, content_hash, lookup, store
 from vfcross.preprocess.faces import (
@@ -72,11 +74,35 @@ class PreprocessResult:
 
     manifest: pd.DataFrame
     report: pd.DataFrame
+    #: Wall time of the stage, in seconds.
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        """One line: processed, taken from the cache, skipped (and face crops without a detected face)."""
+        done = self.report["outcome"].value_counts()
+        return (f"{done.get('processed', 0)} processed, {done.get('cached', 0)} from the cache, "
+                f"{done.get('skipped', 0)} skipped; {int(self.manifest['fallback'].sum())} face crops without a "
+                f"detected face; {self.seconds:.1f} s")
 
     def summary(self) -> pd.DataFrame:
         """Sample counts per modality, outcome and reason."""
         return (self.report.groupby(["modality", "outcome", "reason"], dropna=False).size()
                 .reset_index(name="count"))
+
+
+def run_preprocessing(manifest: pd.DataFrame, cfg: RunConfig, report_dir: str | Path,
+                      progress: bool = True) -> PreprocessResult:
+    """The preprocessing stage of a run: :func:`preprocess`, then its outputs written where the next stages look.
+
+    The per-sample report and the summary go to ``report_dir``; the manifest
+    of usable samples to ``cfg.manifest_path``, with the configuration
+    beside it.
+    """
+    result = preprocess(manifest, cfg, progress)
+    write_report(result, report_dir)
+    write_manifest(result.manifest, cfg.manifest_path)
+    save_config(cfg, cfg.manifest_path.parent)
+    return result
 
 
 def preprocess(manifest: pd.DataFrame, cfg: RunConfig, progress: bool = True) -> PreprocessResult:
@@ -88,6 +114,7 @@ def preprocess(manifest: pd.DataFrame, cfg: RunConfig, progress: bool = True) ->
     the returned manifest with reason "identity has no usable <modality>
     samples" (their tensors stay cached).
     """
+    start = time.perf_counter()
     folders = {m: cache_folder(cfg.cache_dir, m, getattr(cfg, m)) for m in MODALITIES}
     outcomes, todo = _triage(manifest, folders)
     with single_torch_thread(), _voice_outcomes(todo["voice"], folders["voice"], cfg.voice,
@@ -110,7 +137,8 @@ def preprocess(manifest: pd.DataFrame, cfg: RunConfig, progress: bool = True) ->
         cache_path=[o.cache_path for o in ordered],
         fallback=[o.reason == FALLBACK_REASON for o in ordered],
     )
-    return PreprocessResult(manifest=kept[usable].reset_index(drop=True), report=report)
+    return PreprocessResult(manifest=kept[usable].reset_index(drop=True), report=report,
+                            seconds=time.perf_counter() - start)
 
 
 def _triage(manifest: pd.DataFrame, folders: dict[str, Path]) -> tuple[dict[int, Outcome], dict[str, list[Job]]]:

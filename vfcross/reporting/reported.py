@@ -66,6 +66,8 @@ TABLE_TITLES = {
     "table4": "Table 4 - 1:N matching accuracy, %",
     "table5": "Table 5 - retrieval mean average precision, %",
     "table6": "Table 6 - ablation of the fusion and the loss (verification, random negatives), %",
+    "probes": "Attribute probes on held-out identities (accuracy or R^2; chance = majority class or 0)",
+    "single_vs_dual": "Single vs dual stream: cost and verification (random negatives), %",
 }
 
 
