@@ -8,19 +8,19 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-import soundfile as sf  # noqa: E402
-from matplotlib.collections import LineCollection  # noqa: E402
-from matplotlib.container import BarContainer, ErrorbarContainer  # noqa: E402
-from PIL import Image  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from matplotlib.collections import LineCollection
+from matplotlib.container import BarContainer, ErrorbarContainer
+from PIL import Image
 
-from tests.fakes import fake_preprocessed  # noqa: E402
-from vfcross.config import VoiceConfig  # noqa: E402
-from vfcross.preprocess.voices import vad  # noqa: E402
-from vfcross.reporting import figures  # noqa: E402
+from tests.fakes import fake_preprocessed
+from vfcross.config import VoiceConfig
+from vfcross.preprocess.voices import vad
+from vfcross.reporting import figures
 
 
 @pytest.fixture(autouse=True)
@@ -103,7 +103,7 @@ def test_training_curves_panels_chance_and_selected_epoch():
     chance = math.log(1000)
     fig = figures.training_curves(HISTORY, "single stream", chance=chance, selected_epoch=4)
     assert len(fig.axes) == 3  # loss + ce | center | accuracies and AUC
-    loss_ax, terms_ax, score_ax = fig.axes
+    loss_ax, _, score_ax = fig.axes
     chance_lines = [line for line in loss_ax.get_lines() if line.get_label().startswith("chance: ln N")]
     assert len(chance_lines) == 1 and np.allclose(chance_lines[0].get_ydata(), chance)
     for ax in fig.axes:  # the selected epoch is marked on every panel
@@ -269,9 +269,7 @@ def probe_table() -> pd.DataFrame:
 
 
 def test_probe_figure_panels_bars_and_chance_ticks():
-    table = probe_table()
-    table.loc[0, "score"] = -3.0 if table.loc[0, "metric"] == "r2" else table.loc[0, "score"]
-    fig = figures.probe_figure(table)
+    fig = figures.probe_figure(probe_table())
     assert len(fig.axes) == 4  # (voice, face) x (accuracy, R^2)
     for ax in fig.axes:
         assert len(bar_patches(ax)) == 9  # 3 attributes x 3 representations
@@ -292,7 +290,9 @@ def test_probe_figure_intervals_clipping_and_bad_tables():
     table["low"], table["high"] = table["score"] - 0.05, table["score"] + 0.05
     fig = figures.probe_figure(table)
     assert sum(len(interval_segments(ax)) for ax in fig.axes) == len(table)
-    assert any(t.get_text() == "-4.2" for ax in fig.axes for t in ax.texts)
+    assert [t.get_text().strip() for ax in fig.axes for t in ax.texts] == ["-4.2"]  # clipped, value printed
+    clipped = min(p.get_y() + min(0, p.get_height()) for ax in fig.axes for p in bar_patches(ax))
+    assert clipped == pytest.approx(figures.R2_FLOOR)
     with pytest.raises(ValueError, match="lacks column"):
         figures.probe_figure(table.drop(columns="chance"))
     with pytest.raises(ValueError, match="unknown metric"):

@@ -122,8 +122,8 @@ def _dodged_bars(ax: plt.Axes, categories: Sequence, hues: Sequence) -> dict[tup
     bars = {}
     for patch in ax.patches:
         centre = patch.get_x() + patch.get_width() / 2
-        i = int(round(centre))
-        j = int(round((centre - i + 0.4) / step - 0.5))
+        i = round(centre)
+        j = round((centre - i + 0.4) / step - 0.5)
         if 0 <= i < len(categories) and 0 <= j < len(hues):
             bars[(categories[i], hues[j])] = patch
     return bars
@@ -193,7 +193,7 @@ def vad_figure(path: str | Path, cfg: VoiceConfig) -> plt.Figure:
     top.plot(np.arange(len(audio)) / cfg.sample_rate, audio, lw=0.4, color=colours[0])
     edges = np.flatnonzero(np.diff(np.r_[0, dropped.astype(np.int8), 0]))
     for start, stop in zip(edges[::2], edges[1::2]):
-        top.axvspan(start / cfg.sample_rate, stop / cfg.sample_rate, color=colours[3], alpha=0.18, lw=0)
+        top.axvspan(start / cfg.sample_rate, stop / cfg.sample_rate, color=colours[3], alpha=0.3, lw=0)
     top.set_title(f"before VAD ({seconds:.2f} s; shaded: {dropped.sum() / cfg.sample_rate:.2f} s dropped)")
     bottom.plot(np.arange(len(kept)) / cfg.sample_rate, kept, lw=0.4, color=colours[2])
     bottom.set_title(f"after VAD ({len(kept) / cfg.sample_rate:.2f} s kept)")
@@ -209,8 +209,14 @@ METRIC_NAMES = {
     "val_face_id_accuracy": "validation face ID accuracy", "val_voice_id_accuracy": "validation voice ID accuracy",
     "gate_mean": "mean gate k",
 }
-#: One colour per metric, the same in every training figure.
-METRIC_COLOURS = _colours(METRIC_NAMES)
+#: One colour per metric, the same in every training figure and distinct within one (the palette's
+#: pale pink and yellow left out: they read badly on white; the gate in dark purple, apart from the AUC).
+METRIC_COLOURS = {
+    "loss": "0.15", "ce": sns.color_palette(PALETTE)[0], "center": sns.color_palette(PALETTE)[2],
+    "opl": sns.color_palette(PALETTE)[3], "train_accuracy": sns.color_palette(PALETTE)[7],
+    "val_auc": sns.color_palette(PALETTE)[1], "val_face_id_accuracy": sns.color_palette(PALETTE)[4],
+    "val_voice_id_accuracy": sns.color_palette(PALETTE)[9], "gate_mean": "#5b2a86",
+}
 
 
 def _metric_name(key: str) -> str:
@@ -338,7 +344,7 @@ def tsne_figure(vectors: np.ndarray, table: pd.DataFrame, identities: int = 12, 
     markers = {"face": "o", "voice": "X"}
     sns.scatterplot(data=data, x="x", y="y", hue="identity", hue_order=chosen, palette=_colours(chosen),
                     style="modality", markers=markers, s=30, alpha=0.85, legend=False, ax=ax)
-    ax.legend([Line2D([], [], marker=m, color="0.3", ls="") for m in markers.values()], list(markers),
+    ax.legend([Line2D([], [], marker=m, color="0.3", ls="", ms=6) for m in markers.values()], list(markers),
               title="modality (colour = identity)", loc="best")
     ax.set_xticks([]), ax.set_yticks([])
     ax.set_xlabel(""), ax.set_ylabel("")
@@ -384,7 +390,8 @@ def similarity_histograms(panels: Mapping[str, tuple[np.ndarray, np.ndarray]]) -
     for ax, (title, (scores, labels)) in zip(axes[0], panels.items()):
         scores, labels = np.ravel(scores).astype(float), np.ravel(labels).astype(bool)
         if len(scores) != len(labels):
-            raise ValueError(f"similarity_histograms: panel {title!r} has {len(scores)} scores but {len(labels)} labels")
+            raise ValueError(f"similarity_histograms: panel {title!r} has {len(scores)} scores "
+                             f"but {len(labels)} labels")
         if labels.all() or not labels.any():
             raise ValueError(f"similarity_histograms: panel {title!r} needs both same- and different-identity pairs")
         data = pd.DataFrame({"cosine similarity": scores,
@@ -395,7 +402,7 @@ def similarity_histograms(panels: Mapping[str, tuple[np.ndarray, np.ndarray]]) -
                      alpha=0.3, kde=True, line_kws={"lw": 1.2}, ax=ax)
         ax.text(0.02, 0.97, f"{labels.sum()} same\n{(~labels).sum()} different", transform=ax.transAxes,
                 va="top", fontsize=RC["legend.fontsize"])
-        ax.set_title(title)
+        ax.set(title=title, ylabel="density")
         if ax.get_legend() is not None:
             ax.get_legend().remove()
     fig.legend([plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.5) for c in PAIR_CLASSES.values()], list(PAIR_CLASSES),
@@ -431,14 +438,14 @@ def roc_det_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> plt.F
     labels, palette = list(curves), _colours(curves)
     fig, axes = _figure(1, 2, (WIDTH, 3.3))
     roc, det = axes[0]
-    common = dict(hue="curve", hue_order=labels, palette=palette, estimator=None, sort=False, errorbar=None,
-                  units="curve")
+    common = {"hue": "curve", "hue_order": labels, "palette": palette, "estimator": None, "sort": False,
+              "errorbar": None}
     sns.lineplot(data=data, x="fpr", y="tpr", ax=roc, **common)
     roc.plot([0, 1], [0, 1], **REFERENCE, label="chance")
     roc.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1), title="ROC")
     roc.set_aspect("equal")
     sns.lineplot(data=det_data, x="far", y="frr", ax=det, legend=False, **common)
-    ticks = np.array([0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.95])
+    ticks = np.array([0.01, 0.05, 0.2, 0.5, 0.8, 0.95])
     limits = norm.ppf([0.005, 0.98])
     det.set_xticks(norm.ppf(ticks), [f"{t:.0%}" for t in ticks])
     det.set_yticks(norm.ppf(ticks), [f"{t:.0%}" for t in ticks])
@@ -480,7 +487,7 @@ def grouped_auc_figure(groups: Mapping[str, Mapping[str, float]],
     fig, axes = _figure(1, 1, (WIDTH, 3.2))
     ax = axes[0, 0]
     sns.barplot(data=data, x="restriction", y="AUC (%)", hue="method", order=keys, hue_order=methods,
-                palette=_colours(methods), errorbar=None, ax=ax)
+                palette=_colours(methods), saturation=1, errorbar=None, ax=ax)
     bars = _dodged_bars(ax, keys, methods)
     positions, intervals = [], []
     for method, by_key in ci.items():
@@ -554,8 +561,8 @@ def retrieval_panel(query_spectrogram: np.ndarray, faces: list[np.ndarray], is_m
 PROBE_COLUMNS = ("representation", "modality", "attribute", "metric", "score", "chance")
 #: Panel title and y label of each probe metric.
 PROBE_METRICS = {"accuracy": ("categories", "accuracy"), "r2": ("traits", "R²")}
-#: The lowest R^2 drawn; lower scores are clipped at the axis and printed.
-R2_FLOOR = -1.0
+#: The lowest R^2 drawn; lower scores are clipped at the axis and printed on their bar.
+R2_FLOOR = -0.5
 
 
 def _check_probe_table(table: pd.DataFrame) -> None:
@@ -572,6 +579,17 @@ def _check_probe_table(table: pd.DataFrame) -> None:
     repeated = table.duplicated(["representation", "modality", "attribute", "metric"])
     if repeated.any():
         raise ValueError(f"probe_figure: repeated probe(s) {table[repeated][list(PROBE_COLUMNS[:4])].values.tolist()}")
+
+
+def _probe_limits(part: pd.DataFrame, metric: str) -> tuple[float, float]:
+    """The y range of a probe metric's panels: [0, 1] for accuracy; for R^2, 0 and every score and interval
+    above :data:`R2_FLOOR`, with a margin."""
+    if metric == "accuracy":
+        return 0.0, 1.03
+    values = np.r_[0.0, part["score"].to_numpy(float)]
+    if {"low", "high"} <= set(part.columns):
+        values = np.r_[values, part["low"].dropna().to_numpy(float), part["high"].dropna().to_numpy(float)]
+    return max(R2_FLOOR, values.min()) - 0.05, values.max() + 0.05
 
 
 def probe_figure(table: pd.DataFrame) -> plt.Figure:
@@ -601,7 +619,7 @@ def probe_figure(table: pd.DataFrame) -> plt.Figure:
             attributes = list(dict.fromkeys(table.loc[table["metric"] == metric, "attribute"]))
             shown = part.assign(score=part["score"].clip(lower=R2_FLOOR) if metric == "r2" else part["score"])
             sns.barplot(data=shown, x="attribute", y="score", hue="representation", order=attributes,
-                        hue_order=representations, palette=palette, errorbar=None, ax=ax)
+                        hue_order=representations, palette=palette, saturation=1, errorbar=None, ax=ax)
             bars = _dodged_bars(ax, attributes, representations)
             positions, intervals = [], []
             for probe in part.itertuples():
@@ -609,8 +627,8 @@ def probe_figure(table: pd.DataFrame) -> plt.Figure:
                 x0, x1 = bar.get_x(), bar.get_x() + bar.get_width()
                 ax.hlines(probe.chance, x0, x1, color="black", lw=1.6, zorder=4, label="chance level")
                 if probe.score < R2_FLOOR and metric == "r2":
-                    ax.text((x0 + x1) / 2, R2_FLOOR, f"{probe.score:.1f}", rotation=90, ha="center", va="bottom",
-                            fontsize=6)
+                    ax.text((x0 + x1) / 2, R2_FLOOR, f" {probe.score:.1f}", rotation=90, ha="center",
+                            va="bottom", fontsize=6, color="white", fontweight="bold")
                 if with_intervals and pd.notna(probe.low) and pd.notna(probe.high):
                     _check_interval(probe.low, probe.high, f"probe_figure: {probe.representation!r} "
                                                            f"{probe.modality} {probe.attribute}")
@@ -619,13 +637,10 @@ def probe_figure(table: pd.DataFrame) -> plt.Figure:
             _interval_bars(ax, positions, intervals)
             title, ylabel = PROBE_METRICS[metric]
             ax.set(title=f"{modality}: {title}", xlabel="", ylabel=ylabel)
-            if metric == "accuracy":
-                ax.set_ylim(0, 1)
-            else:
+            if metric == "r2":
                 ax.axhline(0, color="0.35", lw=1)
-                ax.set_ylim(bottom=min(-0.05, max(R2_FLOOR, float(table.loc[table.metric == "r2", "score"].min()))
-                                       - 0.05))
-    _legend_below(fig, axes.ravel(), ncol=min(len(representations) + 1, 5), title="representation")
+            ax.set_ylim(*_probe_limits(table[table["metric"] == metric], metric))
+    _legend_below(fig, axes.ravel(), ncol=min(len(representations) + 2, 6), title="representation")
     return fig
 
 
