@@ -370,6 +370,14 @@ def save_config(cfg: RunConfig, path: str | Path) -> Path:
     return path
 
 
+def run_config(run_dir: str | Path) -> RunConfig:
+    """The configuration a trained run folder was made with (its ``config.json``)."""
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no config.json in {run_dir}: its configuration is needed to rebuild its model")
+    return load_config(path)
+
+
 def load_config(path: str | Path) -> RunConfig:
     """Read a configuration written by :func:`save_config`."""
     return from_dict(RunConfig, json.loads(Path(path).read_text()))

@@ -51,7 +51,7 @@ from vfcross.backbone.embedding import (
 )
 from vfcross.backbone.objective import BackboneObjective, backbone_from_state
 from vfcross.backbone.sampler import face_batch, spectrogram_crops
-from vfcross.config import RunConfig, from_dict, load_config, to_dict
+from vfcross.config import RunConfig, from_dict, run_config, to_dict
 from vfcross.fusion.model import FusionModel
 from vfcross.fusion.task import fusion_from_state, project
 from vfcross.io import atomic_write, sha256_file
@@ -232,7 +232,7 @@ def load(path: str | Path, dev: str | torch.device | None = None, backbone: str 
             raise ValueError("a model file already holds its backbone: drop the backbone argument")
         return _load_file(path, dev)
     backbone_run, fusion_run = find_runs(path, backbone)
-    cfg = model_config(_run_config(backbone_run), _run_config(fusion_run))
+    cfg = model_config(run_config(backbone_run), run_config(fusion_run))
     sources = {name: sha256_file(state_path(run)) for name, run in (("backbone", backbone_run), ("fusion", fusion_run))}
     return VoiceFaceModel(cfg, backbone_from_state(objective_state(backbone_run), cfg.backbone),
                           fusion_from_state(objective_state(fusion_run), cfg.fusion), str(path), sources, dev)
@@ -325,14 +325,6 @@ def _load_file(path: Path, dev: str | torch.device | None) -> VoiceFaceModel:
     return VoiceFaceModel(cfg, backbone_from_state(parts["backbone."], cfg.backbone),
                           fusion_from_state(parts["fusion."], cfg.fusion), str(path),
                           json.loads(metadata.get("sources", "{}")), dev)
-
-
-def _run_config(run: Path) -> RunConfig:
-    """The configuration a run folder was trained with."""
-    path = run / "config.json"
-    if not path.exists():
-        raise FileNotFoundError(f"no config.json in {run}: its configuration is needed to rebuild the model")
-    return load_config(path)
 
 
 def _as_list(items: Sequence | str | Path) -> list:

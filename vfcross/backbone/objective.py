@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from vfcross.backbone.dual_stream import DualStream
 from vfcross.backbone.single_stream import SingleStream
-from vfcross.config import BackboneConfig, RunConfig, override
+from vfcross.config import BackboneConfig, RunConfig, override, run_config
 from vfcross.losses import CrossModalCenterLoss
 from vfcross.training import device, objective_state
 
@@ -64,9 +64,12 @@ class BackboneObjective(nn.Module):
                 "train_accuracy": accuracy}
 
 
-def load_backbone(run_dir: str | Path, cfg: BackboneConfig) -> BackboneObjective:
-    """The trained objective (network, classifier, centers) of a run folder, on the CPU."""
-    return backbone_from_state(objective_state(run_dir), cfg)
+def load_backbone(run_dir: str | Path, cfg: BackboneConfig | None = None) -> BackboneObjective:
+    """The trained objective (network, classifier, centers) of a run folder, on the CPU.
+
+    Without ``cfg`` the run's own configuration (its ``config.json``) says which network it is.
+    """
+    return backbone_from_state(objective_state(run_dir), run_config(run_dir).backbone if cfg is None else cfg)
 
 
 def backbone_from_state(state: dict[str, Tensor], cfg: BackboneConfig) -> BackboneObjective:

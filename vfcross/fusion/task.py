@@ -29,6 +29,7 @@ from vfcross.config import (
     TABLE6_VARIANTS,
     FusionConfig,
     RunConfig,
+    run_config,
     override,
     save_config,
 )
@@ -155,8 +156,13 @@ def gate_values(model: FusionModel, embeddings: Embeddings, split: str, rng: np.
     return model.gate_weights(vec[np.concatenate(faces)].to(dev), vec[np.concatenate(voices)].to(dev)).cpu().numpy()
 
 
-def load_fusion(run_dir: str | Path, cfg: FusionConfig) -> FusionModel:
-    """The trained fusion model of a run folder, in eval mode on the CPU."""
+def load_fusion(run_dir: str | Path, cfg: FusionConfig | None = None) -> FusionModel:
+    """The trained fusion model of a run folder, in eval mode on the CPU.
+
+    Without ``cfg`` the run's own configuration (its ``config.json``, saved
+    by :func:`train_fusion`) says which variant it is.
+    """
+    cfg = run_config(run_dir).fusion if cfg is None else cfg
     return fusion_from_state(objective_state(run_dir), cfg)
 
 
