@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from vfcross.backbone.inception import EMBEDDING_DIM
 from vfcross.backbone.objective import load_backbone
 from vfcross.backbone.sampler import load_faces, utterance_crops
 from vfcross.config import BackboneConfig, run_config
@@ -53,7 +54,7 @@ def embed_rows(net: nn.Module, rows: pd.DataFrame, cfg: BackboneConfig, dev: tor
     """
     was_training = net.training
     net.eval()
-    out = np.zeros((len(rows), 512), dtype=np.float32)
+    out = np.zeros((len(rows), EMBEDDING_DIM), dtype=np.float32)
     modality, paths = rows["modality"].to_numpy(), rows["cache_path"].to_numpy()
     faces = np.flatnonzero(modality == "face")
     bar = tqdm(total=len(rows), desc="embedding", disable=not progress, leave=False)

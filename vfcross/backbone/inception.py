@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from facenet_pytorch import InceptionResnetV1
 from torch import Tensor, nn
 
+#: Size of the embedding every backbone produces (facenet-pytorch's bottleneck).
+EMBEDDING_DIM = 512
 MIN_INPUT_SIZE = 75  # smaller inputs vanish inside InceptionResNet-V1's reductions
 SPECTROGRAM_INPUTS = ("image",)
 

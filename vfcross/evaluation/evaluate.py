@@ -21,13 +21,17 @@ simulation of the spread across test sets) is said in :mod:`.bootstrap`.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from vfcross.evaluation.bootstrap import cluster_bootstrap_ci, paired_cluster_bootstrap_ci, weighted_mean
+from vfcross.evaluation.bootstrap import (
+    cluster_bootstrap_ci,
+    paired_cluster_bootstrap_ci,
+    weighted_mean,
+)
 from vfcross.evaluation.metrics import (
     chance_mean_average_precision,
     eer,

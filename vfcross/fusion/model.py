@@ -27,13 +27,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vfcross.backbone.inception import EMBEDDING_DIM
+
 FUSIONS = ("gated", "linear", "none")
 
 
 class FusionModel(nn.Module):
     """Projections W_u, W_v, the fusion of ``fusion`` and an identity classifier."""
 
-    def __init__(self, num_classes: int, in_dim: int = 512, dim: int = 128, fusion: str = "gated") -> None:
+    def __init__(self, num_classes: int, in_dim: int = EMBEDDING_DIM, dim: int = 128, fusion: str = "gated") -> None:
         super().__init__()
         if fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {fusion!r}; choose one of {FUSIONS}")

@@ -24,13 +24,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vfcross.backbone.embedding import Embeddings, all_pairs_auc
+from vfcross.backbone.inception import EMBEDDING_DIM
 from vfcross.config import (
     FULL_MODEL,
     TABLE6_VARIANTS,
     FusionConfig,
     RunConfig,
-    run_config,
     override,
+    run_config,
     save_config,
 )
 from vfcross.fusion.model import FusionModel
@@ -44,7 +45,7 @@ LOSSES = ("ce+opl", "ce", "opl")
 class FusionObjective(nn.Module):
     """Fusion model + the configured loss; logs CE and OPL whether or not they are trained."""
 
-    def __init__(self, cfg: FusionConfig, num_classes: int, in_dim: int = 512) -> None:
+    def __init__(self, cfg: FusionConfig, num_classes: int, in_dim: int = EMBEDDING_DIM) -> None:
         super().__init__()
         if cfg.loss not in LOSSES:
             raise ValueError(f"unknown fusion loss {cfg.loss!r}; choose one of {LOSSES}")
