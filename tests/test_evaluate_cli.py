@@ -200,7 +200,7 @@ def test_handwritten_lists_are_scored_end_to_end_from_run_folder_and_model_file(
 def test_without_lists_the_test_split_is_scored_with_generated_protocols(slice_work, places, tmp_path, capsys):
     cfg, _ = slice_work
     root, _, splits = places
-    with pytest.warns(UserWarning, match="have no age and are excluded"):
+    with pytest.warns(UserWarning, match=r"have no (gender/nationality/)?age and are excluded"):
         assert main(["evaluate", cfg.work_dir, "--root", str(root), "--splits", str(splits), "--out", str(tmp_path),
                      "--set", "eval.n_pairs=40", "--set", "eval.n_boot=20"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
