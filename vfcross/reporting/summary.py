@@ -23,7 +23,7 @@ def write_part(reports_dir: str | Path, name: str, data: dict) -> Path:
 def merge_summary(reports_dir: Path, timings: dict[str, float], preset: str) -> dict:
     """The machine-readable record of a run: wall times, environment and every notebook's part."""
     summary: dict = {"preset": preset, "wall_time_s": timings, "python": platform.python_version(),
-                     "packages": {name: _version(name) for name in PACKAGES}}
+                     "packages": package_versions()}
     for part in sorted((reports_dir / "summary_parts").glob("*.json")):
         summary.update(json.loads(part.read_text()))
     if preset == "default":
@@ -68,6 +68,11 @@ def targets(summary: dict) -> list[dict]:
         add("fusion's validation AUC above the backbone's by more than its interval (every seed)", None, None,
             "n/a (no validation identities)", "")
     return out
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages a report records (:data:`PACKAGES`)."""
+    return {name: _version(name) for name in PACKAGES}
 
 
 def _version(package: str) -> str:
