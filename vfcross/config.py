@@ -20,7 +20,11 @@ import json
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
+
+#: Languages the synthetic voices speak (vfcross.data.synthetic.render_voice.LANGUAGES), named as
+#: MAV-Celeb names its language folders.
+SpokenLanguage = Literal["English", "German"]
 
 
 @dataclass
@@ -50,6 +54,11 @@ class SynthConfig:
     snr_db: tuple[float, float] = (10.0, 30.0)
     #: Parallel worker processes for generation.
     workers: int = 2
+    #: Languages every identity speaks (a bilingual population, as in MAV-Celeb): each gets
+    #: ``videos_per_identity`` videos of its own, with the same voice and an accent from the
+    #: nationality in each, and every clip records its language. Empty: the English-only
+    #: population (its files unchanged by this setting's existence).
+    languages: tuple[SpokenLanguage, ...] = ()
 
 
 @dataclass

@@ -10,7 +10,7 @@ from vfcross.io import atomic_write
 
 #: Text columns of a manifest; read back as pandas "string" so NA stays NA.
 TEXT_COLUMNS = ("identity", "name", "modality", "path", "relpath", "video", "split", "gender", "nationality",
-                "age", "cache_path")
+                "age", "language", "cache_path")
 
 
 def write_manifest(manifest: pd.DataFrame, path: str | Path) -> Path:

@@ -8,6 +8,9 @@ vfcross through this layout::
     <root>/vox1_meta.csv           tab separated: VoxCeleb1 ID, VGGFace1 ID,
                                    Gender, Nationality, Set [, Age]
     <root>/identity_splits.txt     optional: "<VGGFace1 name> <code>" lines
+    <root>/languages.csv           optional: "relpath,language" rows, the
+                                   spoken language of a clip (or of the
+                                   video a face frame comes from)
 
 :func:`scan_dataset` turns it into a *manifest*, one row per sample, and a
 table of everything it did not put there and why; :func:`read_dataset` is the
@@ -35,6 +38,8 @@ FACE_DIR = "unzippedFaces"
 FACE_VERSION = "1.6"
 META_FILE = "vox1_meta.csv"
 SPLITS_FILE = "identity_splits.txt"
+#: Optional per-sample language table (written by bilingual synthetic populations; VoxCeleb1 has none).
+LANGUAGES_FILE = "languages.csv"
 
 VOICE_EXTENSIONS = frozenset({".wav"})
 FACE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
@@ -53,6 +58,7 @@ MANIFEST_COLUMNS = (
     "gender",
     "nationality",
     "age",
+    "language",
 )
 SKIPPED_COLUMNS = ("path", "identity", "modality", "reason")
 
@@ -159,6 +165,27 @@ def read_identity_splits(path: str | os.PathLike) -> dict[str, str]:
     return splits
 
 
+def read_languages(path: str | os.PathLike) -> dict[str, str]:
+    """Read a ``languages.csv`` table into ``{relpath: language}``.
+
+    A CSV file with the header ``relpath,language`` and one row per sample
+    whose language is known (paths relative to the dataset root, as in the
+    manifest). Raises ValueError naming the file for a wrong header, an
+    empty field or a path listed twice.
+    """
+    path = Path(path)
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if list(table.columns) != ["relpath", "language"]:
+        raise ValueError(f"{path}: expected the header 'relpath,language', got {','.join(table.columns)!r}")
+    empty = table[(table["relpath"] == "") | (table["language"] == "")]
+    if len(empty):
+        raise ValueError(f"{path}, line {empty.index[0] + 2}: empty relpath or language")
+    repeated = table["relpath"][table["relpath"].duplicated()]
+    if len(repeated):
+        raise ValueError(f"{path}: {repeated.iloc[0]!r} is listed twice")
+    return dict(zip(table["relpath"], table["language"]))
+
+
 def _walk_files(top: Path) -> list[tuple[str, ...]]:
     """All files under ``top`` as path parts relative to it, symlinks followed."""
     found = []
@@ -233,7 +260,10 @@ def scan_dataset(
     ID), ``modality`` ('face' | 'voice'), ``path`` (absolute), ``relpath``
     (relative to ``root``, see the module docstring), ``video``, ``split``,
     ``gender``, ``nationality``, ``age``, all of pandas ``string`` dtype,
-    sorted by (identity, modality, path). ``split`` comes from
+    sorted by (identity, modality, path), plus ``language``: a sample's
+    spoken language from ``<root>/languages.csv`` where the dataset has one
+    (:func:`read_languages`; the bilingual synthetic populations do), else NA
+    (VoxCeleb1 records none). ``split`` comes from
     ``splits_file``; when that is None, ``<root>/identity_splits.txt`` is
     used if it exists. Without a split file, or for identities it does not
     list, ``split`` is NA; ``age`` is NA unless the meta table has an Age
@@ -263,6 +293,8 @@ def scan_dataset(
     attributes = meta.set_index("identity")[["gender", "nationality", "age"]]
     manifest = frame.join(attributes, on="identity")
     manifest["split"] = manifest["name"].map(splits)
+    languages = read_languages(root / LANGUAGES_FILE) if (root / LANGUAGES_FILE).is_file() else {}
+    manifest["language"] = manifest["relpath"].map(languages)
     manifest = manifest[list(MANIFEST_COLUMNS)].astype("string")
     manifest = manifest.sort_values(["identity", "modality", "path"], kind="stable").reset_index(drop=True)
     return manifest, _skipped_frame(skipped)

@@ -2,8 +2,10 @@
 
 The voice model
 ---------------
-Every identity speaks ENGLISH sentences; what it sounds like comes from its
-voice attributes (:attr:`~vfcross.data.synthetic.population.Identity.voice`):
+Every identity speaks ENGLISH sentences (or, in a bilingual population, the
+sentences of each language of :data:`LANGUAGES`, see "Languages" below); what
+it sounds like comes from its voice attributes
+(:attr:`~vfcross.data.synthetic.population.Identity.voice`):
 
 * **nationality -> accent.** The text goes through the espeak-ng voice of the
   nationality (``NATIONALITIES``), so German, Italian or Latin-American Spanish
@@ -26,6 +28,23 @@ voice attributes (:attr:`~vfcross.data.synthetic.population.Identity.voice`):
   pitch tremor (a 4-7 Hz frequency modulation applied to the waveform).
 * **idiosyncrasy.** ``identity.seed`` perturbs the exact pitch, range, rate
   and variant choice, so identities with identical attributes still differ.
+
+Languages
+---------
+A bilingual population (``SynthConfig.languages``) has every identity speak
+each listed language with ONE voice: variant, pitch, rate, pitch range, word
+gap and tremor come from :func:`voice_style` alone and do not depend on the
+language. The accent follows the nationality in every language, by the same
+rule as for English: the sentence, written in its language (:data:`LANGUAGES`
+holds a bank of parallel sentences per language), is read through the
+nationality's espeak-ng voice, so that voice's letter-to-sound rules and
+phonemes shape it (a German identity reads German natively and English with
+German rules; an American reads German with English rules; an Italian both
+with Italian ones). For a voice written in another script (Hindi) the
+sentence is respelled in that script from its pronunciation in its own
+language (:data:`LANGUAGES` names the espeak-ng voice that pronounces it; the
+phoneme map has per-language entries, e.g. German r, ü, ö, ch), just as
+English is respelled from its en-us pronunciation.
 
 A :class:`VoiceSession` stands for one recording ("video"): a channel
 colouring (high-pass, low-pass and one peaking band), a background-noise
@@ -183,8 +202,11 @@ def voice_session(rng: np.random.Generator) -> VoiceSession:
 
 
 def render_clip(style: VoiceStyle, session: VoiceSession, sentence: str, rng: np.random.Generator,
-                snr_db: tuple[float, float]) -> tuple[np.ndarray, int]:
+                snr_db: tuple[float, float], language: str = "English") -> tuple[np.ndarray, int]:
     """Speak ``sentence`` in ``style`` under ``session``; returns (float32 waveform in [-1, 1], rate).
+
+    ``sentence`` is written in ``language`` (a key of :data:`LANGUAGES`); it
+    is read through the style's accent voice (see "Languages" above).
 
     The clip is the speech (with per-clip pitch, range and rate jitter, the
     style's tremor and the session's channel), padded with 0.3-1.0 s of
@@ -198,7 +220,9 @@ def render_clip(style: VoiceStyle, session: VoiceSession, sentence: str, rng: np
         "rate": round(float(np.clip(style.rate * (1.0 + 0.04 * rng.standard_normal()), 80, 450))),
         "wordgap": style.word_gap,
     }
-    text = _respell_devanagari(sentence) if style.language in _RESPELL else sentence
+    if language not in LANGUAGES:
+        raise ValueError(f"no sentences in {language!r}; the synthetic voices speak {', '.join(LANGUAGES)}")
+    text = _respell_devanagari(sentence, language) if style.language in _RESPELL else sentence
     speech = _trim(_synthesize(text, f"{style.language}+{style.variant}", params, int(rng.integers(2**31))))
     if speech.size == 0:
         raise RuntimeError(f"espeak-ng produced no audio for {sentence!r} with {style}")
@@ -235,17 +259,42 @@ _ENDINGS = (
 )
 
 
-def _sentences(count: int = 400) -> tuple[str, ...]:
+_GERMAN_SUBJECTS = (
+    "Mein Nachbar", "Der alte Lehrer", "Eine junge Ärztin", "Unser Fahrer", "Der Bauer",
+    "Seine Schwester", "Der Bäcker", "Mein bester Freund", "Der kleine Junge", "Ihr Onkel",
+    "Der neue Manager", "Ein müder Student", "Das stille Mädchen", "Dein Cousin", "Der Bürgermeister",
+    "Eine ältere Frau", "Der Fußballtrainer", "Meine Großmutter", "Der Busfahrer", "Eine freundliche Krankenschwester",
+)
+_GERMAN_ACTIONS = (
+    "kaufte frisches Brot", "strich die Küchenwand", "fand eine verlorene Geldbörse", "reparierte das kaputte Radio",
+    "pflanzte Tomaten", "las eine alte Zeitung", "telefonierte mit der Bank", "putzte alle Fenster",
+    "kochte ein großes Abendessen", "besuchte das Museum", "schrieb einen langen Brief", "verkaufte das blaue Auto",
+    "sah das Fußballspiel", "trug zwei schwere Kisten", "verlor die Hausschlüssel", "fütterte die hungrigen Hunde",
+    "reparierte den Gartenzaun", "bestellte eine Tasse Kaffee", "vergaß den Regenschirm", "traf einen alten Schulfreund",
+)
+_GERMAN_ENDINGS = (
+    "heute Morgen auf dem Markt.", "bevor der Regen anfing.", "gestern Nachmittag im Garten.",
+    "am Freitag nach der Arbeit.", "in der Nähe des Bahnhofs.", "mit etwas Hilfe von einem Freund.",
+    "während der langen Sommerferien.", "auf dem Heimweg von der Schule.", "während alle anderen schliefen.",
+    "zum ersten Mal seit vielen Jahren.", "ohne jemandem davon zu erzählen.", "kurz bevor die Läden schlossen.",
+)
+
+
+def _sentences(count: int = 400, parts: tuple[tuple[str, ...], ...] = (_SUBJECTS, _ACTIONS, _ENDINGS)
+               ) -> tuple[str, ...]:
     """``count`` different sentences: subject x action pairs (all distinct), each with an ending.
 
     Built arithmetically rather than drawn at random, so the list cannot
-    change with a library's random-number stream.
+    change with a library's random-number stream. ``parts`` are the
+    subjects, actions and endings of one language; the banks of all
+    languages are parallel (sentence i says the same in each).
     """
-    pairs = list(itertools.product(range(len(_SUBJECTS)), range(len(_ACTIONS))))
+    subjects, actions, endings = parts
+    pairs = list(itertools.product(range(len(subjects)), range(len(actions))))
     if count > len(pairs):
         raise ValueError(f"at most {len(pairs)} sentences can be built")
     return tuple(
-        f"{_SUBJECTS[s]} {_ACTIONS[a]} {_ENDINGS[(7 * s + 5 * a) % len(_ENDINGS)]}"
+        f"{subjects[s]} {actions[a]} {endings[(7 * s + 5 * a) % len(endings)]}"
         for s, a in pairs[:count]
     )
 
@@ -254,10 +303,41 @@ def _sentences(count: int = 400) -> tuple[str, ...]:
 SENTENCES: tuple[str, ...] = _sentences()
 
 
-def pick_sentences(rng: np.random.Generator, n: int) -> list[str]:
-    """``n`` sentences for one identity's clips, all different while ``n`` allows."""
-    index = rng.choice(len(SENTENCES), size=n, replace=n > len(SENTENCES))
-    return [SENTENCES[i] for i in index]
+@dataclass(frozen=True)
+class Language:
+    """A language the synthetic identities can speak.
+
+    ``sentences`` is its bank (parallel to :data:`SENTENCES`); ``voice`` the
+    espeak-ng voice that pronounces it natively, whose phonemes are respelled
+    for accent voices written in another script; ``phonemes`` the entries of
+    the IPA -> Devanagari map that differ from the English ones for this
+    language's phonemes (German r is a tap or trill, not an English flap; its
+    short a is Hindi अ; ü, ö and ch have no English counterpart).
+    """
+
+    sentences: tuple[str, ...]
+    voice: str
+    phonemes: dict[str, tuple[str, ...]]
+
+
+#: Languages the synthetic voices speak, under the names a manifest's ``language`` column uses (MAV-Celeb's
+#: folder names); the same names as :data:`vfcross.config.SpokenLanguage`.
+LANGUAGES: dict[str, Language] = {
+    "English": Language(SENTENCES, "en-us", {}),
+    "German": Language(
+        _sentences(parts=(_GERMAN_SUBJECTS, _GERMAN_ACTIONS, _GERMAN_ENDINGS)), "de",
+        {ipa: tuple(units.split()) for ipa, units in {
+            "ɾ": "र", "r": "र", "a": "अ", "ɜ": "अ", "ʔ": "", "ts": "ट स", "pf": "प फ़", "ç": "श", "x": "ख़",
+            "eː": "ए", "ɛː": "ए", "ɔø": "ऑ इ", "ʏ": "उ", "yː": "ऊ", "y": "ऊ", "œ": "ओ", "øː": "ओ", "ø": "ओ",
+        }.items()}),
+}
+
+
+def pick_sentences(rng: np.random.Generator, n: int, language: str = "English") -> list[str]:
+    """``n`` sentences of ``language`` for one identity's clips, all different while ``n`` allows."""
+    bank = LANGUAGES[language].sentences
+    index = rng.choice(len(bank), size=n, replace=n > len(bank))
+    return [bank[i] for i in index]
 
 
 # --- signal processing ---------------------------------------------------------------
@@ -318,7 +398,7 @@ def _background(length: int, session: VoiceSession, rng: np.random.Generator) ->
     return noise / np.sqrt(np.mean(noise**2))
 
 
-# --- respelling English for the Hindi voice --------------------------------------------
+# --- respelling for the Hindi voice -----------------------------------------------------
 #: Devanagari vowel letters -> their dependent signs (after a consonant).
 _VOWEL_SIGNS = {"अ": "", "आ": "ा", "इ": "ि", "ई": "ी", "उ": "ु", "ऊ": "ू",
                 "ए": "े", "ऐ": "ै", "ओ": "ो", "ऑ": "ॉ"}
@@ -336,32 +416,46 @@ _IPA_TO_DEVANAGARI: dict[str, tuple[str, ...]] = {ipa: tuple(units.split()) for 
     "h": "ह", "tʃ": "च", "dʒ": "ज", "m": "म", "n": "न", "ŋ": _ANUSVARA, "l": "ल",
     "ɹ": "र", "r": "र", "w": "व", "j": "य", "ɾ": "ट", "ʔ": "ट", "x": "ख़",
 }.items()}
-_LONGEST_IPA = max(map(len, _IPA_TO_DEVANAGARI))
+
+
+def _ipa_table(language: str) -> dict[str, tuple[str, ...]]:
+    """The IPA -> Devanagari map for the pronunciation of ``language``: the English one with its entries."""
+    return {**_IPA_TO_DEVANAGARI, **LANGUAGES[language].phonemes}
 
 
 @functools.lru_cache(maxsize=4096)
-def _respell_devanagari(sentence: str) -> str:
-    """``sentence`` (English) respelled in Devanagari from its espeak-ng en-us pronunciation."""
+def _respell_devanagari(sentence: str, language: str = "English") -> str:
+    """``sentence`` (in ``language``) respelled in Devanagari from its pronunciation by that language's voice.
+
+    English is pronounced by en-us, German by de (:data:`LANGUAGES`).
+    """
+    voice = LANGUAGES[language].voice
+    table = _ipa_table(language)
+    return ", ".join(" ".join(_devanagari_word(word, table) for word in clause.split())
+                     for clause in _phonemes(sentence, voice)) + "."
+
+
+def _phonemes(sentence: str, voice: str) -> list[str]:
+    """espeak-ng's IPA for ``sentence`` read by ``voice``: one string per clause, words separated by blanks."""
     with _LOCK, _espeak() as lib:
-        if lib.espeak_SetVoiceByName(b"en-us") != 0:
-            raise RuntimeError("espeak-ng has no en-us voice")
+        if lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise RuntimeError(f"espeak-ng has no {voice} voice")
         buffer = ctypes.create_string_buffer(sentence.encode())
         pointer = ctypes.c_char_p(ctypes.addressof(buffer))
         clauses = []
         while pointer.value:
             clauses.append(lib.espeak_TextToPhonemes(ctypes.byref(pointer), _CHARS_UTF8, _IPA_SEPARATED).decode())
-    return ", ".join(" ".join(_devanagari_word(word) for word in clause.split()) for clause in clauses) + "."
+    return clauses
 
 
-def _devanagari_word(word: str) -> str:
-    """One word's IPA phonemes ("_"-separated) as a Devanagari word.
+def _devanagari_word(word: str, table: dict[str, tuple[str, ...]] = _IPA_TO_DEVANAGARI) -> str:
+    """One word's IPA phonemes ("_"-separated) as a Devanagari word, with the IPA map ``table``.
 
     A consonant followed by a consonant takes a virama, a vowel after a
     consonant becomes its dependent sign, and ŋ after a vowel an anusvara
     (plus ग unless a consonant follows, as in "रिंग").
     """
-    units = [unit for phoneme in word.replace("ˈ", "").replace("ˌ", "").split("_")
-             for unit in _ipa_units(phoneme)]
+    units = [unit for phoneme in _word_phonemes(word) for unit in _ipa_units(phoneme, table)[0]]
     out, previous = [], None  # previous: "C" consonant, "V" vowel, "N" anusvara
     for i, unit in enumerate(units):
         if unit in _VOWEL_SIGNS:
@@ -380,18 +474,37 @@ def _devanagari_word(word: str) -> str:
     return "".join(out)
 
 
-def _ipa_units(phoneme: str) -> list[str]:
-    """Split one IPA phoneme string into Devanagari units by longest match; unknown marks are dropped."""
-    units, i = [], 0
+def _word_phonemes(word: str) -> list[str]:
+    """The phonemes of one word of espeak-ng's "_"-separated IPA, stress marks removed."""
+    return word.replace("ˈ", "").replace("ˌ", "").split("_")
+
+
+def _ipa_units(phoneme: str, table: dict[str, tuple[str, ...]] = _IPA_TO_DEVANAGARI) -> tuple[list[str], str]:
+    """Split one IPA phoneme string into Devanagari units by longest match in ``table``.
+
+    Returns the units and the characters no entry matched (left out of the
+    spelling; :func:`_unmapped` lists them, and a test keeps them to marks
+    such as the length sign after a matched vowel).
+    """
+    longest = max(map(len, table))
+    units, dropped, i = [], "", 0
     while i < len(phoneme):
-        for size in range(min(_LONGEST_IPA, len(phoneme) - i), 0, -1):
-            if phoneme[i:i + size] in _IPA_TO_DEVANAGARI:
-                units.extend(_IPA_TO_DEVANAGARI[phoneme[i:i + size]])
+        for size in range(min(longest, len(phoneme) - i), 0, -1):
+            if phoneme[i:i + size] in table:
+                units.extend(table[phoneme[i:i + size]])
                 i += size
                 break
         else:
+            dropped += phoneme[i]
             i += 1
-    return units
+    return units, dropped
+
+
+def _unmapped(sentences: list[str] | tuple[str, ...], language: str) -> set[str]:
+    """Characters of the pronunciation of ``sentences`` (in ``language``) that the respelling leaves out."""
+    table = _ipa_table(language)
+    return {char for sentence in sentences for clause in _phonemes(sentence, LANGUAGES[language].voice)
+            for word in clause.split() for phoneme in _word_phonemes(word) for char in _ipa_units(phoneme, table)[1]}
 
 
 # --- the espeak-ng binding --------------------------------------------------------

@@ -8,6 +8,8 @@
     out/identity_splits.txt                          `name code` (1 train, 2 val, 4 test)
     out/population.json                              the generating config and every
                                                      identity's true face/voice attributes
+    out/languages.csv                                bilingual populations only: the
+                                                     language of every clip and face frame
 
 so that :func:`vfcross.data.read_dataset` reads it like VoxCeleb1, and the
 oracle of :mod:`vfcross.data.synthetic.population` can be scored from
@@ -15,6 +17,15 @@ oracle of :mod:`vfcross.data.synthetic.population` can be scored from
 clips and frames of one session share its recording conditions. The result
 depends only on the configuration (not on the number of workers), and the
 folder appears atomically: it is built beside ``out`` and renamed at the end.
+
+With ``SynthConfig.languages`` set, every identity speaks each listed language:
+each language has ``videos_per_identity`` videos of its own (faces and clips,
+the clips spoken in that language with the identity's one voice), and every
+sample's language is recorded twice: in ``languages.csv`` (``relpath,
+language``, read by :func:`vfcross.data.read_dataset` into the manifest's
+``language`` column) and, for the clips with the sentence spoken, in
+``population.json`` (``"clips"``). Without languages nothing of this is
+written, and the files are exactly those of an English-only population.
 """
 
 from __future__ import annotations
@@ -31,9 +42,11 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from vfcross.config import SynthConfig, from_dict, to_dict
+from vfcross.data.voxceleb import LANGUAGES_FILE, face_relpath, voice_relpath
 from vfcross.data.synthetic.population import Attributes, Identity, sample_population
 from vfcross.data.synthetic.render_face import face_session, face_style, render_face
 from vfcross.data.synthetic.render_voice import (
+    LANGUAGES,
     pick_sentences,
     render_clip,
     voice_session,
@@ -58,54 +71,86 @@ def write_population(out: str | Path, cfg: SynthConfig, progress: bool = True) -
             raise FileExistsError(f"{out} holds a population generated with different settings; "
                                   "choose another folder or delete it")
         return out
+    _check_languages(cfg.languages)
     people = sample_population(cfg)
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     jobs = [(tmp, cfg, person) for person in people]
     with ProcessPoolExecutor(max_workers=max(1, cfg.workers)) as pool:
-        list(tqdm(pool.map(_write_identity, jobs, chunksize=4), total=len(jobs),
-                  desc="synthesising identities", disable=not progress))
+        samples = [record for records in tqdm(pool.map(_write_identity, jobs, chunksize=4), total=len(jobs),
+                                              desc="synthesising identities", disable=not progress)
+                   for record in records]
     _write_tables(tmp, people)
-    (tmp / "population.json").write_text(json.dumps(
-        {"config": _generation_settings(cfg), "identities": [dataclasses.asdict(p) for p in people]}, indent=1))
+    record = {"config": _generation_settings(cfg), "identities": [dataclasses.asdict(p) for p in people]}
+    if cfg.languages:
+        samples.sort(key=lambda sample: sample["relpath"])
+        record["clips"] = [sample for sample in samples if "sentence" in sample]
+        pd.DataFrame(samples, columns=["relpath", "language"]).to_csv(tmp / LANGUAGES_FILE, index=False)
+    (tmp / "population.json").write_text(json.dumps(record, indent=1))
     tmp.rename(out)
     return out
+
+
+def _check_languages(languages: tuple[str, ...]) -> None:
+    """Refuse unknown or repeated languages, naming them."""
+    unknown = [lang for lang in languages if lang not in LANGUAGES]
+    if unknown:
+        raise ValueError(f"synth.languages: no synthetic voice speaks {unknown}; choose among {list(LANGUAGES)}")
+    if len(set(languages)) != len(languages):
+        raise ValueError(f"synth.languages: a language is listed twice in {list(languages)}")
 
 
 def _generation_settings(cfg: SynthConfig) -> dict:
     """The settings that determine a population's content (all but the worker count)."""
     settings = to_dict(cfg)
     del settings["workers"]
+    if not settings["languages"]:  # an English-only population: its record as before the setting existed
+        del settings["languages"]
     return settings
 
 
-def _write_identity(job: tuple[Path, SynthConfig, Identity]) -> None:
-    """Render and write all sessions of one identity (runs in a worker process)."""
+def _write_identity(job: tuple[Path, SynthConfig, Identity]) -> list[dict[str, str]]:
+    """Render and write all sessions of one identity (runs in a worker process).
+
+    Returns, in a bilingual population, one record per written sample:
+    ``relpath`` and ``language`` (and the ``sentence`` of a clip); nothing
+    for an English-only one. The random draws of an English-only population
+    are those it always had, so its files do not change.
+    """
     root, cfg, person = job
     rng = np.random.default_rng(person.seed)
     fstyle, vstyle = face_style(person), voice_style(person)
-    sentences = iter(pick_sentences(rng, cfg.videos_per_identity * cfg.clips_per_video))
-    for video in _video_ids(rng, cfg.videos_per_identity):
-        fsession, vsession = face_session(rng), voice_session(rng)
-        face_dir = root / "unzippedFaces" / person.name / "1.6" / video
-        face_dir.mkdir(parents=True)
-        for frame in np.sort(rng.choice(np.arange(25, 30000, 25), cfg.faces_per_video, replace=False)):
-            image = render_face(fstyle, fsession, rng, cfg.image_size)
-            image.save(face_dir / f"{frame:07d}.jpg", quality=92)
-        wav_dir = root / "wav" / person.vox_id / video
-        wav_dir.mkdir(parents=True)
-        for clip in range(1, cfg.clips_per_video + 1):
-            audio, rate = render_clip(vstyle, vsession, next(sentences), rng, cfg.snr_db)
-            sf.write(wav_dir / f"{clip:05d}.wav", audio, rate, subtype="PCM_16")
+    records: list[dict[str, str]] = []
+    videos: list[str] = []
+    for language in cfg.languages or ("English",):
+        sentences = iter(pick_sentences(rng, cfg.videos_per_identity * cfg.clips_per_video, language))
+        for video in _video_ids(rng, cfg.videos_per_identity, taken=videos):
+            videos.append(video)
+            fsession, vsession = face_session(rng), voice_session(rng)
+            face_dir = root / "unzippedFaces" / person.name / "1.6" / video
+            face_dir.mkdir(parents=True)
+            for frame in np.sort(rng.choice(np.arange(25, 30000, 25), cfg.faces_per_video, replace=False)):
+                image = render_face(fstyle, fsession, rng, cfg.image_size)
+                image.save(face_dir / f"{frame:07d}.jpg", quality=92)
+                records.append({"relpath": face_relpath(person.name, video, f"{frame:07d}.jpg"), "language": language})
+            wav_dir = root / "wav" / person.vox_id / video
+            wav_dir.mkdir(parents=True)
+            for clip in range(1, cfg.clips_per_video + 1):
+                sentence = next(sentences)
+                audio, rate = render_clip(vstyle, vsession, sentence, rng, cfg.snr_db, language)
+                sf.write(wav_dir / f"{clip:05d}.wav", audio, rate, subtype="PCM_16")
+                records.append({"relpath": voice_relpath(person.vox_id, video, f"{clip:05d}.wav"),
+                                "language": language, "sentence": sentence})
+    return records if cfg.languages else []
 
 
-def _video_ids(rng: np.random.Generator, n: int) -> list[str]:
-    """``n`` distinct YouTube-like 11-character video ids."""
+def _video_ids(rng: np.random.Generator, n: int, taken: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """``n`` distinct YouTube-like 11-character video ids, none of them in ``taken``."""
     ids: list[str] = []
     while len(ids) < n:
         vid = "".join(rng.choice(_VIDEO_ALPHABET, 11))
-        if vid not in ids:
+        if vid not in ids and vid not in taken:
             ids.append(vid)
     return ids
 
