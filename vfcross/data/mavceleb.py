@@ -1,0 +1,224 @@
+"""The MAV-Celeb layout (the FAME challenge's multilingual data) read into the same manifest as VoxCeleb1.
+
+MAV-Celeb (Nawaz et al.) holds celebrities speaking two languages: English
+and Urdu (v1), English and Hindi (v2), English and German (v3). Each version
+is released as a folder in which clips are grouped by identity and language
+and face frames by identity (and, in v1, language too)::
+
+    <root>/voices/<id>/<Language>/<video>/<clip>.wav     e.g. voices/id0001/English/U3rWfLEkFvg/00000.wav
+    <root>/faces/<id>/<Language>/<video>/<frame>.jpg     e.g. faces/id0001/English/U3rWfLEkFvg/0010125.jpg
+    <root>/faces/<id>/<video>/<frame>.jpg                (versions whose frames are not grouped by language)
+
+plus the challenge's unlabelled test files, named by a trial list rather than
+by identity (``voices/<Language>/<n>.wav`` and ``faces/<Language>/<n>.jpg``
+in v1, ``<Language>_test/{voices,faces}/...`` in v3), the split lists (one
+folder per version, e.g. ``v1_lists/``)::
+
+    <Language>_train.txt   "<voice path below voices/> <face path below faces/>" per line
+    <Language>_test.txt    "<key> <voice path> <face path>" per line, paths relative to <root>
+
+and a meta table ``v<N>_meta.csv`` (``ids,name,gender``; gender ``Male`` or
+``Female``). :func:`scan_mavceleb` reads the identity folders into a
+manifest with the columns of :data:`vfcross.data.voxceleb.MANIFEST_COLUMNS`:
+``identity`` (the id folder), ``name`` (from the meta table, else the id),
+``modality``, ``path``, ``relpath`` (below ``root``), ``video``, ``split``
+(from an identity-split file keyed by id, else NA), ``gender`` (``m``/``f``
+from the meta table, else NA), ``nationality`` and ``age`` (NA: MAV-Celeb
+records neither) and ``language`` (the clip's language folder; a face
+frame's where its folder says it, else NA). The test files carry no
+identity, so they are not samples of the manifest: they are listed among
+the skipped files with that reason, and :func:`read_trials` reads the trial
+lists that name them (scored into submission files by
+:mod:`vfcross.evaluation.fame`).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vfcross.data.voxceleb import (
+    FACE_EXTENSIONS,
+    MANIFEST_COLUMNS,
+    REASON_NO_FACE,
+    REASON_NO_VOICE,
+    REASON_UNEXPECTED,
+    SKIPPED_COLUMNS,
+    _walk_files,
+    read_identity_splits,
+)
+
+VOICE_DIR = "voices"
+FACE_DIR = "faces"
+VOICE_EXTENSIONS = frozenset({".wav"})
+#: Why a challenge test file is not a sample of the manifest.
+REASON_TEST_FILE = "unlabelled challenge test file (named by a <Language>_test.txt trial list)"
+#: Gender values of the meta table as the manifest writes them (VoxCeleb1's ``m``/``f``).
+_GENDERS = {"male": "m", "m": "m", "female": "f", "f": "f"}
+
+
+def read_meta(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a MAV-Celeb meta table (``ids,name,gender``) into ``identity, name, gender``.
+
+    Comma separated with a header; ``ids`` (or ``id``) is the identity
+    folder, ``name`` and ``gender`` are optional. Gender ``Male``/``Female``
+    becomes ``m``/``f`` and anything else NA. Raises ValueError naming the
+    file for a missing id column or an id listed twice.
+    """
+    path = Path(path)
+    table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    table.columns = [str(c).strip().lower() for c in table.columns]
+    id_column = next((c for c in ("ids", "id", "identity") if c in table.columns), None)
+    if id_column is None:
+        raise ValueError(f"{path}: the meta table has no 'ids' column (found {list(table.columns)})")
+    ids = table[id_column].str.strip()
+    if ids.duplicated().any():
+        raise ValueError(f"{path}: {ids[ids.duplicated()].iloc[0]!r} is listed twice")
+    names = table["name"].str.strip() if "name" in table else pd.Series(pd.NA, index=table.index)
+    genders = table["gender"].str.strip().str.lower().map(_GENDERS) if "gender" in table else \
+        pd.Series(pd.NA, index=table.index)
+    meta = pd.DataFrame({"identity": ids, "name": names.replace("", pd.NA), "gender": genders})
+    return meta.astype("string")
+
+
+def find_meta(root: str | os.PathLike) -> Path | None:
+    """The meta table of a version folder: ``<root>/v<N>_meta.csv`` or ``<root>/meta.csv`` (None if neither)."""
+    root = Path(root)
+    found = sorted(root.glob("v*_meta.csv")) + sorted(root.glob("meta.csv"))
+    return found[0] if found else None
+
+
+def _classify(parts: tuple[str, ...], modality: str) -> tuple[str, str | None, str] | None:
+    """(identity, language or None, video) of a sample below voices/ or faces/; None for a test file.
+
+    Raises LookupError for a file in no known place.
+    """
+    extensions = VOICE_EXTENSIONS if modality == "voice" else FACE_EXTENSIONS
+    if Path(parts[-1]).suffix.lower() not in extensions:
+        raise LookupError("unexpected extension")
+    if len(parts) == 2:
+        return None
+    if len(parts) == 4:
+        return parts[0], parts[1], parts[2]
+    if len(parts) == 3 and modality == "face":
+        return parts[0], None, parts[1]
+    raise LookupError("unexpected place")
+
+
+def scan_mavceleb(root: str | os.PathLike, meta_file: str | os.PathLike | None = None,
+                  splits_file: str | os.PathLike | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scan one MAV-Celeb version folder into (manifest, skipped), as :func:`vfcross.data.scan_dataset` does.
+
+    ``meta_file`` defaults to :func:`find_meta`'s; ``splits_file`` is an
+    ``identity_splits.txt``-style file whose names are the id folders
+    (``id0001 1``); without one ``split`` is NA (see
+    :func:`draw_identity_splits`). Only identities with both voices and
+    faces enter the manifest; every other file is in ``skipped`` with its
+    reason (an unlabelled test file, a file in an unexpected place, an
+    identity without voices or without faces).
+    """
+    root = Path(os.path.abspath(os.path.expanduser(root)))
+    if not (root / VOICE_DIR).is_dir() or not (root / FACE_DIR).is_dir():
+        raise FileNotFoundError(f"{root} is not a MAV-Celeb version folder: it needs {VOICE_DIR}/ and {FACE_DIR}/")
+    meta_file = find_meta(root) if meta_file is None else Path(meta_file)
+    meta = read_meta(meta_file) if meta_file is not None else pd.DataFrame(columns=["identity", "name", "gender"])
+    splits = read_identity_splits(splits_file) if splits_file is not None else {}
+
+    samples, skipped = [], []
+    for top, modality in ((VOICE_DIR, "voice"), (FACE_DIR, "face")):
+        for parts in _walk_files(root / top):
+            relpath = "/".join((top, *parts))
+            record = {"path": str(root / relpath), "identity": parts[0] if len(parts) > 2 else pd.NA,
+                      "modality": modality}
+            try:
+                where = _classify(parts, modality)
+            except LookupError:
+                skipped.append({**record, "reason": REASON_UNEXPECTED})
+                continue
+            if where is None:
+                skipped.append({**record, "reason": REASON_TEST_FILE})
+                continue
+            identity, language, video = where
+            samples.append({**record, "relpath": relpath, "video": video, "language": language})
+
+    frame = pd.DataFrame(samples, columns=["identity", "modality", "path", "relpath", "video", "language"])
+    complete = frame["identity"].map(frame.groupby("identity")["modality"].nunique() == 2).astype(bool)
+    for record in frame[~complete].to_dict("records"):
+        reason = REASON_NO_FACE if record["modality"] == "voice" else REASON_NO_VOICE
+        skipped.append({key: record[key] for key in ("path", "identity", "modality")} | {"reason": reason})
+    frame = frame[complete]
+
+    attributes = meta.set_index("identity")
+    frame = frame.assign(name=frame["identity"].map(attributes["name"]).fillna(frame["identity"]),
+                         gender=frame["identity"].map(attributes["gender"]),
+                         split=frame["identity"].map(splits), nationality=pd.NA, age=pd.NA)
+    manifest = frame[list(MANIFEST_COLUMNS)].astype("string")
+    manifest = manifest.sort_values(["identity", "modality", "path"], kind="stable").reset_index(drop=True)
+    skipped_frame = pd.DataFrame(skipped, columns=list(SKIPPED_COLUMNS)).astype("string")
+    return manifest, skipped_frame.sort_values("path", kind="stable").reset_index(drop=True)
+
+
+def read_mavceleb(root: str | os.PathLike, meta_file: str | os.PathLike | None = None,
+                  splits_file: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The manifest of a MAV-Celeb version folder (:func:`scan_mavceleb`), one warning summarising what was left out."""
+    manifest, skipped = scan_mavceleb(root, meta_file, splits_file)
+    if len(skipped):
+        counts = skipped["reason"].value_counts().sort_index()
+        warnings.warn(f"{len(skipped)} file(s) under {root} are not manifest samples ("
+                      + "; ".join(f"{reason}: {n}" for reason, n in counts.items()) + ")", stacklevel=2)
+    return manifest
+
+
+def draw_identity_splits(identities: list[str] | np.ndarray, fractions: tuple[float, float, float],
+                         seed: int) -> dict[str, str]:
+    """A deterministic train/val/test split of ``identities`` (each split non-empty), from ``seed``.
+
+    MAV-Celeb's own test identities are anonymous (their ground truth is the
+    challenge's), so a local heard/unheard evaluation holds out some of the
+    labelled identities instead, as the FAME baseline did. The identities
+    are sorted first, so the split depends only on the set and the seed.
+    """
+    ids = sorted(set(identities))
+    if len(ids) < 3:
+        raise ValueError(f"a train/val/test split needs at least 3 identities, got {len(ids)}")
+    if len(fractions) != 3 or min(fractions) < 0 or not np.isclose(sum(fractions), 1.0):
+        raise ValueError(f"split fractions must be three non-negative numbers summing to 1, got {fractions}")
+    n_val, n_test = (max(1, round(f * len(ids))) for f in fractions[1:])
+    order = np.random.default_rng(seed).permutation(len(ids))
+    names = ["test"] * n_test + ["val"] * n_val + ["train"] * (len(ids) - n_val - n_test)
+    return {ids[i]: names[rank] for rank, i in enumerate(order)}
+
+
+def read_trials(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a FAME trial list (``<Language>_test.txt``): one ``<key> <voice> <face>`` row per trial, in file order.
+
+    Returns columns ``key, voice, face`` (paths as written, relative to the
+    version folder). Raises ValueError naming the file and line for a row
+    without exactly three fields and for a key listed twice (the submission
+    has one score per key).
+    """
+    path = Path(path)
+    rows = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 3:
+            raise ValueError(f"{path}, line {lineno}: expected '<key> <voice path> <face path>', got {line!r}")
+        rows.append(fields)
+    trials = pd.DataFrame(rows, columns=["key", "voice", "face"])
+    repeated = trials["key"][trials["key"].duplicated()]
+    if len(repeated):
+        raise ValueError(f"{path}: key {repeated.iloc[0]!r} is listed twice")
+    if trials.empty:
+        raise ValueError(f"{path}: no trials")
+    return trials
+
+
+def trial_lists(folder: str | os.PathLike) -> dict[str, Path]:
+    """The trial lists of a lists folder by test language: ``{"English": .../English_test.txt, ...}``."""
+    return {p.name[: -len("_test.txt")]: p for p in sorted(Path(folder).glob("*_test.txt"))}

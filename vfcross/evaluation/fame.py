@@ -1,0 +1,290 @@
+"""The FAME protocol: face-voice verification across languages (MAV-Celeb, or a bilingual synthetic population).
+
+The FAME challenge (Face-voice Association in Multilingual Environments,
+ACM MM 2024, ICASSP 2026; data MAV-Celeb) asks what a face-voice model
+learned in one language is worth in another. For a pair of languages A and B
+(English and Urdu, Hindi or German in MAV-Celeb):
+
+* a model is trained on the clips of ONE language only (:func:`heard_only`:
+  the voices of every other language leave the training and validation
+  identities; the faces stay, as usual);
+* it is scored by voice-face verification (EER, and AUC here) on test
+  identities, once on clips of the language it heard and once on the other,
+  unheard one (:func:`evaluation_rows`: the test language's clips against the test
+  identities' faces, of that language's videos where faces record one);
+* both directions are run: trained on A, tested on A (heard) and B
+  (unheard); trained on B, tested on B (heard) and A (unheard);
+* the challenge's overall score is the mean of these four EERs (the FAME
+  2026 evaluation plan: ``Overall Score = sum(EERs) / 4``; its baseline
+  tables agree, e.g. MAV-Celeb v3: (34.5 + 43.7 + 43.2 + 39.6) / 4 = 40.2).
+
+:func:`fame_evaluation` computes all of it from test-time embeddings, each
+number with the identity-level (cluster bootstrap) interval used everywhere
+in vfcross (:mod:`.bootstrap`; a pair belongs to its voice's identity): the
+four EERs and AUCs, the overall score, and per training language the gap
+"unheard minus heard" with its interval, from the same resamples of the test
+identities (the overall score and each gap are statistics of one resample
+across the lists, so what the lists share cancels).
+
+The challenge's own test identities are anonymous, their labels withheld; a
+team submits, for each trial list ``<Language>_test.txt`` and each of the two
+models, one score per trial key in the list's order (:func:`write_submission`).
+The files are named by the TEST language and whether the model heard it,
+``sub_score_<Language>_<heard|unheard>.txt`` (:func:`submission_name`), four
+files zipped together; the score is what the organisers' baseline
+(``computeScore.py``) writes: the L2 distance between the voice's and the
+face's test-time embeddings, ``<key> <distance>`` with six decimals, a LOWER
+score meaning the same person (:func:`l2_distances`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vfcross.evaluation.bootstrap import cluster_bootstrap_ci
+from vfcross.evaluation.metrics import eer, roc_auc
+from vfcross.evaluation.protocols import verification_pairs, verification_scores
+
+HEARD, UNHEARD = "heard", "unheard"
+#: How the challenge combines the four EERs into its one score.
+OVERALL = "mean of the four EERs (FAME)"
+#: Confidence level of every interval.
+LEVEL = 0.95
+
+
+def heard_only(manifest: pd.DataFrame, language: str, split: str = "test") -> pd.DataFrame:
+    """The rows a model trained on ``language`` may see: every other language's clips leave train and val.
+
+    Voices of another language (or of no recorded language) are removed
+    from every split but the evaluation ``split``, whose rows all stay (its
+    identities are never trained on; both test languages are scored on
+    them). Faces stay everywhere. Raises ValueError when no training voice
+    of ``language`` is left, naming the languages the manifest has.
+    """
+    voice = manifest["modality"].eq("voice").to_numpy(dtype=bool)
+    spoken = manifest["language"].eq(language).fillna(False).to_numpy(dtype=bool)
+    evaluated = manifest["split"].eq(split).fillna(False).to_numpy(dtype=bool)
+    kept = manifest[~voice | spoken | evaluated].reset_index(drop=True)
+    training = kept["split"].eq("train").fillna(False) & kept["modality"].eq("voice")
+    if not training.any():
+        found = sorted(manifest.loc[voice, "language"].dropna().unique())
+        raise ValueError(f"no training clips in {language!r}; the manifest's clips are in {found or 'no language'}")
+    return kept
+
+
+def evaluation_rows(table: pd.DataFrame, language: str) -> np.ndarray:
+    """Mask of the rows scored for test language ``language``: its clips, and the faces of its videos.
+
+    A face counts for every language where faces record none (the synthetic
+    population records its videos' languages; VoxCeleb1-layout data may not).
+    """
+    is_voice = table["modality"].eq("voice").to_numpy(dtype=bool)
+    spoken = table["language"].eq(language).fillna(False).to_numpy(dtype=bool)
+    unknown = table["language"].isna().to_numpy(dtype=bool)
+    return (is_voice & spoken) | (~is_voice & (spoken | unknown))
+
+
+def languages_of(table: pd.DataFrame) -> tuple[str, ...]:
+    """The languages of a manifest's clips, English first (the challenge's pairs are English and another)."""
+    found = set(table.loc[table["modality"].eq("voice"), "language"].dropna())
+    return tuple(sorted(found, key=lambda lang: (lang != "English", lang)))
+
+
+def _group_eer(groups: np.ndarray, scores: np.ndarray, labels: np.ndarray, wanted: tuple[int, ...],
+               sample_weight: np.ndarray | None = None) -> list[float]:
+    """EER of each group of pairs in ``wanted`` (weights as :mod:`.bootstrap` passes them)."""
+    out = []
+    for group in wanted:
+        mask = groups == group
+        weight = None if sample_weight is None else sample_weight[mask]
+        out.append(eer(scores[mask], labels[mask], sample_weight=weight))
+    return out
+
+
+def _mean_eer(groups, scores, labels, sample_weight=None) -> float:
+    """The overall score: mean of the EERs of every group of pairs."""
+    return float(np.mean(_group_eer(groups, scores, labels, tuple(np.unique(groups)), sample_weight)))
+
+
+def _gap(metric):
+    """Statistic ``metric(group 1) - metric(group 0)`` over two groups of pairs (unheard minus heard)."""
+    def statistic(groups, scores, labels, sample_weight=None) -> float:
+        values = []
+        for group in (0, 1):
+            mask = groups == group
+            weight = None if sample_weight is None else sample_weight[mask]
+            values.append(metric(scores[mask], labels[mask], sample_weight=weight))
+        return float(values[1] - values[0])
+    return statistic
+
+
+def _interval(statistic, clusters, *arrays, n_boot: int, seed: int, what: str, notes: list[str]) -> list[float] | None:
+    """Identity-level 95% interval as a list, or None with the reason added to ``notes``."""
+    if len(np.unique(clusters)) < 2:
+        notes.append(f"{what}: no identity-level interval (one test identity)")
+        return None
+    try:
+        low, high = cluster_bootstrap_ci(statistic, clusters, *arrays, n_boot=n_boot, level=LEVEL, seed=seed)
+    except ValueError as error:
+        notes.append(f"{what}: no identity-level interval ({error}); too few identities")
+        return None
+    return [low, high]
+
+
+def fame_evaluation(systems: Mapping[str, tuple[np.ndarray, pd.DataFrame]], languages: tuple[str, ...] | None = None,
+                    n_pairs: int = 2000, seed: int = 0, n_boot: int = 1000, split: str = "test") -> dict:
+    """Heard and unheard verification of one model per training language, the overall score and the gaps.
+
+    ``systems`` maps a training language to ``(vectors, table)``: the
+    L2-normalised test-time embeddings (``v`` for voice rows, ``u`` for
+    face rows) of ``table``'s rows, which hold the evaluation ``split`` with
+    a ``language`` column. ``languages`` are the two languages compared
+    (default: the systems' own); each model is scored on both. For test
+    language L the pairs are drawn by
+    :func:`~vfcross.evaluation.protocols.verification_pairs` (``n_pairs``,
+    half positive, random negatives, from ``seed``) among
+    :func:`evaluation_rows` of L: the same draw for every model. Returns::
+
+        {"languages": [...],
+         "results": [{"train", "test", "condition": "heard"|"unheard", "eer", "eer_ci", "auc", "auc_ci",
+                      "pairs", "identities"}, ...],          # train-major, the heard language first
+         "gaps": {train: {"eer", "eer_ci", "auc", "auc_ci"}},  # unheard minus heard
+         "overall": {"eer", "ci", "definition"} or None,     # the challenge's score: mean of the four EERs
+         "notes": [...], "settings": {...}}
+
+    The overall score needs a model of each language (both directions);
+    with one model it is None. All numbers are fractions; intervals are
+    identity-level 95% percentile intervals (None, with a note, where too
+    few identities make them undefined). ValueError for anything but two
+    languages, a model of another language, or a test language without a
+    pair to draw.
+    """
+    languages = tuple(systems) if languages is None else tuple(languages)
+    if len(languages) != 2 or len(set(languages)) != 2:
+        raise ValueError(f"the FAME protocol compares two languages, got {list(languages)}")
+    unknown = [lang for lang in systems if lang not in languages]
+    if unknown or not systems:
+        raise ValueError(f"models of {unknown or 'no language'}: the protocol compares {list(languages)}")
+    notes: list[str] = []
+    results, parts = [], []
+    for train in (lang for lang in languages if lang in systems):
+        vectors, table = systems[train]
+        if len(vectors) != len(table):
+            raise ValueError(f"{train}: {len(vectors)} vectors for {len(table)} table rows")
+        for test in (train, *(lang for lang in languages if lang != train)):
+            rows = evaluation_rows(table, test)
+            sub = table[rows].reset_index(drop=True)
+            pairs = verification_pairs(sub, "random", n_pairs, seed, split)
+            scores = verification_scores(pairs, vectors[rows])
+            clusters = sub["identity"].to_numpy(dtype=str)[pairs.voice]
+            what = f"trained on {train}, tested on {test}"
+            results.append({
+                "train": train, "test": test, "condition": HEARD if test == train else UNHEARD,
+                "eer": eer(scores, pairs.labels),
+                "eer_ci": _interval(eer, clusters, scores, pairs.labels, n_boot=n_boot, seed=seed,
+                                    what=f"{what}: EER", notes=notes),
+                "auc": roc_auc(scores, pairs.labels),
+                "auc_ci": _interval(roc_auc, clusters, scores, pairs.labels, n_boot=n_boot, seed=seed,
+                                    what=f"{what}: AUC", notes=notes),
+                "pairs": len(pairs), "identities": int(np.unique(clusters).size),
+            })
+            parts.append((clusters, scores, pairs.labels))
+    clusters, scores, labels = (np.concatenate(column) for column in zip(*parts))
+    groups = np.repeat(np.arange(len(parts)), [len(p[0]) for p in parts])
+    overall = None
+    if len(systems) == len(languages):
+        overall = {"eer": _mean_eer(groups, scores, labels),
+                   "ci": _interval(_mean_eer, clusters, groups, scores, labels, n_boot=n_boot, seed=seed,
+                                   what="overall score", notes=notes),
+                   "definition": OVERALL}
+    gaps = {}
+    for index, entry in enumerate(results[::2]):
+        keep = (groups == 2 * index) | (groups == 2 * index + 1)
+        local = groups[keep] - 2 * index  # 0 heard, 1 unheard
+        train = entry["train"]
+        gaps[train] = {}
+        for name, metric in (("eer", eer), ("auc", roc_auc)):
+            statistic = _gap(metric)
+            gaps[train][name] = statistic(local, scores[keep], labels[keep])
+            gaps[train][f"{name}_ci"] = _interval(statistic, clusters[keep], local, scores[keep], labels[keep],
+                                                  n_boot=n_boot, seed=seed,
+                                                  what=f"trained on {train}: unheard - heard {name.upper()}",
+                                                  notes=notes)
+    settings = {"n_pairs": n_pairs, "seed": seed, "n_boot": n_boot, "split": split, "level": LEVEL,
+                "interval": "identity cluster bootstrap (a pair belongs to its voice's identity)",
+                "negatives": "random (another test identity's face)"}
+    return {"languages": list(languages), "results": results, "gaps": gaps, "overall": overall, "notes": notes,
+            "settings": settings}
+
+
+# --- the challenge's submission files ------------------------------------------------------------------
+
+
+def submission_name(train_language: str, test_language: str) -> str:
+    """File name of the scores of the model trained on ``train_language`` for ``test_language``'s trial list.
+
+    Named by the test language and whether that model heard it, as the
+    challenge's submissions are: ``sub_score_German_unheard.txt`` holds the
+    English-trained model's scores of ``German_test.txt``.
+    """
+    condition = HEARD if train_language == test_language else UNHEARD
+    return f"sub_score_{test_language}_{condition}.txt"
+
+
+def l2_distances(voice_vectors: np.ndarray, face_vectors: np.ndarray) -> np.ndarray:
+    """Row-wise L2 distance between voice and face embeddings: the challenge baseline's score (lower = same).
+
+    With L2-normalised embeddings it is ``sqrt(2 - 2 cos)``, a decreasing
+    function of the cosine similarity vfcross scores by, so EERs agree.
+    """
+    voice_vectors, face_vectors = np.asarray(voice_vectors, float), np.asarray(face_vectors, float)
+    if voice_vectors.shape != face_vectors.shape or voice_vectors.ndim != 2:
+        raise ValueError(f"voice and face embeddings must be (trials, d) alike, got {voice_vectors.shape} "
+                         f"and {face_vectors.shape}")
+    return np.linalg.norm(voice_vectors - face_vectors, axis=1)
+
+
+def write_submission(path: str | os.PathLike, keys: pd.Series | list[str], scores: np.ndarray) -> Path:
+    """Write one ``<key> <score>`` line per trial, in the order given (the trial list's), six decimals.
+
+    Refuses (ValueError) keys and scores of different lengths, a repeated
+    or empty key, a key with blanks and a score that is not finite: the
+    challenge scores every key of the list exactly once.
+    """
+    keys = [str(k) for k in keys]
+    scores = np.asarray(scores, dtype=float).ravel()
+    if len(keys) != len(scores):
+        raise ValueError(f"{len(keys)} keys but {len(scores)} scores")
+    bad = next((k for k in keys if not k or any(c.isspace() for c in k)), None)
+    if bad is not None:
+        raise ValueError(f"trial key {bad!r} is empty or holds a blank")
+    if len(set(keys)) != len(keys):
+        raise ValueError("a trial key is repeated")
+    if not np.isfinite(scores).all():
+        raise ValueError(f"{int((~np.isfinite(scores)).sum())} scores are not finite")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{key} {score:f}\n" for key, score in zip(keys, scores)))
+    return path
+
+
+def check_submission(path: str | os.PathLike, trials: pd.DataFrame) -> None:
+    """Raise ValueError unless ``path`` scores exactly the keys of ``trials``, in its order, one number each."""
+    path = Path(path)
+    lines = path.read_text().splitlines()
+    keys = list(trials["key"])
+    if len(lines) != len(keys):
+        raise ValueError(f"{path}: {len(lines)} lines for {len(keys)} trials")
+    for lineno, (line, key) in enumerate(zip(lines, keys), start=1):
+        fields = line.split(" ")
+        if len(fields) != 2 or fields[0] != key:
+            raise ValueError(f"{path}, line {lineno}: expected '{key} <score>', got {line!r}")
+        try:
+            float(fields[1])
+        except ValueError:
+            raise ValueError(f"{path}, line {lineno}: {fields[1]!r} is not a number") from None

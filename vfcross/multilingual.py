@@ -1,0 +1,349 @@
+"""Notebook 06's work: the FAME protocol from raw data, on a bilingual population or on MAV-Celeb.
+
+The protocol itself (which clips a model trains on, which pairs score it,
+the overall score, the submission files) is :mod:`vfcross.evaluation.fame`;
+this module runs it end to end with the package's one pipeline:
+
+1. :func:`prepare_multilingual` finds the data: the bilingual synthetic
+   population of ``multilingual.synth`` (written if needed), a MAV-Celeb
+   version folder (``multilingual.mavceleb_root``), or a VoxCeleb1-layout
+   dataset that records languages (``languages.csv``); a dataset without
+   languages (VoxCeleb1 itself) gives a note saying why the protocol is
+   skipped. Everything goes into its own work folder,
+   ``<work_dir>/multilingual/<source>``, apart from the main run's.
+2. The usual preprocessing (:func:`vfcross.preprocess.run.run_preprocessing`).
+3. :func:`train_language`, once per language: the backbone trained on that
+   language's clips only (:func:`~vfcross.evaluation.fame.heard_only`), or
+   notebook 02's backbone shared by both languages
+   (``multilingual.backbone``, :func:`shared_backbone`); the fusion stage
+   trained on that language's clips only; the test identities' test-time
+   embeddings in both languages.
+4. :func:`~vfcross.evaluation.fame.fame_evaluation` scores them;
+   :func:`write_submissions` writes the challenge's four score files for a
+   MAV-Celeb copy that has its trial lists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vfcross.backbone.embedding import Embeddings, extract_embeddings
+from vfcross.backbone.task import train_backbone
+from vfcross.config import FULL_MODEL, RunConfig
+from vfcross.data.mavceleb import draw_identity_splits, read_trials, scan_mavceleb, trial_lists
+from vfcross.data.synthetic.writer import write_population
+from vfcross.data.voxceleb import LANGUAGES_FILE, scan_dataset
+from vfcross.evaluation.fame import (
+    fame_evaluation,
+    heard_only,
+    l2_distances,
+    languages_of,
+    submission_name,
+    write_submission,
+)
+from vfcross.fusion.task import load_fusion, project, train_fusion
+
+#: Sub-folder of the run's work folder that holds the multilingual runs.
+WORK_FOLDER = "multilingual"
+#: Table names of the systems scored (:func:`fame_results`).
+FUSION_SYSTEM = "ours: single stream + fusion + FOP, each trained on one language"
+BACKBONE_SYSTEM = "ours: single-stream backbone alone, trained on one language"
+SHARED_FUSION_SYSTEM = "ours: fusion + FOP trained on one language, on notebook 02's backbone"
+SHARED_BACKBONE_SYSTEM = "ours: notebook 02's backbone alone (trained on English clips of other identities)"
+
+
+@dataclass(frozen=True)
+class MultilingualData:
+    """The data of the FAME protocol, or why there is none.
+
+    ``cfg`` is the configuration of the multilingual runs (its own work
+    folder, dataset and training lengths); ``manifest`` the dataset (None
+    when skipped) and ``skipped`` the files left out of it; ``languages``
+    the two languages compared, English first; ``lists`` a MAV-Celeb trial
+    list folder (None without one); ``note`` says why the protocol does not
+    run ("" when it does), ``notes`` what else the reader should know.
+    """
+
+    cfg: RunConfig
+    source: str
+    manifest: pd.DataFrame | None = None
+    skipped: pd.DataFrame | None = None
+    languages: tuple[str, ...] = ()
+    lists: Path | None = None
+    note: str = ""
+    notes: tuple[str, ...] = ()
+
+    @property
+    def runs(self) -> bool:
+        """Whether the protocol can run on this data."""
+        return not self.note
+
+    def describe(self) -> str:
+        """One line: the source, its identities, clips per language and faces; or the note."""
+        if not self.runs:
+            return f"skipped: {self.note}"
+        m = self.manifest
+        voices = m[m["modality"] == "voice"].groupby("language").size()
+        clips = ", ".join(f"{voices.get(lang, 0)} {lang}" for lang in self.languages)
+        splits = m.drop_duplicates("identity")["split"].value_counts().to_dict()
+        return (f"{self.source}: {m['identity'].nunique()} identities ({', '.join(f'{n} {s}' for s, n in splits.items())}), "
+                f"clips {clips}, {int((m['modality'] == 'face').sum())} faces; {len(self.skipped)} files left out")
+
+
+def multilingual_config(cfg: RunConfig) -> RunConfig:
+    """The configuration of the multilingual runs: the run's, with ``cfg.multilingual``'s data and lengths.
+
+    Work folder ``<work_dir>/multilingual/<synthetic | mavceleb-<folder>>``;
+    dataset the MAV-Celeb folder, or the run's own ``data_root`` when it
+    records languages, else the bilingual population ``multilingual.synth``;
+    backbone and fusion epochs from ``multilingual`` where set (non-zero).
+    """
+    ml = cfg.multilingual
+    if ml.mavceleb_root:
+        source, data_root = f"mavceleb-{Path(ml.mavceleb_root).resolve().name}", ml.mavceleb_root
+    elif cfg.data_root:
+        source, data_root = f"dataset-{Path(cfg.data_root).resolve().name}", cfg.data_root
+    else:
+        source, data_root = "synthetic", ""
+    backbone_loop = dataclasses.replace(cfg.backbone.loop, epochs=ml.backbone_epochs or cfg.backbone.loop.epochs)
+    fusion_loop = dataclasses.replace(cfg.fusion.loop, epochs=ml.fusion_epochs or cfg.fusion.loop.epochs)
+    return dataclasses.replace(
+        cfg, work_dir=str(Path(cfg.work_dir) / WORK_FOLDER / source), data_root=data_root,
+        splits_file=cfg.splits_file if data_root == cfg.data_root and data_root else "", synth=ml.synth,
+        backbone=dataclasses.replace(cfg.backbone, loop=backbone_loop),
+        fusion=dataclasses.replace(cfg.fusion, loop=fusion_loop))
+
+
+def find_lists(root: str | Path, lists: str | Path = "") -> Path | None:
+    """A MAV-Celeb version's list folder: ``lists`` if given, else ``<root>_lists`` or ``<root>/lists`` if present."""
+    if lists:
+        if not Path(lists).is_dir():
+            raise FileNotFoundError(f"MAV-Celeb list folder not found: {lists}")
+        return Path(lists)
+    root = Path(root).resolve()
+    for candidate in (root.with_name(root.name + "_lists"), root / "lists"):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def prepare_multilingual(cfg: RunConfig, progress: bool = True) -> MultilingualData:
+    """The data of the FAME protocol for ``cfg`` (see the module docstring), read into a manifest.
+
+    A MAV-Celeb copy without an identity-split file is split by
+    :func:`~vfcross.data.mavceleb.draw_identity_splits`
+    (``multilingual.split_fractions``, ``split_seed``), said in ``notes``.
+    """
+    ml, run = cfg.multilingual, multilingual_config(cfg)
+    notes: list[str] = []
+    lists = None
+    if ml.mavceleb_root:
+        manifest, skipped = scan_mavceleb(ml.mavceleb_root, splits_file=ml.mavceleb_splits or None)
+        source = f"MAV-Celeb at {Path(ml.mavceleb_root).resolve().name}"
+        if manifest["split"].isna().all():
+            splits = draw_identity_splits(manifest["identity"].unique(), ml.split_fractions, ml.split_seed)
+            manifest["split"] = manifest["identity"].map(splits).astype("string")
+            notes.append(f"identities split {ml.split_fractions} (seed {ml.split_seed}): MAV-Celeb's own test "
+                         "identities are unlabelled, so some labelled ones are held out")
+        lists = find_lists(ml.mavceleb_root, ml.mavceleb_lists)
+    elif cfg.data_root:
+        root = Path(cfg.data_root)
+        if not (root / LANGUAGES_FILE).is_file():
+            return MultilingualData(run, f"dataset at {root.name}", note=(
+                f"the dataset at {root} records no spoken languages (no {LANGUAGES_FILE}; VoxCeleb1 has none), so "
+                "there is no heard and unheard language to compare; give a MAV-Celeb folder "
+                "(multilingual.mavceleb_root, or the notebook's mavceleb_root) to run the FAME protocol"))
+        manifest, skipped = scan_dataset(root, cfg.splits_file or None)
+        source = f"dataset at {root.name}"
+    else:
+        write_population(run.dataset_root, run.synth, progress=progress)
+        manifest, skipped = scan_dataset(run.dataset_root)
+        s = run.synth
+        source = f"synthetic bilingual population (n={s.identities}, {' + '.join(s.languages)})"
+    languages = languages_of(manifest)
+    if len(languages) < 2:
+        return MultilingualData(run, source, manifest, skipped, languages, lists, note=(
+            f"{source} has clips in {list(languages) or 'no recorded language'}; the protocol needs two languages"))
+    if len(languages) > 2:
+        notes.append(f"clips in {list(languages)}: the protocol compares {languages[0]} and {languages[1]}")
+        languages = languages[:2]
+    return MultilingualData(run, source, manifest, skipped, languages, lists, notes=tuple(notes))
+
+
+def language_config(cfg: RunConfig, language: str) -> RunConfig:
+    """The configuration of the runs trained on ``language``: their own folder ``<work_dir>/train-<language>``."""
+    return dataclasses.replace(cfg, work_dir=str(Path(cfg.work_dir) / f"train-{language}"))
+
+
+def shared_backbone(cfg: RunConfig) -> Path | None:
+    """Notebook 02's backbone run, when ``multilingual.backbone`` is "shared" and the run exists (else None)."""
+    run = cfg.run_dir("backbone-single")
+    if cfg.multilingual.backbone != "shared" or not (run / "config.json").is_file():
+        return None
+    return run
+
+
+@dataclass(frozen=True)
+class LanguageModel:
+    """A model trained on one language's clips, and the test identities' test-time embeddings.
+
+    ``folder`` is its work folder (``runs/fusion-full`` when the fusion
+    stage was trained, ``runs/backbone-single`` when its backbone was: what
+    :func:`vfcross.load` reads); ``backbone`` the backbone run it embeds with
+    (its own, or the shared one). ``vectors`` embed the rows of ``table``
+    (the evaluation split, every language): the fusion's ``u``/``v``, or the
+    backbone's embeddings without fusion; ``backbone_vectors`` are always
+    the backbone's.
+    """
+
+    language: str
+    folder: Path
+    backbone: Path
+    backbone_history: list[dict] | None
+    fusion_history: list[dict] | None
+    table: pd.DataFrame
+    vectors: np.ndarray
+    backbone_vectors: np.ndarray
+    train_clips: int
+    train_identities: int
+
+
+def _rows(emb: Embeddings, rows: pd.DataFrame) -> Embeddings:
+    """The embeddings of ``rows`` (matched by ``relpath``), taken from embeddings of a larger manifest."""
+    position = pd.Series(np.arange(len(emb.table)), index=emb.table["relpath"].to_numpy())
+    take = position.loc[rows["relpath"].to_numpy()].to_numpy()
+    return Embeddings(emb.table.iloc[take].reset_index(drop=True), emb.vectors[take], emb.checkpoint,
+                      emb.checkpoint_sha256)
+
+
+def train_language(cfg: RunConfig, manifest: pd.DataFrame, language: str, backbone: Path | None = None,
+                   progress: bool = True) -> LanguageModel:
+    """The model of ``language``: its backbone (trained on its clips, or ``backbone``), fusion, test embeddings.
+
+    ``cfg`` is :func:`multilingual_config`'s and ``manifest`` the
+    preprocessed one. Without ``backbone`` one is trained from scratch on
+    ``language``'s clips (:func:`~vfcross.evaluation.fame.heard_only`);
+    with it (a shared backbone run) the whole manifest is embedded once
+    (cached, so the second language reuses it). The fusion stage, when
+    ``multilingual.fusion``, is trained on ``language``'s clips only. Runs
+    already trained with the same settings are reused.
+    """
+    heard = heard_only(manifest, language, cfg.eval.split)
+    run = language_config(cfg, language)
+    history = None
+    if backbone is None:
+        backbone, history = train_backbone(run, heard, "single", progress=progress)
+        emb = extract_embeddings(backbone, heard, None, cfg.cache_dir / "embeddings", progress=progress)
+    else:
+        emb = _rows(extract_embeddings(backbone, manifest, None, cfg.cache_dir / "embeddings", progress=progress),
+                    heard)
+    test = emb.table["split"].eq(cfg.eval.split).fillna(False).to_numpy(dtype=bool)
+    table = emb.table[test].reset_index(drop=True)
+    fusion_history, vectors = None, emb.vectors[test]
+    if cfg.multilingual.fusion:
+        fusion_dir, fusion_history = train_fusion(run, emb, FULL_MODEL)
+        vectors = project(load_fusion(fusion_dir), vectors, table)
+    train = heard[heard["split"].eq("train").fillna(False)]
+    return LanguageModel(language, Path(run.work_dir), Path(backbone), history, fusion_history, table, vectors,
+                         emb.vectors[test], int((train["modality"] == "voice").sum()), int(train["identity"].nunique()))
+
+
+def fame_systems(models: list[LanguageModel], backbone: bool = False) -> dict[str, tuple[np.ndarray, pd.DataFrame]]:
+    """The models as :func:`~vfcross.evaluation.fame.fame_evaluation` takes them: language -> (vectors, table).
+
+    ``backbone=True`` takes their backbone embeddings instead of the fusion's.
+    """
+    return {m.language: (m.backbone_vectors if backbone else m.vectors, m.table) for m in models}
+
+
+def fame_results(models: list[LanguageModel], data: MultilingualData, cfg: RunConfig,
+                 shared: Path | None = None) -> dict[str, dict]:
+    """Every system of notebook 06 scored by :func:`~vfcross.evaluation.fame.fame_evaluation`, by its table name.
+
+    The models themselves (the fusion's u/v, or the backbone's embeddings
+    without fusion), and the backbone alone: each language's own backbone,
+    or the ``shared`` one (notebook 02's), which heard only English when the
+    main run is the synthetic population (its identities speak English
+    only; on another main dataset its language is unknown and it is not
+    scored alone). ``cfg`` is the run's configuration (the main run's data
+    and evaluation settings).
+    """
+    ml, e = cfg.multilingual, cfg.eval
+
+    def score(systems: dict) -> dict:
+        return fame_evaluation(systems, data.languages, ml.n_pairs, e.seed, e.n_boot, e.split)
+
+    if shared is None:
+        results = {FUSION_SYSTEM if ml.fusion else BACKBONE_SYSTEM: score(fame_systems(models))}
+        if ml.fusion:
+            results[BACKBONE_SYSTEM] = score(fame_systems(models, backbone=True))
+        return results
+    results = {SHARED_FUSION_SYSTEM: score(fame_systems(models))} if ml.fusion else {}
+    if not cfg.data_root and "English" in data.languages:
+        english = next(m for m in models if m.language == "English")
+        results[SHARED_BACKBONE_SYSTEM] = score({"English": (english.backbone_vectors, english.table)})
+    if not results:
+        raise ValueError("nothing to score: with a shared backbone, only the fusion stage is trained per language "
+                         "(multilingual.fusion is off) and the shared backbone's own language is unknown")
+    return results
+
+
+def _embed_files(model, paths: list[str], modality: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Test-time embeddings of files by path, and the reason for each file the model cannot use."""
+    from vfcross.inference import InputError
+
+    embed = model.embed_voices if modality == "voice" else model.embed_faces
+    vectors, failed = {}, {}
+    for start in range(0, len(paths), 64):
+        chunk = paths[start:start + 64]
+        try:
+            vectors.update(zip(chunk, embed(chunk)))
+        except InputError:
+            for path in chunk:
+                try:
+                    vectors[path] = embed([path])[0]
+                except InputError as error:
+                    failed[path] = str(error)
+    return vectors, failed
+
+
+def write_submissions(models: list[LanguageModel], root: str | Path, lists: str | Path, out: str | Path
+                      ) -> tuple[list[Path], list[str]]:
+    """The challenge's score files: every model scores every ``<Language>_test.txt`` of ``lists``.
+
+    Each file (:func:`~vfcross.evaluation.fame.submission_name`) has one
+    line per trial key, in the list's order, the L2 distance of the
+    trial's voice and face embeddings (the trial paths are relative to the
+    version folder ``root``). A trial whose voice or face the model cannot
+    embed (no face found, too little speech) gets the distance of
+    orthogonal embeddings, sqrt(2): no evidence either way; each such file
+    is named in the returned notes. Needs the fusion runs (the test-time
+    embeddings u and v). Returns the files written and the notes.
+    """
+    from vfcross.inference import load
+
+    root, out = Path(root), Path(out)
+    lists = trial_lists(lists)
+    written, notes = [], []
+    for model_entry in models:
+        model = load(model_entry.folder, backbone=model_entry.backbone)
+        for test_language in (lang for lang in lists if lang in {m.language for m in models}):
+            trials = read_trials(lists[test_language])
+            voices, voice_failed = _embed_files(model, sorted(str(root / p) for p in set(trials["voice"])), "voice")
+            faces, face_failed = _embed_files(model, sorted(str(root / p) for p in set(trials["face"])), "face")
+            neutral = np.full(model.dim, np.nan)
+            v = np.stack([voices.get(str(root / p), neutral) for p in trials["voice"]])
+            f = np.stack([faces.get(str(root / p), neutral) for p in trials["face"]])
+            distances = l2_distances(np.nan_to_num(v), np.nan_to_num(f))
+            unusable = np.isnan(v).any(axis=1) | np.isnan(f).any(axis=1)
+            distances[unusable] = np.sqrt(2.0)
+            name = submission_name(model_entry.language, test_language)
+            written.append(write_submission(out / name, trials["key"], distances))
+            for path, reason in {**voice_failed, **face_failed}.items():
+                notes.append(f"{name}: {reason} (its trials scored sqrt(2), no evidence)")
+    return written, notes

@@ -1,0 +1,125 @@
+"""The heard/unheard table and figure of the FAME protocol (notebook 06).
+
+:func:`fame_table` turns :func:`vfcross.evaluation.fame.fame_evaluation`'s
+result into the ``multilingual`` table: the reported FOP baseline of the
+FAME challenge on MAV-Celeb first (reported, never measured here), then our
+rows: per training language its heard and unheard EER and AUC with their
+identity-level intervals, the gap "unheard minus heard" with its interval,
+and the challenge's overall score (mean of the four EERs).
+:func:`fame_figure` draws the four EERs and AUCs as bars with their intervals.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from vfcross.evaluation.fame import HEARD, UNHEARD
+from vfcross.reporting.figures import (
+    REFERENCE,
+    WIDTH,
+    _check_interval,
+    _colours,
+    _dodged_bars,
+    _figure,
+    _interval_bars,
+    _legend_below,
+)
+from vfcross.reporting.tables import build_table, pct, pct_ci
+
+#: The name of the table (reports/tables/multilingual.csv|md).
+TABLE = "multilingual"
+GAP = "unheard - heard"
+
+
+def fame_rows(result: dict, method: str) -> list[dict]:
+    """Our rows of the table for one system's result: heard, unheard and the gap per training language, the overall score."""
+    rows = []
+    for train in result["languages"]:
+        for entry in (e for e in result["results"] if e["train"] == train):
+            rows.append({"method": method, "trained on": train, "tested on": entry["test"],
+                         "condition": entry["condition"], "EER": pct(entry["eer"]), "AUC": pct(entry["auc"]),
+                         "EER 95% CI": pct_ci(entry["eer_ci"]), "AUC 95% CI": pct_ci(entry["auc_ci"]),
+                         "pairs": entry["pairs"], "test identities": entry["identities"]})
+        gap = result["gaps"].get(train)
+        if gap:
+            rows.append({"method": method, "trained on": train, "tested on": "", "condition": GAP,
+                         "EER": pct(gap["eer"]), "AUC": pct(gap["auc"]), "EER 95% CI": pct_ci(gap["eer_ci"]),
+                         "AUC 95% CI": pct_ci(gap["auc_ci"]), "pairs": "", "test identities": ""})
+    overall = result["overall"]
+    if overall is not None:
+        rows.append({"method": method, "trained on": "both", "tested on": "both",
+                     "condition": "overall (mean of the 4 EERs)", "EER": pct(overall["eer"]),
+                     "EER 95% CI": pct_ci(overall["ci"]), "pairs": "", "test identities": ""})
+    return rows
+
+
+def fame_table(results: dict[str, dict], provenance: dict[str, str]) -> pd.DataFrame:
+    """The ``multilingual`` table: the reported FAME baseline rows, then each system's rows (``{method: result}``)."""
+    measured = [row for method, result in results.items() for row in fame_rows(result, method)]
+    return build_table(TABLE, measured, provenance)
+
+
+def fame_figure(result: dict, title: str = "FAME protocol") -> plt.Figure:
+    """EER and AUC (%) of each model on its heard and its unheard language, with identity-level intervals.
+
+    One panel per metric; bars grouped by training language, coloured by
+    heard/unheard; the overall score (mean of the four EERs) as a line on the
+    EER panel, chance (50%) on both.
+    """
+    entries = result["results"]
+    if not entries:
+        raise ValueError("fame_figure: the result has no entries")
+    trains = list(dict.fromkeys(e["train"] for e in entries))
+    hues = [HEARD, UNHEARD]
+    fig, axes = _figure(1, 2, (WIDTH, 3.0))
+    for ax, metric in zip(axes[0], ("eer", "auc")):
+        data = pd.DataFrame([{"trained on": e["train"], "test": e["condition"], "value": 100 * e[metric]}
+                             for e in entries])
+        sns.barplot(data=data, x="trained on", y="value", hue="test", order=trains, hue_order=hues,
+                    palette=_colours(hues), saturation=1, errorbar=None, ax=ax)
+        bars = _dodged_bars(ax, trains, hues)
+        positions, intervals = [], []
+        for e in entries:
+            ci = e[f"{metric}_ci"]
+            if ci is None:
+                continue
+            low, high = 100 * ci[0], 100 * ci[1]
+            _check_interval(low, high, f"fame_figure: trained on {e['train']}, tested on {e['test']}")
+            bar = bars[(e["train"], e["condition"])]
+            positions.append(bar.get_x() + bar.get_width() / 2)
+            intervals.append((low, high))
+        _interval_bars(ax, positions, intervals)
+        ax.axhline(50, **REFERENCE, label="chance (50%)")
+        if metric == "eer" and result["overall"] is not None:
+            ax.axhline(100 * result["overall"]["eer"], color="0.15", lw=1.0, ls="--",
+                       label=f"overall score {100 * result['overall']['eer']:.1f}% (mean of the 4 EERs)")
+        values = [*data["value"], *(v for pair in intervals for v in pair)]
+        if metric == "eer":
+            ax.set_ylim(0, max(60, 10 * np.ceil(max(values) / 10)))
+        else:
+            ax.set_ylim(min(40, 10 * np.floor(min(values) / 10)), 100)
+        ax.set_ylabel(f"{metric.upper()} (%)")
+        ax.set_xlabel("trained on")
+        ax.set_title(f"{metric.upper()}: heard vs unheard language")
+    fig.suptitle(title)
+    _legend_below(fig, axes[0], ncol=2)
+    return fig
+
+
+def fame_record(source: str, languages: tuple[str, ...] | list[str], results: dict[str, dict], training: dict,
+                note: str = "", notes: tuple[str, ...] | list[str] = ()) -> dict:
+    """Notebook 06's part of ``summary.json``: ``{"multilingual": {...}}``.
+
+    ``source`` names the data, ``training`` says per language what its model
+    was trained on; ``results`` maps each scored system to its
+    :func:`~vfcross.evaluation.fame.fame_evaluation` result (empty, with
+    ``note`` saying why, when the protocol was skipped).
+    """
+    record: dict = {"source": source, "languages": list(languages), "skipped": note or None,
+                    "notes": [*notes, *(n for r in results.values() for n in r["notes"])], "training": training,
+                    "systems": {method: {key: r[key] for key in ("results", "gaps", "overall", "settings")}
+                                for method, r in results.items()}}
+    return {"multilingual": record}
