@@ -151,6 +151,10 @@ def prepare_multilingual(cfg: RunConfig, progress: bool = True) -> MultilingualD
             notes.append(f"identities split {ml.split_fractions} (seed {ml.split_seed}): MAV-Celeb's own test "
                          "identities are unlabelled, so some labelled ones are held out")
         lists = find_lists(ml.mavceleb_root, ml.mavceleb_lists)
+        if ml.backbone == "shared":
+            notes.append("multilingual.backbone is 'shared': notebook 02's backbone (trained on "
+                         f"{cfg.data_root or 'the synthetic population'}) embeds MAV-Celeb; set it to 'per_language' "
+                         "for the protocol in full (a backbone trained on each language's clips)")
     elif cfg.data_root:
         root = Path(cfg.data_root)
         if not (root / LANGUAGES_FILE).is_file():

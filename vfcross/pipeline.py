@@ -26,9 +26,10 @@ from vfcross.reporting.summary import merge_summary
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 
 #: Share of a default run's wall time each notebook takes, by its number (from a
-#: default run on 2 CPU cores: 98, 176, 65, 24 and 347 s of 710 s). Used to
-#: estimate the time left when no earlier run of the same preset left timings.
-TYPICAL_SHARES = {"01": 0.14, "02": 0.25, "03": 0.09, "04": 0.03, "05": 0.49}
+#: default run on 2 CPU cores: 98, 176, 65, 24 and 347 s of 710 s; 06 measured
+#: alone, about 50 s). Used to estimate the time left when no earlier run of the
+#: same preset left timings.
+TYPICAL_SHARES = {"01": 0.14, "02": 0.25, "03": 0.09, "04": 0.03, "05": 0.49, "06": 0.07}
 
 #: Command-line options of the notebooks' kernels: the kernel's own log (e.g.
 #: ipykernel's warning that it talks over local TCP) stays off the terminal;
