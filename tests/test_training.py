@@ -112,8 +112,12 @@ def test_voice_embedding_is_the_mean_of_its_crops_whatever_the_batch(manifest, t
     voices = manifest[manifest.modality == "voice"].reset_index(drop=True)
     together = embed_rows(net, voices, task.cfg, torch.device("cpu"), batch_size=8, progress=False)
     path = voices.cache_path.iloc[5]
-    with torch.no_grad():
-        crops = torch.nn.functional.normalize(net.embed(utterance_crops(path, task.cfg.voice_crop_frames), "voice"))
+    from vfcross.training import autocast_dtype
+
+    amp = autocast_dtype(task.cfg.loop.amp, torch.device("cpu"))  # embedding runs in the training's precision
+    with torch.no_grad(), torch.autocast("cpu", dtype=amp or torch.float32, enabled=amp is not None):
+        crops = torch.nn.functional.normalize(
+            net.embed(utterance_crops(path, task.cfg.voice_crop_frames), "voice").float())
     alone = torch.nn.functional.normalize(crops.mean(0), dim=0).numpy()
     np.testing.assert_allclose(together[5], alone, atol=1e-5)
 

