@@ -91,8 +91,8 @@ def test_linear_fusion_uses_one_learned_scalar():
 def test_bad_configuration_is_rejected():
     with pytest.raises(ValueError, match="unknown fusion"):
         FusionModel(3, fusion="concat")
-    with pytest.raises(ValueError, match="unknown fusion loss"):
-        FusionObjective(FusionConfig(loss="triplet"), 3)
+    with pytest.raises(ValueError, match="loss: 'triplet' is not allowed"):
+        FusionConfig(loss="triplet")
     with pytest.raises(ValueError, match="paired"):
         FusionModel(3)(torch.zeros(2, 512), torch.zeros(3, 512))
 

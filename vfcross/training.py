@@ -33,7 +33,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from vfcross.config import LoopConfig
+from vfcross.config import LoopConfig, Optimizer, choices
 from vfcross.io import atomic_write
 
 CHECKPOINT = "checkpoint.pt"
@@ -77,7 +77,7 @@ def _optimizer(params: list[nn.Parameter], cfg: LoopConfig) -> torch.optim.Optim
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose 'adam' or 'sgd'")
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose one of {choices(Optimizer)}")
 
 
 def _seed_epoch(seed: int, epoch: int) -> np.random.Generator:

@@ -21,8 +21,9 @@ import torch.nn.functional as F
 from facenet_pytorch import InceptionResnetV1
 from torch import Tensor, nn
 
-MIN_INPUT_SIZE = 75  # smaller inputs vanish inside InceptionResNet-V1's reductions
-SPECTROGRAM_INPUTS = ("image",)
+from vfcross.config import MIN_INPUT_SIZE, SpectrogramInput, choices
+
+SPECTROGRAM_INPUTS = choices(SpectrogramInput)
 
 
 def inception_resnet_v1(dropout: float) -> nn.Module:

@@ -18,17 +18,17 @@ from torch import Tensor, nn
 
 from vfcross.backbone.dual_stream import DualStream
 from vfcross.backbone.single_stream import SingleStream
-from vfcross.config import BackboneConfig
+from vfcross.config import Architecture, BackboneConfig, choices
 from vfcross.losses import CrossModalCenterLoss
 from vfcross.training import device, objective_state
 
-ARCHITECTURES = {"single": SingleStream, "dual": DualStream}
+ARCHITECTURES: dict[str, type[nn.Module]] = {"single": SingleStream, "dual": DualStream}
 
 
 def build_network(cfg: BackboneConfig, num_classes: int) -> nn.Module:
     """The backbone network named by ``cfg.architecture``."""
     if cfg.architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {cfg.architecture!r}; choose one of {sorted(ARCHITECTURES)}")
+        raise ValueError(f"unknown architecture {cfg.architecture!r}; choose one of {choices(Architecture)}")
     return ARCHITECTURES[cfg.architecture](num_classes, cfg.input_size, cfg.dropout, cfg.spectrogram_input)
 
 

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from vfcross.config import Split, choices
+
 WAV_DIR = "wav"
 FACE_DIR = "unzippedFaces"
 #: The single sub-folder level between a face identity and its videos in the
@@ -39,8 +41,8 @@ SPLITS_FILE = "identity_splits.txt"
 VOICE_EXTENSIONS = frozenset({".wav"})
 FACE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
 
-#: Identity-split codes of the Learnable-PINs split file.
-SPLIT_CODES = {"1": "train", "2": "val", "3": "seen_heard", "4": "test"}
+#: Identity-split codes of the Learnable-PINs split file, in the order of :data:`vfcross.config.Split`.
+SPLIT_CODES: dict[str, str] = dict(zip(("1", "2", "3", "4"), choices(Split), strict=True))
 
 MANIFEST_COLUMNS = (
     "identity",

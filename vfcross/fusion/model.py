@@ -27,7 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-FUSIONS = ("gated", "linear", "none")
+from vfcross.config import Fusion, choices
+
+FUSIONS = choices(Fusion)
 
 
 class FusionModel(nn.Module):

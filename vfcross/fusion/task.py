@@ -24,12 +24,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vfcross.backbone.embedding import Embeddings, all_pairs_auc
-from vfcross.config import FusionConfig
+from vfcross.config import FusionConfig, FusionLoss, choices
 from vfcross.fusion.model import FusionModel
 from vfcross.losses import orthogonal_projection_loss
 from vfcross.training import objective_state
 
-LOSSES = ("ce+opl", "ce", "opl")
+LOSSES = choices(FusionLoss)
 
 #: Table 6 of the paper, as configuration of the one model and loop.
 TABLE6_VARIANTS: dict[str, dict[str, str]] = {
