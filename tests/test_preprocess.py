@@ -29,6 +29,7 @@ from vfcross.preprocess import (
 )
 from vfcross.preprocess.faces import (
     FALLBACK_REASON,
+    MULTI_FACE_REASON,
     FaceDetector,
     crop_faces,
     open_rgb,
@@ -185,15 +186,22 @@ def test_unreadable_and_faceless_images(tmp_path):
         assert faces.loc[bad, "reason"].startswith("unreadable image: ")
     assert "truncated" in faces.loc["truncated.jpg", "reason"]
     assert faces.loc["junk.jpg", "reason"] == "unreadable image: not a recognised image format"
+    # By default an image without a face trains nothing: it is skipped and counted.
     for empty in ("gradient.png", "tiny.png"):
-        assert (faces.loc[empty, "outcome"], faces.loc[empty, "reason"]) == ("processed", FALLBACK_REASON)
-    flagged = result.manifest.set_index("relpath")["fallback"]
-    assert flagged["gradient.png"] and not flagged[good[0].name]
+        assert (faces.loc[empty, "outcome"], faces.loc[empty, "reason"]) == ("skipped", "no face detected")
+    assert set(result.manifest.relpath) == {*(p.name for p in good), real_clips()[0].name}
+    assert not result.manifest.fallback.any()
+    counts = result.summary().set_index(["modality", "outcome", "reason"])["count"]
+    assert counts[("face", "skipped", "no face detected")] == 2
     assert load_face(result.manifest.cache_path[0]).shape == (96, 96, 3)
 
-    skipping = preprocess(manifest, run_config(tmp_path, **{"face.no_face": "skip"}), progress=False)
-    row = skipping.report.set_index("relpath").loc["gradient.png"]
-    assert (row.outcome, row.reason) == ("skipped", "no face detected")
+    # Opting in keeps their centre crops, flagged; the cache is shared by both policies.
+    opted = preprocess(manifest, run_config(tmp_path, **{"face.no_face": "fallback"}), progress=False)
+    faces = opted.report.set_index("relpath")
+    for empty in ("gradient.png", "tiny.png"):
+        assert (faces.loc[empty, "outcome"], faces.loc[empty, "reason"]) == ("cached", FALLBACK_REASON)
+    flagged = opted.manifest.set_index("relpath")["fallback"]
+    assert flagged["gradient.png"] and flagged["tiny.png"] and not flagged[good[0].name]
 
 
 # --- voices ----------------------------------------------------------------------------------------
@@ -393,12 +401,16 @@ def test_all_of_voxceleb1_mini(tmp_path, monkeypatch):
     vox_id = dict(zip(meta["VGGFace1 ID"], meta["VoxCeleb1 ID"]))
     rows = [(vox_id[p.parts[-4]], "face", p) for p in real_faces()]
     rows += [(p.parts[-3], "voice", p) for p in real_clips()]
-    monkeypatch.setattr(run, "_MIN_CLIPS_PER_WORKER", 1)  # use the spawned pool even for 48 clips
+    monkeypatch.setattr(run, "_MIN_POOL_SECONDS", 0.0)  # use the spawned pool even for this little work
 
     result = preprocess(manifest_of(rows), run_config(tmp_path, **{"preprocess.workers": 2}), progress=False)
 
     counts = result.summary().set_index(["modality", "outcome", "reason"])["count"].to_dict()
-    assert counts == {("face", "processed", ""): 72, ("voice", "processed", ""): 48}
+    # Two frames also hold a small false detection at their edge: flagged, the (right) largest face kept.
+    assert counts == {("face", "processed", ""): 70, ("face", "processed", MULTI_FACE_REASON): 2,
+                      ("voice", "processed", ""): 48}
+    flagged = result.report[result.report.reason == MULTI_FACE_REASON].relpath
+    assert sorted(flagged) == ["0001725.jpg", "0004525.jpg"]
     assert not result.manifest.fallback.any()
     for path in result.manifest.cache_path[72:]:
         spec = load_spectrogram(path)

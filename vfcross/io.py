@@ -1,12 +1,16 @@
-"""Small helpers every stage shares: atomic file writes and Markdown tables.
+"""Small helpers every stage shares: atomic file writes, Markdown tables, worker processes.
 
 This module imports nothing from the rest of vfcross, so any stage may use it.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import IO, Callable
 
@@ -30,6 +34,61 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(folder: Path, names: tuple[str, ...]) -> list[Path]:
+    """Delete the temporary files :func:`atomic_write` left in ``folder`` for ``names``.
+
+    A process killed outright (SIGKILL, power loss) during a write cannot
+    clean up after itself; its ``.<name>.*.tmp`` file is never read, only
+    wasted space (a checkpoint's is as large as the checkpoint). Call this
+    where no other process can be writing those files. Returns what was removed.
+    """
+    removed = []
+    for name in names:
+        for stale in Path(folder).glob(f".{name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+            removed.append(stale)
+    return removed
+
+
+def init_worker_process() -> None:
+    """Set up a worker process of a pool: it dies with its parent and leaves Ctrl-C to it.
+
+    A worker blocked on its task queue would otherwise outlive a parent that
+    was killed (the queue's pipe stays open in the worker itself). On Linux
+    the kernel sends SIGKILL when the parent goes (``PR_SET_PDEATHSIG``);
+    everywhere a watchdog thread exits once the parent's id changes. SIGINT is
+    ignored, because Ctrl-C reaches the whole process group: the parent
+    stops the pool, and the workers print no tracebacks of their own.
+    """
+    parent = os.getppid()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the watchdog alone
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
+def describe_skips(skipped: pd.DataFrame, name_column: str, report: Path | str | None, limit: int = 5) -> str:
+    """One line for a terminal: how many files were skipped, the first few with their reasons, and where the full list is.
+
+    ``skipped`` has a ``reason`` column and ``name_column`` naming each file.
+    """
+    if skipped.empty:
+        return "nothing skipped"
+    shown = "; ".join(f"{name} ({reason})" for name, reason in
+                      skipped[[name_column, "reason"]].head(limit).itertuples(index=False))
+    more = f"; and {len(skipped) - limit} more" if len(skipped) > limit else ""
+    where = f"; every skipped file with its reason: {report}" if report else ""
+    return f"skipped {len(skipped)} file(s): {shown}{more}{where}"
 
 
 def markdown_table(table: pd.DataFrame) -> str:
