@@ -20,7 +20,7 @@ from vfcross.backbone.dual_stream import DualStream
 from vfcross.backbone.single_stream import SingleStream
 from vfcross.config import Architecture, BackboneConfig, choices
 from vfcross.losses import CrossModalCenterLoss
-from vfcross.training import device, objective_state
+from vfcross.training import device, loop_settings, objective_state, stage_settings
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"single": SingleStream, "dual": DualStream}
 
@@ -64,8 +64,13 @@ class BackboneObjective(nn.Module):
 
 
 def load_backbone(run_dir: str | Path, cfg: BackboneConfig) -> BackboneObjective:
-    """The trained objective (network, classifier, centers) of a run folder, on the CPU."""
-    state = objective_state(run_dir)
+    """The trained objective (network, classifier, centers) of a run folder, on the CPU.
+
+    Raises :class:`~vfcross.training.RunMismatchError` when the run was not
+    trained from ``cfg`` (settings and epochs).
+    """
+    expected = {**stage_settings("backbone", cfg), **loop_settings("backbone", cfg.loop)}
+    state = objective_state(run_dir, expected, cfg.loop.epochs)
     objective = BackboneObjective(cfg, state["center.centers"].shape[0])
     objective.load_state_dict(state)
     return objective

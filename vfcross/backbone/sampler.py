@@ -51,12 +51,17 @@ def load_voice_crops(paths: list[str], frames: int, offsets: np.ndarray) -> Tens
     return torch.from_numpy(np.stack(crops)).unsqueeze(1)
 
 
+def utterance_offsets(length: int, frames: int) -> np.ndarray:
+    """Offsets (fractions, see :func:`fit_frames`) of the half-overlapping crops covering ``length`` frames."""
+    n = max(1, math.ceil((length - frames) / (frames // 2)) + 1) if length > frames else 1
+    return np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(1)
+
+
 def utterance_crops(path: str, frames: int) -> Tensor:
     """All half-overlapping crops of one utterance (n, 1, F, frames) for test-time averaging."""
     spec = load_spectrogram(path)
-    n = max(1, math.ceil((spec.shape[1] - frames) / (frames // 2)) + 1) if spec.shape[1] > frames else 1
-    offsets = np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(1)
-    return load_voice_crops([path] * n, frames, offsets)
+    crops = [fit_frames(spec, frames, o) for o in utterance_offsets(spec.shape[1], frames)]
+    return torch.from_numpy(np.stack(crops)).unsqueeze(1)
 
 
 def holdout_mask(manifest: pd.DataFrame, fraction: float, seed: int) -> pd.Series:

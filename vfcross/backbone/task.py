@@ -6,7 +6,8 @@ training identities plus the cross-modal center loss, on batches of P
 identities x (K faces + K voices). Validation reports per-modality
 identification accuracy on held-out samples of the training identities and
 cross-modal verification AUC over all voice-face pairs of the validation
-identities.
+identities; without at least two validation identities the AUC is left out
+and the log records a note saying so (training still runs).
 """
 
 from __future__ import annotations
@@ -25,6 +26,19 @@ from vfcross.backbone.sampler import (
     pk_batches,
 )
 from vfcross.config import BackboneConfig
+from vfcross.training import rows_fingerprint, task_fingerprint
+
+#: Manifest columns whose values a trained backbone depends on (see :meth:`BackboneTask.fingerprint`).
+FINGERPRINT_COLUMNS = ("identity", "modality", "split", "cache_path")
+
+
+def validation_note(identities: int) -> str | None:
+    """Why a validation AUC cannot be measured on ``identities`` validation identities (None if it can)."""
+    if identities == 0:
+        return "no validation identities: validation AUC not measured"
+    if identities == 1:
+        return "one validation identity: validation AUC not measured (it needs two)"
+    return None
 
 
 class BackboneTask:
@@ -34,6 +48,8 @@ class BackboneTask:
         train = manifest[manifest["split"] == "train"].reset_index(drop=True)
         if train.empty:
             raise ValueError("the manifest has no training identities (split == 'train')")
+        if train["identity"].nunique() < 2:
+            raise ValueError("the manifest has only one training identity; training needs at least two")
         self.cfg = cfg
         self.classes = sorted(train["identity"].unique())
         held = holdout_mask(train, cfg.holdout_fraction, cfg.loop.seed)
@@ -57,17 +73,25 @@ class BackboneTask:
         return (faces.to(dev), voices.to(dev), torch.as_tensor(batch.face_labels, device=dev),
                 torch.as_tensor(batch.voice_labels, device=dev))
 
-    def validate(self, dev: torch.device) -> dict[str, float]:
-        """Held-out identification accuracy per modality and validation-identity AUC."""
+    def fingerprint(self) -> dict:
+        """This stage's settings and the manifest rows it trains and validates on (see vfcross.training)."""
+        used = pd.concat([self.train_table, self.heldout_table, self.val_table])
+        return task_fingerprint("backbone", self.cfg, rows_fingerprint(used, FINGERPRINT_COLUMNS))
+
+    def validate(self, dev: torch.device) -> dict[str, float | str]:
+        """Held-out identification accuracy per modality and validation-identity AUC (or a note why not)."""
         net = self.objective.net
-        out: dict[str, float] = {}
+        out: dict[str, float | str] = {}
         for modality in ("face", "voice"):
             rows = self.heldout_table[self.heldout_table["modality"] == modality]
             if len(rows):
                 raw = embed_rows(net, rows, self.cfg, dev, normalise=False, progress=False)
                 pred = net.classifier(torch.from_numpy(raw).to(dev)).argmax(1).cpu().numpy()
                 out[f"val_{modality}_id_accuracy"] = float((pred == rows["label"].to_numpy()).mean())
-        if self.val_table["identity"].nunique() >= 2:
+        note = validation_note(self.val_table["identity"].nunique())
+        if note:
+            out["note"] = note
+        else:
             emb = embed_rows(net, self.val_table, self.cfg, dev, progress=False)
             out["val_auc"] = all_pairs_auc(emb, self.val_table)
         return out

@@ -9,7 +9,8 @@ through :class:`~vfcross.fusion.model.FusionModel`, and the loss is
 parts (``FusionConfig.loss``) with or without the fusion module
 (``FusionConfig.fusion``). Validation reports the cross-modal verification
 AUC of test-time embeddings (``v`` for voices, ``u`` for faces) over all
-voice-face pairs of the validation identities.
+voice-face pairs of the validation identities, or, without two validation
+identities, a note saying so (training still runs).
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vfcross.backbone.embedding import Embeddings, all_pairs_auc
+from vfcross.backbone.task import FINGERPRINT_COLUMNS, validation_note
 from vfcross.config import FusionConfig, FusionLoss, choices
 from vfcross.fusion.model import FusionModel
 from vfcross.losses import orthogonal_projection_loss
-from vfcross.training import objective_state
+from vfcross.training import loop_settings, objective_state, rows_fingerprint, stage_settings, task_fingerprint
 
 LOSSES = choices(FusionLoss)
 
@@ -117,11 +119,20 @@ class FusionTask:
         return (self.vectors[batch.faces].to(dev), self.vectors[batch.voices].to(dev),
                 torch.as_tensor(batch.labels, device=dev))
 
-    def validate(self, dev: torch.device) -> dict[str, float]:
-        """Verification AUC of u/v over all voice-face pairs of the validation identities."""
+    def fingerprint(self) -> dict:
+        """This stage's settings, the backbone checkpoint and the embedding rows it trains and validates on."""
+        table = self.embeddings.table
+        used = table[table["split"].isin(["train", "val"]).fillna(False).to_numpy()]
+        data = {"backbone_checkpoint_sha256": self.embeddings.checkpoint_sha256,
+                **rows_fingerprint(used, FINGERPRINT_COLUMNS)}
+        return task_fingerprint("fusion", self.cfg, data)
+
+    def validate(self, dev: torch.device) -> dict[str, float | str]:
+        """Verification AUC of u/v over all voice-face pairs of the validation identities (or a note why not)."""
         table = self.embeddings.table.reset_index(drop=True)
-        if table.loc[self.val, "identity"].nunique() < 2:
-            return {}
+        note = validation_note(table.loc[self.val, "identity"].nunique())
+        if note:
+            return {"note": note}
         projected = project(self.objective.model, self.embeddings.vectors[self.val], table[self.val], dev)
         return {"val_auc": all_pairs_auc(projected, table[self.val])}
 
@@ -156,8 +167,13 @@ def gate_values(model: FusionModel, embeddings: Embeddings, split: str, rng: np.
 
 
 def load_fusion(run_dir: str | Path, cfg: FusionConfig) -> FusionModel:
-    """The trained fusion model of a run folder, in eval mode on the CPU."""
-    state = objective_state(run_dir)
+    """The trained fusion model of a run folder, in eval mode on the CPU.
+
+    Raises :class:`~vfcross.training.RunMismatchError` when the run was not
+    trained from ``cfg`` (settings and epochs).
+    """
+    expected = {**stage_settings("fusion", cfg), **loop_settings("fusion", cfg.loop)}
+    state = objective_state(run_dir, expected, cfg.loop.epochs)
     objective = FusionObjective(cfg, state["model.classifier.weight"].shape[0], state["model.face_proj.weight"].shape[1])
     objective.load_state_dict(state)
     return objective.model.eval()
