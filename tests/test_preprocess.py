@@ -36,7 +36,13 @@ from vfcross.preprocess.faces import (
     similarity_transform,
     template,
 )
-from vfcross.preprocess.voices import frame_energies, process_voice, read_audio
+from vfcross.preprocess.voices import (
+    CHANNELS_CANCEL_REASON,
+    frame_energies,
+    process_voice,
+    read_audio,
+    truncation_note,
+)
 
 SR = 16000
 MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "voxceleb1-mini"
@@ -204,6 +210,42 @@ def test_unreadable_and_faceless_images(tmp_path):
     assert flagged["gradient.png"] and flagged["tiny.png"] and not flagged[good[0].name]
 
 
+def test_the_largest_of_several_faces_is_kept_and_the_frame_flagged(detector):
+    big, small = (open_rgb(p) for p in real_faces()[:24:23])
+    canvas = Image.new("RGB", (420, 260), (90, 90, 90))
+    canvas.paste(big.resize((240, 240)), (5, 10))
+    canvas.paste(small.resize((120, 120)), (290, 70))
+
+    [found] = detector.detect([canvas])
+    [(crop, reason)] = crop_faces([canvas], detector)
+
+    assert found.faces == 2
+    assert (found.landmarks[:, 0] < 245).all() and (found.landmarks[:, 1] > 10).all()  # inside the big face
+    assert reason == MULTI_FACE_REASON and crop.shape == (96, 96, 3)
+
+
+def test_detection_batches_are_bounded_by_pixels_and_large_images_downscaled():
+    detector = FaceDetector(FaceConfig(size=96, batch_pixels=100_000))
+    seen = []
+    real_detect = detector._mtcnn.detect
+
+    def counting_detect(images, landmarks):
+        seen.append(sum(i.width * i.height for i in images))
+        return real_detect(images, landmarks=landmarks)
+
+    detector._mtcnn.detect = counting_detect
+    faces = [open_rgb(p) for p in real_faces()[:12]]
+    large = faces[0].resize((faces[0].width * 3, faces[0].height * 3), Image.Resampling.BICUBIC)
+
+    found = detector.detect([*faces, large])
+
+    assert seen and max(seen) <= 100_000 and large.width * large.height > 100_000
+    assert all(f is not None for f in found)
+    # The landmarks found on the downscaled copy land on the full-size image's face.
+    expected = (found[0].landmarks + 0.5) * 3 - 0.5
+    assert np.abs(found[-1].landmarks - expected).max() < 6.0
+
+
 # --- voices ----------------------------------------------------------------------------------------
 
 def test_vad_threshold_on_hand_computed_frame_energies():
@@ -263,6 +305,31 @@ def test_stereo_44k_and_8bit_and_float_audio(tmp_path):
         assert reason == "" and spec.dtype == np.float16
         assert spec.shape[0] == 257 and abs(spec.shape[1] - 3.0 * 1000 / cfg.hop_ms) <= 4
         assert np.isfinite(spec).all()
+
+
+def test_opposite_phase_stereo_is_a_channel_problem_not_silence(tmp_path):
+    cancelling = write_wav(tmp_path / "anti.wav", np.stack([tone(2.0), -tone(2.0)], 1))
+    spec, reason = process_voice(cancelling.read_bytes(), VoiceConfig())
+    assert spec is None and reason == CHANNELS_CANCEL_REASON
+    # Channels that differ, even in part opposed, mix to something usable.
+    for right in (0.5 * tone(2.0), -0.5 * tone(2.0), tone(2.0, freq=330)):
+        path = write_wav(tmp_path / "mixed.wav", np.stack([tone(2.0), right], 1))
+        spec, reason = process_voice(path.read_bytes(), VoiceConfig())
+        assert reason == "" and spec is not None
+
+
+def test_max_seconds_cuts_long_speech_and_says_so(tmp_path):
+    clip = write_wav(tmp_path / "long.wav", tone(6.0))
+    cfg = VoiceConfig(max_seconds=2.0)
+    spec, reason = process_voice(clip.read_bytes(), cfg)
+    assert reason == truncation_note(2.0) == "speech cut to voice.max_seconds = 2 s"
+    assert spec.shape[1] == 1 + (2 * SR - cfg.n_fft) // 160
+    result = preprocess(manifest_of([("a", "voice", clip)]), run_config(tmp_path, **{"voice.max_seconds": 2.0}),
+                        progress=False)
+    assert (result.report.outcome[0], result.report.reason[0]) == ("processed", truncation_note(2.0))
+    assert len(result.manifest) == 1
+    unlimited = preprocess(manifest_of([("a", "voice", clip)]), run_config(tmp_path), progress=False)
+    assert load_spectrogram(unlimited.manifest.cache_path[0]).shape[1] > 500  # another cache entry, whole clip
 
 
 def bad_clips(folder: Path) -> dict[str, Path]:
@@ -412,6 +479,10 @@ def test_all_of_voxceleb1_mini(tmp_path, monkeypatch):
     flagged = result.report[result.report.reason == MULTI_FACE_REASON].relpath
     assert sorted(flagged) == ["0001725.jpg", "0004525.jpg"]
     assert not result.manifest.fallback.any()
+    # The worker pool makes exactly what one process makes.
+    alone = preprocess(manifest_of(rows), run_config(tmp_path / "alone"), progress=False)
+    for pooled, single in zip(result.manifest.cache_path, alone.manifest.cache_path):
+        np.testing.assert_array_equal(np.load(pooled), np.load(single))
     for path in result.manifest.cache_path[72:]:
         spec = load_spectrogram(path)
         assert spec.shape[0] == 257 and spec.shape[1] > 200 and np.isfinite(spec).all()  # >= 2 s of speech

@@ -5,6 +5,7 @@ This module imports nothing from the rest of vfcross, so any stage may use it.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -12,7 +13,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, Callable, Iterator
 
 import pandas as pd
 
@@ -52,22 +53,25 @@ def remove_stale_temporaries(folder: Path, names: tuple[str, ...]) -> list[Path]
     return removed
 
 
-def init_worker_process() -> None:
-    """Set up a worker process of a pool: it dies with its parent and leaves Ctrl-C to it.
+def init_worker_process(parent: int) -> None:
+    """Set up a worker process of a pool: it dies with its ``parent`` (pid) and leaves Ctrl-C to it.
 
-    A worker blocked on its task queue would otherwise outlive a parent that
-    was killed (the queue's pipe stays open in the worker itself). On Linux
-    the kernel sends SIGKILL when the parent goes (``PR_SET_PDEATHSIG``);
-    everywhere a watchdog thread exits once the parent's id changes. SIGINT is
-    ignored, because Ctrl-C reaches the whole process group: the parent
-    stops the pool, and the workers print no tracebacks of their own.
+    Pass the creating process's ``os.getpid()`` as the pool's ``initargs``.
+    A worker would otherwise go on with the queued work of a parent that was
+    killed. On Linux the kernel sends SIGKILL when the parent goes
+    (``PR_SET_PDEATHSIG``); everywhere a watchdog thread exits once the
+    worker's parent is no longer ``parent``, and a worker whose parent died
+    while it was starting exits at once. SIGINT is ignored, because Ctrl-C
+    reaches the whole process group: the parent stops the pool, and the
+    workers print no tracebacks of their own.
     """
-    parent = os.getppid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass  # not Linux: the watchdog alone
+    if os.getppid() != parent:  # the parent died before the kernel could be told
+        os._exit(1)
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -89,6 +93,28 @@ def describe_skips(skipped: pd.DataFrame, name_column: str, report: Path | str |
     more = f"; and {len(skipped) - limit} more" if len(skipped) > limit else ""
     where = f"; every skipped file with its reason: {report}" if report else ""
     return f"skipped {len(skipped)} file(s): {shown}{more}{where}"
+
+
+@contextlib.contextmanager
+def workers_starting() -> Iterator[None]:
+    """Start worker processes inside this block: they are born ignoring Ctrl-C.
+
+    :func:`init_worker_process` ignores SIGINT only once a worker runs its
+    initialiser; a Ctrl-C while it is still starting up would print its
+    traceback. Ignoring SIGINT here while the workers are created closes that
+    gap (an ignored signal stays ignored across ``exec``, and Python then
+    leaves it so). The price is that a Ctrl-C in the milliseconds the block
+    lasts is lost. Only the main thread may change signal handling; elsewhere
+    the block does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def markdown_table(table: pd.DataFrame) -> str:

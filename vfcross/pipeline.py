@@ -27,8 +27,11 @@ def notebooks(folder: Path = NOTEBOOK_DIR) -> list[Path]:
 
 
 def reproduce(preset: str, reports: str | Path, work_dir: str | Path = "work",
-              data_root: str = "", splits_file: str = "") -> dict[str, float]:
+              data_root: str = "", splits_file: str = "", overrides: dict | None = None) -> dict[str, float]:
     """Execute every notebook with ``preset`` and replace ``reports`` on success.
+
+    ``overrides`` (dotted configuration keys) reach every notebook's
+    ``overrides`` parameter.
 
     Returns the wall time in seconds per notebook (and ``total``), which is
     also written to ``reports/timings.json``.
@@ -40,7 +43,7 @@ def reproduce(preset: str, reports: str | Path, work_dir: str | Path = "work",
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "notebooks").mkdir(parents=True)
     params = {"preset": preset, "work_dir": str(Path(work_dir).resolve()), "reports_dir": str(staging),
-              "data_root": data_root, "splits_file": splits_file}
+              "data_root": data_root, "splits_file": splits_file, "overrides": dict(overrides or {})}
     timings: dict[str, float] = {}
     start = time.perf_counter()
     for nb in notebooks():

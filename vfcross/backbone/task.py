@@ -26,19 +26,11 @@ from vfcross.backbone.sampler import (
     pk_batches,
 )
 from vfcross.config import BackboneConfig
+from vfcross.data.splits import validation_note
 from vfcross.training import rows_fingerprint, task_fingerprint
 
 #: Manifest columns whose values a trained backbone depends on (see :meth:`BackboneTask.fingerprint`).
 FINGERPRINT_COLUMNS = ("identity", "modality", "split", "cache_path")
-
-
-def validation_note(identities: int) -> str | None:
-    """Why a validation AUC cannot be measured on ``identities`` validation identities (None if it can)."""
-    if identities == 0:
-        return "no validation identities: validation AUC not measured"
-    if identities == 1:
-        return "one validation identity: validation AUC not measured (it needs two)"
-    return None
 
 
 class BackboneTask:

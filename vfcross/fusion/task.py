@@ -25,8 +25,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vfcross.backbone.embedding import Embeddings, all_pairs_auc
-from vfcross.backbone.task import FINGERPRINT_COLUMNS, validation_note
+from vfcross.backbone.task import FINGERPRINT_COLUMNS
 from vfcross.config import FusionConfig, FusionLoss, choices
+from vfcross.data.splits import validation_note
 from vfcross.fusion.model import FusionModel
 from vfcross.losses import orthogonal_projection_loss
 from vfcross.training import loop_settings, objective_state, rows_fingerprint, stage_settings, task_fingerprint

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 from dataclasses import dataclass
 from itertools import zip_longest
 from multiprocessing.pool import Pool
@@ -32,7 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vfcross.config import FaceConfig, RunConfig, VoiceConfig
-from vfcross.io import init_worker_process, markdown_table
+from vfcross.io import init_worker_process, markdown_table, workers_starting
 from vfcross.preprocess.cache import Outcome, cache_folder, content_hash, lookup, store
 from vfcross.preprocess.faces import (
     FALLBACK_REASON,
@@ -212,13 +213,16 @@ def _pool(workers: int) -> Iterator[Pool | None]:
     if workers <= 1:
         yield None
         return
-    with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
+    with workers_starting():
+        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker,
+                                                         initargs=(os.getpid(),))
+    with pool:
         yield pool
 
 
-def _init_worker() -> None:
-    """Pool initialiser: one torch thread (the workers are the parallelism), dies with its parent."""
-    init_worker_process()
+def _init_worker(parent: int) -> None:
+    """Pool initialiser: one torch thread (the workers are the parallelism), dies with its ``parent``."""
+    init_worker_process(parent)
     torch.set_num_threads(1)
 
 
