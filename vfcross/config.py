@@ -239,9 +239,10 @@ class VoiceConfig:
 class PreprocessConfig:
     """Shared settings of the preprocessing stage."""
 
-    #: Worker processes for faces and voices (one torch thread each, which
-    #: is faster on CPU than threads). With CUDA, faces run on the GPU in the
-    #: main process and the workers make the spectrograms.
+    #: Processes that make face crops and spectrograms: the calling one plus
+    #: ``workers - 1`` spawned helpers (one torch thread each, which is faster
+    #: on CPU than threads). With CUDA, faces run on the GPU in the calling
+    #: process and the helpers make the spectrograms.
     workers: int = 2
 
     def __post_init__(self) -> None:

@@ -2,14 +2,15 @@
 
 :func:`preprocess` turns every manifest row into a cached tensor (a face crop
 or a spectrogram) or a recorded reason why not. Faces (batched MTCNN) and
-voices are cut into small tasks that a pool of ``PreprocessConfig.workers``
-spawned processes works through together, one torch thread each; with CUDA,
-faces run on the GPU in this process while the pool makes the spectrograms.
-Small jobs, where starting workers would cost more than it saves, run in this
-process. Finished work is found in the cache (:mod:`vfcross.preprocess.cache`)
-and not redone.
+voices are cut into small tasks that ``PreprocessConfig.workers`` processes
+work through together, one torch thread each: this process and
+``workers - 1`` spawned helpers (see :func:`_schedule`); with CUDA, this
+process detects the faces on the GPU while the helpers make the
+spectrograms. Small jobs, where starting helpers would cost more than they
+save, run in this process alone. Finished work is found in the cache
+(:mod:`vfcross.preprocess.cache`) and not redone.
 
-Workers die with their parent (see :func:`vfcross.io.init_worker_process`):
+Helpers die with their parent (see :func:`vfcross.io.init_worker_process`):
 a killed or interrupted run leaves no process behind.
 
 Because the pool uses the ``spawn`` start method, a script calling
@@ -22,6 +23,8 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import time
+from collections import deque
 from dataclasses import dataclass
 from itertools import zip_longest
 from multiprocessing.pool import Pool
@@ -56,12 +59,13 @@ _SOURCE_NOUN = {"face": "image", "voice": "audio"}
 #: few enough to balance the load and move the progress bars.
 _FACES_PER_TASK = 32
 _CLIPS_PER_TASK = 16
-#: Single-core seconds per face (MTCNN, alignment) and per clip (read, VAD,
-#: spectrogram) on a 2-core CPU machine, and the least estimated work worth
-#: starting a pool for: a spawned worker takes seconds to import torch.
-_FACE_SECONDS = 0.03
+#: Single-core seconds per face (MTCNN and alignment of a 128-160 px image)
+#: and per clip (read, VAD, spectrogram) on a 2-core CPU machine, and the
+#: least estimated work worth starting helper processes for: a spawned helper
+#: needs 3-6 s to import torch before it can take any.
+_FACE_SECONDS = 0.02
 _CLIP_SECONDS = 0.005
-_MIN_POOL_SECONDS = 6.0
+_MIN_POOL_SECONDS = 10.0
 #: A face task decodes at most this many MTCNN batches' worth of pixels
 #: (``FaceConfig.batch_pixels`` each) before detecting them, bounding the
 #: memory held by decoded images.
@@ -167,30 +171,69 @@ def _drop_incomplete_identities(report: pd.DataFrame) -> pd.DataFrame:
 
 def _process(todo: dict[str, list[Job]], folders: dict[str, Path], cfg: RunConfig,
              progress: bool) -> dict[int, Outcome]:
-    """Make the tensors of ``todo`` (in a worker pool when it pays) and return their outcomes."""
-    on_gpu = torch.cuda.is_available() and bool(todo["face"])
-    face_tasks = [] if on_gpu else _tasks("face", todo["face"], _FACES_PER_TASK, folders["face"], cfg.face)
+    """Make the tensors of ``todo`` with ``cfg.preprocess.workers`` processes and return their outcomes."""
+    face_device = "cuda" if torch.cuda.is_available() and todo["face"] else None
+    face_tasks = _tasks("face", todo["face"], _FACES_PER_TASK, folders["face"], cfg.face)
     voice_tasks = _tasks("voice", todo["voice"], _CLIPS_PER_TASK, folders["voice"], cfg.voice)
     tasks = [t for pair in zip_longest(face_tasks, voice_tasks) for t in pair if t is not None]
-    work = (0 if on_gpu else len(todo["face"])) * _FACE_SECONDS + len(todo["voice"]) * _CLIP_SECONDS
-    workers = min(cfg.preprocess.workers, len(tasks)) if work >= _MIN_POOL_SECONDS else 1
+    work = len(todo["face"]) * _FACE_SECONDS + len(todo["voice"]) * _CLIP_SECONDS
+    helpers = min(cfg.preprocess.workers - 1, len(tasks) - 1) if work >= _MIN_POOL_SECONDS else 0
     bars = {m: tqdm(total=len(todo[m]), desc=f"{m}s", unit="img" if m == "face" else "clip",
                     disable=not progress or not todo[m]) for m in MODALITIES}
     results: dict[int, Outcome] = {}
     try:
-        with single_torch_thread(), _pool(workers) as pool:
-            done = pool.imap_unordered(_run_task, tasks) if pool else map(_run_task, tasks)
-            if on_gpu:  # the GPU detects while the pool makes spectrograms
-                for part in _chunks(todo["face"], _FACES_PER_TASK):
-                    results.update(_face_task(part, folders["face"], cfg.face, "cuda"))
-                    bars["face"].update(len(part))
-            for modality, outcomes in done:
+        with single_torch_thread(), _pool(helpers) as pool:
+            for modality, outcomes in _schedule(tasks, pool, helpers, face_device):
                 results.update(outcomes)
                 bars[modality].update(len(outcomes))
     finally:
         for bar in bars.values():
             bar.close()
     return results
+
+
+def _schedule(tasks: list[Task], pool: Pool | None, helpers: int,
+              face_device: str | None) -> Iterator[tuple[str, list[tuple[int, Outcome]]]]:
+    """Run ``tasks`` in this process and in ``pool``'s ``helpers`` processes; yield each task's outcomes.
+
+    This process works from the end of the list at once, while the helpers
+    start up (a spawned process needs seconds to import torch); a helper is
+    handed tasks from the front, at most two at a time, only once it has
+    reported ready. So a pool never makes the work slower than this process
+    alone would, and a small job ends before the helpers are even ready.
+    With a ``face_device`` (CUDA), this process takes the faces there and the
+    helpers take the voices.
+    """
+    waiting = deque(tasks)
+    probes = [pool.apply_async(_ready) for _ in range(helpers)] if pool else []
+    ready, running = 0, []
+
+    def take(here: bool) -> Task | None:
+        """The next task for this process (``here``) or for a helper, if there is one for it."""
+        if face_device is None or not pool:
+            return (waiting.pop() if here else waiting.popleft()) if waiting else None
+        wanted = "face" if here else "voice"
+        for task in (reversed(waiting) if here else waiting):
+            if task[0] == wanted:
+                waiting.remove(task)
+                return task
+        return waiting.pop() if here and waiting else None  # no faces left: this process helps with voices
+
+    while waiting or running:
+        ready += sum(p.ready() for p in probes)
+        probes = [p for p in probes if not p.ready()]
+        while len(running) < 2 * ready and (task := take(here=False)) is not None:
+            running.append(pool.apply_async(_run_task, (task,)))
+        for finished in [r for r in running if r.ready()]:
+            running.remove(finished)
+            yield finished.get()
+        task = take(here=True)
+        if task is not None:
+            yield _run_task(task, face_device)
+        elif running:
+            running[0].wait(0.05)
+        elif waiting:  # only helper work is left, and no helper is ready yet
+            probes[0].wait(0.05) if probes else time.sleep(0.05)
 
 
 def _chunks(jobs: list[Job], size: int) -> list[list[Job]]:
@@ -204,33 +247,35 @@ def _tasks(modality: str, jobs: list[Job], size: int, folder: Path, settings: An
 
 
 @contextlib.contextmanager
-def _pool(workers: int) -> Iterator[Pool | None]:
-    """A pool of ``workers`` spawned processes (None for one: work in this process), stopped on exit.
+def _pool(helpers: int) -> Iterator[Pool | None]:
+    """A pool of ``helpers`` spawned processes (None for none), stopped on exit.
 
     Leaving the block, normally or by an exception such as Ctrl-C, terminates
-    the workers at once rather than waiting for queued tasks.
+    the helpers at once rather than waiting for handed-out tasks. They die
+    with this process too (:func:`vfcross.io.init_worker_process`, run first
+    thing in each, before the heavy imports).
     """
-    if workers <= 1:
+    if helpers < 1:
         yield None
         return
     with workers_starting():
-        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker,
+        pool = multiprocessing.get_context("spawn").Pool(helpers, initializer=init_worker_process,
                                                          initargs=(os.getpid(),))
     with pool:
         yield pool
 
 
-def _init_worker(parent: int) -> None:
-    """Pool initialiser: one torch thread (the workers are the parallelism), dies with its ``parent``."""
-    init_worker_process(parent)
-    torch.set_num_threads(1)
+def _ready() -> bool:
+    """A helper's first task: it answers once the helper is up and has imported this module."""
+    return True
 
 
-def _run_task(task: Task) -> tuple[str, list[tuple[int, Outcome]]]:
-    """Process one task (in a worker or in this process); returns its modality and outcomes."""
+def _run_task(task: Task, face_device: str | None = None) -> tuple[str, list[tuple[int, Outcome]]]:
+    """Process one task (in a helper or in this process); returns its modality and outcomes."""
+    torch.set_num_threads(1)  # processes are the parallelism; one thread each is fastest on CPU
     modality, jobs, folder, settings = task
     if modality == "face":
-        return modality, _face_task(jobs, folder, settings)
+        return modality, _face_task(jobs, folder, settings, face_device)
     return modality, [(index, _voice_job(path, key, folder, settings)) for index, path, key in jobs]
 
 
