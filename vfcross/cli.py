@@ -139,8 +139,9 @@ def _train(args: argparse.Namespace) -> None:
     _print_notes(check_splits(manifest, evaluation_split=None))
     task = BackboneTask(manifest, cfg.backbone)
     history = train(task, cfg.backbone.loop, args.out, resume=not args.no_resume)
-    save_config(cfg, args.out)
-    print(json.dumps(history[-1]))
+    if history:  # under torchrun only rank 0 keeps the history and writes
+        save_config(cfg, args.out)
+        print(json.dumps(history[-1]))
 
 
 def _reproduce(args: argparse.Namespace) -> None:
