@@ -7,12 +7,15 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
+# Exact versions of everything setup installs (pyproject.toml only gives ranges).
+CONSTRAINTS := constraints.txt
 # The virtual environment is rebuilt when it is missing or older than these files.
 STAMP := $(VENV)/.installed
-# facenet-pytorch 2.6.0 pins torch<2.3, numpy<2, Pillow<10.3 in its metadata;
-# those pins are stale (it runs on the torch 2.11 triple), so it is installed
-# without its dependencies, which pyproject.toml provides.
-FACENET := facenet-pytorch==2.6.0
+# facenet-pytorch pins torch<2.3, numpy<2, Pillow<10.3 in its metadata; those
+# pins are stale (it runs on the torch of constraints.txt), so it is installed
+# without its dependencies, which pyproject.toml provides. Its version comes
+# from constraints.txt like every other.
+FACENET := facenet-pytorch
 PRESET ?= default
 SMOKE_DIR := work/smoke
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
@@ -24,12 +27,12 @@ export PYTHONHASHSEED := 0
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml $(CONSTRAINTS) Makefile
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "vfcross needs Python 3.11 (set PYTHON=...)"'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[notebooks,test]'
-	$(PY) -m pip install --quiet --no-deps $(FACENET)
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) --upgrade pip
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e '.[notebooks,test]'
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) --no-deps $(FACENET)
 	@touch $(STAMP)
 
 reproduce: setup
@@ -40,18 +43,19 @@ test: pytest smoke nbval
 pytest: setup
 	$(PY) -m pytest -q tests
 
-# Every notebook runs headless in the smoke preset; nbval then re-runs the
-# executed copies (with the smoke parameters papermill injected) cell by cell.
+# Every notebook runs headless in the smoke preset, through the same runner as
+# `make reproduce` (so the run's summary and README are built too); nbval then
+# re-runs the executed copies (with the smoke parameters papermill injected) cell
+# by cell: any error fails, and the cells tagged nbval-check-output (or holding
+# a `# NBVAL_CHECK_OUTPUT` comment) must print what they printed in the smoke
+# run, once tests/nbval_sanitize.cfg has masked times, paths, hashes and sizes.
 smoke: setup
 	@rm -rf $(SMOKE_DIR) && mkdir -p $(SMOKE_DIR)
-	@for nb in $(NOTEBOOKS); do \
-	  echo "papermill smoke: $$nb"; \
-	  $(VENV)/bin/papermill -k python3 --log-level ERROR --no-progress-bar --cwd notebooks "$$nb" "$(SMOKE_DIR)/$$(basename $$nb)" \
-	    -p preset smoke -p work_dir $(CURDIR)/$(SMOKE_DIR) -p reports_dir $(CURDIR)/$(SMOKE_DIR)/reports; \
-	done
+	$(VENV)/bin/vfcross reproduce --preset smoke --reports $(SMOKE_DIR)/reports --work-dir $(SMOKE_DIR)
 
 nbval: smoke
-	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env $(addprefix $(SMOKE_DIR)/,$(notdir $(NOTEBOOKS)))
+	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
+	  --nbval-sanitize-with tests/nbval_sanitize.cfg $(addprefix $(SMOKE_DIR)/reports/notebooks/,$(notdir $(NOTEBOOKS)))
 
 clean:
 	rm -rf work .pytest_cache

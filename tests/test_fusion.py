@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from vfcross.backbone.embedding import Embeddings, all_pairs_auc
-from vfcross.config import FusionConfig, LoopConfig
+from vfcross.config import TABLE6_VARIANTS, FusionConfig, LoopConfig
 from vfcross.fusion.model import FusionModel
-from vfcross.fusion.task import TABLE6_VARIANTS, FusionObjective, FusionTask, load_fusion, project
+from vfcross.fusion.task import FusionObjective, FusionTask, load_fusion, project
 from vfcross.training import RunMismatchError, train
 
 
@@ -180,3 +180,33 @@ def test_test_time_embeddings_are_u_and_v_not_the_fused_vector():
         np.testing.assert_allclose(out[~is_face], model.embed(vec[~is_face], "voice").numpy(), rtol=1e-6)
         model.gate.weight.add_(1.0)  # the gate only shapes I; test-time embeddings ignore it
     np.testing.assert_array_equal(project(model, emb.vectors, emb.table), out)
+
+
+def test_select_best_keeps_the_epoch_with_the_best_validation_auc(tmp_path):
+    from vfcross.fusion.task import load_fusion
+    from vfcross.training import BEST, best_epoch, read_log
+
+    emb = _embeddings()
+    cfg = FusionConfig(dim=32, batch_size=16,
+                       loop=LoopConfig(epochs=5, lr=3e-3, lr_decay=1.0, seed=0, select_best="val_auc"))
+    history = train(FusionTask(emb, cfg), cfg.loop, tmp_path, progress=False)
+    chosen = best_epoch(history, "val_auc")
+    assert chosen == 1 + int(np.argmax([r["val_auc"] for r in history]))
+    assert torch.load(tmp_path / BEST, weights_only=False)["epoch"] == chosen
+    # the loaded model is the chosen epoch's: its validation AUC is the logged best, not the last
+    val = (emb.table.split == "val").to_numpy()
+    model = load_fusion(tmp_path, cfg)
+    auc = all_pairs_auc(project(model, emb.vectors[val], emb.table[val]), emb.table[val])
+    assert auc == pytest.approx(read_log(tmp_path)[chosen - 1]["val_auc"], abs=1e-6)
+    # training afresh forgets an earlier run's selection
+    train(FusionTask(emb, FusionConfig(dim=32, batch_size=16, loop=LoopConfig(epochs=1))),
+          LoopConfig(epochs=1), tmp_path, resume=False, progress=False)
+    assert not (tmp_path / BEST).exists()
+
+
+def test_best_epoch_prefers_the_first_of_ties_and_ignores_unvalidated_epochs():
+    from vfcross.training import best_epoch
+
+    history = [{"epoch": 1}, {"epoch": 2, "val_auc": 0.7}, {"epoch": 3}, {"epoch": 4, "val_auc": 0.7}]
+    assert best_epoch(history, "val_auc") == 2
+    assert best_epoch([{"epoch": 1}], "val_auc") is None

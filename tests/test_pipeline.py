@@ -1,39 +1,138 @@
-"""The run record: merging notebook parts and stating the paper's claims honestly."""
+"""The notebook runner: a run that reports its progress, and one line that points at a failure."""
 
 import json
 
-from vfcross.reporting.readme import claims, reports_readme
-from vfcross.reporting.summary import merge_summary, write_part
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from vfcross import pipeline
+from vfcross.pipeline import (
+    NotebookFailed,
+    clock,
+    notebooks,
+    previous_timings,
+    reproduce,
+    run_weights,
+    time_left,
+)
+
+PARAMETERS = 'preset = "default"\nwork_dir = ""\nreports_dir = ""\ndata_root = ""\nsplits_file = ""'
 
 
-def _arch(auc, auc_ci, eer, eer_ci, params):
-    return {"auc": auc, "auc_ci": auc_ci, "eer": eer, "eer_ci": eer_ci, "params": params}
+def write_notebook(path, *sources):
+    """A notebook with a markdown title, the runner's parameters cell and code cells ``sources``."""
+    params = new_code_cell(PARAMETERS)
+    params.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[new_markdown_cell(f"# {path.stem}"), params, *map(new_code_cell, sources)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
 
 
-def test_single_vs_dual_claim_looks_at_both_metrics_and_their_intervals():
-    same = {"single_vs_dual": {"single": _arch(.70, [.69, .71], .35, [.34, .36], 23e6),
-                               "dual": _arch(.705, [.695, .715], .345, [.335, .355], 47e6)}}
-    assert "holds: AUC" in claims(same)[0]
-    eer_apart = {"single_vs_dual": {"single": _arch(.70, [.69, .71], .35, [.34, .36], 23e6),
-                                    "dual": _arch(.71, [.70, .72], .33, [.32, .335], 47e6)}}
-    assert "does NOT fully hold" in claims(eer_apart)[0] and "dual stream better on EER" in claims(eer_apart)[0]
+# --- estimates ------------------------------------------------------------------------------------
 
 
-def test_ablation_claim_refuses_an_order_inside_the_intervals():
-    names = ["full model (fusion + CE + OPL)", "+ fusion, CE only", "single stream + FOP loss, no fusion",
-             "+ fusion, OPL (cosine) only"]
-    close = {"ablation": {n: {"auc": .70 + i / 1000, "auc_ci": [.69, .72]} for i, n in enumerate(names)}}
-    assert "none is distinguishable" in claims(close)[0]
-    ordered = {"ablation": {n: {"auc": .9 - i / 10, "auc_ci": [.89 - i / 10, .91 - i / 10]}
-                            for i, n in enumerate(names)}}
-    assert "order by AUC: reproduced" in claims(ordered)[0]
+def test_time_left_scales_the_pending_weights_by_this_runs_pace():
+    weights = {"01_a": 1.0, "02_b": 3.0, "03_c": 6.0}
+    # 01 took 20 s against a weight of 1: the rest (3 + 6) should take 9 x 20 s
+    assert time_left({"01_a": 20.0}, ["02_b", "03_c"], weights, absolute=False) == pytest.approx(180.0)
+    assert time_left({"01_a": 20.0, "02_b": 40.0}, ["03_c"], weights, absolute=False) == pytest.approx(90.0)
+    # before the first notebook, only a previous run's seconds can say anything
+    assert time_left({}, ["01_a", "02_b", "03_c"], weights, absolute=True) == pytest.approx(10.0)
+    assert time_left({}, ["01_a", "02_b", "03_c"], weights, absolute=False) is None
+    assert time_left({"01_a": 20.0}, [], weights, absolute=False) == 0.0
 
 
-def test_summary_merges_parts_and_readme_shows_them(tmp_path):
-    write_part(tmp_path, "04", {"verification": {"eer": .3, "eer_ci": [.29, .31], "auc": .75, "auc_ci": [.74, .76]}})
-    summary = merge_summary(tmp_path, {"01": 1.0, "total": 1.0}, "smoke")
-    assert summary["verification"]["auc"] == .75 and summary["wall_time_s"]["total"] == 1.0
-    assert summary["packages"]["torch"].startswith("2.11")
-    json.dumps(summary)  # the record is plain JSON
-    text = reports_readme(summary)
-    assert "75.0 [74.0, 76.0]" in text and "oracle" in text
+def test_weights_come_from_the_previous_run_of_the_same_preset(tmp_path):
+    record = {"preset": "default", "wall_time_s": {"01_a": 100.0, "02_b": 300.0, "total": 400.0}}
+    (tmp_path / "summary.json").write_text(json.dumps(record))
+    assert previous_timings(tmp_path, "default") == {"01_a": 100.0, "02_b": 300.0}
+    assert previous_timings(tmp_path, "smoke") == {}  # another preset's times would mislead
+    assert previous_timings(tmp_path / "absent", "default") == {}
+    (tmp_path / "summary.json").write_text("{not json")
+    assert previous_timings(tmp_path, "default") == {}
+
+    assert run_weights(["01_a", "02_b"], {"01_a": 100.0, "02_b": 300.0}) == ({"01_a": 100.0, "02_b": 300.0}, True)
+    # a notebook the previous run did not time: fall back to the typical shares, by number
+    weights, absolute = run_weights(["01_a", "02_b", "07_new"], {"01_a": 100.0, "02_b": 300.0})
+    average = sum(pipeline.TYPICAL_SHARES.values()) / len(pipeline.TYPICAL_SHARES)
+    assert not absolute
+    assert weights == {"01_a": pipeline.TYPICAL_SHARES["01"], "02_b": pipeline.TYPICAL_SHARES["02"],
+                       "07_new": pytest.approx(average)}
+
+
+def test_clock_reads_like_a_person_would_say_it():
+    assert [clock(s) for s in (0, 44.6, 60, 187, 3599, 3720)] == [
+        "0 s", "45 s", "1 min 00 s", "3 min 07 s", "59 min 59 s", "1 h 02 min"]
+
+
+def test_notebooks_are_the_numbered_ones_in_order(tmp_path):
+    for name in ("02_b.ipynb", "01_a.ipynb", "scratch.ipynb", "1_short.ipynb"):
+        (tmp_path / name).write_text("{}")
+    assert [p.name for p in notebooks(tmp_path)] == ["01_a.ipynb", "02_b.ipynb"]
+    with pytest.raises(FileNotFoundError, match="no numbered notebooks"):
+        notebooks(tmp_path / "empty")
+
+
+# --- a run ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def runner(tmp_path, monkeypatch):
+    """Run tiny notebooks in ``tmp_path/nbs`` into ``tmp_path/reports``; returns (run, lines)."""
+    monkeypatch.setattr(pipeline, "reports_readme", lambda summary: "readme\n")  # tested on its own
+    (tmp_path / "nbs").mkdir()
+    lines: list[str] = []
+
+    def run(preset="smoke"):
+        lines.clear()
+        return reproduce(preset, tmp_path / "reports", tmp_path / "work", notebook_dir=tmp_path / "nbs",
+                         say=lines.append)
+
+    return run, lines
+
+
+def test_a_run_says_when_each_notebook_starts_and_ends(tmp_path, runner):
+    run, lines = runner
+    write_notebook(tmp_path / "nbs" / "01_first.ipynb", "print(preset)")
+    write_notebook(tmp_path / "nbs" / "02_second.ipynb", "from pathlib import Path\n"
+                   "Path(reports_dir, 'marker.txt').write_text(preset)")
+    timings = run()
+    assert set(timings) == {"01_first", "02_second", "total"}
+    assert [line.split(":")[0] for line in lines[:4]] == ["[1/2] 01_first", "[1/2] 01_first",
+                                                         "[2/2] 02_second", "[2/2] 02_second"]
+    assert "started (0 s elapsed, no estimate yet)" in lines[0]  # no earlier smoke run to go by
+    assert " done in " in lines[1] and " elapsed" in lines[1]
+    assert "left" in lines[2]  # after the first notebook, the shares give an estimate
+    assert lines[-1].startswith("all 2 notebooks ran in ")
+    reports = tmp_path / "reports"
+    assert (reports / "marker.txt").read_text() == "smoke"  # the parameters reached the notebook
+    assert json.loads((reports / "summary.json").read_text())["wall_time_s"] == timings
+    assert sorted(p.name for p in (reports / "notebooks").iterdir()) == ["01_first.ipynb", "02_second.ipynb"]
+
+    run()  # a second run of the same preset estimates from the first one's times
+    assert "no estimate" not in lines[0] and "left" in lines[0]
+
+
+def test_a_failing_notebook_ends_the_run_with_one_line_pointing_at_its_traceback(tmp_path, runner):
+    run, lines = runner
+    write_notebook(tmp_path / "nbs" / "01_first.ipynb", "print('fine')")
+    run()  # reports of a good run, which a failing one must leave alone
+    write_notebook(tmp_path / "nbs" / "02_broken.ipynb", "x = 1",
+                   "\n# the pairs of this split\nraise ValueError('need both positive and negative pairs')")
+    with pytest.raises(NotebookFailed) as caught:
+        run()
+    failure = caught.value
+    message = str(failure)
+    assert "\n" not in message
+    assert message.startswith("02_broken.ipynb failed in cell 3 ('# the pairs of this split'): ")
+    assert "ValueError: need both positive and negative pairs" in message
+    executed = tmp_path / "reports.new" / "notebooks" / "02_broken.ipynb"
+    assert failure.executed == executed and message.endswith(f"the traceback is in {executed}")
+    # the executed copy holds the traceback, in the cell the message names
+    cells = [c for c in nbformat.read(executed, as_version=4).cells
+             if not {"injected-parameters", "papermill-error-cell-tag"} & set(c.metadata.get("tags", []))]
+    errors = [o for o in cells[3].outputs if o.output_type == "error"]
+    assert errors and errors[0].ename == "ValueError" and errors[0].traceback
+    assert lines[-1].startswith("[2/2] 02_broken: started")  # no 'done' line for it
+    assert sorted(p.name for p in (tmp_path / "reports" / "notebooks").iterdir()) == ["01_first.ipynb"]

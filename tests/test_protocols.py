@@ -14,8 +14,15 @@ from vfcross.data.protocol_files import (
     read_verification_list,
 )
 from vfcross.data.voxceleb import scan_dataset
-from vfcross.evaluation.evaluate import evaluate
-from vfcross.evaluation.metrics import mean_of_average_precisions
+from vfcross.evaluation.bootstrap import cluster_bootstrap_ci, paired_cluster_bootstrap_ci, weighted_mean
+from vfcross.evaluation.evaluate import compare, evaluate, scored_pairs
+from vfcross.evaluation.metrics import (
+    chance_mean_average_precision,
+    eer,
+    matching_credits,
+    mean_of_average_precisions,
+    roc_auc,
+)
 from vfcross.evaluation.protocols import (
     RESTRICTIONS,
     MatchingTrials,
@@ -239,14 +246,94 @@ def test_evaluate_sees_an_informative_embedding(table):
     assert result["matching_vf"]["10"]["accuracy"] > 0.8 and result["map"]["fv"]["map"] > 0.8
 
 
+def test_evaluate_intervals_are_identity_level(table):
+    vectors = identity_vectors(table, noise=1.5)
+    result = quiet_evaluate(vectors, table, seed=3)
+    assert result["settings"]["interval"] == "identity cluster bootstrap"
+    assert result["settings"]["identities"] == len(split_identities(table))
+    # verification: the same pairs, each belonging to its voice identity
+    pairs = scored_pairs(vectors, table, "random", 400, 3, "test")
+    identity = table["identity"].to_numpy(dtype=str)
+    drawn = verification_pairs(table, "random", 400, 3)
+    np.testing.assert_array_equal(pairs.clusters, identity[drawn.voice])
+    np.testing.assert_array_equal(pairs.face_identities, identity[drawn.face])
+    for metric, key in ((roc_auc, "auc_ci"), (eer, "eer_ci")):
+        expected = cluster_bootstrap_ci(metric, pairs.clusters, pairs.scores, pairs.labels, n_boot=50, seed=3)
+        assert result["verification"][key] == pytest.approx(list(expected))
+    g = scored_pairs(vectors, table, "G", 400, 3, "test")
+    assert result["grouped_auc"]["G"]["ci"] == pytest.approx(
+        list(cluster_bootstrap_ci(roc_auc, g.clusters, g.scores, g.labels, n_boot=50, seed=3)))
+    # matching: trials belong to their probe identity
+    trials = matching_trials(table, "v2f", 200, 3, 10)
+    credits = matching_credits(matching_similarities(trials, vectors)[:, :4])
+    probes = table["identity"].to_numpy(dtype=str)[trials.probes]
+    assert result["matching_vf"]["4"]["ci"] == pytest.approx(
+        list(cluster_bootstrap_ci(weighted_mean, probes, credits, n_boot=50, seed=3)))
+
+
+def test_evaluate_reports_the_chance_map_of_the_gallery(table):
+    result = quiet_evaluate(unit_vectors(np.random.default_rng(1), len(table)), table)
+    identity = table["identity"].to_numpy(dtype=str)
+    for key, direction in (("vf", "v2f"), ("fv", "f2v")):
+        task = retrieval_task(table, direction)
+        assert result["map"][key]["chance"] == pytest.approx(
+            chance_mean_average_precision(identity[task.queries], identity[task.gallery]))
+        assert abs(result["map"][key]["map"] - result["map"][key]["chance"]) < 0.04  # random vectors: chance
+
+
+def test_compare_gives_paired_differences_on_the_same_pairs(table):
+    good, poor = identity_vectors(table, noise=0.8), identity_vectors(table, noise=2.0, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = compare(good, poor, table, seed=2, n_pairs=400, n_boot=100)
+        same = compare(good, good, table, seed=2, n_pairs=400, n_boot=100, lists=("random",))
+        evaluated = evaluate(good, table, seed=2, n_pairs=400, n_trials=50, n_boot=100)
+    assert set(result["verification"]) == {"random", "G", "N", "A", "GNA"}
+    assert result["settings"]["difference"] == "a - b"
+    auc = result["verification"]["random"]["auc"]
+    assert auc["a"] == pytest.approx(evaluated["verification"]["auc"])
+    assert auc["a_ci"] == pytest.approx(evaluated["verification"]["auc_ci"])
+    assert auc["difference"] > 0 and auc["ci"][0] > 0  # the better embedding wins, beyond the interval
+    assert result["verification"]["random"]["eer"]["ci"][1] < 0  # ... with a lower EER
+    assert result["verification"]["N"]["auc"]["a"] == pytest.approx(evaluated["grouped_auc"]["N"]["auc"])
+    with pytest.warns(UserWarning, match="have no age"):
+        a, b = scored_pairs(good, table, "A", 400, 2, "test"), scored_pairs(poor, table, "A", 400, 2, "test")
+    expected = paired_cluster_bootstrap_ci(eer, a.clusters, (a.scores, a.labels), (b.scores, b.labels), n_boot=100,
+                                           seed=2)
+    assert result["verification"]["A"]["eer"] == expected.as_dict()
+    zero = same["verification"]["random"]["auc"]
+    assert zero["difference"] == 0 and zero["ci"] == [0, 0]
+    assert json.loads(json.dumps(result)) == result
+    with pytest.raises(ValueError, match="lists"):
+        compare(good, poor, table, lists=("X",))
+
+
 def test_evaluate_notes_what_the_data_cannot_support():
     small = make_table(n_test=5, n_train=0, missing_age=())
     result = quiet_evaluate(identity_vectors(small, noise=1.0), small)
     assert "note" in result["grouped_auc"]["GNA"] and "auc" in result["grouped_auc"]["G"]
+    assert result["grouped_auc"]["N"]["ci"] is not None
     assert set(result["matching_vf"]) == {"2", "3", "4", "5"}
     assert any("N goes up to 5" in note for note in result["notes"])
     with pytest.raises(ValueError, match="L2-normalised"):
         evaluate(2 * identity_vectors(small, noise=1.0), small)
+
+
+def test_too_few_identities_for_an_interval_give_none_and_a_note():
+    # six identities, two of which share a nationality: only they can anchor a negative of the N list, and
+    # about 9% of the identity resamples draw neither, leaving no negative pair
+    nationalities = ["USA", "USA", "UK", "India", "Italy", "Mexico"]
+    tiny = pd.DataFrame([{"identity": f"id{i}", "modality": modality, "split": "test", "gender": "m",
+                          "nationality": nationality, "age": "20s"}
+                         for i, nationality in enumerate(nationalities) for modality in ("voice", "face")])
+    vectors = identity_vectors(tiny, noise=1.0)
+    result = evaluate(vectors, tiny, n_pairs=200, n_trials=50, n_boot=200)
+    assert result["grouped_auc"]["N"]["ci"] is None and result["grouped_auc"]["G"]["ci"] is not None
+    assert any(note.startswith("grouped AUC N: no identity-level interval") for note in result["notes"])
+    paired = compare(vectors, identity_vectors(tiny, noise=1.0, seed=1), tiny, n_pairs=200, n_boot=200,
+                     lists=("random", "N"))
+    assert "note" in paired["verification"]["N"]["auc"] and "difference" in paired["verification"]["random"]["auc"]
+    assert any(note.startswith("verification N auc: no identity-level interval") for note in paired["notes"])
 
 
 # --- official lists on the real mini set ---------------------------------------------------------

@@ -101,6 +101,12 @@ def test_oracle_scores_from_a_population_folder(population):
     ids = np.array([p.vox_id for p in people])
     scores = oracle_scores(ids, ids, population)
     assert scores.shape == (6,) and np.isfinite(scores).all()
+    cfg = read_population_config(population)
+    np.testing.assert_allclose(oracle_scores(ids, ids[::-1], population, restriction="GNA"),
+                               np.nan_to_num([oracle_score(p.voice, q.face, cfg, ("gender", "nationality", "age"))
+                                              for p, q in zip(people, people[::-1])], neginf=-1e9))
+    with pytest.raises(ValueError, match="restriction"):
+        oracle_scores(ids, ids, population, restriction="gender")
     with pytest.raises(KeyError, match="not in the population"):
         oracle_scores(np.array(["id99999"]), ids[:1], population)
 

@@ -97,11 +97,10 @@ def _ingest(args: argparse.Namespace) -> None:
 
 def _preprocess(args: argparse.Namespace) -> None:
     """Preprocess a dataset (or the preset's synthetic population) into the cache."""
-    from vfcross.data.manifest import write_manifest
     from vfcross.data.splits import check_splits
     from vfcross.data.synthetic.writer import write_population
     from vfcross.io import describe_skips
-    from vfcross.preprocess.run import preprocess, write_report
+    from vfcross.preprocess.run import run_preprocessing
 
     cfg = _config(args)
     if not cfg.data_root:
@@ -109,21 +108,15 @@ def _preprocess(args: argparse.Namespace) -> None:
     manifest, ingest_skipped = _scan(cfg)
     notes = check_splits(manifest, cfg.eval.split)  # before any work
     _print_notes(notes)
-    result = preprocess(manifest, cfg)
     out = cfg.manifest_path.parent
-    report_csv, _ = write_report(result, out, ingest_skipped)
-    write_manifest(result.manifest, cfg.manifest_path)
-    save_config(cfg, out)
+    result = run_preprocessing(manifest, cfg, out, ingest_skipped=ingest_skipped)
     print(result.summary().to_string())
     if len(ingest_skipped):
         print("when reading the dataset, " + describe_skips(ingest_skipped, "path", out / "ingest_skipped.csv",
                                                            SHOWN_SKIPS))
     skipped = result.report[result.report["outcome"] == "skipped"]
-    print("when preprocessing, " + describe_skips(skipped, "relpath", report_csv, SHOWN_SKIPS))
-    try:
-        _print_notes([n for n in check_splits(result.manifest, cfg.eval.split) if n not in notes])
-    except ValueError as err:
-        raise ValueError(f"after preprocessing, {err}; see {report_csv}") from None
+    print("when preprocessing, " + describe_skips(skipped, "relpath", out / "preprocess_report.csv", SHOWN_SKIPS))
+    _print_notes([n for n in check_splits(result.manifest, cfg.eval.split) if n not in notes])
     print(f"manifest for training: {cfg.manifest_path}")
 
 
@@ -142,6 +135,34 @@ def _train(args: argparse.Namespace) -> None:
     if history:  # under torchrun only rank 0 keeps the history and writes
         save_config(cfg, args.out)
         print(json.dumps(history[-1]))
+
+
+def _export(args: argparse.Namespace) -> None:
+    """Export a trained model (backbone + fusion + preprocessing settings) to one safetensors file."""
+    from vfcross.inference import export
+
+    out = export(args.run, args.out, args.backbone)
+    print(f"model of {args.run} -> {out} ({out.stat().st_size / 2**20:.1f} MiB)")
+
+
+def _match(args: argparse.Namespace) -> None:
+    """Rank faces for a voice (or voices for a face) by the cosine similarity of a trained model."""
+    from vfcross.inference import load, match
+    from vfcross.io import markdown_table
+
+    if args.voice and (args.voices or not args.faces):
+        raise ValueError("--voice needs --faces (and no --voices)")
+    if args.face and (args.faces or not args.voices):
+        raise ValueError("--face needs --voices (and no --faces)")
+    modality, other = ("voice", "face") if args.voice else ("face", "voice")
+    query, candidates = (args.voice, args.faces) if args.voice else (args.face, args.voices)
+    ranking = match(load(args.model), query, candidates, modality).rename(columns={"candidate": other})
+    if args.json:
+        print(json.dumps({"model": args.model, "query": {"modality": modality, "path": query},
+                          "ranking": ranking.to_dict(orient="records")}, indent=2))
+    else:
+        print(f"{modality} {query} against {len(candidates)} {other}s (cosine similarity, model {args.model})\n")
+        print(markdown_table(ranking.assign(similarity=ranking["similarity"].map("{:.4f}".format))), end="")
 
 
 def _reproduce(args: argparse.Namespace) -> None:
@@ -201,6 +222,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start afresh, replacing the folder's model (needed when settings or data changed)")
     p.set_defaults(func=_train)
 
+    p = sub.add_parser("export", help=_export.__doc__)
+    p.add_argument("--run", required=True,
+                   help="work folder holding runs/backbone-single and runs/fusion-full, or a fusion run folder")
+    p.add_argument("--out", required=True, help="model file to write, e.g. model.safetensors")
+    p.add_argument("--backbone", default=None, help="backbone run folder, if not beside the fusion run")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("match", help=_match.__doc__)
+    p.add_argument("model", help="model file from `vfcross export`, a work folder or a fusion run folder")
+    query = p.add_mutually_exclusive_group(required=True)
+    query.add_argument("--voice", help="audio file to match against --faces")
+    query.add_argument("--face", help="image file to match against --voices")
+    p.add_argument("--faces", nargs="+", default=[], metavar="IMAGE")
+    p.add_argument("--voices", nargs="+", default=[], metavar="AUDIO")
+    p.add_argument("--json", action="store_true", help="print the ranking as JSON")
+    p.set_defaults(func=_match)
+
     p = sub.add_parser("reproduce", help=_reproduce.__doc__)
     p.add_argument("--preset", choices=PRESETS, default="default")
     p.add_argument("--reports", default="reports")
@@ -219,16 +257,19 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``vfcross`` console script.
 
     Errors a user can fix (bad settings, missing files, data that does not
-    fit) end with one line on stderr and exit status 2; Ctrl-C with one line
-    and 130, SIGTERM with one line and 143. Work already finished (cache
-    entries, epoch checkpoints) is kept, and the same command resumes it.
+    fit, a failing notebook) end with one line on stderr and exit status 2;
+    Ctrl-C with one line and 130, SIGTERM with one line and 143. Work already
+    finished (cache entries, epoch checkpoints) is kept, and the same command
+    resumes it.
     """
+    from vfcross.pipeline import NotebookFailed
+
     args = build_parser().parse_args(argv)
     name = f"vfcross {args.command}"
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         args.func(args)
-    except (ConfigError, FileNotFoundError, FileExistsError, ValueError, KeyError) as err:
+    except (ConfigError, FileNotFoundError, FileExistsError, ValueError, KeyError, NotebookFailed) as err:
         print(f"{name}: error: {err.args[0] if isinstance(err, KeyError) and err.args else err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

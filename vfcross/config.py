@@ -41,6 +41,8 @@ NoFace = Literal["skip", "fallback"]
 Architecture = Literal["single", "dual"]
 #: How a spectrogram enters the backbone (see :mod:`vfcross.backbone.inception`).
 SpectrogramInput = Literal["image"]
+#: How a spectrogram is standardised: per frequency row ("bin", VGGVox) or as a whole.
+SpectrogramNormalisation = Literal["bin", "utterance"]
 CenterReduction = Literal["mean", "sum"]
 Optimizer = Literal["adam", "sgd"]
 #: The fusion of face and voice projections (see :mod:`vfcross.fusion.model`).
@@ -83,6 +85,10 @@ def _type_problem(hint: Any, value: Any) -> str | None:
             f"{value!r} is not allowed; choose one of {', '.join(repr(a) for a in allowed)}"
     if typing.get_origin(hint) is tuple:
         kinds = typing.get_args(hint)
+        if len(kinds) == 2 and kinds[1] is Ellipsis:  # tuple[int, ...]: any length
+            if not isinstance(value, tuple):
+                return f"expected a list of values, got {value!r}"
+            kinds = (kinds[0],) * len(value)
         if not isinstance(value, tuple) or len(value) != len(kinds):
             return f"expected {len(kinds)} values, got {value!r}"
         return next((p for p in map(_type_problem, kinds, value) if p), None)
@@ -112,6 +118,13 @@ def _at_least(obj: Any, name: str, low: float, why: str = "") -> None:
     value = getattr(obj, name)
     if value < low:
         raise ConfigError(name, f"must be at least {low}{why}, got {value!r}")
+
+
+def _check_seeds(obj: Any) -> None:
+    """Require a non-empty ``obj.seeds`` of distinct non-negative seeds."""
+    seeds = obj.seeds
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise ConfigError("seeds", f"must be one or more distinct non-negative seeds, got {seeds!r}")
 
 
 def _between(obj: Any, name: str, low: float, high: float, high_open: bool = False,
@@ -210,8 +223,18 @@ class VoiceConfig:
     win_ms: float = 25.0
     hop_ms: float = 10.0
     n_fft: int = 512
+    #: Highest frequency kept, in Hz (0 = up to the Nyquist frequency). Pitch,
+    #: its harmonics and the formants that carry a speaker lie below ~4 kHz.
+    max_hz: float = 0.0
+    #: Frequency rows: 0 keeps the linear FFT bins; n > 0 pools them into n
+    #: mel bands (finer at low frequencies, where the pitch harmonics are).
+    n_mels: int = 0
     #: log(1 + magnitude) before normalisation; False keeps plain magnitude.
     log_compress: bool = True
+    #: "bin": every frequency row standardised over time (VGGVox; removes the
+    #: channel's colouring, but also the speaker's long-term spectral shape);
+    #: "utterance": one mean and standard deviation for the whole spectrogram.
+    normalise: SpectrogramNormalisation = "bin"
     #: Longest speech kept per clip, in seconds after VAD (0 = no limit). A
     #: longer clip keeps its first ``max_seconds`` of speech, and the report
     #: notes it; this bounds the memory and time of very long recordings.
@@ -224,8 +247,9 @@ class VoiceConfig:
         for name in ("vad_window_ms", "vad_threshold_db", "win_ms", "hop_ms"):
             _between(self, name, 0.0, math.inf, low_open=True)
         _between(self, "vad_overlap", 0.0, 1.0, high_open=True)
-        for name in ("min_seconds", "max_seconds"):
-            _at_least(self, name, 0.0)
+        for name in ("min_seconds", "max_seconds", "n_mels"):
+            _at_least(self, name, 0)
+        _between(self, "max_hz", 0.0, self.sample_rate / 2)
         window = round(self.sample_rate * self.win_ms / 1000.0)
         if window > self.n_fft:
             raise ConfigError("n_fft", f"{self.n_fft} is shorter than the {window}-sample window "
@@ -233,6 +257,16 @@ class VoiceConfig:
         if self.max_seconds and self.max_seconds < self.min_seconds:
             raise ConfigError("max_seconds", f"must be 0 (no limit) or at least min_seconds = "
                                              f"{self.min_seconds}, got {self.max_seconds!r}")
+
+    @property
+    def frequency_rows(self) -> int:
+        """Rows of the spectrograms this configuration makes."""
+        if self.n_mels:
+            return self.n_mels
+        bins = self.n_fft // 2 + 1
+        if self.max_hz:
+            bins = min(bins, int(self.max_hz * self.n_fft / self.sample_rate) + 1)
+        return bins
 
 
 @dataclass
@@ -262,12 +296,17 @@ class LoopConfig:
     lr_decay: float = 0.95
     weight_decay: float = 0.0
     seed: int = 0
-    #: Mixed precision; only ever used on CUDA.
+    #: Mixed precision: float16 on CUDA, bfloat16 on CPUs with native bfloat16
+    #: arithmetic, float32 elsewhere (see vfcross.training.autocast_dtype).
     amp: bool = True
     #: Cap on batches per epoch (0 = the whole epoch); smoke runs use it.
     max_batches_per_epoch: int = 0
     #: Validate after every this many epochs (and always after the last).
     validate_every: int = 1
+    #: A validation number to maximise (e.g. "val_auc"): the run then keeps
+    #: the objective of the epoch where it was highest (``best.pt``), and the
+    #: later stages use that one. "" keeps the last epoch's.
+    select_best: str = ""
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -316,6 +355,9 @@ class BackboneConfig:
     #: embedding; a long utterance is embedded in chunks of this many crops,
     #: which bounds the memory whatever its length.
     embed_chunk_crops: int = 64
+    #: Training seeds of the single- and the dual-stream backbone compared in
+    #: notebook 05; the run of ``loop.seed`` is the one every later stage uses.
+    seeds: tuple[int, ...] = (0,)
     loop: LoopConfig = field(default_factory=LoopConfig)
 
     def __post_init__(self) -> None:
@@ -329,6 +371,7 @@ class BackboneConfig:
         _at_least(self, "center_weight", 0.0)
         _between(self, "center_lr", 0.0, 1.0)
         _between(self, "holdout_fraction", 0.0, 1.0, high_open=True)
+        _check_seeds(self)
 
 
 @dataclass
@@ -345,6 +388,9 @@ class FusionConfig:
     #: Weight alpha of the orthogonal projection loss in "ce+opl".
     alpha: float = 1.0
     batch_size: int = 128
+    #: Training seeds of every fusion variant (notebooks 03 and 05 train one
+    #: model per seed); the run of ``loop.seed`` is the one evaluated in notebook 04.
+    seeds: tuple[int, ...] = (0, 1, 2)
     #: Paper: Adam, lr 1e-5 with exponential decay, 100 epochs.
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=100, lr=1e-5, lr_decay=0.98))
 
@@ -353,6 +399,19 @@ class FusionConfig:
         _at_least(self, "dim", 1)
         _at_least(self, "batch_size", 2, " (the orthogonal projection loss compares pairs)")
         _at_least(self, "alpha", 0.0)
+        _check_seeds(self)
+
+
+#: Table 6 of the paper: each ablation is a change of the fusion configuration (the one
+#: model and the one loop), named here once; the last is the full model.
+TABLE6_VARIANTS: dict[str, dict[str, str]] = {
+    "single stream + FOP loss, no fusion": {"fusion": "none", "loss": "ce+opl"},
+    "+ fusion, CE only": {"fusion": "gated", "loss": "ce"},
+    "+ fusion, OPL (cosine) only": {"fusion": "gated", "loss": "opl"},
+    "full model (fusion + CE + OPL)": {"fusion": "gated", "loss": "ce+opl"},
+}
+#: The full model's name among the variants (notebook 03 trains it; Table 6's reference row).
+FULL_MODEL = list(TABLE6_VARIANTS)[-1]
 
 
 @dataclass
@@ -495,6 +554,8 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     if origin is tuple and isinstance(value, (list, tuple)):
         kinds = typing.get_args(hint)
+        if len(kinds) == 2 and kinds[1] is Ellipsis:  # tuple[int, ...]: any length
+            return tuple(_coerce(kinds[0], v, where) for v in value)
         if len(value) != len(kinds):
             raise ConfigError(where, f"expected {len(kinds)} values, got {value!r}")
         return tuple(_coerce(t, v, where) for t, v in zip(kinds, value))

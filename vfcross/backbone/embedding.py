@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -21,12 +21,12 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from vfcross.backbone.objective import load_backbone
-from vfcross.preprocess import load_spectrogram
 from vfcross.backbone.sampler import fit_frames, load_faces, utterance_offsets
+from vfcross.preprocess import load_spectrogram
 from vfcross.config import BackboneConfig
 from vfcross.evaluation.metrics import roc_auc
-from vfcross.io import atomic_write
-from vfcross.training import CHECKPOINT, device
+from vfcross.io import atomic_write, sha256_file
+from vfcross.training import device, state_path
 
 
 def all_pairs_scores(embeddings: np.ndarray, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -65,41 +65,27 @@ def embed_rows(net: nn.Module, rows: pd.DataFrame, cfg: BackboneConfig, dev: tor
     bar = tqdm(total=len(rows), desc="embedding", disable=not progress, leave=False)
     for start in range(0, len(faces), chunk):
         idx = faces[start:start + chunk]
-        feats = net.features(load_faces(list(paths[idx]), cfg.input_size).to(dev), "face").float()
-        out[idx] = (F.normalize(feats, dim=1) if normalise else feats).cpu().numpy()
+        out[idx] = embed_face_batch(net, load_faces(list(paths[idx]), cfg.input_size), dev, normalise)
         bar.update(len(idx))
     voices = np.flatnonzero(modality == "voice")
-    sums = torch.zeros(len(voices), 512, dtype=torch.float64)
-    counts = torch.zeros(len(voices), dtype=torch.float64)
-    finished = 0  # utterances before the current chunk's last one are complete
-    for owners, crops in _crop_chunks([paths[i] for i in voices], cfg.voice_crop_frames, chunk):
-        feats = net.features(crops.to(dev), "voice").float()
-        feats = (F.normalize(feats, dim=1) if normalise else feats).cpu().double()
-        owner = torch.from_numpy(owners)
-        sums.index_add_(0, owner, feats)
-        counts.index_add_(0, owner, torch.ones(len(owners), dtype=torch.float64))
-        bar.update(int(owners[-1]) - finished)
-        finished = int(owners[-1])
-    if len(voices):
-        bar.update(len(voices) - finished)
-        pooled = (sums / counts.unsqueeze(1)).float()
-        out[voices] = (F.normalize(pooled, dim=1) if normalise else pooled).numpy()
+    spectrograms = (load_spectrogram(paths[i]) for i in voices)  # loaded one at a time, as the crops need them
+    out[voices] = _pooled(net, _crop_chunks(spectrograms, cfg.voice_crop_frames, chunk), len(voices), dev,
+                          normalise, bar.update)
     bar.close()
     net.train(was_training)
     return out
 
 
-def _crop_chunks(paths: list[str], frames: int, chunk: int) -> Iterator[tuple[np.ndarray, Tensor]]:
-    """The test-time crops of utterances ``paths`` in chunks of at most ``chunk``.
+def _crop_chunks(spectrograms: Iterable[np.ndarray], frames: int, chunk: int) -> Iterator[tuple[np.ndarray, Tensor]]:
+    """The test-time crops of utterances ``spectrograms`` (each (F, T)) in chunks of at most ``chunk``.
 
-    Yields ``(owners, crops)``: the position in ``paths`` of each crop's
-    utterance and the crops (n, 1, F, frames). Only one spectrogram is loaded
-    at a time, and only ``chunk`` crops exist at once.
+    Yields ``(owners, crops)``: the position of each crop's utterance and the
+    crops (n, 1, F, frames). The spectrograms are taken one at a time, and
+    only ``chunk`` crops exist at once.
     """
     owners: list[int] = []
     crops: list[np.ndarray] = []
-    for position, path in enumerate(paths):
-        spec = load_spectrogram(path)
+    for position, spec in enumerate(spectrograms):
         for offset in utterance_offsets(spec.shape[1], frames):
             owners.append(position)
             crops.append(fit_frames(spec, frames, offset))
@@ -108,6 +94,56 @@ def _crop_chunks(paths: list[str], frames: int, chunk: int) -> Iterator[tuple[np
                 owners, crops = [], []
     if crops:
         yield np.asarray(owners), torch.from_numpy(np.stack(crops)).unsqueeze(1)
+
+
+def _pooled(net: nn.Module, chunks: Iterable[tuple[np.ndarray, Tensor]], count: int, dev: torch.device,
+            normalise: bool, finished: Callable[[int], object] = lambda n: None) -> np.ndarray:
+    """Utterance embeddings (count, 512): the mean of their crops' embeddings, fed in ``chunks``.
+
+    Each crop embedding is L2-normalised first and the mean re-normalised
+    when ``normalise``. ``finished(n)`` is told of every ``n`` utterances
+    whose crops are all done (utterances arrive in order).
+    """
+    sums = torch.zeros(count, 512, dtype=torch.float64)
+    counts = torch.zeros(count, dtype=torch.float64)
+    done = 0
+    for owners, crops in chunks:
+        feats = net.features(crops.to(dev), "voice").float()
+        feats = (F.normalize(feats, dim=1) if normalise else feats).cpu().double()
+        sums.index_add_(0, torch.from_numpy(owners), feats)
+        counts.index_add_(0, torch.from_numpy(owners), torch.ones(len(owners), dtype=torch.float64))
+        finished(int(owners[-1]) - done)  # utterances before the chunk's last one are complete
+        done = int(owners[-1])
+    if not count:
+        return np.zeros((0, 512), dtype=np.float32)
+    finished(count - done)
+    pooled = (sums / counts.unsqueeze(1)).float()
+    return (F.normalize(pooled, dim=1) if normalise else pooled).numpy()
+
+
+@torch.no_grad()
+def embed_face_batch(net: nn.Module, faces: Tensor, dev: torch.device, normalise: bool = True) -> np.ndarray:
+    """Embeddings (B, 512) of a batch of face inputs (B, 3, S, S) made by ``face_batch``.
+
+    The caller puts ``net`` in eval mode.
+    """
+    feats = net.features(faces.to(dev), "face").float()
+    return (F.normalize(feats, dim=1) if normalise else feats).cpu().numpy()
+
+
+@torch.no_grad()
+def embed_utterances(net: nn.Module, spectrograms: Iterable[np.ndarray], frames: int, dev: torch.device,
+                     normalise: bool = True, chunk: int = 64) -> np.ndarray:
+    """Embeddings (B, 512) of whole utterances given as float32 spectrograms (F, T) each.
+
+    An utterance's embedding is the mean of the embeddings of its
+    half-overlapping ``frames``-long crops (:func:`~vfcross.backbone.sampler.utterance_offsets`),
+    each L2-normalised first and the mean re-normalised when ``normalise``.
+    At most ``chunk`` crops go through the network at once, so memory does
+    not grow with an utterance's length. The caller puts ``net`` in eval mode.
+    """
+    spectrograms = list(spectrograms)
+    return _pooled(net, _crop_chunks(spectrograms, frames, chunk), len(spectrograms), dev, normalise)
 
 
 @dataclass(frozen=True)
@@ -120,11 +156,6 @@ class Embeddings:
     checkpoint_sha256: str
 
 
-def _sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def extract_embeddings(run_dir: str | Path, manifest: pd.DataFrame, cfg: BackboneConfig,
                        cache_dir: str | Path, progress: bool = True) -> Embeddings:
     """Embed every row of ``manifest`` with the backbone checkpoint in ``run_dir``.
@@ -134,11 +165,9 @@ def extract_embeddings(run_dir: str | Path, manifest: pd.DataFrame, cfg: Backbon
     recorded beside the vectors. The run must have been trained from ``cfg``
     (see :func:`~vfcross.backbone.objective.load_backbone`), cached or not.
     """
-    ckpt = Path(run_dir) / CHECKPOINT
-    if not ckpt.exists():
-        raise FileNotFoundError(f"no checkpoint in {run_dir}: train the backbone first")
+    ckpt = state_path(run_dir)
     objective = load_backbone(run_dir, cfg)
-    sha = _sha256(ckpt)
+    sha = sha256_file(ckpt)
     rows = manifest.reset_index(drop=True)
     key = hashlib.sha256((sha + "\n".join(rows["cache_path"].astype(str))).encode()).hexdigest()[:16]
     cache = Path(cache_dir) / f"embeddings-{key}.npz"

@@ -17,6 +17,7 @@ really is one parameter set for both modalities.
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from facenet_pytorch import InceptionResnetV1
 from torch import Tensor, nn
@@ -26,11 +27,28 @@ from vfcross.config import MIN_INPUT_SIZE, SpectrogramInput, choices
 SPECTROGRAM_INPUTS = choices(SpectrogramInput)
 
 
+class _ChannelsLast(nn.Module):
+    """Run a convolutional network in the channels-last memory layout.
+
+    The same arithmetic as the default layout; oneDNN's convolutions are
+    faster on it (the default backbone's CPU training step: 0.65 -> 0.62 s in
+    float32, 0.44 -> 0.38 s in bfloat16; docs/experiments.md).
+    """
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net.to(memory_format=torch.channels_last)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The wrapped network's output for ``x`` (B, C, H, W)."""
+        return self.net(x.contiguous(memory_format=torch.channels_last))
+
+
 def inception_resnet_v1(dropout: float) -> nn.Module:
     """A fresh InceptionResNet-V1 whose forward returns raw 512-d features."""
     net = InceptionResnetV1(pretrained=None, classify=True, num_classes=1, dropout_prob=dropout)
     net.logits = nn.Identity()
-    return net
+    return _ChannelsLast(net)
 
 
 def check_input_size(size: int) -> None:

@@ -12,15 +12,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vfcross.backbone.dual_stream import DualStream
 from vfcross.backbone.single_stream import SingleStream
-from vfcross.config import Architecture, BackboneConfig, choices
+from vfcross.config import Architecture, BackboneConfig, RunConfig, choices, override
 from vfcross.losses import CrossModalCenterLoss
-from vfcross.training import device, loop_settings, objective_state, stage_settings
+from vfcross.training import device, objective_state, stage_settings
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"single": SingleStream, "dual": DualStream}
 
@@ -66,14 +67,36 @@ class BackboneObjective(nn.Module):
 def load_backbone(run_dir: str | Path, cfg: BackboneConfig) -> BackboneObjective:
     """The trained objective (network, classifier, centers) of a run folder, on the CPU.
 
-    Raises :class:`~vfcross.training.RunMismatchError` when the run was not
-    trained from ``cfg`` (settings and epochs).
+    Raises :class:`~vfcross.training.RunMismatchError` when the run was
+    trained with other ``cfg`` settings (its loop settings and seed may differ).
     """
-    expected = {**stage_settings("backbone", cfg), **loop_settings("backbone", cfg.loop)}
-    state = objective_state(run_dir, expected, cfg.loop.epochs)
+    return backbone_from_state(objective_state(run_dir, stage_settings("backbone", cfg)), cfg)
+
+
+def backbone_from_state(state: dict[str, Tensor], cfg: BackboneConfig) -> BackboneObjective:
+    """A backbone objective rebuilt from its ``state_dict`` (the class count is read from the centers)."""
     objective = BackboneObjective(cfg, state["center.centers"].shape[0])
     objective.load_state_dict(state)
     return objective
+
+
+def measure_costs(cfg: RunConfig, num_classes: int) -> pd.DataFrame:
+    """:func:`measure_training_step` of the single- and the dual-stream network with ``cfg``'s batch and inputs."""
+    rows = {arch: measure_training_step(override(cfg, {"backbone.architecture": arch}).backbone, num_classes,
+                                        freq_bins=cfg.voice.frequency_rows)
+            for arch in ("single", "dual")}
+    return pd.DataFrame(rows).T
+
+
+def costs(path: str | Path, cfg: RunConfig, num_classes: int) -> pd.DataFrame:
+    """The cost table saved at ``path`` (by notebook 02), or measured now with :func:`measure_costs` and saved there."""
+    path = Path(path)
+    if path.exists():
+        return pd.read_csv(path, index_col=0)
+    table = measure_costs(cfg, num_classes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path)
+    return table
 
 
 def measure_training_step(cfg: BackboneConfig, num_classes: int, steps: int = 3,

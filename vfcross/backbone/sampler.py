@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,8 +24,17 @@ from vfcross.preprocess import load_face, load_spectrogram
 
 
 def load_faces(paths: list[str], size: int, flips: np.ndarray | None = None) -> Tensor:
-    """Face crops as standardised float tensors (B, 3, size, size), optionally mirrored."""
-    images = torch.from_numpy(np.stack([load_face(p) for p in paths])).permute(0, 3, 1, 2).float()
+    """Cached face crops as standardised float tensors (B, 3, size, size), optionally mirrored."""
+    return face_batch([load_face(p) for p in paths], size, flips)
+
+
+def face_batch(crops: Sequence[np.ndarray], size: int, flips: np.ndarray | None = None) -> Tensor:
+    """Aligned uint8 face crops (H, W, 3) as the backbone's input (B, 3, size, size), optionally mirrored.
+
+    The one conversion of crops into network input, shared by training, the
+    cached embeddings and :mod:`vfcross.inference`'s raw files.
+    """
+    images = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float()
     if images.shape[-1] != size:
         images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     if flips is not None:
@@ -52,16 +62,29 @@ def load_voice_crops(paths: list[str], frames: int, offsets: np.ndarray) -> Tens
 
 
 def utterance_offsets(length: int, frames: int) -> np.ndarray:
-    """Offsets (fractions, see :func:`fit_frames`) of the half-overlapping crops covering ``length`` frames."""
+    """Offsets (fractions, see :func:`fit_frames`) of the test-time crops of a ``length``-frame utterance.
+
+    Crops start at evenly spaced offsets from the first to the last possible
+    one, about half a crop apart; an utterance no longer than a crop gives one
+    (wrapped) crop.
+    """
     n = max(1, math.ceil((length - frames) / (frames // 2)) + 1) if length > frames else 1
     return np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(1)
 
 
 def utterance_crops(path: str, frames: int) -> Tensor:
-    """All half-overlapping crops of one utterance (n, 1, F, frames) for test-time averaging."""
-    spec = load_spectrogram(path)
-    crops = [fit_frames(spec, frames, o) for o in utterance_offsets(spec.shape[1], frames)]
-    return torch.from_numpy(np.stack(crops)).unsqueeze(1)
+    """All half-overlapping crops of one cached utterance (n, 1, F, frames) for test-time averaging."""
+    return spectrogram_crops(load_spectrogram(path), frames)
+
+
+def spectrogram_crops(spec: np.ndarray, frames: int) -> Tensor:
+    """All half-overlapping ``frames``-long crops (n, 1, F, frames) of one float32 spectrogram (F, T).
+
+    Crops start at :func:`utterance_offsets`. The test-time voice input,
+    shared by the cached embeddings and :mod:`vfcross.inference`'s raw files.
+    """
+    return torch.from_numpy(np.stack([fit_frames(spec, frames, o) for o in utterance_offsets(spec.shape[1], frames)])
+                            ).unsqueeze(1)
 
 
 def holdout_mask(manifest: pd.DataFrame, fraction: float, seed: int) -> pd.Series:

@@ -12,6 +12,8 @@ and the log records a note saying so (training still runs).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import torch
@@ -25,9 +27,9 @@ from vfcross.backbone.sampler import (
     load_voice_crops,
     pk_batches,
 )
-from vfcross.config import BackboneConfig
+from vfcross.config import BackboneConfig, RunConfig, override, save_config
 from vfcross.data.splits import validation_note
-from vfcross.training import rows_fingerprint, task_fingerprint
+from vfcross.training import rows_fingerprint, task_fingerprint, train
 
 #: Manifest columns whose values a trained backbone depends on (see :meth:`BackboneTask.fingerprint`).
 FINGERPRINT_COLUMNS = ("identity", "modality", "split", "cache_path")
@@ -87,3 +89,26 @@ class BackboneTask:
             emb = embed_rows(net, self.val_table, self.cfg, dev, progress=False)
             out["val_auc"] = all_pairs_auc(emb, self.val_table)
         return out
+
+
+def backbone_run_name(architecture: str, seed: int, default_seed: int) -> str:
+    """Run folder name of a backbone: ``backbone-<architecture>``, with ``-seed<k>`` for extra seeds."""
+    return f"backbone-{architecture}" + ("" if seed == default_seed else f"-seed{seed}")
+
+
+def train_backbone(cfg: RunConfig, manifest: pd.DataFrame, architecture: str = "single", seed: int | None = None,
+                   progress: bool = True) -> tuple[Path, list[dict]]:
+    """Train (or resume, or reuse) one backbone of ``cfg`` on ``manifest``; returns its run folder and history.
+
+    ``architecture`` and ``seed`` override the configuration's; once trained,
+    the run's full configuration is saved beside its checkpoint
+    (``config.json``). A run folder trained from other settings or data is
+    refused (:class:`~vfcross.training.RunMismatchError`), and its
+    ``config.json`` is left as it was.
+    """
+    seed = cfg.backbone.loop.seed if seed is None else seed
+    run_cfg = override(cfg, {"backbone.architecture": architecture, "backbone.loop.seed": seed})
+    run_dir = cfg.run_dir(backbone_run_name(architecture, seed, cfg.backbone.loop.seed))
+    history = train(BackboneTask(manifest, run_cfg.backbone), run_cfg.backbone.loop, run_dir, progress=progress)
+    save_config(run_cfg, run_dir)
+    return run_dir, history

@@ -13,11 +13,18 @@ import warnings
 from typing import Callable
 
 import numpy as np
-from scipy.stats import rankdata
+from scipy.special import digamma
 
 
-def _check_binary(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Validate and convert verification scores and 0/1 labels."""
+def _check_binary(
+    scores: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate verification scores, 0/1 labels and optional weights; rows of weight 0 are dropped.
+
+    Returns (scores, boolean labels, float weights), with weights all 1 when
+    none are given. A weight is a row's multiplicity: integer weights give
+    exactly the result of repeating each row that many times.
+    """
     scores = np.asarray(scores, dtype=np.float64).ravel()
     labels = np.asarray(labels).ravel()
     if scores.shape != labels.shape:
@@ -25,51 +32,75 @@ def _check_binary(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, n
     if not np.isin(labels, (0, 1)).all():
         raise ValueError("labels must be 0 or 1")
     labels = labels.astype(bool)
+    if sample_weight is None:
+        weights = np.ones(len(scores))
+    else:
+        weights = np.asarray(sample_weight, dtype=np.float64).ravel()
+        if weights.shape != scores.shape:
+            raise ValueError(f"sample_weight and scores differ in length: {weights.shape} vs {scores.shape}")
+        if not np.isfinite(weights).all() or (weights < 0).any():
+            raise ValueError("sample_weight must be finite and non-negative")
+        kept = weights > 0
+        scores, labels, weights = scores[kept], labels[kept], weights[kept]
     if labels.all() or not labels.any():
         raise ValueError("need both positive and negative pairs")
     if not np.isfinite(scores).all():
         raise ValueError("scores must be finite")
-    return scores, labels
+    return scores, labels, weights
 
 
-def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+def _tie_groups(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per distinct score, in increasing order: the score, the positive weight and the negative weight."""
+    order = np.argsort(scores, kind="mergesort")
+    s, y, w = scores[order], labels[order], weights[order]
+    group = np.r_[0, np.cumsum(s[1:] != s[:-1])]
+    n_groups = int(group[-1]) + 1
+    positive = np.bincount(group, weights=np.where(y, w, 0.0), minlength=n_groups)
+    negative = np.bincount(group, weights=np.where(y, 0.0, w), minlength=n_groups)
+    first = np.r_[0, np.flatnonzero(s[1:] != s[:-1]) + 1]
+    return s[first], positive, negative
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
     """Area under the ROC curve: P(score of a positive > score of a negative), ties counting half.
 
-    Computed from average ranks (Mann-Whitney U), which equals scikit-learn's
-    trapezoidal ``roc_auc_score`` including its treatment of tied scores.
+    Equals scikit-learn's trapezoidal ``roc_auc_score`` including its
+    treatment of tied scores (the Mann-Whitney U statistic). With
+    ``sample_weight`` each row counts that many times (integer weights give
+    exactly the AUC of the rows repeated); rows of weight 0 are left out.
     """
-    scores, labels = _check_binary(scores, labels)
-    ranks = rankdata(scores)
-    n_pos, n_neg = labels.sum(), (~labels).sum()
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    scores, labels, weights = _check_binary(scores, labels, sample_weight)
+    _, positive, negative = _tie_groups(scores, labels, weights)
+    below = np.cumsum(negative) - negative
+    return float(np.dot(positive, below + negative / 2) / (positive.sum() * negative.sum()))
 
 
-def roc_points(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def roc_points(
+    scores: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """False and true positive rates at every distinct threshold, from (0, 0) to (1, 1).
 
     Tied scores form one step, as in ``sklearn.metrics.roc_curve`` with
     ``drop_intermediate=False``; thresholds are returned in decreasing order
-    (the first is ``inf``).
+    (the first is ``inf``). ``sample_weight`` as in :func:`roc_auc`.
     """
-    scores, labels = _check_binary(scores, labels)
-    order = np.argsort(-scores, kind="mergesort")
-    s, y = scores[order], labels[order]
-    last_of_tie = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
-    tps = np.cumsum(y)[last_of_tie]
-    fps = (last_of_tie + 1) - tps
-    fpr = np.r_[0.0, fps / (~labels).sum()]
-    tpr = np.r_[0.0, tps / labels.sum()]
-    return fpr, tpr, np.r_[np.inf, s[last_of_tie]]
+    scores, labels, weights = _check_binary(scores, labels, sample_weight)
+    values, positive, negative = _tie_groups(scores, labels, weights)
+    tps, fps = np.cumsum(positive[::-1]), np.cumsum(negative[::-1])
+    fpr = np.r_[0.0, fps / fps[-1]]
+    tpr = np.r_[0.0, tps / tps[-1]]
+    return fpr, tpr, np.r_[np.inf, values[::-1]]
 
 
-def eer(scores: np.ndarray, labels: np.ndarray) -> float:
+def eer(scores: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
     """Equal error rate: where the false-acceptance rate equals the false-rejection rate.
 
     The ROC is a step curve between thresholds; the EER is taken where the
     straight line between the two ROC points that bracket FPR = 1 - TPR
     crosses it (linear interpolation, as is usual in speaker verification).
+    ``sample_weight`` as in :func:`roc_auc`.
     """
-    fpr, tpr, _ = roc_points(scores, labels)
+    fpr, tpr, _ = roc_points(scores, labels, sample_weight)
     fnr = 1 - tpr
     gap = fnr - fpr  # decreases from 1 at (0, 0) to -1 at (1, 1)
     i = int(np.flatnonzero(gap <= 0)[0])
@@ -206,6 +237,44 @@ def mean_average_precision(
     (scikit-learn would count them as 0); ValueError if none remain.
     """
     return mean_of_average_precisions(average_precisions(similarity, query_labels, gallery_labels, chunk_size))
+
+
+def chance_average_precision(n_relevant: np.ndarray | int, gallery_size: np.ndarray | int) -> np.ndarray:
+    """Expected average precision of a uniformly random ranking with R relevant items among G.
+
+    E[AP] = (R - 1)/(G - 1) + (1 - (R - 1)/(G - 1)) * H_G / G, with H_G the
+    G-th harmonic number (for G = 1: 1). Why: AP is the mean over relevant
+    items of the precision at their rank k; the k - 1 items above a relevant
+    one hold on average (k - 1)(R - 1)/(G - 1) relevant ones, and E[1/k] over
+    a uniform rank is H_G / G. NaN where R = 0 (AP is undefined, as in
+    :func:`average_precisions`). Works elementwise on arrays.
+    """
+    r = np.asarray(n_relevant, dtype=np.float64)
+    g = np.asarray(gallery_size, dtype=np.float64)
+    if (g < 1).any() or (r < 0).any() or (r > g).any() or (r != np.round(r)).any() or (g != np.round(g)).any():
+        raise ValueError("need integers 0 <= n_relevant <= gallery_size with gallery_size >= 1")
+    harmonic = digamma(g + 1) + np.euler_gamma
+    share = np.divide(r - 1, g - 1, out=np.ones_like(r * g), where=g > 1)
+    return np.where(r > 0, share + (1 - share) * harmonic / g, np.nan)
+
+
+def chance_mean_average_precision(query_labels: np.ndarray, gallery_labels: np.ndarray) -> float:
+    """Mean average precision that a random ranking of this gallery is expected to reach.
+
+    The chance level to print beside a measured mAP: per query, the exact
+    :func:`chance_average_precision` for its number of relevant items in the
+    gallery (same label); queries without a relevant item are left out, as
+    the measured mAP leaves them out (:func:`mean_of_average_precisions`
+    warns about them). ValueError if no query has a relevant item.
+    """
+    query_codes, gallery_codes = _label_codes(query_labels, gallery_labels)
+    if len(gallery_codes) == 0:
+        raise ValueError("the gallery is empty")
+    per_label = np.bincount(gallery_codes, minlength=int(max(query_codes.max(initial=-1), gallery_codes.max())) + 1)
+    chance = chance_average_precision(per_label[query_codes], len(gallery_codes))
+    if np.isnan(chance).all():
+        raise ValueError("no query has a relevant item in the gallery; mean average precision is undefined")
+    return float(np.nanmean(chance))
 
 
 def retrieval_map(

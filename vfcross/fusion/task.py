@@ -26,21 +26,29 @@ from torch import Tensor, nn
 
 from vfcross.backbone.embedding import Embeddings, all_pairs_auc
 from vfcross.backbone.task import FINGERPRINT_COLUMNS
-from vfcross.config import FusionConfig, FusionLoss, choices
+from vfcross.config import (
+    FULL_MODEL,
+    TABLE6_VARIANTS,
+    FusionConfig,
+    FusionLoss,
+    RunConfig,
+    choices,
+    override,
+    save_config,
+)
 from vfcross.data.splits import validation_note
 from vfcross.fusion.model import FusionModel
 from vfcross.losses import orthogonal_projection_loss
-from vfcross.training import loop_settings, objective_state, rows_fingerprint, stage_settings, task_fingerprint
+from vfcross.training import (
+    objective_state,
+    rows_fingerprint,
+    stage_settings,
+    task_fingerprint,
+    train,
+)
 
 LOSSES = choices(FusionLoss)
 
-#: Table 6 of the paper, as configuration of the one model and loop.
-TABLE6_VARIANTS: dict[str, dict[str, str]] = {
-    "single stream + FOP loss, no fusion": {"fusion": "none", "loss": "ce+opl"},
-    "+ fusion, CE only": {"fusion": "gated", "loss": "ce"},
-    "+ fusion, OPL (cosine) only": {"fusion": "gated", "loss": "opl"},
-    "full model (fusion + CE + OPL)": {"fusion": "gated", "loss": "ce+opl"},
-}
 
 
 class FusionObjective(nn.Module):
@@ -170,11 +178,43 @@ def gate_values(model: FusionModel, embeddings: Embeddings, split: str, rng: np.
 def load_fusion(run_dir: str | Path, cfg: FusionConfig) -> FusionModel:
     """The trained fusion model of a run folder, in eval mode on the CPU.
 
-    Raises :class:`~vfcross.training.RunMismatchError` when the run was not
-    trained from ``cfg`` (settings and epochs).
+    Raises :class:`~vfcross.training.RunMismatchError` when the run was
+    trained with other ``cfg`` settings (its loop settings and seed may differ).
     """
-    expected = {**stage_settings("fusion", cfg), **loop_settings("fusion", cfg.loop)}
-    state = objective_state(run_dir, expected, cfg.loop.epochs)
+    return fusion_from_state(objective_state(run_dir, stage_settings("fusion", cfg)), cfg)
+
+
+def fusion_from_state(state: dict[str, Tensor], cfg: FusionConfig) -> FusionModel:
+    """The fusion model of a fusion objective's ``state_dict``, in eval mode (sizes read from the weights)."""
     objective = FusionObjective(cfg, state["model.classifier.weight"].shape[0], state["model.face_proj.weight"].shape[1])
     objective.load_state_dict(state)
     return objective.model.eval()
+
+
+def fusion_run_name(variant: str, seed: int, default_seed: int) -> str:
+    """Run folder name of a fusion variant: ``fusion-full`` or ``fusion-<fusion>-<loss>``, ``-seed<k>`` for extra seeds."""
+    change = TABLE6_VARIANTS.get(variant)
+    if change is None:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {list(TABLE6_VARIANTS)}")
+    base = "fusion-full" if variant == FULL_MODEL else f"fusion-{change['fusion']}-{change['loss']}"
+    return base + ("" if seed == default_seed else f"-seed{seed}")
+
+
+def train_fusion(cfg: RunConfig, embeddings: Embeddings, variant: str = FULL_MODEL, seed: int | None = None,
+                 progress: bool = False) -> tuple[Path, list[dict]]:
+    """Train (or resume, or reuse) one fusion variant on backbone ``embeddings``; returns its run folder and history.
+
+    ``variant`` names a Table 6 row (:data:`~vfcross.config.TABLE6_VARIANTS`),
+    applied to the configuration's fusion settings; ``seed`` overrides the
+    training seed. Once trained, the run's full configuration is saved beside
+    it; a run folder trained from other settings or data is refused
+    (:class:`~vfcross.training.RunMismatchError`) and its ``config.json`` left as it was.
+    """
+    seed = cfg.fusion.loop.seed if seed is None else seed
+    fusion_run_name(variant, seed, cfg.fusion.loop.seed)  # validates the variant
+    change = {f"fusion.{key}": value for key, value in TABLE6_VARIANTS[variant].items()}
+    run_cfg = override(cfg, {**change, "fusion.loop.seed": seed})
+    run_dir = cfg.run_dir(fusion_run_name(variant, seed, cfg.fusion.loop.seed))
+    history = train(FusionTask(embeddings, run_cfg.fusion), run_cfg.fusion.loop, run_dir, progress=progress)
+    save_config(run_cfg, run_dir)
+    return run_dir, history

@@ -35,7 +35,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from vfcross.config import FaceConfig, RunConfig, VoiceConfig
+from vfcross.config import FaceConfig, RunConfig, VoiceConfig, save_config
+from vfcross.data.manifest import write_manifest
+from vfcross.data.splits import check_splits
 from vfcross.io import init_worker_process, markdown_table, workers_starting
 from vfcross.preprocess.cache import Outcome, cache_folder, content_hash, lookup, store
 from vfcross.preprocess.faces import (
@@ -89,11 +91,42 @@ class PreprocessResult:
 
     manifest: pd.DataFrame
     report: pd.DataFrame
+    #: Wall time of the stage, in seconds.
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        """One line: processed, taken from the cache, skipped (and face crops without a detected face)."""
+        done = self.report["outcome"].value_counts()
+        return (f"{done.get('processed', 0)} processed, {done.get('cached', 0)} from the cache, "
+                f"{done.get('skipped', 0)} skipped; {int(self.manifest['fallback'].sum())} face crops without a "
+                f"detected face; {self.seconds:.1f} s")
 
     def summary(self) -> pd.DataFrame:
         """Sample counts per modality, outcome and reason."""
         return (self.report.groupby(["modality", "outcome", "reason"], dropna=False).size()
                 .reset_index(name="count"))
+
+
+def run_preprocessing(manifest: pd.DataFrame, cfg: RunConfig, report_dir: str | Path,
+                      progress: bool = True, ingest_skipped: pd.DataFrame | None = None) -> PreprocessResult:
+    """The preprocessing stage of a run: :func:`preprocess`, then its outputs written where the next stages look.
+
+    The per-sample report and the summary go to ``report_dir`` (with the
+    files the dataset reader left out, ``ingest_skipped``, when given); the
+    manifest of usable samples to ``cfg.manifest_path``, with the
+    configuration beside it. Then the splits are checked again, since
+    unusable samples may have cost identities: too few training or
+    evaluation identities left is a ValueError pointing at the report.
+    """
+    result = preprocess(manifest, cfg, progress)
+    report_csv, _ = write_report(result, report_dir, ingest_skipped)
+    write_manifest(result.manifest, cfg.manifest_path)
+    save_config(cfg, cfg.manifest_path.parent)
+    try:
+        check_splits(result.manifest, cfg.eval.split)
+    except ValueError as err:
+        raise ValueError(f"after preprocessing, {err}; see {report_csv}") from None
+    return result
 
 
 def preprocess(manifest: pd.DataFrame, cfg: RunConfig, progress: bool = True) -> PreprocessResult:
@@ -107,6 +140,7 @@ def preprocess(manifest: pd.DataFrame, cfg: RunConfig, progress: bool = True) ->
     remaining rows leave the returned manifest with reason "identity has no
     usable <modality> samples" (their tensors stay cached).
     """
+    start = time.perf_counter()
     folders = {m: cache_folder(cfg.cache_dir, m, getattr(cfg, m)) for m in MODALITIES}
     outcomes, todo = _triage(manifest, folders)
     outcomes.update(_process(todo, folders, cfg, progress))
@@ -126,7 +160,8 @@ def preprocess(manifest: pd.DataFrame, cfg: RunConfig, progress: bool = True) ->
         cache_path=[o.cache_path for o in ordered],
         fallback=[o.reason == FALLBACK_REASON for o in ordered],
     )
-    return PreprocessResult(manifest=kept[usable].reset_index(drop=True), report=report)
+    return PreprocessResult(manifest=kept[usable].reset_index(drop=True), report=report,
+                            seconds=time.perf_counter() - start)
 
 
 def _apply_no_face(outcome: Outcome, cfg: FaceConfig) -> Outcome:

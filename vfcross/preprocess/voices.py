@@ -137,12 +137,14 @@ def vad(signal: np.ndarray, sr: int, cfg: VoiceConfig) -> tuple[np.ndarray, np.n
 
 
 def spectrogram(signal: np.ndarray, cfg: VoiceConfig) -> np.ndarray:
-    """Normalised magnitude spectrogram, float32 ``(n_fft // 2 + 1, frames)``.
+    """Normalised magnitude spectrogram, float32 ``(cfg.frequency_rows, frames)``.
 
     Hamming windows of ``win_ms`` every ``hop_ms`` (zero-padded to ``n_fft``,
     no padding at the signal's ends, so frames = 1 + (samples - n_fft) // hop);
-    ``log1p`` when ``cfg.log_compress``; then each frequency bin is
-    standardised over time, as in VGGVox. ``signal`` must be at
+    the bins up to ``max_hz`` (all when 0), pooled into ``n_mels`` mel bands
+    when set; ``log1p`` when ``cfg.log_compress``; then each frequency row is
+    standardised over time, as in VGGVox (or, with ``normalise="utterance"``,
+    the whole spectrogram by one mean and standard deviation). ``signal`` must be at
     ``cfg.sample_rate`` and hold at least ``n_fft`` samples.
     """
     win = round(cfg.sample_rate * cfg.win_ms / 1000.0)
@@ -150,10 +152,18 @@ def spectrogram(signal: np.ndarray, cfg: VoiceConfig) -> np.ndarray:
     transform = torchaudio.transforms.Spectrogram(n_fft=cfg.n_fft, win_length=win, hop_length=hop,
                                                   window_fn=torch.hamming_window, power=1.0, center=False)
     magnitude = transform(torch.from_numpy(np.ascontiguousarray(signal, dtype=np.float32))).double()
+    top_hz = cfg.max_hz or cfg.sample_rate / 2
+    if cfg.n_mels:
+        bank = torchaudio.functional.melscale_fbanks(cfg.n_fft // 2 + 1, 0.0, top_hz, cfg.n_mels, cfg.sample_rate,
+                                                     norm="slaney", mel_scale="slaney").double()
+        magnitude = bank.T @ magnitude
+    else:
+        magnitude = magnitude[: cfg.frequency_rows]
     if cfg.log_compress:
         magnitude = torch.log1p(magnitude)
-    mean = magnitude.mean(dim=1, keepdim=True)
-    std = magnitude.std(dim=1, keepdim=True, unbiased=False)
+    dims = (0, 1) if cfg.normalise == "utterance" else 1
+    mean = magnitude.mean(dim=dims, keepdim=True)
+    std = magnitude.std(dim=dims, keepdim=True, unbiased=False)
     return ((magnitude - mean) / (std + NORM_EPS)).float().numpy()
 
 

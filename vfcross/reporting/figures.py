@@ -1,216 +1,709 @@
-"""Figures and tables written into ``reports/`` by the notebooks.
+"""Figures written into ``reports/`` by the notebooks, in one seaborn style.
 
-Figures are saved as small PNGs (:func:`save_figure`); every plotting function
-returns its matplotlib figure so a notebook shows it inline too.
+Every plotting function returns its matplotlib :class:`~matplotlib.figure.Figure`
+(a notebook shows it inline) and :func:`save_figure` writes it as a compact
+PNG. The style (:func:`style`: seaborn's "whitegrid" theme, "paper" context,
+the colour-blind-safe "colorblind" palette, one DPI and one set of font sizes)
+is applied when this module is imported, so every figure of the reports looks
+alike. Plots of data (curves, bars, histograms, scatter) are drawn with
+seaborn; image panels (faces, spectrograms, waveforms) stay plain matplotlib.
+
+Figures that compare several curves or groups put one shared legend below the
+panels, so long method names never cover the data.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from vfcross.config import VoiceConfig
 from vfcross.preprocess import load_face, load_spectrogram
-from vfcross.preprocess.voices import read_audio, vad
+from vfcross.preprocess.voices import read_audio, vad, vad_frames
 
-DPI = 80
+#: Dots per inch of every figure, on screen and in the saved PNGs.
+DPI = 100
+#: Seaborn's colour-blind-safe qualitative palette (10 colours).
+PALETTE = "colorblind"
+#: Width in inches of a full-width figure (a report column).
+WIDTH = 7.0
+#: Matplotlib settings laid over seaborn's "paper" context: one set of font sizes everywhere.
+RC = {
+    "figure.dpi": DPI, "savefig.dpi": DPI,
+    "font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "xtick.labelsize": 7, "ytick.labelsize": 7,
+    "legend.fontsize": 7, "legend.title_fontsize": 7, "figure.titlesize": 10,
+    "lines.linewidth": 1.4, "lines.markersize": 4,
+}
+#: Colour and style of reference lines (chance, zero, the diagonal).
+REFERENCE = {"color": "0.35", "lw": 1.0, "ls": ":"}
+
+
+def style() -> None:
+    """Apply the reports' style (seaborn whitegrid, paper context, colour-blind palette, :data:`RC`).
+
+    Called on import; call it again after a notebook changed matplotlib's settings.
+    """
+    sns.set_theme(context="paper", style="whitegrid", palette=PALETTE, rc=RC)
+
+
+style()
 
 
 def save_figure(fig: plt.Figure, path: str | Path) -> Path:
-    """Save ``fig`` as a compact PNG (parents created)."""
+    """Save ``fig`` as a compact PNG at :data:`DPI` (parents created); returns the path.
+
+    The path must end in ``.png``: the reports link PNGs, and another suffix
+    would silently write another format.
+    """
     path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"{path}: save_figure writes PNG files; the name must end in .png")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    fig.savefig(path, dpi=DPI, bbox_inches="tight", pil_kwargs={"optimize": True})
     return path
 
 
+# --- shared helpers ------------------------------------------------------------------------------------
+def _figure(nrows: int, ncols: int, size: tuple[float, float], **kwargs) -> tuple[plt.Figure, np.ndarray]:
+    """A figure with a 2-D array of axes, laid out by matplotlib's constrained layout."""
+    fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=False, layout="constrained", **kwargs)
+    return fig, axes
+
+
+def _colours(labels: Iterable) -> dict:
+    """One colour per label, in order: the colour-blind palette, or evenly spaced hues beyond its 10 colours."""
+    labels = list(dict.fromkeys(labels))
+    base = sns.color_palette(PALETTE)
+    colours = base if len(labels) <= len(base) else sns.color_palette("husl", len(labels))
+    return dict(zip(labels, colours))
+
+
+def _legend_below(fig: plt.Figure, axes: Iterable[plt.Axes], ncol: int | None = None, title: str | None = None
+                  ) -> None:
+    """Gather the legend entries of ``axes`` (first occurrence of each label) into one legend below the figure."""
+    entries: dict[str, object] = {}
+    for ax in axes:
+        handles, labels = ax.get_legend_handles_labels()
+        for handle, label in zip(handles, labels):
+            entries.setdefault(label, handle)
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    if entries:
+        fig.legend(list(entries.values()), list(entries), loc="outside lower center", title=title, frameon=False,
+                   ncol=ncol or min(len(entries), 3))
+
+
+def _image_axes(ax: plt.Axes) -> None:
+    """An axes that shows an image: no ticks, no grid."""
+    ax.set_xticks([]), ax.set_yticks([])
+    ax.grid(False)
+
+
+def _check_interval(low: float, high: float, where: str) -> None:
+    """Raise when an interval is not two finite numbers with low <= high."""
+    if not (np.isfinite(low) and np.isfinite(high) and low <= high):
+        raise ValueError(f"{where}: interval ({low}, {high}) must be finite with low <= high")
+
+
+def _dodged_bars(ax: plt.Axes, categories: Sequence, hues: Sequence) -> dict[tuple, object]:
+    """Map (category, hue level) to its bar patch in a seaborn ``barplot`` drawn with ``dodge`` (width 0.8).
+
+    Seaborn places the bar of hue level ``j`` of ``n`` for category ``i`` at
+    ``i - 0.4 + 0.8 / n * (j + 0.5)``; a missing value leaves no bar.
+    """
+    step = 0.8 / len(hues)
+    bars = {}
+    for patch in ax.patches:
+        centre = patch.get_x() + patch.get_width() / 2
+        i = round(centre)
+        j = round((centre - i + 0.4) / step - 0.5)
+        if 0 <= i < len(categories) and 0 <= j < len(hues):
+            bars[(categories[i], hues[j])] = patch
+    return bars
+
+
+def _interval_bars(ax: plt.Axes, positions: Sequence[float], intervals: Sequence[tuple[float, float]],
+                   label: str = "95% interval") -> None:
+    """Error bars from exactly ``low`` to ``high`` at each position (the intervals are given, not computed)."""
+    if not positions:
+        return
+    low, high = np.asarray(intervals, dtype=float).T
+    ax.errorbar(positions, (low + high) / 2, yerr=(high - low) / 2, fmt="none", ecolor="0.15", elinewidth=1,
+                capsize=2, label=label, zorder=3)
+
+
+# --- data and preprocessing (notebook 01) ------------------------------------------------------------
 def sample_grid(manifest: pd.DataFrame, identities: int = 6, faces: int = 3, voices: int = 2,
                 seed: int = 0) -> plt.Figure:
-    """Aligned face crops and spectrograms of a few identities, one identity per row."""
+    """Aligned face crops and spectrograms of a few identities, one identity per row.
+
+    Shows what the network is fed: ``faces`` cached face crops, then
+    ``voices`` cached spectrograms (frequency up) of ``identities`` identities
+    drawn at random (``seed``), each row labelled with its identity and the
+    gender, nationality and age columns the manifest has.
+    """
+    missing = {"identity", "modality", "cache_path"} - set(manifest.columns)
+    if missing:
+        raise ValueError(f"sample_grid: the manifest lacks column(s) {sorted(missing)}")
     rng = np.random.default_rng(seed)
-    chosen = rng.choice(sorted(manifest["identity"].unique()), min(identities, manifest["identity"].nunique()),
-                        replace=False)
-    fig, axes = plt.subplots(len(chosen), faces + voices, figsize=(1.6 * (faces + voices), 1.6 * len(chosen)),
-                             squeeze=False)
-    for row, ident in zip(axes, sorted(chosen)):
+    everyone = sorted(manifest["identity"].unique())
+    chosen = sorted(rng.choice(everyone, min(identities, len(everyone)), replace=False))
+    fig, axes = _figure(len(chosen), faces + voices, (1.3 * (faces + voices), 1.3 * len(chosen)))
+    for row, ident in zip(axes, chosen):
         rows = manifest[manifest["identity"] == ident]
-        picks = [("face", p) for p in rows[rows.modality == "face"]["cache_path"].head(faces)]
-        picks += [("voice", p) for p in rows[rows.modality == "voice"]["cache_path"].head(voices)]
+        picks = [("face", p) for p in rows[rows["modality"] == "face"]["cache_path"].head(faces)]
+        picks += [("voice", p) for p in rows[rows["modality"] == "voice"]["cache_path"].head(voices)]
         for ax, (modality, path) in zip(row, picks):
             if modality == "face":
                 ax.imshow(load_face(path))
             else:
                 ax.imshow(load_spectrogram(path), origin="lower", aspect="auto", cmap="magma")
         for ax in row:
-            ax.set_xticks([]), ax.set_yticks([])
+            _image_axes(ax)
         first = rows.iloc[0]
-        row[0].set_ylabel(f"{ident}\n{first.gender} {first.nationality}\n{first.age if pd.notna(first.age) else ''}",
-                          fontsize=7)
-    fig.suptitle("aligned faces | spectrograms (normalised, frequency up)", fontsize=9)
-    fig.tight_layout()
+        facts = [str(first[c]) for c in ("gender", "nationality", "age") if c in rows and pd.notna(first[c])]
+        row[0].set_ylabel("\n".join([str(ident), " ".join(facts)]), fontsize=RC["xtick.labelsize"])
+    fig.suptitle(f"{faces} aligned faces | {voices} spectrograms (normalised, frequency up) per identity")
     return fig
 
 
 def vad_figure(path: str | Path, cfg: VoiceConfig) -> plt.Figure:
-    """A clip's waveform before VAD (dropped frames shaded) and after it."""
+    """A clip's waveform before voice activity detection (dropped samples shaded) and after it.
+
+    The shading marks exactly the samples :func:`vfcross.preprocess.voices.vad`
+    drops: each VAD frame owns the hop-long segment in the middle of its
+    window, so the shaded time adds up to the clip's length minus the kept length.
+    """
     audio = read_audio(path, cfg.sample_rate)
     kept, keep = vad(audio, cfg.sample_rate, cfg)
-    hop = len(audio) / max(1, len(keep))
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 3.5), sharex=True)
-    t = np.arange(len(audio)) / cfg.sample_rate
-    top.plot(t, audio, lw=0.4, color="tab:blue")
-    for k in np.flatnonzero(~keep):
-        top.axvspan(k * hop / cfg.sample_rate, (k + 1) * hop / cfg.sample_rate, color="tab:red", alpha=0.15, lw=0)
-    top.set_title(f"before VAD ({len(audio) / cfg.sample_rate:.2f} s; red = dropped frames)", fontsize=9)
-    bottom.plot(np.arange(len(kept)) / cfg.sample_rate, kept, lw=0.4, color="tab:green")
-    bottom.set_title(f"after VAD ({len(kept) / cfg.sample_rate:.2f} s kept)", fontsize=9)
+    window, hop = vad_frames(cfg.sample_rate, cfg)
+    owner = np.clip((np.arange(len(audio)) - (window - hop) // 2) // hop, 0, len(keep) - 1)
+    dropped = ~keep[owner]
+    colours = sns.color_palette(PALETTE)
+    fig, axes = _figure(2, 1, (WIDTH, 3.2), sharex=True)
+    top, bottom = axes[:, 0]
+    seconds = len(audio) / cfg.sample_rate
+    top.plot(np.arange(len(audio)) / cfg.sample_rate, audio, lw=0.4, color=colours[0])
+    edges = np.flatnonzero(np.diff(np.r_[0, dropped.astype(np.int8), 0]))
+    for start, stop in zip(edges[::2], edges[1::2]):
+        top.axvspan(start / cfg.sample_rate, stop / cfg.sample_rate, color=colours[3], alpha=0.3, lw=0)
+    top.set_title(f"before VAD ({seconds:.2f} s; shaded: {dropped.sum() / cfg.sample_rate:.2f} s dropped)")
+    bottom.plot(np.arange(len(kept)) / cfg.sample_rate, kept, lw=0.4, color=colours[2])
+    bottom.set_title(f"after VAD ({len(kept) / cfg.sample_rate:.2f} s kept)")
     bottom.set_xlabel("seconds")
-    fig.tight_layout()
     return fig
 
 
-def training_curves(history: list[dict], title: str = "training") -> plt.Figure:
-    """Loss components, accuracies and validation AUC per epoch of a run's history."""
-    table = pd.DataFrame(history).set_index("epoch")
-    losses = [c for c in ("loss", "ce", "center", "opl") if c in table]
-    scores = [c for c in table.columns if c.endswith(("accuracy", "auc"))]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
-    table[losses].plot(ax=left, marker=".")
-    left.set_title(f"{title}: losses", fontsize=9)
-    table[scores].plot(ax=right, marker=".")
-    right.axhline(0.5, color="grey", lw=0.8, ls=":")
-    right.set_ylim(0, 1)
-    right.set_title(f"{title}: accuracy and validation AUC", fontsize=9)
-    fig.tight_layout()
+# --- training (notebooks 02, 03, 05) -------------------------------------------------------------------
+#: Readable names of the loss components and validation numbers of a training log.
+METRIC_NAMES = {
+    "loss": "total loss", "ce": "cross-entropy", "center": "center loss", "opl": "orthogonal projection loss",
+    "train_accuracy": "train accuracy", "val_auc": "validation AUC",
+    "val_face_id_accuracy": "validation face ID accuracy", "val_voice_id_accuracy": "validation voice ID accuracy",
+    "gate_mean": "mean gate k",
+}
+#: One colour per metric, the same in every training figure and distinct within one (the palette's
+#: pale pink and yellow left out: they read badly on white; the gate in dark purple, apart from the AUC).
+METRIC_COLOURS = {
+    "loss": "0.15", "ce": sns.color_palette(PALETTE)[0], "center": sns.color_palette(PALETTE)[2],
+    "opl": sns.color_palette(PALETTE)[3], "train_accuracy": sns.color_palette(PALETTE)[7],
+    "val_auc": sns.color_palette(PALETTE)[1], "val_face_id_accuracy": sns.color_palette(PALETTE)[4],
+    "val_voice_id_accuracy": sns.color_palette(PALETTE)[9], "gate_mean": "#5b2a86",
+}
+
+
+def _metric_name(key: str) -> str:
+    """The readable name of a training-log key (the key itself, underscores as spaces, when unknown)."""
+    return METRIC_NAMES.get(key, key.replace("_", " "))
+
+
+def _history_table(history: Sequence[Mapping], where: str) -> pd.DataFrame:
+    """A run's per-epoch records as a table indexed by epoch; raises on an empty or epoch-less history."""
+    if not history:
+        raise ValueError(f"{where}: the history is empty (no epoch was logged)")
+    if any("epoch" not in record for record in history):
+        raise ValueError(f"{where}: every record needs an 'epoch' key (as written by vfcross.training)")
+    return pd.DataFrame(list(history)).set_index("epoch").sort_index()
+
+
+def _epoch_lines(ax: plt.Axes, table: pd.DataFrame, keys: Sequence[str]) -> None:
+    """One seaborn line per key over epochs; epochs where a key was not logged are skipped, not zeroed."""
+    long = (table[list(keys)].rename(columns=_metric_name).rename_axis("epoch").reset_index()
+            .melt(id_vars="epoch", var_name="metric", value_name="value").dropna())
+    names = [_metric_name(k) for k in keys]
+    palette = {_metric_name(k): METRIC_COLOURS.get(k, "0.3") for k in keys}
+    sns.lineplot(data=long, x="epoch", y="value", hue="metric", hue_order=names, palette=palette, marker="o",
+                 estimator=None, errorbar=None, ax=ax)
+    ax.set_ylabel("")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def training_curves(history: Sequence[Mapping], title: str = "training", chance: float | None = None,
+                    selected_epoch: int | None = None) -> plt.Figure:
+    """Losses and validation numbers per epoch of one run (a history from ``vfcross.training.read_log``).
+
+    Panels: the total loss and its cross-entropy term, with ``chance`` (ln of
+    the number of training identities: the cross-entropy of a uniform guess)
+    as a labelled horizontal line when given; the other loss terms present
+    (``center``, ``opl``) on their own scale; and the accuracies and AUCs
+    (keys ending in ``accuracy`` or ``auc``, plus the fusion gate's mean
+    ``gate_mean``) on [0, 1] with the AUC chance level 0.5. Validation numbers
+    logged only every few epochs are drawn at those epochs. ``selected_epoch``
+    (the epoch validation kept) is marked by a vertical line on every panel.
+    Other keys (``lr``, ``time_s``, ``processes``) are not drawn.
+    """
+    table = _history_table(history, "training_curves")
+    if selected_epoch is not None and selected_epoch not in table.index:
+        raise ValueError(f"training_curves: selected epoch {selected_epoch} is not in the history "
+                         f"(epochs {table.index.min()}-{table.index.max()})")
+    main = [k for k in ("loss", "ce") if k in table]
+    terms = [k for k in ("center", "opl") if k in table]
+    scores = [c for c in table.columns if c.endswith(("accuracy", "auc"))] + [c for c in ("gate_mean",) if c in table]
+    panels = [p for p in (main, terms, scores) if p] or [[]]
+    fig, axes = _figure(1, len(panels), (WIDTH if len(panels) > 1 else 4.5, 2.8))
+    axes = list(axes[0])
+    for ax, keys in zip(axes, panels):
+        if keys:
+            _epoch_lines(ax, table, keys)
+        ax.set_xlabel("epoch")
+    if main:
+        axes[0].set_title(f"{title}: loss")
+    if chance is not None:
+        axes[0].axhline(chance, **REFERENCE, label=f"chance: ln N = {chance:.2f}")
+    if terms:
+        axes[panels.index(terms)].set_title(f"{title}: loss terms")
+    if scores:
+        ax = axes[panels.index(scores)]
+        ax.axhline(0.5, **REFERENCE, label="AUC chance 0.5")
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{title}: accuracy, AUC")
+    if selected_epoch is not None:
+        for ax in axes:
+            ax.axvline(selected_epoch, color="0.15", lw=1, ls="--", label=f"selected epoch {selected_epoch}")
+    _legend_below(fig, axes)
+    return fig
+
+
+def seed_curves(histories: Mapping[str, Sequence[Mapping]], metric: str, chance: float | None = None,
+                title: str | None = None) -> plt.Figure:
+    """One line per run (e.g. per training seed) of ``metric`` per epoch, to show run-to-run spread.
+
+    ``histories`` maps a run's label to its history (``vfcross.training.read_log``);
+    epochs where the metric was not logged are skipped. ``chance`` draws a
+    labelled horizontal line (e.g. 0.5 for AUC, ln N for the cross-entropy).
+    """
+    if not histories:
+        raise ValueError("seed_curves: no runs given")
+    frames = []
+    for run, history in histories.items():
+        table = _history_table(history, f"seed_curves (run {run!r})")
+        if metric not in table or table[metric].isna().all():
+            raise ValueError(f"seed_curves: run {run!r} never logged {metric!r} (keys: {sorted(table.columns)})")
+        frames.append(table[metric].dropna().rename("value").rename_axis("epoch").reset_index().assign(run=str(run)))
+    long = pd.concat(frames, ignore_index=True)
+    runs = [str(r) for r in histories]
+    fig, axes = _figure(1, 1, (4.5, 3.0))
+    ax = axes[0, 0]
+    sns.lineplot(data=long, x="epoch", y="value", hue="run", hue_order=runs, palette=_colours(runs), marker="o",
+                 estimator=None, errorbar=None, ax=ax)
+    if chance is not None:
+        ax.axhline(chance, **REFERENCE, label=f"chance {chance:.3g}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(_metric_name(metric))
+    ax.set_title(title or f"{_metric_name(metric)} per epoch, {len(runs)} runs")
+    _legend_below(fig, [ax])
     return fig
 
 
 def tsne_figure(vectors: np.ndarray, table: pd.DataFrame, identities: int = 12, seed: int = 0) -> plt.Figure:
-    """2-D t-SNE of embeddings, coloured by identity, marked by modality (o face, x voice)."""
+    """2-D t-SNE of embeddings of the first ``identities`` identities: colour = identity, marker = modality.
+
+    Faces and voices of one identity falling together is what a shared
+    embedding space should show; ``vectors`` has one row per row of ``table``.
+    """
     from sklearn.manifold import TSNE
 
+    if len(vectors) != len(table):
+        raise ValueError(f"tsne_figure: {len(vectors)} vectors for {len(table)} table rows")
     chosen = sorted(table["identity"].unique())[:identities]
     mask = table["identity"].isin(chosen).to_numpy()
-    points = TSNE(n_components=2, perplexity=min(30, max(5, mask.sum() // 4)), init="pca",
-                  random_state=seed).fit_transform(vectors[mask])
-    sub = table[mask]
-    colours = dict(zip(chosen, plt.get_cmap("tab20").colors))
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    for (ident, modality), idx in sub.groupby(["identity", "modality"]).indices.items():
-        ax.scatter(points[idx, 0], points[idx, 1], color=colours[ident], marker="o" if modality == "face" else "x",
-                   s=22 if modality == "face" else 30, alpha=0.85)
+    if mask.sum() < 4:
+        raise ValueError(f"tsne_figure: {mask.sum()} samples are too few for t-SNE")
+    points = TSNE(n_components=2, perplexity=float(min(30, max(2, mask.sum() // 4))), init="pca",
+                  random_state=seed).fit_transform(np.asarray(vectors)[mask])
+    data = table.loc[mask, ["identity", "modality"]].reset_index(drop=True).assign(x=points[:, 0], y=points[:, 1])
+    fig, axes = _figure(1, 1, (4.8, 4.6))
+    ax = axes[0, 0]
+    markers = {"face": "o", "voice": "X"}
+    sns.scatterplot(data=data, x="x", y="y", hue="identity", hue_order=chosen, palette=_colours(chosen),
+                    style="modality", markers=markers, s=30, alpha=0.85, legend=False, ax=ax)
+    ax.legend([Line2D([], [], marker=m, color="0.3", ls="", ms=6) for m in markers.values()], list(markers),
+              title="modality (colour = identity)", loc="best")
     ax.set_xticks([]), ax.set_yticks([])
-    ax.set_title(f"t-SNE of {len(chosen)} test identities (o face, x voice)", fontsize=9)
+    ax.set_xlabel(""), ax.set_ylabel("")
+    ax.set_title(f"t-SNE of {len(chosen)} test identities")
     return fig
 
 
 def gate_histogram(k: np.ndarray) -> plt.Figure:
-    """Distribution of the fusion gate k (the weight of the face projection; 1 - k weighs the voice)."""
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.hist(np.ravel(k), bins=50, range=(0, 1), color="tab:purple", alpha=0.8)
-    ax.axvline(float(np.mean(k)), color="black", lw=1, label=f"mean {np.mean(k):.2f}")
+    """Distribution of the fusion gate k (the weight of the face projection; 1 - k weighs the voice).
+
+    A gate piled at 0.5 does not choose between the modalities; mass near 0
+    or 1 means it relies on one of them.
+    """
+    k = np.ravel(np.asarray(k, dtype=float))
+    if k.size == 0:
+        raise ValueError("gate_histogram: no gate values")
+    fig, axes = _figure(1, 1, (4.5, 2.8))
+    ax = axes[0, 0]
+    sns.histplot(x=k, bins=50, binrange=(0, 1), color=sns.color_palette(PALETTE)[4], ax=ax)
+    ax.axvline(float(k.mean()), color="0.15", lw=1, label=f"mean {k.mean():.2f}")
     ax.set_xlabel("k (0 = rely on the voice, 1 = rely on the face)")
     ax.set_ylabel("gate entries")
-    ax.legend(fontsize=8)
-    ax.set_title("attention gate on validation pairs", fontsize=9)
-    fig.tight_layout()
+    ax.legend()
+    ax.set_title("attention gate on validation pairs")
     return fig
 
 
-def similarity_histograms(panels: dict[str, tuple[np.ndarray, np.ndarray]]) -> plt.Figure:
-    """Cosine-similarity histograms of positive vs negative voice-face pairs, one panel per model."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3), squeeze=False)
+#: Names and colours of the two classes of voice-face pairs, the same in every panel.
+PAIR_CLASSES = {"different identity": sns.color_palette(PALETTE)[7], "same identity": sns.color_palette(PALETTE)[0]}
+
+
+def similarity_histograms(panels: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> plt.Figure:
+    """Cosine similarities of same- vs different-identity voice-face pairs, one panel per model.
+
+    ``panels`` maps a title to ``(scores, labels)`` (label 1 = same identity).
+    Each class is a density (histogram and kernel density estimate) normalised
+    on its own, so the overlap reads as the verification error whatever the
+    class sizes; the pair counts are printed in each panel.
+    """
+    if not panels:
+        raise ValueError("similarity_histograms: no panels given")
+    fig, axes = _figure(1, len(panels), (min(WIDTH, 3.6 * len(panels)), 2.9), sharey=False)
     for ax, (title, (scores, labels)) in zip(axes[0], panels.items()):
-        labels = np.asarray(labels).astype(bool)
+        scores, labels = np.ravel(scores).astype(float), np.ravel(labels).astype(bool)
+        if len(scores) != len(labels):
+            raise ValueError(f"similarity_histograms: panel {title!r} has {len(scores)} scores "
+                             f"but {len(labels)} labels")
+        if labels.all() or not labels.any():
+            raise ValueError(f"similarity_histograms: panel {title!r} needs both same- and different-identity pairs")
+        data = pd.DataFrame({"cosine similarity": scores,
+                             "pair": np.where(labels, "same identity", "different identity")})
         bins = np.linspace(min(scores.min(), -0.2), max(scores.max(), 0.2), 50)
-        ax.hist(scores[~labels], bins=bins, density=True, alpha=0.6, label="different identity")
-        ax.hist(scores[labels], bins=bins, density=True, alpha=0.6, label="same identity")
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("cosine similarity")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
+        sns.histplot(data=data, x="cosine similarity", hue="pair", hue_order=list(PAIR_CLASSES),
+                     palette=PAIR_CLASSES, stat="density", common_norm=False, bins=bins, element="step",
+                     alpha=0.3, kde=True, line_kws={"lw": 1.2}, ax=ax)
+        ax.text(0.02, 0.97, f"{labels.sum()} same\n{(~labels).sum()} different", transform=ax.transAxes,
+                va="top", fontsize=RC["legend.fontsize"])
+        ax.set(title=title, ylabel="density")
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    fig.legend([plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.5) for c in PAIR_CLASSES.values()], list(PAIR_CLASSES),
+               loc="outside lower center", ncol=2, frameon=False)
     return fig
 
 
-# --- Figures of the evaluation (Tables 2-5, Figs. 6-7) ------------------------------------------------
-def roc_det_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> plt.Figure:
-    """ROC and DET curves of several scorers; ``curves`` maps a label to (fpr, tpr)."""
+# --- evaluation (Tables 2-5, Figs. 6-7; notebook 04) ---------------------------------------------------
+def roc_det_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> plt.Figure:
+    """ROC and DET curves of several scorers; ``curves`` maps a label to ``(fpr, tpr)``.
+
+    The DET panel plots false rejection (1 - TPR) against false acceptance on
+    normal-deviate (probit) axes, where good scorers are straight-ish lines
+    near the origin; a curve crosses the dotted diagonal at its EER. Points
+    with a rate of exactly 0 or 1 have no probit and are left out of the DET.
+    """
     from scipy.stats import norm
 
-    fig, (roc, det) = plt.subplots(1, 2, figsize=(9, 3.8))
+    if not curves:
+        raise ValueError("roc_det_figure: no curves given")
+    frames = []
     for label, (fpr, tpr) in curves.items():
-        fpr, tpr = np.asarray(fpr), np.asarray(tpr)
-        roc.plot(fpr, tpr, label=label)
-        keep = (fpr > 0) & (fpr < 1) & (tpr > 0) & (tpr < 1)
-        det.plot(norm.ppf(fpr[keep]), norm.ppf(1 - tpr[keep]), label=label)
-    roc.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
-    roc.set_xlabel("false positive rate"), roc.set_ylabel("true positive rate"), roc.set_title("ROC", fontsize=9)
+        fpr, tpr = np.ravel(fpr).astype(float), np.ravel(tpr).astype(float)
+        if len(fpr) != len(tpr) or len(fpr) < 2:
+            raise ValueError(f"roc_det_figure: curve {label!r} needs as many (>= 2) fpr as tpr values "
+                             f"(got {len(fpr)} and {len(tpr)})")
+        if not (np.all((fpr >= 0) & (fpr <= 1)) and np.all((tpr >= 0) & (tpr <= 1))):
+            raise ValueError(f"roc_det_figure: curve {label!r} has rates outside [0, 1]")
+        frames.append(pd.DataFrame({"curve": label, "fpr": fpr, "tpr": tpr, "point": np.arange(len(fpr))}))
+    data = pd.concat(frames, ignore_index=True)
+    inner = (data.fpr > 0) & (data.fpr < 1) & (data.tpr > 0) & (data.tpr < 1)
+    det_data = data[inner].assign(far=lambda d: norm.ppf(d.fpr), frr=lambda d: norm.ppf(1 - d.tpr))
+    labels, palette = list(curves), _colours(curves)
+    fig, axes = _figure(1, 2, (WIDTH, 3.3))
+    roc, det = axes[0]
+    common = {"hue": "curve", "hue_order": labels, "palette": palette, "estimator": None, "sort": False,
+              "errorbar": None}
+    sns.lineplot(data=data, x="fpr", y="tpr", ax=roc, **common)
+    roc.plot([0, 1], [0, 1], **REFERENCE, label="chance")
+    roc.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1), title="ROC")
+    roc.set_aspect("equal")
+    sns.lineplot(data=det_data, x="far", y="frr", ax=det, legend=False, **common)
     ticks = np.array([0.01, 0.05, 0.2, 0.5, 0.8, 0.95])
+    limits = norm.ppf([0.005, 0.98])
     det.set_xticks(norm.ppf(ticks), [f"{t:.0%}" for t in ticks])
     det.set_yticks(norm.ppf(ticks), [f"{t:.0%}" for t in ticks])
-    det.plot(norm.ppf([0.01, 0.99]), norm.ppf([0.01, 0.99]), color="grey", lw=0.8, ls=":")
-    det.set_xlabel("false acceptance rate"), det.set_ylabel("false rejection rate")
-    det.set_title("DET (EER where a curve meets the diagonal)", fontsize=9)
-    roc.legend(fontsize=7)
-    fig.tight_layout()
+    det.plot(limits, limits, **REFERENCE, label="FAR = FRR")
+    det.set(xlim=limits, ylim=limits, xlabel="false acceptance rate", ylabel="false rejection rate",
+            title="DET (EER where a curve meets the diagonal)")
+    det.set_aspect("equal")
+    _legend_below(fig, [roc], ncol=2)
     return fig
 
 
-def grouped_auc_figure(groups: dict[str, dict[str, float]], ci: dict[str, dict[str, tuple]] | None = None
-                       ) -> plt.Figure:
-    """Bars of verification AUC per negative restriction; ``groups`` maps a row label to {G: auc, ...} in %."""
-    keys = ["random", "G", "N", "A", "GNA"]
-    fig, ax = plt.subplots(figsize=(7, 3.4))
-    width = 0.8 / len(groups)
-    for i, (label, values) in enumerate(groups.items()):
-        x = np.arange(len(keys)) + i * width
-        heights = [values.get(k, np.nan) for k in keys]
-        errors = None
-        if ci and label in ci:
-            errors = np.array([[h - ci[label][k][0], ci[label][k][1] - h] if k in ci[label] else [0, 0]
-                               for h, k in zip(heights, keys)]).T
-        ax.bar(x, heights, width, yerr=errors, capsize=2, label=label)
-    ax.axhline(50, color="grey", lw=0.8, ls=":")
-    ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, keys)
-    ax.set_ylabel("AUC (%)"), ax.set_ylim(40, 100)
-    ax.set_title("verification AUC by negative restriction (Table 3)", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+#: The order of the verification restrictions of Table 3 (``random``: unrestricted negatives).
+RESTRICTIONS = ("random", "G", "N", "A", "GNA")
+
+
+def grouped_auc_figure(groups: Mapping[str, Mapping[str, float]],
+                       ci: Mapping[str, Mapping[str, tuple[float, float]]] | None = None) -> plt.Figure:
+    """Bars of verification AUC (%) per negative restriction (Table 3), one colour per method.
+
+    ``groups`` maps a method to ``{restriction: AUC %}`` (restrictions in
+    :data:`RESTRICTIONS` first, others after them in the order met; a missing
+    value leaves a gap). ``ci`` maps a method to ``{restriction: (low, high)}``
+    in %, drawn as error bars from exactly ``low`` to ``high`` (the intervals
+    are computed by the evaluation, not by seaborn); bars without an interval
+    get none.
+    """
+    if not groups:
+        raise ValueError("grouped_auc_figure: no groups given")
+    ci = ci or {}
+    for method in ci:
+        if method not in groups:
+            raise ValueError(f"grouped_auc_figure: intervals given for {method!r}, which has no bars")
+    seen = list(dict.fromkeys(k for values in groups.values() for k in values))
+    keys = [k for k in RESTRICTIONS if k in seen] + [k for k in seen if k not in RESTRICTIONS]
+    rows = [{"method": m, "restriction": k, "AUC (%)": float(v)} for m, values in groups.items()
+            for k, v in values.items() if v is not None and np.isfinite(float(v))]
+    data = pd.DataFrame(rows, columns=["method", "restriction", "AUC (%)"])
+    methods = list(groups)
+    fig, axes = _figure(1, 1, (WIDTH, 3.2))
+    ax = axes[0, 0]
+    sns.barplot(data=data, x="restriction", y="AUC (%)", hue="method", order=keys, hue_order=methods,
+                palette=_colours(methods), saturation=1, errorbar=None, ax=ax)
+    bars = _dodged_bars(ax, keys, methods)
+    positions, intervals = [], []
+    for method, by_key in ci.items():
+        for key, (low, high) in by_key.items():
+            _check_interval(low, high, f"grouped_auc_figure: {method!r} {key}")
+            if (key, method) not in bars:
+                raise ValueError(f"grouped_auc_figure: interval for {method!r} {key} but no AUC to draw it on")
+            bar = bars[(key, method)]
+            positions.append(bar.get_x() + bar.get_width() / 2)
+            intervals.append((low, high))
+    _interval_bars(ax, positions, intervals)
+    ax.axhline(50, **REFERENCE, label="chance (50%)")
+    lowest = min([*data["AUC (%)"], *(low for low, _ in intervals)], default=50)
+    ax.set_ylim(min(40, 5 * np.floor(lowest / 5) - 5), 100)
+    ax.set_xlabel("negative pairs restricted to the same ... (G gender, N nationality, A age)")
+    ax.set_title("verification AUC by negative restriction (Table 3)")
+    _legend_below(fig, [ax], ncol=2)
     return fig
 
 
-def matching_figure(curves: dict[str, dict[int, float]]) -> plt.Figure:
-    """1:N matching accuracy (%) against N with the chance line 100/N (Fig. 6)."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    n = np.arange(2, 11)
-    for label, acc in curves.items():
-        xs = sorted(acc)
-        ax.plot(xs, [acc[x] for x in xs], marker="o", ms=3, label=label)
-    ax.plot(n, 100 / n, color="grey", ls=":", label="chance (1/N)")
-    ax.set_xlabel("N (gallery size)"), ax.set_ylabel("accuracy (%)"), ax.set_ylim(0, 100)
-    ax.set_title("1:N matching (Fig. 6)", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+def matching_figure(curves: Mapping[str, Mapping[int, float]]) -> plt.Figure:
+    """1:N matching accuracy (%) against the gallery size N, one line per method, with chance 100/N (Fig. 6).
+
+    ``curves`` maps a label to ``{N: accuracy %}`` (N as int or digit string).
+    """
+    if not curves:
+        raise ValueError("matching_figure: no curves given")
+    rows = [{"curve": label, "N": int(n), "accuracy (%)": float(a)} for label, acc in curves.items()
+            for n, a in acc.items()]
+    data = pd.DataFrame(rows, columns=["curve", "N", "accuracy (%)"])
+    if data.empty:
+        raise ValueError("matching_figure: every curve is empty")
+    labels = list(curves)
+    fig, axes = _figure(1, 1, (5.0, 3.6))
+    ax = axes[0, 0]
+    sns.lineplot(data=data, x="N", y="accuracy (%)", hue="curve", hue_order=labels, palette=_colours(labels),
+                 style="curve", style_order=labels, markers=True, dashes=False, estimator=None, errorbar=None, ax=ax)
+    n = np.arange(data.N.min(), data.N.max() + 1)
+    ax.plot(n, 100 / n, **REFERENCE, marker=".", label="chance (1/N)")
+    ax.set_xticks(sorted(data.N.unique()))
+    ax.set(xlabel="N (gallery size)", ylim=(0, 100), title="1:N matching (Fig. 6)")
+    _legend_below(fig, [ax], ncol=2)
     return fig
 
 
 def retrieval_panel(query_spectrogram: np.ndarray, faces: list[np.ndarray], is_match: list[bool],
                     title: str) -> plt.Figure:
     """A voice query's spectrogram beside its top-ranked faces, true matches framed in green (Fig. 7)."""
-    fig, axes = plt.subplots(1, 1 + len(faces), figsize=(2.0 * (1 + len(faces)), 2.2))
-    axes[0].imshow(query_spectrogram.astype(np.float32), origin="lower", aspect="auto", cmap="magma")
-    axes[0].set_title("voice query", fontsize=8)
+    if len(faces) != len(is_match):
+        raise ValueError(f"retrieval_panel: {len(faces)} faces but {len(is_match)} match flags")
+    match_colour = sns.color_palette(PALETTE)[2]
+    fig, axes = _figure(1, 1 + len(faces), (1.5 * (1 + len(faces)), 1.9))
+    axes = axes[0]
+    axes[0].imshow(np.asarray(query_spectrogram, dtype=np.float32), origin="lower", aspect="auto", cmap="magma")
+    axes[0].set_title("voice query")
     for rank, (ax, face, match) in enumerate(zip(axes[1:], faces, is_match), start=1):
         ax.imshow(face)
-        ax.set_title(f"#{rank}" + (" match" if match else ""), fontsize=8, color="green" if match else "black")
+        ax.set_title(f"#{rank}" + (" match" if match else ""), color=match_colour if match else "black")
         for spine in ax.spines.values():
-            spine.set_edgecolor("green" if match else "lightgrey")
+            spine.set_visible(True)
+            spine.set_edgecolor(match_colour if match else "lightgrey")
             spine.set_linewidth(3 if match else 1)
     for ax in axes:
-        ax.set_xticks([]), ax.set_yticks([])
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+        _image_axes(ax)
+    fig.suptitle(title)
+    return fig
+
+
+# --- analysis figures (probes, paired differences) --------------------------------------------------
+#: Columns :func:`probe_figure` needs; ``low`` and ``high`` (an interval of the score) are optional.
+PROBE_COLUMNS = ("representation", "modality", "attribute", "metric", "score", "chance")
+#: Panel title and y label of each probe metric.
+PROBE_METRICS = {"accuracy": ("categories", "accuracy"), "r2": ("traits", "R²")}
+#: The lowest R^2 drawn; lower scores are clipped at the axis and printed on their bar.
+R2_FLOOR = -0.5
+
+
+def _check_probe_table(table: pd.DataFrame) -> None:
+    """Raise on a probe table with missing columns, unknown values or repeated probes."""
+    missing = [c for c in PROBE_COLUMNS if c not in table]
+    if missing:
+        raise ValueError(f"probe_figure: the table lacks column(s) {missing}")
+    if table.empty:
+        raise ValueError("probe_figure: the table is empty")
+    for column, allowed in (("metric", PROBE_METRICS), ("modality", ("voice", "face"))):
+        unknown = sorted(set(table[column]) - set(allowed))
+        if unknown:
+            raise ValueError(f"probe_figure: unknown {column} value(s) {unknown} (expected {list(allowed)})")
+    repeated = table.duplicated(["representation", "modality", "attribute", "metric"])
+    if repeated.any():
+        raise ValueError(f"probe_figure: repeated probe(s) {table[repeated][list(PROBE_COLUMNS[:4])].values.tolist()}")
+
+
+def _probe_limits(part: pd.DataFrame, metric: str) -> tuple[float, float]:
+    """The y range of a probe metric's panels: [0, 1] for accuracy; for R^2, 0 and every score and interval
+    above :data:`R2_FLOOR`, with a margin."""
+    if metric == "accuracy":
+        return 0.0, 1.03
+    values = np.r_[0.0, part["score"].to_numpy(float)]
+    if {"low", "high"} <= set(part.columns):
+        values = np.r_[values, part["low"].dropna().to_numpy(float), part["high"].dropna().to_numpy(float)]
+    return max(R2_FLOOR, values.min()) - 0.05, values.max() + 0.05
+
+
+def probe_figure(table: pd.DataFrame) -> plt.Figure:
+    """Attribute probes of several representations: what each carries about gender, nationality, age, traits.
+
+    ``table`` has one row per probe with columns :data:`PROBE_COLUMNS`
+    (``metric`` "accuracy" for a category, "r2" for a trait; ``modality``
+    "voice" or "face"), and optionally ``low``/``high`` (an interval of the
+    score, drawn as error bars). One row of panels per modality; left:
+    categorical accuracy, right: trait R²; bars coloured by representation in
+    the table's order (e.g. input features, backbone, fusion u/v). A black tick
+    across each bar marks that probe's chance level (the majority-class rate;
+    0 for R², where a grey line marks 0 = no better than the mean).
+    R² below :data:`R2_FLOOR` is clipped at the axis with its value printed.
+    """
+    _check_probe_table(table)
+    table = table.reset_index(drop=True)
+    representations = list(dict.fromkeys(table["representation"]))
+    modalities = [m for m in ("voice", "face") if m in set(table["modality"])]
+    metrics = [m for m in PROBE_METRICS if m in set(table["metric"])]
+    palette = _colours(representations)
+    with_intervals = {"low", "high"} <= set(table.columns)
+    fig, axes = _figure(len(modalities), len(metrics), (WIDTH, 2.5 * len(modalities) + 0.6), sharey="col")
+    for row, modality in zip(axes, modalities):
+        for ax, metric in zip(row, metrics):
+            part = table[(table["modality"] == modality) & (table["metric"] == metric)]
+            attributes = list(dict.fromkeys(table.loc[table["metric"] == metric, "attribute"]))
+            shown = part.assign(score=part["score"].clip(lower=R2_FLOOR) if metric == "r2" else part["score"])
+            sns.barplot(data=shown, x="attribute", y="score", hue="representation", order=attributes,
+                        hue_order=representations, palette=palette, saturation=1, errorbar=None, ax=ax)
+            bars = _dodged_bars(ax, attributes, representations)
+            positions, intervals = [], []
+            for probe in part.itertuples():
+                bar = bars[(probe.attribute, probe.representation)]
+                x0, x1 = bar.get_x(), bar.get_x() + bar.get_width()
+                ax.hlines(probe.chance, x0, x1, color="black", lw=1.6, zorder=4, label="chance level")
+                if probe.score < R2_FLOOR and metric == "r2":
+                    ax.text((x0 + x1) / 2, R2_FLOOR, f" {probe.score:.1f}", rotation=90, ha="center",
+                            va="bottom", fontsize=6, color="white", fontweight="bold")
+                if with_intervals and pd.notna(probe.low) and pd.notna(probe.high):
+                    _check_interval(probe.low, probe.high, f"probe_figure: {probe.representation!r} "
+                                                           f"{probe.modality} {probe.attribute}")
+                    positions.append((x0 + x1) / 2)
+                    intervals.append((probe.low, probe.high))
+            _interval_bars(ax, positions, intervals)
+            title, ylabel = PROBE_METRICS[metric]
+            ax.set(title=f"{modality}: {title}", xlabel="", ylabel=ylabel)
+            if metric == "r2":
+                ax.axhline(0, color="0.35", lw=1)
+            ax.set_ylim(*_probe_limits(table[table["metric"] == metric], metric))
+    _legend_below(fig, axes.ravel(), ncol=min(len(representations) + 2, 6), title="representation")
+    return fig
+
+
+def _check_difference_rows(rows: Sequence[Mapping]) -> None:
+    """Raise on a paired-difference row without its keys, with a bad interval or with an inconsistent margin."""
+    if not rows:
+        raise ValueError("paired_differences_figure: no rows given")
+    margins: dict[str, set] = {}
+    for i, row in enumerate(rows):
+        missing = [k for k in ("label", "estimate", "low", "high") if k not in row]
+        if missing:
+            raise ValueError(f"paired_differences_figure: row {i} lacks {missing}")
+        _check_interval(row["low"], row["high"], f"paired_differences_figure: row {i} ({row['label']!r})")
+        if not np.isfinite(row["estimate"]):
+            raise ValueError(f"paired_differences_figure: row {i} ({row['label']!r}) has no finite estimate")
+        if row.get("margin") is not None:
+            if not row["margin"] > 0:
+                raise ValueError(f"paired_differences_figure: row {i} ({row['label']!r}) margin must be > 0")
+            margins.setdefault(row["label"], set()).add(float(row["margin"]))
+    for label, found in margins.items():
+        if len(found) > 1:
+            raise ValueError(f"paired_differences_figure: {label!r} has several margins {sorted(found)}")
+
+
+def paired_differences_figure(rows: Sequence[Mapping], title: str = "paired differences",
+                              xlabel: str = "difference in AUC (percentage points)") -> plt.Figure:
+    """Forest plot of paired differences with their intervals, one line of the plot per ``label``.
+
+    Each row has ``label``, ``estimate``, ``low`` and ``high`` (in AUC
+    percentage points), optionally ``seed`` (several rows of one label with
+    different seeds: one dot per training seed, coloured by seed; a row of a
+    label without a seed is drawn as a black diamond, e.g. the pooled
+    estimate) and ``margin`` (a shaded band from -margin to +margin behind the
+    label: an equivalence claim holds where the whole interval lies inside it).
+    The vertical line at 0 is "no difference". Labels keep the order of the rows.
+    """
+    _check_difference_rows(rows)
+    labels = list(dict.fromkeys(row["label"] for row in rows))
+    seeds = sorted({row["seed"] for row in rows if row.get("seed") is not None})
+    seed_colours = _colours(seeds)
+    entries = len(rows)
+    fig, axes = _figure(1, 1, (5.5, 1.2 + 0.28 * entries + 0.15 * len(labels)))
+    ax = axes[0, 0]
+    for y, label in enumerate(labels):
+        mine = [r for r in rows if r["label"] == label]
+        mine.sort(key=lambda r: (r.get("seed") is not None, str(r.get("seed"))))
+        margin = next((r["margin"] for r in mine if r.get("margin") is not None), None)
+        if margin is not None:
+            ax.fill_betweenx([y - 0.45, y + 0.45], -margin, margin, color=sns.color_palette(PALETTE)[9],
+                             alpha=0.2, lw=0, label="equivalence margin")
+            ax.text(margin, y - 0.45, f" ±{margin:g}", va="top", fontsize=6, color="0.3")
+        offsets = np.linspace(-0.3, 0.3, len(mine)) if len(mine) > 1 else [0.0]
+        for offset, row in zip(offsets, mine):
+            seed = row.get("seed")
+            colour = seed_colours[seed] if seed is not None else "black"
+            name = f"seed {seed}" if seed is not None else ("pooled" if seeds else "estimate")
+            ax.hlines(y + offset, row["low"], row["high"], color=colour, lw=1.5)
+            ax.plot(row["estimate"], y + offset, marker="o" if seed is not None else "D", color=colour, ls="",
+                    ms=4.5, label=name)
+    ax.axvline(0, color="0.15", lw=1, label="no difference")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_ylim(len(labels) - 0.5, -0.5)
+    ax.grid(False, axis="y")
+    ax.set(xlabel=xlabel, title=title)
+    _legend_below(fig, [ax], ncol=min(4, 2 + len(seeds)))
     return fig

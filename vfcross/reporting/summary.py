@@ -35,3 +35,117 @@ def _version(package: str) -> str:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return "not installed"
+
+
+def data_record(dataset, result, name: str) -> dict:
+    """The ``data`` part of ``summary.json``: what was read, what was usable, what was skipped and why.
+
+    ``dataset`` is a :class:`vfcross.data.Dataset`, ``result`` a
+    :class:`vfcross.preprocess.run.PreprocessResult`.
+    """
+    report = result.report
+    skipped = report[report["outcome"] == "skipped"]
+    manifest = result.manifest
+    return {
+        "dataset": name,
+        "identities": int(manifest["identity"].nunique()),
+        "identities_per_split": {str(k): int(v) for k, v in
+                                 manifest.drop_duplicates("identity")["split"].value_counts(dropna=False).items()},
+        "samples": {m: int(n) for m, n in manifest["modality"].value_counts().items()},
+        "skipped_at_ingestion": int(len(dataset.skipped)),
+        "skipped_at_preprocessing": int(len(skipped)),
+        "skip_reasons": {str(k): int(v) for k, v in skipped["reason"].value_counts().items()},
+        "face_fallbacks": int(manifest["fallback"].sum()),
+        "generation_s": round(dataset.seconds, 1),
+        "preprocess_s": round(result.seconds, 1),
+        "processed_this_run": {m: int(n) for m, n in
+                               report[report["outcome"] == "processed"]["modality"].value_counts().items()},
+    }
+
+
+def training_record(history: list[dict], loop, select: str = "") -> dict:
+    """What ``summary.json`` keeps of a training run: its length, time, seed, and first, last and selected numbers.
+
+    ``loop`` is the run's :class:`~vfcross.config.LoopConfig`; the selected
+    epoch is the one its ``select_best`` metric kept (the last without one).
+    """
+    from vfcross.training import best_epoch
+
+    metric = select or loop.select_best
+    chosen = (best_epoch(history, metric) if metric else None) or history[-1]["epoch"]
+    numeric = lambda record: {k: round(v, 4) for k, v in record.items()  # noqa: E731
+                              if isinstance(v, (int, float)) and k not in ("epoch", "processes")}
+    return {"seed": loop.seed, "epochs": len(history), "train_time_s": round(sum(r["time_s"] for r in history), 1),
+            "selected_epoch": chosen, "first": numeric(history[0]), "last": numeric(history[-1]),
+            "selected": numeric(history[chosen - 1])}
+
+
+def fusion_record(runs: dict, loop, chance: float, gate, comparison) -> dict:
+    """The ``fusion`` part of ``summary.json``: convergence per seed, the gate's distribution, validation check.
+
+    ``runs`` maps a training seed to (run folder, history); ``chance`` is
+    ln(number of training identities), the cross-entropy of a uniform guess;
+    ``gate`` the gate values k on validation pairs; ``comparison`` a
+    :class:`vfcross.evaluation.seeds.SplitComparison`.
+    """
+    import numpy as np
+
+    per_seed = {}
+    for seed, (_, history) in runs.items():
+        record = training_record(history, loop)
+        per_seed[str(seed)] = {
+            "epochs": record["epochs"], "selected_epoch": record["selected_epoch"],
+            "ce_first": record["first"].get("ce"), "ce_final": record["last"].get("ce"),
+            "ce_selected": record["selected"].get("ce"),
+            "opl_first": record["first"].get("opl"), "opl_final": record["last"].get("opl"),
+            "train_accuracy_final": record["last"].get("train_accuracy"),
+            "val_auc_selected": record["selected"].get("val_auc"), "train_time_s": record["train_time_s"]}
+    k = np.ravel(gate)
+    return {"seeds": [int(s) for s in runs], "chance_ce": round(chance, 4), "per_seed": per_seed,
+            "gate": {"mean": round(float(k.mean()), 4), "sd": round(float(k.std()), 4),
+                     **{f"q{q:02d}": round(float(np.percentile(k, q)), 4) for q in (5, 25, 50, 75, 95)},
+                     "share_below_0.1": round(float((k < 0.1).mean()), 4),
+                     "share_above_0.9": round(float((k > 0.9).mean()), 4)},
+            "validation_vs_backbone": {"split": comparison.split, "identities": comparison.identities,
+                                       "per_seed": comparison.rows, "note": comparison.note}}
+
+
+def _strip(result: dict) -> dict:
+    """An evaluation result without its plotting data."""
+    return {k: v for k, v in result.items() if k not in ("roc",)}
+
+
+def evaluation_record(ours: dict, backbone: dict, oracle: dict, oracle_notes: list[str], probes, provenance: dict) -> dict:
+    """The evaluation part of ``summary.json``: our model's numbers at top level, the backbone's, the oracle's, probes.
+
+    Also each learned AUC as its share of the oracle's gain over chance,
+    ``(AUC - 0.5) / (oracle AUC - 0.5)``, per list (synthetic data only).
+    """
+    share = {}
+    lists = {"random": ours["verification"], **ours["grouped_auc"]}
+    for name, entry in lists.items():
+        if "auc" in entry and name in oracle and oracle[name]["auc"] > 0.5:
+            share[name] = round((entry["auc"] - 0.5) / (oracle[name]["auc"] - 0.5), 4)
+    return {**_strip(ours), "provenance": provenance, "backbone_only": _strip(backbone),
+            "oracle": {name: {k: v for k, v in entry.items() if k != "roc"} for name, entry in oracle.items()},
+            "oracle_notes": oracle_notes, "share_of_oracle_gain": share,
+            "probes": probes.to_dict(orient="records")}
+
+
+def ablation_record(table6, single_vs_dual, verdicts: list[dict], seeds: dict[str, list[int]],
+                    identities: int) -> dict:
+    """The ablation part of ``summary.json``: Table 6 and single vs dual (measured rows), the verdicts, the seeds."""
+    def measured(table) -> list[dict]:
+        rows = table[table["source"] == "measured"].drop(columns="source")
+        return json_records(rows)
+
+    return {"ablation": measured(table6), "single_vs_dual": measured(single_vs_dual), "claims": verdicts,
+            "seeds": seeds, "claims_test_identities": identities}
+
+
+def json_records(table) -> list[dict]:
+    """A table's rows as JSON-ready dicts (NaN as None)."""
+    import pandas as pd
+
+    return [{k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in row.items()}
+            for row in table.to_dict(orient="records")]

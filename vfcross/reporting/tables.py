@@ -15,8 +15,10 @@ def pct(value: float) -> float:
     return round(100.0 * value, 2)
 
 
-def pct_ci(ci: list[float] | tuple[float, float]) -> str:
-    """A confidence interval of fractions as '[lo, hi]' in %."""
+def pct_ci(ci: list[float] | tuple[float, float] | None) -> str:
+    """A confidence interval of fractions as '[lo, hi]' in %; 'n/a' where none could be made (None)."""
+    if ci is None:
+        return "n/a"
     return f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
 
 
@@ -32,21 +34,155 @@ def build_table(name: str, measured: list[dict], provenance: dict[str, str]) -> 
     table = pd.DataFrame(reported + ours)
     # source and method first, then the metrics in the order our rows list them, then the
     # confidence intervals, provenance last
-    first, tail = ["source", "method"], list(dict.fromkeys(["dataset", *provenance]))
+    first = ["source", "method"]
+    tail = [c for c in dict.fromkeys(["dataset", *provenance]) if c in table.columns]
     columns = list(dict.fromkeys([*(k for row in ours for k in row), *table.columns]))
     cis = [c for c in columns if c.endswith("CI")]
     return table[first + [c for c in columns if c not in first + cis + tail] + cis + tail]
 
 
 def write_table(table: pd.DataFrame, name: str, reports_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``reports/tables/<name>.csv`` and ``.md`` (reported and measured rows kept apart)."""
+    """Write ``reports/tables/<name>.csv`` and ``.md`` (reported and measured rows kept apart).
+
+    A table with a ``source`` column gets one Markdown section per source
+    (reported, measured); any other table is written whole.
+    """
     folder = Path(reports_dir) / "tables"
     folder.mkdir(parents=True, exist_ok=True)
     csv, md = folder / f"{name}.csv", folder / f"{name}.md"
     table.to_csv(csv, index=False)
     lines = [f"# {TABLE_TITLES.get(name, name)}", ""]
-    for source, part in table.groupby("source", sort=False):
+    if "source" not in table.columns:
+        lines.append(markdown_table(table))
+    for source, part in (table.groupby("source", sort=False) if "source" in table.columns else ()):
         part = part.dropna(axis=1, how="all").drop(columns="source")
         lines += [f"## {source}", "", markdown_table(part)]
     md.write_text("\n".join(lines))
     return csv, md
+
+
+# --- Tables 2-5 from evaluation results ------------------------------------------------------------
+ORACLE_ROW = "oracle: true attributes (synthetic ceiling)"
+RESTRICTED = ("G", "N", "A", "GNA")
+
+
+def _verification_row(method: str, verification: dict) -> dict:
+    """Table 2 columns of one system: EER and AUC with their intervals."""
+    return {"method": method, "EER": pct(verification["eer"]), "AUC": pct(verification["auc"]),
+            "EER 95% CI": pct_ci(verification.get("eer_ci")), "AUC 95% CI": pct_ci(verification.get("auc_ci"))}
+
+
+def _grouped_row(method: str, verification: dict, grouped: dict) -> dict:
+    """Table 3 columns of one system: AUC per negative restriction with intervals (a note's list left empty)."""
+    row = {"method": method, "random": pct(verification["auc"])}
+    for key in RESTRICTED:
+        if "auc" in grouped.get(key, {}):
+            row[key] = pct(grouped[key]["auc"])
+    row["random 95% CI"] = pct_ci(verification.get("auc_ci"))
+    for key in RESTRICTED:
+        if "auc" in grouped.get(key, {}):
+            row[f"{key} 95% CI"] = pct_ci(grouped[key].get("ci"))
+    return row
+
+
+def _matching_rows(method: str, result: dict) -> list[dict]:
+    """Table 4 rows of one system: accuracy for every N, both directions, intervals at N = 2 and the largest N."""
+    rows = []
+    for key, label in (("matching_vf", "V-F"), ("matching_fv", "F-V")):
+        by_n = result.get(key, {})
+        if not by_n:
+            continue
+        largest = max(by_n, key=int)
+        rows.append({"method": method, "direction": label, **{f"N={n}": pct(v["accuracy"]) for n, v in by_n.items()},
+                     "N=2 95% CI": pct_ci(by_n["2"].get("ci")), f"N={largest} 95% CI": pct_ci(by_n[largest].get("ci"))})
+    return rows
+
+
+def _retrieval_row(method: str, result: dict) -> dict:
+    """Table 5 columns of one system: mAP both ways with intervals and the chance level of this gallery."""
+    vf, fv = result["map"]["vf"], result["map"]["fv"]
+    return {"method": method, "V-F": pct(vf["map"]), "F-V": pct(fv["map"]), "V-F chance": pct(vf["chance"]),
+            "F-V chance": pct(fv["chance"]), "V-F 95% CI": pct_ci(vf.get("ci")), "F-V 95% CI": pct_ci(fv.get("ci"))}
+
+
+def evaluation_tables(results: dict[str, dict], oracle: dict[str, dict] | None,
+                      provenance: dict[str, str]) -> dict[str, pd.DataFrame]:
+    """Tables 2-5 of the paper from :func:`vfcross.evaluation.evaluate.evaluate` results per system.
+
+    ``oracle`` (synthetic data only) maps a verification list ("random", "G",
+    ...) to the Bayes oracle's ``{"auc", "eer", "auc_ci"?, "eer_ci"?}`` on the
+    same pairs; it adds a ceiling row to Tables 2 and 3.
+    """
+    table2 = [_verification_row(name, r["verification"]) for name, r in results.items()]
+    table3 = [_grouped_row(name, r["verification"], r["grouped_auc"]) for name, r in results.items()]
+    if oracle and "random" in oracle:
+        table2.append(_verification_row(ORACLE_ROW, oracle["random"]))
+        table3.append(_grouped_row(ORACLE_ROW, oracle["random"],
+                                   {k: {"auc": v["auc"], "ci": v.get("auc_ci")} for k, v in oracle.items()}))
+    table4 = [row for name, r in results.items() for row in _matching_rows(name, r)]
+    table5 = [_retrieval_row(name, r) for name, r in results.items()]
+    return {name: build_table(name, rows, provenance)
+            for name, rows in (("table2", table2), ("table3", table3), ("table4", table4), ("table5", table5))}
+
+
+def grouped_bars(results: dict[str, dict], oracle: dict[str, dict] | None, paper_grouped: dict,
+                 paper_random: float) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, tuple]]]:
+    """Bars (AUC %, per list) and their intervals for the grouped-AUC figure: our systems, the oracle, the paper."""
+    lists = ("random", *RESTRICTED)
+    bars, intervals = {}, {}
+    for name, r in results.items():
+        entries = {"random": {"auc": r["verification"]["auc"], "ci": r["verification"].get("auc_ci")},
+                   **r["grouped_auc"]}
+        bars[name] = {k: 100 * entries[k]["auc"] for k in lists if "auc" in entries.get(k, {})}
+        intervals[name] = {k: tuple(100 * x for x in entries[k]["ci"]) for k in lists
+                           if entries.get(k, {}).get("ci") is not None}
+    if oracle:
+        bars[ORACLE_ROW] = {k: 100 * v["auc"] for k, v in oracle.items()}
+        intervals[ORACLE_ROW] = {k: tuple(100 * x for x in v["auc_ci"]) for k, v in oracle.items()
+                                 if v.get("auc_ci") is not None}
+    bars["paper (reported, VoxCeleb1)"] = {"random": paper_random, **{k: paper_grouped[k] for k in RESTRICTED}}
+    return bars, intervals
+
+
+# --- tables of systems trained with several seeds (Table 6, single vs dual) ------------------------
+def _seed_columns(scored, system: str, n_boot: int, seed: int) -> dict:
+    """AUC and EER of one system: mean over training seeds, seed spread, identity-level interval, the seeds."""
+    from vfcross.evaluation.seeds import seed_summary
+
+    row = {}
+    for metric in ("auc", "eer"):
+        summary = seed_summary(scored, system, metric, n_boot, seed)
+        name = metric.upper()
+        row[name] = pct(summary["mean"])
+        row[f"{name} seed SD"] = pct(summary["sd"])
+        row[f"{name} seed range"] = f"{pct(summary['min']):.1f}-{pct(summary['max']):.1f}"
+        row[f"{name} 95% CI"] = pct_ci(summary["ci"])
+    row["seeds"] = " ".join(str(s) for s in scored.seeds[system])
+    return row
+
+
+def seed_table(scored, systems: list[str], name: str, provenance: dict[str, str], n_boot: int,
+               seed: int) -> pd.DataFrame:
+    """A table of ``systems`` scored with several training seeds (:class:`vfcross.evaluation.seeds.SeedScores`).
+
+    Per system: AUC and EER as the mean over its seeds, the seeds' standard
+    deviation and range, and the identity-level 95% interval of the
+    seed-averaged metric; reported rows of ``name`` first.
+    """
+    rows = [{"method": system, **_seed_columns(scored, system, n_boot, seed)} for system in systems]
+    return build_table(name, rows, provenance)
+
+
+def single_vs_dual_table(scored, cost: pd.DataFrame, provenance: dict[str, str], n_boot: int,
+                         seed: int) -> pd.DataFrame:
+    """Single vs dual stream: parameters, step time, peak memory (``cost``, indexed by architecture) and verification."""
+    from vfcross.reporting.claims import DUAL_BACKBONE, SINGLE_BACKBONE
+
+    rows = []
+    for system, arch in ((SINGLE_BACKBONE, "single"), (DUAL_BACKBONE, "dual")):
+        c = cost.loc[arch]
+        rows.append({"method": system, "params (M)": round(float(c["params"]) / 1e6, 2),
+                     "step time (s)": round(float(c["step_time_s"]), 3),
+                     "peak memory (MB)": round(float(c["peak_memory_mb"]), 1),
+                     **_seed_columns(scored, system, n_boot, seed)})
+    return build_table("single_vs_dual", rows, provenance)

@@ -15,8 +15,9 @@ parameters of :class:`~vfcross.config.SynthConfig`:
 
 Because this generative model is known exactly, :func:`oracle_score` gives the
 log-likelihood ratio "same identity vs different identities" of a voice-face
-pair from the true attributes. Its AUC on a verification list is the ceiling
-against which a learned model is read.
+pair from the true attributes, for the random list and for lists whose
+negatives share gender, nationality and/or age. Its AUC on a verification
+list is the ceiling against which a learned model is read.
 """
 
 from __future__ import annotations
@@ -134,24 +135,74 @@ def _age_prob_given(voice_age: str, face_age: str, coupling: float) -> float:
     return (1 - coupling) / len(neighbours) if v in neighbours else 0.0
 
 
-def oracle_score(voice: Attributes, face: Attributes, cfg: SynthConfig) -> float:
-    """Log-likelihood ratio that ``voice`` and ``face`` belong to one identity.
+def _nationality_prob_given(voice_nationality: str, face_nationality: str, coupling: float) -> float:
+    """P(voice accent | face nationality) under the same-identity model."""
+    if voice_nationality == face_nationality:
+        return coupling
+    return (1 - coupling) / (len(NATIONALITIES) - 1)
 
-    Under "different identities" the voice attributes are those of an
-    independent identity: uniform gender, nationality and age group (the
-    population's priors) and standard-normal traits. Returns ``-inf`` where the
-    same-identity model gives probability 0 (e.g. a gender mismatch).
+
+def _gender_prob_given(voice_gender: str, face_gender: str) -> float:
+    """P(voice gender | face gender) under the same-identity model: gender is always shared."""
+    return float(voice_gender == face_gender)
+
+
+#: The categorical attributes, by their manifest column name: (values, P(voice value | face value, same
+#: identity)). Face values are drawn uniformly by :func:`sample_population`.
+_CATEGORICAL = {
+    "gender": (GENDERS, lambda v, f, cfg: _gender_prob_given(v, f)),
+    "nationality": (tuple(NATIONALITIES), lambda v, f, cfg: _nationality_prob_given(v, f, cfg.coupling_nationality)),
+    "age": (AGE_GROUPS, lambda v, f, cfg: _age_prob_given(v, f, cfg.coupling_age)),
+}
+#: Attributes that a verification list can force a negative pair to share.
+SHAREABLE = tuple(_CATEGORICAL)
+
+
+def _value(attributes: Attributes, name: str) -> str:
+    """The value of a categorical attribute by its manifest column name."""
+    return attributes.age_group if name == "age" else getattr(attributes, name)
+
+
+def voice_marginal(name: str, cfg: SynthConfig) -> dict[str, float]:
+    """P(voice value) of a categorical attribute for a random identity: the "different identity" model.
+
+    The sum over face values (uniform, as :func:`sample_population` draws
+    them) of P(face value) * P(voice value | face value). For the age group
+    it is not uniform: with ``coupling_age`` 0.6 the middle group gains from
+    both neighbours (young/middle/old = 0.267/0.467/0.267).
     """
-    n_nat, n_age = len(NATIONALITIES), len(AGE_GROUPS)
-    if voice.gender != face.gender:
-        return -math.inf
-    log_lr = math.log(2.0)  # P(same gender | same) / P(same gender | different)
-    p_nat = cfg.coupling_nationality if voice.nationality == face.nationality else (
-        (1 - cfg.coupling_nationality) / (n_nat - 1))
-    p_age = _age_prob_given(voice.age_group, face.age_group, cfg.coupling_age)
-    if p_nat == 0.0 or p_age == 0.0:
-        return -math.inf
-    log_lr += math.log(p_nat * n_nat) + math.log(p_age * n_age)
+    if name not in _CATEGORICAL:
+        raise ValueError(f"attribute must be one of {SHAREABLE}, got {name!r}")
+    values, given = _CATEGORICAL[name]
+    return {v: sum(given(v, f, cfg) for f in values) / len(values) for v in values}
+
+
+def oracle_score(voice: Attributes, face: Attributes, cfg: SynthConfig, shared: tuple[str, ...] = ()) -> float:
+    """Log-likelihood ratio that ``voice`` and ``face`` belong to one identity (the Bayes score).
+
+    Under "same identity" the voice attributes are the noisy copy of the
+    face's (module docstring). Under "different identities" they are those
+    of another identity: each categorical attribute follows its
+    :func:`voice_marginal`, each trait is standard normal. ``shared`` names
+    the attributes (of :data:`SHAREABLE`) that a verification list forces
+    every negative pair to share (G: gender, N: nationality, A: age): the
+    other identity then has the face's value of that attribute, so the
+    voice's value is equally likely under both hypotheses and its term is
+    dropped. ``shared=()`` scores the random list. Returns ``-inf`` where
+    the same-identity model gives probability 0 (e.g. a gender mismatch).
+    """
+    unknown = set(shared) - set(SHAREABLE)
+    if unknown:
+        raise ValueError(f"shared attributes must be among {SHAREABLE}, got {sorted(unknown)}")
+    log_lr = 0.0
+    for name, (_, given) in _CATEGORICAL.items():
+        if name in shared:
+            continue
+        v, f = _value(voice, name), _value(face, name)
+        p_same = given(v, f, cfg)
+        if p_same == 0.0:
+            return -math.inf
+        log_lr += math.log(p_same / voice_marginal(name, cfg)[v])
     rho = cfg.coupling_traits
     var = 1 - rho**2
     for tv, tf in zip(voice.traits, face.traits):

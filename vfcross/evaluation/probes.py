@@ -1,0 +1,301 @@
+"""Attribute probes: what a representation says about gender, nationality, age and traits.
+
+A probe is a linear model (logistic regression for a category, ridge
+regression for a continuous trait) fitted on the frozen vectors of some
+identities and scored on the vectors of OTHER identities (identity-disjoint
+folds), so it measures what the representation carries about an attribute
+in general, not what it memorised about particular people. Each modality is
+probed on its own: a voice representation for the attributes the voice was
+rendered from, a face representation for the face's.
+
+The same probes on simple input-level features (:func:`voice_input_features`:
+pitch and MFCC statistics of the raw audio; :func:`face_input_features`:
+downsampled pixels of the aligned crop) tell whether a limit lies in the data
+(the attribute is hard to read even from the input) or in the learning (the
+input carries it, the learned embedding does not).
+
+Scores: for a category, accuracy beside the majority-class rate of the
+scored folds (chance); for a trait, the coefficient of determination R^2
+(0 = no better than the mean).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torchaudio
+from PIL import Image
+
+from vfcross.config import VoiceConfig
+from vfcross.preprocess.faces import load_face
+from vfcross.preprocess.voices import read_audio, vad
+
+#: Categorical attributes probed with logistic regression.
+CATEGORIES = ("gender", "nationality", "age")
+#: Folds of the identity-disjoint cross-validation.
+FOLDS = 5
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One probe: ``score`` (accuracy or R^2), its chance level and the number of identities scored."""
+
+    attribute: str
+    kind: str  # "accuracy" | "r2"
+    score: float
+    chance: float
+    identities: int
+    samples: int
+
+
+def _folds(groups: np.ndarray, n_folds: int, seed: int) -> list[np.ndarray]:
+    """Identity-disjoint folds: each identity's samples all fall in one fold."""
+    identities = np.unique(groups)
+    order = np.random.default_rng(seed).permutation(identities)
+    fold_of = {identity: i % n_folds for i, identity in enumerate(order)}
+    assignment = np.array([fold_of[g] for g in groups])
+    return [np.flatnonzero(assignment == k) for k in range(n_folds)]
+
+
+def _standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scale features by the training fold's mean and standard deviation."""
+    mean, std = train.mean(axis=0), train.std(axis=0) + 1e-8
+    return (train - mean) / std, (test - mean) / std
+
+
+def _train_rows(n: int, test: np.ndarray) -> np.ndarray:
+    """The rows not in ``test``."""
+    return np.setdiff1d(np.arange(n), test)
+
+
+def _select(candidates: tuple[float, ...], score, x: np.ndarray, y: np.ndarray, groups: np.ndarray,
+            seed: int) -> float:
+    """The regularisation value with the best inner identity-disjoint cross-validated score.
+
+    Nested inside each outer fold, so the probe's strength is chosen
+    without ever looking at the identities it is scored on.
+    """
+    inner = _folds(groups, 3, seed + 1)
+    means = []
+    for value in candidates:
+        scores = [score(x[_train_rows(len(y), fold)], y[_train_rows(len(y), fold)], x[fold], y[fold], value)
+                  for fold in inner]
+        means.append(np.mean(scores))
+    return candidates[int(np.argmax(means))]
+
+
+def _logistic_accuracy(xtr, ytr, xte, yte, c: float) -> float:
+    """Accuracy on (xte, yte) of a logistic regression fitted on standardised (xtr, ytr)."""
+    from sklearn.linear_model import LogisticRegression
+
+    if len(np.unique(ytr)) < 2:
+        return float(np.mean(yte == ytr[0]))
+    xtr, xte = _standardise(xtr, xte)
+    return float((LogisticRegression(C=c, max_iter=3000).fit(xtr, ytr).predict(xte) == yte).mean())
+
+
+def _ridge_predict(xtr, ytr, xte, alpha: float) -> np.ndarray:
+    """Predictions for ``xte`` of a ridge regression fitted on standardised (xtr, ytr)."""
+    from sklearn.linear_model import Ridge
+
+    xtr, xte = _standardise(xtr, xte)
+    return Ridge(alpha=alpha).fit(xtr, ytr).predict(xte)
+
+
+def _r2(y: np.ndarray, predicted: np.ndarray) -> float:
+    """Coefficient of determination of ``predicted`` for ``y``."""
+    return float(1.0 - ((y - predicted) ** 2).sum() / max(((y - y.mean()) ** 2).sum(), 1e-12))
+
+
+#: Inverse regularisation strengths tried for the logistic probe, strengths for the ridge probe.
+LOGISTIC_C = (0.001, 0.01, 0.1, 1.0)
+RIDGE_ALPHA = (1.0, 10.0, 100.0, 1000.0, 10000.0)
+
+
+def probe_category(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_folds: int = FOLDS,
+                   seed: int = 0) -> tuple[float, float]:
+    """Identity-disjoint cross-validated accuracy of a logistic probe, and the majority-class rate.
+
+    The probe's regularisation is chosen per outer fold by an inner
+    identity-disjoint cross-validation. The majority rate is that of
+    predicting, in each test fold, the most frequent class of its training
+    folds: what a probe learning nothing from ``x`` scores.
+    """
+    correct = majority = 0.0
+    for test in _folds(groups, n_folds, seed):
+        train = _train_rows(len(y), test)
+        c = _select(LOGISTIC_C, _logistic_accuracy, x[train], y[train], groups[train], seed)
+        correct += _logistic_accuracy(x[train], y[train], x[test], y[test], c) * len(test)
+        values, counts = np.unique(y[train], return_counts=True)
+        majority += float((y[test] == values[np.argmax(counts)]).sum())
+    return correct / len(y), majority / len(y)
+
+
+def probe_trait(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_folds: int = FOLDS, seed: int = 0) -> float:
+    """Identity-disjoint cross-validated R^2 of a ridge probe predicting continuous ``y``.
+
+    The ridge strength is chosen per outer fold by an inner identity-disjoint
+    cross-validation; R^2 is computed over all held-out predictions.
+    """
+    predicted = np.empty(len(y))
+    for test in _folds(groups, n_folds, seed):
+        train = _train_rows(len(y), test)
+        alpha = _select(RIDGE_ALPHA, lambda a, b, c_, d, v: _r2(d, _ridge_predict(a, b, c_, v)),
+                        x[train], y[train], groups[train], seed)
+        predicted[test] = _ridge_predict(x[train], y[train], x[test], alpha)
+    return _r2(y, predicted)
+
+
+def probe_attributes(vectors: np.ndarray, attributes: pd.DataFrame, identities: np.ndarray,
+                     seed: int = 0) -> list[ProbeResult]:
+    """Probe ``vectors`` (one row per sample) for every column of ``attributes``.
+
+    Columns named in :data:`CATEGORIES` (or holding text) are probed as
+    categories, numeric ones as traits. Samples with NA in a column are left
+    out of that column's probe; a column with fewer than two classes (or
+    fewer than ``FOLDS`` identities) is skipped.
+    """
+    vectors = np.asarray(vectors, dtype=np.float64)
+    identities = np.asarray(identities)
+    if len(vectors) != len(attributes) or len(vectors) != len(identities):
+        raise ValueError(f"vectors ({len(vectors)}), attributes ({len(attributes)}) and identities "
+                         f"({len(identities)}) must have one row per sample")
+    results = []
+    for column in attributes.columns:
+        known = attributes[column].notna().to_numpy()
+        y = attributes[column].to_numpy()[known]
+        groups = identities[known]
+        if len(np.unique(groups)) < FOLDS:
+            continue
+        categorical = column in CATEGORIES or not pd.api.types.is_numeric_dtype(attributes[column])
+        if categorical:
+            y = y.astype(str)
+            if len(np.unique(y)) < 2:
+                continue
+            score, chance = probe_category(vectors[known], y, groups, seed=seed)
+            results.append(ProbeResult(column, "accuracy", score, chance, len(np.unique(groups)), len(y)))
+        else:
+            score = probe_trait(vectors[known], y.astype(np.float64), groups, seed=seed)
+            results.append(ProbeResult(column, "r2", score, 0.0, len(np.unique(groups)), len(y)))
+    return results
+
+
+# --- input-level features ----------------------------------------------------------------------
+def _pitch_track(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Fundamental frequency (Hz) of the voiced frames, by normalised autocorrelation (60-400 Hz).
+
+    A 40 ms frame every 10 ms counts as voiced when its autocorrelation peak
+    in the pitch range exceeds 0.5 of its energy.
+    """
+    frame, hop = int(0.04 * sample_rate), int(0.01 * sample_rate)
+    if len(audio) < frame:
+        return np.empty(0)
+    frames = np.lib.stride_tricks.sliding_window_view(audio, frame)[::hop]
+    frames = frames - frames.mean(axis=1, keepdims=True)
+    spectrum = np.fft.rfft(frames, n=2 * frame, axis=1)
+    acf = np.fft.irfft(np.abs(spectrum) ** 2, axis=1)[:, :frame]
+    lo, hi = int(sample_rate / 400), int(sample_rate / 60)
+    lag = lo + np.argmax(acf[:, lo:hi], axis=1)
+    strength = acf[np.arange(len(acf)), lag] / (acf[:, 0] + 1e-12)
+    return sample_rate / lag[strength > 0.5]
+
+
+def voice_input_features(paths: list[str] | np.ndarray, cfg: VoiceConfig) -> np.ndarray:
+    """Simple acoustic statistics of each audio file: what the input offers a linear reader.
+
+    Per clip (after the same VAD as training): pitch (median, quartiles and
+    spread of log F0, voiced fraction), speech rate proxies (duration kept by
+    the VAD, rate of energy peaks), and the mean and standard deviation of
+    20 MFCCs. Returns an (n, 48) array.
+    """
+    mfcc = torchaudio.transforms.MFCC(sample_rate=cfg.sample_rate, n_mfcc=20,
+                                      melkwargs={"n_fft": 512, "hop_length": 160, "n_mels": 40})
+    rows = []
+    for path in paths:
+        audio = read_audio(path, cfg.sample_rate)
+        kept, _ = vad(audio, cfg.sample_rate, cfg)
+        f0 = _pitch_track(kept, cfg.sample_rate)
+        log_f0 = np.log(f0) if len(f0) else np.full(1, np.log(150.0))
+        q1, med, q3 = np.percentile(log_f0, [25, 50, 75])
+        coeffs = mfcc(torch.from_numpy(np.ascontiguousarray(kept, dtype=np.float32))).numpy()
+        envelope = np.convolve(np.abs(kept), np.ones(400) / 400, mode="same")[::160]
+        peaks = np.sum((envelope[1:-1] > envelope[:-2]) & (envelope[1:-1] > envelope[2:])
+                       & (envelope[1:-1] > envelope.mean()))
+        seconds = len(kept) / cfg.sample_rate
+        rows.append(np.r_[med, q1, q3, log_f0.std(), len(f0) / max(1, len(kept) // 160), seconds,
+                          peaks / max(seconds, 1e-3), len(audio) / cfg.sample_rate,
+                          coeffs.mean(axis=1), coeffs.std(axis=1)])
+    return np.asarray(rows, dtype=np.float64)
+
+
+def face_input_features(cache_paths: list[str] | np.ndarray, side: int = 16) -> np.ndarray:
+    """Downsampled aligned face crops (``side`` x ``side`` RGB, flattened): the pixels a linear reader sees."""
+    rows = []
+    for path in cache_paths:
+        image = Image.fromarray(load_face(path)).resize((side, side), Image.Resampling.BOX)
+        rows.append(np.asarray(image, dtype=np.float64).ravel() / 255.0)
+    return np.asarray(rows)
+
+
+def synthetic_attributes(table: pd.DataFrame, population_root: str | Path) -> pd.DataFrame:
+    """The rendered attributes of each row's modality (voice rows: the voice's, face rows: the face's).
+
+    Columns gender, nationality, age and one per trait, from the population's
+    ``population.json``; rows in the table's order.
+    """
+    from vfcross.data.synthetic.population import TRAITS
+    from vfcross.data.synthetic.writer import read_population
+
+    people = {p.vox_id: p for p in read_population(population_root)}
+    rows = []
+    for identity, modality in zip(table["identity"], table["modality"]):
+        attrs = getattr(people[identity], "voice" if modality == "voice" else "face")
+        rows.append({"gender": attrs.gender, "nationality": attrs.nationality, "age": attrs.age_group,
+                     **dict(zip(TRAITS, attrs.traits))})
+    return pd.DataFrame(rows, index=table.index)
+
+
+def metadata_attributes(table: pd.DataFrame) -> pd.DataFrame:
+    """The attributes a dataset's metadata gives (gender, nationality, age; NA where unknown), in row order.
+
+    On VoxCeleb1 these are the identity's, for both of its modalities (its
+    meta table has no age: that column stays NA and is not probed).
+    """
+    return table[["gender", "nationality", "age"]].astype("object").where(table[["gender", "nationality", "age"]]
+                                                                         .notna(), None)
+
+
+def probe_report(representations: dict[str, np.ndarray], table: pd.DataFrame, attributes: pd.DataFrame,
+                 voice_cfg: VoiceConfig | None = None, seed: int = 0) -> pd.DataFrame:
+    """Probe every representation per modality, beside the input-level features when ``voice_cfg`` is given.
+
+    ``representations`` maps a name to vectors with one row per ``table``
+    row (e.g. the backbone's embeddings, or the fusion's u for faces and v
+    for voices); ``attributes`` has one row per table row (see
+    :func:`synthetic_attributes`, :func:`metadata_attributes`). Returns one
+    row per (representation, modality, attribute): ``representation,
+    modality, attribute, metric, score, chance, identities, samples``.
+    """
+    table = table.reset_index(drop=True)
+    attributes = attributes.reset_index(drop=True)
+    identities = table["identity"].to_numpy()
+    rows = []
+    for modality in ("voice", "face"):
+        mask = (table["modality"] == modality).to_numpy()
+        if not mask.any():
+            continue
+        features = {name: np.asarray(vectors)[mask] for name, vectors in representations.items()}
+        if voice_cfg is not None:
+            features = {"input features": (voice_input_features(table["path"][mask], voice_cfg) if modality == "voice"
+                                           else face_input_features(table["cache_path"][mask])), **features}
+        for name, x in features.items():
+            for r in probe_attributes(x, attributes[mask].reset_index(drop=True), identities[mask], seed=seed):
+                rows.append({"representation": name, "modality": modality, "attribute": r.attribute,
+                             "metric": r.kind, "score": round(r.score, 4), "chance": round(r.chance, 4),
+                             "identities": r.identities, "samples": r.samples})
+    return pd.DataFrame(rows, columns=["representation", "modality", "attribute", "metric", "score", "chance",
+                                       "identities", "samples"])
