@@ -324,3 +324,12 @@ def test_paired_differences_dots_per_seed_intervals_and_margin():
         figures.paired_differences_figure([{"label": "x", "estimate": 0, "low": 0}])
     with pytest.raises(ValueError, match="several margins"):
         figures.paired_differences_figure([{**rows[-1], "margin": 1.0}, rows[-1]])
+
+
+def test_paired_differences_without_an_interval_draw_the_dot_alone():
+    fig = figures.paired_differences_figure([{"label": "a", "estimate": 1.0, "low": None, "high": None, "seed": 0},
+                                             {"label": "a", "estimate": 2.0, "low": 0.5, "high": 3.5, "seed": 1}])
+    ax = fig.axes[0]
+    assert len(ax.collections) == 1  # one interval line, for the seed that has one
+    with pytest.raises(ValueError, match="one interval bound"):
+        figures.paired_differences_figure([{"label": "a", "estimate": 1.0, "low": 0.0, "high": None}])

@@ -653,7 +653,10 @@ def _check_difference_rows(rows: Sequence[Mapping]) -> None:
         missing = [k for k in ("label", "estimate", "low", "high") if k not in row]
         if missing:
             raise ValueError(f"paired_differences_figure: row {i} lacks {missing}")
-        _check_interval(row["low"], row["high"], f"paired_differences_figure: row {i} ({row['label']!r})")
+        if (row["low"] is None) != (row["high"] is None):
+            raise ValueError(f"paired_differences_figure: row {i} ({row['label']!r}) has only one interval bound")
+        if row["low"] is not None:  # None: no interval could be made; the dot is drawn alone
+            _check_interval(row["low"], row["high"], f"paired_differences_figure: row {i} ({row['label']!r})")
         if not np.isfinite(row["estimate"]):
             raise ValueError(f"paired_differences_figure: row {i} ({row['label']!r}) has no finite estimate")
         if row.get("margin") is not None:
@@ -670,7 +673,7 @@ def paired_differences_figure(rows: Sequence[Mapping], title: str = "paired diff
     """Forest plot of paired differences with their intervals, one line of the plot per ``label``.
 
     Each row has ``label``, ``estimate``, ``low`` and ``high`` (in AUC
-    percentage points), optionally ``seed`` (several rows of one label with
+    percentage points; both None where no interval could be made), optionally ``seed`` (several rows of one label with
     different seeds: one dot per training seed, coloured by seed; a row of a
     label without a seed is drawn as a black diamond, e.g. the pooled
     estimate) and ``margin`` (a shaded band from -margin to +margin behind the
@@ -697,7 +700,8 @@ def paired_differences_figure(rows: Sequence[Mapping], title: str = "paired diff
             seed = row.get("seed")
             colour = seed_colours[seed] if seed is not None else "black"
             name = f"seed {seed}" if seed is not None else ("pooled" if seeds else "estimate")
-            ax.hlines(y + offset, row["low"], row["high"], color=colour, lw=1.5)
+            if row["low"] is not None:
+                ax.hlines(y + offset, row["low"], row["high"], color=colour, lw=1.5)
             ax.plot(row["estimate"], y + offset, marker="o" if seed is not None else "D", color=colour, ls="",
                     ms=4.5, label=name)
     ax.axvline(0, color="0.15", lw=1, label="no difference")
