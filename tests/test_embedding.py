@@ -50,7 +50,7 @@ def test_a_ten_minute_utterance_embeds_within_a_bounded_memory(tmp_path):
     """
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-c", _MEASURE, str(tmp_path / "long.npy"), "60000", "16"],
-                          capture_output=True, text=True, timeout=600, env=env)
+                          capture_output=True, text=True, timeout=600, env=env, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     measured = json.loads(done.stdout.strip().splitlines()[-1])
     assert measured["norm"] == pytest.approx(1.0, abs=1e-4)

@@ -66,7 +66,7 @@ class ConfigError(ValueError):
         super().__init__(f"{key}: {problem}")
         self.key, self.problem = key, problem
 
-    def within(self, prefix: str) -> "ConfigError":
+    def within(self, prefix: str) -> ConfigError:
         """The same error with ``key`` seen from the enclosing section ``prefix``."""
         return ConfigError(f"{prefix}.{self.key}" if prefix else self.key, self.problem)
 

@@ -61,7 +61,13 @@ from vfcross.preprocess.faces import (
     to_rgb,
 )
 from vfcross.preprocess.voices import process_voice
-from vfcross.training import CHECKPOINT, device, objective_state, stage_settings, state_path
+from vfcross.training import (
+    CHECKPOINT,
+    device,
+    objective_state,
+    stage_settings,
+    state_path,
+)
 
 #: The ``format`` metadata of a model file.
 FORMAT = "vfcross-model"

@@ -297,8 +297,8 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
                 best = {"objective": state["objective"], "epoch": epoch + 1}
                 atomic_write(out_dir / BEST, lambda stream: torch.save(best, stream))
             _write_log(history, out_dir / METRICS)
-            text = json.dumps({**fingerprint, "epochs": epoch + 1}, indent=2) + "\n"
-            atomic_write(out_dir / TRAINED_FROM, lambda stream: stream.write(text.encode()))
+            record_text = json.dumps({**fingerprint, "epochs": epoch + 1}, indent=2) + "\n"
+            atomic_write(out_dir / TRAINED_FROM, lambda stream, text=record_text: stream.write(text.encode()))
         if world > 1:
             dist.barrier()
     return history

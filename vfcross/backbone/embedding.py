@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -22,10 +22,10 @@ from tqdm.auto import tqdm
 
 from vfcross.backbone.objective import load_backbone
 from vfcross.backbone.sampler import fit_frames, load_faces, utterance_offsets
-from vfcross.preprocess import load_spectrogram
 from vfcross.config import BackboneConfig
 from vfcross.evaluation.metrics import roc_auc
 from vfcross.io import atomic_write, sha256_file
+from vfcross.preprocess import load_spectrogram
 from vfcross.training import device, state_path
 
 
