@@ -46,7 +46,7 @@ from PIL import Image
 from vfcross.backbone.embedding import embed_face_batch, embed_rows, embed_utterances
 from vfcross.backbone.objective import BackboneObjective, backbone_from_state
 from vfcross.backbone.sampler import face_batch
-from vfcross.config import RunConfig, from_dict, load_config, to_dict
+from vfcross.config import RunConfig, from_dict, run_config, to_dict
 from vfcross.fusion.model import FusionModel
 from vfcross.fusion.task import fusion_from_state, project
 from vfcross.io import atomic_write, sha256_file
@@ -235,7 +235,7 @@ def load(path: str | Path, dev: str | torch.device | None = None, backbone: str 
             raise ValueError("a model file already holds its backbone: drop the backbone argument")
         return _load_file(path, dev)
     backbone_run, fusion_run = find_runs(path, backbone)
-    backbone_cfg, fusion_cfg = _run_config(backbone_run), _run_config(fusion_run)
+    backbone_cfg, fusion_cfg = run_config(backbone_run), run_config(fusion_run)
     cfg = model_config(backbone_cfg, fusion_cfg)
     sources = {name: sha256_file(state_path(run)) for name, run in (("backbone", backbone_run), ("fusion", fusion_run))}
     # each run's config.json must describe the model its checkpoint holds
@@ -332,14 +332,6 @@ def _load_file(path: Path, dev: str | torch.device | None) -> VoiceFaceModel:
     return VoiceFaceModel(cfg, backbone_from_state(parts["backbone."], cfg.backbone),
                           fusion_from_state(parts["fusion."], cfg.fusion), str(path),
                           json.loads(metadata.get("sources", "{}")), dev)
-
-
-def _run_config(run: Path) -> RunConfig:
-    """The configuration a run folder was trained with."""
-    path = run / "config.json"
-    if not path.exists():
-        raise FileNotFoundError(f"no config.json in {run}: its configuration is needed to rebuild the model")
-    return load_config(path)
 
 
 def _as_list(items: Sequence | str | Path) -> list:

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from vfcross.backbone.objective import load_backbone
 from vfcross.backbone.sampler import fit_frames, load_faces, utterance_offsets
-from vfcross.config import BackboneConfig
+from vfcross.config import BackboneConfig, run_config
 from vfcross.evaluation.metrics import roc_auc
 from vfcross.io import atomic_write, sha256_file
 from vfcross.preprocess import load_spectrogram
@@ -156,15 +156,18 @@ class Embeddings:
     checkpoint_sha256: str
 
 
-def extract_embeddings(run_dir: str | Path, manifest: pd.DataFrame, cfg: BackboneConfig,
+def extract_embeddings(run_dir: str | Path, manifest: pd.DataFrame, cfg: BackboneConfig | None,
                        cache_dir: str | Path, progress: bool = True) -> Embeddings:
     """Embed every row of ``manifest`` with the backbone checkpoint in ``run_dir``.
+
+    ``cfg`` None takes the run's own configuration (its ``config.json``).
 
     Results are cached in ``cache_dir`` under a key made of the checkpoint's
     hash and the manifest's sample list, with the checkpoint path and hash
     recorded beside the vectors. The run must have been trained from ``cfg``
     (see :func:`~vfcross.backbone.objective.load_backbone`), cached or not.
     """
+    cfg = run_config(run_dir).backbone if cfg is None else cfg
     ckpt = state_path(run_dir)
     objective = load_backbone(run_dir, cfg)
     sha = sha256_file(ckpt)

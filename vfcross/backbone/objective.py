@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from vfcross.backbone.dual_stream import DualStream
 from vfcross.backbone.single_stream import SingleStream
-from vfcross.config import Architecture, BackboneConfig, RunConfig, choices, override
+from vfcross.config import Architecture, BackboneConfig, RunConfig, choices, override, run_config
 from vfcross.losses import CrossModalCenterLoss
 from vfcross.training import device, objective_state, stage_settings
 
@@ -64,12 +64,15 @@ class BackboneObjective(nn.Module):
                 "train_accuracy": accuracy}
 
 
-def load_backbone(run_dir: str | Path, cfg: BackboneConfig) -> BackboneObjective:
+def load_backbone(run_dir: str | Path, cfg: BackboneConfig | None = None) -> BackboneObjective:
     """The trained objective (network, classifier, centers) of a run folder, on the CPU.
 
-    Raises :class:`~vfcross.training.RunMismatchError` when the run was
-    trained with other ``cfg`` settings (its loop settings and seed may differ).
+    Without ``cfg`` the run's own configuration (its ``config.json``) says
+    which network it is. Raises :class:`~vfcross.training.RunMismatchError`
+    when the run was trained with other settings than that configuration's
+    (its loop settings and seed may differ).
     """
+    cfg = run_config(run_dir).backbone if cfg is None else cfg
     return backbone_from_state(objective_state(run_dir, stage_settings("backbone", cfg)), cfg)
 
 

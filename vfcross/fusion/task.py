@@ -34,6 +34,7 @@ from vfcross.config import (
     RunConfig,
     choices,
     override,
+    run_config,
     save_config,
 )
 from vfcross.data.splits import validation_note
@@ -175,12 +176,16 @@ def gate_values(model: FusionModel, embeddings: Embeddings, split: str, rng: np.
     return model.gate_weights(vec[np.concatenate(faces)].to(dev), vec[np.concatenate(voices)].to(dev)).cpu().numpy()
 
 
-def load_fusion(run_dir: str | Path, cfg: FusionConfig) -> FusionModel:
+def load_fusion(run_dir: str | Path, cfg: FusionConfig | None = None) -> FusionModel:
     """The trained fusion model of a run folder, in eval mode on the CPU.
 
-    Raises :class:`~vfcross.training.RunMismatchError` when the run was
-    trained with other ``cfg`` settings (its loop settings and seed may differ).
+    Without ``cfg`` the run's own configuration (its ``config.json``, saved
+    by :func:`train_fusion`) says which variant it is. Raises
+    :class:`~vfcross.training.RunMismatchError` when the run was trained with
+    other settings than that configuration's (its loop settings and seed may
+    differ).
     """
+    cfg = run_config(run_dir).fusion if cfg is None else cfg
     return fusion_from_state(objective_state(run_dir, stage_settings("fusion", cfg)), cfg)
 
 
