@@ -1,4 +1,4 @@
-"""Small fake preprocessed datasets, so training tests need no preprocessing run."""
+"""Small fake preprocessed datasets, so training tests need no preprocessing run; smoke-trained models."""
 
 from pathlib import Path
 
@@ -36,3 +36,25 @@ def fake_preprocessed(root: Path, identities: dict[str, int], n_face: int = 3, n
                 rows.append((ident, "voice", str(path), split))
     table = pd.DataFrame(rows, columns=["identity", "modality", "cache_path", "split"])
     return table.assign(split=table["split"].astype("string"))
+
+
+def train_work_dir(cfg, manifest: pd.DataFrame):
+    """Train the backbone and the fusion of ``cfg`` (a RunConfig) on ``manifest`` into the notebooks' run folders.
+
+    Returns ``cfg``; ``cfg.work_dir`` then holds ``runs/backbone-single`` and
+    ``runs/fusion-full``, which :func:`vfcross.load` reads.
+    """
+    from vfcross import config as C
+    from vfcross.backbone.embedding import extract_embeddings
+    from vfcross.backbone.task import BackboneTask
+    from vfcross.fusion.task import FusionTask
+    from vfcross.inference import BACKBONE_RUN, FUSION_RUN
+    from vfcross.training import train
+
+    train(BackboneTask(manifest, cfg.backbone), cfg.backbone.loop, cfg.run_dir(BACKBONE_RUN), progress=False)
+    C.save_config(cfg, cfg.run_dir(BACKBONE_RUN))
+    emb = extract_embeddings(cfg.run_dir(BACKBONE_RUN), manifest, cfg.backbone, cfg.cache_dir / "embeddings",
+                             progress=False)
+    train(FusionTask(emb, cfg.fusion), cfg.fusion.loop, cfg.run_dir(FUSION_RUN), progress=False)
+    C.save_config(cfg, cfg.run_dir(FUSION_RUN))
+    return cfg

@@ -1,8 +1,9 @@
 """Trained models as one object: export to one file, load back, embed raw files, `vfcross match`.
 
-Smoke-sized runs are trained here: on fake preprocessed arrays (always), and
-on the real VoxCeleb1 slice of ``../shared/data`` (skipped where absent), whose
-raw files must embed exactly as the preprocessing stage's cache does.
+Smoke-sized runs are trained here on fake preprocessed arrays (always), and
+in ``conftest.py`` on the real VoxCeleb1 slice of ``../shared/data`` (skipped
+where absent), whose raw files must embed exactly as the preprocessing
+stage's cache does.
 """
 
 from __future__ import annotations
@@ -15,16 +16,14 @@ import pandas as pd
 import pytest
 import soundfile as sf
 import torch
-from fakes import fake_preprocessed
+from fakes import fake_preprocessed, train_work_dir
 from PIL import Image
 
 import vfcross
 from vfcross import config as C
 from vfcross.backbone.embedding import extract_embeddings
-from vfcross.backbone.task import BackboneTask
 from vfcross.cli import main
-from vfcross.data.voxceleb import read_dataset
-from vfcross.fusion.task import FusionTask, load_fusion, project
+from vfcross.fusion.task import load_fusion, project
 from vfcross.inference import (
     BACKBONE_RUN,
     FORMAT,
@@ -35,22 +34,8 @@ from vfcross.inference import (
     match,
     model_config,
 )
-from vfcross.preprocess.run import preprocess
-from vfcross.training import train
 
 SR = 16000
-
-
-def train_work_dir(cfg: C.RunConfig, manifest: pd.DataFrame) -> C.RunConfig:
-    """Train the backbone and the fusion of ``cfg`` on ``manifest`` into the notebooks' run folders."""
-    task = BackboneTask(manifest, cfg.backbone)
-    train(task, cfg.backbone.loop, cfg.run_dir(BACKBONE_RUN), progress=False)
-    C.save_config(cfg, cfg.run_dir(BACKBONE_RUN))
-    emb = extract_embeddings(cfg.run_dir(BACKBONE_RUN), manifest, cfg.backbone, cfg.cache_dir / "embeddings",
-                             progress=False)
-    train(FusionTask(emb, cfg.fusion), cfg.fusion.loop, cfg.run_dir(FUSION_RUN), progress=False)
-    C.save_config(cfg, cfg.run_dir(FUSION_RUN))
-    return cfg
 
 
 @pytest.fixture(scope="module")
@@ -242,20 +227,6 @@ def test_match_ranks_by_cosine_best_first_and_keeps_input_order_in_ties():
 
 
 # --- the real slice ----------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def slice_work(shared_data, tmp_path_factory) -> tuple[C.RunConfig, pd.DataFrame]:
-    """The VoxCeleb1 slice preprocessed and a smoke model trained on it (4 train, 2 test identities)."""
-    root = shared_data / "voxceleb1-mini"
-    splits = shared_data / "voxceleb1-lists" / "identity_splits.txt"
-    if not root.is_dir() or not splits.exists():
-        pytest.skip("voxceleb1-mini or its identity splits are absent")
-    work = tmp_path_factory.mktemp("slice")
-    cfg = C.override(C.preset("smoke"), {"work_dir": str(work), "data_root": str(root),
-                                         "preprocess.workers": 1})
-    result = preprocess(read_dataset(root, splits), cfg, progress=False)
-    return train_work_dir(cfg, result.manifest), result.manifest
-
 
 def test_raw_files_embed_as_the_preprocessing_cache_does(slice_work, tmp_path):
     """Faces through MTCNN + alignment and voices through VAD + spectrogram, as the training inputs were."""

@@ -355,11 +355,16 @@ def test_official_galleries_reach_the_metrics(mini):
     voice_paths = [p for p in voices.paths if p in in_mini]
     face_paths = [p for p in faces.paths if p in in_mini]
     assert voice_paths and face_paths
-    with pytest.warns(UserWarning, match="rows reference files that are not in the table") as caught:
-        task = from_galleries(voices, faces, manifest, "v2f")
-    assert f"{len(voices) - len(voice_paths)} of {len(voices)} rows" in str(caught[0].message)
+    task = from_galleries(voices, faces, manifest, "v2f")
     np.testing.assert_array_equal(task.queries, manifest_rows(np.array(voice_paths), manifest))
     np.testing.assert_array_equal(task.gallery, manifest_rows(np.array(face_paths), manifest))
+    voice_cov, face_cov = task.coverage  # the entries left out are recorded, query gallery first
+    assert (voice_cov.name, voice_cov.rows, voice_cov.scored) == ("wav_20k.csv", len(voices), len(voice_paths))
+    assert (face_cov.name, face_cov.rows, face_cov.scored) == ("jpg_20k.csv", len(faces), len(face_paths))
+    absent = [i for i, p in enumerate(faces.paths) if p not in in_mini]
+    np.testing.assert_array_equal(face_cov.missing_rows, absent)
+    assert face_cov.missing_files[0] == (faces.paths[absent[0]],)
+    assert [c.name for c in from_galleries(voices, faces, manifest, "f2v").coverage] == ["jpg_20k.csv", "wav_20k.csv"]
 
     per_query = retrieval_average_precisions(task, unit_vectors(np.random.default_rng(0), len(manifest)), manifest)
     assert per_query.shape == (len(voice_paths),) and not np.isnan(per_query).all()
@@ -369,13 +374,19 @@ def test_official_galleries_reach_the_metrics(mini):
 
 
 def test_official_verification_and_matching_lists_miss_the_mini_set(mini):
+    """No row of these lists has all its files in the slice: nothing is scored, every row is recorded."""
     manifest, lists = mini
     vlist = read_verification_list(lists / "veriflist_test_G_unseenunheard.txt", lists / "vox1_meta.csv")
-    with pytest.raises(ValueError, match="none of its .* rows has all its files in the table"):
-        from_verification_list(vlist, manifest)
+    pairs = from_verification_list(vlist, manifest)
+    assert len(pairs) == 0 and pairs.coverage[0].rows == len(vlist) and pairs.coverage[0].scored == 0
+    in_mini = set(manifest["relpath"])
+    first = tuple(p for p in (vlist.voice_paths[0], vlist.face_paths[0]) if p not in in_mini)
+    assert pairs.coverage[0].missing_files[0] == first
     mlist = read_matching_list(lists / "matching_v2f_U.csv", lists / "vox1_meta.csv")
-    with pytest.raises(ValueError, match="none of its"):
-        from_matching_list(mlist, manifest)
+    trials = from_matching_list(mlist, manifest)
+    assert len(trials) == 0 and trials.candidates.shape == (0, 2)
+    assert trials.coverage[0].as_dict() == {"list": "matching_v2f_U.csv", "rows": len(mlist), "scored": 0,
+                                            "missing": len(mlist)}
 
 
 def mini_paths(manifest, identity, modality):
@@ -405,9 +416,10 @@ def test_handwritten_lists_map_to_manifest_rows(mini, tmp_path):
         f"1,id10108,id10278,0,{veriflist_voice(brian_voice, 'Brian_Dennehy')},{veriflist_face(asner_face)}\n"
         f"2,id10278,id10278,1,Edward_Asner/notthere_0000001.wav,{veriflist_face(asner_face)}\n"
     )
-    with pytest.warns(UserWarning, match="1 of 3 rows"):
-        pairs = from_verification_list(read_verification_list(veriflist, meta), manifest)
-    assert pairs.name == "G"
+    pairs = from_verification_list(read_verification_list(veriflist, meta), manifest)
+    assert pairs.name == "G" and pairs.coverage[0].scored == 2
+    np.testing.assert_array_equal(pairs.coverage[0].missing_rows, [2])
+    assert pairs.coverage[0].missing_files == (("wav/id10278/notthere/00001.wav",),)
     np.testing.assert_array_equal(pairs.voice, manifest_rows(np.array([brian_voice] * 2), manifest))
     np.testing.assert_array_equal(pairs.face, manifest_rows(np.array([brian_face, asner_face]), manifest))
     np.testing.assert_array_equal(pairs.labels, [1, 0])
@@ -424,9 +436,8 @@ def test_handwritten_lists_map_to_manifest_rows(mini, tmp_path):
         f"{asner_voice.removeprefix('wav/')} {official_face(asner_face)} {official_face(brian_face)}\n"
         f"id10278/notthere/00001.wav {official_face(asner_face)} {official_face(brian_face)}\n"
     )
-    with pytest.warns(UserWarning, match="1 of 2 rows"):
-        trials = from_matching_list(read_matching_list(matching, meta), manifest)
-    assert trials.direction == "v2f"
+    trials = from_matching_list(read_matching_list(matching, meta), manifest)
+    assert trials.direction == "v2f" and trials.coverage[0].as_dict()["missing"] == 1
     np.testing.assert_array_equal(trials.probes, manifest_rows(np.array([asner_voice]), manifest))
     np.testing.assert_array_equal(trials.candidates, manifest_rows(np.array([[asner_face, brian_face]]), manifest))
     assert matching_similarities(trials, unit_vectors(np.random.default_rng(0), len(manifest))).shape == (1, 2)

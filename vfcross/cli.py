@@ -25,6 +25,20 @@ class _Terminated(BaseException):
     """SIGTERM, turned into an exception so that temporary files and worker pools are cleaned up."""
 
 
+def _changes(items: list[str] | None) -> dict:
+    """``--set key=value`` items as dotted-key changes (values parsed as JSON where they are JSON)."""
+    changes = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        try:
+            changes[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            changes[key] = raw
+    return changes
+
+
 def _config(args: argparse.Namespace) -> RunConfig:
     """The preset named by ``--preset`` with every ``--set key=value`` and the dataset flags applied.
 
@@ -33,15 +47,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
     a flag sets its setting (so the saved configuration records it), and a
     flag and a ``--set`` giving different values are an error.
     """
-    changes = {}
-    for item in getattr(args, "set", None) or []:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set expects key=value, got {item!r}")
-        try:
-            changes[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            changes[key] = raw
+    changes = _changes(getattr(args, "set", None))
     cfg = override(preset(args.preset), changes)
     for flag, key in (("root", "data_root"), ("splits", "splits_file"),
                       ("skip_unlisted_identities", "skip_unlisted_identities")):
@@ -165,6 +171,19 @@ def _match(args: argparse.Namespace) -> None:
         print(markdown_table(ranking.assign(similarity=ranking["similarity"].map("{:.4f}".format))), end="")
 
 
+def _evaluate(args: argparse.Namespace) -> None:
+    """Score a trained model on a dataset (generated protocols or the official lists): tables and summary.json."""
+    from vfcross.scoring import default_out, evaluate_model
+
+    out = args.out or default_out(args.model)
+    summary = evaluate_model(args.model, args.root, out, args.splits, args.lists, args.preset,
+                             _changes(args.set))
+    print(f"{summary['method']} on {args.root}: {summary['protocols']}")
+    for c in summary["coverage"]:
+        print(f"  {c['protocol']}: {c['scored']} of {c['rows']} rows scored" + (f" ({c['note']})" if "note" in c else ""))
+    print(f"tables, summary.json and missing_rows.csv.gz in {out}")
+
+
 def _reproduce(args: argparse.Namespace) -> None:
     """Run every notebook headlessly and publish reports/."""
     from vfcross.data.splits import check_splits
@@ -238,6 +257,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--voices", nargs="+", default=[], metavar="AUDIO")
     p.add_argument("--json", action="store_true", help="print the ranking as JSON")
     p.set_defaults(func=_match)
+
+    p = sub.add_parser("evaluate", help=_evaluate.__doc__)
+    p.add_argument("model", help="model file from `vfcross export`, a work folder or a fusion run folder")
+    p.add_argument("--root", required=True, help="dataset in the VoxCeleb1 layout")
+    p.add_argument("--splits", default=None, help="identity_splits.txt (default: the one in --root, if any)")
+    p.add_argument("--lists", default=None,
+                   help="folder of the official lists (veriflist_test_*, matching_*, wav_20k.csv, jpg_20k.csv): "
+                        "scored instead of protocols generated from the test split")
+    p.add_argument("--out", default=None,
+                   help="output folder (default: <work folder>/evaluation, or <model file stem>-evaluation)")
+    p.add_argument("--preset", choices=PRESETS, default=None,
+                   help="evaluation settings (eval.*, preprocess.*) of a preset (default: the model's own)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override an eval.* or preprocess.* setting")
+    p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("reproduce", help=_reproduce.__doc__)
     p.add_argument("--preset", choices=PRESETS, default="default")

@@ -419,6 +419,10 @@ class EvalConfig:
     """Test-time protocols generated from the manifest (see vfcross.evaluation.protocols)."""
 
     seed: int = 0
+    #: Folder of the official VoxCeleb1 protocol files (Learnable-PINs verification lists,
+    #: 1:2 matching lists, 20k retrieval galleries): when set, they are scored instead of
+    #: protocols generated from the split (see vfcross.evaluation.registry).
+    lists: str = ""
     #: Verification pairs per list (random, G, N, A, GNA), half positive.
     n_pairs: int = 10000
     #: 1:N matching trials per direction (galleries nested for N = 2..10).

@@ -44,6 +44,7 @@ import torch
 from PIL import Image
 
 from vfcross.backbone.embedding import embed_face_batch, embed_rows, embed_utterances
+from vfcross.backbone.inception import EMBEDDING_DIM
 from vfcross.backbone.objective import BackboneObjective, backbone_from_state
 from vfcross.backbone.sampler import face_batch
 from vfcross.config import RunConfig, from_dict, run_config, to_dict
@@ -161,7 +162,7 @@ class VoiceFaceModel:
         ``raw=True`` gives the backbone's L2-normalised 512-d embeddings instead.
         """
         faces = _as_list(faces)
-        out = np.zeros((len(faces), 512 if raw else self.dim), dtype=np.float32)
+        out = np.zeros((len(faces), EMBEDDING_DIM if raw else self.dim), dtype=np.float32)
         for start in range(0, len(faces), BATCH):
             crops = self.face_crops(faces[start:start + BATCH])
             vectors = embed_face_batch(self.backbone.net, face_batch(crops, self.cfg.backbone.input_size),
@@ -178,7 +179,7 @@ class VoiceFaceModel:
         backbone's L2-normalised 512-d embeddings instead.
         """
         voices = _as_list(voices)
-        out = np.zeros((len(voices), 512 if raw else self.dim), dtype=np.float32)
+        out = np.zeros((len(voices), EMBEDDING_DIM if raw else self.dim), dtype=np.float32)
         for start in range(0, len(voices), VOICE_BATCH):
             specs = self.spectrograms(voices[start:start + VOICE_BATCH])
             vectors = embed_utterances(self.backbone.net, specs, self.cfg.backbone.voice_crop_frames, self.device,

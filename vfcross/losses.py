@@ -58,7 +58,7 @@ class CrossModalCenterLoss(nn.Module):
 
 
 def orthogonal_projection_loss(features: Tensor, labels: Tensor) -> Tensor:
-    """Orthogonal projection loss (Ranasinghe et al. 2021) as DESIGN.md states it.
+    """Orthogonal projection loss (Ranasinghe et al. 2021) as the method states it.
 
     ``(1 - mean cos over same-identity pairs) + |mean cos over different-identity
     pairs|``, over ordered pairs i != j of the batch, with features

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vfcross.backbone.inception import (
+    EMBEDDING_DIM,
     check_faces,
     check_input_size,
     inception_resnet_v1,
@@ -28,7 +29,7 @@ class DualStream(nn.Module):
         self.input_size, self.spectrogram_input = input_size, spectrogram_input
         self.face_net = inception_resnet_v1(dropout)
         self.voice_net = inception_resnet_v1(dropout)
-        self.classifier = nn.Linear(512, num_classes)
+        self.classifier = nn.Linear(EMBEDDING_DIM, num_classes)
 
     def forward(self, faces: Tensor, voices: Tensor) -> tuple[Tensor, Tensor]:
         """Raw features of faces (B, 3, S, S) and spectrograms (B', 1, F, T)."""

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from vfcross.backbone.inception import EMBEDDING_DIM
 from vfcross.backbone.objective import load_backbone
 from vfcross.backbone.sampler import fit_frames, load_faces, utterance_offsets
 from vfcross.config import BackboneConfig, run_config
@@ -59,7 +60,7 @@ def embed_rows(net: nn.Module, rows: pd.DataFrame, cfg: BackboneConfig, dev: tor
     chunk = batch_size or cfg.embed_chunk_crops
     was_training = net.training
     net.eval()
-    out = np.zeros((len(rows), 512), dtype=np.float32)
+    out = np.zeros((len(rows), EMBEDDING_DIM), dtype=np.float32)
     modality, paths = rows["modality"].to_numpy(), rows["cache_path"].to_numpy()
     faces = np.flatnonzero(modality == "face")
     bar = tqdm(total=len(rows), desc="embedding", disable=not progress, leave=False)
@@ -104,7 +105,7 @@ def _pooled(net: nn.Module, chunks: Iterable[tuple[np.ndarray, Tensor]], count: 
     when ``normalise``. ``finished(n)`` is told of every ``n`` utterances
     whose crops are all done (utterances arrive in order).
     """
-    sums = torch.zeros(count, 512, dtype=torch.float64)
+    sums = torch.zeros(count, EMBEDDING_DIM, dtype=torch.float64)
     counts = torch.zeros(count, dtype=torch.float64)
     done = 0
     for owners, crops in chunks:
@@ -115,7 +116,7 @@ def _pooled(net: nn.Module, chunks: Iterable[tuple[np.ndarray, Tensor]], count: 
         finished(int(owners[-1]) - done)  # utterances before the chunk's last one are complete
         done = int(owners[-1])
     if not count:
-        return np.zeros((0, 512), dtype=np.float32)
+        return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
     finished(count - done)
     pooled = (sums / counts.unsqueeze(1)).float()
     return (F.normalize(pooled, dim=1) if normalise else pooled).numpy()

@@ -24,6 +24,8 @@ from torch import Tensor, nn
 
 from vfcross.config import MIN_INPUT_SIZE, SpectrogramInput, choices
 
+#: Size of the embedding every backbone produces (facenet-pytorch's bottleneck).
+EMBEDDING_DIM = 512
 SPECTROGRAM_INPUTS = choices(SpectrogramInput)
 
 

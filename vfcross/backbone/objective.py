@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vfcross.backbone.dual_stream import DualStream
+from vfcross.backbone.inception import EMBEDDING_DIM
 from vfcross.backbone.single_stream import SingleStream
 from vfcross.config import Architecture, BackboneConfig, RunConfig, choices, override, run_config
 from vfcross.losses import CrossModalCenterLoss
@@ -44,7 +45,7 @@ class BackboneObjective(nn.Module):
     def __init__(self, cfg: BackboneConfig, num_classes: int) -> None:
         super().__init__()
         self.net = build_network(cfg, num_classes)
-        self.center = CrossModalCenterLoss(num_classes, 512, cfg.center_weight, cfg.center_lr,
+        self.center = CrossModalCenterLoss(num_classes, EMBEDDING_DIM, cfg.center_weight, cfg.center_lr,
                                            cfg.center_reduction)
 
     def forward(self, faces: Tensor, voices: Tensor, face_labels: Tensor,

@@ -78,8 +78,8 @@ same seed gives the same identity draws to every statistic of a test set.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 

@@ -1,56 +1,71 @@
 """The whole evaluation of one set of embeddings, and paired comparisons of two, as plain JSON-ready data.
 
-:func:`evaluate` draws the generated protocols of :mod:`.protocols` on one
-split of a manifest-like table, scores them with the row embeddings and
-returns every number of the paper's Tables 2-5 with an identity-level
-(cluster bootstrap) confidence interval, plus the ROC points the figures
-need and the chance level of retrieval mAP for the actual gallery.
-:func:`compare` scores two systems on the same protocol pairs and gives the
-paired difference of their verification AUC and EER with an identity-level
-interval: what a claim "a is better than b" or "a is as good as b" is
-decided on (:mod:`vfcross.reporting.verdicts`). All metric values are
-fractions in [0, 1].
+:func:`evaluate` scores every protocol of the registry
+(:mod:`.registry`: generated from one split of a manifest-like table, or
+the official VoxCeleb1 lists) with the row embeddings and returns every
+number of the paper's Tables 2-5 with an identity-level (cluster bootstrap)
+confidence interval, plus the ROC points the figures need and the chance
+level of retrieval mAP for the actual gallery. Every result says which
+protocol it used and how many of its rows were scored.
+:func:`evaluate_protocols` does the same from an
+:class:`~vfcross.config.EvalConfig`, picking generated or official
+protocols from its ``lists`` setting. :func:`compare` scores two systems on
+the same verification pairs and gives the paired difference of their AUC
+and EER with an identity-level interval: what a claim "a is better than b"
+or "a is as good as b" is decided on (:mod:`vfcross.reporting.verdicts`).
+All metric values are fractions in [0, 1].
 
-Each part of :func:`evaluate`'s result is one entry of :data:`SECTIONS` (its
-key -> the function computing it), so adding a protocol touches that one
-place. A verification pair belongs to its voice identity, a matching trial
-to its probe identity, a retrieval query to its query identity; why (a
-simulation of the spread across test sets) is said in :mod:`.bootstrap`.
+Each protocol is scored by the scorer its registry entry names
+(:data:`SCORERS`). A verification pair belongs to its voice identity, a
+matching trial to its probe identity, a retrieval query to its query
+identity; why (a simulation of the spread across test sets) is said in
+:mod:`.bootstrap`.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from vfcross.evaluation.bootstrap import cluster_bootstrap_ci, paired_cluster_bootstrap_ci, weighted_mean
+from vfcross.config import EvalConfig
+from vfcross.evaluation.bootstrap import (
+    cluster_bootstrap_ci,
+    paired_cluster_bootstrap_ci,
+    weighted_mean,
+)
 from vfcross.evaluation.metrics import (
     chance_mean_average_precision,
     eer,
     matching_credits,
-    mean_of_average_precisions,
     roc_auc,
     roc_points,
 )
 from vfcross.evaluation.protocols import (
+    MatchingTrials,
+    RetrievalTask,
     VerificationPairs,
     matching_similarities,
-    matching_trials,
     retrieval_average_precisions,
-    retrieval_task,
     split_identities,
     verification_pairs,
     verification_scores,
 )
+from vfcross.evaluation.registry import (
+    GROUPED,
+    MAX_N,
+    REGISTRY,
+    Made,
+    Protocols,
+    generated_label,
+    generated_protocols,
+    protocols_for,
+)
 
-#: Restrictions of the grouped verification (paper Table 3).
-GROUPED = ("G", "N", "A", "GNA")
-#: Largest gallery of the 1:N matching (paper Table 4: N = 2 .. 10).
-MAX_N = 10
 #: Most points kept of the ROC curve for plotting.
 ROC_POINTS = 200
 #: Confidence level of every interval.
@@ -136,6 +151,9 @@ def _ci(
     undefined on too many resamples (too few identities: e.g. a resample
     drawing one identity three times holds no negative pair).
     """
+    if len(np.unique(clusters)) < 2:
+        notes.append(f"{what}: no identity-level interval (all its units belong to one identity)")
+        return None
     try:
         return _interval(cluster_bootstrap_ci(statistic, clusters, *arrays, n_boot=n_boot, level=LEVEL, seed=seed))
     except ValueError as error:
@@ -143,22 +161,110 @@ def _ci(
         return None
 
 
-def _verify(
-    vectors: np.ndarray, table: pd.DataFrame, n_pairs: int, seed: int, n_boot: int, split: str
-) -> tuple[dict, dict, list[str]]:
-    """:func:`verify`, with the notes on intervals that could not be made."""
-    pairs = scored_pairs(vectors, table, "random", n_pairs, seed, split)
-    fpr, tpr, _ = roc_points(pairs.scores, pairs.labels)
+@dataclass(frozen=True)
+class Setting:
+    """What every scorer reads: the embeddings, the table and the bootstrap settings."""
+
+    vectors: np.ndarray
+    table: pd.DataFrame
+    seed: int
+    n_boot: int
+    split: str
+
+
+#: A scorer: (a made protocol, the setting, the title for notes) -> (its result, notes).
+Scorer = Callable[[Made, Setting, str], tuple[dict, list[str]]]
+
+
+def _score_verification(made: Made, s: Setting, title: str) -> tuple[dict, list[str]]:
+    """Table 2: EER and AUC of a verification list, each with an identity-level interval."""
+    pairs = _scored(made.protocol, s.vectors, s.table)
     notes: list[str] = []
     arrays = (pairs.clusters, pairs.scores, pairs.labels)
-    result = {
+    return {
         "eer": eer(pairs.scores, pairs.labels),
-        "eer_ci": _ci("verification EER", notes, eer, *arrays, n_boot=n_boot, seed=seed),
+        "eer_ci": _ci(f"{title} EER", notes, eer, *arrays, n_boot=s.n_boot, seed=s.seed),
         "auc": roc_auc(pairs.scores, pairs.labels),
-        "auc_ci": _ci("verification AUC", notes, roc_auc, *arrays, n_boot=n_boot, seed=seed),
+        "auc_ci": _ci(f"{title} AUC", notes, roc_auc, *arrays, n_boot=s.n_boot, seed=s.seed),
         "pairs": len(pairs),
-    }
-    return result, downsample_curve(fpr, tpr), notes
+    }, notes
+
+
+def _score_roc(made: Made, s: Setting, title: str) -> tuple[dict, list[str]]:
+    """The ROC curve of a verification list (at most :data:`ROC_POINTS` exact points)."""
+    pairs = _scored(made.protocol, s.vectors, s.table)
+    return downsample_curve(*roc_points(pairs.scores, pairs.labels)[:2]), []
+
+
+def _score_auc(made: Made, s: Setting, title: str) -> tuple[dict, list[str]]:
+    """Table 3: AUC of a restricted verification list with its identity-level interval."""
+    pairs = _scored(made.protocol, s.vectors, s.table)
+    notes: list[str] = []
+    return {
+        "auc": roc_auc(pairs.scores, pairs.labels),
+        "ci": _ci(title, notes, roc_auc, pairs.clusters, pairs.scores, pairs.labels, n_boot=s.n_boot, seed=s.seed),
+        "pairs": len(pairs),
+    }, notes
+
+
+def _score_matching(made: Made, s: Setting, title: str) -> tuple[dict, list[str]]:
+    """Table 4: accuracy for N = 2 .. the trials' N on one set of nested trials (clusters: probes).
+
+    A note when generated trials stop short of 1:10 (a small split).
+    """
+    trials: MatchingTrials = made.protocol
+    notes: list[str] = []
+    if not made.official and trials.max_n < MAX_N and trials.direction == "v2f":
+        notes.append(f"matching: split {s.split!r} has only {trials.max_n} identities, so N goes up to "
+                     f"{trials.max_n}, not {MAX_N}")
+    similarities = matching_similarities(trials, s.vectors)
+    probes = _identities(s.table)[trials.probes]
+    result = {}
+    for n in range(2, trials.max_n + 1):
+        credits = matching_credits(similarities[:, :n])
+        result[str(n)] = {
+            "accuracy": float(credits.mean()),
+            "ci": _ci(f"{title} N={n}", notes, weighted_mean, probes, credits, n_boot=s.n_boot, seed=s.seed),
+            "trials": len(trials),
+        }
+    return result, notes
+
+
+def _score_retrieval(made: Made, s: Setting, title: str) -> tuple[dict, list[str]]:
+    """Table 5: mAP of ranking the gallery, a CI over query identities, and its chance level.
+
+    Queries without any item of their identity in the gallery have no
+    average precision: they are counted (``excluded_queries``) and left out.
+    """
+    task: RetrievalTask = made.protocol
+    notes: list[str] = []
+    per_query = retrieval_average_precisions(task, s.vectors, s.table)
+    scored = ~np.isnan(per_query)
+    if not scored.any():
+        raise ValueError("no query has an item of its identity in the gallery")
+    identity = _identities(s.table)
+    if not scored.all():
+        notes.append(f"{title}: {int((~scored).sum())} of {len(per_query)} queries have no item of their identity "
+                     "in the gallery and are left out")
+    return {
+        "map": float(np.mean(per_query[scored])),
+        "ci": _ci(title, notes, weighted_mean, identity[task.queries][scored], per_query[scored],
+                  n_boot=s.n_boot, seed=s.seed),
+        "chance": chance_mean_average_precision(identity[task.queries], identity[task.gallery]),
+        "queries": int(scored.sum()),
+        "excluded_queries": int((~scored).sum()),
+        "gallery": len(task.gallery),
+    }, notes
+
+
+#: How each registry entry is scored (:attr:`vfcross.evaluation.registry.Spec.metric` -> scorer).
+SCORERS: dict[str, Scorer] = {
+    "verification": _score_verification,
+    "roc": _score_roc,
+    "auc": _score_auc,
+    "matching": _score_matching,
+    "retrieval": _score_retrieval,
+}
 
 
 def verify(
@@ -166,122 +272,41 @@ def verify(
 ) -> tuple[dict, dict]:
     """EER and AUC of random-negative verification with identity-level CIs, and the downsampled ROC.
 
-    An interval that cannot be made (too few identities) is None, with a warning saying why.
+    The pairs are :func:`evaluate`'s generated random list. An interval that
+    cannot be made (too few identities) is None, with a warning saying why.
     """
-    result, roc, notes = _verify(vectors, table, n_pairs, seed, n_boot, split)
+    made = Made(generated_label(seed), verification_pairs(table, "random", n_pairs, seed, split))
+    setting = Setting(vectors, table, seed, n_boot, split)
+    result, notes = _score_verification(made, setting, "verification")
     for note in notes:
         warnings.warn(note, stacklevel=2)
-    return result, roc
+    return result, _score_roc(made, setting, "roc")[0]
 
 
-@dataclass(frozen=True)
-class Setting:
-    """What every section of :func:`evaluate` reads: the embeddings, the table and the protocol sizes."""
-
-    vectors: np.ndarray
-    table: pd.DataFrame
-    seed: int
-    n_pairs: int
-    n_trials: int
-    n_boot: int
-    split: str
-
-    @property
-    def max_n(self) -> int:
-        """Largest 1:N matching gallery this split supports (at most :data:`MAX_N`)."""
-        return min(MAX_N, len(split_identities(self.table, self.split)))
+def provenance(made: Made) -> dict:
+    """What a result says about its protocol: ``{"protocol": label, "coverage": {"rows", "scored", "missing"}}``."""
+    return {"protocol": made.label, "coverage": made.counts()}
 
 
-def _verification_section(s: Setting) -> tuple[dict, list[str]]:
-    """Table 2: EER and AUC on random negatives."""
-    result, _, notes = _verify(s.vectors, s.table, s.n_pairs, s.seed, s.n_boot, s.split)
-    return result, notes
+def _score(made: Made, s: Setting, metric: str, title: str) -> tuple[dict, list[str]]:
+    """One protocol's result with its provenance; ``{"note", ...}`` where nothing can be scored."""
+    if not made.scorable:
+        return {"note": made.note, **provenance(made)}, [f"{title}: {made.note}"]
+    try:
+        result, notes = SCORERS[metric](made, s, title)
+    except ValueError as error:
+        return {"note": str(error), **provenance(made)}, [f"{title}: {error}"]
+    notes = [*made.notes, *notes]
+    if metric == "matching":  # one entry per N, each saying where its trials came from
+        return {n: {**entry, **provenance(made)} for n, entry in result.items()}, notes
+    return {**result, **provenance(made)}, notes
 
 
-def _roc_section(s: Setting) -> tuple[dict, list[str]]:
-    """The ROC curve of the random-negative list (the same pairs as the verification section)."""
-    pairs = scored_pairs(s.vectors, s.table, "random", s.n_pairs, s.seed, s.split)
-    return downsample_curve(*roc_points(pairs.scores, pairs.labels)[:2]), []
-
-
-def _grouped_section(s: Setting) -> tuple[dict, list[str]]:
-    """Table 3: AUC with negatives restricted to the same gender/nationality/age; a note where impossible."""
-    result: dict[str, dict] = {}
-    notes: list[str] = []
-    for restriction in GROUPED:
-        try:
-            pairs = scored_pairs(s.vectors, s.table, restriction, s.n_pairs, s.seed, s.split)
-        except ValueError as error:
-            result[restriction] = {"note": str(error)}
-            notes.append(f"grouped AUC {restriction}: {error}")
-            continue
-        result[restriction] = {
-            "auc": roc_auc(pairs.scores, pairs.labels),
-            "ci": _ci(f"grouped AUC {restriction}", notes, roc_auc, pairs.clusters, pairs.scores, pairs.labels,
-                      n_boot=s.n_boot, seed=s.seed),
-            "pairs": len(pairs),
-        }
-    return result, notes
-
-
-def _matching_section(s: Setting, direction: str) -> tuple[dict, list[str]]:
-    """Table 4 in one direction: accuracy for N = 2 .. max_n on one set of nested trials (clusters: probes).
-
-    With v2f, a note when the split is too small for 1:10 matching.
-    """
-    notes: list[str] = []
-    if s.max_n < MAX_N and direction == "v2f":
-        notes.append(
-            f"matching: split {s.split!r} has only {s.max_n} identities, so N goes up to {s.max_n}, not {MAX_N}"
-        )
-    if s.max_n < 2:
-        return {}, notes
-    trials = matching_trials(s.table, direction, s.n_trials, s.seed, s.max_n, s.split)
-    similarities = matching_similarities(trials, s.vectors)
-    probes = _identities(s.table)[trials.probes]
-    result = {}
-    for n in range(2, s.max_n + 1):
-        credits = matching_credits(similarities[:, :n])
-        result[str(n)] = {
-            "accuracy": float(credits.mean()),
-            "ci": _ci(f"matching {direction} N={n}", notes, weighted_mean, probes, credits, n_boot=s.n_boot,
-                      seed=s.seed),
-        }
-    return result, notes
-
-
-def _retrieval(s: Setting, direction: str, notes: list[str]) -> dict:
-    """mAP of ranking the whole other-modality gallery, a CI over query identities, and its chance level."""
-    task = retrieval_task(s.table, direction, s.split)
-    per_query = retrieval_average_precisions(task, s.vectors, s.table)
-    value = mean_of_average_precisions(per_query)
-    identity = _identities(s.table)
-    scored = ~np.isnan(per_query)
-    return {
-        "map": value,
-        "ci": _ci(f"retrieval {direction}", notes, weighted_mean, identity[task.queries][scored], per_query[scored],
-                  n_boot=s.n_boot, seed=s.seed),
-        "chance": chance_mean_average_precision(identity[task.queries], identity[task.gallery]),
-        "queries": int(scored.sum()),
-    }
-
-
-def _retrieval_section(s: Setting) -> tuple[dict, list[str]]:
-    """Table 5: retrieval mAP in both directions."""
-    notes: list[str] = []
-    return {key: _retrieval(s, direction, notes) for key, direction in (("vf", "v2f"), ("fv", "f2v"))}, notes
-
-
-#: The parts of :func:`evaluate`'s result: key -> function of the :class:`Setting` giving (part, notes).
-#: Adding a protocol is adding an entry here.
-SECTIONS: dict[str, Callable[[Setting], tuple[dict, list[str]]]] = {
-    "verification": _verification_section,
-    "roc": _roc_section,
-    "grouped_auc": _grouped_section,
-    "matching_vf": lambda s: _matching_section(s, "v2f"),
-    "matching_fv": lambda s: _matching_section(s, "f2v"),
-    "map": _retrieval_section,
-}
+def _put(result: dict, key: tuple[str, ...], value: dict) -> None:
+    """Set ``result[key[0]][key[1]]... = value``, making the intermediate dictionaries."""
+    for part in key[:-1]:
+        result = result.setdefault(part, {})
+    result[key[-1]] = value
 
 
 def evaluate(
@@ -292,35 +317,62 @@ def evaluate(
     n_trials: int = 2000,
     n_boot: int = 1000,
     split: str = "test",
+    protocols: Protocols | None = None,
 ) -> dict:
-    """Every evaluation of the paper on the ``split`` rows of ``table``, as JSON-ready data.
+    """Every evaluation of the paper on ``table``'s embeddings, as JSON-ready data.
 
     ``vectors`` holds one L2-normalised embedding per table row (v for the
-    voice rows, u for the face rows; the caller decides). Returns::
+    voice rows, u for the face rows; the caller decides). ``protocols``
+    (:mod:`.registry`) are the generated protocols of the ``split`` rows
+    when not given (``n_pairs`` verification pairs per list, ``n_trials``
+    matching trials per direction, deterministic from ``seed``); pass
+    :func:`~vfcross.evaluation.registry.protocols_for`'s to score the
+    official lists. Returns::
 
-        {"verification": {"eer", "eer_ci", "auc", "auc_ci", "pairs"},
-         "roc": {"fpr": [...], "tpr": [...]},               # <= 200 exact curve points
-         "grouped_auc": {"G"|"N"|"A"|"GNA": {"auc", "ci", "pairs"} or {"note"}},
-         "matching_vf": {"2": {"accuracy", "ci"}, ..., "10": ...}, "matching_fv": {...},
-         "map": {"vf": {"map", "ci", "chance", "queries"}, "fv": {...}},
-         "notes": [...], "settings": {..., "interval", "identities"}}
+        {"verification": {"eer", "eer_ci", "auc", "auc_ci", "pairs", "protocol", "coverage"},
+         "roc": {"fpr": [...], "tpr": [...], ...},           # <= 200 exact curve points
+         "grouped_auc": {"G"|"N"|"A"|"GNA": {"auc", "ci", "pairs", "protocol", "coverage"}},
+         "matching_vf": {"2": {"accuracy", "ci", "trials", "protocol", "coverage"}, ..., "10": ...},
+         "matching_fv": {...},
+         "grouped_matching": {"vf"|"fv": {"G"|"N"|"GN": {"2": {...}}}},   # official lists only
+         "map": {"vf": {"map", "ci", "chance", "queries", "excluded_queries", "gallery", "protocol",
+                        "coverage"}, "fv": {...}},
+         "coverage": [{"protocol", "results", "rows", "scored", "missing", ...}, ...],
+         "notes": [...], "settings": {..., "protocols", "interval", "identities"}}
+
+    ``protocol`` says where a result's rows came from (``"generated (seed
+    0)"``, ``"official: veriflist_test_G_unseenunheard.txt"``) and
+    ``coverage`` how many of its list's rows were scored (every drawn row,
+    for generated protocols). A protocol with nothing to score (a
+    restriction impossible on this data, an official list none of whose
+    rows has all its files in the table) gives ``{"note", "protocol",
+    "coverage"}`` instead of numbers, and the note is repeated in "notes".
+    Official matching lists are 1:2, so their results hold N = 2 only;
+    generated matching goes up to N = 10, or the number of split
+    identities when fewer (said in "notes").
 
     Intervals are 95% percentile intervals of an identity cluster bootstrap
     (:mod:`.bootstrap`): test identities are resampled, so they say what
     another set of test identities would give. ``map.*.chance`` is the mAP a
     random ranking of this gallery is expected to reach. An interval that
     cannot be made (too few identities: the statistic is undefined on more
-    than 5% of the resamples) is None, with the reason in "notes". A grouped
-    restriction that is impossible on this data carries a "note" instead of
-    numbers; when the split has fewer than 10 identities the matching goes up
-    to N = number of identities, said in "notes". Deterministic from ``seed``.
+    than 5% of the resamples) is None, with the reason in "notes".
     """
-    setting = Setting(_check_vectors(vectors, table), table, seed, n_pairs, n_trials, n_boot, split)
-    result, notes = {}, []
-    for key, section in SECTIONS.items():
-        result[key], section_notes = section(setting)
-        notes += section_notes
+    vectors = _check_vectors(vectors, table)
+    if protocols is None:
+        protocols = generated_protocols(table, seed, n_pairs, n_trials, split)
+    setting = Setting(vectors, table, seed, n_boot, split)
+    result: dict = {}
+    notes: list[str] = []
+    for spec in REGISTRY:
+        made = protocols.get(spec.key)
+        if made is None:
+            continue
+        entry, entry_notes = _score(made, setting, spec.metric, spec.title)
+        _put(result, spec.key, entry)
+        notes += [n for n in entry_notes if n not in notes]
     settings = {
+        "protocols": protocols.source,
         "seed": seed,
         "split": split,
         "n_pairs": n_pairs,
@@ -328,9 +380,50 @@ def evaluate(
         "n_boot": n_boot,
         "level": LEVEL,
         "interval": INTERVAL,
-        "identities": len(split_identities(table, split)),
+        "identities": _population(protocols, table, split),
     }
-    return {**result, "notes": notes, "settings": settings}
+    if protocols.folder:
+        settings["lists"] = protocols.folder
+    return {**result, "coverage": protocols.coverage(), "notes": notes, "settings": settings}
+
+
+def _population(protocols: Protocols, table: pd.DataFrame, split: str) -> int:
+    """How many identities the protocols draw on: the split's (generated), or those of the scored rows (official)."""
+    if not protocols.folder:
+        return len(split_identities(table, split))
+    identity = _identities(table)
+    seen: set[str] = set()
+    for made in protocols.made.values():
+        if made.scorable:
+            for rows in _protocol_rows(made.protocol):
+                seen.update(identity[np.asarray(rows).ravel()].tolist())
+    return len(seen)
+
+
+def _protocol_rows(protocol: VerificationPairs | MatchingTrials | RetrievalTask) -> tuple[np.ndarray, ...]:
+    """The table rows a protocol uses."""
+    if isinstance(protocol, VerificationPairs):
+        return protocol.voice, protocol.face
+    if isinstance(protocol, MatchingTrials):
+        return protocol.probes, protocol.candidates
+    return protocol.queries, protocol.gallery
+
+
+def evaluate_protocols(
+    vectors: np.ndarray, table: pd.DataFrame, cfg: EvalConfig, protocols: Protocols | None = None,
+    root: str | os.PathLike | None = None,
+) -> dict:
+    """:func:`evaluate` with the protocols ``cfg`` asks for: the official lists of ``cfg.lists``, else generated.
+
+    ``protocols`` (from :func:`~vfcross.evaluation.registry.protocols_for`)
+    saves making them again when several systems are scored on the same
+    table; ``root`` is the dataset (where ``vox1_meta.csv`` may be, and what
+    tells a file absent from the dataset apart from one not in ``table``).
+    Write the list rows left out with ``protocols.write_missing(folder)``.
+    """
+    if protocols is None:
+        protocols = protocols_for(table, cfg, root)
+    return evaluate(vectors, table, cfg.seed, cfg.n_pairs, cfg.n_trials, cfg.n_boot, cfg.split, protocols)
 
 
 def compare(
@@ -342,18 +435,22 @@ def compare(
     n_boot: int = 1000,
     split: str = "test",
     lists: tuple[str, ...] = ("random", *GROUPED),
+    protocols: Protocols | None = None,
 ) -> dict:
     """Paired comparison of two systems' verification on the same pairs: a - b with identity-level CIs.
 
     ``vectors_a`` and ``vectors_b`` embed the same ``table`` rows (e.g. the
-    single- and the dual-stream backbone). Each list of ``lists`` is drawn
-    once (as :func:`evaluate` draws it, from ``seed``) and scored by both;
+    single- and the dual-stream backbone). Each list of ``lists`` is taken
+    once from ``protocols`` (by default generated as :func:`evaluate` draws
+    them, from ``seed``; or the official lists, see
+    :func:`~vfcross.evaluation.registry.protocols_for`) and scored by both;
     each bootstrap resample of test identities scores both systems, and the
     interval is taken on the difference, so what the two share (which
     identities happen to be in the test set) cancels. Returns::
 
-        {"verification": {"random"|"G"|...: {"auc": {...}, "eer": {...}, "pairs"} or {"note"}},
-         "notes": [...], "settings": {..., "difference": "a - b", "interval", "identities"}}
+        {"verification": {"random"|"G"|...: {"auc": {...}, "eer": {...}, "pairs", "protocol", "coverage"}
+                          or {"note", "protocol", "coverage"}},
+         "notes": [...], "settings": {..., "protocols", "difference": "a - b", "interval", "identities"}}
 
     where each metric entry is :meth:`PairedInterval.as_dict
     <vfcross.evaluation.bootstrap.PairedInterval.as_dict>` (``difference``,
@@ -365,14 +462,15 @@ def compare(
     unknown = set(lists) - {"random", *GROUPED}
     if unknown:
         raise ValueError(f"lists must be among {('random', *GROUPED)}, got {sorted(unknown)}")
+    if protocols is None:
+        protocols = generated_protocols(table, seed, n_pairs, split=split, kinds=("verification",))
     result: dict[str, dict] = {}
     for restriction in lists:
-        try:
-            pairs = verification_pairs(table, restriction, n_pairs, seed, split)
-        except ValueError as error:
-            result[restriction] = {"note": str(error)}
+        made = protocols.verification(restriction)
+        if made is None or not made.scorable:
+            result[restriction] = {"note": made.note if made else "no such list", **(provenance(made) if made else {})}
             continue
-        a, b = _scored(pairs, vectors_a, table), _scored(pairs, vectors_b, table)
+        a, b = _scored(made.protocol, vectors_a, table), _scored(made.protocol, vectors_b, table)
         entry: dict = {}
         for name, metric in (("auc", roc_auc), ("eer", eer)):
             try:
@@ -382,8 +480,9 @@ def compare(
                 ).as_dict()
             except ValueError as error:
                 entry[name] = {"note": f"no identity-level interval ({error}); too few identities"}
-        result[restriction] = {**entry, "pairs": len(a)}
+        result[restriction] = {**entry, "pairs": len(a), **provenance(made)}
     settings = {
+        "protocols": protocols.source,
         "seed": seed,
         "split": split,
         "n_pairs": n_pairs,
@@ -391,7 +490,7 @@ def compare(
         "level": LEVEL,
         "difference": "a - b",
         "interval": f"paired {INTERVAL}",
-        "identities": len(split_identities(table, split)),
+        "identities": _population(protocols, table, split),
     }
     notes = [f"verification {name}: {entry['note']}" for name, entry in result.items() if "note" in entry]
     notes += [

@@ -1,6 +1,6 @@
 """Metrics of cross-modal verification, matching and retrieval.
 
-Conventions (fixed by DESIGN.md): a higher score means "more likely the same
+Conventions (public and fixed, as the README says): a higher score means "more likely the same
 person"; label 1 means the same identity; results are fractions in [0, 1].
 Tied scores are handled as scikit-learn does (verification, retrieval);
 in 1:N matching a tie at the maximum earns its expected credit under random

@@ -20,7 +20,11 @@ import pandas as pd
 
 from vfcross.config import SynthConfig
 from vfcross.data.synthetic.population import Identity, oracle_score
-from vfcross.data.synthetic.writer import SPLIT_NAMES, read_population, read_population_config
+from vfcross.data.synthetic.writer import (
+    SPLIT_NAMES,
+    read_population,
+    read_population_config,
+)
 from vfcross.evaluation.bootstrap import cluster_bootstrap_ci
 from vfcross.evaluation.evaluate import downsample_curve
 from vfcross.evaluation.metrics import eer, roc_auc, roc_points

@@ -14,7 +14,10 @@ Protocols come from two places and end up as the same objects:
   samples, so identities with many samples do not dominate;
 * the official VoxCeleb1 lists parsed by :mod:`vfcross.data.protocol_files`
   (:func:`from_verification_list`, :func:`from_matching_list`,
-  :func:`from_galleries`), joined to the table through ``relpath``.
+  :func:`from_galleries`), joined to the table through ``relpath``. A list
+  row is scored only when all its files are rows of the table; the others
+  are never dropped silently: the protocol's :class:`Coverage` counts them
+  and names each one with the files it lacks.
 
 The scoring helpers turn a protocol plus L2-normalised row vectors (the
 voice rows hold voice embeddings v, the face rows face embeddings u) into
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -69,16 +73,63 @@ def _check_direction(direction: str) -> tuple[str, str]:
 
 
 @dataclass(frozen=True, eq=False)
+class Coverage:
+    """Which rows of one official list file a protocol scores: those whose files are all rows of the table.
+
+    ``rows`` is the number of rows in the file; ``missing_rows`` the 0-based
+    positions (in file order) of the rows left out, and ``missing_files``
+    for each of them the root-relative paths it references that the table
+    lacks. Nothing leaves a protocol without being listed here.
+    """
+
+    source: str
+    rows: int
+    missing_rows: np.ndarray
+    missing_files: tuple[tuple[str, ...], ...]
+
+    def __post_init__(self) -> None:
+        """Check that every left-out row names the files it lacks; freeze the positions."""
+        object.__setattr__(self, "missing_rows", _positions(self.missing_rows, "missing_rows", 1))
+        if len(self.missing_files) != len(self.missing_rows):
+            raise ValueError("missing_files must name the absent files of every missing row")
+
+    @classmethod
+    def of(cls, source: str, paths: np.ndarray, positions: np.ndarray) -> Coverage:
+        """Coverage of a list whose rows reference ``paths`` (rows, k), found at table ``positions`` (-1: absent)."""
+        paths = np.asarray(paths).reshape(len(positions), -1)
+        absent = np.asarray(positions).reshape(len(positions), -1) < 0
+        missing = np.flatnonzero(absent.any(axis=1))
+        return cls(source, len(positions), missing, tuple(tuple(paths[i][absent[i]].tolist()) for i in missing))
+
+    @property
+    def name(self) -> str:
+        """The list's file name."""
+        return Path(self.source).name
+
+    @property
+    def scored(self) -> int:
+        """Rows whose files are all in the table."""
+        return self.rows - len(self.missing_rows)
+
+    def as_dict(self) -> dict:
+        """JSON-ready counts: ``{"list", "rows", "scored", "missing"}``."""
+        return {"list": self.name, "rows": self.rows, "scored": self.scored, "missing": len(self.missing_rows)}
+
+
+@dataclass(frozen=True, eq=False)
 class VerificationPairs:
     """Voice-face verification pairs: row positions of the voice and the face, label 1 = same identity.
 
     ``name`` is the restriction the negatives obey ('random', 'G', 'N', 'A', 'GNA').
+    ``coverage`` is empty for generated pairs; for an official list it says
+    which of the list's rows these pairs are (:class:`Coverage`).
     """
 
     name: str
     voice: np.ndarray
     face: np.ndarray
     labels: np.ndarray
+    coverage: tuple[Coverage, ...] = ()
 
     def __post_init__(self) -> None:
         """Check names, shapes and labels; freeze the arrays."""
@@ -103,18 +154,20 @@ class MatchingTrials:
     ``direction`` 'v2f' means voice probes and face candidates, 'f2v' the
     reverse. Column 0 of ``candidates`` is the true match; the columns are
     nested, so :meth:`subset_n` gives the 1:n trials for any n <= N_max.
+    ``coverage`` as in :class:`VerificationPairs`.
     """
 
     direction: str
     probes: np.ndarray
     candidates: np.ndarray
+    coverage: tuple[Coverage, ...] = ()
 
     def __post_init__(self) -> None:
         """Check the direction and shapes; freeze the arrays."""
         _check_direction(self.direction)
         object.__setattr__(self, "probes", _positions(self.probes, "probes", 1))
         object.__setattr__(self, "candidates", _positions(self.candidates, "candidates", 2))
-        if len(self.candidates) != len(self.probes) or self.candidates.shape[1] < 2:
+        if len(self.candidates) != len(self.probes) or self.candidates.ndim != 2 or self.candidates.shape[1] < 2:
             raise ValueError(
                 f"candidates must have shape (trials={len(self.probes)}, N >= 2), got {self.candidates.shape}"
             )
@@ -131,16 +184,21 @@ class MatchingTrials:
         """The same trials with only the first ``n`` candidates (the true match and n - 1 impostors)."""
         if not 2 <= n <= self.max_n:
             raise ValueError(f"n must be in 2..{self.max_n}, got {n}")
-        return MatchingTrials(self.direction, self.probes, self.candidates[:, :n])
+        return MatchingTrials(self.direction, self.probes, self.candidates[:, :n], self.coverage)
 
 
 @dataclass(frozen=True, eq=False)
 class RetrievalTask:
-    """Every query row ranks all gallery rows (the other modality); relevant = same identity."""
+    """Every query row ranks all gallery rows (the other modality); relevant = same identity.
+
+    ``coverage`` as in :class:`VerificationPairs`: for official galleries,
+    one entry per gallery file (the query modality's first).
+    """
 
     direction: str
     queries: np.ndarray
     gallery: np.ndarray
+    coverage: tuple[Coverage, ...] = ()
 
     def __post_init__(self) -> None:
         """Check the direction; freeze the arrays."""
@@ -334,23 +392,6 @@ def retrieval_task(table: pd.DataFrame, direction: str, split: str = "test") -> 
     return RetrievalTask(direction, rows[modality == query_modality], rows[modality == gallery_modality])
 
 
-def _rows_present(positions: np.ndarray, what: str, stacklevel: int = 3) -> np.ndarray:
-    """Mask of protocol rows whose files are all in the table; warns about the others, raises if none.
-
-    ``stacklevel`` points the warning at the user's call of the public function.
-    """
-    present = (positions.reshape(len(positions), -1) >= 0).all(axis=1)
-    if not present.any():
-        raise ValueError(f"{what}: none of its {len(positions)} rows has all its files in the table")
-    if not present.all():
-        warnings.warn(
-            f"{what}: {int((~present).sum())} of {len(positions)} rows reference files that are not in "
-            "the table and are dropped",
-            stacklevel=stacklevel,
-        )
-    return present
-
-
 def _check_identities(table: pd.DataFrame, positions: np.ndarray, identities: np.ndarray, what: str) -> None:
     """Raise if the table's identities at ``positions`` disagree with the list's."""
     found = table["identity"].to_numpy(dtype=str)[positions]
@@ -358,46 +399,56 @@ def _check_identities(table: pd.DataFrame, positions: np.ndarray, identities: np
         raise ValueError(f"{what}: the table's identities disagree with the list's (is it the same dataset?)")
 
 
+def _present(coverage: Coverage) -> np.ndarray:
+    """Mask of the list rows that ``coverage`` scores."""
+    keep = np.ones(coverage.rows, dtype=bool)
+    keep[coverage.missing_rows] = False
+    return keep
+
+
 def from_verification_list(vlist: VerificationList, table: pd.DataFrame, name: str | None = None) -> VerificationPairs:
     """The pairs of an official verification list whose voice and face are both rows of ``table``.
 
-    Pairs referencing files absent from the table are dropped with a
-    warning; ValueError if none remain. ``name`` overrides the list's own
-    (needed when the file is not named as in the official release).
+    The other pairs are left out and recorded in the result's ``coverage``
+    (possibly all of them: then the pairs are empty). ``name`` overrides the
+    list's own (needed when the file is not named as in the official release).
     """
     name = vlist.name if name is None else name
     if name not in RESTRICTIONS:
         raise ValueError(f"verification list name {name!r} is not one of {list(RESTRICTIONS)}; pass name=")
     voice = manifest_rows(vlist.voice_paths, table)
     face = manifest_rows(vlist.face_paths, table)
-    keep = _rows_present(np.stack([voice, face], axis=1), f"verification list {vlist.source}")
+    coverage = Coverage.of(vlist.source, vlist.path_matrix(), np.stack([voice, face], axis=1))
+    keep = _present(coverage)
     _check_identities(table, voice[keep], vlist.voice_identities[keep], vlist.source)
     _check_identities(table, face[keep], vlist.face_identities[keep], vlist.source)
-    return VerificationPairs(name, voice[keep], face[keep], vlist.labels[keep])
+    return VerificationPairs(name, voice[keep], face[keep], vlist.labels[keep], (coverage,))
 
 
 def from_matching_list(mlist: MatchingList, table: pd.DataFrame) -> MatchingTrials:
     """The trials of an official matching list whose probe and candidates are all rows of ``table``.
 
-    Trials referencing files absent from the table are dropped with a
-    warning; ValueError if none remain.
+    The other trials are left out and recorded in the result's ``coverage``
+    (possibly all of them: then there are no trials).
     """
     probes = manifest_rows(mlist.probes, table)
     candidates = manifest_rows(mlist.candidates, table)
-    keep = _rows_present(np.column_stack([probes, candidates]), f"matching list {mlist.source}")
+    coverage = Coverage.of(mlist.source, mlist.path_matrix(), np.column_stack([probes, candidates]))
+    keep = _present(coverage)
     _check_identities(table, probes[keep], mlist.probe_identities[keep], mlist.source)
     _check_identities(table, candidates[keep], mlist.candidate_identities[keep], mlist.source)
-    return MatchingTrials(mlist.direction, probes[keep], candidates[keep])
+    return MatchingTrials(mlist.direction, probes[keep], candidates[keep], (coverage,))
 
 
-def _gallery_rows(gallery: RetrievalGallery, table: pd.DataFrame, modality: str) -> np.ndarray:
-    """Row positions of a gallery's files in ``table`` (absent ones dropped with a warning)."""
+def _gallery_rows(gallery: RetrievalGallery, table: pd.DataFrame, modality: str) -> tuple[np.ndarray, Coverage]:
+    """Row positions of a gallery's files in ``table`` (absent ones left out) and the gallery's coverage."""
     if gallery.modality != modality:
         raise ValueError(f"{gallery.source} is a {gallery.modality} gallery, expected {modality}")
     positions = manifest_rows(gallery.paths, table)
-    keep = _rows_present(positions, f"{modality} gallery {gallery.source}", stacklevel=4)
+    coverage = Coverage.of(gallery.source, gallery.paths, positions)
+    keep = _present(coverage)
     _check_identities(table, positions[keep], gallery.identities[keep], gallery.source)
-    return positions[keep]
+    return positions[keep], coverage
 
 
 def from_galleries(
@@ -405,13 +456,16 @@ def from_galleries(
 ) -> RetrievalTask:
     """A retrieval task from the official galleries: the query modality's gallery queries the other.
 
-    Gallery entries whose files are not in ``table`` are dropped with a
-    warning per gallery; ValueError if a gallery has none left.
+    Gallery entries whose files are not in ``table`` are left out and
+    recorded in the result's ``coverage`` (one entry per gallery, the query
+    gallery first).
     """
     _check_direction(direction)
-    voices = _gallery_rows(voice_gallery, table, "voice")
-    faces = _gallery_rows(face_gallery, table, "face")
-    return RetrievalTask(direction, *((voices, faces) if direction == "v2f" else (faces, voices)))
+    voices, voice_coverage = _gallery_rows(voice_gallery, table, "voice")
+    faces, face_coverage = _gallery_rows(face_gallery, table, "face")
+    if direction == "v2f":
+        return RetrievalTask(direction, voices, faces, (voice_coverage, face_coverage))
+    return RetrievalTask(direction, faces, voices, (face_coverage, voice_coverage))
 
 
 def _check_vectors(vectors: np.ndarray, needed: int) -> np.ndarray:

@@ -29,7 +29,11 @@ from vfcross.evaluation.bootstrap import (
     paired_cluster_bootstrap_ci,
 )
 from vfcross.evaluation.metrics import eer, roc_auc
-from vfcross.evaluation.protocols import verification_pairs, verification_scores
+from vfcross.evaluation.protocols import (
+    VerificationPairs,
+    verification_pairs,
+    verification_scores,
+)
 from vfcross.fusion.task import project
 
 #: Verification metrics by name, and whether higher is better.
@@ -56,16 +60,21 @@ class SeedScores:
 
 
 def score_seeds(systems: Mapping[str, Mapping[int, np.ndarray]], table: pd.DataFrame, restriction: str = "random",
-                n_pairs: int = 10_000, seed: int = 0, split: str = "test") -> SeedScores:
-    """Draw one verification list and score it with every system's every seed.
+                n_pairs: int = 10_000, seed: int = 0, split: str = "test",
+                pairs: VerificationPairs | None = None) -> SeedScores:
+    """Draw one verification list (or take ``pairs``) and score it with every system's every seed.
 
     ``systems`` maps a system's name to {training seed: row vectors}, each
     vector array L2-normalised with one row per ``table`` row (v for voices,
-    u for faces).
+    u for faces). ``pairs`` (e.g. an official list,
+    ``protocols.verification("random").protocol`` of
+    :mod:`vfcross.evaluation.registry`) replaces the generated list.
     """
     if not systems or any(not runs for runs in systems.values()):
         raise ValueError("every system needs at least one trained seed")
-    pairs = verification_pairs(table, restriction, n_pairs, seed, split)
+    if pairs is None:
+        pairs = verification_pairs(table, restriction, n_pairs, seed, split)
+    restriction = pairs.name
     identity = table["identity"].to_numpy(dtype=str)
     scores = {name: [verification_scores(pairs, runs[s]) for s in sorted(runs)] for name, runs in systems.items()}
     seeds = {name: sorted(runs) for name, runs in systems.items()}

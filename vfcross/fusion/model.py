@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vfcross.backbone.inception import EMBEDDING_DIM
 from vfcross.config import Fusion, choices
 
 FUSIONS = choices(Fusion)
@@ -35,7 +36,7 @@ FUSIONS = choices(Fusion)
 class FusionModel(nn.Module):
     """Projections W_u, W_v, the fusion of ``fusion`` and an identity classifier."""
 
-    def __init__(self, num_classes: int, in_dim: int = 512, dim: int = 128, fusion: str = "gated") -> None:
+    def __init__(self, num_classes: int, in_dim: int = EMBEDDING_DIM, dim: int = 128, fusion: str = "gated") -> None:
         super().__init__()
         if fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {fusion!r}; choose one of {FUSIONS}")

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vfcross.backbone.embedding import Embeddings, all_pairs_auc
+from vfcross.backbone.inception import EMBEDDING_DIM
 from vfcross.backbone.task import FINGERPRINT_COLUMNS
 from vfcross.config import (
     FULL_MODEL,
@@ -55,7 +56,7 @@ LOSSES = choices(FusionLoss)
 class FusionObjective(nn.Module):
     """Fusion model + the configured loss; logs CE and OPL whether or not they are trained."""
 
-    def __init__(self, cfg: FusionConfig, num_classes: int, in_dim: int = 512) -> None:
+    def __init__(self, cfg: FusionConfig, num_classes: int, in_dim: int = EMBEDDING_DIM) -> None:
         super().__init__()
         if cfg.loss not in LOSSES:
             raise ValueError(f"unknown fusion loss {cfg.loss!r}; choose one of {LOSSES}")

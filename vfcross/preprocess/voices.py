@@ -1,6 +1,6 @@
 """Voice preprocessing: read, 16 kHz mono, short-time-energy VAD, spectrogram.
 
-The steps follow the paper (DESIGN.md, method step 1) and VGGVox:
+The steps follow the paper's preprocessing (its first step) and VGGVox:
 
 1. read any soundfile-readable file (8-bit unsigned to float PCM), mix the
    channels to mono (refusing channels that cancel each other, such as

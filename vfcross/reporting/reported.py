@@ -68,6 +68,7 @@ TABLE_TITLES = {
     "table6": "Table 6 - ablation of the fusion and the loss (verification, random negatives), %",
     "probes": "Attribute probes on held-out identities (accuracy or R^2; chance = majority class or 0)",
     "single_vs_dual": "Single vs dual stream: cost and verification (random negatives), %",
+    "coverage": "Protocols - where each table's rows came from, and how many of each list's rows were scored",
 }
 
 

@@ -23,10 +23,56 @@ def write_part(reports_dir: str | Path, name: str, data: dict) -> Path:
 def merge_summary(reports_dir: Path, timings: dict[str, float], preset: str) -> dict:
     """The machine-readable record of a run: wall times, environment and every notebook's part."""
     summary: dict = {"preset": preset, "wall_time_s": timings, "python": platform.python_version(),
-                     "packages": {name: _version(name) for name in PACKAGES}}
+                     "packages": package_versions()}
     for part in sorted((reports_dir / "summary_parts").glob("*.json")):
         summary.update(json.loads(part.read_text()))
+    if preset == "default":
+        summary["targets"] = targets(summary)
     return summary
+
+
+#: Learning targets of the default preset (issue "Learning that can test the paper").
+TARGET_SECONDS = 600.0
+TARGET_AUC = 0.80
+TARGET_G_AUC = 0.65
+
+
+def targets(summary: dict) -> list[dict]:
+    """The default preset's targets, each with what was measured, whether it was met and by how much it was missed."""
+    out = []
+
+    def add(target: str, measured: float | None, met: bool | None, shown: str, miss: str) -> None:
+        out.append({"target": target, "value": measured, "measured": shown, "met": met,
+                    "miss": "" if met or met is None else miss})
+
+    total = summary.get("wall_time_s", {}).get("total")
+    add(f"whole run <= {TARGET_SECONDS:.0f} s on 2 cores", total, None if total is None else total <= TARGET_SECONDS,
+        "n/a" if total is None else f"{total:.0f} s", "" if total is None else f"{total - TARGET_SECONDS:.0f} s over")
+    auc = summary.get("verification", {}).get("auc")
+    add(f"test verification AUC >= {100 * TARGET_AUC:.0f}%", auc, None if auc is None else auc >= TARGET_AUC,
+        "n/a" if auc is None else f"{100 * auc:.1f}%", "" if auc is None else f"{100 * (TARGET_AUC - auc):.1f} points short")
+    g_auc = summary.get("grouped_auc", {}).get("G", {}).get("auc")
+    add(f"G-negative AUC >= {100 * TARGET_G_AUC:.0f}%", g_auc, None if g_auc is None else g_auc >= TARGET_G_AUC,
+        "n/a" if g_auc is None else f"{100 * g_auc:.1f}%",
+        "" if g_auc is None else f"{100 * (TARGET_G_AUC - g_auc):.1f} points short")
+    seeds = summary.get("fusion", {}).get("validation_vs_backbone", {}).get("per_seed", [])
+    if seeds:
+        lows = [r["ci"][0] if r.get("ci") else None for r in seeds]
+        met = all(low is not None and low > 0 for low in lows)
+        shown = "; ".join(f"seed {r['seed']}: {100 * r['difference']:+.1f} points"
+                          + (f" [{100 * r['ci'][0]:+.1f}, {100 * r['ci'][1]:+.1f}]" if r.get("ci") else " [no interval]")
+                          for r in seeds)
+        add("fusion's validation AUC above the backbone's by more than its interval (every seed)",
+            None, met, shown, "the paired interval reaches 0 or below for some seed")
+    else:
+        add("fusion's validation AUC above the backbone's by more than its interval (every seed)", None, None,
+            "n/a (no validation identities)", "")
+    return out
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages a report records (:data:`PACKAGES`)."""
+    return {name: _version(name) for name in PACKAGES}
 
 
 def _version(package: str) -> str:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
 from vfcross.io import markdown_table
 from vfcross.reporting.reported import REPORTED, TABLE_TITLES
+
+#: Columns saying where a measured row's numbers came from, written after its metrics and intervals.
+PROTOCOL_COLUMNS = ("protocol", "rows scored", "note")
 
 
 def pct(value: float) -> float:
@@ -35,7 +39,7 @@ def build_table(name: str, measured: list[dict], provenance: dict[str, str]) -> 
     # source and method first, then the metrics in the order our rows list them, then the
     # confidence intervals, provenance last
     first = ["source", "method"]
-    tail = [c for c in dict.fromkeys(["dataset", *provenance]) if c in table.columns]
+    tail = [c for c in dict.fromkeys([*PROTOCOL_COLUMNS, "dataset", *provenance]) if c in table.columns]
     columns = list(dict.fromkeys([*(k for row in ours for k in row), *table.columns]))
     cis = [c for c in columns if c.endswith("CI")]
     return table[first + [c for c in columns if c not in first + cis + tail] + cis + tail]
@@ -64,54 +68,125 @@ def write_table(table: pd.DataFrame, name: str, reports_dir: str | Path) -> tupl
 # --- Tables 2-5 from evaluation results ------------------------------------------------------------
 ORACLE_ROW = "oracle: true attributes (synthetic ceiling)"
 RESTRICTED = ("G", "N", "A", "GNA")
+#: Directions as the paper's tables name them, by the suffix of their result keys.
+DIRECTIONS = {"vf": "V-F", "fv": "F-V"}
+_OFFICIAL = "official: "
+
+
+def _grouped_text(values: Mapping[str, str]) -> str:
+    """Values of named entries as text: the value alone when all agree, else ``"a, b: value; c: other"``."""
+    by_value: dict[str, list[str]] = {}
+    for name, value in values.items():
+        by_value.setdefault(value, []).append(name)
+    if len(by_value) == 1:
+        return next(iter(by_value))
+    return "; ".join(f"{', '.join(names)}: {value}" for value, names in by_value.items())
+
+
+def _where(entries: Mapping[str, Mapping]) -> dict:
+    """The protocol columns of a row made from the named result ``entries``.
+
+    ``protocol``: where their rows came from (official list files named
+    once after "official: "); ``rows scored``: ``"<scored> of <rows>"``, per
+    entry name where they differ; ``note``: the entries' notes, likewise. An
+    entry without a protocol (an oracle row) adds nothing.
+    """
+    entries = {name: e for name, e in entries.items() if "protocol" in e}
+    if not entries:
+        return {}
+    labels = list(dict.fromkeys(e["protocol"] for e in entries.values()))
+    if len(labels) > 1 and all(label.startswith(_OFFICIAL) for label in labels):
+        labels = [_OFFICIAL + ", ".join(label[len(_OFFICIAL):] for label in labels)]
+    row = {"protocol": "; ".join(labels),
+           "rows scored": _grouped_text({name: f"{e['coverage']['scored']} of {e['coverage']['rows']}"
+                                         for name, e in entries.items()})}
+    notes = {name: e["note"] for name, e in entries.items() if "note" in e}
+    if notes:
+        row["note"] = _grouped_text(notes) if len(notes) == len(entries) else \
+            "; ".join(f"{name}: {note}" for name, note in notes.items())
+    return row
 
 
 def _verification_row(method: str, verification: dict) -> dict:
-    """Table 2 columns of one system: EER and AUC with their intervals."""
+    """Table 2 columns of one system: EER and AUC with their intervals, its protocol (or its note)."""
+    if "auc" not in verification:
+        return {"method": method, **_where({"random": verification})}
     return {"method": method, "EER": pct(verification["eer"]), "AUC": pct(verification["auc"]),
-            "EER 95% CI": pct_ci(verification.get("eer_ci")), "AUC 95% CI": pct_ci(verification.get("auc_ci"))}
+            "EER 95% CI": pct_ci(verification.get("eer_ci")), "AUC 95% CI": pct_ci(verification.get("auc_ci")),
+            **_where({"random": verification})}
 
 
 def _grouped_row(method: str, verification: dict, grouped: dict) -> dict:
     """Table 3 columns of one system: AUC per negative restriction with intervals (a note's list left empty)."""
-    row = {"method": method, "random": pct(verification["auc"])}
-    for key in RESTRICTED:
-        if "auc" in grouped.get(key, {}):
-            row[key] = pct(grouped[key]["auc"])
-    row["random 95% CI"] = pct_ci(verification.get("auc_ci"))
-    for key in RESTRICTED:
-        if "auc" in grouped.get(key, {}):
-            row[f"{key} 95% CI"] = pct_ci(grouped[key].get("ci"))
-    return row
+    entries = {"random": verification, **{key: grouped[key] for key in RESTRICTED if key in grouped}}
+    scored = [key for key, entry in entries.items() if "auc" in entry]
+    row = {"method": method, **{key: pct(entries[key]["auc"]) for key in scored}}
+    row |= {f"{key} 95% CI": pct_ci(entries[key].get("auc_ci" if key == "random" else "ci")) for key in scored}
+    return row | _where(entries)
+
+
+def _matching_row(method: str, direction: str, by_n: dict, variant: str | None) -> dict:
+    """One Table 4 row: accuracy for every N with intervals at N = 2 and the largest N (or the note)."""
+    row = {"method": method, "direction": direction, **({"list": variant} if variant else {})}
+    if "note" in by_n:
+        return row | _where({direction: by_n})
+    largest = max(by_n, key=int)
+    row |= {f"N={n}": pct(v["accuracy"]) for n, v in by_n.items()}
+    row |= {"N=2 95% CI": pct_ci(by_n["2"].get("ci")), f"N={largest} 95% CI": pct_ci(by_n[largest].get("ci"))}
+    return row | _where({direction: by_n["2"]})
 
 
 def _matching_rows(method: str, result: dict) -> list[dict]:
-    """Table 4 rows of one system: accuracy for every N, both directions, intervals at N = 2 and the largest N."""
+    """Table 4 rows of one system, both directions; with the official lists one row per list (U, G, N, GN)."""
+    grouped = result.get("grouped_matching", {})
     rows = []
-    for key, label in (("matching_vf", "V-F"), ("matching_fv", "F-V")):
-        by_n = result.get(key, {})
-        if not by_n:
-            continue
-        largest = max(by_n, key=int)
-        rows.append({"method": method, "direction": label, **{f"N={n}": pct(v["accuracy"]) for n, v in by_n.items()},
-                     "N=2 95% CI": pct_ci(by_n["2"].get("ci")), f"N={largest} 95% CI": pct_ci(by_n[largest].get("ci"))})
+    for key, label in DIRECTIONS.items():
+        by_n = result.get(f"matching_{key}", {})
+        if by_n:
+            rows.append(_matching_row(method, label, by_n, "U" if grouped else None))
+        rows += [_matching_row(method, label, entry, name) for name, entry in grouped.get(key, {}).items()]
     return rows
 
 
 def _retrieval_row(method: str, result: dict) -> dict:
     """Table 5 columns of one system: mAP both ways with intervals and the chance level of this gallery."""
-    vf, fv = result["map"]["vf"], result["map"]["fv"]
-    return {"method": method, "V-F": pct(vf["map"]), "F-V": pct(fv["map"]), "V-F chance": pct(vf["chance"]),
-            "F-V chance": pct(fv["chance"]), "V-F 95% CI": pct_ci(vf.get("ci")), "F-V 95% CI": pct_ci(fv.get("ci"))}
+    entries = {label: result["map"][key] for key, label in DIRECTIONS.items()}
+    row = {"method": method}
+    row |= {label: pct(e["map"]) for label, e in entries.items() if "map" in e}
+    row |= {f"{label} chance": pct(e["chance"]) for label, e in entries.items() if "map" in e}
+    row |= {f"{label} 95% CI": pct_ci(e.get("ci")) for label, e in entries.items() if "map" in e}
+    return row | _where(entries)
+
+
+def coverage_table(result: dict, provenance: dict[str, str]) -> pd.DataFrame:
+    """One row per protocol of an evaluation result: its rows, how many were scored and left out, and why.
+
+    Made from the result's ``coverage`` records (:func:`vfcross.evaluation.evaluate.evaluate`);
+    the list rows left out are listed one by one by
+    :meth:`vfcross.evaluation.registry.Protocols.write_missing`.
+    """
+    labels = {key: str(value) for key, value in provenance.items()}
+    columns = ["source", "protocol", "results", "rows", "scored", "missing", "missing because", "note", *labels]
+    rows = [{"source": "measured", "protocol": c["protocol"], "results": ", ".join(c["results"]), "rows": c["rows"],
+             "scored": c["scored"], "missing": c["missing"],
+             "missing because": "; ".join(f"{why}: {n}" for why, n in c.get("missing_by_reason", {}).items()),
+             "note": c.get("note", ""), **labels} for c in result.get("coverage", [])]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def evaluation_tables(results: dict[str, dict], oracle: dict[str, dict] | None,
                       provenance: dict[str, str]) -> dict[str, pd.DataFrame]:
-    """Tables 2-5 of the paper from :func:`vfcross.evaluation.evaluate.evaluate` results per system.
+    """Tables 2-5 of the paper, and the protocols' coverage, from :func:`vfcross.evaluation.evaluate.evaluate` results.
 
+    ``results`` maps a system's name to its result. Every measured row names
+    its protocol (``generated (seed 0)``, or the official list files) and how
+    many of the list's rows were scored (``rows scored``); a protocol with
+    nothing to score leaves its numbers empty and says why (``note``). With
+    the official lists Table 4 has a row per 1:2 list (U, G, N, GN).
     ``oracle`` (synthetic data only) maps a verification list ("random", "G",
     ...) to the Bayes oracle's ``{"auc", "eer", "auc_ci"?, "eer_ci"?}`` on the
-    same pairs; it adds a ceiling row to Tables 2 and 3.
+    same pairs; it adds a ceiling row to Tables 2 and 3. ``coverage`` is
+    :func:`coverage_table` of the first system (the protocols are shared).
     """
     table2 = [_verification_row(name, r["verification"]) for name, r in results.items()]
     table3 = [_grouped_row(name, r["verification"], r["grouped_auc"]) for name, r in results.items()]
@@ -121,8 +196,9 @@ def evaluation_tables(results: dict[str, dict], oracle: dict[str, dict] | None,
                                    {k: {"auc": v["auc"], "ci": v.get("auc_ci")} for k, v in oracle.items()}))
     table4 = [row for name, r in results.items() for row in _matching_rows(name, r)]
     table5 = [_retrieval_row(name, r) for name, r in results.items()]
-    return {name: build_table(name, rows, provenance)
-            for name, rows in (("table2", table2), ("table3", table3), ("table4", table4), ("table5", table5))}
+    tables = {name: build_table(name, rows, provenance)
+              for name, rows in (("table2", table2), ("table3", table3), ("table4", table4), ("table5", table5))}
+    return tables | {"coverage": coverage_table(next(iter(results.values()), {}), provenance)}
 
 
 def grouped_bars(results: dict[str, dict], oracle: dict[str, dict] | None, paper_grouped: dict,
@@ -131,9 +207,9 @@ def grouped_bars(results: dict[str, dict], oracle: dict[str, dict] | None, paper
     lists = ("random", *RESTRICTED)
     bars, intervals = {}, {}
     for name, r in results.items():
-        entries = {"random": {"auc": r["verification"]["auc"], "ci": r["verification"].get("auc_ci")},
+        entries = {"random": {"auc": r["verification"].get("auc"), "ci": r["verification"].get("auc_ci")},
                    **r["grouped_auc"]}
-        bars[name] = {k: 100 * entries[k]["auc"] for k in lists if "auc" in entries.get(k, {})}
+        bars[name] = {k: 100 * entries[k]["auc"] for k in lists if entries.get(k, {}).get("auc") is not None}
         intervals[name] = {k: tuple(100 * x for x in entries[k]["ci"]) for k in lists
                            if entries.get(k, {}).get("ci") is not None}
     if oracle:

@@ -22,8 +22,8 @@ seed is never reported as holding or contradicted.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 HOLDS, CONTRADICTED, INCONCLUSIVE = "holds", "contradicted", "inconclusive"
 OUTCOMES = (HOLDS, CONTRADICTED, INCONCLUSIVE)

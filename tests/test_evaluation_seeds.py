@@ -1,0 +1,76 @@
+"""Systems with several training seeds on the same pairs: seed spread, identity-level intervals, paired differences."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vfcross.evaluation.bootstrap import identity_draws
+from vfcross.evaluation.metrics import roc_auc
+from vfcross.evaluation.seeds import paired_by_seed, score_seeds, seed_summary
+
+
+def _table(n=12, per=3):
+    rows = [(f"id{i:02d}", m, "test", "m" if i % 2 else "f") for i in range(n) for m in ("voice", "face")
+            for _ in range(per)]
+    return pd.DataFrame(rows, columns=["identity", "modality", "split", "gender"]).astype({"split": "string"})
+
+
+def _vectors(table, noise, seed):
+    """Unit vectors: an identity direction plus noise; larger noise = a worse system."""
+    rng = np.random.default_rng(seed)
+    ids = {i: rng.normal(size=16) for i in table.identity.unique()}
+    v = np.stack([ids[i] for i in table.identity]) + noise * rng.normal(size=(len(table), 16))
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def scored():
+    table = _table()
+    systems = {"good": {s: _vectors(table, 0.8, 10 + s) for s in (0, 1, 2)},
+               "poor": {s: _vectors(table, 3.0, 20 + s) for s in (0, 1, 2)},
+               "reference": {0: _vectors(table, 1.5, 30)}}
+    return score_seeds(systems, table, "random", n_pairs=400, seed=0)
+
+
+def test_every_system_is_scored_on_the_same_pairs(scored):
+    assert set(scored.scores) == {"good", "poor", "reference"} and scored.seeds["good"] == [0, 1, 2]
+    assert all(len(s) == len(scored.labels) for runs in scored.scores.values() for s in runs)
+
+
+def test_seed_summary_spread_and_interval_of_the_seed_mean(scored):
+    summary = seed_summary(scored, "good", "auc", n_boot=200, seed=3)
+    per_seed = [roc_auc(s, scored.labels) for s in scored.scores["good"]]
+    assert summary["per_seed"] == pytest.approx(dict(zip([0, 1, 2], per_seed)))
+    assert summary["mean"] == pytest.approx(np.mean(per_seed)) and summary["sd"] == pytest.approx(np.std(per_seed, ddof=1))
+    # brute force: replay the same identity draws, materialise the drawn identities' pairs, average the seeds
+    identities = np.unique(scored.clusters)
+    values = []
+    for counts in identity_draws(len(identities), 200, 3):
+        rows = np.concatenate([np.repeat(np.flatnonzero(scored.clusters == ident), c)
+                               for ident, c in zip(identities, counts)])
+        labels = scored.labels[rows]
+        if labels.all() or not labels.any():
+            continue
+        values.append(np.mean([roc_auc(s[rows], labels) for s in scored.scores["good"]]))
+    assert summary["ci"] == pytest.approx(list(np.percentile(values, [2.5, 97.5])))
+
+
+def test_paired_by_seed_matches_seeds_and_pairs_a_single_seed_with_all(scored):
+    paired = paired_by_seed(scored, "good", "poor", "auc", n_boot=100)
+    assert [p["seed"] for p in paired] == [0, 1, 2]
+    for p, a, b in zip(paired, scored.scores["good"], scored.scores["poor"]):
+        assert p["difference"] == pytest.approx(roc_auc(a, scored.labels) - roc_auc(b, scored.labels))
+        assert p["ci"][0] > 0  # a clearly better system: the paired interval excludes 0
+    against_reference = paired_by_seed(scored, "good", "reference", "auc", n_boot=50)
+    assert [p["seed"] for p in against_reference] == [0, 1, 2]
+    assert len({p["b"] for p in against_reference}) == 1  # the one reference model each time
+
+
+def test_systems_without_a_common_seed_cannot_be_paired():
+    table = _table()
+    scored = score_seeds({"a": {0: _vectors(table, 1, 0), 1: _vectors(table, 1, 1)},
+                          "b": {2: _vectors(table, 1, 2), 3: _vectors(table, 1, 3)}}, table, n_pairs=100)
+    with pytest.raises(ValueError, match="share no training seed"):
+        paired_by_seed(scored, "a", "b")
+    with pytest.raises(ValueError, match="at least one trained seed"):
+        score_seeds({"a": {}}, table)

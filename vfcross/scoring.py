@@ -1,0 +1,178 @@
+"""``vfcross evaluate``: score a trained model on a dataset and write its tables and ``summary.json``.
+
+:func:`evaluate_model` does, without the notebooks, what notebook 04 does
+for a run: it loads a trained model (:func:`vfcross.load`: a model file, a
+work folder or a fusion run folder), preprocesses the samples the protocols
+need with the model's own face and voice settings (into the preprocessing
+cache, so a second evaluation reuses it), embeds them
+(:meth:`~vfcross.inference.VoiceFaceModel.embed_preprocessed`) and scores
+the protocols of :mod:`vfcross.evaluation.registry`:
+
+* with a lists folder (``eval.lists``), the official VoxCeleb1 lists: only
+  the files they reference are preprocessed, and every list row whose files
+  are not all usable is counted and written to ``missing_rows.csv.gz`` with the
+  reason (absent from the dataset, or why preprocessing left it out);
+* otherwise protocols generated from the ``eval.split`` identities of the
+  dataset (its split file).
+
+The output folder receives ``tables/table2..5.md|csv`` and
+``tables/coverage.md|csv`` (each measured row naming its protocol and how
+many of its rows were scored), ``summary.json``, ``missing_rows.csv.gz`` and
+``preprocess/`` (the per-sample preprocessing report).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from vfcross.config import RunConfig, override, preset, to_dict
+from vfcross.data.dataset import prepare_dataset
+from vfcross.evaluation.evaluate import evaluate
+from vfcross.evaluation.registry import (
+    OfficialLists,
+    protocols_for,
+    read_official_lists,
+)
+from vfcross.inference import VoiceFaceModel, load
+from vfcross.io import atomic_write
+from vfcross.preprocess.run import (
+    MODALITIES,
+    PreprocessResult,
+    preprocess,
+    write_report,
+)
+from vfcross.reporting.summary import data_record, package_versions
+from vfcross.reporting.tables import evaluation_tables, write_table
+
+#: Configuration sections a trained model fixes: they come from the model, never from the command line.
+MODEL_SECTIONS = ("face", "voice", "backbone", "fusion")
+
+
+def evaluation_config(model: VoiceFaceModel, preset_name: str | None = None,
+                      changes: Mapping[str, Any] | None = None) -> RunConfig:
+    """The configuration of an evaluation: the model's, with the evaluation settings of a preset and ``changes``.
+
+    The model fixes its preprocessing and network sections
+    (:data:`MODEL_SECTIONS`); ``preset_name`` (default: the model's own
+    preset) supplies the ``eval`` and ``preprocess`` sections, and
+    ``changes`` (dotted keys) adjust those. ValueError for a change to a
+    section the model fixes.
+    """
+    changes = dict(changes or {})
+    fixed = sorted(k for k in changes if k.split(".")[0] in MODEL_SECTIONS)
+    if fixed:
+        raise ValueError(f"{', '.join(fixed)}: the model fixes its {'/'.join(MODEL_SECTIONS)} settings")
+    cfg = model.cfg
+    if preset_name is not None:
+        base = preset(preset_name)
+        cfg = override(cfg, {"preset": preset_name, "eval": to_dict(base.eval),
+                             "preprocess": to_dict(base.preprocess)})
+    return override(cfg, changes)
+
+
+def default_out(model_path: str | os.PathLike) -> Path:
+    """Where an evaluation is written when no folder is given: ``<work or run folder>/evaluation``, or
+    ``<model file stem>-evaluation`` beside a model file."""
+    path = Path(model_path)
+    return path / "evaluation" if path.is_dir() else path.with_name(f"{path.stem}-evaluation")
+
+
+def _cache_home(model_path: Path, out: Path) -> Path:
+    """The folder whose ``cache/`` holds the preprocessed samples: a work folder's own, else the output folder."""
+    return model_path if model_path.is_dir() and (model_path / "cache").is_dir() else out
+
+
+def _rows_needed(manifest: pd.DataFrame, cfg: RunConfig, lists: OfficialLists | None, root: Path) -> pd.DataFrame:
+    """The manifest rows the protocols use: the files the lists reference, or the evaluation split."""
+    if lists is not None:
+        rows = manifest[manifest["relpath"].isin(lists.relpaths())]
+        if rows.empty:
+            raise ValueError(f"none of the files the lists in {lists.folder} reference is in {root}")
+        return rows
+    rows = manifest[manifest["split"].eq(cfg.eval.split).fillna(False).to_numpy(dtype=bool)]
+    if rows.empty:
+        raise ValueError(f"no identity of {root} is in split {cfg.eval.split!r}: give its split file with --splits, "
+                         "or official lists with --lists")
+    return rows
+
+
+def _preprocess(rows: pd.DataFrame, cfg: RunConfig, progress: bool) -> PreprocessResult:
+    """Preprocess ``rows`` one modality at a time, so that every usable file is kept.
+
+    (Preprocessing a training set drops the samples of an identity lacking
+    the other modality; an official list may use such a file, e.g. in a
+    retrieval gallery.)
+    """
+    parts = [preprocess(rows[rows["modality"] == m].reset_index(drop=True), cfg, progress=progress)
+             for m in MODALITIES if (rows["modality"] == m).any()]
+    return PreprocessResult(pd.concat([p.manifest for p in parts], ignore_index=True),
+                            pd.concat([p.report for p in parts], ignore_index=True), sum(p.seconds for p in parts))
+
+
+def evaluate_model(
+    model_path: str | os.PathLike,
+    root: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    splits: str | os.PathLike | None = None,
+    lists: str | os.PathLike | None = None,
+    preset_name: str | None = None,
+    changes: Mapping[str, Any] | None = None,
+    progress: bool = True,
+) -> dict:
+    """Score the trained model at ``model_path`` on the dataset ``root``; write tables and ``summary.json`` to ``out``.
+
+    ``splits`` is the identity-split file (default: the one in ``root``, if
+    any); ``lists`` the official lists folder (or ``eval.lists`` in
+    ``changes``); ``preset_name`` and ``changes`` the evaluation settings
+    (:func:`evaluation_config`). ``out`` defaults to :func:`default_out`.
+    Returns the summary (also written as ``out/summary.json``).
+    """
+    model_path, root = Path(model_path), Path(root)
+    out = Path(out) if out is not None else default_out(model_path)
+    model = load(model_path)
+    cfg = evaluation_config(model, preset_name, changes)
+    if lists is not None:
+        if cfg.eval.lists and Path(cfg.eval.lists) != Path(lists):
+            raise ValueError(f"--lists {lists} and eval.lists={cfg.eval.lists} disagree: give one")
+        cfg = override(cfg, {"eval.lists": str(lists)})
+    cfg = override(cfg, {"work_dir": str(_cache_home(model_path, out)), "data_root": str(root),
+                         "splits_file": str(splits or "")})
+
+    dataset = prepare_dataset(cfg, progress)
+    official = read_official_lists(cfg.eval.lists, root) if cfg.eval.lists else None
+    prepared = _preprocess(_rows_needed(dataset.manifest, cfg, official, root), cfg, progress)
+    table = prepared.manifest
+    skipped = prepared.report[prepared.report["outcome"] == "skipped"]
+    protocols = protocols_for(table, cfg.eval, root, dict(zip(skipped["relpath"], skipped["reason"])), official)
+    result = evaluate(model.embed_preprocessed(table), table, cfg.eval.seed, cfg.eval.n_pairs, cfg.eval.n_trials,
+                      cfg.eval.n_boot, cfg.eval.split, protocols)
+
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"VoxCeleb1 layout at {root.name}"
+    provenance = {"dataset": name, "preset": cfg.preset, "eval seed": str(cfg.eval.seed)}
+    method = f"vfcross model {model_path.name}"
+    for table_name, frame in evaluation_tables({method: result}, None, provenance).items():
+        write_table(frame, table_name, out)
+    missing_csv = protocols.write_missing(out)
+    write_report(prepared, out / "preprocess")
+    summary = {
+        "model": {"path": str(model_path), "preset": model.cfg.preset, "sources": model.sources},
+        "method": method,
+        "protocols": protocols.source,
+        "missing_rows": missing_csv.name,
+        "data": data_record(dataset, prepared, name),
+        "eval": to_dict(cfg.eval),
+        "provenance": provenance,
+        "python": platform.python_version(),
+        "packages": package_versions(),
+        **result,
+    }
+    atomic_write(out / "summary.json", lambda stream: stream.write((json.dumps(summary, indent=2) + "\n").encode()))
+    return summary
