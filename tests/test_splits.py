@@ -40,6 +40,13 @@ def test_what_cannot_be_trained_or_evaluated_is_an_error(table, message):
         check_splits(table)
 
 
+def test_evaluation_alone_needs_no_training_split():
+    assert check_splits(manifest(test=2), training=False) == []
+    assert check_splits(manifest(none=3), evaluation_split=None, training=False) == []  # official lists
+    with pytest.raises(ValueError, match="split 'test'; the manifest has 1"):
+        check_splits(manifest(test=1), training=False)
+
+
 def test_training_alone_needs_no_test_split():
     assert check_splits(manifest(train=2, val=2), evaluation_split=None) == []
     with pytest.raises(ValueError, match="split 'val'"):

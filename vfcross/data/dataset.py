@@ -34,18 +34,21 @@ class Dataset:
         return "\n".join([line, *(f"note: {note}" for note in self.notes)])
 
 
-def prepare_dataset(cfg: RunConfig, progress: bool = True) -> Dataset:
+def prepare_dataset(cfg: RunConfig, progress: bool = True, training: bool = True,
+                    evaluation: bool = True) -> Dataset:
     """Write the synthetic population when ``cfg.data_root`` is empty, then read the dataset into a manifest.
 
     The population is deterministic from ``cfg.synth``; an existing copy
     made with the same settings is reused. Identities the split file does
     not list are an error unless ``cfg.skip_unlisted_identities``; the splits
     are checked before any further work (:func:`~vfcross.data.splits.check_splits`:
-    too few training or evaluation identities is an error, no validation a note).
+    too few training identities, unless not ``training``, or evaluation
+    identities in ``cfg.eval.split``, unless not ``evaluation``, is an error;
+    no validation a note).
     """
     start = time.perf_counter()
     if not cfg.data_root:
         write_population(cfg.dataset_root, cfg.synth, progress=progress)
     manifest, skipped = scan_dataset(cfg.dataset_root, cfg.splits_file or None, cfg.skip_unlisted_identities)
-    notes = check_splits(manifest, cfg.eval.split)
+    notes = check_splits(manifest, cfg.eval.split if evaluation else None, training)
     return Dataset(manifest, skipped, time.perf_counter() - start, tuple(notes))

@@ -31,16 +31,19 @@ def split_counts(manifest: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in manifest.assign(split=split).groupby("split")["identity"].nunique().items()}
 
 
-def check_splits(manifest: pd.DataFrame, evaluation_split: str | None = "test") -> list[str]:
+def check_splits(manifest: pd.DataFrame, evaluation_split: str | None = "test", training: bool = True) -> list[str]:
     """Check that ``manifest`` can be trained (and evaluated on ``evaluation_split``); return notes.
 
     Raises ValueError, naming the problem, when the manifest is empty, when
-    identities have no split, when fewer than two identities are in split
-    ``train``, or (unless ``evaluation_split`` is None) fewer than two in the
-    evaluation split. Returns notes on what will be missing but does not stop
-    the work: no or one validation identity (validation is skipped, see
-    :func:`validation_note`).
+    identities have no split, when (with ``training``) fewer than two
+    identities are in split ``train``, or (unless ``evaluation_split`` is
+    None) fewer than two in the evaluation split. Returns notes on what will
+    be missing but does not stop the work: no or one validation identity
+    (validation is skipped, see :func:`validation_note`). With neither
+    training nor an evaluation split there is nothing to check.
     """
+    if not training and evaluation_split is None:
+        return []
     if manifest.empty:
         raise ValueError("the manifest is empty: there is nothing to train or evaluate")
     unsplit = sorted(manifest.loc[manifest["split"].isna(), "identity"].astype(str).unique())
@@ -49,11 +52,11 @@ def check_splits(manifest: pd.DataFrame, evaluation_split: str | None = "test") 
                          f"{' ...' if len(unsplit) > 5 else ''}): give an identity-split file that lists them "
                          "(splits_file, --splits)")
     counts = split_counts(manifest)
-    if counts.get("train", 0) < 2:
+    if training and counts.get("train", 0) < 2:
         raise ValueError(f"training needs at least two identities in split 'train'; the manifest has "
                          f"{counts.get('train', 0)} (identities per split: {counts})")
     if evaluation_split is not None and counts.get(evaluation_split, 0) < 2:
         raise ValueError(f"evaluation needs at least two identities in split {evaluation_split!r}; the manifest "
                          f"has {counts.get(evaluation_split, 0)} (identities per split: {counts})")
-    note = validation_note(counts.get("val", 0))
+    note = validation_note(counts.get("val", 0)) if training else None
     return [note + "; training still runs"] if note else []
