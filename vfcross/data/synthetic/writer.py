@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
+import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,7 @@ from vfcross.data.synthetic.render_voice import (
     voice_session,
     voice_style,
 )
+from vfcross.io import init_worker_process, workers_starting
 
 SPLIT_NAMES = {1: "train", 2: "val", 4: "test"}
 _VIDEO_ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"))
@@ -63,8 +65,11 @@ def write_population(out: str | Path, cfg: SynthConfig, progress: bool = True) -
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     jobs = [(tmp, cfg, person) for person in people]
-    with ProcessPoolExecutor(max_workers=max(1, cfg.workers)) as pool:
-        list(tqdm(pool.map(_write_identity, jobs, chunksize=4), total=len(jobs),
+    # Leaving the block (also by Ctrl-C) terminates the workers; they die with this process too.
+    with workers_starting():
+        pool = multiprocessing.Pool(max(1, cfg.workers), initializer=init_worker_process, initargs=(os.getpid(),))
+    with pool:
+        list(tqdm(pool.imap_unordered(_write_identity, jobs, chunksize=4), total=len(jobs),
                   desc="synthesising identities", disable=not progress))
     _write_tables(tmp, people)
     (tmp / "population.json").write_text(json.dumps(
