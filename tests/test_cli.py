@@ -1,9 +1,24 @@
-"""The ``vfcross`` command line: arguments, what each command writes, one-line errors with exit 2."""
+"""The ``vfcross`` command line: arguments, what each command writes, one-line errors with exit 2,
+flags that agree with settings, skip lists, interruptions."""
 
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
 import pytest
+from fakes import fake_preprocessed
+from test_ingest import make_dataset
 
 from vfcross.cli import main
-from vfcross.data.manifest import read_manifest
+from vfcross.data.manifest import read_manifest, write_manifest
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +71,9 @@ def test_ingest_of_a_missing_folder_is_one_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("setting, message", [
-    ("nosuch=1", "no configuration field 'nosuch'"),
-    ("face.nosuch=1", "no configuration field 'face.nosuch'"),
-    ("nosection.size=1", "no configuration section 'nosection.size'"),
+    ("nosuch=1", "nosuch: no configuration field of that name"),
+    ("face.nosuch=1", "face.nosuch: no configuration field of that name"),
+    ("nosection.size=1", "nosection.size: no configuration section 'nosection'"),
     ("face.size", "--set expects key=value, got 'face.size'"),
 ])
 def test_preprocess_rejects_a_bad_setting_before_any_work(setting, message, tmp_path, capsys, monkeypatch):
@@ -83,3 +98,143 @@ def test_argument_errors_exit_2_with_usage(argv, complaint, capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("usage: vfcross") and complaint in err
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    """Run ``vfcross argv`` in this process: (exit status, stdout, stderr)."""
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("backbone.loop.epochs=five", "backbone.loop.epochs: expected an integer, got 'five'"),
+    ("backbone.loop.epochs=-3", "backbone.loop.epochs: must be at least 1, got -3"),
+    ("backbone.identities_per_batch=0", "backbone.identities_per_batch: must be at least 2"),
+    ("backbone.spectrogram_input=raw", "backbone.spectrogram_input: 'raw' is not allowed; choose one of 'image'"),
+    ("backbone.epochz=3", "backbone.epochz: no configuration field of that name"),
+])
+def test_a_bad_setting_is_one_line_before_any_work(capsys, tmp_path, setting, message):
+    status, out, err = run_cli(capsys, "train", "--manifest", str(tmp_path / "absent.csv"), "--out",
+                               str(tmp_path / "run"), "--preset", "smoke", "--set", setting)
+    assert status == 2 and out == ""
+    assert err.startswith(f"vfcross train: error: {message}") and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_flags_set_their_settings_and_must_agree_with_set(capsys, tmp_path):
+    status, _, err = run_cli(capsys, "preprocess", "--preset", "smoke", "--root", str(tmp_path), "--splits", "a.txt",
+                             "--set", "splits_file=b.txt")
+    assert status == 2 and "--splits a.txt and --set splits_file=b.txt disagree" in err
+
+
+def test_ingest_saves_its_skip_list_and_names_the_first_skips(capsys, tmp_path):
+    root = make_dataset(tmp_path / "d", ["id00001\tAnn_A\tf\tUK\tdev", "id00002\tBob_B\tm\tUSA\tdev"],
+                        voices={"id00001": 1, "id00002": 1, "id00003": 2}, faces={"Ann_A": 1, "Bob_B": 1})
+    status, out, _ = run_cli(capsys, "ingest", "--root", str(root), "--out", str(tmp_path / "m.csv"))
+    assert status == 0
+    skipped = pd.read_csv(tmp_path / "m_skipped.csv")
+    assert skipped.reason.tolist() == ["no meta row for identity"] * 2
+    assert f"skipped 2 file(s): {skipped.path[0]} (no meta row for identity)" in out
+    assert f"every skipped file with its reason: {tmp_path / 'm_skipped.csv'}" in out
+
+
+def test_an_empty_dataset_is_an_error(capsys, tmp_path):
+    root = make_dataset(tmp_path / "d", ["id00001\tAnn_A\tf\tUK\tdev"], voices={}, faces={})
+    (root / "wav").mkdir()
+    status, _, err = run_cli(capsys, "ingest", "--root", str(root), "--out", str(tmp_path / "m.csv"))
+    assert status == 2 and "no identity with both voice and face samples was found" in err
+
+
+def test_training_again_under_other_settings_is_refused(capsys, tmp_path):
+    manifest = write_manifest(fake_preprocessed(tmp_path, {"train": 3, "val": 2}), tmp_path / "m.csv")
+    base = ["train", "--manifest", str(manifest), "--out", str(tmp_path / "run"), "--preset", "smoke",
+            "--set", "backbone.voice_crop_frames=50"]
+    assert run_cli(capsys, *base)[0] == 0
+    status, _, err = run_cli(capsys, *base, "--set", "backbone.dropout=0.5")
+    assert status == 2
+    assert "it was trained from other settings or data (backbone.dropout: 0.2 -> 0.5)" in err and "--no-resume" in err
+    assert run_cli(capsys, *base, "--set", "backbone.dropout=0.5", "--no-resume")[0] == 0
+
+
+# --- interrupting and killing `vfcross preprocess` ---------------------------------------------------
+
+#: `vfcross preprocess` with helper processes forced on, even for the small real slice, and every clip
+#: made in the main process slowed down, so that the command is still at work when the test stops it.
+_POOLED_CLI = ("import sys, time, vfcross.preprocess.run as run; run._MIN_POOL_SECONDS = 0.0; "
+               "voice_job = run._voice_job; run._voice_job = lambda *a: (time.sleep(0.5), voice_job(*a))[1]; "
+               "from vfcross.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+def _start_preprocess(shared_data: Path, work: Path) -> subprocess.Popen:
+    """`vfcross preprocess` of the real slice by three processes (two helpers), in its own process group."""
+    cmd = [sys.executable, "-c", _POOLED_CLI, "preprocess", "--preset", "smoke",
+           "--root", str(shared_data / "voxceleb1-mini"),
+           "--splits", str(shared_data / "voxceleb1-lists" / "identity_splits.txt"),
+           "--set", f"work_dir={work}", "--set", "preprocess.workers=3"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def _pool_workers(parent: int, count: int, timeout: float = 120.0) -> list[int]:
+    """Wait until ``parent`` has ``count`` multiprocessing helpers past their start; their pids.
+
+    A helper is past its start once its die-with-parent watchdog thread runs
+    (a fresh Python process has one thread).
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        workers = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                cmdline = (stat.parent / "cmdline").read_bytes()
+                started = len(list((stat.parent / "task").iterdir())) > 1
+            except OSError:
+                continue
+            if int(fields[1]) == parent and b"spawn_main" in cmdline and b"resource_tracker" not in cmdline \
+                    and started:
+                workers.append(int(stat.parent.name))
+        if len(workers) >= count:
+            return workers
+        time.sleep(0.1)
+    raise AssertionError(f"process {parent} started no {count} workers within {timeout} s")
+
+
+def _wait_gone(pids: list[int], timeout: float = 15.0) -> list[int]:
+    """The pids of ``pids`` still alive after ``timeout`` seconds (waiting for them to go)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    return [p for p in pids if _alive(p)]
+
+
+@pytest.mark.slow
+def test_ctrl_c_prints_one_line_and_stops_the_workers(shared_data, tmp_path):
+    proc = _start_preprocess(shared_data, tmp_path / "work")
+    workers = _pool_workers(proc.pid, 2)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == \
+        "vfcross preprocess: interrupted; finished work is kept, run the same command to resume"
+    assert _wait_gone(workers) == []
+
+
+@pytest.mark.slow
+def test_killing_preprocess_leaves_no_worker_alive(shared_data, tmp_path):
+    proc = _start_preprocess(shared_data, tmp_path / "work")
+    workers = _pool_workers(proc.pid, 2)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert _wait_gone(workers, timeout=3.0) == []  # the kernel kills them with their parent

@@ -4,9 +4,16 @@ import json
 
 import pytest
 
+from vfcross.backbone.objective import ARCHITECTURES
 from vfcross.config import (
     PRESETS,
+    Architecture,
+    BackboneConfig,
+    ConfigError,
+    FaceConfig,
+    LoopConfig,
     RunConfig,
+    choices,
     load_config,
     override,
     preset,
@@ -33,11 +40,11 @@ def test_override_changes_one_field_and_checks_types():
     cfg = override(preset("smoke"), {"backbone.loop.epochs": 7, "voice.hop_ms": 12})
     assert cfg.backbone.loop.epochs == 7 and cfg.voice.hop_ms == 12.0
     assert preset("smoke").backbone.loop.epochs != 7  # presets are fresh copies
-    with pytest.raises(KeyError, match="no configuration field"):
+    with pytest.raises(ConfigError, match="^backbone.epochz: no configuration field"):
         override(cfg, {"backbone.epochz": 1})
-    with pytest.raises(KeyError, match="no configuration section"):
+    with pytest.raises(ConfigError, match="no configuration section 'nothing'"):
         override(cfg, {"nothing.epochs": 1})
-    with pytest.raises(TypeError, match="expected int"):
+    with pytest.raises(ConfigError, match="^backbone.loop.epochs: expected an integer, got 'many'"):
         override(cfg, {"backbone.loop.epochs": "many"})
 
 
@@ -46,10 +53,61 @@ def test_unknown_keys_in_a_saved_config_are_an_error(tmp_path):
     data = json.loads(path.read_text())
     data["voice"]["hop_msec"] = 10
     path.write_text(json.dumps(data))
-    with pytest.raises(KeyError, match="hop_msec"):
+    with pytest.raises(ConfigError, match="^voice.hop_msec: no such setting.*c.json"):
         load_config(path)
 
 
 def test_unknown_preset():
-    with pytest.raises(ValueError, match="unknown preset"):
+    with pytest.raises(ConfigError, match="unknown preset 'fast'; choose one of paper, default, smoke"):
         preset("fast")
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("backbone.loop.epochs", -3, "must be at least 1, got -3"),
+    ("backbone.loop.epochs", 2.5, "expected an integer"),
+    ("backbone.loop.epochs", True, "expected an integer"),
+    ("backbone.identities_per_batch", 0, "must be at least 2"),
+    ("backbone.input_size", 64, "must be at least 75"),
+    ("backbone.dropout", 1.0, r"must lie in \[0.0, 1.0\)"),
+    ("backbone.spectrogram_input", "raw", "'raw' is not allowed; choose one of 'image'"),
+    ("backbone.architecture", "triple", "choose one of 'single', 'dual'"),
+    ("fusion.fusion", "concat", "choose one of 'gated', 'linear', 'none'"),
+    ("fusion.loss", "triplet", "choose one of 'ce\\+opl', 'ce', 'opl'"),
+    ("face.no_face", "ignore", "choose one of 'skip', 'fallback'"),
+    ("eval.split", "dev", "choose one of 'train', 'val', 'seen_heard', 'test'"),
+    ("backbone.loop.optimizer", "rmsprop", "choose one of 'adam', 'sgd'"),
+    ("backbone.loop.lr", 0, "must lie in \\(0.0, inf\\]"),
+    ("synth.coupling_age", 1.5, r"must lie in \[0.0, 1.0\]"),
+    ("synth.split_fractions", [0.5, 0.5, 0.5], "summing to 1"),
+    ("voice.n_fft", 256, "shorter than the 400-sample window"),
+    ("voice.vad_overlap", 1.0, r"must lie in \[0.0, 1.0\)"),
+    ("preprocess.workers", 0, "must be at least 1"),
+    ("fusion.batch_size", 1, "must be at least 2"),
+    ("skip_unlisted_identities", "yes", "expected bool"),
+])
+def test_bad_values_are_rejected_when_the_config_is_built(key, value, message):
+    with pytest.raises(ConfigError, match=f"^{key.replace('.', '[.]')}: .*{message}"):
+        override(preset("smoke"), {key: value})
+
+
+def test_direct_construction_is_validated_too():
+    with pytest.raises(ConfigError, match="^epochs: must be at least 1"):
+        LoopConfig(epochs=0)
+    with pytest.raises(ConfigError, match="^no_face: 'maybe' is not allowed"):
+        FaceConfig(no_face="maybe")
+    with pytest.raises(ConfigError, match="^loop: expected a LoopConfig section"):
+        BackboneConfig(loop={"epochs": 3})
+
+
+def test_a_bad_value_in_a_saved_config_names_key_and_file(tmp_path):
+    path = save_config(preset("smoke"), tmp_path)
+    data = json.loads(path.read_text())
+    data["backbone"]["loop"]["epochs"] = 0
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=r"^backbone.loop.epochs: must be at least 1, got 0 \(in .*config.json\)"):
+        load_config(path)
+
+
+def test_the_choices_have_one_source():
+    assert set(ARCHITECTURES) == set(choices(Architecture))
+    assert PRESETS == ("paper", "default", "smoke")

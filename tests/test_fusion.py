@@ -1,16 +1,17 @@
 """Fusion + FOP: the gate, the Table 6 variants as configuration, pair sampling, test-time embeddings."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from vfcross.backbone.embedding import Embeddings, all_pairs_auc
-from vfcross.config import FusionConfig, LoopConfig
+from vfcross.config import TABLE6_VARIANTS, FusionConfig, LoopConfig
 from vfcross.fusion.model import FusionModel
-from vfcross.config import TABLE6_VARIANTS
-from vfcross.fusion.task import FusionObjective, FusionTask, project
-from vfcross.training import train
+from vfcross.fusion.task import FusionObjective, FusionTask, load_fusion, project
+from vfcross.training import RunMismatchError, train
 
 
 def _pair(n=6, dim=512, classes=3, seed=0):
@@ -92,8 +93,8 @@ def test_linear_fusion_uses_one_learned_scalar():
 def test_bad_configuration_is_rejected():
     with pytest.raises(ValueError, match="unknown fusion"):
         FusionModel(3, fusion="concat")
-    with pytest.raises(ValueError, match="unknown fusion loss"):
-        FusionObjective(FusionConfig(loss="triplet"), 3)
+    with pytest.raises(ValueError, match="loss: 'triplet' is not allowed"):
+        FusionConfig(loss="triplet")
     with pytest.raises(ValueError, match="paired"):
         FusionModel(3)(torch.zeros(2, 512), torch.zeros(3, 512))
 
@@ -150,6 +151,22 @@ def test_fusion_trains_with_the_one_loop_and_learns(tmp_path):
     assert history[-1]["loss"] < history[0]["loss"]
     # On unseen identities the learned u/v beat the raw embeddings, whose modality maps differ.
     assert before < 0.7 and history[-1]["val_auc"] > 0.9
+
+    # The run folder now belongs to these embeddings and settings.
+    other_backbone = dataclasses.replace(emb, checkpoint_sha256="1" * 64)
+    with pytest.raises(RunMismatchError, match=r"data\.backbone_checkpoint_sha256: \"0000"):
+        train(FusionTask(other_backbone, cfg), cfg.loop, tmp_path, progress=False)
+    with pytest.raises(RunMismatchError, match=r"fusion\.loss: \"ce\+opl\" -> \"ce\""):
+        load_fusion(tmp_path, dataclasses.replace(cfg, loss="ce"))
+    assert load_fusion(tmp_path, cfg).fusion == "gated"
+
+
+def test_fusion_without_validation_identities_trains_and_notes_it(tmp_path):
+    emb = _embeddings(per_split=(("train", 6), ("test", 3)))
+    cfg = FusionConfig(dim=8, batch_size=16, loop=LoopConfig(epochs=1, lr=1e-3))
+    (record,) = train(FusionTask(emb, cfg), cfg.loop, tmp_path, progress=False)
+    assert record["note"] == "no validation identities: validation AUC not measured"
+    assert "val_auc" not in record and np.isfinite(record["loss"])
 
 
 def test_test_time_embeddings_are_u_and_v_not_the_fused_vector():

@@ -130,11 +130,11 @@ def test_bad_model_sources_fail_with_clear_errors(fake_work, model_file, tmp_pat
     save_file(load_file(str(model_file)), str(newer), metadata=meta)
     with pytest.raises(ValueError, match="format version 99.*upgrade vfcross"):
         vfcross.load(newer)
-    other = C.override(cfg, {"voice.n_fft": 256})
+    other = C.override(cfg, {"voice.n_fft": 1024})
     with pytest.raises(ValueError, match="different voice settings"):
         model_config(cfg, other)
     with pytest.raises(ValueError, match="backbone.input_size"):
-        model_config(cfg, C.override(cfg, {"backbone.input_size": 64}))
+        model_config(cfg, C.override(cfg, {"backbone.input_size": cfg.backbone.input_size + 16}))
     assert model_config(cfg, C.override(cfg, {"face.batch_size": 3, "fusion.dim": 8})).fusion.dim == 8
 
 

@@ -28,6 +28,7 @@ from vfcross.data.voxceleb import (
     REASON_NO_META,
     REASON_NO_VOICE,
     REASON_UNEXPECTED,
+    REASON_UNLISTED,
     read_dataset,
     read_identity_splits,
     read_meta,
@@ -188,9 +189,62 @@ def test_splits_file_in_root_is_used_by_default(tiny: Path, tmp_path: Path) -> N
     manifest = read_dataset(tiny)
     assert manifest.groupby("identity")["split"].first().to_dict() == {"id00001": "train", "id00002": "test"}
     other = tmp_path / "other_splits.txt"
-    other.write_text("Ann_A 2\n")
+    other.write_text("Ann_A 2\nBob_B 4\n")
     split = read_dataset(tiny, splits_file=other).groupby("identity")["split"].first()
-    assert split["id00001"] == "val" and pd.isna(split["id00002"])
+    assert split.to_dict() == {"id00001": "val", "id00002": "test"}
+
+
+def test_an_identity_missing_from_the_split_file_is_an_error_unless_skipped(tiny: Path, tmp_path: Path) -> None:
+    partial = tmp_path / "splits.txt"
+    partial.write_text("Ann_A 1\n")
+    with pytest.raises(ValueError, match=r"1 identity of .*tiny is not in the split file .*splits\.txt: Bob_B; "
+                                         r"add it .*--skip-unlisted-identities"):
+        scan_dataset(tiny, partial)
+    manifest, skipped = scan_dataset(tiny, partial, skip_unlisted=True)
+    assert set(manifest["identity"]) == {"id00001"} and set(manifest["split"]) == {"train"}
+    assert skipped.groupby(["identity", "reason"]).size().to_dict() == {("id00002", REASON_UNLISTED): 5}
+
+
+def test_every_identity_of_the_real_slice_ends_in_a_split_or_the_skip_list(mini: Path, lists: Path,
+                                                                         tmp_path: Path) -> None:
+    without_fred = tmp_path / "identity_splits.txt"
+    without_fred.write_text("".join(line + "\n" for line in (lists / "identity_splits.txt").read_text().splitlines()
+                                    if not line.startswith("Fred_Williamson")))
+    with pytest.raises(ValueError, match="not in the split file .*: Fred_Williamson"):
+        scan_dataset(mini, without_fred)
+    manifest, skipped = scan_dataset(mini, without_fred, skip_unlisted=True)
+    assert manifest["split"].notna().all()
+    assert skipped.groupby(["identity", "reason"]).size().to_dict() == {("id10321", REASON_UNLISTED): 20}
+    assert manifest.identity.nunique() + skipped.identity.nunique() == 6
+
+
+def test_names_match_after_unicode_normalisation(tmp_path: Path) -> None:
+    composed, decomposed = "Zo\u00eb_Z", "Zoe\u0308_Z"  # the same name in NFC and NFD
+    root = make_dataset(tmp_path / "d", ["id00001\tAnn_A\tf\tUK\tdev", f"id00002\t{composed}\tf\tUK\tdev"],
+                        voices={"id00001": 1, "id00002": 1}, faces={"Ann_A": 1, decomposed: 2})
+    (root / "identity_splits.txt").write_text(f"Ann_A 1\n{composed} 4\n")
+    manifest, skipped = scan_dataset(root)
+    assert skipped.empty
+    faces = manifest[manifest.modality == "face"].groupby("identity").size().to_dict()
+    assert faces == {"id00001": 1, "id00002": 2}
+    assert set(manifest.loc[manifest.identity == "id00002", "split"]) == {"test"}
+
+
+def test_a_folder_differing_from_its_meta_name_in_case_gets_a_hint(tiny: Path) -> None:
+    write_jpg(tiny / "unzippedFaces" / "ann_a" / "1.6" / "v" / "0000001.jpg")
+    _, skipped = scan_dataset(tiny)
+    assert skipped["reason"].tolist() == [REASON_NO_META + " (the meta table has 'Ann_A', which differs only in case)"]
+
+
+def test_an_empty_dataset_is_an_error(tmp_path: Path) -> None:
+    root = make_dataset(tmp_path / "d", ["id00001\tAnn_A\tf\tUK\tdev"], voices={}, faces={})
+    (root / "wav").mkdir()
+    (root / "unzippedFaces").mkdir()
+    with pytest.raises(ValueError, match="no identity with both voice and face samples was found"):
+        scan_dataset(root)
+    write_wav(root / "wav" / "id00001" / "v" / "00001.wav")  # voices alone are not a dataset either
+    with pytest.raises(ValueError, match=r"\(1 file\(s\) left out: identity has no face samples: 1\)"):
+        scan_dataset(root)
 
 
 def test_identity_missing_from_meta_is_recorded(tiny: Path) -> None:

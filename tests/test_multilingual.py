@@ -45,6 +45,18 @@ def test_the_multilingual_runs_have_their_own_folder_data_and_lengths(tmp_path):
         assert len(C.preset(name).multilingual.synth.languages) == 2
 
 
+def test_bad_multilingual_settings_are_refused_naming_the_key():
+    cfg = C.preset("default")
+    for key, value, message in (("multilingual.synth.languages", ["English"], "multilingual.synth.languages: "
+                                                                              "the FAME protocol compares two"),
+                                ("multilingual.n_pairs", 301, "multilingual.n_pairs: must be a positive even"),
+                                ("multilingual.backbone", "frozen", "multilingual.backbone: 'frozen' is not allowed"),
+                                ("multilingual.backbone_epochs", -1, "multilingual.backbone_epochs: must be at least"),
+                                ("multilingual.split_fractions", [0.5, 0.5, 0.5], "multilingual.split_fractions")):
+        with pytest.raises(C.ConfigError, match=message):
+            C.override(cfg, {key: value})
+
+
 def test_a_dataset_without_languages_is_skipped_with_the_reason(tmp_path):
     (tmp_path / "vox1" / "wav").mkdir(parents=True)
     data = prepare_multilingual(_smoke(tmp_path, data_root=str(tmp_path / "vox1")))

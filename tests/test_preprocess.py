@@ -29,13 +29,20 @@ from vfcross.preprocess import (
 )
 from vfcross.preprocess.faces import (
     FALLBACK_REASON,
+    MULTI_FACE_REASON,
     FaceDetector,
     crop_faces,
     open_rgb,
     similarity_transform,
     template,
 )
-from vfcross.preprocess.voices import frame_energies, process_voice, read_audio
+from vfcross.preprocess.voices import (
+    CHANNELS_CANCEL_REASON,
+    frame_energies,
+    process_voice,
+    read_audio,
+    truncation_note,
+)
 
 SR = 16000
 MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "voxceleb1-mini"
@@ -185,15 +192,58 @@ def test_unreadable_and_faceless_images(tmp_path):
         assert faces.loc[bad, "reason"].startswith("unreadable image: ")
     assert "truncated" in faces.loc["truncated.jpg", "reason"]
     assert faces.loc["junk.jpg", "reason"] == "unreadable image: not a recognised image format"
+    # By default an image without a face trains nothing: it is skipped and counted.
     for empty in ("gradient.png", "tiny.png"):
-        assert (faces.loc[empty, "outcome"], faces.loc[empty, "reason"]) == ("processed", FALLBACK_REASON)
-    flagged = result.manifest.set_index("relpath")["fallback"]
-    assert flagged["gradient.png"] and not flagged[good[0].name]
+        assert (faces.loc[empty, "outcome"], faces.loc[empty, "reason"]) == ("skipped", "no face detected")
+    assert set(result.manifest.relpath) == {*(p.name for p in good), real_clips()[0].name}
+    assert not result.manifest.fallback.any()
+    counts = result.summary().set_index(["modality", "outcome", "reason"])["count"]
+    assert counts[("face", "skipped", "no face detected")] == 2
     assert load_face(result.manifest.cache_path[0]).shape == (96, 96, 3)
 
-    skipping = preprocess(manifest, run_config(tmp_path, **{"face.no_face": "skip"}), progress=False)
-    row = skipping.report.set_index("relpath").loc["gradient.png"]
-    assert (row.outcome, row.reason) == ("skipped", "no face detected")
+    # Opting in keeps their centre crops, flagged; the cache is shared by both policies.
+    opted = preprocess(manifest, run_config(tmp_path, **{"face.no_face": "fallback"}), progress=False)
+    faces = opted.report.set_index("relpath")
+    for empty in ("gradient.png", "tiny.png"):
+        assert (faces.loc[empty, "outcome"], faces.loc[empty, "reason"]) == ("cached", FALLBACK_REASON)
+    flagged = opted.manifest.set_index("relpath")["fallback"]
+    assert flagged["gradient.png"] and flagged["tiny.png"] and not flagged[good[0].name]
+
+
+def test_the_largest_of_several_faces_is_kept_and_the_frame_flagged(detector):
+    big, small = (open_rgb(p) for p in real_faces()[:24:23])
+    canvas = Image.new("RGB", (420, 260), (90, 90, 90))
+    canvas.paste(big.resize((240, 240)), (5, 10))
+    canvas.paste(small.resize((120, 120)), (290, 70))
+
+    [found] = detector.detect([canvas])
+    [(crop, reason)] = crop_faces([canvas], detector)
+
+    assert found.faces == 2
+    assert (found.landmarks[:, 0] < 245).all() and (found.landmarks[:, 1] > 10).all()  # inside the big face
+    assert reason == MULTI_FACE_REASON and crop.shape == (96, 96, 3)
+
+
+def test_detection_batches_are_bounded_by_pixels_and_large_images_downscaled():
+    detector = FaceDetector(FaceConfig(size=96, batch_pixels=100_000))
+    seen = []
+    real_detect = detector._mtcnn.detect
+
+    def counting_detect(images, landmarks):
+        seen.append(sum(i.width * i.height for i in images))
+        return real_detect(images, landmarks=landmarks)
+
+    detector._mtcnn.detect = counting_detect
+    faces = [open_rgb(p) for p in real_faces()[:12]]
+    large = faces[0].resize((faces[0].width * 3, faces[0].height * 3), Image.Resampling.BICUBIC)
+
+    found = detector.detect([*faces, large])
+
+    assert seen and max(seen) <= 100_000 and large.width * large.height > 100_000
+    assert all(f is not None for f in found)
+    # The landmarks found on the downscaled copy land on the full-size image's face.
+    expected = (found[0].landmarks + 0.5) * 3 - 0.5
+    assert np.abs(found[-1].landmarks - expected).max() < 6.0
 
 
 # --- voices ----------------------------------------------------------------------------------------
@@ -255,6 +305,31 @@ def test_stereo_44k_and_8bit_and_float_audio(tmp_path):
         assert reason == "" and spec.dtype == np.float16
         assert spec.shape[0] == 257 and abs(spec.shape[1] - 3.0 * 1000 / cfg.hop_ms) <= 4
         assert np.isfinite(spec).all()
+
+
+def test_opposite_phase_stereo_is_a_channel_problem_not_silence(tmp_path):
+    cancelling = write_wav(tmp_path / "anti.wav", np.stack([tone(2.0), -tone(2.0)], 1))
+    spec, reason = process_voice(cancelling.read_bytes(), VoiceConfig())
+    assert spec is None and reason == CHANNELS_CANCEL_REASON
+    # Channels that differ, even in part opposed, mix to something usable.
+    for right in (0.5 * tone(2.0), -0.5 * tone(2.0), tone(2.0, freq=330)):
+        path = write_wav(tmp_path / "mixed.wav", np.stack([tone(2.0), right], 1))
+        spec, reason = process_voice(path.read_bytes(), VoiceConfig())
+        assert reason == "" and spec is not None
+
+
+def test_max_seconds_cuts_long_speech_and_says_so(tmp_path):
+    clip = write_wav(tmp_path / "long.wav", tone(6.0))
+    cfg = VoiceConfig(max_seconds=2.0)
+    spec, reason = process_voice(clip.read_bytes(), cfg)
+    assert reason == truncation_note(2.0) == "speech cut to voice.max_seconds = 2 s"
+    assert spec.shape[1] == 1 + (2 * SR - cfg.n_fft) // 160
+    result = preprocess(manifest_of([("a", "voice", clip)]), run_config(tmp_path, **{"voice.max_seconds": 2.0}),
+                        progress=False)
+    assert (result.report.outcome[0], result.report.reason[0]) == ("processed", truncation_note(2.0))
+    assert len(result.manifest) == 1
+    unlimited = preprocess(manifest_of([("a", "voice", clip)]), run_config(tmp_path), progress=False)
+    assert load_spectrogram(unlimited.manifest.cache_path[0]).shape[1] > 500  # another cache entry, whole clip
 
 
 def bad_clips(folder: Path) -> dict[str, Path]:
@@ -393,13 +468,21 @@ def test_all_of_voxceleb1_mini(tmp_path, monkeypatch):
     vox_id = dict(zip(meta["VGGFace1 ID"], meta["VoxCeleb1 ID"]))
     rows = [(vox_id[p.parts[-4]], "face", p) for p in real_faces()]
     rows += [(p.parts[-3], "voice", p) for p in real_clips()]
-    monkeypatch.setattr(run, "_MIN_CLIPS_PER_WORKER", 1)  # use the spawned pool even for 48 clips
+    monkeypatch.setattr(run, "_MIN_POOL_SECONDS", 0.0)  # use the spawned pool even for this little work
 
     result = preprocess(manifest_of(rows), run_config(tmp_path, **{"preprocess.workers": 2}), progress=False)
 
     counts = result.summary().set_index(["modality", "outcome", "reason"])["count"].to_dict()
-    assert counts == {("face", "processed", ""): 72, ("voice", "processed", ""): 48}
+    # Two frames also hold a small false detection at their edge: flagged, the (right) largest face kept.
+    assert counts == {("face", "processed", ""): 70, ("face", "processed", MULTI_FACE_REASON): 2,
+                      ("voice", "processed", ""): 48}
+    flagged = result.report[result.report.reason == MULTI_FACE_REASON].relpath
+    assert sorted(flagged) == ["0001725.jpg", "0004525.jpg"]
     assert not result.manifest.fallback.any()
+    # The worker pool makes exactly what one process makes.
+    alone = preprocess(manifest_of(rows), run_config(tmp_path / "alone"), progress=False)
+    for pooled, single in zip(result.manifest.cache_path, alone.manifest.cache_path):
+        np.testing.assert_array_equal(np.load(pooled), np.load(single))
     for path in result.manifest.cache_path[72:]:
         spec = load_spectrogram(path)
         assert spec.shape[0] == 257 and spec.shape[1] > 200 and np.isfinite(spec).all()  # >= 2 s of speech

@@ -1,5 +1,6 @@
 """The one training loop: batches, determinism, interrupted-then-resumed runs, torchrun."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -11,11 +12,12 @@ import torch
 from fakes import fake_preprocessed
 
 from vfcross.backbone.embedding import embed_rows, extract_embeddings
+from vfcross.backbone.objective import load_backbone
 from vfcross.backbone.sampler import pk_batches, utterance_crops
 from vfcross.backbone.task import BackboneTask
 from vfcross.config import BackboneConfig, LoopConfig
 from vfcross.data.manifest import write_manifest
-from vfcross.training import read_log, train
+from vfcross.training import RunMismatchError, read_log, train
 
 
 def _cfg(**loop) -> BackboneConfig:
@@ -107,15 +109,21 @@ def test_extracted_embeddings_are_cached_with_their_checkpoint(manifest, trained
 
 
 def test_voice_embedding_is_the_mean_of_its_crops_whatever_the_batch(manifest, trained):
+    import dataclasses
+
     task, _, _ = trained
     net = task.objective.net
     voices = manifest[manifest.modality == "voice"].reset_index(drop=True)
-    together = embed_rows(net, voices, task.cfg, torch.device("cpu"), batch_size=8, progress=False)
+    exact = dataclasses.replace(task.cfg, loop=dataclasses.replace(task.cfg.loop, amp=False))  # float32: exact pooling
+    together = embed_rows(net, voices, exact, torch.device("cpu"), batch_size=8, progress=False)
     path = voices.cache_path.iloc[5]
     with torch.no_grad():
         crops = torch.nn.functional.normalize(net.embed(utterance_crops(path, task.cfg.voice_crop_frames), "voice"))
     alone = torch.nn.functional.normalize(crops.mean(0), dim=0).numpy()
     np.testing.assert_allclose(together[5], alone, atol=1e-5)
+    # in the training's mixed precision (bfloat16 on CPUs that have it) the same embedding within rounding
+    mixed = embed_rows(net, voices, task.cfg, torch.device("cpu"), batch_size=8, progress=False)
+    assert float(mixed[5] @ alone) > 1 - 1e-3
 
 
 def test_bad_manifest_without_training_identities(manifest):
@@ -138,3 +146,95 @@ def test_torchrun_two_processes_on_cpu(manifest, tmp_path):
     (record,) = read_log(tmp_path / "run")
     assert record["processes"] == 2 and np.isfinite(record["loss"])
     assert (tmp_path / "run" / "checkpoint.pt").exists() and (tmp_path / "run" / "config.json").exists()
+
+
+# --- what a run folder was trained from --------------------------------------------------------------
+
+def _copy_run(run, to):
+    import shutil
+
+    return shutil.copytree(run, to)
+
+
+def test_resuming_under_other_settings_is_refused_and_names_the_keys(manifest, trained, tmp_path):
+    _, history, run = trained
+    run = _copy_run(run, tmp_path / "run")
+    changed = BackboneTask(manifest, dataclasses.replace(_cfg(epochs=1), dropout=0.5))
+    with pytest.raises(RunMismatchError, match=r"backbone\.dropout: 0\.2 -> 0\.5.*resume=False \(--no-resume"):
+        train(changed, changed.cfg.loop, run, progress=False)
+    larger = BackboneTask(manifest, dataclasses.replace(_cfg(epochs=1), input_size=80))
+    with pytest.raises(RunMismatchError, match=r"backbone\.input_size: 75 -> 80"):
+        train(larger, larger.cfg.loop, run, progress=False)
+    other_lr = BackboneTask(manifest, _cfg(epochs=1, lr=1e-2))
+    with pytest.raises(RunMismatchError, match=r"backbone\.loop\.lr: 0\.001 -> 0\.01"):
+        train(other_lr, other_lr.cfg.loop, run, progress=False)
+    # Nothing was touched by the refusals.
+    assert read_log(run) == history
+
+    # Starting afresh replaces the model and its record.
+    fresh = train(changed, changed.cfg.loop, run, resume=False, progress=False)
+    assert [r["epoch"] for r in fresh] == [1]
+    record = json.loads((run / "trained_from.json").read_text())
+    assert record["settings"]["backbone.dropout"] == 0.5 and record["epochs"] == 1
+
+
+def test_resuming_on_other_data_is_refused(manifest, trained, tmp_path):
+    _, _, run = trained
+    run = _copy_run(run, tmp_path / "run")
+    fewer = manifest.drop(index=manifest.index[manifest.split == "train"][0])
+    task = BackboneTask(fewer, _cfg(epochs=1))
+    with pytest.raises(RunMismatchError, match=r"data\.rows: 36 -> 35; data\.rows_sha256"):
+        train(task, task.cfg.loop, run, progress=False)
+
+
+def test_what_may_change_on_resume_extending_and_validation_spacing(manifest, trained, tmp_path):
+    _, history, run = trained
+    run = _copy_run(run, tmp_path / "run")
+    same = BackboneTask(manifest, _cfg(epochs=1, validate_every=3))
+    assert train(same, same.cfg.loop, run, progress=False) == history  # finished: returned as it is
+    longer = BackboneTask(manifest, _cfg(epochs=2))
+    assert [r["epoch"] for r in train(longer, longer.cfg.loop, run, progress=False)] == [1, 2]
+    shorter = BackboneTask(manifest, _cfg(epochs=1))
+    with pytest.raises(RunMismatchError, match="it holds 2 trained epochs, more than the 1 asked for"):
+        train(shorter, shorter.cfg.loop, run, progress=False)
+
+
+def test_a_model_is_only_handed_to_the_configuration_it_was_trained_from(manifest, trained, tmp_path):
+    task, _, run = trained
+    assert load_backbone(run, task.cfg) is not None
+    with pytest.raises(RunMismatchError, match=r"backbone\.dropout: 0\.2 -> 0\.5"):
+        load_backbone(run, dataclasses.replace(task.cfg, dropout=0.5))
+    with pytest.raises(RunMismatchError, match=r"backbone\.input_size: 75 -> 80"):
+        extract_embeddings(run, manifest, dataclasses.replace(task.cfg, input_size=80), tmp_path / "emb",
+                           progress=False)
+    # How it was trained is not part of what a model is: another seed or more epochs load the same model.
+    assert load_backbone(run, _cfg(epochs=3, seed=7)) is not None
+
+
+def test_a_checkpoint_without_a_record_is_refused(manifest, trained, tmp_path):
+    _, _, run = trained
+    run = _copy_run(run, tmp_path / "run")
+    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    del state["fingerprint"]
+    torch.save(state, run / "checkpoint.pt")
+    task = BackboneTask(manifest, _cfg(epochs=1))
+    with pytest.raises(RunMismatchError, match="does not record what it was trained from"):
+        train(task, task.cfg.loop, run, progress=False)
+
+
+def test_stale_temporary_files_of_a_killed_write_are_removed(manifest, trained, tmp_path):
+    _, history, run = trained
+    run = _copy_run(run, tmp_path / "run")
+    stale = run / ".checkpoint.pt.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    task = BackboneTask(manifest, _cfg(epochs=1))
+    assert train(task, task.cfg.loop, run, progress=False) == history
+    assert not stale.exists() and not list(run.glob(".*.tmp"))
+
+
+def test_without_validation_identities_training_runs_and_the_log_says_why(manifest, tmp_path):
+    task = BackboneTask(manifest[manifest.split == "train"], _cfg(epochs=1))
+    (record,) = train(task, task.cfg.loop, tmp_path / "run", progress=False)
+    assert record["note"] == "no validation identities: validation AUC not measured"
+    assert "val_auc" not in record and np.isfinite(record["loss"])
+    assert read_log(tmp_path / "run")[0]["note"] == record["note"]

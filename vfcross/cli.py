@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 
 from vfcross.config import (
     PRESETS,
+    ConfigError,
     RunConfig,
     SynthConfig,
     override,
     preset,
     save_config,
 )
+
+#: How many skipped files the terminal names before pointing at the full list.
+SHOWN_SKIPS = 5
+
+
+class _Terminated(BaseException):
+    """SIGTERM, turned into an exception so that temporary files and worker pools are cleaned up."""
 
 
 def _changes(items: list[str] | None) -> dict:
@@ -31,8 +40,37 @@ def _changes(items: list[str] | None) -> dict:
 
 
 def _config(args: argparse.Namespace) -> RunConfig:
-    """The preset named by ``--preset`` with every ``--set key=value`` applied."""
-    return override(preset(args.preset), _changes(args.set))
+    """The preset named by ``--preset`` with every ``--set key=value`` and the dataset flags applied.
+
+    ``--root``, ``--splits`` and ``--skip-unlisted-identities`` are the same
+    settings as ``data_root``, ``splits_file`` and ``skip_unlisted_identities``:
+    a flag sets its setting (so the saved configuration records it), and a
+    flag and a ``--set`` giving different values are an error.
+    """
+    changes = _changes(getattr(args, "set", None))
+    cfg = override(preset(args.preset), changes)
+    for flag, key in (("root", "data_root"), ("splits", "splits_file"),
+                      ("skip_unlisted_identities", "skip_unlisted_identities")):
+        value = getattr(args, flag, None)
+        if value in (None, "", False):
+            continue
+        if key in changes and changes[key] != value:
+            raise ValueError(f"--{flag.replace('_', '-')} {value} and --set {key}={changes[key]} disagree: give one")
+        cfg = override(cfg, {key: value})
+    return cfg
+
+
+def _scan(cfg: RunConfig) -> tuple:
+    """Read the configured dataset: (manifest, skipped) with the configured split file and policy."""
+    from vfcross.data.voxceleb import scan_dataset
+
+    return scan_dataset(cfg.dataset_root, cfg.splits_file or None, cfg.skip_unlisted_identities)
+
+
+def _print_notes(notes: list[str]) -> None:
+    """Print the notes of a split check, one line each."""
+    for note in notes:
+        print(f"note: {note}")
 
 
 def _synth(args: argparse.Namespace) -> None:
@@ -47,48 +85,60 @@ def _synth(args: argparse.Namespace) -> None:
 
 
 def _ingest(args: argparse.Namespace) -> None:
-    """Read a dataset into a manifest CSV and report what was skipped."""
+    """Read a dataset into a manifest CSV; the files left out are listed, with reasons, beside it."""
+    from pathlib import Path
+
     from vfcross.data.manifest import write_manifest
     from vfcross.data.voxceleb import scan_dataset
+    from vfcross.io import describe_skips
 
-    manifest, skipped = scan_dataset(args.root, args.splits)
+    manifest, skipped = scan_dataset(args.root, args.splits, args.skip_unlisted_identities)
     out = write_manifest(manifest, args.out)
+    skipped_path = Path(out).with_name(Path(out).stem + "_skipped.csv")
+    skipped.to_csv(skipped_path, index=False)
     counts = manifest.groupby(["modality"]).size().to_dict()
     print(f"{manifest.identity.nunique()} identities, {counts} samples -> {out}")
-    if len(skipped):
-        print(f"skipped {len(skipped)}:\n{skipped.groupby('reason').size().to_string()}")
+    print(describe_skips(skipped, "path", skipped_path, SHOWN_SKIPS))
 
 
 def _preprocess(args: argparse.Namespace) -> None:
     """Preprocess a dataset (or the preset's synthetic population) into the cache."""
-    from vfcross.data.manifest import write_manifest
+    from vfcross.data.splits import check_splits
     from vfcross.data.synthetic.writer import write_population
-    from vfcross.data.voxceleb import read_dataset
-    from vfcross.preprocess.run import preprocess, write_report
+    from vfcross.io import describe_skips
+    from vfcross.preprocess.run import run_preprocessing
 
     cfg = _config(args)
-    if args.root:
-        cfg.data_root = args.root
     if not cfg.data_root:
         write_population(cfg.dataset_root, cfg.synth)
-    result = preprocess(read_dataset(cfg.dataset_root, args.splits), cfg)
+    manifest, ingest_skipped = _scan(cfg)
+    notes = check_splits(manifest, cfg.eval.split)  # before any work
+    _print_notes(notes)
     out = cfg.manifest_path.parent
-    write_report(result, out)
-    write_manifest(result.manifest, cfg.manifest_path)
-    save_config(cfg, out)
+    result = run_preprocessing(manifest, cfg, out, ingest_skipped=ingest_skipped)
     print(result.summary().to_string())
+    if len(ingest_skipped):
+        print("when reading the dataset, " + describe_skips(ingest_skipped, "path", out / "ingest_skipped.csv",
+                                                           SHOWN_SKIPS))
+    skipped = result.report[result.report["outcome"] == "skipped"]
+    print("when preprocessing, " + describe_skips(skipped, "relpath", out / "preprocess_report.csv", SHOWN_SKIPS))
+    _print_notes([n for n in check_splits(result.manifest, cfg.eval.split) if n not in notes])
+    print(f"manifest for training: {cfg.manifest_path}")
 
 
 def _train(args: argparse.Namespace) -> None:
     """Train the backbone on a preprocessed manifest (runs under torchrun too)."""
     from vfcross.backbone.task import BackboneTask
     from vfcross.data.manifest import read_manifest
+    from vfcross.data.splits import check_splits
     from vfcross.training import train
 
     cfg = _config(args)
-    task = BackboneTask(read_manifest(args.manifest), cfg.backbone)
+    manifest = read_manifest(args.manifest)
+    _print_notes(check_splits(manifest, evaluation_split=None))
+    task = BackboneTask(manifest, cfg.backbone)
     history = train(task, cfg.backbone.loop, args.out, resume=not args.no_resume)
-    if history:
+    if history:  # under torchrun only rank 0 keeps the history and writes
         save_config(cfg, args.out)
         print(json.dumps(history[-1]))
 
@@ -136,9 +186,14 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 def _reproduce(args: argparse.Namespace) -> None:
     """Run every notebook headlessly and publish reports/."""
+    from vfcross.data.splits import check_splits
     from vfcross.pipeline import reproduce
 
-    timings = reproduce(args.preset, args.reports, args.work_dir, args.root or "", args.splits or "")
+    cfg = _config(args)
+    if cfg.data_root:  # a real dataset can be checked before the notebooks start
+        _print_notes(check_splits(_scan(cfg)[0], cfg.eval.split))
+    overrides = {"skip_unlisted_identities": True} if cfg.skip_unlisted_identities else {}
+    timings = reproduce(args.preset, args.reports, args.work_dir, cfg.data_root, cfg.splits_file, overrides)
     print(json.dumps(timings, indent=2))
 
 
@@ -146,6 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``vfcross`` command."""
     parser = argparse.ArgumentParser(prog="vfcross", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+
+    def dataset_flags(p: argparse.ArgumentParser, root_required: bool = False) -> None:
+        p.add_argument("--root", required=root_required, default="",
+                       help="dataset in the VoxCeleb1 layout (sets data_root; default: the synthetic population)")
+        p.add_argument("--splits", default=None,
+                       help="identity_splits.txt (sets splits_file; default: the one in the dataset, if any)")
+        p.add_argument("--skip-unlisted-identities", action="store_true",
+                       help="leave out identities the split file does not list (recorded with the reason) "
+                            "instead of stopping with an error")
 
     p = sub.add_parser("synth", help=_synth.__doc__)
     p.add_argument("--out", required=True, help="folder to create")
@@ -156,16 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_synth)
 
     p = sub.add_parser("ingest", help=_ingest.__doc__)
-    p.add_argument("--root", required=True, help="dataset in the VoxCeleb1 layout")
-    p.add_argument("--splits", default=None, help="identity_splits.txt (default: the one in --root, if any)")
-    p.add_argument("--out", default="work/manifest.csv")
+    dataset_flags(p, root_required=True)
+    p.add_argument("--out", default="work/manifest.csv", help="manifest to write (the skip list goes beside it, "
+                                                              "as <name>_skipped.csv)")
     p.set_defaults(func=_ingest)
 
     p = sub.add_parser("preprocess", help=_preprocess.__doc__)
     p.add_argument("--preset", choices=PRESETS, default="default")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, e.g. face.size=128")
-    p.add_argument("--root", default="", help="dataset root (default: the synthetic population)")
-    p.add_argument("--splits", default=None)
+    dataset_flags(p)
     p.set_defaults(func=_preprocess)
 
     p = sub.add_parser("train", help=_train.__doc__)
@@ -174,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=PRESETS, default="default")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a setting, e.g. backbone.architecture=dual")
-    p.add_argument("--no-resume", action="store_true", help="start afresh even if a checkpoint exists")
+    p.add_argument("--no-resume", action="store_true",
+                   help="start afresh, replacing the folder's model (needed when settings or data changed)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("export", help=_export.__doc__)
@@ -212,22 +276,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=PRESETS, default="default")
     p.add_argument("--reports", default="reports")
     p.add_argument("--work-dir", default="work")
-    p.add_argument("--root", default="", help="dataset root (default: the synthetic population)")
-    p.add_argument("--splits", default="")
+    dataset_flags(p)
     p.set_defaults(func=_reproduce)
     return parser
 
 
+def _raise_terminated(signum: int, frame: object) -> None:
+    """SIGTERM handler: unwind like an exception, so that cleanup code runs."""
+    raise _Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``vfcross`` console script."""
+    """Entry point of the ``vfcross`` console script.
+
+    Errors a user can fix (bad settings, missing files, data that does not
+    fit, a failing notebook) end with one line on stderr and exit status 2;
+    Ctrl-C with one line and 130, SIGTERM with one line and 143. Work already
+    finished (cache entries, epoch checkpoints) is kept, and the same command
+    resumes it.
+    """
     from vfcross.pipeline import NotebookFailed
 
     args = build_parser().parse_args(argv)
+    name = f"vfcross {args.command}"
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         args.func(args)
-    except (FileNotFoundError, FileExistsError, ValueError, KeyError, NotebookFailed) as err:
-        print(f"vfcross {args.command}: error: {err}", file=sys.stderr)
+    except (ConfigError, FileNotFoundError, FileExistsError, ValueError, KeyError, NotebookFailed) as err:
+        print(f"{name}: error: {err.args[0] if isinstance(err, KeyError) and err.args else err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\n{name}: interrupted; finished work is kept, run the same command to resume", file=sys.stderr)
+        return 130
+    except _Terminated:
+        print(f"{name}: terminated; finished work is kept, run the same command to resume", file=sys.stderr)
+        return 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

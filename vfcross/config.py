@@ -11,23 +11,135 @@ result says how it was made. Three presets exist:
 * ``smoke``   – tiny sizes so that tests and notebook smoke runs take seconds.
 
 Overrides use dotted keys, e.g. ``override(cfg, {"voice.n_fft": 256})``.
+
+Every choice is a ``Literal`` type defined here once (:data:`Architecture`,
+:data:`Fusion`, ...); the modules that act on a choice take their allowed
+values from these types. Every field is validated when its dataclass is built
+(types, choices and ranges, in ``__post_init__``), so a bad value, whether
+from code, a saved file or ``--set``, fails at once with a
+:class:`ConfigError` naming the dotted key and what is allowed, before any
+work starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
+#: The choices of the configuration, one definition each.
+PresetName = Literal["paper", "default", "smoke"]
+#: Identity splits of the Learnable-PINs split file (codes 1, 2, 3, 4).
+Split = Literal["train", "val", "seen_heard", "test"]
+#: What happens to an image in which MTCNN finds no face.
+NoFace = Literal["skip", "fallback"]
+Architecture = Literal["single", "dual"]
+#: How a spectrogram enters the backbone (see :mod:`vfcross.backbone.inception`).
+SpectrogramInput = Literal["image"]
+#: How a spectrogram is standardised: per frequency row ("bin", VGGVox) or as a whole.
+SpectrogramNormalisation = Literal["bin", "utterance"]
+CenterReduction = Literal["mean", "sum"]
+Optimizer = Literal["adam", "sgd"]
+#: The fusion of face and voice projections (see :mod:`vfcross.fusion.model`).
+Fusion = Literal["gated", "linear", "none"]
+#: The loss of the fusion stage: the paper's "ce+opl" or one of its parts (Table 6).
+FusionLoss = Literal["ce+opl", "ce", "opl"]
 #: Where notebook 06's models get their backbone: notebook 02's (one for both languages; only the fusion
 #: stage is trained per language) or one trained from scratch per language.
 MultilingualBackbone = Literal["shared", "per_language"]
 #: Languages the synthetic voices speak (vfcross.data.synthetic.render_voice.LANGUAGES), named as
 #: MAV-Celeb names its language folders.
 SpokenLanguage = Literal["English", "German"]
+
+#: Smallest square input InceptionResNet-V1 takes: smaller inputs vanish inside its reductions.
+MIN_INPUT_SIZE = 75
+
+
+def choices(kind: Any) -> tuple[str, ...]:
+    """The allowed values of a ``Literal`` choice type, e.g. ``choices(Fusion)``."""
+    return typing.get_args(kind)
+
+
+class ConfigError(ValueError):
+    """A configuration value that is not allowed; ``key`` is its dotted name."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key, self.problem = key, problem
+
+    def within(self, prefix: str) -> ConfigError:
+        """The same error with ``key`` seen from the enclosing section ``prefix``."""
+        return ConfigError(f"{prefix}.{self.key}" if prefix else self.key, self.problem)
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    """Resolved type annotations of a configuration dataclass."""
+    return typing.get_type_hints(cls)
+
+
+def _type_problem(hint: Any, value: Any) -> str | None:
+    """Why ``value`` does not have type ``hint`` (``None`` when it does)."""
+    if typing.get_origin(hint) is Literal:
+        allowed = typing.get_args(hint)
+        return None if value in allowed else \
+            f"{value!r} is not allowed; choose one of {', '.join(repr(a) for a in allowed)}"
+    if typing.get_origin(hint) is tuple:
+        kinds = typing.get_args(hint)
+        if len(kinds) == 2 and kinds[1] is Ellipsis:  # tuple[int, ...]: any length
+            if not isinstance(value, tuple):
+                return f"expected a list of values, got {value!r}"
+            kinds = (kinds[0],) * len(value)
+        if not isinstance(value, tuple) or len(value) != len(kinds):
+            return f"expected {len(kinds)} values, got {value!r}"
+        return next((p for p in map(_type_problem, kinds, value) if p), None)
+    if dataclasses.is_dataclass(hint):
+        return None if isinstance(value, hint) else f"expected a {hint.__name__} section, got {value!r}"
+    if hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return None if ok else f"expected a number, got {value!r}"
+    if hint is int:
+        return None if isinstance(value, int) and not isinstance(value, bool) else \
+            f"expected an integer, got {value!r}"
+    if hint in (str, bool):
+        return None if isinstance(value, hint) else f"expected {hint.__name__}, got {value!r}"
+    return None
+
+
+def _check_types(obj: Any) -> None:
+    """Raise :class:`ConfigError` for the first field of ``obj`` whose value has the wrong type."""
+    for f in dataclasses.fields(obj):
+        problem = _type_problem(_hints(type(obj))[f.name], getattr(obj, f.name))
+        if problem:
+            raise ConfigError(f.name, problem)
+
+
+def _at_least(obj: Any, name: str, low: float, why: str = "") -> None:
+    """Require ``obj.name >= low``."""
+    value = getattr(obj, name)
+    if value < low:
+        raise ConfigError(name, f"must be at least {low}{why}, got {value!r}")
+
+
+def _check_seeds(obj: Any) -> None:
+    """Require a non-empty ``obj.seeds`` of distinct non-negative seeds."""
+    seeds = obj.seeds
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise ConfigError("seeds", f"must be one or more distinct non-negative seeds, got {seeds!r}")
+
+
+def _between(obj: Any, name: str, low: float, high: float, high_open: bool = False,
+             low_open: bool = False) -> None:
+    """Require ``low <= obj.name <= high`` (either end open on request)."""
+    value = getattr(obj, name)
+    if value < low or value > high or (high_open and value == high) or (low_open and value == low):
+        span = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ConfigError(name, f"must lie in {span}, got {value!r}")
 
 
 @dataclass
@@ -63,6 +175,21 @@ class SynthConfig:
     #: population (its files unchanged by this setting's existence).
     languages: tuple[SpokenLanguage, ...] = ()
 
+    def __post_init__(self) -> None:
+        _check_types(self)
+        for name in ("identities", "videos_per_identity", "clips_per_video", "faces_per_video", "workers"):
+            _at_least(self, name, 1)
+        _at_least(self, "image_size", 32)
+        for name in ("coupling_nationality", "coupling_age", "coupling_traits"):
+            _between(self, name, 0.0, 1.0)
+        if min(self.split_fractions) < 0 or not math.isclose(sum(self.split_fractions), 1.0, abs_tol=1e-6):
+            raise ConfigError("split_fractions", f"must be three non-negative fractions summing to 1, "
+                                                 f"got {self.split_fractions!r}")
+        if self.snr_db[0] > self.snr_db[1]:
+            raise ConfigError("snr_db", f"must be (low, high) with low <= high, got {self.snr_db!r}")
+        if len(set(self.languages)) != len(self.languages):
+            raise ConfigError("languages", f"a language is listed twice in {list(self.languages)}")
+
 
 @dataclass
 class FaceConfig:
@@ -70,13 +197,26 @@ class FaceConfig:
 
     #: Side of the aligned square crop (the paper uses 256).
     size: int = 256
-    #: What to do when MTCNN finds no face: "fallback" takes a centre crop and
-    #: flags it in the report; "skip" drops the image with a recorded reason.
-    no_face: str = "fallback"
+    #: What to do when MTCNN finds no face: "skip" (default) leaves the image
+    #: out of training and evaluation, counted in the report as "no face
+    #: detected"; "fallback" keeps a centre crop of it, flagged in the report
+    #: and in the manifest's ``fallback`` column (opt in: such crops are often
+    #: not faces at all).
+    no_face: NoFace = "skip"
     #: Smallest face MTCNN looks for, in pixels.
     min_face_size: int = 20
-    #: Images per MTCNN call.
+    #: Most images per MTCNN call.
     batch_size: int = 16
+    #: Most pixels per MTCNN call (its memory grows with the pixels it sees,
+    #: about 50 MB per megapixel on CPU). An image larger than this on its own
+    #: is detected on a downscaled copy; its crop still comes from the full image.
+    batch_pixels: int = 4_000_000
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        for name in ("size", "min_face_size", "batch_size"):
+            _at_least(self, name, 1)
+        _at_least(self, "batch_pixels", 10_000)
 
 
 @dataclass
@@ -107,7 +247,29 @@ class VoiceConfig:
     #: "bin": every frequency row standardised over time (VGGVox; removes the
     #: channel's colouring, but also the speaker's long-term spectral shape);
     #: "utterance": one mean and standard deviation for the whole spectrogram.
-    normalise: str = "bin"
+    normalise: SpectrogramNormalisation = "bin"
+    #: Longest speech kept per clip, in seconds after VAD (0 = no limit). A
+    #: longer clip keeps its first ``max_seconds`` of speech, and the report
+    #: notes it; this bounds the memory and time of very long recordings.
+    max_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        for name in ("sample_rate", "n_fft"):
+            _at_least(self, name, 1)
+        for name in ("vad_window_ms", "vad_threshold_db", "win_ms", "hop_ms"):
+            _between(self, name, 0.0, math.inf, low_open=True)
+        _between(self, "vad_overlap", 0.0, 1.0, high_open=True)
+        for name in ("min_seconds", "max_seconds", "n_mels"):
+            _at_least(self, name, 0)
+        _between(self, "max_hz", 0.0, self.sample_rate / 2)
+        window = round(self.sample_rate * self.win_ms / 1000.0)
+        if window > self.n_fft:
+            raise ConfigError("n_fft", f"{self.n_fft} is shorter than the {window}-sample window "
+                                       f"(win_ms = {self.win_ms} at {self.sample_rate} Hz)")
+        if self.max_seconds and self.max_seconds < self.min_seconds:
+            raise ConfigError("max_seconds", f"must be 0 (no limit) or at least min_seconds = "
+                                             f"{self.min_seconds}, got {self.max_seconds!r}")
 
     @property
     def frequency_rows(self) -> int:
@@ -124,9 +286,15 @@ class VoiceConfig:
 class PreprocessConfig:
     """Shared settings of the preprocessing stage."""
 
-    #: Worker processes for voices (faces run batched MTCNN in the main
-    #: process; torch stays single-threaded there, which is faster on CPU).
+    #: Processes that make face crops and spectrograms: the calling one plus
+    #: ``workers - 1`` spawned helpers (one torch thread each, which is faster
+    #: on CPU than threads). With CUDA, faces run on the GPU in the calling
+    #: process and the helpers make the spectrograms.
     workers: int = 2
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        _at_least(self, "workers", 1)
 
 
 @dataclass
@@ -135,7 +303,7 @@ class LoopConfig:
 
     epochs: int = 10
     #: "adam" or "sgd" (momentum 0.9).
-    optimizer: str = "adam"
+    optimizer: Optimizer = "adam"
     lr: float = 1e-3
     #: Exponential learning-rate decay per epoch (1.0 = constant).
     lr_decay: float = 0.95
@@ -153,18 +321,27 @@ class LoopConfig:
     #: later stages use that one. "" keeps the last epoch's.
     select_best: str = ""
 
+    def __post_init__(self) -> None:
+        _check_types(self)
+        for name in ("epochs", "validate_every"):
+            _at_least(self, name, 1)
+        for name in ("seed", "weight_decay", "max_batches_per_epoch"):
+            _at_least(self, name, 0)
+        _between(self, "lr", 0.0, math.inf, low_open=True)
+        _between(self, "lr_decay", 0.0, 1.0, low_open=True)
+
 
 @dataclass
 class BackboneConfig:
     """The single-stream network (or its dual-stream baseline) and its training."""
 
     #: "single" (one InceptionResNet-V1 for both modalities) or "dual".
-    architecture: str = "single"
+    architecture: Architecture = "single"
     #: Side of the square backbone input (faces are resized, spectrograms too).
     input_size: int = 96
     #: How a spectrogram enters the backbone; "image" = resize the 1xFxT crop
     #: to input_size x input_size and replicate it to 3 channels (paper).
-    spectrogram_input: str = "image"
+    spectrogram_input: SpectrogramInput = "image"
     #: Training voice input: a random crop of this many spectrogram frames.
     #: At test time a whole utterance is embedded as the mean of the
     #: embeddings of crops of this length (half overlapping), re-normalised.
@@ -181,16 +358,33 @@ class BackboneConfig:
     center_weight: float = 1.0
     center_lr: float = 0.5
     #: "mean" (divide by batch size, as Wen et al.'s code) or "sum" (formula).
-    center_reduction: str = "mean"
+    center_reduction: CenterReduction = "mean"
     #: Fraction of each training identity's samples (per modality) held out
     #: to measure identification accuracy during training.
     holdout_fraction: float = 0.15
     #: Batches per epoch = ceil(train identities / P) * epoch_repeats.
     epoch_repeats: int = 1
+    #: Most images (face crops or spectrogram crops) per forward pass when
+    #: embedding; a long utterance is embedded in chunks of this many crops,
+    #: which bounds the memory whatever its length.
+    embed_chunk_crops: int = 64
     #: Training seeds of the single- and the dual-stream backbone compared in
     #: notebook 05; the run of ``loop.seed`` is the one every later stage uses.
     seeds: tuple[int, ...] = (0,)
     loop: LoopConfig = field(default_factory=LoopConfig)
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        _at_least(self, "input_size", MIN_INPUT_SIZE, " (InceptionResNet-V1's smallest input)")
+        _at_least(self, "voice_crop_frames", 2)
+        _at_least(self, "identities_per_batch", 2, " (a batch must contrast identities)")
+        for name in ("samples_per_identity", "epoch_repeats", "embed_chunk_crops"):
+            _at_least(self, name, 1)
+        _between(self, "dropout", 0.0, 1.0, high_open=True)
+        _at_least(self, "center_weight", 0.0)
+        _between(self, "center_lr", 0.0, 1.0)
+        _between(self, "holdout_fraction", 0.0, 1.0, high_open=True)
+        _check_seeds(self)
 
 
 @dataclass
@@ -201,9 +395,9 @@ class FusionConfig:
     dim: int = 128
     #: "gated" (attention gate, the paper), "linear" (one learned scalar) or
     #: "none" (no fusion: the losses see u and v themselves; Table 6 row a).
-    fusion: str = "gated"
+    fusion: Fusion = "gated"
     #: "ce+opl" (the paper), "ce" (Table 6 row b) or "opl" (row c).
-    loss: str = "ce+opl"
+    loss: FusionLoss = "ce+opl"
     #: Weight alpha of the orthogonal projection loss in "ce+opl".
     alpha: float = 1.0
     batch_size: int = 128
@@ -212,6 +406,13 @@ class FusionConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     #: Paper: Adam, lr 1e-5 with exponential decay, 100 epochs.
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=100, lr=1e-5, lr_decay=0.98))
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        _at_least(self, "dim", 1)
+        _at_least(self, "batch_size", 2, " (the orthogonal projection loss compares pairs)")
+        _at_least(self, "alpha", 0.0)
+        _check_seeds(self)
 
 
 #: Table 6 of the paper: each ablation is a change of the fusion configuration (the one
@@ -241,7 +442,14 @@ class EvalConfig:
     n_trials: int = 2000
     #: Bootstrap resamples for every 95% confidence interval.
     n_boot: int = 1000
-    split: str = "test"
+    split: Split = "test"
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        _at_least(self, "seed", 0)
+        _at_least(self, "n_pairs", 2)
+        for name in ("n_trials", "n_boot"):
+            _at_least(self, name, 1)
 
 
 def _bilingual_population() -> SynthConfig:
@@ -293,12 +501,25 @@ class MultilingualConfig:
     split_fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
     split_seed: int = 0
 
+    def __post_init__(self) -> None:
+        _check_types(self)
+        if len(self.synth.languages) != 2:
+            raise ConfigError("synth.languages", f"the FAME protocol compares two languages, got "
+                                                 f"{list(self.synth.languages)}")
+        for name in ("backbone_epochs", "fusion_epochs", "split_seed"):
+            _at_least(self, name, 0)
+        if self.n_pairs < 2 or self.n_pairs % 2:
+            raise ConfigError("n_pairs", f"must be a positive even number (half positive pairs), got {self.n_pairs!r}")
+        if min(self.split_fractions) < 0 or not math.isclose(sum(self.split_fractions), 1.0, abs_tol=1e-6):
+            raise ConfigError("split_fractions", f"must be three non-negative fractions summing to 1, "
+                                                 f"got {self.split_fractions!r}")
+
 
 @dataclass
 class RunConfig:
     """Everything one run needs; presets fill it in, overrides adjust it."""
 
-    preset: str = "default"
+    preset: PresetName = "default"
     #: Where generated data, caches and checkpoints go.
     work_dir: str = "work"
     #: Dataset root in the VoxCeleb1 layout; empty means the synthetic
@@ -307,6 +528,10 @@ class RunConfig:
     #: Identity-split file (``identity_splits.txt`` format); empty means the
     #: one inside ``data_root`` if present.
     splits_file: str = ""
+    #: Identities of the dataset that the split file does not list are an
+    #: error (naming them); True leaves them out instead, each file recorded
+    #: in the skip report with the reason.
+    skip_unlisted_identities: bool = False
     synth: SynthConfig = field(default_factory=SynthConfig)
     face: FaceConfig = field(default_factory=FaceConfig)
     voice: VoiceConfig = field(default_factory=VoiceConfig)
@@ -315,6 +540,9 @@ class RunConfig:
     fusion: FusionConfig = field(default_factory=FusionConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     multilingual: MultilingualConfig = field(default_factory=MultilingualConfig)
+
+    def __post_init__(self) -> None:
+        _check_types(self)
 
     @property
     def dataset_root(self) -> Path:
@@ -339,7 +567,7 @@ class RunConfig:
         return Path(self.work_dir) / "cache"
 
 
-PRESETS = ("paper", "default", "smoke")
+PRESETS: tuple[str, ...] = choices(PresetName)
 
 
 def preset(name: str) -> RunConfig:
@@ -377,7 +605,7 @@ def preset(name: str) -> RunConfig:
                                   image_size=128, split_fractions=(0.5, 0.25, 0.25), languages=("English", "German")),
                 n_pairs=200),
         )
-    raise ValueError(f"unknown preset {name!r}; choose one of {PRESETS}")
+    raise ConfigError("preset", f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
 
 
 def to_dict(cfg: Any) -> dict:
@@ -385,56 +613,66 @@ def to_dict(cfg: Any) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
-def from_dict(cls: type, data: Mapping[str, Any]) -> Any:
+def from_dict(cls: type, data: Mapping[str, Any], where: str = "") -> Any:
     """Build dataclass ``cls`` from ``data``, recursing into nested configs.
 
     Unknown keys are an error rather than silently ignored, so a typo in a
-    saved or overridden configuration cannot pass unnoticed.
+    saved or overridden configuration cannot pass unnoticed. Every problem
+    raises :class:`ConfigError` naming the dotted key (prefixed by ``where``).
     """
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - names
+    hints = _hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
     if unknown:
-        raise KeyError(f"{cls.__name__} has no field(s) {sorted(unknown)}")
-    kwargs = {}
-    for key, value in data.items():
-        kwargs[key] = _coerce(hints[key], value, f"{cls.__name__}.{key}")
-    return cls(**kwargs)
+        raise ConfigError(_join(where, unknown[0]),
+                          f"no such setting; {cls.__name__} has {', '.join(names)}")
+    kwargs = {key: _coerce(hints[key], value, _join(where, key)) for key, value in data.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError as err:
+        raise err.within(where) from None
+
+
+def _join(prefix: str, key: str) -> str:
+    """Dotted key ``prefix.key`` (just ``key`` at the top)."""
+    return f"{prefix}.{key}" if prefix else key
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
     """Convert JSON data ``value`` to the annotated type ``hint``."""
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, Mapping):
-            raise TypeError(f"{where}: expected a mapping, got {value!r}")
-        return from_dict(hint, value)
+            raise ConfigError(where, f"expected a section (mapping), got {value!r}")
+        return from_dict(hint, value, where)
     origin = typing.get_origin(hint)
-    if origin is tuple:
-        args = typing.get_args(hint)
-        if len(args) == 2 and args[1] is Ellipsis:  # tuple[int, ...]: any length
-            return tuple(_coerce(args[0], v, where) for v in value)
-        return tuple(_coerce(t, v, where) for t, v in zip(args, value, strict=True))
+    if origin is tuple and isinstance(value, (list, tuple)):
+        kinds = typing.get_args(hint)
+        if len(kinds) == 2 and kinds[1] is Ellipsis:  # tuple[int, ...]: any length
+            return tuple(_coerce(kinds[0], v, where) for v in value)
+        if len(value) != len(kinds):
+            raise ConfigError(where, f"expected {len(kinds)} values, got {value!r}")
+        return tuple(_coerce(t, v, where) for t, v in zip(kinds, value))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if hint in (int, float, str, bool) and not isinstance(value, hint):
-        raise TypeError(f"{where}: expected {hint.__name__}, got {value!r}")
-    if hint is int and isinstance(value, bool):
-        raise TypeError(f"{where}: expected int, got {value!r}")
-    return value
+    return value  # the dataclass checks everything else when it is built
 
 
 def override(cfg: RunConfig, changes: Mapping[str, Any]) -> RunConfig:
-    """Return a copy of ``cfg`` with dotted-key ``changes`` applied and type-checked."""
+    """Return a copy of ``cfg`` with dotted-key ``changes`` applied and validated.
+
+    Raises :class:`ConfigError` naming the key for an unknown key, a value of
+    the wrong type, a choice that does not exist or a value out of range.
+    """
     data = to_dict(cfg)
     for dotted, value in changes.items():
         node = data
         *parents, leaf = dotted.split(".")
-        for part in parents:
+        for depth, part in enumerate(parents):
             if part not in node or not isinstance(node[part], dict):
-                raise KeyError(f"no configuration section {dotted!r}")
+                raise ConfigError(dotted, f"no configuration section {'.'.join(parents[:depth + 1])!r}")
             node = node[part]
         if leaf not in node:
-            raise KeyError(f"no configuration field {dotted!r}")
+            raise ConfigError(dotted, "no configuration field of that name")
         node[leaf] = value
     return from_dict(RunConfig, data)
 
@@ -458,5 +696,8 @@ def run_config(run_dir: str | Path) -> RunConfig:
 
 
 def load_config(path: str | Path) -> RunConfig:
-    """Read a configuration written by :func:`save_config`."""
-    return from_dict(RunConfig, json.loads(Path(path).read_text()))
+    """Read (and validate) a configuration written by :func:`save_config`."""
+    try:
+        return from_dict(RunConfig, json.loads(Path(path).read_text()))
+    except ConfigError as err:
+        raise ConfigError(err.key, f"{err.problem} (in {path})") from None

@@ -43,21 +43,17 @@ import soundfile as sf
 import torch
 from PIL import Image
 
-from vfcross.backbone.embedding import (
-    embed_face_batch,
-    embed_rows,
-    embed_voice_batch,
-    voice_batch_size,
-)
+from vfcross.backbone.embedding import embed_face_batch, embed_rows, embed_utterances
 from vfcross.backbone.inception import EMBEDDING_DIM
 from vfcross.backbone.objective import BackboneObjective, backbone_from_state
-from vfcross.backbone.sampler import face_batch, spectrogram_crops
+from vfcross.backbone.sampler import face_batch
 from vfcross.config import RunConfig, from_dict, run_config, to_dict
 from vfcross.fusion.model import FusionModel
 from vfcross.fusion.task import fusion_from_state, project
 from vfcross.io import atomic_write, sha256_file
 from vfcross.preprocess.cache import settings_hash
 from vfcross.preprocess.faces import (
+    FALLBACK_REASON,
     IMAGE_ERRORS,
     FaceDetector,
     crop_faces,
@@ -66,7 +62,13 @@ from vfcross.preprocess.faces import (
     to_rgb,
 )
 from vfcross.preprocess.voices import process_voice
-from vfcross.training import CHECKPOINT, device, objective_state, state_path
+from vfcross.training import (
+    CHECKPOINT,
+    device,
+    objective_state,
+    stage_settings,
+    state_path,
+)
 
 #: The ``format`` metadata of a model file.
 FORMAT = "vfcross-model"
@@ -75,8 +77,11 @@ FORMAT_VERSION = 1
 #: Run folders of a work folder, as the notebooks name them.
 BACKBONE_RUN = "backbone-single"
 FUSION_RUN = "fusion-full"
-#: Images (or utterances x 4) per forward pass.
+#: Face images per forward pass.
 BATCH = 64
+#: Utterances preprocessed at a time (their crops go through the network in
+#: chunks of ``backbone.embed_chunk_crops``).
+VOICE_BATCH = 16
 
 #: A face: an image file's path, a PIL image or an (H, W[, 3]) uint8 array of a photo.
 FaceInput = str | Path | Image.Image | np.ndarray
@@ -127,8 +132,8 @@ class VoiceFaceModel:
         """
         images = [_open_image(face, _name(face, i, "image")) for i, face in enumerate(faces)]
         crops = []
-        for i, (crop, _) in enumerate(crop_faces(images, self._face_detector())):
-            if crop is None:
+        for i, (crop, reason) in enumerate(crop_faces(images, self._face_detector())):
+            if reason == FALLBACK_REASON:
                 raise InputError(f"no face found in {_name(faces[i], i, 'image')}")
             crops.append(crop)
         return crops
@@ -161,7 +166,7 @@ class VoiceFaceModel:
         for start in range(0, len(faces), BATCH):
             crops = self.face_crops(faces[start:start + BATCH])
             vectors = embed_face_batch(self.backbone.net, face_batch(crops, self.cfg.backbone.input_size),
-                                       self.device)
+                                       self.device, amp=self.cfg.backbone.loop.amp)
             out[start:start + len(crops)] = vectors if raw else self._project(vectors, "face")
         return out
 
@@ -175,11 +180,10 @@ class VoiceFaceModel:
         """
         voices = _as_list(voices)
         out = np.zeros((len(voices), EMBEDDING_DIM if raw else self.dim), dtype=np.float32)
-        step = voice_batch_size(BATCH)
-        for start in range(0, len(voices), step):
-            specs = self.spectrograms(voices[start:start + step])
-            crops = [spectrogram_crops(s, self.cfg.backbone.voice_crop_frames) for s in specs]
-            vectors = embed_voice_batch(self.backbone.net, crops, self.device)
+        for start in range(0, len(voices), VOICE_BATCH):
+            specs = self.spectrograms(voices[start:start + VOICE_BATCH])
+            vectors = embed_utterances(self.backbone.net, specs, self.cfg.backbone.voice_crop_frames, self.device,
+                                       chunk=self.cfg.backbone.embed_chunk_crops, amp=self.cfg.backbone.loop.amp)
             out[start:start + len(specs)] = vectors if raw else self._project(vectors, "voice")
         return out
 
@@ -199,8 +203,7 @@ class VoiceFaceModel:
     def _face_detector(self) -> FaceDetector:
         """MTCNN with this model's face settings, made on first use (its weights take a moment)."""
         if self._detector is None:
-            cfg = dataclasses.replace(self.cfg.face, no_face="skip")
-            self._detector = FaceDetector(cfg, device=str(self.device))
+            self._detector = FaceDetector(self.cfg.face, device=str(self.device))
         return self._detector
 
     # --- export --------------------------------------------------------------------------------
@@ -233,10 +236,14 @@ def load(path: str | Path, dev: str | torch.device | None = None, backbone: str 
             raise ValueError("a model file already holds its backbone: drop the backbone argument")
         return _load_file(path, dev)
     backbone_run, fusion_run = find_runs(path, backbone)
-    cfg = model_config(run_config(backbone_run), run_config(fusion_run))
+    backbone_cfg, fusion_cfg = run_config(backbone_run), run_config(fusion_run)
+    cfg = model_config(backbone_cfg, fusion_cfg)
     sources = {name: sha256_file(state_path(run)) for name, run in (("backbone", backbone_run), ("fusion", fusion_run))}
-    return VoiceFaceModel(cfg, backbone_from_state(objective_state(backbone_run), cfg.backbone),
-                          fusion_from_state(objective_state(fusion_run), cfg.fusion), str(path), sources, dev)
+    # each run's config.json must describe the model its checkpoint holds
+    backbone_state = objective_state(backbone_run, stage_settings("backbone", backbone_cfg.backbone))
+    fusion_state = objective_state(fusion_run, stage_settings("fusion", fusion_cfg.fusion))
+    return VoiceFaceModel(cfg, backbone_from_state(backbone_state, cfg.backbone),
+                          fusion_from_state(fusion_state, cfg.fusion), str(path), sources, dev)
 
 
 def export(source: str | Path, out: str | Path, backbone: str | Path | None = None) -> Path:

@@ -7,6 +7,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vfcross.config import CenterReduction, choices
+
 
 class CrossModalCenterLoss(nn.Module):
     """Center loss whose identity centers are shared by faces AND voices.
@@ -29,8 +31,8 @@ class CrossModalCenterLoss(nn.Module):
     def __init__(self, num_classes: int, dim: int, weight: float = 1.0, center_lr: float = 0.5,
                  reduction: str = "mean") -> None:
         super().__init__()
-        if reduction not in ("mean", "sum"):
-            raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+        if reduction not in choices(CenterReduction):
+            raise ValueError(f"reduction must be one of {choices(CenterReduction)}, got {reduction!r}")
         self.weight, self.center_lr, self.reduction = weight, center_lr, reduction
         self.register_buffer("centers", torch.zeros(num_classes, dim))
 

@@ -36,6 +36,7 @@ from vfcross.backbone.embedding import Embeddings, extract_embeddings
 from vfcross.backbone.task import train_backbone
 from vfcross.config import FULL_MODEL, RunConfig
 from vfcross.data.mavceleb import draw_identity_splits, read_trials, scan_mavceleb, trial_lists
+from vfcross.data.splits import check_splits
 from vfcross.data.synthetic.writer import write_population
 from vfcross.data.voxceleb import LANGUAGES_FILE, scan_dataset
 from vfcross.evaluation.fame import (
@@ -138,6 +139,9 @@ def prepare_multilingual(cfg: RunConfig, progress: bool = True) -> MultilingualD
     A MAV-Celeb copy without an identity-split file is split by
     :func:`~vfcross.data.mavceleb.draw_identity_splits`
     (``multilingual.split_fractions``, ``split_seed``), said in ``notes``.
+    The splits are checked before any work
+    (:func:`~vfcross.data.splits.check_splits`: too few training or test
+    identities is an error, no validation identity a note).
     """
     ml, run = cfg.multilingual, multilingual_config(cfg)
     notes: list[str] = []
@@ -162,13 +166,14 @@ def prepare_multilingual(cfg: RunConfig, progress: bool = True) -> MultilingualD
                 f"the dataset at {root} records no spoken languages (no {LANGUAGES_FILE}; VoxCeleb1 has none), so "
                 "there is no heard and unheard language to compare; give a MAV-Celeb folder "
                 "(multilingual.mavceleb_root, or the notebook's mavceleb_root) to run the FAME protocol"))
-        manifest, skipped = scan_dataset(root, cfg.splits_file or None)
+        manifest, skipped = scan_dataset(root, cfg.splits_file or None, cfg.skip_unlisted_identities)
         source = f"dataset at {root.name}"
     else:
         write_population(run.dataset_root, run.synth, progress=progress)
         manifest, skipped = scan_dataset(run.dataset_root)
         s = run.synth
         source = f"synthetic bilingual population (n={s.identities}, {' + '.join(s.languages)})"
+    notes += check_splits(manifest, cfg.eval.split)
     languages = languages_of(manifest)
     if len(languages) < 2:
         return MultilingualData(run, source, manifest, skipped, languages, lists, note=(
@@ -179,9 +184,15 @@ def prepare_multilingual(cfg: RunConfig, progress: bool = True) -> MultilingualD
     return MultilingualData(run, source, manifest, skipped, languages, lists, notes=tuple(notes))
 
 
-def language_config(cfg: RunConfig, language: str) -> RunConfig:
-    """The configuration of the runs trained on ``language``: their own folder ``<work_dir>/train-<language>``."""
-    return dataclasses.replace(cfg, work_dir=str(Path(cfg.work_dir) / f"train-{language}"))
+def language_config(cfg: RunConfig, language: str, shared: bool = False) -> RunConfig:
+    """The configuration of the runs trained on ``language``, in a folder of their own.
+
+    ``<work_dir>/train-<language>`` holds a backbone and fusion trained on
+    the language; ``<work_dir>/fusion-<language>`` the fusion trained on it
+    over a shared backbone (apart, so that switching ``multilingual.backbone``
+    never meets a run trained on the other backbone).
+    """
+    return dataclasses.replace(cfg, work_dir=str(Path(cfg.work_dir) / f"{'fusion' if shared else 'train'}-{language}"))
 
 
 def shared_backbone(cfg: RunConfig) -> Path | None:
@@ -238,7 +249,7 @@ def train_language(cfg: RunConfig, manifest: pd.DataFrame, language: str, backbo
     already trained with the same settings are reused.
     """
     heard = heard_only(manifest, language, cfg.eval.split)
-    run = language_config(cfg, language)
+    run = language_config(cfg, language, shared=backbone is not None)
     history = None
     if backbone is None:
         backbone, history = train_backbone(run, heard, "single", progress=progress)

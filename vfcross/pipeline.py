@@ -64,12 +64,15 @@ def notebooks(folder: str | Path = NOTEBOOK_DIR) -> list[Path]:
 
 
 def reproduce(preset: str, reports: str | Path, work_dir: str | Path = "work",
-              data_root: str = "", splits_file: str = "", *,
+              data_root: str = "", splits_file: str = "", overrides: dict | None = None, *,
               notebook_dir: str | Path = NOTEBOOK_DIR,
               say: Callable[[str], None] | None = None) -> dict[str, float]:
     """Execute every notebook with ``preset`` and replace ``reports`` on success.
 
-    ``say`` receives the progress lines (default: printed to stderr at once).
+    ``overrides`` (dotted configuration keys) reach every notebook's
+    ``overrides`` parameter. ``say`` receives the progress lines (default:
+    printed to stderr at once).
+
     Returns the wall time in seconds per notebook (and ``total``), which is
     also recorded in ``reports/summary.json`` and feeds the next run's estimates.
     Raises :class:`NotebookFailed` when a notebook fails; the staging folder
@@ -83,7 +86,7 @@ def reproduce(preset: str, reports: str | Path, work_dir: str | Path = "work",
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "notebooks").mkdir(parents=True)
     params = {"preset": preset, "work_dir": str(Path(work_dir).resolve()), "reports_dir": str(staging),
-              "data_root": data_root, "splits_file": splits_file}
+              "data_root": data_root, "splits_file": splits_file, "overrides": dict(overrides or {})}
     found = notebooks(notebook_dir)
     weights, absolute = run_weights([nb.stem for nb in found], previous_timings(reports, preset))
     timings: dict[str, float] = {}

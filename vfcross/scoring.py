@@ -145,7 +145,8 @@ def evaluate_model(
     cfg = override(cfg, {"work_dir": str(_cache_home(model_path, out)), "data_root": str(root),
                          "splits_file": str(splits or "")})
 
-    dataset = prepare_dataset(cfg, progress)
+    # nothing is trained here; the official lists name their own identities, generated protocols need the split
+    dataset = prepare_dataset(cfg, progress, training=False, evaluation=not cfg.eval.lists)
     official = read_official_lists(cfg.eval.lists, root) if cfg.eval.lists else None
     prepared = _preprocess(_rows_needed(dataset.manifest, cfg, official, root), cfg, progress)
     table = prepared.manifest

@@ -11,6 +11,12 @@ becomes the objective's inputs, and a validation. :func:`train` does the rest:
   ``(seed, epoch)``, so a run resumed from the last epoch checkpoint repeats
   the interrupted epoch exactly and ends with the uninterrupted run's weights;
 * a checkpoint after every epoch, written atomically, and ``resume``;
+* a record of what the run was trained from (:func:`run_fingerprint`: the
+  stage's settings and a fingerprint of its data), kept in the checkpoint and
+  in ``trained_from.json``. A run folder resumes only under the same record,
+  and :func:`objective_state` hands a model only to a configuration that
+  matches it, so a folder never holds a model other than the one its
+  configuration describes;
 * a metrics log (``metrics.jsonl``) with each loss component and the task's
   validation numbers per epoch; tqdm progress;
 * distributed data parallel under ``torchrun`` (gloo on CPU, nccl on GPU):
@@ -20,12 +26,13 @@ becomes the objective's inputs, and a validation. :func:`train` does the rest:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -33,13 +40,30 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from vfcross.config import LoopConfig
-from vfcross.io import atomic_write
+from vfcross.config import LoopConfig, Optimizer, choices, to_dict
+from vfcross.io import atomic_write, remove_stale_temporaries
 
 CHECKPOINT = "checkpoint.pt"
 #: The objective at the epoch with the best validation number (``LoopConfig.select_best``).
 BEST = "best.pt"
 METRICS = "metrics.jsonl"
+#: Human-readable copy of the record of what a run was trained from.
+TRAINED_FROM = "trained_from.json"
+#: Loop settings that do not change the trained weights, so a run may resume
+#: under other values: ``validate_every`` only chooses which epochs also carry
+#: validation numbers, and ``epochs`` is where training stops (a finished run
+#: may be extended: epoch ``e`` is the same whatever the total, since batches,
+#: randomness and the learning rate depend on ``e`` alone; asking for fewer
+#: epochs than a run holds is refused). Everything else is part of the record.
+UNRECORDED_LOOP_FIELDS = ("validate_every", "epochs")
+#: Stage settings that do not change a run's weights either: which seeds a
+#: notebook compares (a run has its own ``loop.seed``) and how many crops
+#: go through the network at once when embedding.
+UNRECORDED_STAGE_FIELDS = ("seeds", "embed_chunk_crops")
+
+
+class RunMismatchError(ValueError):
+    """A run folder holds a model trained from other settings or data than asked for."""
 
 
 class Task(Protocol):
@@ -54,8 +78,98 @@ class Task(Protocol):
     def inputs(self, batch: Any, device: torch.device) -> tuple[Tensor, ...]:
         """The objective's positional inputs for ``batch``, on ``device``."""
 
-    def validate(self, device: torch.device) -> dict[str, float]:
-        """Validation numbers of the current objective (called in eval mode)."""
+    def validate(self, device: torch.device) -> dict[str, Any]:
+        """Validation numbers of the current objective (called in eval mode).
+
+        A task that cannot validate (no validation identities) returns a
+        ``"note"`` saying why instead, which the metrics log keeps.
+        """
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What the trained weights depend on besides the loop settings (see :func:`task_fingerprint`)."""
+
+
+def stage_settings(stage: str, cfg: Any) -> dict[str, Any]:
+    """A stage's settings that its weights depend on, as dotted keys (``backbone.dropout``).
+
+    Its ``loop`` section (see :func:`loop_settings`) and
+    :data:`UNRECORDED_STAGE_FIELDS` are left out.
+    """
+    data = {k: v for k, v in to_dict(cfg).items() if k != "loop" and k not in UNRECORDED_STAGE_FIELDS}
+    return _flatten(data, stage)
+
+
+def loop_settings(stage: str, cfg: LoopConfig) -> dict[str, Any]:
+    """The loop settings that a run's weights depend on, as dotted keys (``backbone.loop.lr``)."""
+    data = {k: v for k, v in to_dict(cfg).items() if k not in UNRECORDED_LOOP_FIELDS}
+    return _flatten(data, f"{stage}.loop")
+
+
+def rows_fingerprint(table: Any, columns: Iterable[str]) -> dict[str, Any]:
+    """Row count and SHA-256 of the sorted rows of ``table`` (a DataFrame) over ``columns``.
+
+    Sorting makes the fingerprint independent of row order; a ``cache_path``
+    column is reduced to its last two parts (the settings-keyed cache folder
+    and the content-keyed file name), so moving a work folder keeps it.
+    """
+    present = [c for c in columns if c in table.columns]
+    rows = table[present].astype(str)
+    if "cache_path" in rows:
+        rows = rows.assign(cache_path=rows["cache_path"].map(lambda p: "/".join(Path(p).parts[-2:])))
+    lines = sorted("\t".join(row) for row in rows.itertuples(index=False))
+    digest = hashlib.sha256("\n".join(["\t".join(present), *lines]).encode()).hexdigest()
+    return {"rows": len(lines), "rows_sha256": digest}
+
+
+def task_fingerprint(stage: str, cfg: Any, data: Mapping[str, Any]) -> dict[str, Any]:
+    """What a :class:`Task` returns from ``fingerprint()``: its stage, settings and data."""
+    return {"stage": stage, "settings": stage_settings(stage, cfg), "data": dict(data)}
+
+
+def run_fingerprint(task: Task, cfg: LoopConfig) -> dict[str, Any]:
+    """The record of what a run is trained from: the task's fingerprint plus the loop settings."""
+    found = task.fingerprint()
+    return {**found, "settings": {**found["settings"], **loop_settings(found["stage"], cfg)}}
+
+
+def _flatten(data: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """Nested mappings as one level of dotted keys under ``prefix``."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}.{key}"
+        flat.update(_flatten(value, name) if isinstance(value, Mapping) else {name: value})
+    return flat
+
+
+def _differences(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """``key: old -> new`` for every setting or data field that differs between two records."""
+    def short(value: Any) -> str:
+        text = json.dumps(value)
+        return text[:14] + "…" if len(text) > 16 and isinstance(value, str) else text
+
+    old = {**recorded.get("settings", {}), **_flatten(recorded.get("data", {}), "data")}
+    new = {**current.get("settings", {}), **_flatten(current.get("data", {}), "data")}
+    return [f"{key}: {short(old.get(key))} -> {short(new.get(key))}"
+            for key in sorted(set(old) | set(new)) if old.get(key, "absent") != new.get(key, "absent")]
+
+
+def _refuse(out_dir: Path, why: str) -> RunMismatchError:
+    """The one-line error for a run folder that cannot be used as asked."""
+    return RunMismatchError(f"{out_dir}: {why}; to train it afresh, pass resume=False (--no-resume on the "
+                            "command line, which replaces the folder's model) or use a new folder")
+
+
+def check_record(out_dir: Path, state: Mapping[str, Any], fingerprint: Mapping[str, Any], epochs: int) -> None:
+    """Refuse a checkpoint whose record differs from ``fingerprint`` or that holds more than ``epochs`` epochs."""
+    recorded = state.get("fingerprint")
+    if recorded is None:
+        raise _refuse(out_dir, "its checkpoint does not record what it was trained from (written by an "
+                               "older vfcross)")
+    diff = _differences(recorded, fingerprint)
+    if diff:
+        raise _refuse(out_dir, f"it was trained from other settings or data ({'; '.join(diff)})")
+    if len(state["history"]) > epochs:
+        raise _refuse(out_dir, f"it holds {len(state['history'])} trained epochs, more than the {epochs} asked for")
 
 
 def device() -> torch.device:
@@ -95,7 +209,7 @@ def _optimizer(params: list[nn.Parameter], cfg: LoopConfig) -> torch.optim.Optim
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose 'adam' or 'sgd'")
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose one of {choices(Optimizer)}")
 
 
 def _seed_epoch(seed: int, epoch: int) -> np.random.Generator:
@@ -121,11 +235,29 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
     """Train ``task.objective`` for ``cfg.epochs`` epochs; return the per-epoch records.
 
     With ``resume`` and a checkpoint in ``out_dir``, training continues after
-    the last completed epoch; a finished run returns its history at once.
+    the last completed epoch, and a finished run returns its history at once,
+    but only when the checkpoint was trained from the same settings and data
+    (:func:`run_fingerprint`); otherwise :class:`RunMismatchError` says which
+    keys differ. ``resume=False`` deletes the folder's previous model and
+    starts afresh. Temporary files an earlier, killed run left are removed.
     """
     out_dir = Path(out_dir)
     rank, world = _distributed()
     dev = device()
+    fingerprint = run_fingerprint(task, cfg)
+    ckpt_path = out_dir / CHECKPOINT
+    state = None
+    if resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location=dev, weights_only=False)
+        check_record(out_dir, state, fingerprint, cfg.epochs)
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out_dir, (CHECKPOINT, BEST, METRICS, TRAINED_FROM))
+        if not resume:
+            for name in (CHECKPOINT, BEST, METRICS, TRAINED_FROM):
+                (out_dir / name).unlink(missing_ok=True)
+    if world > 1:
+        dist.barrier()
     objective = task.objective.to(dev)
     optimizer = _optimizer([p for p in objective.parameters() if p.requires_grad], cfg)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.lr_decay)
@@ -133,18 +265,12 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
     # float16 needs loss scaling against underflow; bfloat16 has float32's range and does not
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     history: list[dict] = []
-    ckpt_path = out_dir / CHECKPOINT
-    if not resume:
-        (out_dir / BEST).unlink(missing_ok=True)
-    if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=dev, weights_only=False)
+    if state is not None:
         objective.load_state_dict(state["objective"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         history = state["history"]
-    if rank == 0:
-        out_dir.mkdir(parents=True, exist_ok=True)
     module = nn.parallel.DistributedDataParallel(objective) if world > 1 else objective
     for epoch in range(len(history), cfg.epochs):
         t0 = time.perf_counter()
@@ -165,12 +291,14 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
             history.append(record)
             state = {"objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                     "history": history, "epoch": epoch + 1}
+                     "history": history, "epoch": epoch + 1, "fingerprint": fingerprint}
             atomic_write(ckpt_path, lambda stream: torch.save(state, stream))
             if cfg.select_best and best_epoch(history, cfg.select_best) == epoch + 1:
                 best = {"objective": state["objective"], "epoch": epoch + 1}
                 atomic_write(out_dir / BEST, lambda stream: torch.save(best, stream))
             _write_log(history, out_dir / METRICS)
+            record_text = json.dumps({**fingerprint, "epochs": epoch + 1}, indent=2) + "\n"
+            atomic_write(out_dir / TRAINED_FROM, lambda stream, text=record_text: stream.write(text.encode()))
         if world > 1:
             dist.barrier()
     return history
@@ -210,9 +338,43 @@ def state_path(run_dir: str | Path) -> Path:
     return path
 
 
-def objective_state(run_dir: str | Path) -> dict[str, torch.Tensor]:
-    """The trained objective's ``state_dict`` of a run (see :func:`state_path`), on the CPU."""
-    return torch.load(state_path(run_dir), map_location="cpu", weights_only=False)["objective"]
+def objective_state(run_dir: str | Path, expected: Mapping[str, Any] | None = None) -> dict[str, torch.Tensor]:
+    """The trained objective's ``state_dict`` of a run (see :func:`state_path`), on the CPU.
+
+    With ``expected`` stage settings (dotted keys, as :func:`stage_settings`
+    gives them), the run must have been trained with exactly those, or
+    :class:`RunMismatchError` says what differs (see :func:`check_run`).
+    """
+    path = state_path(run_dir)
+    if expected is not None:
+        check_run(run_dir, expected)
+    return torch.load(path, map_location="cpu", weights_only=False)["objective"]
+
+
+def check_run(run_dir: str | Path, expected: Mapping[str, Any]) -> None:
+    """Raise :class:`RunMismatchError` unless the run in ``run_dir`` was trained with ``expected`` stage settings.
+
+    ``expected`` holds dotted keys as :func:`stage_settings` gives them: the
+    settings that describe the model (architecture, sizes, losses, ...), so
+    a model is never handed to a configuration that describes another one.
+    How it was trained (the loop settings, the seed, the epochs) is recorded
+    in the run (``trained_from.json``) and checked when training resumes, not
+    here: several runs of one configuration may differ in their seeds.
+    """
+    ckpt = Path(run_dir) / CHECKPOINT
+    if not ckpt.exists():
+        raise FileNotFoundError(f"no checkpoint in {run_dir}: train that stage first")
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    recorded = state.get("fingerprint")
+    if recorded is None:
+        raise RunMismatchError(f"{run_dir}: its checkpoint does not record what it was trained from "
+                               "(written by an older vfcross); train it again")
+    stage = {k: v for k, v in recorded["settings"].items() if ".loop." not in k}
+    diff = _differences({"settings": stage}, {"settings": dict(expected)})
+    if diff:
+        raise RunMismatchError(f"{run_dir} holds a model trained from other settings than the configuration "
+                               f"given ({'; '.join(diff)}): train it again with this configuration, or use "
+                               "the configuration it was trained with")
 
 
 def history_table(history: list[dict], rows: int = 12):

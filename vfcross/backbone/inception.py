@@ -22,10 +22,11 @@ import torch.nn.functional as F
 from facenet_pytorch import InceptionResnetV1
 from torch import Tensor, nn
 
+from vfcross.config import MIN_INPUT_SIZE, SpectrogramInput, choices
+
 #: Size of the embedding every backbone produces (facenet-pytorch's bottleneck).
 EMBEDDING_DIM = 512
-MIN_INPUT_SIZE = 75  # smaller inputs vanish inside InceptionResNet-V1's reductions
-SPECTROGRAM_INPUTS = ("image",)
+SPECTROGRAM_INPUTS = choices(SpectrogramInput)
 
 
 class _ChannelsLast(nn.Module):

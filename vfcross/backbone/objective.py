@@ -20,17 +20,17 @@ from torch import Tensor, nn
 from vfcross.backbone.dual_stream import DualStream
 from vfcross.backbone.inception import EMBEDDING_DIM
 from vfcross.backbone.single_stream import SingleStream
-from vfcross.config import BackboneConfig, RunConfig, override, run_config
+from vfcross.config import Architecture, BackboneConfig, RunConfig, choices, override, run_config
 from vfcross.losses import CrossModalCenterLoss
-from vfcross.training import device, objective_state
+from vfcross.training import device, objective_state, stage_settings
 
-ARCHITECTURES = {"single": SingleStream, "dual": DualStream}
+ARCHITECTURES: dict[str, type[nn.Module]] = {"single": SingleStream, "dual": DualStream}
 
 
 def build_network(cfg: BackboneConfig, num_classes: int) -> nn.Module:
     """The backbone network named by ``cfg.architecture``."""
     if cfg.architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {cfg.architecture!r}; choose one of {sorted(ARCHITECTURES)}")
+        raise ValueError(f"unknown architecture {cfg.architecture!r}; choose one of {choices(Architecture)}")
     return ARCHITECTURES[cfg.architecture](num_classes, cfg.input_size, cfg.dropout, cfg.spectrogram_input)
 
 
@@ -68,9 +68,13 @@ class BackboneObjective(nn.Module):
 def load_backbone(run_dir: str | Path, cfg: BackboneConfig | None = None) -> BackboneObjective:
     """The trained objective (network, classifier, centers) of a run folder, on the CPU.
 
-    Without ``cfg`` the run's own configuration (its ``config.json``) says which network it is.
+    Without ``cfg`` the run's own configuration (its ``config.json``) says
+    which network it is. Raises :class:`~vfcross.training.RunMismatchError`
+    when the run was trained with other settings than that configuration's
+    (its loop settings and seed may differ).
     """
-    return backbone_from_state(objective_state(run_dir), run_config(run_dir).backbone if cfg is None else cfg)
+    cfg = run_config(run_dir).backbone if cfg is None else cfg
+    return backbone_from_state(objective_state(run_dir, stage_settings("backbone", cfg)), cfg)
 
 
 def backbone_from_state(state: dict[str, Tensor], cfg: BackboneConfig) -> BackboneObjective:

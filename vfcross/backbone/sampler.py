@@ -61,6 +61,17 @@ def load_voice_crops(paths: list[str], frames: int, offsets: np.ndarray) -> Tens
     return torch.from_numpy(np.stack(crops)).unsqueeze(1)
 
 
+def utterance_offsets(length: int, frames: int) -> np.ndarray:
+    """Offsets (fractions, see :func:`fit_frames`) of the test-time crops of a ``length``-frame utterance.
+
+    Crops start at evenly spaced offsets from the first to the last possible
+    one, about half a crop apart; an utterance no longer than a crop gives one
+    (wrapped) crop.
+    """
+    n = max(1, math.ceil((length - frames) / (frames // 2)) + 1) if length > frames else 1
+    return np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(1)
+
+
 def utterance_crops(path: str, frames: int) -> Tensor:
     """All half-overlapping crops of one cached utterance (n, 1, F, frames) for test-time averaging."""
     return spectrogram_crops(load_spectrogram(path), frames)
@@ -69,14 +80,11 @@ def utterance_crops(path: str, frames: int) -> Tensor:
 def spectrogram_crops(spec: np.ndarray, frames: int) -> Tensor:
     """All half-overlapping ``frames``-long crops (n, 1, F, frames) of one float32 spectrogram (F, T).
 
-    Crops start at evenly spaced offsets from the first to the last possible
-    one, about half a crop apart; an utterance no longer than a crop gives one
-    (wrapped) crop. The test-time voice input, shared by the cached embeddings
-    and :mod:`vfcross.inference`'s raw files.
+    Crops start at :func:`utterance_offsets`. The test-time voice input,
+    shared by the cached embeddings and :mod:`vfcross.inference`'s raw files.
     """
-    n = max(1, math.ceil((spec.shape[1] - frames) / (frames // 2)) + 1) if spec.shape[1] > frames else 1
-    offsets = np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(1)
-    return torch.from_numpy(np.stack([fit_frames(spec, frames, o) for o in offsets])).unsqueeze(1)
+    return torch.from_numpy(np.stack([fit_frames(spec, frames, o) for o in utterance_offsets(spec.shape[1], frames)])
+                            ).unsqueeze(1)
 
 
 def holdout_mask(manifest: pd.DataFrame, fraction: float, seed: int) -> pd.Series:

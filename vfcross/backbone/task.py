@@ -6,7 +6,8 @@ training identities plus the cross-modal center loss, on batches of P
 identities x (K faces + K voices). Validation reports per-modality
 identification accuracy on held-out samples of the training identities and
 cross-modal verification AUC over all voice-face pairs of the validation
-identities.
+identities; without at least two validation identities the AUC is left out
+and the log records a note saying so (training still runs).
 """
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ from vfcross.backbone.sampler import (
     pk_batches,
 )
 from vfcross.config import BackboneConfig, RunConfig, override, save_config
-from vfcross.training import train
+from vfcross.data.splits import validation_note
+from vfcross.training import rows_fingerprint, task_fingerprint, train
+
+#: Manifest columns whose values a trained backbone depends on (see :meth:`BackboneTask.fingerprint`).
+FINGERPRINT_COLUMNS = ("identity", "modality", "split", "cache_path")
 
 
 class BackboneTask:
@@ -37,6 +42,8 @@ class BackboneTask:
         train = manifest[manifest["split"] == "train"].reset_index(drop=True)
         if train.empty:
             raise ValueError("the manifest has no training identities (split == 'train')")
+        if train["identity"].nunique() < 2:
+            raise ValueError("the manifest has only one training identity; training needs at least two")
         self.cfg = cfg
         self.classes = sorted(train["identity"].unique())
         held = holdout_mask(train, cfg.holdout_fraction, cfg.loop.seed)
@@ -60,17 +67,25 @@ class BackboneTask:
         return (faces.to(dev), voices.to(dev), torch.as_tensor(batch.face_labels, device=dev),
                 torch.as_tensor(batch.voice_labels, device=dev))
 
-    def validate(self, dev: torch.device) -> dict[str, float]:
-        """Held-out identification accuracy per modality and validation-identity AUC."""
+    def fingerprint(self) -> dict:
+        """This stage's settings and the manifest rows it trains and validates on (see vfcross.training)."""
+        used = pd.concat([self.train_table, self.heldout_table, self.val_table])
+        return task_fingerprint("backbone", self.cfg, rows_fingerprint(used, FINGERPRINT_COLUMNS))
+
+    def validate(self, dev: torch.device) -> dict[str, float | str]:
+        """Held-out identification accuracy per modality and validation-identity AUC (or a note why not)."""
         net = self.objective.net
-        out: dict[str, float] = {}
+        out: dict[str, float | str] = {}
         for modality in ("face", "voice"):
             rows = self.heldout_table[self.heldout_table["modality"] == modality]
             if len(rows):
                 raw = embed_rows(net, rows, self.cfg, dev, normalise=False, progress=False)
                 pred = net.classifier(torch.from_numpy(raw).to(dev)).argmax(1).cpu().numpy()
                 out[f"val_{modality}_id_accuracy"] = float((pred == rows["label"].to_numpy()).mean())
-        if self.val_table["identity"].nunique() >= 2:
+        note = validation_note(self.val_table["identity"].nunique())
+        if note:
+            out["note"] = note
+        else:
             emb = embed_rows(net, self.val_table, self.cfg, dev, progress=False)
             out["val_auc"] = all_pairs_auc(emb, self.val_table)
         return out
@@ -85,12 +100,15 @@ def train_backbone(cfg: RunConfig, manifest: pd.DataFrame, architecture: str = "
                    progress: bool = True) -> tuple[Path, list[dict]]:
     """Train (or resume, or reuse) one backbone of ``cfg`` on ``manifest``; returns its run folder and history.
 
-    ``architecture`` and ``seed`` override the configuration's; the run's
-    full configuration is saved beside its checkpoint (``config.json``).
+    ``architecture`` and ``seed`` override the configuration's; once trained,
+    the run's full configuration is saved beside its checkpoint
+    (``config.json``). A run folder trained from other settings or data is
+    refused (:class:`~vfcross.training.RunMismatchError`), and its
+    ``config.json`` is left as it was.
     """
     seed = cfg.backbone.loop.seed if seed is None else seed
     run_cfg = override(cfg, {"backbone.architecture": architecture, "backbone.loop.seed": seed})
     run_dir = cfg.run_dir(backbone_run_name(architecture, seed, cfg.backbone.loop.seed))
-    save_config(run_cfg, run_dir)
     history = train(BackboneTask(manifest, run_cfg.backbone), run_cfg.backbone.loop, run_dir, progress=progress)
+    save_config(run_cfg, run_dir)
     return run_dir, history

@@ -8,33 +8,47 @@ from dataclasses import dataclass
 import pandas as pd
 
 from vfcross.config import RunConfig
+from vfcross.data.splits import check_splits
 from vfcross.data.synthetic.writer import write_population
 from vfcross.data.voxceleb import scan_dataset
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """A run's manifest (one row per sample), the files skipped with their reasons, and the time it took."""
+    """A run's manifest (one row per sample), the files skipped with their reasons, and the time it took.
+
+    ``notes`` are what the split check found missing but not fatal (see
+    :func:`vfcross.data.splits.check_splits`), e.g. no validation identities.
+    """
 
     manifest: pd.DataFrame
     skipped: pd.DataFrame
     seconds: float
+    notes: tuple[str, ...] = ()
 
     def describe(self) -> str:
-        """One line: identities, samples per modality, files skipped, time."""
+        """One line: identities, samples per modality, files skipped, time (and the notes, one line each)."""
         counts = self.manifest["modality"].value_counts().to_dict()
-        return (f"{self.manifest['identity'].nunique()} identities, {counts.get('face', 0)} faces and "
+        line = (f"{self.manifest['identity'].nunique()} identities, {counts.get('face', 0)} faces and "
                 f"{counts.get('voice', 0)} voices; {len(self.skipped)} files skipped; ready in {self.seconds:.1f} s")
+        return "\n".join([line, *(f"note: {note}" for note in self.notes)])
 
 
-def prepare_dataset(cfg: RunConfig, progress: bool = True) -> Dataset:
+def prepare_dataset(cfg: RunConfig, progress: bool = True, training: bool = True,
+                    evaluation: bool = True) -> Dataset:
     """Write the synthetic population when ``cfg.data_root`` is empty, then read the dataset into a manifest.
 
     The population is deterministic from ``cfg.synth``; an existing copy
-    made with the same settings is reused.
+    made with the same settings is reused. Identities the split file does
+    not list are an error unless ``cfg.skip_unlisted_identities``; the splits
+    are checked before any further work (:func:`~vfcross.data.splits.check_splits`:
+    too few training identities, unless not ``training``, or evaluation
+    identities in ``cfg.eval.split``, unless not ``evaluation``, is an error;
+    no validation a note).
     """
     start = time.perf_counter()
     if not cfg.data_root:
         write_population(cfg.dataset_root, cfg.synth, progress=progress)
-    manifest, skipped = scan_dataset(cfg.dataset_root, cfg.splits_file or None)
-    return Dataset(manifest, skipped, time.perf_counter() - start)
+    manifest, skipped = scan_dataset(cfg.dataset_root, cfg.splits_file or None, cfg.skip_unlisted_identities)
+    notes = check_splits(manifest, cfg.eval.split if evaluation else None, training)
+    return Dataset(manifest, skipped, time.perf_counter() - start, tuple(notes))

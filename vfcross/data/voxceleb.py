@@ -16,6 +16,13 @@ vfcross through this layout::
 table of everything it did not put there and why; :func:`read_dataset` is the
 manifest alone. Voices and faces are tied together through the meta table:
 voice folders are named by VoxCeleb1 ID, face folders by VGGFace1 name.
+Names are compared after Unicode NFC normalisation, so a folder written in
+decomposed form (NFD, as some file systems and archivers do) still finds its
+meta row and split.
+
+Every identity of the dataset ends in a split or in the skipped table with a
+reason; an identity the split file does not list is an error naming it,
+unless the caller asks to leave such identities out (``skip_unlisted``).
 
 Sample paths are identified by ``relpath``, the path relative to the dataset
 root (``wav/<id>/<video>/<n>.wav``, ``unzippedFaces/<name>/1.6/<video>/<f>.jpg``);
@@ -26,10 +33,13 @@ strings, so ``relpath`` is the join key between protocols and the manifest.
 from __future__ import annotations
 
 import os
+import unicodedata
 import warnings
 from pathlib import Path
 
 import pandas as pd
+
+from vfcross.config import Split, choices
 
 WAV_DIR = "wav"
 FACE_DIR = "unzippedFaces"
@@ -44,8 +54,8 @@ LANGUAGES_FILE = "languages.csv"
 VOICE_EXTENSIONS = frozenset({".wav"})
 FACE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
 
-#: Identity-split codes of the Learnable-PINs split file.
-SPLIT_CODES = {"1": "train", "2": "val", "3": "seen_heard", "4": "test"}
+#: Identity-split codes of the Learnable-PINs split file, in the order of :data:`vfcross.config.Split`.
+SPLIT_CODES: dict[str, str] = dict(zip(("1", "2", "3", "4"), choices(Split), strict=True))
 
 MANIFEST_COLUMNS = (
     "identity",
@@ -66,6 +76,7 @@ REASON_NO_META = "no meta row for identity"
 REASON_NO_VOICE = "identity has no voice samples"
 REASON_NO_FACE = "identity has no face samples"
 REASON_UNEXPECTED = "unexpected file"
+REASON_UNLISTED = "identity not in the split file"
 
 #: Meta-table headers (compared case-insensitively after stripping) and the
 #: column names :func:`read_meta` gives them.
@@ -77,6 +88,11 @@ _META_REQUIRED = {
 }
 _META_OPTIONAL = {"set": "set", "age": "age"}
 META_COLUMNS = ("identity", "name", "gender", "nationality", "set", "age")
+
+
+def nfc(text: str) -> str:
+    """``text`` in Unicode normal form C, the form names are compared in."""
+    return unicodedata.normalize("NFC", text)
 
 
 def voice_relpath(identity: str, video: str, clip: str) -> str:
@@ -128,6 +144,7 @@ def read_meta(path: str | os.PathLike) -> pd.DataFrame:
         rows.append({col: fields[i] if i < len(fields) else "" for col, i in positions.items()})
     meta = pd.DataFrame(rows, columns=list(META_COLUMNS)).astype("string")
     meta = meta.replace("", pd.NA)
+    meta[["identity", "name"]] = meta[["identity", "name"]].apply(lambda col: col.map(nfc, na_action="ignore"))
     for col in ("identity", "name"):
         dup = meta[col][meta[col].duplicated()]
         if len(dup):
@@ -142,9 +159,9 @@ def read_identity_splits(path: str | os.PathLike) -> dict[str, str]:
 
     Each line is ``<name> <code>`` (whitespace separated; trailing blanks, as
     in the official file, are fine) with code 1 = ``train``, 2 = ``val``,
-    3 = ``seen_heard``, 4 = ``test`` (unseen-unheard). Raises ValueError
-    naming the file and line for malformed lines, unknown codes, or a name
-    listed twice.
+    3 = ``seen_heard``, 4 = ``test`` (unseen-unheard). Names are NFC
+    normalised. Raises ValueError naming the file and line for malformed
+    lines, unknown codes, or a name listed twice.
     """
     path = Path(path)
     if not path.is_file():
@@ -159,9 +176,10 @@ def read_identity_splits(path: str | os.PathLike) -> dict[str, str]:
                 f"{path}, line {lineno}: expected '<name> <code>' with code in "
                 f"{sorted(SPLIT_CODES)}, got {line!r}"
             )
-        if fields[0] in splits:
+        name = nfc(fields[0])
+        if name in splits:
             raise ValueError(f"{path}, line {lineno}: {fields[0]!r} listed twice")
-        splits[fields[0]] = SPLIT_CODES[fields[1]]
+        splits[name] = SPLIT_CODES[fields[1]]
     return splits
 
 
@@ -217,18 +235,26 @@ def _candidates(root: Path, meta: pd.DataFrame) -> tuple[list[dict], list[dict]]
     samples: list[dict] = []
     skipped: list[dict] = []
     for top, modality in ((WAV_DIR, "voice"), (FACE_DIR, "face")):
+        known = name_of if modality == "voice" else identity_of
         for parts in _walk_files(root / top):
             relpath = "/".join((top, *parts))
-            folder = parts[0] if len(parts) > 1 else None
+            folder = nfc(parts[0]) if len(parts) > 1 else None
             identity = folder if modality == "voice" else identity_of.get(folder, folder)
             record = {"path": str(root / relpath), "identity": identity, "modality": modality}
             if not _well_placed(parts, modality):
                 skipped.append({**record, "reason": REASON_UNEXPECTED})
             elif identity not in name_of:
-                skipped.append({**record, "reason": REASON_NO_META})
+                skipped.append({**record, "reason": REASON_NO_META + _near_miss(folder, known)})
             else:
                 samples.append({**record, "name": name_of[identity], "relpath": relpath, "video": parts[-2]})
     return samples, skipped
+
+
+def _near_miss(folder: str, known: dict[str, str]) -> str:
+    """A hint when a folder name matches a meta entry only when case is ignored."""
+    folded = folder.casefold()
+    close = [name for name in known if name.casefold() == folded]
+    return f" (the meta table has {close[0]!r}, which differs only in case)" if close else ""
 
 
 def _check_root(root: str | os.PathLike) -> Path:
@@ -251,7 +277,7 @@ def _skipped_frame(records: list[dict]) -> pd.DataFrame:
 
 
 def scan_dataset(
-    root: str | os.PathLike, splits_file: str | os.PathLike | None = None
+    root: str | os.PathLike, splits_file: str | os.PathLike | None = None, skip_unlisted: bool = False
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Scan a dataset in the VoxCeleb1 layout into (manifest, skipped).
 
@@ -265,16 +291,20 @@ def scan_dataset(
     (:func:`read_languages`; the bilingual synthetic populations do), else NA
     (VoxCeleb1 records none). ``split`` comes from
     ``splits_file``; when that is None, ``<root>/identity_splits.txt`` is
-    used if it exists. Without a split file, or for identities it does not
-    list, ``split`` is NA; ``age`` is NA unless the meta table has an Age
-    value. Nothing is inferred.
+    used if it exists. Without a split file ``split`` is NA; ``age`` is NA
+    unless the meta table has an Age value. Nothing is inferred.
 
     Only identities with both voices and faces enter the manifest, since
     every later stage pairs the two. Everything else is returned in
     ``skipped`` (columns ``path, identity, modality, reason``), one row per
     file, with reason :data:`REASON_UNEXPECTED` (wrong place or extension),
     :data:`REASON_NO_META` (folder absent from the meta table),
-    :data:`REASON_NO_VOICE` or :data:`REASON_NO_FACE`.
+    :data:`REASON_NO_VOICE`, :data:`REASON_NO_FACE` or, with
+    ``skip_unlisted``, :data:`REASON_UNLISTED`.
+
+    Raises ValueError when the split file does not list some identity of the
+    dataset (naming them; ``skip_unlisted=True`` leaves them out instead) and
+    when no identity is left at all.
     """
     root = _check_root(root)
     meta = read_meta(root / META_FILE)
@@ -289,6 +319,24 @@ def scan_dataset(
         reason = REASON_NO_FACE if record["modality"] == "voice" else REASON_NO_VOICE
         skipped.append({key: record[key] for key in ("path", "identity", "modality")} | {"reason": reason})
     frame = frame[complete]
+    if splits_file is not None:
+        listed = frame["name"].isin(list(splits))
+        unlisted = sorted(frame.loc[~listed, "name"].unique())
+        if unlisted and not skip_unlisted:
+            raise ValueError(
+                f"{len(unlisted)} identit{'y' if len(unlisted) == 1 else 'ies'} of {root} "
+                f"{'is' if len(unlisted) == 1 else 'are'} not in the split file {splits_file}: "
+                f"{', '.join(unlisted[:10])}{' ...' if len(unlisted) > 10 else ''}; add "
+                f"{'it' if len(unlisted) == 1 else 'them'} to the split file, or leave such identities out "
+                "(skip_unlisted_identities = True; --skip-unlisted-identities)")
+        for record in frame[~listed].to_dict("records"):
+            skipped.append({key: record[key] for key in ("path", "identity", "modality")} | {"reason": REASON_UNLISTED})
+        frame = frame[listed]
+    if frame.empty:
+        counts = "; ".join(f"{reason}: {n}" for reason, n in
+                           pd.Series([r["reason"] for r in skipped], dtype=object).value_counts().items())
+        raise ValueError(f"{root}: no identity with both voice and face samples was found "
+                         f"({len(skipped)} file(s) left out{': ' + counts if counts else ''})")
 
     attributes = meta.set_index("identity")[["gender", "nationality", "age"]]
     manifest = frame.join(attributes, on="identity")
@@ -300,13 +348,14 @@ def scan_dataset(
     return manifest, _skipped_frame(skipped)
 
 
-def read_dataset(root: str | os.PathLike, splits_file: str | os.PathLike | None = None) -> pd.DataFrame:
+def read_dataset(root: str | os.PathLike, splits_file: str | os.PathLike | None = None,
+                 skip_unlisted: bool = False) -> pd.DataFrame:
     """The manifest of a dataset in the VoxCeleb1 layout (see :func:`scan_dataset`).
 
     If any file was left out, one warning summarises how many and why; call
     :func:`scan_dataset` for the per-file list.
     """
-    manifest, skipped = scan_dataset(root, splits_file)
+    manifest, skipped = scan_dataset(root, splits_file, skip_unlisted)
     if len(skipped):
         counts = skipped["reason"].value_counts().sort_index()
         summary = "; ".join(f"{reason}: {n}" for reason, n in counts.items())

@@ -28,8 +28,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vfcross.backbone.inception import EMBEDDING_DIM
+from vfcross.config import Fusion, choices
 
-FUSIONS = ("gated", "linear", "none")
+FUSIONS = choices(Fusion)
 
 
 class FusionModel(nn.Module):

@@ -9,7 +9,8 @@ through :class:`~vfcross.fusion.model.FusionModel`, and the loss is
 parts (``FusionConfig.loss``) with or without the fusion module
 (``FusionConfig.fusion``). Validation reports the cross-modal verification
 AUC of test-time embeddings (``v`` for voices, ``u`` for faces) over all
-voice-face pairs of the validation identities.
+voice-face pairs of the validation identities, or, without two validation
+identities, a note saying so (training still runs).
 """
 
 from __future__ import annotations
@@ -25,20 +26,30 @@ from torch import Tensor, nn
 
 from vfcross.backbone.embedding import Embeddings, all_pairs_auc
 from vfcross.backbone.inception import EMBEDDING_DIM
+from vfcross.backbone.task import FINGERPRINT_COLUMNS
 from vfcross.config import (
     FULL_MODEL,
     TABLE6_VARIANTS,
     FusionConfig,
+    FusionLoss,
     RunConfig,
+    choices,
     override,
     run_config,
     save_config,
 )
+from vfcross.data.splits import validation_note
 from vfcross.fusion.model import FusionModel
 from vfcross.losses import orthogonal_projection_loss
-from vfcross.training import objective_state, train
+from vfcross.training import (
+    objective_state,
+    rows_fingerprint,
+    stage_settings,
+    task_fingerprint,
+    train,
+)
 
-LOSSES = ("ce+opl", "ce", "opl")
+LOSSES = choices(FusionLoss)
 
 
 
@@ -119,11 +130,20 @@ class FusionTask:
         return (self.vectors[batch.faces].to(dev), self.vectors[batch.voices].to(dev),
                 torch.as_tensor(batch.labels, device=dev))
 
-    def validate(self, dev: torch.device) -> dict[str, float]:
-        """Verification AUC of u/v over all voice-face pairs of the validation identities."""
+    def fingerprint(self) -> dict:
+        """This stage's settings, the backbone checkpoint and the embedding rows it trains and validates on."""
+        table = self.embeddings.table
+        used = table[table["split"].isin(["train", "val"]).fillna(False).to_numpy()]
+        data = {"backbone_checkpoint_sha256": self.embeddings.checkpoint_sha256,
+                **rows_fingerprint(used, FINGERPRINT_COLUMNS)}
+        return task_fingerprint("fusion", self.cfg, data)
+
+    def validate(self, dev: torch.device) -> dict[str, float | str]:
+        """Verification AUC of u/v over all voice-face pairs of the validation identities (or a note why not)."""
         table = self.embeddings.table.reset_index(drop=True)
-        if table.loc[self.val, "identity"].nunique() < 2:
-            return {}
+        note = validation_note(table.loc[self.val, "identity"].nunique())
+        if note:
+            return {"note": note}
         projected = project(self.objective.model, self.embeddings.vectors[self.val], table[self.val], dev)
         return {"val_auc": all_pairs_auc(projected, table[self.val])}
 
@@ -161,10 +181,13 @@ def load_fusion(run_dir: str | Path, cfg: FusionConfig | None = None) -> FusionM
     """The trained fusion model of a run folder, in eval mode on the CPU.
 
     Without ``cfg`` the run's own configuration (its ``config.json``, saved
-    by :func:`train_fusion`) says which variant it is.
+    by :func:`train_fusion`) says which variant it is. Raises
+    :class:`~vfcross.training.RunMismatchError` when the run was trained with
+    other settings than that configuration's (its loop settings and seed may
+    differ).
     """
     cfg = run_config(run_dir).fusion if cfg is None else cfg
-    return fusion_from_state(objective_state(run_dir), cfg)
+    return fusion_from_state(objective_state(run_dir, stage_settings("fusion", cfg)), cfg)
 
 
 def fusion_from_state(state: dict[str, Tensor], cfg: FusionConfig) -> FusionModel:
@@ -189,13 +212,15 @@ def train_fusion(cfg: RunConfig, embeddings: Embeddings, variant: str = FULL_MOD
 
     ``variant`` names a Table 6 row (:data:`~vfcross.config.TABLE6_VARIANTS`),
     applied to the configuration's fusion settings; ``seed`` overrides the
-    training seed. The run's full configuration is saved beside it.
+    training seed. Once trained, the run's full configuration is saved beside
+    it; a run folder trained from other settings or data is refused
+    (:class:`~vfcross.training.RunMismatchError`) and its ``config.json`` left as it was.
     """
     seed = cfg.fusion.loop.seed if seed is None else seed
     fusion_run_name(variant, seed, cfg.fusion.loop.seed)  # validates the variant
     change = {f"fusion.{key}": value for key, value in TABLE6_VARIANTS[variant].items()}
     run_cfg = override(cfg, {**change, "fusion.loop.seed": seed})
     run_dir = cfg.run_dir(fusion_run_name(variant, seed, cfg.fusion.loop.seed))
-    save_config(run_cfg, run_dir)
     history = train(FusionTask(embeddings, run_cfg.fusion), run_cfg.fusion.loop, run_dir, progress=progress)
+    save_config(run_cfg, run_dir)
     return run_dir, history

@@ -2,12 +2,14 @@
 
 Layout: ``<cache_dir>/<modality>-<settings_hash>/<content_hash>.npy`` where
 ``settings_hash`` hashes the modality's configuration (:class:`FaceConfig` or
-:class:`VoiceConfig` as JSON) and ``content_hash`` the source file's bytes.
+:class:`VoiceConfig` as JSON, with :data:`CACHE_VERSION`) and ``content_hash``
+the source file's bytes.
 Renaming or moving a dataset therefore keeps its cache, and changing a setting
 that alters the output starts a new folder instead of mixing results.
 
 Beside a tensor, ``<content_hash>.note.json`` keeps a remark on how it was made
-(a face crop taken without a detected face). A file that could not be used
+(a face crop taken without a detected face, or from a frame with several faces;
+a clip cut to ``max_seconds``). A file that could not be used
 leaves ``<content_hash>.skip.json`` with the reason, so a re-run reports it
 again without redoing the work.
 
@@ -29,9 +31,16 @@ import numpy as np
 
 from vfcross.io import atomic_write
 
-#: Fields that change how fast a result is made, not the result; leaving them
-#: out of the settings hash keeps the cache valid when they are tuned.
-UNHASHED_FIELDS = frozenset({"batch_size"})
+#: Fields that do not change a cache entry, left out of the settings hash so
+#: that the cache stays valid when they are tuned: batch sizes change how fast
+#: a result is made, and ``no_face`` only decides later whether a fallback
+#: crop (always cached, flagged) is used.
+UNHASHED_FIELDS = frozenset({"batch_size", "batch_pixels", "no_face"})
+#: Version of how entries are made from the settings; part of the settings
+#: hash, so a change of the method (2: the largest face of a frame is kept, not
+#: the most confident; a face-less image is always cached as a flagged
+#: fallback crop) never reuses entries made the old way.
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -48,7 +57,7 @@ class Outcome:
 def settings_hash(settings: Any) -> str:
     """Short hash of a configuration dataclass (fields in :data:`UNHASHED_FIELDS` excluded)."""
     fields = {k: v for k, v in dataclasses.asdict(settings).items() if k not in UNHASHED_FIELDS}
-    text = json.dumps(fields, sort_keys=True)
+    text = json.dumps({**fields, "cache_version": CACHE_VERSION}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

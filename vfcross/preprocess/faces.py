@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -30,6 +31,10 @@ from vfcross.config import FaceConfig
 
 #: Reason attached to crops taken without a detected face.
 FALLBACK_REASON = "fallback: no face detected"
+#: Reason of an image left out because MTCNN found no face in it (``FaceConfig.no_face = "skip"``).
+NO_FACE_REASON = "no face detected"
+#: Note on a crop from a frame in which MTCNN found more than one face.
+MULTI_FACE_REASON = "several faces detected: the largest kept"
 
 #: The ArcFace alignment template: left eye, right eye, nose tip, left and
 #: right mouth corner of a 112x112 crop (x, y in pixels).
@@ -181,63 +186,98 @@ def single_torch_thread() -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+@dataclass(frozen=True)
+class Detection:
+    """The face chosen in one image: its five landmarks (5 x 2, x/y pixels) and how many faces were found."""
+
+    landmarks: np.ndarray
+    faces: int
+
+
 class FaceDetector:
-    """Batched MTCNN returning the landmarks of the most confident face per image."""
+    """Batched MTCNN returning, per image, the landmarks of its largest face.
+
+    When MTCNN finds several faces in a frame, the largest box is kept (the
+    person the frame is about is, in face-track frames and photos alike, the
+    one nearest the camera), not the most confident one, and the frame is
+    flagged (:data:`MULTI_FACE_REASON`) since it may show the wrong person.
+    """
 
     def __init__(self, cfg: FaceConfig, device: str | None = None) -> None:
         """Load MTCNN's bundled weights (no download) on ``device`` (CUDA if present)."""
         import torch
         from facenet_pytorch import MTCNN
 
-        if cfg.no_face not in ("fallback", "skip"):
-            raise ValueError(f"FaceConfig.no_face must be 'fallback' or 'skip', not {cfg.no_face!r}")
         self.cfg = cfg
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self._mtcnn = MTCNN(keep_all=True, select_largest=False, min_face_size=cfg.min_face_size,
+        self._mtcnn = MTCNN(keep_all=True, select_largest=True, min_face_size=cfg.min_face_size,
                             device=device)
 
-    def landmarks(self, images: Sequence[Image.Image]) -> list[np.ndarray | None]:
-        """Five landmarks (5 x 2) of the most confident face in each image, or None.
+    def detect(self, images: Sequence[Image.Image]) -> list[Detection | None]:
+        """The largest face of each image, or None where MTCNN finds none.
 
         MTCNN batches only equally sized images, so images are grouped by size
-        and each group is detected in batches of ``cfg.batch_size``, with one
-        torch thread (see :func:`single_torch_thread`). Images
-        smaller than ``min_face_size`` cannot hold a face of that size (and
-        MTCNN fails on them), so they are not passed to it.
+        and each group is detected in batches of at most ``cfg.batch_size``
+        images and ``cfg.batch_pixels`` pixels, with one torch thread (see
+        :func:`single_torch_thread`). An image larger than ``batch_pixels`` is
+        detected on a copy downscaled to that many pixels (faces smaller than
+        ``min_face_size`` in the copy are then missed) and its landmarks are
+        mapped back to the full image. Images smaller than ``min_face_size``
+        cannot hold a face of that size (and MTCNN fails on them), so they are
+        not passed to it.
         """
-        found: list[np.ndarray | None] = [None] * len(images)
+        found: list[Detection | None] = [None] * len(images)
+        scaled: dict[int, tuple[Image.Image, float]] = {}
         by_size: dict[tuple[int, int], list[int]] = defaultdict(list)
         for i, image in enumerate(images):
-            if min(image.size) >= self.cfg.min_face_size:
-                by_size[image.size].append(i)
-        batches = [indices[start:start + self.cfg.batch_size]
-                   for indices in by_size.values() for start in range(0, len(indices), self.cfg.batch_size)]
+            copy, scale = _fit_pixels(image, self.cfg.batch_pixels)
+            if min(copy.size) >= self.cfg.min_face_size:
+                scaled[i] = (copy, scale)
+                by_size[copy.size].append(i)
+        batches = []
+        for (width, height), indices in by_size.items():
+            per_batch = max(1, min(self.cfg.batch_size, self.cfg.batch_pixels // (width * height)))
+            batches += [indices[start:start + per_batch] for start in range(0, len(indices), per_batch)]
         with single_torch_thread():
             for batch in batches:
-                _, probs, points = self._mtcnn.detect([images[i] for i in batch], landmarks=True)
-                for i, prob, point in zip(batch, probs, points):
-                    if point is not None:
-                        best = int(np.argmax(np.asarray(prob, dtype=np.float64)))
-                        found[i] = np.asarray(point, dtype=np.float64)[best]
+                boxes, _, points = self._mtcnn.detect([scaled[i][0] for i in batch], landmarks=True)
+                for i, box, point in zip(batch, boxes, points):
+                    if point is not None and len(point):
+                        box = np.asarray(box, dtype=np.float64)
+                        largest = int(np.argmax((box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])))
+                        scale = scaled[i][1]
+                        landmarks = (np.asarray(point, dtype=np.float64)[largest] + 0.5) / scale - 0.5
+                        found[i] = Detection(landmarks, len(point))
         return found
 
 
-def crop_faces(images: Sequence[Image.Image], detector: FaceDetector) -> list[tuple[np.ndarray | None, str]]:
+def _fit_pixels(image: Image.Image, max_pixels: int) -> tuple[Image.Image, float]:
+    """``image``, or a copy downscaled to at most ``max_pixels`` pixels, and the scale applied."""
+    pixels = image.width * image.height
+    if pixels <= max_pixels:
+        return image, 1.0
+    scale = (max_pixels / pixels) ** 0.5
+    size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
+    return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0), size[0] / image.width
+
+
+def crop_faces(images: Sequence[Image.Image], detector: FaceDetector) -> list[tuple[np.ndarray, str]]:
     """Aligned crops of ``images`` as ``(array, reason)`` pairs.
 
-    ``reason`` is empty for a detected face; without a face the configured
-    ``no_face`` policy gives either a centre crop flagged
-    :data:`FALLBACK_REASON` or ``(None, "no face detected")``.
+    ``reason`` is empty for a frame with one detected face and
+    :data:`MULTI_FACE_REASON` for a frame with several (the largest is
+    aligned). An image without a face gives its centre crop flagged
+    :data:`FALLBACK_REASON`; whether such a crop is used at all is decided
+    later by ``FaceConfig.no_face`` (see :func:`vfcross.preprocess.run.preprocess`),
+    so the cache holds the same entry under either policy.
     """
-    cfg = detector.cfg
-    results: list[tuple[np.ndarray | None, str]] = []
-    for image, points in zip(images, detector.landmarks(images)):
-        if points is not None:
-            results.append((align_face(image, points, cfg.size), ""))
-        elif cfg.no_face == "fallback":
-            results.append((centre_crop(image, cfg.size), FALLBACK_REASON))
+    size = detector.cfg.size
+    results: list[tuple[np.ndarray, str]] = []
+    for image, found in zip(images, detector.detect(images)):
+        if found is None:
+            results.append((centre_crop(image, size), FALLBACK_REASON))
         else:
-            results.append((None, "no face detected"))
+            results.append((align_face(image, found.landmarks, size), MULTI_FACE_REASON if found.faces > 1 else ""))
     return results
 
 

@@ -1,15 +1,17 @@
 """The preprocessing stage: a manifest in, cached tensors and a report out.
 
 :func:`preprocess` turns every manifest row into a cached tensor (a face crop
-or a spectrogram) or a recorded reason why not. Faces go through batched MTCNN
-in this process; meanwhile voices go through a pool of
-``PreprocessConfig.workers`` spawned processes, so both kinds of work share
-the CPU cores. Finished work is found in the cache
+or a spectrogram) or a recorded reason why not. Faces (batched MTCNN) and
+voices are cut into small tasks that ``PreprocessConfig.workers`` processes
+work through together, one torch thread each: this process and
+``workers - 1`` spawned helpers (see :func:`_schedule`); with CUDA, this
+process detects the faces on the GPU while the helpers make the
+spectrograms. Small jobs, where starting helpers would cost more than they
+save, run in this process alone. Finished work is found in the cache
 (:mod:`vfcross.preprocess.cache`) and not redone.
 
-Torch runs single-threaded throughout (see
-:func:`~vfcross.preprocess.faces.single_torch_thread`); parallelism comes
-from the processes.
+Helpers die with their parent (see :func:`vfcross.io.init_worker_process`):
+a killed or interrupted run leaves no process behind.
 
 Because the pool uses the ``spawn`` start method, a script calling
 :func:`preprocess` must guard its entry point with
@@ -20,24 +22,28 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import zip_longest
+from multiprocessing.pool import Pool
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from vfcross.config import RunConfig, VoiceConfig, save_config
+from vfcross.config import FaceConfig, RunConfig, VoiceConfig, save_config
 from vfcross.data.manifest import write_manifest
-from vfcross.io import markdown_table
+from vfcross.data.splits import check_splits
+from vfcross.io import init_worker_process, markdown_table, workers_starting
 from vfcross.preprocess.cache import Outcome, cache_folder, content_hash, lookup, store
 from vfcross.preprocess.faces import (
     FALLBACK_REASON,
     IMAGE_ERRORS,
+    NO_FACE_REASON,
     FaceDetector,
     crop_faces,
     describe_image_error,
@@ -51,15 +57,26 @@ MODALITIES = ("face", "voice")
 USABLE = ("processed", "cached")
 #: How a modality's unreadable source is named in reasons.
 _SOURCE_NOUN = {"face": "image", "voice": "audio"}
-#: A spectrogram takes ~5 ms, starting a spawned worker (importing torch)
-#: seconds, so the pool is used only with at least this many clips per worker.
-_MIN_CLIPS_PER_WORKER = 64
-#: Faces are decoded this many MTCNN batches at a time, bounding the memory
-#: held by decoded images on large datasets.
+#: Samples per task handed to a worker: enough to amortise the hand-over,
+#: few enough to balance the load and move the progress bars.
+_FACES_PER_TASK = 32
+_CLIPS_PER_TASK = 16
+#: Single-core seconds per face (MTCNN and alignment of a 128-160 px image)
+#: and per clip (read, VAD, spectrogram) on a 2-core CPU machine, and the
+#: least estimated work worth starting helper processes for: a spawned helper
+#: needs 3-6 s to import torch before it can take any.
+_FACE_SECONDS = 0.02
+_CLIP_SECONDS = 0.005
+_MIN_POOL_SECONDS = 10.0
+#: A face task decodes at most this many MTCNN batches' worth of pixels
+#: (``FaceConfig.batch_pixels`` each) before detecting them, bounding the
+#: memory held by decoded images.
 _BATCHES_PER_CHUNK = 8
 
 #: A sample still to be processed: manifest position, source path, content hash.
 Job = tuple[int, str, str]
+#: A unit of work for a worker: modality, its jobs, the cache folder, the modality's settings.
+Task = tuple[str, list[Job], Path, Any]
 
 
 @dataclass
@@ -91,39 +108,45 @@ class PreprocessResult:
 
 
 def run_preprocessing(manifest: pd.DataFrame, cfg: RunConfig, report_dir: str | Path,
-                      progress: bool = True) -> PreprocessResult:
+                      progress: bool = True, ingest_skipped: pd.DataFrame | None = None) -> PreprocessResult:
     """The preprocessing stage of a run: :func:`preprocess`, then its outputs written where the next stages look.
 
-    The per-sample report and the summary go to ``report_dir``; the manifest
-    of usable samples to ``cfg.manifest_path``, with the configuration
-    beside it.
+    The per-sample report and the summary go to ``report_dir`` (with the
+    files the dataset reader left out, ``ingest_skipped``, when given); the
+    manifest of usable samples to ``cfg.manifest_path``, with the
+    configuration beside it. Then the splits are checked again, since
+    unusable samples may have cost identities: too few training or
+    evaluation identities left is a ValueError pointing at the report.
     """
     result = preprocess(manifest, cfg, progress)
-    write_report(result, report_dir)
+    report_csv, _ = write_report(result, report_dir, ingest_skipped)
     write_manifest(result.manifest, cfg.manifest_path)
     save_config(cfg, cfg.manifest_path.parent)
+    try:
+        check_splits(result.manifest, cfg.eval.split)
+    except ValueError as err:
+        raise ValueError(f"after preprocessing, {err}; see {report_csv}") from None
     return result
 
 
 def preprocess(manifest: pd.DataFrame, cfg: RunConfig, progress: bool = True) -> PreprocessResult:
     """Preprocess every sample of ``manifest`` into the cache under ``cfg.cache_dir``.
 
-    Unusable samples are skipped with a reason, never fatal. Afterwards an
-    identity left without any usable sample of a modality present in the
-    manifest cannot be paired across modalities, so its remaining rows leave
-    the returned manifest with reason "identity has no usable <modality>
-    samples" (their tensors stay cached).
+    Unusable samples are skipped with a reason, never fatal. A face image in
+    which MTCNN finds no face is skipped ("no face detected") unless
+    ``cfg.face.no_face == "fallback"``, which keeps its centre crop, flagged.
+    Afterwards an identity left without any usable sample of a modality
+    present in the manifest cannot be paired across modalities, so its
+    remaining rows leave the returned manifest with reason "identity has no
+    usable <modality> samples" (their tensors stay cached).
     """
     start = time.perf_counter()
     folders = {m: cache_folder(cfg.cache_dir, m, getattr(cfg, m)) for m in MODALITIES}
     outcomes, todo = _triage(manifest, folders)
-    with single_torch_thread(), _voice_outcomes(todo["voice"], folders["voice"], cfg.voice,
-                                            cfg.preprocess.workers) as voices:
-        outcomes.update(_run_faces(todo["face"], folders["face"], cfg, progress))
-        voices = tqdm(voices, total=len(todo["voice"]), desc="voices", unit="clip", disable=not progress)
-        outcomes.update(zip([index for index, _, _ in todo["voice"]], voices))
+    outcomes.update(_process(todo, folders, cfg, progress))
 
-    ordered = [outcomes[i] for i in range(len(manifest))]
+    ordered = [_apply_no_face(outcomes[i], cfg.face) if modality == "face" else outcomes[i]
+               for i, modality in enumerate(manifest["modality"])]
     report = pd.DataFrame({
         "relpath": manifest["relpath"].to_numpy(),
         "modality": manifest["modality"].to_numpy(),
@@ -139,6 +162,13 @@ def preprocess(manifest: pd.DataFrame, cfg: RunConfig, progress: bool = True) ->
     )
     return PreprocessResult(manifest=kept[usable].reset_index(drop=True), report=report,
                             seconds=time.perf_counter() - start)
+
+
+def _apply_no_face(outcome: Outcome, cfg: FaceConfig) -> Outcome:
+    """A face outcome under the ``no_face`` policy: a fallback crop is skipped unless opted in."""
+    if outcome.reason == FALLBACK_REASON and outcome.outcome in USABLE and cfg.no_face == "skip":
+        return Outcome("skipped", NO_FACE_REASON)
+    return outcome
 
 
 def _triage(manifest: pd.DataFrame, folders: dict[str, Path]) -> tuple[dict[int, Outcome], dict[str, list[Job]]]:
@@ -174,35 +204,164 @@ def _drop_incomplete_identities(report: pd.DataFrame) -> pd.DataFrame:
     return report
 
 
-def _run_faces(todo: list[Job], folder: Path, cfg: RunConfig, progress: bool) -> dict[int, Outcome]:
-    """Detect, align and cache the faces of ``todo`` in this process."""
+def _process(todo: dict[str, list[Job]], folders: dict[str, Path], cfg: RunConfig,
+             progress: bool) -> dict[int, Outcome]:
+    """Make the tensors of ``todo`` with ``cfg.preprocess.workers`` processes and return their outcomes."""
+    face_device = "cuda" if torch.cuda.is_available() and todo["face"] else None
+    face_tasks = _tasks("face", todo["face"], _FACES_PER_TASK, folders["face"], cfg.face)
+    voice_tasks = _tasks("voice", todo["voice"], _CLIPS_PER_TASK, folders["voice"], cfg.voice)
+    tasks = [t for pair in zip_longest(face_tasks, voice_tasks) for t in pair if t is not None]
+    work = len(todo["face"]) * _FACE_SECONDS + len(todo["voice"]) * _CLIP_SECONDS
+    helpers = min(cfg.preprocess.workers - 1, len(tasks) - 1) if work >= _MIN_POOL_SECONDS else 0
+    bars = {m: tqdm(total=len(todo[m]), desc=f"{m}s", unit="img" if m == "face" else "clip",
+                    disable=not progress or not todo[m]) for m in MODALITIES}
     results: dict[int, Outcome] = {}
-    if not todo:
-        return results
-    detector = FaceDetector(cfg.face)
-    chunk = cfg.face.batch_size * _BATCHES_PER_CHUNK
-    with tqdm(total=len(todo), desc="faces", unit="img", disable=not progress) as bar:
-        for start in range(0, len(todo), chunk):
-            images, waiting = [], []
-            for index, path, key in todo[start:start + chunk]:
-                try:
-                    images.append(open_rgb(path))
-                    waiting.append((index, key))
-                except IMAGE_ERRORS as err:
-                    results[index] = store(folder, key, None, f"unreadable image: {describe_image_error(err)}")
-            for (index, key), (array, reason) in zip(waiting, crop_faces(images, detector)):
-                results[index] = store(folder, key, array, reason)
-            bar.update(len(todo[start:start + chunk]))
+    try:
+        with single_torch_thread(), _pool(helpers) as pool:
+            for modality, outcomes in _schedule(tasks, pool, helpers, face_device):
+                results.update(outcomes)
+                bars[modality].update(len(outcomes))
+    finally:
+        for bar in bars.values():
+            bar.close()
     return results
 
 
-def _init_voice_worker() -> None:
-    """Pool initialiser: one torch thread per worker, since the workers are the parallelism."""
-    torch.set_num_threads(1)
+def _schedule(tasks: list[Task], pool: Pool | None, helpers: int,
+              face_device: str | None) -> Iterator[tuple[str, list[tuple[int, Outcome]]]]:
+    """Run ``tasks`` in this process and in ``pool``'s ``helpers`` processes; yield each task's outcomes.
+
+    This process works from the end of the list at once, while the helpers
+    start up (a spawned process needs seconds to import torch); a helper is
+    handed tasks from the front, at most two at a time, only once it has
+    reported ready. So a pool never makes the work slower than this process
+    alone would, and a small job ends before the helpers are even ready.
+    With a ``face_device`` (CUDA), this process takes the faces there and the
+    helpers take the voices.
+    """
+    waiting = deque(tasks)
+    probes = [pool.apply_async(_ready) for _ in range(helpers)] if pool else []
+    ready, running = 0, []
+
+    def take(here: bool) -> Task | None:
+        """The next task for this process (``here``) or for a helper, if there is one for it."""
+        if face_device is None or not pool:
+            return (waiting.pop() if here else waiting.popleft()) if waiting else None
+        wanted = "face" if here else "voice"
+        for task in (reversed(waiting) if here else waiting):
+            if task[0] == wanted:
+                waiting.remove(task)
+                return task
+        return waiting.pop() if here and waiting else None  # no faces left: this process helps with voices
+
+    while waiting or running:
+        ready += sum(p.ready() for p in probes)
+        probes = [p for p in probes if not p.ready()]
+        while len(running) < 2 * ready and (task := take(here=False)) is not None:
+            running.append(pool.apply_async(_run_task, (task,)))
+        for finished in [r for r in running if r.ready()]:
+            running.remove(finished)
+            yield finished.get()
+        task = take(here=True)
+        if task is not None:
+            yield _run_task(task, face_device)
+        elif running:
+            running[0].wait(0.05)
+        elif waiting:  # only helper work is left, and no helper is ready yet
+            probes[0].wait(0.05) if probes else time.sleep(0.05)
+
+
+def _chunks(jobs: list[Job], size: int) -> list[list[Job]]:
+    """``jobs`` in consecutive lists of at most ``size``."""
+    return [jobs[start:start + size] for start in range(0, len(jobs), size)]
+
+
+def _tasks(modality: str, jobs: list[Job], size: int, folder: Path, settings: Any) -> list[Task]:
+    """The tasks of one modality's jobs."""
+    return [(modality, part, folder, settings) for part in _chunks(jobs, size)]
+
+
+@contextlib.contextmanager
+def _pool(helpers: int) -> Iterator[Pool | None]:
+    """A pool of ``helpers`` spawned processes (None for none), stopped on exit.
+
+    Leaving the block, normally or by an exception such as Ctrl-C, terminates
+    the helpers at once rather than waiting for handed-out tasks. They die
+    with this process too (:func:`vfcross.io.init_worker_process`, run first
+    thing in each, before the heavy imports).
+    """
+    if helpers < 1:
+        yield None
+        return
+    with workers_starting():
+        pool = multiprocessing.get_context("spawn").Pool(helpers, initializer=init_worker_process,
+                                                         initargs=(os.getpid(),))
+    with pool:
+        yield pool
+
+
+def _ready() -> bool:
+    """A helper's first task: it answers once the helper is up and has imported this module."""
+    return True
+
+
+def _run_task(task: Task, face_device: str | None = None) -> tuple[str, list[tuple[int, Outcome]]]:
+    """Process one task (in a helper or in this process); returns its modality and outcomes."""
+    torch.set_num_threads(1)  # processes are the parallelism; one thread each is fastest on CPU
+    modality, jobs, folder, settings = task
+    if modality == "face":
+        return modality, _face_task(jobs, folder, settings, face_device)
+    return modality, [(index, _voice_job(path, key, folder, settings)) for index, path, key in jobs]
+
+
+#: This process's face detectors, by settings and device (a worker builds its own once).
+_DETECTORS: dict[tuple[str, str | None], FaceDetector] = {}
+
+
+def _detector(cfg: FaceConfig, device: str | None) -> FaceDetector:
+    """The MTCNN detector for ``cfg`` on ``device``, built on first use in this process."""
+    key = (repr(cfg), device)
+    if key not in _DETECTORS:
+        _DETECTORS[key] = FaceDetector(cfg, device)
+    return _DETECTORS[key]
+
+
+def _face_task(jobs: list[Job], folder: Path, cfg: FaceConfig,
+               device: str | None = None) -> list[tuple[int, Outcome]]:
+    """Decode, detect, align and cache the faces of ``jobs``.
+
+    Images are decoded until they hold :data:`_BATCHES_PER_CHUNK` times
+    ``cfg.batch_pixels`` pixels, then detected together, so memory stays
+    bounded whatever the image sizes.
+    """
+    detector = _detector(cfg, device)
+    results: list[tuple[int, Outcome]] = []
+    images, waiting, pixels = [], [], 0
+
+    def detect_waiting() -> None:
+        for (index, key), (array, reason) in zip(waiting, crop_faces(images, detector)):
+            results.append((index, store(folder, key, array, reason)))
+        images.clear()
+        waiting.clear()
+
+    for index, path, key in jobs:
+        try:
+            image = open_rgb(path)
+        except IMAGE_ERRORS as err:
+            results.append((index, store(folder, key, None, f"unreadable image: {describe_image_error(err)}")))
+            continue
+        images.append(image)
+        waiting.append((index, key))
+        pixels += image.width * image.height
+        if pixels >= _BATCHES_PER_CHUNK * cfg.batch_pixels:
+            detect_waiting()
+            pixels = 0
+    detect_waiting()
+    return results
 
 
 def _voice_job(path: str, key: str, folder: Path, cfg: VoiceConfig) -> Outcome:
-    """Make and cache the spectrogram of one audio file (runs in a worker)."""
+    """Make and cache the spectrogram of one audio file."""
     try:
         data = Path(path).read_bytes()
     except OSError as err:
@@ -211,30 +370,24 @@ def _voice_job(path: str, key: str, folder: Path, cfg: VoiceConfig) -> Outcome:
     return store(folder, key, array, reason)
 
 
-@contextlib.contextmanager
-def _voice_outcomes(todo: list[Job], folder: Path, cfg: VoiceConfig, workers: int) -> Iterator[Iterator[Outcome]]:
-    """Start making the spectrograms of ``todo``; yields their outcomes, in order.
+def write_report(result: PreprocessResult, out_dir: str | Path,
+                 ingest_skipped: pd.DataFrame | None = None) -> tuple[Path, Path]:
+    """Write ``preprocess_report.csv`` (every sample) and ``preprocess_summary.md`` (counts).
 
-    With enough clips (:data:`_MIN_CLIPS_PER_WORKER`) a spawned pool starts on
-    them at once, working while the caller goes on; otherwise they are made
-    in this process as the outcomes are consumed.
+    With ``ingest_skipped`` (the files :func:`vfcross.data.voxceleb.scan_dataset`
+    left out), ``ingest_skipped.csv`` is written beside them and the summary
+    counts those files too, so every file of the dataset is accounted for.
     """
-    args = ([path for _, path, _ in todo], [key for _, _, key in todo], repeat(folder), repeat(cfg))
-    workers = min(workers, len(todo) // _MIN_CLIPS_PER_WORKER)
-    if workers <= 1:
-        yield map(_voice_job, *args)
-        return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_init_voice_worker) as pool:
-        yield pool.map(_voice_job, *args, chunksize=max(1, min(16, len(todo) // (4 * workers))))
-
-
-def write_report(result: PreprocessResult, out_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``preprocess_report.csv`` (every sample) and ``preprocess_summary.md`` (counts)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "preprocess_report.csv"
     result.report.to_csv(csv_path, index=False)
+    text = "# Preprocessing summary\n\n" + markdown_table(result.summary())
+    if ingest_skipped is not None:
+        ingest_skipped.to_csv(out / "ingest_skipped.csv", index=False)
+        counts = ingest_skipped.groupby(["modality", "reason"], dropna=False).size().reset_index(name="count")
+        text += ("\n## Left out when the dataset was read (`ingest_skipped.csv`)\n\n"
+                 + (markdown_table(counts) if len(counts) else "nothing\n"))
     md_path = out / "preprocess_summary.md"
-    md_path.write_text("# Preprocessing summary\n\n" + markdown_table(result.summary()))
+    md_path.write_text(text)
     return csv_path, md_path

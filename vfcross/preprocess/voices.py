@@ -3,8 +3,10 @@
 The steps follow the paper's preprocessing (its first step) and VGGVox:
 
 1. read any soundfile-readable file (8-bit unsigned to float PCM), mix the
-   channels to mono and resample to ``VoiceConfig.sample_rate``;
-2. drop low-energy frames (:func:`vad`);
+   channels to mono (refusing channels that cancel each other, such as
+   opposite-phase stereo) and resample to ``VoiceConfig.sample_rate``;
+2. drop low-energy frames (:func:`vad`), and keep at most
+   ``VoiceConfig.max_seconds`` of the speech left when that is set;
 3. take a short-term magnitude spectrogram with a Hamming window, optionally
    ``log1p`` compressed, and normalise every frequency bin to zero mean and
    unit variance over time (:func:`spectrogram`).
@@ -33,6 +35,20 @@ _SHORT_DATA = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILIN
 #: Data sizes that streaming writers put in headers meaning "unknown length";
 #: a file with one of them is not truncated.
 _UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+#: A multichannel clip whose mono mix keeps less than this fraction of its
+#: channels' mean energy (-30 dB) has channels that cancel each other.
+CANCELLING_CHANNELS = 1e-3
+#: Reason of a clip whose channels cancel when mixed to mono.
+CHANNELS_CANCEL_REASON = "channel problem: channels cancel when mixed to mono (opposite-phase stereo)"
+
+
+class ChannelError(ValueError):
+    """The channels of a clip cannot be mixed to mono (they cancel each other)."""
+
+
+def truncation_note(max_seconds: float) -> str:
+    """The report's note on a clip whose speech was cut to ``max_seconds``."""
+    return f"speech cut to voice.max_seconds = {max_seconds:g} s"
 
 
 def _truncation(source: bytes | str | Path) -> str:
@@ -52,17 +68,23 @@ def _truncation(source: bytes | str | Path) -> str:
 def read_audio(source: bytes | str | Path, sample_rate: int) -> np.ndarray:
     """Samples of an audio file (its bytes or its path) as mono float32 at ``sample_rate``.
 
-    Raises ``sf.LibsndfileError`` for unreadable files and ``ValueError`` for
-    truncated ones or ones holding NaN or infinite (float) samples.
+    Raises ``sf.LibsndfileError`` for unreadable files, :class:`ChannelError`
+    when the channels cancel each other in the mono mix (checked before the
+    mix, against :data:`CANCELLING_CHANNELS`) and ``ValueError`` for truncated
+    files or ones holding NaN or infinite (float) samples.
     """
     truncation = _truncation(source)
     if truncation:
         raise ValueError(truncation)
     data, rate = sf.read(io.BytesIO(source) if isinstance(source, bytes) else source,
                          dtype="float32", always_2d=True)
-    mono = data.mean(axis=1)
-    if not np.isfinite(mono).all():
+    if not np.isfinite(data).all():
         raise ValueError("non-finite samples")
+    mono = data.mean(axis=1)
+    if data.shape[1] > 1:
+        channel_energy = sum(float(np.dot(channel, channel)) for channel in data.T) / data.shape[1]
+        if channel_energy > 0 and float(np.dot(mono, mono)) < CANCELLING_CHANNELS * channel_energy:
+            raise ChannelError(CHANNELS_CANCEL_REASON)
     if rate == sample_rate or len(mono) == 0:
         return mono
     resampled = torchaudio.functional.resample(torch.from_numpy(mono), rate, sample_rate)
@@ -146,11 +168,17 @@ def spectrogram(signal: np.ndarray, cfg: VoiceConfig) -> np.ndarray:
 
 
 def process_voice(source: bytes | str | Path, cfg: VoiceConfig) -> tuple[np.ndarray | None, str]:
-    """The float16 spectrogram of one audio file, or ``(None, reason)`` if unusable."""
+    """The float16 spectrogram of one audio file, or ``(None, reason)`` if unusable.
+
+    A usable clip's reason is "" or, when ``cfg.max_seconds`` cut its speech,
+    :func:`truncation_note`.
+    """
     try:
         audio = read_audio(source, cfg.sample_rate)
     except sf.LibsndfileError as err:  # its str() names the stream object; keep reasons stable
         return None, f"unreadable audio: {err.error_string.rstrip('.')}"
+    except ChannelError as err:
+        return None, str(err)
     except (RuntimeError, ValueError) as err:
         return None, f"unreadable audio: {err}"
     if len(audio) == 0:
@@ -160,7 +188,10 @@ def process_voice(source: bytes | str | Path, cfg: VoiceConfig) -> tuple[np.ndar
         return None, "no speech after VAD"
     if len(kept) < max(cfg.min_seconds * cfg.sample_rate, cfg.n_fft):
         return None, "too short after VAD"
-    return spectrogram(kept, cfg).astype(np.float16), ""
+    note = ""
+    if cfg.max_seconds and len(kept) > cfg.max_seconds * cfg.sample_rate:
+        kept, note = kept[: int(cfg.max_seconds * cfg.sample_rate)], truncation_note(cfg.max_seconds)
+    return spectrogram(kept, cfg).astype(np.float16), note
 
 
 def load_spectrogram(path: str | Path) -> np.ndarray:

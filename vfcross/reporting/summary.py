@@ -195,3 +195,20 @@ def json_records(table) -> list[dict]:
 
     return [{k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in row.items()}
             for row in table.to_dict(orient="records")]
+
+
+def headline(result: dict, oracle: dict | None = None) -> str:
+    """The run's headline numbers as a few lines of text (what notebook 04 prints and nbval checks)."""
+    def value(entry: dict, key: str) -> str:
+        return f"{100 * entry[key]:.1f}" if key in entry else "n/a"
+
+    v = result.get("verification", {})
+    lines = [f"verification AUC {value(v, 'auc')}%, EER {value(v, 'eer')}%"]
+    grouped = result.get("grouped_auc", {})
+    lines.append("AUC by negatives: " + ", ".join(f"{k} {value(grouped.get(k, {}), 'auc')}" for k in ("G", "N", "A", "GNA")))
+    for key, label in (("vf", "V-F"), ("fv", "F-V")):
+        entry = result.get("map", {}).get(key, {})
+        lines.append(f"retrieval mAP {label} {value(entry, 'map')}% (chance {value(entry, 'chance')}%)")
+    if oracle and "random" in oracle:
+        lines.append(f"oracle AUC {100 * oracle['random']['auc']:.1f}%")
+    return "\n".join(lines)

@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
+import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -46,12 +47,12 @@ from vfcross.data.voxceleb import LANGUAGES_FILE, face_relpath, voice_relpath
 from vfcross.data.synthetic.population import Attributes, Identity, sample_population
 from vfcross.data.synthetic.render_face import face_session, face_style, render_face
 from vfcross.data.synthetic.render_voice import (
-    LANGUAGES,
     pick_sentences,
     render_clip,
     voice_session,
     voice_style,
 )
+from vfcross.io import init_worker_process, workers_starting
 
 SPLIT_NAMES = {1: "train", 2: "val", 4: "test"}
 _VIDEO_ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"))
@@ -71,15 +72,17 @@ def write_population(out: str | Path, cfg: SynthConfig, progress: bool = True) -
             raise FileExistsError(f"{out} holds a population generated with different settings; "
                                   "choose another folder or delete it")
         return out
-    _check_languages(cfg.languages)
     people = sample_population(cfg)
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     jobs = [(tmp, cfg, person) for person in people]
-    with ProcessPoolExecutor(max_workers=max(1, cfg.workers)) as pool:
-        samples = [record for records in tqdm(pool.map(_write_identity, jobs, chunksize=4), total=len(jobs),
-                                              desc="synthesising identities", disable=not progress)
+    # Leaving the block (also by Ctrl-C) terminates the workers; they die with this process too.
+    with workers_starting():
+        pool = multiprocessing.Pool(max(1, cfg.workers), initializer=init_worker_process, initargs=(os.getpid(),))
+    with pool:
+        samples = [record for records in tqdm(pool.imap_unordered(_write_identity, jobs, chunksize=4),
+                                              total=len(jobs), desc="synthesising identities", disable=not progress)
                    for record in records]
     _write_tables(tmp, people)
     record = {"config": _generation_settings(cfg), "identities": [dataclasses.asdict(p) for p in people]}
@@ -90,15 +93,6 @@ def write_population(out: str | Path, cfg: SynthConfig, progress: bool = True) -
     (tmp / "population.json").write_text(json.dumps(record, indent=1))
     tmp.rename(out)
     return out
-
-
-def _check_languages(languages: tuple[str, ...]) -> None:
-    """Refuse unknown or repeated languages, naming them."""
-    unknown = [lang for lang in languages if lang not in LANGUAGES]
-    if unknown:
-        raise ValueError(f"synth.languages: no synthetic voice speaks {unknown}; choose among {list(LANGUAGES)}")
-    if len(set(languages)) != len(languages):
-        raise ValueError(f"synth.languages: a language is listed twice in {list(languages)}")
 
 
 def _generation_settings(cfg: SynthConfig) -> dict:
