@@ -1,4 +1,4 @@
-"""Bilingual synthetic identities: every identity speaks each language with one voice; every clip records its language."""
+"""Bilingual synthetic identities: each speaks every language with one voice; every clip records its language."""
 
 import json
 import warnings

@@ -69,13 +69,13 @@ def _systems(n_identities: int = 12, seed: int = 0):
     for i in range(n_identities):
         for language in ("English", "German"):
             rows.append({"identity": f"id{i:02d}", "modality": "face", "split": "test", "language": language})
-            for model in vectors:
-                vectors[model].append(identity_vectors[i] + 0.3 * rng.normal(size=8))
+            for stack in vectors.values():
+                stack.append(identity_vectors[i] + 0.3 * rng.normal(size=8))
             for _ in range(3):
                 rows.append({"identity": f"id{i:02d}", "modality": "voice", "split": "test", "language": language})
                 noise = rng.normal(size=8)
-                for model in vectors:
-                    vectors[model].append(strength[model, language] * identity_vectors[i] + 2 * noise)
+                for model, stack in vectors.items():
+                    stack.append(strength[model, language] * identity_vectors[i] + 2 * noise)
     table = pd.DataFrame(rows).astype("string")
     out = {}
     for model, vs in vectors.items():

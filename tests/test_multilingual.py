@@ -9,8 +9,8 @@ import pytest
 import soundfile as sf
 
 from vfcross import config as C
-from vfcross.evaluation.fame import check_submission, submission_name
 from vfcross.data.mavceleb import read_trials
+from vfcross.evaluation.fame import check_submission, submission_name
 from vfcross.multilingual import (
     BACKBONE_SYSTEM,
     FUSION_SYSTEM,
@@ -47,8 +47,8 @@ def test_the_multilingual_runs_have_their_own_folder_data_and_lengths(tmp_path):
 
 def test_bad_multilingual_settings_are_refused_naming_the_key():
     cfg = C.preset("default")
-    for key, value, message in (("multilingual.synth.languages", ["English"], "multilingual.synth.languages: "
-                                                                              "the FAME protocol compares two"),
+    for key, value, message in (("multilingual.synth.languages", ["English"],
+                                 "multilingual.synth.languages: the FAME protocol compares two"),
                                 ("multilingual.n_pairs", 301, "multilingual.n_pairs: must be a positive even"),
                                 ("multilingual.backbone", "frozen", "multilingual.backbone: 'frozen' is not allowed"),
                                 ("multilingual.backbone_epochs", -1, "multilingual.backbone_epochs: must be at least"),

@@ -91,9 +91,10 @@ class MultilingualData:
         m = self.manifest
         voices = m[m["modality"] == "voice"].groupby("language").size()
         clips = ", ".join(f"{voices.get(lang, 0)} {lang}" for lang in self.languages)
-        splits = m.drop_duplicates("identity")["split"].value_counts().to_dict()
-        return (f"{self.source}: {m['identity'].nunique()} identities ({', '.join(f'{n} {s}' for s, n in splits.items())}), "
-                f"clips {clips}, {int((m['modality'] == 'face').sum())} faces; {len(self.skipped)} files left out")
+        splits = ", ".join(f"{n} {split}" for split, n in
+                           m.drop_duplicates("identity")["split"].value_counts().items())
+        return (f"{self.source}: {m['identity'].nunique()} identities ({splits}), clips {clips}, "
+                f"{int((m['modality'] == 'face').sum())} faces; {len(self.skipped)} files left out")
 
 
 def multilingual_config(cfg: RunConfig) -> RunConfig:
@@ -359,6 +360,6 @@ def write_submissions(models: list[LanguageModel], root: str | Path, lists: str 
             distances[unusable] = np.sqrt(2.0)
             name = submission_name(model_entry.language, test_language)
             written.append(write_submission(out / name, trials["key"], distances))
-            for path, reason in {**voice_failed, **face_failed}.items():
+            for reason in {**voice_failed, **face_failed}.values():
                 notes.append(f"{name}: {reason} (its trials scored sqrt(2), no evidence)")
     return written, notes

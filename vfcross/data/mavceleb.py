@@ -142,7 +142,7 @@ def scan_mavceleb(root: str | os.PathLike, meta_file: str | os.PathLike | None =
             if where is None:
                 skipped.append({**record, "reason": REASON_TEST_FILE})
                 continue
-            identity, language, video = where
+            _, language, video = where
             samples.append({**record, "relpath": relpath, "video": video, "language": language})
 
     frame = pd.DataFrame(samples, columns=["identity", "modality", "path", "relpath", "video", "language"])

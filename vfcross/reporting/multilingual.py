@@ -35,7 +35,7 @@ GAP = "unheard - heard"
 
 
 def fame_rows(result: dict, method: str) -> list[dict]:
-    """Our rows of the table for one system's result: heard, unheard and the gap per training language, the overall score."""
+    """Our rows for one system's result: heard, unheard and their gap per training language, then the overall score."""
     rows = []
     for train in result["languages"]:
         for entry in (e for e in result["results"] if e["train"] == train):

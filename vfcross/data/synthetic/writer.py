@@ -43,7 +43,6 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from vfcross.config import SynthConfig, from_dict, to_dict
-from vfcross.data.voxceleb import LANGUAGES_FILE, face_relpath, voice_relpath
 from vfcross.data.synthetic.population import Attributes, Identity, sample_population
 from vfcross.data.synthetic.render_face import face_session, face_style, render_face
 from vfcross.data.synthetic.render_voice import (
@@ -52,6 +51,7 @@ from vfcross.data.synthetic.render_voice import (
     voice_session,
     voice_style,
 )
+from vfcross.data.voxceleb import LANGUAGES_FILE, face_relpath, voice_relpath
 from vfcross.io import init_worker_process, workers_starting
 
 SPLIT_NAMES = {1: "train", 2: "val", 4: "test"}
