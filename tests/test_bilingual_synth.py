@@ -159,3 +159,20 @@ def test_voxceleb1_has_no_language(shared_data):
         warnings.simplefilter("ignore")  # the slice may leave files out; that is tested elsewhere
         manifest = read_dataset(root)
     assert "language" in manifest and manifest["language"].isna().all()
+
+
+def test_cli_synth_writes_a_bilingual_population(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "cli"
+    done = subprocess.run([sys.executable, "-m", "vfcross.cli", "synth", "--out", str(out), "--identities", "3",
+                           "--preset", "smoke", "--workers", "1", "--languages", "English", "German"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "speaking English and German" in done.stdout
+    voices = read_dataset(out).query("modality == 'voice'")
+    assert voices.groupby("identity")["language"].nunique().eq(2).all()
+    bad = subprocess.run([sys.executable, "-m", "vfcross.cli", "synth", "--out", str(tmp_path / "x"),
+                          "--languages", "Urdu"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "invalid choice: 'Urdu'" in bad.stderr

@@ -11,7 +11,9 @@ from vfcross.config import (
     PRESETS,
     ConfigError,
     RunConfig,
+    SpokenLanguage,
     SynthConfig,
+    choices,
     override,
     preset,
     save_config,
@@ -79,9 +81,10 @@ def _synth(args: argparse.Namespace) -> None:
 
     base = preset(args.preset).synth
     cfg = SynthConfig(**{**base.__dict__, "identities": args.identities, "seed": args.seed,
-                         "workers": args.workers or base.workers})
+                         "workers": args.workers or base.workers, "languages": tuple(args.languages)})
     out = write_population(args.out, cfg)
-    print(f"population of {cfg.identities} identities (seed {cfg.seed}) in {out}")
+    spoken = f", speaking {' and '.join(cfg.languages)}" if cfg.languages else ""
+    print(f"population of {cfg.identities} identities (seed {cfg.seed}){spoken} in {out}")
 
 
 def _ingest(args: argparse.Namespace) -> None:
@@ -217,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=SynthConfig.seed)
     p.add_argument("--workers", type=int, default=0, help="worker processes (default: the preset's)")
     p.add_argument("--preset", choices=PRESETS, default="default", help="sizes other than the count")
+    p.add_argument("--languages", nargs="+", default=[], choices=choices(SpokenLanguage), metavar="LANGUAGE",
+                   help="a bilingual population: every identity speaks each of these languages "
+                        f"({', '.join(choices(SpokenLanguage))}) in videos of its own (default: English only)")
     p.set_defaults(func=_synth)
 
     p = sub.add_parser("ingest", help=_ingest.__doc__)
