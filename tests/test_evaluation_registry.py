@@ -3,7 +3,7 @@
 Official lists are made by hand here on a synthetic table (paths are the
 table's ``relpath`` values), so the scores, coverage counts and missing rows
 can be checked against values computed independently; the real lists on the
-VoxCeleb1 slice are tested in ``test_evaluate_cli.py``.
+VoxCeleb1 slice are tested in ``test_scoring.py``.
 """
 
 from pathlib import Path
