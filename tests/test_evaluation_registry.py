@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
-from test_protocols import make_table, unit_vectors
+from fakes import make_table, unit_vectors
 
 from vfcross.config import EvalConfig
 from vfcross.data.protocol_files import MatchingList, RetrievalGallery, VerificationList
