@@ -58,3 +58,55 @@ def train_work_dir(cfg, manifest: pd.DataFrame):
     train(FusionTask(emb, cfg.fusion), cfg.fusion.loop, cfg.run_dir(FUSION_RUN), progress=False)
     C.save_config(cfg, cfg.run_dir(FUSION_RUN))
     return cfg
+
+
+#: Attribute values of the manifest-like tables of :func:`make_table`.
+GENDERS, NATIONALITIES, AGES = ("m", "f"), ("USA", "UK", "India"), ("20s", "40s", "60s")
+
+
+def make_table(n_test=30, n_train=8, seed=0, missing_age=(3, 17), big_identity=None):
+    """A shuffled manifest-like table: identities with attributes, 1-4 voices and 2-5 faces each.
+
+    ``missing_age`` test identities have NA age; ``big_identity`` gets 200 voices.
+    """
+    rng = np.random.default_rng(seed)
+    records = []
+    for i in range(n_test + n_train):
+        identity = f"id{i:03d}"
+        attributes = {
+            "split": "test" if i < n_test else "train",
+            "gender": GENDERS[i % 2],
+            "nationality": NATIONALITIES[(i // 2) % 3],
+            "age": pd.NA if i in missing_age else AGES[(i // 6) % 3],
+        }
+        n_voices = 200 if i == big_identity else int(rng.integers(1, 5))
+        for modality, count in (("voice", n_voices), ("face", int(rng.integers(2, 6)))):
+            for k in range(count):
+                relpath = f"{modality}/{identity}/{k:03d}"
+                records.append({"identity": identity, "modality": modality, "relpath": relpath, **attributes})
+    table = pd.DataFrame(records).astype("string")
+    return table.sample(frac=1, random_state=seed).reset_index(drop=True)
+
+
+def unit_vectors(rng, n, dim=8):
+    vectors = rng.normal(size=(n, dim))
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def median_f0(audio: np.ndarray, sample_rate: int = 22050, fmin: float = 60.0, fmax: float = 400.0) -> float:
+    """Median F0 (Hz) over voiced frames of a clip at ``sample_rate`` (the synthetic voices' rate), by autocorrelation.
+
+    40 ms frames every 10 ms; frames within 10 dB of the loudest are
+    candidates, and a frame counts as voiced when its normalised
+    autocorrelation peak in the 60-400 Hz lag range exceeds 0.5.
+    """
+    frame, hop = int(0.04 * sample_rate), int(0.01 * sample_rate)
+    frames = np.lib.stride_tricks.sliding_window_view(audio.astype(np.float64), frame)[::hop]
+    frames = frames - frames.mean(axis=1, keepdims=True)
+    energy = np.sum(frames**2, axis=1)
+    frames = frames[energy > 0.1 * energy.max()]
+    autocorr = np.fft.irfft(np.abs(np.fft.rfft(frames, n=2 * frame, axis=1)) ** 2, axis=1)[:, :frame]
+    lo, hi = int(sample_rate / fmax), int(sample_rate / fmin)
+    lag = lo + np.argmax(autocorr[:, lo:hi], axis=1)
+    voiced = autocorr[np.arange(len(lag)), lag] / autocorr[:, 0] > 0.5
+    return float(np.median(sample_rate / lag[voiced]))

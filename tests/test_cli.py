@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from fakes import fake_preprocessed
-from test_ingest import make_dataset
+from test_data_voxceleb import make_dataset
 
 from vfcross.cli import main
 from vfcross.data.manifest import read_manifest, write_manifest

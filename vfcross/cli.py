@@ -6,6 +6,7 @@ import argparse
 import json
 import signal
 import sys
+from pathlib import Path
 
 from vfcross.config import (
     PRESETS,
@@ -192,10 +193,15 @@ def _reproduce(args: argparse.Namespace) -> None:
     from vfcross.data.splits import check_splits
     from vfcross.pipeline import reproduce
 
-    cfg = _config(args)
-    if cfg.data_root:  # a real dataset can be checked before the notebooks start
+    if args.lists:
+        args.set = [*(args.set or []), f"eval.lists={Path(args.lists).resolve()}"]
+    cfg = _config(args)  # every setting is checked before the notebooks start
+    if cfg.data_root:  # a real dataset can be checked too
         _print_notes(check_splits(_scan(cfg)[0], cfg.eval.split))
-    overrides = {"skip_unlisted_identities": True} if cfg.skip_unlisted_identities else {}
+    overrides = _changes(args.set)
+    overrides.pop("data_root", None), overrides.pop("splits_file", None)  # passed as the notebooks' own parameters
+    if cfg.skip_unlisted_identities:
+        overrides["skip_unlisted_identities"] = True
     timings = reproduce(args.preset, args.reports, args.work_dir, cfg.data_root, cfg.splits_file, overrides)
     print(json.dumps(timings, indent=2))
 
@@ -283,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reports", default="reports")
     p.add_argument("--work-dir", default="work")
     dataset_flags(p)
+    p.add_argument("--lists", default="", help="folder of the official VoxCeleb1 lists to score (sets eval.lists)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a setting in every notebook, e.g. backbone.loop.epochs=40")
     p.set_defaults(func=_reproduce)
     return parser
 

@@ -85,8 +85,10 @@ def reproduce(preset: str, reports: str | Path, work_dir: str | Path = "work",
     staging = reports.with_name(reports.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "notebooks").mkdir(parents=True)
+    # the notebooks run in notebooks/: every path they get is absolute
     params = {"preset": preset, "work_dir": str(Path(work_dir).resolve()), "reports_dir": str(staging),
-              "data_root": data_root, "splits_file": splits_file, "overrides": dict(overrides or {})}
+              "data_root": _absolute(data_root), "splits_file": _absolute(splits_file),
+              "overrides": dict(overrides or {})}
     found = notebooks(notebook_dir)
     weights, absolute = run_weights([nb.stem for nb in found], previous_timings(reports, preset))
     timings: dict[str, float] = {}
@@ -113,6 +115,11 @@ def reproduce(preset: str, reports: str | Path, work_dir: str | Path = "work",
     _swap_in(staging, reports)
     say(f"all {len(found)} notebooks ran in {clock(timings['total'])}; reports in {reports}")
     return timings
+
+
+def _absolute(path: str) -> str:
+    """``path`` made absolute against the current folder; "" stays "" (no dataset, no split file)."""
+    return str(Path(path).resolve()) if path else ""
 
 
 def previous_timings(reports: str | Path, preset: str) -> dict[str, float]:

@@ -24,6 +24,13 @@ def _ci(pair: list[float] | None) -> str:
     return " [no interval]" if pair is None else f" [{100 * pair[0]:.1f}, {100 * pair[1]:.1f}]"
 
 
+def _measured(entry: dict, key: str, ci_key: str) -> str:
+    """A measured percentage with its interval, or 'n/a' with the reason the protocol gave."""
+    if entry.get(key) is None:
+        return f"n/a ({entry['note']})" if entry.get("note") else "n/a"
+    return f"{_pct(entry[key])}{_ci(entry.get(ci_key))}"
+
+
 def _contains_half(pair: list[float] | None) -> bool:
     """Whether an AUC interval contains chance (0.5)."""
     return pair is not None and pair[0] <= 0.5 <= pair[1]
@@ -70,8 +77,15 @@ def _headline(summary: dict) -> list[str]:
     vf = summary.get("matching_vf", {})
     t2, t3, t5 = paper("table2"), paper("table3"), paper("table5")
     curve = paper_matching_curve()
+    protocols = sorted({entry.get("protocol", "") for entry in summary.get("coverage", []) if entry.get("protocol")})
+    official = [p for p in protocols if p.startswith("official")]
+    source = (f"official lists ({len(official)} files; how many of each list's rows could be scored is in "
+              "`tables/coverage.md`, the rows left out in `tables/missing_rows.csv.gz`)" if official else
+              "lists generated on the test identities from the evaluation seed")
     lines = [
         "## Headline numbers (test identities, never seen in training)",
+        "",
+        f"Protocols: {source}.",
         "",
         f"Intervals are 95% identity-level bootstrap intervals over the {v.get('identities', summary.get('settings', {}).get('identities', 'n/a'))} "
         "test identities (they say what another set of test identities would give). *Share* is the model's "
@@ -79,20 +93,19 @@ def _headline(summary: dict) -> list[str]:
         "",
         "| metric | measured | paper (VoxCeleb1, reported) | oracle ceiling (synthetic) | share of the oracle's gain |",
         "|---|---|---|---|---|",
-        f"| verification EER % | {_pct(v.get('eer'))}{_ci(v.get('eer_ci'))} | {t2['EER']} | "
+        f"| verification EER % | {_measured(v, 'eer', 'eer_ci')} | {t2['EER']} | "
         f"{_pct(oracle.get('random', {}).get('eer'))} | |",
-        f"| verification AUC % | {_pct(v.get('auc'))}{_ci(v.get('auc_ci'))} | {t2['AUC']} | "
-        f"{_pct(oracle.get('random', {}).get('auc'))} | {_pct(share.get('random'), 0)}% |",
+        f"| verification AUC % | {_measured(v, 'auc', 'auc_ci')} | {t2['AUC']} | "
+        f"{_pct(oracle.get('random', {}).get('auc'))} | {_pct(share['random'], 0) + '%' if 'random' in share else ''} |",
     ]
     for key in ("G", "N", "A", "GNA"):
         ours = g.get(key, {})
-        measured = f"{_pct(ours.get('auc'))}{_ci(ours.get('ci'))}" if "auc" in ours else f"n/a ({ours.get('note', '')})"
-        lines.append(f"| AUC, {key} negatives % | {measured} | {t3[key]} | {_pct(oracle.get(key, {}).get('auc'))} | "
+        lines.append(f"| AUC, {key} negatives % | {_measured(ours, 'auc', 'ci')} | {t3[key]} | {_pct(oracle.get(key, {}).get('auc'))} | "
                      f"{_pct(share.get(key), 0) + '%' if key in share else ''} |")
     for n in ("2", "10"):
         acc = vf.get(n, {})
-        lines.append(f"| 1:{n} matching V-F % (chance {100 / int(n):.0f}) | {_pct(acc.get('accuracy'))}"
-                     f"{_ci(acc.get('ci'))} | {curve.get(int(n), '')} | | |")
+        lines.append(f"| 1:{n} matching V-F % (chance {100 / int(n):.0f}) | {_measured(acc, 'accuracy', 'ci')} | "
+                     f"{curve.get(int(n), '')} | | |")
     for key, label in (("vf", "V-F"), ("fv", "F-V")):
         entry = m.get(key, {})
         lines.append(f"| retrieval mAP {label} % (chance {_pct(entry.get('chance'), 2)} for this gallery) | "

@@ -203,21 +203,26 @@ def evaluation_tables(results: dict[str, dict], oracle: dict[str, dict] | None,
 
 def grouped_bars(results: dict[str, dict], oracle: dict[str, dict] | None, paper_grouped: dict,
                  paper_random: float) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, tuple]]]:
-    """Bars (AUC %, per list) and their intervals for the grouped-AUC figure: our systems, the oracle, the paper."""
+    """Bars (AUC %, per list) and their intervals for the grouped-AUC figure: our systems, the oracle, the paper.
+
+    A list a system could not be scored on (an entry with a note instead of
+    an AUC) has no bar.
+    """
     lists = ("random", *RESTRICTED)
     bars, intervals = {}, {}
     for name, r in results.items():
         entries = {"random": {"auc": r["verification"].get("auc"), "ci": r["verification"].get("auc_ci")},
                    **r["grouped_auc"]}
         bars[name] = {k: 100 * entries[k]["auc"] for k in lists if entries.get(k, {}).get("auc") is not None}
-        intervals[name] = {k: tuple(100 * x for x in entries[k]["ci"]) for k in lists
-                           if entries.get(k, {}).get("ci") is not None}
+        intervals[name] = {k: tuple(100 * x for x in entries[k]["ci"]) for k in bars[name]
+                           if entries[k].get("ci") is not None}
     if oracle:
         bars[ORACLE_ROW] = {k: 100 * v["auc"] for k, v in oracle.items()}
         intervals[ORACLE_ROW] = {k: tuple(100 * x for x in v["auc_ci"]) for k, v in oracle.items()
                                  if v.get("auc_ci") is not None}
     bars["paper (reported, VoxCeleb1)"] = {"random": paper_random, **{k: paper_grouped[k] for k in RESTRICTED}}
-    return bars, intervals
+    bars = {k: v for k, v in bars.items() if v}
+    return bars, {k: v for k, v in intervals.items() if k in bars and v}
 
 
 # --- tables of systems trained with several seeds (Table 6, single vs dual) ------------------------

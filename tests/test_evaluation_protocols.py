@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from fakes import make_table, unit_vectors
 
 from vfcross.data.protocol_files import (
     manifest_rows,
@@ -39,31 +40,8 @@ from vfcross.evaluation.protocols import (
     verification_scores,
 )
 
-GENDERS, NATIONALITIES, AGES = ("m", "f"), ("USA", "UK", "India"), ("20s", "40s", "60s")
 
 
-def make_table(n_test=30, n_train=8, seed=0, missing_age=(3, 17), big_identity=None):
-    """A shuffled manifest-like table: identities with attributes, 1-4 voices and 2-5 faces each.
-
-    ``missing_age`` test identities have NA age; ``big_identity`` gets 200 voices.
-    """
-    rng = np.random.default_rng(seed)
-    records = []
-    for i in range(n_test + n_train):
-        identity = f"id{i:03d}"
-        attributes = {
-            "split": "test" if i < n_test else "train",
-            "gender": GENDERS[i % 2],
-            "nationality": NATIONALITIES[(i // 2) % 3],
-            "age": pd.NA if i in missing_age else AGES[(i // 6) % 3],
-        }
-        n_voices = 200 if i == big_identity else int(rng.integers(1, 5))
-        for modality, count in (("voice", n_voices), ("face", int(rng.integers(2, 6)))):
-            for k in range(count):
-                relpath = f"{modality}/{identity}/{k:03d}"
-                records.append({"identity": identity, "modality": modality, "relpath": relpath, **attributes})
-    table = pd.DataFrame(records).astype("string")
-    return table.sample(frac=1, random_state=seed).reset_index(drop=True)
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +53,6 @@ def column(table, name, rows):
     return table[name].to_numpy(dtype=object)[rows]
 
 
-def unit_vectors(rng, n, dim=8):
-    vectors = rng.normal(size=(n, dim))
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
 # --- verification ---------------------------------------------------------------------------------

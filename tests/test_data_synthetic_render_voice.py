@@ -8,6 +8,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pytest
+from fakes import median_f0
 
 from vfcross.config import SynthConfig
 from vfcross.data.synthetic.population import (
@@ -60,25 +61,6 @@ def _speech_span(audio: np.ndarray) -> tuple[int, int]:
     return loud[0] * n, (loud[-1] + 1) * n
 
 
-def _median_f0(audio: np.ndarray, fmin: float = 60.0, fmax: float = 400.0) -> float:
-    """Median F0 (Hz) over voiced frames, by autocorrelation.
-
-    40 ms frames every 10 ms; frames within 10 dB of the loudest are
-    candidates, and a frame counts as voiced when its normalised
-    autocorrelation peak in the 60-400 Hz lag range exceeds 0.5.
-    """
-    frame, hop = int(0.04 * SAMPLE_RATE), int(0.01 * SAMPLE_RATE)
-    frames = np.lib.stride_tricks.sliding_window_view(audio.astype(np.float64), frame)[::hop]
-    frames = frames - frames.mean(axis=1, keepdims=True)
-    energy = np.sum(frames**2, axis=1)
-    frames = frames[energy > 0.1 * energy.max()]
-    autocorr = np.fft.irfft(np.abs(np.fft.rfft(frames, n=2 * frame, axis=1)) ** 2, axis=1)[:, :frame]
-    lo, hi = int(SAMPLE_RATE / fmax), int(SAMPLE_RATE / fmin)
-    lag = lo + np.argmax(autocorr[:, lo:hi], axis=1)
-    voiced = autocorr[np.arange(len(lag)), lag] / autocorr[:, 0] > 0.5
-    return float(np.median(SAMPLE_RATE / lag[voiced]))
-
-
 def test_render_is_deterministic_and_independent_of_history():
     person, other = _identity(), _identity("m", "Germany", "old", (1.0, -1.0, 0.5), seed=3)
     first = _render(person, seed=11)
@@ -118,7 +100,7 @@ def test_every_nationality_speaks(nationality: str):
         assert 1.5 < (stop - start) / SAMPLE_RATE < 6.0
         power = _frame_power(audio[start:stop])
         assert np.mean(power > 0.01 * power.max()) > 0.5  # mostly sound, not a click and silence
-        assert 60.0 < _median_f0(audio) < 400.0  # voiced, in the range of human voices
+        assert 60.0 < median_f0(audio) < 400.0  # voiced, in the range of human voices
 
 
 def test_gender_is_recoverable_from_f0():
@@ -129,7 +111,7 @@ def test_gender_is_recoverable_from_f0():
         style, session = voice_style(person), voice_session(rng)
         for sentence in pick_sentences(rng, 2):
             audio, _ = render_clip(style, session, sentence, rng, SNR)
-            f0[person.voice.gender].append(_median_f0(audio))
+            f0[person.voice.gender].append(median_f0(audio))
     male, female = np.array(f0["m"]), np.array(f0["f"])
     assert male.size >= 10 and female.size >= 10
     assert 80 < np.median(male) < 150 and 170 < np.median(female) < 300

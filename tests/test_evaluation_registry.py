@@ -3,7 +3,7 @@
 Official lists are made by hand here on a synthetic table (paths are the
 table's ``relpath`` values), so the scores, coverage counts and missing rows
 can be checked against values computed independently; the real lists on the
-VoxCeleb1 slice are tested in ``test_evaluate_cli.py``.
+VoxCeleb1 slice are tested in ``test_scoring.py``.
 """
 
 from pathlib import Path
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
-from test_protocols import make_table, unit_vectors
+from fakes import make_table, unit_vectors
 
 from vfcross.config import EvalConfig
 from vfcross.data.protocol_files import MatchingList, RetrievalGallery, VerificationList
