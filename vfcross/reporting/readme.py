@@ -212,6 +212,33 @@ def _claims(summary: dict) -> list[str]:
     return lines
 
 
+def _multilingual(summary: dict) -> list[str]:
+    """Notebook 06: heard and unheard language (the FAME protocol), per system."""
+    record = summary.get("multilingual")
+    if not record:
+        return []
+    lines = ["## Across languages (FAME protocol, beyond the paper)", ""]
+    if record.get("skipped"):
+        return lines + [f"- skipped: {record['skipped']}", ""]
+    lines.append(f"Data: {record.get('source')}; languages {record.get('languages')}. EER % with identity-level "
+                 "95% intervals; the gap is the unheard EER minus the heard one (`tables/multilingual.md`).")
+    lines.append("")
+    for system, r in record.get("systems", {}).items():
+        cells = "; ".join(f"trained on {x['train']}, tested on {x['test']} ({x['condition']}): "
+                          f"{_pct(x.get('eer'))}{_ci(x.get('eer_ci'))}" for x in r.get("results", []))
+        lines.append(f"- {system}: {cells}")
+        for train, gap in r.get("gaps", {}).items():
+            if gap.get("eer") is not None:
+                lines.append(f"  - gap, trained on {train}: {100 * gap['eer']:+.1f} points"
+                             + ("" if gap.get("eer_ci") is None else
+                                f" [{100 * gap['eer_ci'][0]:+.1f}, {100 * gap['eer_ci'][1]:+.1f}]"))
+        overall = r.get("overall")
+        if overall:
+            lines.append(f"  - overall score (mean of the four EERs): {_pct(overall.get('eer'))}{_ci(overall.get('ci'))}")
+    lines.append("")
+    return lines
+
+
 def _targets(summary: dict) -> list[str]:
     """The learning targets of the default preset: met or missed, and by how much."""
     targets = summary.get("targets", [])
@@ -238,6 +265,7 @@ def reports_readme(summary: dict) -> str:
         *_reading(summary),
         *_fusion(summary),
         *_claims(summary),
+        *_multilingual(summary),
         *_targets(summary),
         "## How to read these numbers",
         "",
