@@ -364,3 +364,18 @@ def test_bad_weights_are_rejected():
         roc_auc(scores, labels, sample_weight=np.array([1, -1, 1]))
     with pytest.raises(ValueError, match="both positive and negative"):  # the only negative has weight 0
         eer(scores, labels, sample_weight=np.array([0, 1, 1]))
+
+
+@pytest.mark.parametrize("metric", [roc_auc, eer])
+def test_reweighted_fast_path_equals_the_metric_with_weights(scored, metric):
+    from vfcross.evaluation.metrics import weighted
+
+    scores, labels = scored
+    fast = weighted(metric, scores, labels)
+    rng = np.random.default_rng(7)
+    for _ in range(5):
+        weights = rng.integers(0, 4, len(scores)).astype(float)  # zeros leave rows (and whole ties) out
+        assert fast(weights) == pytest.approx(metric(scores, labels, sample_weight=weights), abs=1e-12)
+    with pytest.raises(ValueError, match="both positive and negative"):
+        fast(np.where(labels == 1, 1.0, 0.0))
+    assert weighted(np.mean, scores, labels) is None  # other statistics are called as they are

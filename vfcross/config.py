@@ -587,7 +587,7 @@ def preset(name: str) -> RunConfig:
         # in docs/experiments.md.
         return RunConfig(preset="default", face=FaceConfig(size=128), voice=VoiceConfig(max_hz=4000.0),
                          backbone=BackboneConfig(input_size=80, loop=LoopConfig(epochs=20, validate_every=5)),
-                         fusion=FusionConfig(loop=LoopConfig(epochs=40, lr=3e-4, lr_decay=0.98,
+                         fusion=FusionConfig(loop=LoopConfig(epochs=30, lr=3e-4, lr_decay=0.98,
                                                              select_best="val_auc")))
     if name == "smoke":
         return RunConfig(

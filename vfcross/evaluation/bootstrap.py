@@ -83,6 +83,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vfcross.evaluation.metrics import weighted
+
 #: Most resamples a statistic may fail on (as a fraction) before the interval is refused.
 MAX_FAILED = 0.05
 
@@ -170,6 +172,29 @@ def _check_arrays(arrays: Sequence[np.ndarray], n: int, what: str) -> tuple[np.n
     return arrays
 
 
+def _resampler(statistic: Callable[..., float], arrays: tuple[np.ndarray, ...],
+               materialise: bool) -> Callable[[np.ndarray], float]:
+    """``weights -> statistic on that weighted resample``, NaN where the statistic is undefined.
+
+    For AUC and EER (and statistics offering ``prepare(*arrays)``, such as a
+    mean over training seeds of them) the scores are sorted once and each
+    resample is a few bincounts (:func:`vfcross.evaluation.metrics.weighted`):
+    the same numbers, several times faster over a thousand resamples.
+    """
+    fast = None if materialise else (weighted(statistic, *arrays) if not hasattr(statistic, "prepare")
+                                     else statistic.prepare(*arrays))
+
+    def value(weights: np.ndarray) -> float:
+        if fast is None:
+            return _evaluate(statistic, arrays, weights, materialise)
+        try:
+            return float(fast(weights))
+        except ValueError:
+            return float("nan")
+
+    return value
+
+
 def _evaluate(
     statistic: Callable[..., float], arrays: tuple[np.ndarray, ...], weights: np.ndarray, materialise: bool
 ) -> float:
@@ -212,7 +237,8 @@ def cluster_bootstrap_values(
     groups = Clusters.of(clusters, identities)
     arrays = _check_arrays(arrays, len(groups), "cluster bootstrap")
     draws = identity_draws(len(groups.identities), n_boot, seed)
-    return np.array([_evaluate(statistic, arrays, groups.weights(counts), materialise) for counts in draws])
+    value = _resampler(statistic, arrays, materialise)
+    return np.array([value(groups.weights(counts)) for counts in draws])
 
 
 def _percentiles(values: np.ndarray, level: float, what: str) -> tuple[float, float]:
@@ -312,10 +338,11 @@ def paired_cluster_bootstrap_ci(
     arrays_a = _check_arrays(arrays_a, len(groups), "paired cluster bootstrap (system a)")
     arrays_b = _check_arrays(arrays_b, len(groups), "paired cluster bootstrap (system b)")
     a, b = float(statistic(*arrays_a)), float(statistic(*arrays_b))
+    value_a, value_b = _resampler(statistic, arrays_a, materialise), _resampler(statistic, arrays_b, materialise)
     values = np.array(
         [
-            [_evaluate(statistic, arrays, groups.weights(counts), materialise) for arrays in (arrays_a, arrays_b)]
-            for counts in identity_draws(len(groups.identities), n_boot, seed)
+            [value(weights) for value in (value_a, value_b)]
+            for weights in (groups.weights(counts) for counts in identity_draws(len(groups.identities), n_boot, seed))
         ]
     )
     defined = ~np.isnan(values).any(axis=1)

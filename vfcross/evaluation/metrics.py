@@ -61,6 +61,12 @@ def _tie_groups(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> 
     return s[first], positive, negative
 
 
+def _auc_of_groups(positive: np.ndarray, negative: np.ndarray) -> float:
+    """AUC from the positive and negative weight of each tie group (increasing score)."""
+    below = np.cumsum(negative) - negative
+    return float(np.dot(positive, below + negative / 2) / (positive.sum() * negative.sum()))
+
+
 def roc_auc(scores: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
     """Area under the ROC curve: P(score of a positive > score of a negative), ties counting half.
 
@@ -71,8 +77,7 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | 
     """
     scores, labels, weights = _check_binary(scores, labels, sample_weight)
     _, positive, negative = _tie_groups(scores, labels, weights)
-    below = np.cumsum(negative) - negative
-    return float(np.dot(positive, below + negative / 2) / (positive.sum() * negative.sum()))
+    return _auc_of_groups(positive, negative)
 
 
 def roc_points(
@@ -100,14 +105,64 @@ def eer(scores: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None
     crosses it (linear interpolation, as is usual in speaker verification).
     ``sample_weight`` as in :func:`roc_auc`.
     """
-    fpr, tpr, _ = roc_points(scores, labels, sample_weight)
-    fnr = 1 - tpr
-    gap = fnr - fpr  # decreases from 1 at (0, 0) to -1 at (1, 1)
+    scores, labels, weights = _check_binary(scores, labels, sample_weight)
+    _, positive, negative = _tie_groups(scores, labels, weights)
+    return _eer_of_groups(positive, negative)
+
+
+def _eer_of_groups(positive: np.ndarray, negative: np.ndarray) -> float:
+    """EER from the positive and negative weight of each tie group (increasing score; empty groups ignored)."""
+    kept = (positive + negative) > 0
+    positive, negative = positive[kept], negative[kept]
+    tps, fps = np.cumsum(positive[::-1]), np.cumsum(negative[::-1])
+    fpr, tpr = np.r_[0.0, fps / fps[-1]], np.r_[0.0, tps / tps[-1]]
+    gap = (1 - tpr) - fpr  # decreases from 1 at (0, 0) to -1 at (1, 1)
     i = int(np.flatnonzero(gap <= 0)[0])
     if gap[i] == 0:
         return float(fpr[i])
     t = gap[i - 1] / (gap[i - 1] - gap[i])
     return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
+
+
+class _Reweighted:
+    """Fixed scores and labels sorted into tie groups once, for many weightings of their rows.
+
+    The bootstrap scores the same pairs thousands of times with different
+    multiplicities; sorting once makes each resample a pass of bincounts
+    (``weighted(statistic, ...)``), with the same result as calling the
+    metric with ``sample_weight``.
+    """
+
+    def __init__(self, scores: np.ndarray, labels: np.ndarray) -> None:
+        scores, labels, _ = _check_binary(scores, labels)
+        order = np.argsort(scores, kind="mergesort")
+        ordered = scores[order]
+        self.group = np.empty(len(scores), dtype=np.int64)
+        self.group[order] = np.r_[0, np.cumsum(ordered[1:] != ordered[:-1])]
+        self.n_groups = int(self.group.max()) + 1 if len(scores) else 0
+        self.labels = labels
+
+    def groups(self, sample_weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positive and negative weight per tie group; ValueError without both classes."""
+        w = np.asarray(sample_weight, dtype=np.float64)
+        positive = np.bincount(self.group, weights=np.where(self.labels, w, 0.0), minlength=self.n_groups)
+        negative = np.bincount(self.group, weights=np.where(self.labels, 0.0, w), minlength=self.n_groups)
+        if not positive.sum() > 0 or not negative.sum() > 0:
+            raise ValueError("need both positive and negative pairs")
+        return positive, negative
+
+
+def weighted(statistic: Callable[..., float], *arrays: np.ndarray) -> Callable[[np.ndarray], float] | None:
+    """A fast ``weights -> statistic(*arrays, sample_weight=weights)`` for :func:`roc_auc` and :func:`eer`.
+
+    None for any other statistic (the caller then calls it directly).
+    ``arrays`` are (scores, labels).
+    """
+    of_groups = {roc_auc: _auc_of_groups, eer: _eer_of_groups}.get(statistic)
+    if of_groups is None:
+        return None
+    prepared = _Reweighted(*arrays)
+    return lambda sample_weight: of_groups(*prepared.groups(sample_weight))
 
 
 def matching_credits(similarities: np.ndarray) -> np.ndarray:

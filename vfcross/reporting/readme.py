@@ -249,7 +249,32 @@ def _targets(summary: dict) -> list[str]:
         lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no' if t['met'] is False else 'n/a'}"
                      f"{'' if t['met'] or not t.get('miss') else ' (' + t['miss'] + ')'} |")
     lines.append("")
+    if any(t["met"] is False and "AUC" in t["target"] for t in targets):
+        lines += ["Why the learned numbers fall short, from the probes (held-out identities):", "",
+                  *[f"- {reason}" for reason in _limits(summary.get("probes", []))],
+                  "- what was tried to lift them, and what each attempt measured, is in the repository's "
+                  "`docs/experiments.md`.", ""]
     return lines
+
+
+def _limits(probes: list[dict]) -> list[str]:
+    """Where the probes say the learning loses what the input offers (input-level probe well above the backbone's)."""
+    score = {(p["modality"], p["representation"], p["attribute"]): p["score"] for p in probes}
+    reasons = []
+    for modality in ("face", "voice"):
+        lost = [(attribute, value, score[(m, "backbone", attribute)])
+                for (m, representation, attribute), value in score.items()
+                if m == modality and representation == "input features" and (m, "backbone", attribute) in score
+                and value - score[(m, "backbone", attribute)] > 0.15]
+        if lost:
+            reasons.append(f"the {modality} embedding has lost what its input carries about "
+                           + ", ".join(f"{a} ({b:.2f} from the input, {e:.2f} from the embedding)" for a, b, e in lost))
+    shared = [a for a in ("nationality", "age") if ("voice", "backbone", a) in score and ("face", "backbone", a) in score]
+    if shared:
+        reasons.append("what both embeddings do carry beyond gender is " + ", ".join(
+            f"{a} (voice {score[('voice', 'backbone', a)]:.2f}, face {score[('face', 'backbone', a)]:.2f})"
+            for a in shared) + "; the same-gender (G) negatives can only be told apart by these")
+    return reasons or ["the probes show no attribute the embeddings lose against the input features"]
 
 
 def reports_readme(summary: dict) -> str:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vfcross.config import SynthConfig
+from vfcross.data.voxceleb import SPLIT_CODES
 
 GENDERS = ("m", "f")
 #: Nationality -> espeak-ng voice giving its accent. English text is spoken
@@ -75,7 +76,8 @@ class Identity:
         return self.face.age_group
 
 
-SPLIT_CODES = (1, 2, 4)
+#: identity_splits.txt codes of the three splits a population is drawn into (one source: the reader's table).
+TRAIN_CODE, VAL_CODE, TEST_CODE = (int(code) for code, name in SPLIT_CODES.items() if name in ("train", "val", "test"))
 
 
 def sample_population(cfg: SynthConfig) -> list[Identity]:
@@ -104,7 +106,7 @@ def _split_codes(n: int, fractions: tuple[float, float, float], rng: np.random.G
         raise ValueError(f"split_fractions must be three non-negative numbers summing to 1, got {fractions}")
     n_val = max(1, round(fractions[1] * n))
     n_test = max(1, round(fractions[2] * n))
-    codes = [1] * (n - n_val - n_test) + [2] * n_val + [4] * n_test
+    codes = [TRAIN_CODE] * (n - n_val - n_test) + [VAL_CODE] * n_val + [TEST_CODE] * n_test
     rng.shuffle(codes)
     return codes
 

@@ -45,11 +45,12 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
+from vfcross.config import MIN_INPUT_SIZE
 from vfcross.data.synthetic.population import Identity
 
 #: Smallest image side accepted: MTCNN's O-Net and InceptionResNet-V1 need
-#: inputs of at least this many pixels.
-MIN_SIZE = 75
+#: inputs of at least this many pixels (the backbone's minimum, defined once in the configuration).
+MIN_SIZE = MIN_INPUT_SIZE
 
 RGB = tuple[float, float, float]
 

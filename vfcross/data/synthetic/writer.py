@@ -51,10 +51,11 @@ from vfcross.data.synthetic.render_voice import (
     voice_session,
     voice_style,
 )
-from vfcross.data.voxceleb import LANGUAGES_FILE, face_relpath, voice_relpath
+from vfcross.data.voxceleb import LANGUAGES_FILE, SPLIT_CODES, face_relpath, voice_relpath
 from vfcross.io import init_worker_process, workers_starting
 
-SPLIT_NAMES = {1: "train", 2: "val", 4: "test"}
+#: Split names by the integer codes a population stores (``identity_splits.txt`` codes).
+SPLIT_NAMES = {int(code): name for code, name in SPLIT_CODES.items()}
 _VIDEO_ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"))
 
 
