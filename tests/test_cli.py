@@ -160,9 +160,10 @@ def test_training_again_under_other_settings_is_refused(capsys, tmp_path):
 # --- interrupting and killing `vfcross preprocess` ---------------------------------------------------
 
 #: `vfcross preprocess` with helper processes forced on, even for the small real slice, and every clip
-#: made in the main process slowed down, so that the command is still at work when the test stops it.
+#: made in the main process slowed down (2 s a clip, so its first task of 16 clips lasts half a minute), so
+#: that the command is still at work when the test stops it, however slowly the helpers start.
 _POOLED_CLI = ("import sys, time, vfcross.preprocess.run as run; run._MIN_POOL_SECONDS = 0.0; "
-               "voice_job = run._voice_job; run._voice_job = lambda *a: (time.sleep(0.5), voice_job(*a))[1]; "
+               "voice_job = run._voice_job; run._voice_job = lambda *a: (time.sleep(2.0), voice_job(*a))[1]; "
                "from vfcross.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
@@ -224,7 +225,7 @@ def test_ctrl_c_prints_one_line_and_stops_the_workers(shared_data, tmp_path):
     workers = _pool_workers(proc.pid, 2)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == \
         "vfcross preprocess: interrupted; finished work is kept, run the same command to resume"
