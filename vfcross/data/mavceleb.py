@@ -44,11 +44,10 @@ import pandas as pd
 from vfcross.data.voxceleb import (
     FACE_EXTENSIONS,
     MANIFEST_COLUMNS,
-    REASON_NO_FACE,
-    REASON_NO_VOICE,
     REASON_UNEXPECTED,
     SKIPPED_COLUMNS,
     _walk_files,
+    keep_identities_with_both_modalities,
     read_identity_splits,
 )
 
@@ -146,11 +145,7 @@ def scan_mavceleb(root: str | os.PathLike, meta_file: str | os.PathLike | None =
             samples.append({**record, "relpath": relpath, "video": video, "language": language})
 
     frame = pd.DataFrame(samples, columns=["identity", "modality", "path", "relpath", "video", "language"])
-    complete = frame["identity"].map(frame.groupby("identity")["modality"].nunique() == 2).astype(bool)
-    for record in frame[~complete].to_dict("records"):
-        reason = REASON_NO_FACE if record["modality"] == "voice" else REASON_NO_VOICE
-        skipped.append({key: record[key] for key in ("path", "identity", "modality")} | {"reason": reason})
-    frame = frame[complete]
+    frame = keep_identities_with_both_modalities(frame, skipped)
 
     attributes = meta.set_index("identity")
     frame = frame.assign(name=frame["identity"].map(attributes["name"]).fillna(frame["identity"]),

@@ -276,6 +276,20 @@ def _skipped_frame(records: list[dict]) -> pd.DataFrame:
     return frame.sort_values("path", kind="stable").reset_index(drop=True)
 
 
+def keep_identities_with_both_modalities(frame: pd.DataFrame, skipped: list[dict]) -> pd.DataFrame:
+    """The rows of ``frame`` whose identity has faces and voices; each other row goes to ``skipped``.
+
+    A cross-modal model can neither train nor be scored on a person seen in one
+    modality only, so such rows are reported (path, identity, modality and
+    :data:`REASON_NO_FACE` / :data:`REASON_NO_VOICE`), never dropped silently.
+    """
+    complete = frame["identity"].map(frame.groupby("identity")["modality"].nunique() == 2).astype(bool)
+    for record in frame[~complete].to_dict("records"):
+        reason = REASON_NO_FACE if record["modality"] == "voice" else REASON_NO_VOICE
+        skipped.append({key: record[key] for key in ("path", "identity", "modality")} | {"reason": reason})
+    return frame[complete]
+
+
 def scan_dataset(
     root: str | os.PathLike, splits_file: str | os.PathLike | None = None, skip_unlisted: bool = False
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -314,11 +328,7 @@ def scan_dataset(
 
     samples, skipped = _candidates(root, meta)
     frame = pd.DataFrame(samples, columns=["identity", "name", "modality", "path", "relpath", "video"])
-    complete = frame["identity"].map(frame.groupby("identity")["modality"].nunique() == 2).astype(bool)
-    for record in frame[~complete].to_dict("records"):
-        reason = REASON_NO_FACE if record["modality"] == "voice" else REASON_NO_VOICE
-        skipped.append({key: record[key] for key in ("path", "identity", "modality")} | {"reason": reason})
-    frame = frame[complete]
+    frame = keep_identities_with_both_modalities(frame, skipped)
     if splits_file is not None:
         listed = frame["name"].isin(list(splits))
         unlisted = sorted(frame.loc[~listed, "name"].unique())
