@@ -25,7 +25,6 @@ from vfcross.backbone.inception import EMBEDDING_DIM
 from vfcross.backbone.objective import load_backbone
 from vfcross.backbone.sampler import fit_frames, load_faces, utterance_offsets
 from vfcross.config import BackboneConfig, run_config
-from vfcross.evaluation.metrics import roc_auc
 from vfcross.io import atomic_write, sha256_file
 from vfcross.preprocess import load_spectrogram
 from vfcross.training import autocast_dtype, device, state_path
@@ -41,8 +40,17 @@ def all_pairs_scores(embeddings: np.ndarray, table: pd.DataFrame) -> tuple[np.nd
 
 
 def all_pairs_auc(embeddings: np.ndarray, table: pd.DataFrame) -> float:
-    """Verification AUC of cosine similarity over every voice-face pair of ``table``."""
-    return roc_auc(*all_pairs_scores(embeddings, table))
+    """Verification AUC of cosine similarity over every voice-face pair of ``table``.
+
+    The training loops' validation score. It is scikit-learn's AUC, which
+    :func:`vfcross.evaluation.metrics.roc_auc` equals (tested there), so that
+    this stage does not import the later evaluation stage; imported here, not
+    at the top, to keep ``vfcross.inference`` light.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    sims, same = all_pairs_scores(embeddings, table)
+    return float(roc_auc_score(same, sims))
 
 
 @torch.no_grad()
