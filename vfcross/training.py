@@ -346,9 +346,10 @@ def objective_state(run_dir: str | Path, expected: Mapping[str, Any] | None = No
     :class:`RunMismatchError` says what differs (see :func:`check_run`).
     """
     path = state_path(run_dir)
-    if expected is not None:
-        check_run(run_dir, expected)
-    return torch.load(path, map_location="cpu", weights_only=False)["objective"]
+    state = _checked_checkpoint(run_dir, expected) if expected is not None else None
+    if state is None or path.name != CHECKPOINT:  # the checked checkpoint is read once, not twice
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    return state["objective"]
 
 
 def check_run(run_dir: str | Path, expected: Mapping[str, Any]) -> None:
@@ -361,6 +362,11 @@ def check_run(run_dir: str | Path, expected: Mapping[str, Any]) -> None:
     in the run (``trained_from.json``) and checked when training resumes, not
     here: several runs of one configuration may differ in their seeds.
     """
+    _checked_checkpoint(run_dir, expected)
+
+
+def _checked_checkpoint(run_dir: str | Path, expected: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's last checkpoint, loaded once, after :func:`check_run`'s check of ``expected`` on it."""
     ckpt = Path(run_dir) / CHECKPOINT
     if not ckpt.exists():
         raise FileNotFoundError(f"no checkpoint in {run_dir}: train that stage first")
@@ -375,6 +381,7 @@ def check_run(run_dir: str | Path, expected: Mapping[str, Any]) -> None:
         raise RunMismatchError(f"{run_dir} holds a model trained from other settings than the configuration "
                                f"given ({'; '.join(diff)}): train it again with this configuration, or use "
                                "the configuration it was trained with")
+    return state
 
 
 def history_table(history: list[dict], rows: int = 12):

@@ -22,12 +22,19 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from vfcross.backbone.inception import EMBEDDING_DIM
-from vfcross.backbone.objective import load_backbone
+from vfcross.backbone.objective import backbone_from_state
 from vfcross.backbone.sampler import fit_frames, load_faces, utterance_offsets
 from vfcross.config import BackboneConfig, run_config
 from vfcross.io import atomic_write, sha256_file
 from vfcross.preprocess import load_spectrogram
-from vfcross.training import autocast_dtype, device, state_path
+from vfcross.training import (
+    autocast_dtype,
+    check_run,
+    device,
+    objective_state,
+    stage_settings,
+    state_path,
+)
 
 
 def all_pairs_scores(embeddings: np.ndarray, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -195,7 +202,7 @@ def extract_embeddings(run_dir: str | Path, manifest: pd.DataFrame, cfg: Backbon
     """
     cfg = run_config(run_dir).backbone if cfg is None else cfg
     ckpt = state_path(run_dir)
-    objective = load_backbone(run_dir, cfg)
+    check_run(run_dir, stage_settings("backbone", cfg))  # the settings only: no network built for a cache hit
     sha = sha256_file(ckpt)
     rows = manifest.reset_index(drop=True)
     key = hashlib.sha256((sha + "\n".join(rows["cache_path"].astype(str))).encode()).hexdigest()[:16]
@@ -204,6 +211,7 @@ def extract_embeddings(run_dir: str | Path, manifest: pd.DataFrame, cfg: Backbon
         vectors = np.load(cache)["vectors"]
     else:
         dev = device()
+        objective = backbone_from_state(objective_state(run_dir), cfg)
         vectors = embed_rows(objective.net.to(dev), rows, cfg, dev, progress=progress)
         atomic_write(cache, lambda stream: np.savez(stream, vectors=vectors))
         cache.with_suffix(".json").write_text(json.dumps({"checkpoint": str(ckpt), "sha256": sha}) + "\n")

@@ -217,10 +217,10 @@ def train_fusion(cfg: RunConfig, embeddings: Embeddings, variant: str = FULL_MOD
     (:class:`~vfcross.training.RunMismatchError`) and its ``config.json`` left as it was.
     """
     seed = cfg.fusion.loop.seed if seed is None else seed
-    fusion_run_name(variant, seed, cfg.fusion.loop.seed)  # validates the variant
+    name = fusion_run_name(variant, seed, cfg.fusion.loop.seed)  # validates the variant
     change = {f"fusion.{key}": value for key, value in TABLE6_VARIANTS[variant].items()}
     run_cfg = override(cfg, {**change, "fusion.loop.seed": seed})
-    run_dir = cfg.run_dir(fusion_run_name(variant, seed, cfg.fusion.loop.seed))
+    run_dir = cfg.run_dir(name)
     history = train(FusionTask(embeddings, run_cfg.fusion), run_cfg.fusion.loop, run_dir, progress=progress)
     save_config(run_cfg, run_dir)
     return run_dir, history
