@@ -63,13 +63,6 @@ def _config(args: argparse.Namespace) -> RunConfig:
     return cfg
 
 
-def _scan(cfg: RunConfig) -> tuple:
-    """Read the configured dataset: (manifest, skipped) with the configured split file and policy."""
-    from vfcross.data.voxceleb import scan_dataset
-
-    return scan_dataset(cfg.dataset_root, cfg.splits_file or None, cfg.skip_unlisted_identities)
-
-
 def _print_notes(notes: list[str]) -> None:
     """Print the notes of a split check, one line each."""
     for note in notes:
@@ -107,16 +100,14 @@ def _ingest(args: argparse.Namespace) -> None:
 
 def _preprocess(args: argparse.Namespace) -> None:
     """Preprocess a dataset (or the preset's synthetic population) into the cache."""
+    from vfcross.data.dataset import prepare_dataset
     from vfcross.data.splits import check_splits
-    from vfcross.data.synthetic.writer import write_population
     from vfcross.io import describe_skips
     from vfcross.preprocess.run import run_preprocessing
 
     cfg = _config(args)
-    if not cfg.data_root:
-        write_population(cfg.dataset_root, cfg.synth)
-    manifest, ingest_skipped = _scan(cfg)
-    notes = check_splits(manifest, cfg.eval.split)  # before any work
+    dataset = prepare_dataset(cfg)  # the splits are checked here, before any work
+    manifest, ingest_skipped, notes = dataset.manifest, dataset.skipped, list(dataset.notes)
     _print_notes(notes)
     out = cfg.manifest_path.parent
     result = run_preprocessing(manifest, cfg, out, ingest_skipped=ingest_skipped)
@@ -190,14 +181,14 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 def _reproduce(args: argparse.Namespace) -> None:
     """Run every notebook headlessly and publish reports/."""
-    from vfcross.data.splits import check_splits
+    from vfcross.data.dataset import prepare_dataset
     from vfcross.pipeline import reproduce
 
     if args.lists:
         args.set = [*(args.set or []), f"eval.lists={Path(args.lists).resolve()}"]
     cfg = _config(args)  # every setting is checked before the notebooks start
     if cfg.data_root:  # a real dataset can be checked too
-        _print_notes(check_splits(_scan(cfg)[0], cfg.eval.split))
+        _print_notes(list(prepare_dataset(cfg).notes))
     overrides = _changes(args.set)
     overrides.pop("data_root", None), overrides.pop("splits_file", None)  # passed as the notebooks' own parameters
     if cfg.skip_unlisted_identities:
