@@ -25,7 +25,6 @@ identity; why (a simulation of the spread across test sets) is said in
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -61,8 +60,8 @@ from vfcross.evaluation.registry import (
     REGISTRY,
     Made,
     Protocols,
-    generated_label,
     generated_protocols,
+    protocol_rows,
     protocols_for,
 )
 
@@ -141,18 +140,19 @@ def _scored(pairs: VerificationPairs, vectors: np.ndarray, table: pd.DataFrame) 
     return ScoredPairs(verification_scores(pairs, vectors), pairs.labels, identity[pairs.voice], identity[pairs.face])
 
 
-def _ci(
+def identity_ci(
     what: str, notes: list[str], statistic: Callable[..., float], clusters: np.ndarray, *arrays: np.ndarray,
-    n_boot: int, seed: int,
+    n_boot: int, seed: int, single: str = "all its units belong to one identity",
 ) -> list[float] | None:
     """Identity-level interval of ``statistic`` as a JSON list.
 
-    None, with the reason appended to ``notes``, where the statistic is
+    None, with the reason appended to ``notes``, where all ``clusters`` are
+    one identity (``single`` says so in the note) or the statistic is
     undefined on too many resamples (too few identities: e.g. a resample
     drawing one identity three times holds no negative pair).
     """
     if len(np.unique(clusters)) < 2:
-        notes.append(f"{what}: no identity-level interval (all its units belong to one identity)")
+        notes.append(f"{what}: no identity-level interval ({single})")
         return None
     try:
         return _interval(cluster_bootstrap_ci(statistic, clusters, *arrays, n_boot=n_boot, level=LEVEL, seed=seed))
@@ -183,9 +183,9 @@ def _score_verification(made: Made, s: Setting, title: str) -> tuple[dict, list[
     arrays = (pairs.clusters, pairs.scores, pairs.labels)
     return {
         "eer": eer(pairs.scores, pairs.labels),
-        "eer_ci": _ci(f"{title} EER", notes, eer, *arrays, n_boot=s.n_boot, seed=s.seed),
+        "eer_ci": identity_ci(f"{title} EER", notes, eer, *arrays, n_boot=s.n_boot, seed=s.seed),
         "auc": roc_auc(pairs.scores, pairs.labels),
-        "auc_ci": _ci(f"{title} AUC", notes, roc_auc, *arrays, n_boot=s.n_boot, seed=s.seed),
+        "auc_ci": identity_ci(f"{title} AUC", notes, roc_auc, *arrays, n_boot=s.n_boot, seed=s.seed),
         "pairs": len(pairs),
     }, notes
 
@@ -202,7 +202,7 @@ def _score_auc(made: Made, s: Setting, title: str) -> tuple[dict, list[str]]:
     notes: list[str] = []
     return {
         "auc": roc_auc(pairs.scores, pairs.labels),
-        "ci": _ci(title, notes, roc_auc, pairs.clusters, pairs.scores, pairs.labels, n_boot=s.n_boot, seed=s.seed),
+        "ci": identity_ci(title, notes, roc_auc, pairs.clusters, pairs.scores, pairs.labels, n_boot=s.n_boot, seed=s.seed),
         "pairs": len(pairs),
     }, notes
 
@@ -224,7 +224,7 @@ def _score_matching(made: Made, s: Setting, title: str) -> tuple[dict, list[str]
         credits = matching_credits(similarities[:, :n])
         result[str(n)] = {
             "accuracy": float(credits.mean()),
-            "ci": _ci(f"{title} N={n}", notes, weighted_mean, probes, credits, n_boot=s.n_boot, seed=s.seed),
+            "ci": identity_ci(f"{title} N={n}", notes, weighted_mean, probes, credits, n_boot=s.n_boot, seed=s.seed),
             "trials": len(trials),
         }
     return result, notes
@@ -248,7 +248,7 @@ def _score_retrieval(made: Made, s: Setting, title: str) -> tuple[dict, list[str
                      "in the gallery and are left out")
     return {
         "map": float(np.mean(per_query[scored])),
-        "ci": _ci(title, notes, weighted_mean, identity[task.queries][scored], per_query[scored],
+        "ci": identity_ci(title, notes, weighted_mean, identity[task.queries][scored], per_query[scored],
                   n_boot=s.n_boot, seed=s.seed),
         "chance": chance_mean_average_precision(identity[task.queries], identity[task.gallery]),
         "queries": int(scored.sum()),
@@ -265,22 +265,6 @@ SCORERS: dict[str, Scorer] = {
     "matching": _score_matching,
     "retrieval": _score_retrieval,
 }
-
-
-def verify(
-    vectors: np.ndarray, table: pd.DataFrame, n_pairs: int, seed: int, n_boot: int, split: str
-) -> tuple[dict, dict]:
-    """EER and AUC of random-negative verification with identity-level CIs, and the downsampled ROC.
-
-    The pairs are :func:`evaluate`'s generated random list. An interval that
-    cannot be made (too few identities) is None, with a warning saying why.
-    """
-    made = Made(generated_label(seed), verification_pairs(table, "random", n_pairs, seed, split))
-    setting = Setting(vectors, table, seed, n_boot, split)
-    result, notes = _score_verification(made, setting, "verification")
-    for note in notes:
-        warnings.warn(note, stacklevel=2)
-    return result, _score_roc(made, setting, "roc")[0]
 
 
 def provenance(made: Made) -> dict:
@@ -395,18 +379,9 @@ def _population(protocols: Protocols, table: pd.DataFrame, split: str) -> int:
     seen: set[str] = set()
     for made in protocols.made.values():
         if made.scorable:
-            for rows in _protocol_rows(made.protocol):
+            for rows in protocol_rows(made.protocol):
                 seen.update(identity[np.asarray(rows).ravel()].tolist())
     return len(seen)
-
-
-def _protocol_rows(protocol: VerificationPairs | MatchingTrials | RetrievalTask) -> tuple[np.ndarray, ...]:
-    """The table rows a protocol uses."""
-    if isinstance(protocol, VerificationPairs):
-        return protocol.voice, protocol.face
-    if isinstance(protocol, MatchingTrials):
-        return protocol.probes, protocol.candidates
-    return protocol.queries, protocol.gallery
 
 
 def evaluate_protocols(

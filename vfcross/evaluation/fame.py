@@ -46,15 +46,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vfcross.evaluation.bootstrap import cluster_bootstrap_ci
+from vfcross.evaluation.evaluate import LEVEL, identity_ci
 from vfcross.evaluation.metrics import eer, roc_auc
 from vfcross.evaluation.protocols import verification_pairs, verification_scores
 
 HEARD, UNHEARD = "heard", "unheard"
 #: How the challenge combines the four EERs into its one score.
 OVERALL = "mean of the four EERs (FAME)"
-#: Confidence level of every interval.
-LEVEL = 0.95
+#: Why a FAME result has no interval when its pairs come from one identity.
+ONE_IDENTITY = "one test identity"
 
 
 def heard_only(manifest: pd.DataFrame, language: str, split: str = "test") -> pd.DataFrame:
@@ -123,19 +123,6 @@ def _gap(metric):
     return statistic
 
 
-def _interval(statistic, clusters, *arrays, n_boot: int, seed: int, what: str, notes: list[str]) -> list[float] | None:
-    """Identity-level 95% interval as a list, or None with the reason added to ``notes``."""
-    if len(np.unique(clusters)) < 2:
-        notes.append(f"{what}: no identity-level interval (one test identity)")
-        return None
-    try:
-        low, high = cluster_bootstrap_ci(statistic, clusters, *arrays, n_boot=n_boot, level=LEVEL, seed=seed)
-    except ValueError as error:
-        notes.append(f"{what}: no identity-level interval ({error}); too few identities")
-        return None
-    return [low, high]
-
-
 def fame_evaluation(systems: Mapping[str, tuple[np.ndarray, pd.DataFrame]], languages: tuple[str, ...] | None = None,
                     n_pairs: int = 2000, seed: int = 0, n_boot: int = 1000, split: str = "test") -> dict:
     """Heard and unheard verification of one model per training language, the overall score and the gaps.
@@ -186,11 +173,11 @@ def fame_evaluation(systems: Mapping[str, tuple[np.ndarray, pd.DataFrame]], lang
             results.append({
                 "train": train, "test": test, "condition": HEARD if test == train else UNHEARD,
                 "eer": eer(scores, pairs.labels),
-                "eer_ci": _interval(eer, clusters, scores, pairs.labels, n_boot=n_boot, seed=seed,
-                                    what=f"{what}: EER", notes=notes),
+                "eer_ci": identity_ci(f"{what}: EER", notes, eer, clusters, scores, pairs.labels, n_boot=n_boot,
+                                      seed=seed, single=ONE_IDENTITY),
                 "auc": roc_auc(scores, pairs.labels),
-                "auc_ci": _interval(roc_auc, clusters, scores, pairs.labels, n_boot=n_boot, seed=seed,
-                                    what=f"{what}: AUC", notes=notes),
+                "auc_ci": identity_ci(f"{what}: AUC", notes, roc_auc, clusters, scores, pairs.labels, n_boot=n_boot,
+                                      seed=seed, single=ONE_IDENTITY),
                 "pairs": len(pairs), "identities": int(np.unique(clusters).size),
             })
             parts.append((clusters, scores, pairs.labels))
@@ -199,8 +186,8 @@ def fame_evaluation(systems: Mapping[str, tuple[np.ndarray, pd.DataFrame]], lang
     overall = None
     if len(systems) == len(languages):
         overall = {"eer": _mean_eer(groups, scores, labels),
-                   "ci": _interval(_mean_eer, clusters, groups, scores, labels, n_boot=n_boot, seed=seed,
-                                   what="overall score", notes=notes),
+                   "ci": identity_ci("overall score", notes, _mean_eer, clusters, groups, scores, labels, n_boot=n_boot,
+                                     seed=seed, single=ONE_IDENTITY),
                    "definition": OVERALL}
     gaps = {}
     for index, entry in enumerate(results[::2]):
@@ -211,10 +198,9 @@ def fame_evaluation(systems: Mapping[str, tuple[np.ndarray, pd.DataFrame]], lang
         for name, metric in (("eer", eer), ("auc", roc_auc)):
             statistic = _gap(metric)
             gaps[train][name] = statistic(local, scores[keep], labels[keep])
-            gaps[train][f"{name}_ci"] = _interval(statistic, clusters[keep], local, scores[keep], labels[keep],
-                                                  n_boot=n_boot, seed=seed,
-                                                  what=f"trained on {train}: unheard - heard {name.upper()}",
-                                                  notes=notes)
+            gaps[train][f"{name}_ci"] = identity_ci(
+                f"trained on {train}: unheard - heard {name.upper()}", notes, statistic, clusters[keep], local,
+                scores[keep], labels[keep], n_boot=n_boot, seed=seed, single=ONE_IDENTITY)
     settings = {"n_pairs": n_pairs, "seed": seed, "n_boot": n_boot, "split": split, "level": LEVEL,
                 "interval": "identity cluster bootstrap (a pair belongs to its voice's identity)",
                 "negatives": "random (another test identity's face)"}

@@ -422,7 +422,7 @@ def _outside_split(protocol: Protocol, table: pd.DataFrame, split: str | None, l
     """A note when the protocol's rows involve identities that ``table`` puts in another split than ``split``."""
     if split is None or "split" not in table or table["split"].isna().all():
         return ()
-    rows = np.unique(np.concatenate([np.asarray(a).ravel() for a in _rows_of(protocol)]))
+    rows = np.unique(np.concatenate([np.asarray(a).ravel() for a in protocol_rows(protocol)]))
     splits = table["split"].iloc[rows]
     outside = table["identity"].iloc[rows][splits.ne(split).fillna(True).to_numpy(dtype=bool)].nunique()
     if not outside:
@@ -430,7 +430,7 @@ def _outside_split(protocol: Protocol, table: pd.DataFrame, split: str | None, l
     return (f"{label}: {outside} identities of its scored rows are not in split {split!r} of the table",)
 
 
-def _rows_of(protocol: Protocol) -> tuple[np.ndarray, ...]:
+def protocol_rows(protocol: Protocol) -> tuple[np.ndarray, ...]:
     """Every table row position a protocol uses."""
     if isinstance(protocol, VerificationPairs):
         return protocol.voice, protocol.face
