@@ -126,6 +126,13 @@ def _at_least(obj: Any, name: str, low: float, why: str = "") -> None:
         raise ConfigError(name, f"must be at least {low}{why}, got {value!r}")
 
 
+def _check_fractions(obj: Any) -> None:
+    """Require ``obj.split_fractions`` to be non-negative fractions (train, val, test) summing to 1."""
+    if min(obj.split_fractions) < 0 or not math.isclose(sum(obj.split_fractions), 1.0, abs_tol=1e-6):
+        raise ConfigError("split_fractions", f"must be three non-negative fractions summing to 1, "
+                                             f"got {obj.split_fractions!r}")
+
+
 def _check_seeds(obj: Any) -> None:
     """Require a non-empty ``obj.seeds`` of distinct non-negative seeds."""
     seeds = obj.seeds
@@ -182,9 +189,7 @@ class SynthConfig:
         _at_least(self, "image_size", 32)
         for name in ("coupling_nationality", "coupling_age", "coupling_traits"):
             _between(self, name, 0.0, 1.0)
-        if min(self.split_fractions) < 0 or not math.isclose(sum(self.split_fractions), 1.0, abs_tol=1e-6):
-            raise ConfigError("split_fractions", f"must be three non-negative fractions summing to 1, "
-                                                 f"got {self.split_fractions!r}")
+        _check_fractions(self)
         if self.snr_db[0] > self.snr_db[1]:
             raise ConfigError("snr_db", f"must be (low, high) with low <= high, got {self.snr_db!r}")
         if len(set(self.languages)) != len(self.languages):
@@ -510,9 +515,7 @@ class MultilingualConfig:
             _at_least(self, name, 0)
         if self.n_pairs < 2 or self.n_pairs % 2:
             raise ConfigError("n_pairs", f"must be a positive even number (half positive pairs), got {self.n_pairs!r}")
-        if min(self.split_fractions) < 0 or not math.isclose(sum(self.split_fractions), 1.0, abs_tol=1e-6):
-            raise ConfigError("split_fractions", f"must be three non-negative fractions summing to 1, "
-                                                 f"got {self.split_fractions!r}")
+        _check_fractions(self)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import multiprocessing
 import os
 import signal
 import tempfile
@@ -116,6 +117,22 @@ def workers_starting() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def worker_pool(processes: int, start_method: str | None = None) -> Iterator[multiprocessing.pool.Pool]:
+    """A pool of ``processes`` workers, born ignoring Ctrl-C and dying with this process.
+
+    Leaving the block, normally or by an exception such as Ctrl-C,
+    terminates the workers at once (see :func:`workers_starting` and
+    :func:`init_worker_process`). ``start_method`` as in
+    :func:`multiprocessing.get_context` (None: the platform's default).
+    """
+    with workers_starting():
+        pool = multiprocessing.get_context(start_method).Pool(processes, initializer=init_worker_process,
+                                                              initargs=(os.getpid(),))
+    with pool:
+        yield pool
 
 
 def markdown_table(table: pd.DataFrame) -> str:

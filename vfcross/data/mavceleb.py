@@ -43,11 +43,11 @@ import pandas as pd
 
 from vfcross.data.voxceleb import (
     FACE_EXTENSIONS,
-    MANIFEST_COLUMNS,
     REASON_UNEXPECTED,
-    SKIPPED_COLUMNS,
+    _skipped_frame,
     _walk_files,
     keep_identities_with_both_modalities,
+    manifest_frame,
     read_identity_splits,
 )
 
@@ -151,10 +151,7 @@ def scan_mavceleb(root: str | os.PathLike, meta_file: str | os.PathLike | None =
     frame = frame.assign(name=frame["identity"].map(attributes["name"]).fillna(frame["identity"]),
                          gender=frame["identity"].map(attributes["gender"]),
                          split=frame["identity"].map(splits), nationality=pd.NA, age=pd.NA)
-    manifest = frame[list(MANIFEST_COLUMNS)].astype("string")
-    manifest = manifest.sort_values(["identity", "modality", "path"], kind="stable").reset_index(drop=True)
-    skipped_frame = pd.DataFrame(skipped, columns=list(SKIPPED_COLUMNS)).astype("string")
-    return manifest, skipped_frame.sort_values("path", kind="stable").reset_index(drop=True)
+    return manifest_frame(frame), _skipped_frame(skipped)
 
 
 def read_mavceleb(root: str | os.PathLike, meta_file: str | os.PathLike | None = None,

@@ -270,6 +270,12 @@ def _check_root(root: str | os.PathLike) -> Path:
     return path
 
 
+def manifest_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A reader's rows as a manifest: its columns, typed as strings, in a stable identity/modality/path order."""
+    manifest = frame[list(MANIFEST_COLUMNS)].astype("string")
+    return manifest.sort_values(["identity", "modality", "path"], kind="stable").reset_index(drop=True)
+
+
 def _skipped_frame(records: list[dict]) -> pd.DataFrame:
     """The skipped table, typed and sorted by path."""
     frame = pd.DataFrame(records, columns=list(SKIPPED_COLUMNS)).astype("string")
@@ -353,9 +359,7 @@ def scan_dataset(
     manifest["split"] = manifest["name"].map(splits)
     languages = read_languages(root / LANGUAGES_FILE) if (root / LANGUAGES_FILE).is_file() else {}
     manifest["language"] = manifest["relpath"].map(languages)
-    manifest = manifest[list(MANIFEST_COLUMNS)].astype("string")
-    manifest = manifest.sort_values(["identity", "modality", "path"], kind="stable").reset_index(drop=True)
-    return manifest, _skipped_frame(skipped)
+    return manifest_frame(manifest), _skipped_frame(skipped)
 
 
 def read_dataset(root: str | os.PathLike, splits_file: str | os.PathLike | None = None,

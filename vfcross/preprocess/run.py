@@ -21,8 +21,6 @@ Because the pool uses the ``spawn`` start method, a script calling
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
-import os
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -38,7 +36,7 @@ from tqdm.auto import tqdm
 from vfcross.config import FaceConfig, RunConfig, VoiceConfig, save_config
 from vfcross.data.manifest import write_manifest
 from vfcross.data.splits import check_splits
-from vfcross.io import init_worker_process, markdown_table, workers_starting
+from vfcross.io import markdown_table, worker_pool
 from vfcross.preprocess.cache import Outcome, cache_folder, content_hash, lookup, store
 from vfcross.preprocess.faces import (
     FALLBACK_REASON,
@@ -293,10 +291,7 @@ def _pool(helpers: int) -> Iterator[Pool | None]:
     if helpers < 1:
         yield None
         return
-    with workers_starting():
-        pool = multiprocessing.get_context("spawn").Pool(helpers, initializer=init_worker_process,
-                                                         initargs=(os.getpid(),))
-    with pool:
+    with worker_pool(helpers, "spawn") as pool:
         yield pool
 
 

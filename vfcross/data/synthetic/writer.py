@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import multiprocessing
-import os
 import shutil
 from pathlib import Path
 
@@ -51,8 +49,13 @@ from vfcross.data.synthetic.render_voice import (
     voice_session,
     voice_style,
 )
-from vfcross.data.voxceleb import LANGUAGES_FILE, SPLIT_CODES, face_relpath, voice_relpath
-from vfcross.io import init_worker_process, workers_starting
+from vfcross.data.voxceleb import (
+    LANGUAGES_FILE,
+    SPLIT_CODES,
+    face_relpath,
+    voice_relpath,
+)
+from vfcross.io import worker_pool
 
 #: Split names by the integer codes a population stores (``identity_splits.txt`` codes).
 SPLIT_NAMES = {int(code): name for code, name in SPLIT_CODES.items()}
@@ -78,10 +81,7 @@ def write_population(out: str | Path, cfg: SynthConfig, progress: bool = True) -
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     jobs = [(tmp, cfg, person) for person in people]
-    # Leaving the block (also by Ctrl-C) terminates the workers; they die with this process too.
-    with workers_starting():
-        pool = multiprocessing.Pool(max(1, cfg.workers), initializer=init_worker_process, initargs=(os.getpid(),))
-    with pool:
+    with worker_pool(max(1, cfg.workers)) as pool:  # workers ignore Ctrl-C and die with this process
         samples = [record for records in tqdm(pool.imap_unordered(_write_identity, jobs, chunksize=4),
                                               total=len(jobs), desc="synthesising identities", disable=not progress)
                    for record in records]
