@@ -344,12 +344,12 @@ def write_submissions(models: list[LanguageModel], root: str | Path, lists: str 
     from vfcross.inference import load
 
     root, out = Path(root), Path(out)
-    lists = trial_lists(lists)
+    trained = {m.language for m in models}
+    tests = {lang: read_trials(path) for lang, path in trial_lists(lists).items() if lang in trained}
     written, notes = [], []
     for model_entry in models:
         model = load(model_entry.folder, backbone=model_entry.backbone)
-        for test_language in (lang for lang in lists if lang in {m.language for m in models}):
-            trials = read_trials(lists[test_language])
+        for test_language, trials in tests.items():
             voices, voice_failed = _embed_files(model, sorted(str(root / p) for p in set(trials["voice"])), "voice")
             faces, face_failed = _embed_files(model, sorted(str(root / p) for p in set(trials["face"])), "face")
             neutral = np.full(model.dim, np.nan)
