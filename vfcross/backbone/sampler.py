@@ -73,18 +73,14 @@ def utterance_offsets(length: int, frames: int) -> np.ndarray:
 
 
 def utterance_crops(path: str, frames: int) -> Tensor:
-    """All half-overlapping crops of one cached utterance (n, 1, F, frames) for test-time averaging."""
-    return spectrogram_crops(load_spectrogram(path), frames)
+    """All half-overlapping crops (n, 1, F, frames) of one cached utterance, at :func:`utterance_offsets`.
 
-
-def spectrogram_crops(spec: np.ndarray, frames: int) -> Tensor:
-    """All half-overlapping ``frames``-long crops (n, 1, F, frames) of one float32 spectrogram (F, T).
-
-    Crops start at :func:`utterance_offsets`. The test-time voice input,
-    shared by the cached embeddings and :mod:`vfcross.inference`'s raw files.
+    The test-time voice input, one utterance at a time; the embedding stage
+    makes the same crops in bounded chunks of many utterances.
     """
-    return torch.from_numpy(np.stack([fit_frames(spec, frames, o) for o in utterance_offsets(spec.shape[1], frames)])
-                            ).unsqueeze(1)
+    spec = load_spectrogram(path)
+    crops = [fit_frames(spec, frames, offset) for offset in utterance_offsets(spec.shape[1], frames)]
+    return torch.from_numpy(np.stack(crops)).unsqueeze(1)
 
 
 def holdout_mask(manifest: pd.DataFrame, fraction: float, seed: int) -> pd.Series:
