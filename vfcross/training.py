@@ -26,6 +26,7 @@ becomes the objective's inputs, and a validation. :func:`train` does the rest:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -195,6 +196,11 @@ def autocast_dtype(amp: bool, dev: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if dev.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
 
 
+def precision(dev: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Autocast to ``dtype`` on ``dev`` (see :func:`autocast_dtype`), or nothing for float32 (None)."""
+    return torch.autocast(dev.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
 def _distributed() -> tuple[int, int]:
     """(rank, world size), joining the process group that torchrun describes."""
     world = int(os.environ.get("WORLD_SIZE", 1))
@@ -311,7 +317,7 @@ def _run_epoch(module: nn.Module, task: Task, batches: Sequence[Any], optimizer:
     module.train()
     sums: dict[str, float] = defaultdict(float)
     for batch in tqdm(batches, desc=desc, disable=not show, leave=False):
-        with torch.autocast(device_type=dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        with precision(dev, amp_dtype):
             parts = module(*task.inputs(batch, dev))
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(parts["loss"]).backward()
