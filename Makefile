@@ -53,6 +53,9 @@ pytest: setup
 # by cell: any error fails, and the cells tagged nbval-check-output (or holding
 # a `# NBVAL_CHECK_OUTPUT` comment) must print what they printed in the smoke
 # run, once tests/nbval_sanitize.cfg has masked times, paths, hashes and sizes.
+# That re-run reads the smoke run's warm caches (finished runs, cached embeddings),
+# so it checks that the notebooks run, not that the numbers stay: the regression
+# check is tests/test_regression.py (pytest), against committed values.
 smoke: setup
 	@rm -rf $(SMOKE_DIR) && mkdir -p $(SMOKE_DIR)
 	$(VENV)/bin/vfcross reproduce --preset smoke --reports $(SMOKE_DIR)/reports --work-dir $(SMOKE_DIR)

@@ -1,6 +1,7 @@
 """Typed configuration: presets, overrides, saving beside outputs, bad input."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -32,8 +33,19 @@ def test_paper_preset_has_the_papers_settings():
     cfg = preset("paper")
     assert cfg.face.size == 256 and cfg.backbone.input_size == 256
     assert cfg.backbone.identities_per_batch * cfg.backbone.samples_per_identity == 45
-    assert cfg.backbone.center_weight == 1.0
+    # lambda/2 * the formula's sum over the features f themselves, in float32 (the paper names no mixed precision)
+    assert (cfg.backbone.center_weight, cfg.backbone.center_reduction, cfg.backbone.center_input) == \
+        (1.0, "sum", "features")
+    assert not cfg.backbone.loop.amp and not cfg.fusion.loop.amp
     assert (cfg.fusion.loop.lr, cfg.fusion.loop.epochs, cfg.fusion.batch_size) == (1e-5, 100, 128)
+
+
+def test_a_saved_config_without_center_input_keeps_the_normalised_features(tmp_path):
+    path = save_config(preset("default"), tmp_path)
+    data = json.loads(path.read_text())
+    del data["backbone"]["center_input"]  # as written before the setting existed
+    path.write_text(json.dumps(data))
+    assert load_config(path).backbone.center_input == "normalised"
 
 
 def test_override_changes_one_field_and_checks_types():
@@ -71,6 +83,7 @@ def test_unknown_preset():
     ("backbone.dropout", 1.0, r"must lie in \[0.0, 1.0\)"),
     ("backbone.spectrogram_input", "raw", "'raw' is not allowed; choose one of 'image'"),
     ("backbone.architecture", "triple", "choose one of 'single', 'dual'"),
+    ("backbone.center_input", "raw", "choose one of 'features', 'normalised'"),
     ("fusion.fusion", "concat", "choose one of 'gated', 'linear', 'none'"),
     ("fusion.loss", "triplet", "choose one of 'ce\\+opl', 'ce', 'opl'"),
     ("face.no_face", "ignore", "choose one of 'skip', 'fallback'"),
@@ -111,3 +124,28 @@ def test_a_bad_value_in_a_saved_config_names_key_and_file(tmp_path):
 def test_the_choices_have_one_source():
     assert set(ARCHITECTURES) == set(choices(Architecture))
     assert PRESETS == ("paper", "default", "smoke")
+
+
+def test_set_values_are_read_as_the_type_of_the_setting_they_set():
+    from vfcross.cli import _changes  # how `--set key=value` items become changes
+
+    cfg = override(preset("smoke"), _changes(["data_root=123", "face.size=64", "fusion.seeds=[3, 4]",
+                                              "backbone.loop.amp=false", "eval.split=val"]))
+    assert (cfg.data_root, cfg.face.size, cfg.fusion.seeds, cfg.backbone.loop.amp, cfg.eval.split) == \
+        ("123", 64, (3, 4), False, "val")  # a folder named 123 stays a string
+    with pytest.raises(ConfigError, match=r"^fusion\.seeds: expected a list of values, got '3,4'$"):
+        override(preset("smoke"), _changes(["fusion.seeds=3,4"]))
+    with pytest.raises(ConfigError, match=r"^backbone\.loop\.amp: expected bool, got 'yes'$"):
+        override(preset("smoke"), _changes(["backbone.loop.amp=yes"]))
+
+
+@pytest.mark.parametrize("annotation", [Path, str | None], ids=["Path", "str | None"])
+def test_a_field_whose_annotation_the_checks_do_not_know_is_refused(annotation):
+    """A new ``Path`` or optional setting must not pass unchecked: building it names the field."""
+    import dataclasses
+
+    from vfcross.config import _check_types
+
+    later = dataclasses.make_dataclass("Later", [("folder", annotation)])
+    with pytest.raises(ConfigError, match=r"^folder: its annotation .* is not one the configuration checks"):
+        _check_types(later(folder=Path("reports")))

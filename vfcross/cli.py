@@ -16,6 +16,7 @@ from vfcross.config import (
     SynthConfig,
     choices,
     override,
+    parse_setting,
     preset,
     save_config,
 )
@@ -29,16 +30,13 @@ class _Terminated(BaseException):
 
 
 def _changes(items: list[str] | None) -> dict:
-    """``--set key=value`` items as dotted-key changes (values parsed as JSON where they are JSON)."""
+    """``--set key=value`` items as dotted-key changes, each value read as its setting's type (see parse_setting)."""
     changes = {}
     for item in items or []:
         key, sep, raw = item.partition("=")
         if not sep:
             raise ValueError(f"--set expects key=value, got {item!r}")
-        try:
-            changes[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            changes[key] = raw
+        changes[key] = parse_setting(key, raw)
     return changes
 
 
@@ -172,7 +170,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     out = args.out or default_out(args.model)
     summary = evaluate_model(args.model, args.root, out, args.splits, args.lists, args.preset,
-                             _changes(args.set))
+                             _changes(args.set), allow_trained_identities=args.allow_trained_identities)
     print(f"{summary['method']} on {args.root}: {summary['protocols']}")
     for c in summary["coverage"]:
         print(f"  {c['protocol']}: {c['scored']} of {c['rows']} rows scored" + (f" ({c['note']})" if "note" in c else ""))
@@ -273,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=PRESETS, default=None,
                    help="evaluation settings (eval.*, preprocess.*) of a preset (default: the model's own)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override an eval.* or preprocess.* setting")
+    p.add_argument("--allow-trained-identities", action="store_true",
+                   help="score identities the model trained or validated on (refused otherwise); said in the "
+                        "tables and summary.json")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("reproduce", help=_reproduce.__doc__)

@@ -44,6 +44,9 @@ SpectrogramInput = Literal["image"]
 #: How a spectrogram is standardised: per frequency row ("bin", VGGVox) or as a whole.
 SpectrogramNormalisation = Literal["bin", "utterance"]
 CenterReduction = Literal["mean", "sum"]
+#: What the cross-modal center loss pulls to the centers: the backbone's features f (the paper's
+#: formula) or their L2-normalised copies (the embeddings compared at test time).
+CenterInput = Literal["features", "normalised"]
 Optimizer = Literal["adam", "sgd"]
 #: The fusion of face and voice projections (see :mod:`vfcross.fusion.model`).
 Fusion = Literal["gated", "linear", "none"]
@@ -52,6 +55,8 @@ FusionLoss = Literal["ce+opl", "ce", "opl"]
 #: Where notebook 06's models get their backbone: notebook 02's (one for both languages; only the fusion
 #: stage is trained per language) or one trained from scratch per language.
 MultilingualBackbone = Literal["shared", "per_language"]
+#: MAV-Celeb versions (English with Urdu, Hindi, German): they name the FAME submission files.
+MavcelebVersion = Literal["v1", "v2", "v3"]
 #: Languages the synthetic voices speak (vfcross.data.synthetic.render_voice.LANGUAGES), named as
 #: MAV-Celeb names its language folders.
 SpokenLanguage = Literal["English", "German"]
@@ -108,7 +113,8 @@ def _type_problem(hint: Any, value: Any) -> str | None:
             f"expected an integer, got {value!r}"
     if hint in (str, bool):
         return None if isinstance(value, hint) else f"expected {hint.__name__}, got {value!r}"
-    return None
+    return f"its annotation {hint!r} is not one the configuration checks (a Literal, tuple, section, " \
+           "float, int, str or bool): give it one, or teach vfcross.config._type_problem to check it"
 
 
 def _check_types(obj: Any) -> None:
@@ -364,6 +370,9 @@ class BackboneConfig:
     center_lr: float = 0.5
     #: "mean" (divide by batch size, as Wen et al.'s code) or "sum" (formula).
     center_reduction: CenterReduction = "mean"
+    #: "features" (the paper: the 512-d features f) or "normalised" (f / ||f||,
+    #: what every run before this setting used; saved configs without it keep it).
+    center_input: CenterInput = "normalised"
     #: Fraction of each training identity's samples (per modality) held out
     #: to measure identification accuracy during training.
     holdout_fraction: float = 0.15
@@ -420,16 +429,18 @@ class FusionConfig:
         _check_seeds(self)
 
 
-#: Table 6 of the paper: each ablation is a change of the fusion configuration (the one
-#: model and the one loop), named here once; the last is the full model.
+#: Table 6 of the paper, by name: each ablation is a change of the fusion configuration (the one
+#: model and the one loop). Code names a variant by its key, never by its position (the order
+#: is only the order of the table's rows); FULL_MODEL is the full model (notebook 03 trains it).
+NO_FUSION, CE_ONLY, OPL_ONLY = ("single stream + FOP loss, no fusion", "+ fusion, CE only",
+                                "+ fusion, OPL (cosine) only")
+FULL_MODEL = "full model (fusion + CE + OPL)"
 TABLE6_VARIANTS: dict[str, dict[str, str]] = {
-    "single stream + FOP loss, no fusion": {"fusion": "none", "loss": "ce+opl"},
-    "+ fusion, CE only": {"fusion": "gated", "loss": "ce"},
-    "+ fusion, OPL (cosine) only": {"fusion": "gated", "loss": "opl"},
-    "full model (fusion + CE + OPL)": {"fusion": "gated", "loss": "ce+opl"},
+    NO_FUSION: {"fusion": "none", "loss": "ce+opl"},
+    CE_ONLY: {"fusion": "gated", "loss": "ce"},
+    OPL_ONLY: {"fusion": "gated", "loss": "opl"},
+    FULL_MODEL: {"fusion": "gated", "loss": "ce+opl"},
 }
-#: The full model's name among the variants (notebook 03 trains it; Table 6's reference row).
-FULL_MODEL = list(TABLE6_VARIANTS)[-1]
 
 
 @dataclass
@@ -458,7 +469,10 @@ class EvalConfig:
 
 
 def _bilingual_population() -> SynthConfig:
-    """The default bilingual population of notebook 06: small, so the FAME protocol costs about 90 s on 2 cores."""
+    """The default bilingual population of notebook 06: small, so the FAME protocol takes under a minute on 2 cores.
+
+    Its time in the committed default run: ``wall_time_s["06_multilingual"]`` in reports/summary.json.
+    """
     return SynthConfig(identities=96, videos_per_identity=1, clips_per_video=2, faces_per_video=1, image_size=128,
                        split_fractions=(0.6, 0.1, 0.3), languages=("English", "German"))
 
@@ -503,6 +517,9 @@ class MultilingualConfig:
     #: Its identity split (``identity_splits.txt`` format, names = id folders); empty draws one
     #: with ``split_fractions`` and ``split_seed`` (MAV-Celeb's own test identities are unlabelled).
     mavceleb_splits: str = ""
+    #: Its MAV-Celeb version, which names the submission files (``sub_score_<version>_...``, as the
+    #: organisers' computeScore.py of mavceleb/mavceleb_baseline names them; see vfcross.evaluation.fame).
+    mavceleb_version: MavcelebVersion = "v3"
     split_fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
     split_seed: int = 0
 
@@ -576,11 +593,14 @@ PRESETS: tuple[str, ...] = choices(PresetName)
 def preset(name: str) -> RunConfig:
     """Return a fresh configuration for one of :data:`PRESETS`."""
     if name == "paper":
-        # 256x256 input, batch 45 (45 identities x one face and one voice), lambda = 1, dropout as
-        # facenet-pytorch. The paper does not state the backbone's epochs or learning rate: ours.
+        # 256x256 input, batch 45 (45 identities x one face and one voice), lambda = 1 on the formula's sum over
+        # the features f, dropout as facenet-pytorch, float32 (the paper names no mixed precision). The paper does
+        # not state the backbone's epochs or learning rate: ours. It reports one run; we keep 3 fusion seeds.
         return RunConfig(preset="paper", voice=VoiceConfig(log_compress=False),
                          backbone=BackboneConfig(input_size=256, identities_per_batch=45, samples_per_identity=1,
-                                                 dropout=0.6, loop=LoopConfig(epochs=50, lr=1e-3, lr_decay=0.95)),
+                                                 dropout=0.6, center_reduction="sum", center_input="features",
+                                                 loop=LoopConfig(epochs=50, lr=1e-3, lr_decay=0.95, amp=False)),
+                         fusion=FusionConfig(loop=dataclasses.replace(FusionConfig().loop, amp=False)),
                          multilingual=MultilingualConfig(
                              synth=SynthConfig(languages=("English", "German")), backbone="per_language",
                              n_pairs=10000))
@@ -668,16 +688,43 @@ def override(cfg: RunConfig, changes: Mapping[str, Any]) -> RunConfig:
     """
     data = to_dict(cfg)
     for dotted, value in changes.items():
+        _setting_hint(dotted)  # an unknown key is an error naming it
         node = data
         *parents, leaf = dotted.split(".")
-        for depth, part in enumerate(parents):
-            if part not in node or not isinstance(node[part], dict):
-                raise ConfigError(dotted, f"no configuration section {'.'.join(parents[:depth + 1])!r}")
+        for part in parents:
             node = node[part]
-        if leaf not in node:
-            raise ConfigError(dotted, "no configuration field of that name")
         node[leaf] = value
     return from_dict(RunConfig, data)
+
+
+def _setting_hint(dotted: str) -> Any:
+    """The annotation of the :class:`RunConfig` setting ``dotted`` (ConfigError naming it when there is none)."""
+    cls = RunConfig
+    *parents, leaf = dotted.split(".")
+    for depth, part in enumerate(parents):
+        cls = _hints(cls).get(part)
+        if not dataclasses.is_dataclass(cls):
+            raise ConfigError(dotted, f"no configuration section {'.'.join(parents[:depth + 1])!r}")
+    if leaf not in _hints(cls):
+        raise ConfigError(dotted, "no configuration field of that name")
+    return _hints(cls)[leaf]
+
+
+def parse_setting(dotted: str, text: str) -> Any:
+    """The value of ``--set dotted=text``, read as the type of the setting ``dotted`` names.
+
+    A ``str`` setting or a choice keeps ``text`` as given (``data_root=123`` is the
+    folder "123"); any other is read as JSON (``128``, ``true``, ``[0, 1]``). Text
+    that is not JSON is passed on as it is, for the configuration's check to
+    refuse in one line naming the key (``epochs=five``: expected an integer).
+    """
+    hint = _setting_hint(dotted)
+    if hint is str or (typing.get_origin(hint) is Literal and all(isinstance(a, str) for a in typing.get_args(hint))):
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def save_config(cfg: RunConfig, path: str | Path) -> Path:

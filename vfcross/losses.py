@@ -16,7 +16,8 @@ class CrossModalCenterLoss(nn.Module):
     ``loss = weight / 2 * sum_i ||f_i - c_{y_i}||^2``, divided by the batch size
     when ``reduction="mean"`` (as Wen et al.'s reference implementation does,
     which keeps the term on the scale of the batch-mean cross-entropy) or
-    left as the plain sum of the paper's formula with ``reduction="sum"``.
+    left as the plain sum of the paper's formula with ``reduction="sum"``. The
+    caller chooses what f is (the backbone: ``backbone.center_input``).
 
     Centers are not learned by the optimizer: they are a buffer moved towards
     the batch features by :meth:`update_centers` after each step, following

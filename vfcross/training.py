@@ -19,9 +19,14 @@ becomes the objective's inputs, and a validation. :func:`train` does the rest:
   configuration describes;
 * a metrics log (``metrics.jsonl``) with each loss component and the task's
   validation numbers per epoch; tqdm progress;
-* distributed data parallel under ``torchrun`` (gloo on CPU, nccl on GPU):
-  each process takes every ``world_size``-th batch; rank 0 validates and
-  writes.
+* distributed data parallel under ``torchrun`` (gloo on CPU, nccl on GPU),
+  see :func:`whole_steps`: ``W`` processes take ``W`` consecutive batches per
+  step (their gradients averaged), the last ``n mod W`` batches of an epoch's
+  shuffled order are left out so that every process runs the same number of
+  steps, and the logged losses are means over every process's batches. Every
+  process validates its copy of the model, so none waits for another's
+  validation in a collective (whose timeout a long validation would exceed);
+  rank 0's numbers are logged, and rank 0 writes.
 """
 
 from __future__ import annotations
@@ -61,6 +66,9 @@ UNRECORDED_LOOP_FIELDS = ("validate_every", "epochs")
 #: notebook compares (a run has its own ``loop.seed``) and how many crops
 #: go through the network at once when embedding.
 UNRECORDED_STAGE_FIELDS = ("seeds", "embed_chunk_crops")
+#: Settings added to the record later, with the value every run recorded before them was trained
+#: with: a record that lacks one is read as holding that value.
+ADDED_SETTINGS = {"backbone.center_input": "normalised"}
 
 
 class RunMismatchError(ValueError):
@@ -107,11 +115,14 @@ def loop_settings(stage: str, cfg: LoopConfig) -> dict[str, Any]:
 
 
 def rows_fingerprint(table: Any, columns: Iterable[str]) -> dict[str, Any]:
-    """Row count and SHA-256 of the sorted rows of ``table`` (a DataFrame) over ``columns``.
+    """Row count and SHA-256 of the sorted rows of ``table`` (a DataFrame) over ``columns``, and their identities.
 
     Sorting makes the fingerprint independent of row order; a ``cache_path``
     column is reduced to its last two parts (the settings-keyed cache folder
     and the content-keyed file name), so moving a work folder keeps it.
+    ``identities`` lists the identities of each split of the rows (sorted):
+    what evaluation checks its test identities against
+    (:func:`recorded_identities`).
     """
     present = [c for c in columns if c in table.columns]
     rows = table[present].astype(str)
@@ -119,12 +130,29 @@ def rows_fingerprint(table: Any, columns: Iterable[str]) -> dict[str, Any]:
         rows = rows.assign(cache_path=rows["cache_path"].map(lambda p: "/".join(Path(p).parts[-2:])))
     lines = sorted("\t".join(row) for row in rows.itertuples(index=False))
     digest = hashlib.sha256("\n".join(["\t".join(present), *lines]).encode()).hexdigest()
-    return {"rows": len(lines), "rows_sha256": digest}
+    identities = {str(split): sorted(map(str, names.unique())) for split, names in table.groupby("split")["identity"]}
+    return {"rows": len(lines), "rows_sha256": digest, "identities": identities}
 
 
 def task_fingerprint(stage: str, cfg: Any, data: Mapping[str, Any]) -> dict[str, Any]:
-    """What a :class:`Task` returns from ``fingerprint()``: its stage, settings and data."""
-    return {"stage": stage, "settings": stage_settings(stage, cfg), "data": dict(data)}
+    """What a :class:`Task` returns from ``fingerprint()``: its stage, settings, data and the data's identities.
+
+    The identities (of :func:`rows_fingerprint`) are kept beside ``data``,
+    not in it: the rows' hash already covers them, and a run recorded before
+    they were is resumed as before.
+    """
+    data = dict(data)
+    return {"stage": stage, "settings": stage_settings(stage, cfg), "data": data,
+            "identities": data.pop("identities", {})}
+
+
+def recorded_identities(run_dir: str | Path) -> dict[str, list[str]] | None:
+    """The identities a run trained and validated on, by split, from its ``trained_from.json``.
+
+    None when the run records none (trained by an older vfcross).
+    """
+    path = Path(run_dir) / TRAINED_FROM
+    return json.loads(path.read_text()).get("identities") if path.is_file() else None
 
 
 def run_fingerprint(task: Task, cfg: LoopConfig) -> dict[str, Any]:
@@ -150,6 +178,7 @@ def _differences(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> lis
 
     old = {**recorded.get("settings", {}), **_flatten(recorded.get("data", {}), "data")}
     new = {**current.get("settings", {}), **_flatten(current.get("data", {}), "data")}
+    old = {**{k: v for k, v in ADDED_SETTINGS.items() if k in new}, **old}
     return [f"{key}: {short(old.get(key))} -> {short(new.get(key))}"
             for key in sorted(set(old) | set(new)) if old.get(key, "absent") != new.get(key, "absent")]
 
@@ -283,16 +312,18 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
         batches = list(task.batches(epoch, _seed_epoch(cfg.seed, epoch)))
         if cfg.max_batches_per_epoch:
             batches = batches[: cfg.max_batches_per_epoch]
-        sums = _run_epoch(module, task, batches[rank::world], optimizer, scaler, amp_dtype, dev,
-                          desc=f"epoch {epoch + 1}/{cfg.epochs}", show=progress and rank == 0)
+        sums = _run_epoch(module, task, whole_steps(batches, world)[rank::world], optimizer, scaler, amp_dtype,
+                          dev, desc=f"epoch {epoch + 1}/{cfg.epochs}", show=progress and rank == 0)
+        if world > 1:
+            sums = _summed_over_processes(sums, dev)
         record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "processes": world,
                   **{k: v / max(1, sums["batches"]) for k, v in sums.items() if k != "batches"}}
         scheduler.step()
+        if (epoch + 1) % cfg.validate_every == 0 or epoch + 1 == cfg.epochs:
+            objective.eval()  # on every process: none waits in a collective while another validates
+            with torch.no_grad():
+                record.update(task.validate(dev))
         if rank == 0:
-            if (epoch + 1) % cfg.validate_every == 0 or epoch + 1 == cfg.epochs:
-                objective.eval()
-                with torch.no_grad():
-                    record.update(task.validate(dev))
             record["time_s"] = round(time.perf_counter() - t0, 2)
             history.append(record)
             state = {"objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
@@ -308,6 +339,29 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
         if world > 1:
             dist.barrier()
     return history
+
+
+def whole_steps(batches: Sequence[Any], world: int) -> Sequence[Any]:
+    """The batches of an epoch that ``world`` processes train on: the first ``world * (n // world)``.
+
+    Step ``s`` of process ``r`` takes batch ``s * world + r``. Leaving out the
+    last ``n mod world`` batches (other ones each epoch, since the epoch's
+    order is shuffled) gives every process the same number of steps, so none
+    waits forever in a gradient or center all-reduce that the others never
+    join. With one process nothing is left out.
+    """
+    if world > 1 and len(batches) < world:
+        raise ValueError(f"an epoch of {len(batches)} batches cannot feed {world} processes: "
+                         "use fewer processes or smaller batches")
+    return batches[: len(batches) - len(batches) % world]
+
+
+def _summed_over_processes(sums: Mapping[str, float], dev: torch.device) -> dict[str, float]:
+    """``sums`` (loss components and batch count) added up over all processes."""
+    keys = sorted(sums)
+    total = torch.tensor([sums[k] for k in keys], dtype=torch.float64, device=dev)
+    dist.all_reduce(total)
+    return dict(zip(keys, total.tolist()))
 
 
 def _run_epoch(module: nn.Module, task: Task, batches: Sequence[Any], optimizer: torch.optim.Optimizer,

@@ -37,9 +37,11 @@ def build_network(cfg: BackboneConfig, num_classes: int) -> nn.Module:
 class BackboneObjective(nn.Module):
     """Network + identity classifier loss + cross-modal center loss, as one module.
 
-    ``forward`` returns ``loss = CE + center`` and its components. In training
-    mode it also moves the identity centers towards the batch (the center
-    update of Wen et al.), after the loss has been computed with the old ones.
+    ``forward`` returns ``loss = CE + center`` and its components. The center
+    loss sees the features f (``center_input="features"``, the paper) or
+    f / ||f|| (``"normalised"``). In training mode it also moves the identity
+    centers towards the batch (the center update of Wen et al.), after the
+    loss has been computed with the old ones.
     """
 
     def __init__(self, cfg: BackboneConfig, num_classes: int) -> None:
@@ -47,6 +49,7 @@ class BackboneObjective(nn.Module):
         self.net = build_network(cfg, num_classes)
         self.center = CrossModalCenterLoss(num_classes, EMBEDDING_DIM, cfg.center_weight, cfg.center_lr,
                                            cfg.center_reduction)
+        self.center_input = cfg.center_input
 
     def forward(self, faces: Tensor, voices: Tensor, face_labels: Tensor,
                 voice_labels: Tensor) -> dict[str, Tensor]:
@@ -55,11 +58,11 @@ class BackboneObjective(nn.Module):
         raw = torch.cat([face_raw, voice_raw])
         labels = torch.cat([face_labels, voice_labels])
         logits = self.net.classifier(raw)
-        embedded = F.normalize(raw.float(), dim=1)
+        pulled = raw.float() if self.center_input == "features" else F.normalize(raw.float(), dim=1)
         ce = F.cross_entropy(logits.float(), labels)
-        center = self.center(embedded, labels)
+        center = self.center(pulled, labels)
         if self.training:
-            self.center.update_centers(embedded, labels)
+            self.center.update_centers(pulled, labels)
         accuracy = (logits.argmax(1) == labels).float().mean()
         return {"loss": ce + center, "ce": ce.detach(), "center": center.detach(),
                 "train_accuracy": accuracy}
