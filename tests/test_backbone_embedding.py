@@ -1,4 +1,4 @@
-"""Embedding whole utterances: memory stays bounded by ``backbone.embed_chunk_crops``, whatever the length."""
+"""Embedding whole utterances: memory stays bounded by ``backbone.embed_chunk_crops``; cache entries keep precisions apart."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from fakes import fake_preprocessed
+
+from vfcross.backbone import embedding
+from vfcross.backbone.task import BackboneTask
+from vfcross.config import BackboneConfig, LoopConfig
+from vfcross.training import train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,6 +29,7 @@ import numpy as np, pandas as pd, torch
 from vfcross.backbone.embedding import embed_rows
 from vfcross.backbone.objective import build_network
 from vfcross.config import BackboneConfig
+
 
 def kb(field):
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(field + ":"))
@@ -55,3 +64,20 @@ def test_a_ten_minute_utterance_embeds_within_a_bounded_memory(tmp_path):
     measured = json.loads(done.stdout.strip().splitlines()[-1])
     assert measured["norm"] == pytest.approx(1.0, abs=1e-4)
     assert measured["peak_growth_mb"] < 400
+
+
+def test_embeddings_computed_in_another_precision_are_cached_apart(tmp_path, monkeypatch):
+    """bfloat16 vectors (a CPU with native bfloat16, or amp on) must not be served for float32 ones, nor back."""
+    manifest = fake_preprocessed(tmp_path / "data", {"train": 2}, n_face=2, n_voice=2)
+    cfg = BackboneConfig(input_size=75, voice_crop_frames=50, identities_per_batch=2, samples_per_identity=1,
+                         holdout_fraction=0.0, loop=LoopConfig(epochs=1, max_batches_per_epoch=1))
+    train(BackboneTask(manifest, cfg), cfg.loop, tmp_path / "run", progress=False)
+    vectors = {}
+    for dtype in (torch.bfloat16, None):
+        monkeypatch.setattr(embedding, "autocast_dtype", lambda amp, dev, dtype=dtype: dtype)
+        vectors[dtype] = embedding.extract_embeddings(tmp_path / "run", manifest, cfg, tmp_path / "emb",
+                                                      progress=False).vectors
+    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "emb").glob("*.json"))]
+    assert len(records) == 2, "the float32 call was served the bfloat16 entry"
+    assert sorted(r["precision"] for r in records) == ["bfloat16", "float32"]
+    assert not np.array_equal(vectors[torch.bfloat16], vectors[None])  # they do differ, so sharing would be wrong

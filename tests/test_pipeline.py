@@ -1,6 +1,7 @@
 """The notebook runner: a run that reports its progress, and one line that points at a failure."""
 
 import json
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -17,6 +18,7 @@ from vfcross.pipeline import (
     time_left,
 )
 
+REPO = Path(__file__).resolve().parents[1]
 PARAMETERS = 'preset = "default"\nwork_dir = ""\nreports_dir = ""\ndata_root = ""\nsplits_file = ""'
 
 
@@ -55,10 +57,22 @@ def test_weights_come_from_the_previous_run_of_the_same_preset(tmp_path):
     assert run_weights(["01_a", "02_b"], {"01_a": 100.0, "02_b": 300.0}) == ({"01_a": 100.0, "02_b": 300.0}, True)
     # a notebook the previous run did not time: fall back to the typical shares, by number
     weights, absolute = run_weights(["01_a", "02_b", "07_new"], {"01_a": 100.0, "02_b": 300.0})
-    average = sum(pipeline.TYPICAL_SHARES.values()) / len(pipeline.TYPICAL_SHARES)
+    average = sum(pipeline.TYPICAL_SECONDS.values()) / len(pipeline.TYPICAL_SECONDS)
     assert not absolute
-    assert weights == {"01_a": pipeline.TYPICAL_SHARES["01"], "02_b": pipeline.TYPICAL_SHARES["02"],
+    assert weights == {"01_a": pipeline.TYPICAL_SECONDS["01"], "02_b": pipeline.TYPICAL_SECONDS["02"],
                        "07_new": pytest.approx(average)}
+
+
+def test_without_a_previous_run_the_estimate_shares_are_those_of_the_committed_default_run():
+    """The fallback weights must be what reports/summary.json says a default run took, not a hand-typed older run."""
+    summary = json.loads((REPO / "reports" / "summary.json").read_text())
+    assert summary["preset"] == "default"
+    measured = {name: t for name, t in summary["wall_time_s"].items() if name != "total"}
+    weights, absolute = run_weights(list(measured), {})
+    assert not absolute  # another machine's seconds are only relative weights
+    total_weight, total_measured = sum(weights.values()), sum(measured.values())
+    assert {n: w / total_weight for n, w in weights.items()} == \
+        pytest.approx({n: t / total_measured for n, t in measured.items()}, abs=0.005)
 
 
 def test_clock_reads_like_a_person_would_say_it():

@@ -10,8 +10,8 @@ import ctypes
 import hashlib
 import multiprocessing
 import os
+import secrets
 import signal
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -24,19 +24,50 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Write ``path`` through a temporary file in its folder and ``os.replace``.
 
     Readers never see a half-written file, and an interrupted write leaves no
-    temporary file behind. Used for every file vfcross writes that a later
-    step or a resumed run reads back (cache entries, checkpoints, logs,
-    manifests, embeddings).
+    temporary file behind. The file gets the mode any new file gets (0666 less
+    the umask, or the folder's default ACL), so colleagues sharing a folder can
+    read it; its bytes are fsynced before the rename and the folder after it
+    (where the OS allows), so a power loss leaves the old file or the whole new
+    one. Used for every file vfcross writes that a later step or a resumed run
+    reads back (cache entries, checkpoints, logs, manifests, embeddings).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, temporary = _create_temporary(path)
     try:
         with os.fdopen(handle, "wb") as stream:
             write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    _fsync_folder(path.parent)
+
+
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """A new ``.<name>.<random>.tmp`` beside ``path``, opened for writing.
+
+    Unlike ``tempfile.mkstemp`` (always 0600) it is created with mode 0666, which
+    the OS reduces by the umask (or sets from the folder's default ACL).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(temporary, flags, 0o666), temporary
+        except FileExistsError:
+            continue
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable; skipped where folders cannot be opened or synced (Windows, some filesystems)."""
+    with contextlib.suppress(OSError):
+        handle = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
 
 
 def remove_stale_temporaries(folder: Path, names: tuple[str, ...]) -> list[Path]:

@@ -25,11 +25,10 @@ from vfcross.reporting.summary import merge_summary
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 
-#: Share of a default run's wall time each notebook takes, by its number (from a
-#: default run on 2 CPU cores: 98, 176, 65, 24 and 347 s of 710 s; 06 measured
-#: alone, about 50 s). Used to estimate the time left when no earlier run of the
-#: same preset left timings.
-TYPICAL_SHARES = {"01": 0.14, "02": 0.25, "03": 0.09, "04": 0.03, "05": 0.49, "06": 0.07}
+#: Seconds each notebook took, by its number, in the default run committed in
+#: reports/summary.json (``wall_time_s``: 542.7 s on 2 CPU cores; tests/test_pipeline.py checks them against it).
+#: Their shares estimate the time left when no earlier run of the same preset left timings.
+TYPICAL_SECONDS = {"01": 80.6, "02": 120.2, "03": 49.1, "04": 25.7, "05": 236.1, "06": 31.0}
 
 #: Command-line options of the notebooks' kernels: the kernel's own log (e.g.
 #: ipykernel's warning that it talks over local TCP) stays off the terminal;
@@ -59,7 +58,7 @@ def notebooks(folder: str | Path = NOTEBOOK_DIR) -> list[Path]:
     """The numbered notebooks in run order (``01_…`` before ``02_…``)."""
     found = sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
     if not found:
-        raise FileNotFoundError(f"no numbered notebooks in {folder}")
+        raise FileNotFoundError(f"no numbered notebooks in {folder} (the notebooks come with a checkout of vfcross)")
     return found
 
 
@@ -144,13 +143,13 @@ def run_weights(names: list[str], previous: dict[str, float]) -> tuple[dict[str,
     """Expected relative cost of each notebook, and whether the weights are seconds.
 
     The previous run's seconds when it timed every notebook of this run;
-    otherwise :data:`TYPICAL_SHARES` by notebook number (a notebook with an
-    unknown number weighs as much as an average one).
+    otherwise :data:`TYPICAL_SECONDS` by notebook number, as relative weights
+    only (a notebook with an unknown number weighs as much as an average one).
     """
     if names and all(name in previous for name in names):
         return {name: previous[name] for name in names}, True
-    average = sum(TYPICAL_SHARES.values()) / len(TYPICAL_SHARES)
-    return {name: TYPICAL_SHARES.get(name[:2], average) for name in names}, False
+    average = sum(TYPICAL_SECONDS.values()) / len(TYPICAL_SECONDS)
+    return {name: TYPICAL_SECONDS.get(name[:2], average) for name in names}, False
 
 
 def time_left(done: dict[str, float], pending: list[str], weights: dict[str, float],

@@ -196,8 +196,10 @@ def extract_embeddings(run_dir: str | Path, manifest: pd.DataFrame, cfg: Backbon
     ``cfg`` None takes the run's own configuration (its ``config.json``).
 
     Results are cached in ``cache_dir`` under a key made of the checkpoint's
-    hash and the manifest's sample list, with the checkpoint path and hash
-    recorded beside the vectors. The run must have been trained from ``cfg``
+    hash, the precision the vectors are computed in on this device (float32,
+    or the mixed precision of :func:`_precision`: bfloat16 and float32 vectors
+    differ) and the manifest's sample list, with the checkpoint path, hash and
+    precision recorded beside the vectors. The run must have been trained from ``cfg``
     (see :func:`~vfcross.backbone.objective.load_backbone`), cached or not.
     """
     cfg = run_config(run_dir).backbone if cfg is None else cfg
@@ -205,14 +207,16 @@ def extract_embeddings(run_dir: str | Path, manifest: pd.DataFrame, cfg: Backbon
     check_run(run_dir, stage_settings("backbone", cfg))  # the settings only: no network built for a cache hit
     sha = sha256_file(ckpt)
     rows = manifest.reset_index(drop=True)
-    key = hashlib.sha256((sha + "\n".join(rows["cache_path"].astype(str))).encode()).hexdigest()[:16]
+    dev = device()
+    computed_in = str(autocast_dtype(cfg.loop.amp, dev) or torch.float32).removeprefix("torch.")
+    key = hashlib.sha256("\n".join([sha, computed_in, *rows["cache_path"].astype(str)]).encode()).hexdigest()[:16]
     cache = Path(cache_dir) / f"embeddings-{key}.npz"
     if cache.exists():
         vectors = np.load(cache)["vectors"]
     else:
-        dev = device()
         objective = backbone_from_state(objective_state(run_dir), cfg)
         vectors = embed_rows(objective.net.to(dev), rows, cfg, dev, progress=progress)
         atomic_write(cache, lambda stream: np.savez(stream, vectors=vectors))
-        cache.with_suffix(".json").write_text(json.dumps({"checkpoint": str(ckpt), "sha256": sha}) + "\n")
+        record = {"checkpoint": str(ckpt), "sha256": sha, "precision": computed_in}
+        cache.with_suffix(".json").write_text(json.dumps(record) + "\n")
     return Embeddings(rows, vectors, str(ckpt), sha)
