@@ -6,15 +6,20 @@ tests build tiny datasets of synthetic files under ``tmp_path``.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import warnings
 import wave
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
+from vfcross import config
+from vfcross.data import voxceleb
 from vfcross.data.protocol_files import (
     manifest_rows,
     read_matching_list,
@@ -167,6 +172,26 @@ def test_mini_splits_and_meta_attributes(mini: Path, lists: Path) -> None:
 def test_official_split_file(lists: Path) -> None:
     splits = read_identity_splits(lists / "identity_splits.txt")
     assert pd.Series(splits).value_counts().to_dict() == {"train": 901, "test": 250, "val": 100}
+
+
+def _reader_built_with(monkeypatch, split_type) -> object:
+    """A fresh copy of vfcross/data/voxceleb.py, executed while ``vfcross.config.Split`` is ``split_type``."""
+    monkeypatch.setattr(config, "Split", split_type)
+    spec = importlib.util.spec_from_file_location("voxceleb_of_another_split_type", voxceleb.__file__)
+    fresh = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, fresh)
+    spec.loader.exec_module(fresh)
+    return fresh
+
+
+def test_split_codes_do_not_follow_the_order_of_the_split_type(monkeypatch, tmp_path: Path) -> None:
+    reordered = _reader_built_with(monkeypatch, Literal["test", "seen_heard", "val", "train"])
+    assert reordered.SPLIT_CODES == {"1": "train", "2": "val", "3": "seen_heard", "4": "test"}
+    (tmp_path / "splits.txt").write_text("Ann_A 1\nBob_B 2\nCid_C 3\nDan_D 4\n")
+    assert reordered.read_identity_splits(tmp_path / "splits.txt") == {
+        "Ann_A": "train", "Bob_B": "val", "Cid_C": "seen_heard", "Dan_D": "test"}
+    with pytest.raises(RuntimeError, match=r"SPLIT_CODES names .* but vfcross.config.Split allows"):
+        _reader_built_with(monkeypatch, Literal["train", "val", "test"])
 
 
 # ------------------------------------------- dataset reader, synthetic files

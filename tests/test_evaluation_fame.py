@@ -172,10 +172,13 @@ def test_the_reported_overall_scores_are_the_mean_of_their_four_eers():
 # --- submission files ---------------------------------------------------------------------------------
 
 
-def test_files_are_named_by_test_language_and_whether_the_model_heard_it():
-    assert submission_name("English", "English") == "sub_score_English_heard.txt"
-    assert submission_name("English", "German") == "sub_score_German_unheard.txt"
-    assert submission_name("Urdu", "English") == "sub_score_English_unheard.txt"
+def test_files_are_named_as_the_organisers_compute_score_names_them():
+    """mavceleb/mavceleb_baseline computeScore.py (e3c56df): sub_score_<ver>_<test language>_<heard|unheard>.txt."""
+    assert submission_name("English", "English", "v3") == "sub_score_v3_English_heard.txt"
+    assert submission_name("English", "German", "v3") == "sub_score_v3_German_unheard.txt"
+    assert submission_name("Urdu", "English", "v1") == "sub_score_v1_English_unheard.txt"
+    with pytest.raises(ValueError, match="mavceleb_version: MAV-Celeb v3 holds English and German, not English and U"):
+        submission_name("Urdu", "English", "v3")
 
 
 def test_l2_distances_rank_pairs_as_cosine_does():
@@ -194,7 +197,7 @@ def test_l2_distances_rank_pairs_as_cosine_does():
 def test_submission_lists_every_key_once_in_the_trial_order(tmp_path):
     trials = pd.DataFrame({"key": ["ysuvkz41", "tog3zj45", "ky5xfj1d"], "voice": ["a", "b", "c"],
                            "face": ["d", "e", "f"]})
-    path = write_submission(tmp_path / "sub" / "sub_score_English_heard.txt", trials["key"],
+    path = write_submission(tmp_path / "sub" / "sub_score_v3_English_heard.txt", trials["key"],
                             np.array([0.9988, 0.11456789, 1.5]))
     assert path.read_text() == "ysuvkz41 0.998800\ntog3zj45 0.114568\nky5xfj1d 1.500000\n"
     check_submission(path, trials)

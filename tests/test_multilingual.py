@@ -1,5 +1,6 @@
 """Notebook 06's library: its data (or why none), one model per language, the systems scored, submission files."""
 
+import json
 import shutil
 import warnings
 from pathlib import Path
@@ -10,6 +11,7 @@ import soundfile as sf
 
 from vfcross import config as C
 from vfcross.data.mavceleb import read_trials
+from vfcross.data.synthetic.population import sample_population
 from vfcross.evaluation.fame import check_submission, submission_name
 from vfcross.multilingual import (
     BACKBONE_SYSTEM,
@@ -102,6 +104,20 @@ def test_one_model_per_language_from_scratch_then_on_a_shared_backbone(bilingual
     assert [r["train"] for r in alone["results"]] == ["English", "English"] and alone["overall"] is None
 
 
+def test_a_shared_backbone_never_trained_on_a_fame_test_identity(bilingual, tmp_path):
+    """The bilingual identities are named apart from the main population's; a backbone that saw one is refused."""
+    cfg, data, manifest = bilingual
+    main = {person.vox_id for person in sample_population(cfg.synth)}  # notebook 02's population
+    assert main.isdisjoint(data.manifest["identity"])
+    test = sorted(manifest.loc[manifest["split"] == "test", "identity"].unique())
+    run = tmp_path / "backbone-single"
+    run.mkdir()
+    (run / "trained_from.json").write_text(json.dumps({"identities": {"train": [test[0]], "val": []}}))
+    with pytest.raises(ValueError, match=rf"backbone-single was trained or validated on 1 of the {len(test)} "
+                                         rf"identities to score \({test[0]}\)"):
+        train_language(data.cfg, manifest, "English", run, progress=False)
+
+
 def test_submission_files_score_every_trial_in_order(slice_work, tmp_path):
     """A smoke model of the VoxCeleb1 slice scores a MAV-Celeb-like test folder made of the slice's files."""
     cfg, manifest = slice_work
@@ -126,16 +142,16 @@ def test_submission_files_score_every_trial_in_order(slice_work, tmp_path):
               for language in ("English", "German")]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        written, notes = write_submissions(models, root, lists, tmp_path / "submission")
-    assert sorted(p.name for p in written) == sorted({submission_name(t, s) for t in ("English", "German")
+        written, notes = write_submissions(models, root, lists, tmp_path / "submission", "v3")
+    assert sorted(p.name for p in written) == sorted({submission_name(t, s, "v3") for t in ("English", "German")
                                                       for s in ("English", "German")})
     for path in written:
-        test_language = path.name.split("_")[2]
+        test_language = path.name.split("_")[3]
         trials = read_trials(lists / f"{test_language}_test.txt")
         check_submission(path, trials)
         scores = np.array([float(line.split()[1]) for line in path.read_text().splitlines()])
         assert ((scores >= 0) & (scores <= 2)).all()
-    german = (tmp_path / "submission" / "sub_score_German_heard.txt").read_text().splitlines()
+    german = (tmp_path / "submission" / "sub_score_v3_German_heard.txt").read_text().splitlines()
     assert german[1] == f"g2 {np.sqrt(2):f}" and any("00009.wav" in note for note in notes)
-    english = (tmp_path / "submission" / "sub_score_English_heard.txt").read_text().splitlines()
+    english = (tmp_path / "submission" / "sub_score_v3_English_heard.txt").read_text().splitlines()
     assert [line.split()[0] for line in english] == ["k2", "k1", "k3"]

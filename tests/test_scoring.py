@@ -8,6 +8,7 @@ disk, independently of vfcross's parsers. Skipped where ../shared/data is absent
 
 import csv
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -222,3 +223,26 @@ def test_evaluate_refuses_to_change_what_the_model_fixes(slice_work, places, tmp
     assert main(["evaluate", cfg.work_dir, "--root", str(root), "--lists", str(tmp_path), "--out",
                  str(tmp_path / "o")]) == 2
     assert "holds none of the official list files" in capsys.readouterr().err
+
+
+def test_identities_the_model_trained_on_are_not_scored_unless_allowed(slice_work, places, tmp_path, capsys):
+    """A split file that moves a training identity (id10001) into the test split: refused, or scored and said so."""
+    cfg, _ = slice_work
+    root, _, splits = places
+    moved = tmp_path / "identity_splits.txt"
+    moved.write_text(splits.read_text().replace("A.J._Buckley 1", "A.J._Buckley 4", 1))
+    args = ["evaluate", cfg.work_dir, "--root", str(root), "--splits", str(moved), "--out", str(tmp_path / "out"),
+            "--set", "eval.n_pairs=40", "--set", "eval.n_boot=20"]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        f"vfcross evaluate: error: model {cfg.work_dir} was trained or validated on 1 of the 3 identities to score "
+        "(id10001): its numbers are not those of unseen identities; pass --allow-trained-identities to score them "
+        "anyway\n")
+    assert not (tmp_path / "out").exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main([*args, "--allow-trained-identities"]) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["trained_identities"]["allowed"] and "1 of the 3 identities" in summary["trained_identities"]["note"]
+    assert summary["notes"][0] == summary["trained_identities"]["note"]
+    assert "(scored on identities it may have trained on)" in (tmp_path / "out" / "tables" / "table2.md").read_text()

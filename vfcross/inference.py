@@ -25,8 +25,9 @@ so a voice and a face compare by the dot product (cosine similarity).
 The model file is safetensors: the backbone objective's tensors under
 ``backbone.``, the fusion objective's under ``fusion.``, and string metadata
 ``format`` (:data:`FORMAT`), ``format_version`` (:data:`FORMAT_VERSION`),
-``config`` (the run configuration as JSON, local paths removed) and
-``sources`` (JSON: SHA-256 of the checkpoints it came from).
+``config`` (the run configuration as JSON, local paths removed),
+``sources`` (JSON: SHA-256 of the checkpoints it came from) and
+``trained_on`` (JSON: the identities each run trained and validated on, by split).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ from vfcross.training import (
     device,
     objective_state,
     stage_settings,
+    recorded_identities,
     state_path,
 )
 
@@ -98,13 +100,16 @@ class VoiceFaceModel:
     """A trained backbone + fusion with the preprocessing settings of their training."""
 
     def __init__(self, cfg: RunConfig, backbone: BackboneObjective, fusion: FusionModel, source: str,
-                 sources: dict[str, str] | None = None, dev: str | torch.device | None = None) -> None:
+                 sources: dict[str, str] | None = None, dev: str | torch.device | None = None,
+                 trained_on: dict[str, dict[str, list[str]] | None] | None = None) -> None:
         """Wrap trained modules; :func:`load` is the usual way to get one. ``dev`` defaults to CUDA if present."""
         self.cfg = cfg
         #: Where the model was loaded from.
         self.source = source
         #: SHA-256 of the checkpoints the weights came from.
         self.sources = dict(sources or {})
+        #: The identities each run ("backbone", "fusion") trained and validated on, by split (None: unrecorded).
+        self.trained_on = dict(trained_on or {})
         self.device = torch.device(dev) if dev is not None else device()
         self.backbone = backbone.to(self.device).eval()
         self.fusion = fusion.to(self.device).eval()
@@ -216,7 +221,8 @@ class VoiceFaceModel:
         tensors |= {f"fusion.model.{k}": v for k, v in self.fusion.state_dict().items()}
         tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
         metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
-                    "config": json.dumps(to_dict(self.cfg)), "sources": json.dumps(self.sources)}
+                    "config": json.dumps(to_dict(self.cfg)), "sources": json.dumps(self.sources),
+                    "trained_on": json.dumps(self.trained_on)}
         data = save(tensors, metadata=metadata)
         path = Path(path)
         atomic_write(path, lambda stream: stream.write(data))
@@ -242,8 +248,9 @@ def load(path: str | Path, dev: str | torch.device | None = None, backbone: str 
     # each run's config.json must describe the model its checkpoint holds
     backbone_state = objective_state(backbone_run, stage_settings("backbone", backbone_cfg.backbone))
     fusion_state = objective_state(fusion_run, stage_settings("fusion", fusion_cfg.fusion))
+    trained_on = {"backbone": recorded_identities(backbone_run), "fusion": recorded_identities(fusion_run)}
     return VoiceFaceModel(cfg, backbone_from_state(backbone_state, cfg.backbone),
-                          fusion_from_state(fusion_state, cfg.fusion), str(path), sources, dev)
+                          fusion_from_state(fusion_state, cfg.fusion), str(path), sources, dev, trained_on)
 
 
 def export(source: str | Path, out: str | Path, backbone: str | Path | None = None) -> Path:
@@ -332,7 +339,7 @@ def _load_file(path: Path, dev: str | torch.device | None) -> VoiceFaceModel:
              for prefix in ("backbone.", "fusion.")}
     return VoiceFaceModel(cfg, backbone_from_state(parts["backbone."], cfg.backbone),
                           fusion_from_state(parts["fusion."], cfg.fusion), str(path),
-                          json.loads(metadata.get("sources", "{}")), dev)
+                          json.loads(metadata.get("sources", "{}")), dev, json.loads(metadata.get("trained_on", "{}")))
 
 
 def _as_list(items: Sequence | str | Path) -> list:

@@ -15,9 +15,13 @@ this module runs it end to end with the package's one pipeline:
 3. :func:`train_language`, once per language: the backbone trained on that
    language's clips only (:func:`~vfcross.evaluation.fame.heard_only`), or
    notebook 02's backbone shared by both languages
-   (``multilingual.backbone``, :func:`shared_backbone`); the fusion stage
+   (``multilingual.backbone``, :func:`shared_backbone`, refused when its
+   run record lists a test identity: :func:`check_unseen`); the fusion stage
    trained on that language's clips only; the test identities' test-time
-   embeddings in both languages.
+   embeddings in both languages. The bilingual population's identities are
+   named apart from the English-only main population's
+   (:func:`vfcross.data.synthetic.population.identity_names`), so notebook
+   02's backbone never shares an identity with them.
 4. :func:`~vfcross.evaluation.fame.fame_evaluation` scores them;
    :func:`write_submissions` writes the challenge's four score files for a
    MAV-Celeb copy that has its trial lists.
@@ -39,6 +43,7 @@ from vfcross.data.mavceleb import draw_identity_splits, read_trials, scan_mavcel
 from vfcross.data.splits import check_splits
 from vfcross.data.synthetic.writer import write_population
 from vfcross.data.voxceleb import LANGUAGES_FILE, scan_dataset
+from vfcross.evaluation.evaluate import trained_identities_note
 from vfcross.evaluation.fame import (
     fame_evaluation,
     heard_only,
@@ -48,6 +53,7 @@ from vfcross.evaluation.fame import (
     write_submission,
 )
 from vfcross.fusion.task import load_fusion, project, train_fusion
+from vfcross.training import recorded_identities
 
 #: Sub-folder of the run's work folder that holds the multilingual runs.
 WORK_FOLDER = "multilingual"
@@ -204,6 +210,19 @@ def shared_backbone(cfg: RunConfig) -> Path | None:
     return run
 
 
+def check_unseen(backbone: Path, manifest: pd.DataFrame, split: str) -> None:
+    """Raise ValueError when the ``backbone`` run's record lists an identity of ``manifest``'s ``split`` (or none).
+
+    A shared backbone was trained on another dataset's identities; the FAME
+    numbers are those of unseen identities only if none of them is a test
+    identity here.
+    """
+    test = manifest.loc[manifest["split"].eq(split).fillna(False).to_numpy(dtype=bool), "identity"].unique()
+    note = trained_identities_note({"backbone": recorded_identities(backbone)}, test, f"the shared backbone {backbone}")
+    if note:
+        raise ValueError(note)
+
+
 @dataclass(frozen=True)
 class LanguageModel:
     """A model trained on one language's clips, and the test identities' test-time embeddings.
@@ -244,7 +263,8 @@ def train_language(cfg: RunConfig, manifest: pd.DataFrame, language: str, backbo
     ``cfg`` is :func:`multilingual_config`'s and ``manifest`` the
     preprocessed one. Without ``backbone`` one is trained from scratch on
     ``language``'s clips (:func:`~vfcross.evaluation.fame.heard_only`);
-    with it (a shared backbone run) the whole manifest is embedded once
+    with it (a shared backbone run, refused by :func:`check_unseen` when
+    it trained on a test identity) the whole manifest is embedded once
     (cached, so the second language reuses it). The fusion stage, when
     ``multilingual.fusion``, is trained on ``language``'s clips only. Runs
     already trained with the same settings are reused.
@@ -256,6 +276,7 @@ def train_language(cfg: RunConfig, manifest: pd.DataFrame, language: str, backbo
         backbone, history = train_backbone(run, heard, "single", progress=progress)
         emb = extract_embeddings(backbone, heard, None, cfg.cache_dir / "embeddings", progress=progress)
     else:
+        check_unseen(Path(backbone), manifest, cfg.eval.split)
         emb = _rows(extract_embeddings(backbone, manifest, None, cfg.cache_dir / "embeddings", progress=progress),
                     heard)
     test = emb.table["split"].eq(cfg.eval.split).fillna(False).to_numpy(dtype=bool)
@@ -328,11 +349,12 @@ def _embed_files(model, paths: list[str], modality: str) -> tuple[dict[str, np.n
     return vectors, failed
 
 
-def write_submissions(models: list[LanguageModel], root: str | Path, lists: str | Path, out: str | Path
-                      ) -> tuple[list[Path], list[str]]:
+def write_submissions(models: list[LanguageModel], root: str | Path, lists: str | Path, out: str | Path,
+                      version: str) -> tuple[list[Path], list[str]]:
     """The challenge's score files: every model scores every ``<Language>_test.txt`` of ``lists``.
 
-    Each file (:func:`~vfcross.evaluation.fame.submission_name`) has one
+    Each file (:func:`~vfcross.evaluation.fame.submission_name`, named with
+    the MAV-Celeb ``version``, ``multilingual.mavceleb_version``) has one
     line per trial key, in the list's order, the L2 distance of the
     trial's voice and face embeddings (the trial paths are relative to the
     version folder ``root``). A trial whose voice or face the model cannot
@@ -346,6 +368,7 @@ def write_submissions(models: list[LanguageModel], root: str | Path, lists: str 
     root, out = Path(root), Path(out)
     trained = {m.language for m in models}
     tests = {lang: read_trials(path) for lang, path in trial_lists(lists).items() if lang in trained}
+    names = {(m.language, test): submission_name(m.language, test, version) for m in models for test in tests}
     written, notes = [], []
     for model_entry in models:
         model = load(model_entry.folder, backbone=model_entry.backbone)
@@ -358,7 +381,7 @@ def write_submissions(models: list[LanguageModel], root: str | Path, lists: str 
             distances = l2_distances(np.nan_to_num(v), np.nan_to_num(f))
             unusable = np.isnan(v).any(axis=1) | np.isnan(f).any(axis=1)
             distances[unusable] = np.sqrt(2.0)
-            name = submission_name(model_entry.language, test_language)
+            name = names[model_entry.language, test_language]
             written.append(write_submission(out / name, trials["key"], distances))
             for reason in {**voice_failed, **face_failed}.values():
                 notes.append(f"{name}: {reason} (its trials scored sqrt(2), no evidence)")

@@ -15,6 +15,14 @@ the protocols of :mod:`vfcross.evaluation.registry`:
 * otherwise protocols generated from the ``eval.split`` identities of the
   dataset (its split file).
 
+Either way it refuses to score an identity that the model's run records
+(``trained_from.json``, carried into a model file) list among the
+identities its backbone or fusion trained or selected epochs on (train and
+val), or a model whose records list none: such numbers would read as
+unseen-identity numbers and are not. ``allow_trained_identities``
+(``--allow-trained-identities``) scores them anyway and says so in the
+method's name, the notes and ``summary.json`` (``trained_identities``).
+
 The output folder receives ``tables/table2..5.md|csv`` and
 ``tables/coverage.md|csv`` (each measured row naming its protocol and how
 many of its rows were scored), ``summary.json``, ``missing_rows.csv.gz`` and
@@ -34,7 +42,7 @@ import pandas as pd
 
 from vfcross.config import RunConfig, override, preset, to_dict
 from vfcross.data.dataset import prepare_dataset
-from vfcross.evaluation.evaluate import evaluate
+from vfcross.evaluation.evaluate import evaluate, trained_identities_note
 from vfcross.evaluation.registry import (
     OfficialLists,
     protocols_for,
@@ -125,6 +133,7 @@ def evaluate_model(
     preset_name: str | None = None,
     changes: Mapping[str, Any] | None = None,
     progress: bool = True,
+    allow_trained_identities: bool = False,
 ) -> dict:
     """Score the trained model at ``model_path`` on the dataset ``root``; write tables and ``summary.json`` to ``out``.
 
@@ -132,6 +141,8 @@ def evaluate_model(
     any); ``lists`` the official lists folder (or ``eval.lists`` in
     ``changes``); ``preset_name`` and ``changes`` the evaluation settings
     (:func:`evaluation_config`). ``out`` defaults to :func:`default_out`.
+    ValueError when the protocols would score identities the model trained
+    or validated on, unless ``allow_trained_identities`` (module docstring).
     Returns the summary (also written as ``out/summary.json``).
     """
     model_path, root = Path(model_path), Path(root)
@@ -148,7 +159,11 @@ def evaluate_model(
     # nothing is trained here; the official lists name their own identities, generated protocols need the split
     dataset = prepare_dataset(cfg, progress, training=False, evaluation=not cfg.eval.lists)
     official = read_official_lists(cfg.eval.lists, root) if cfg.eval.lists else None
-    prepared = _preprocess(_rows_needed(dataset.manifest, cfg, official, root), cfg, progress)
+    needed = _rows_needed(dataset.manifest, cfg, official, root)
+    trained = trained_identities_note(model.trained_on, needed["identity"].unique(), f"model {model_path}")
+    if trained and not allow_trained_identities:
+        raise ValueError(f"{trained}; pass --allow-trained-identities to score them anyway")
+    prepared = _preprocess(needed, cfg, progress)
     table = prepared.manifest
     skipped = prepared.report[prepared.report["outcome"] == "skipped"]
     protocols = protocols_for(table, cfg.eval, root, dict(zip(skipped["relpath"], skipped["reason"])), official)
@@ -158,7 +173,9 @@ def evaluate_model(
     out.mkdir(parents=True, exist_ok=True)
     name = f"VoxCeleb1 layout at {root.name}"
     provenance = {"dataset": name, "preset": cfg.preset, "eval seed": str(cfg.eval.seed)}
-    method = f"vfcross model {model_path.name}"
+    method = f"vfcross model {model_path.name}" + (" (scored on identities it may have trained on)" if trained else "")
+    if trained:
+        result["notes"] = [trained, *result["notes"]]
     for table_name, frame in evaluation_tables({method: result}, None, provenance).items():
         write_table(frame, table_name, out)
     missing_csv = protocols.write_missing(out)
@@ -168,6 +185,8 @@ def evaluate_model(
         "method": method,
         "protocols": protocols.source,
         "missing_rows": missing_csv.name,
+        "trained_identities": {"allowed": allow_trained_identities, "note": trained or "none of the identities "
+                               "scored is one that the model's runs trained or validated on"},
         "data": data_record(dataset, prepared, name),
         "eval": to_dict(cfg.eval),
         "provenance": provenance,

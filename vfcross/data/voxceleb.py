@@ -54,8 +54,12 @@ LANGUAGES_FILE = "languages.csv"
 VOICE_EXTENSIONS = frozenset({".wav"})
 FACE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
 
-#: Identity-split codes of the Learnable-PINs split file, in the order of :data:`vfcross.config.Split`.
-SPLIT_CODES: dict[str, str] = dict(zip(("1", "2", "3", "4"), choices(Split), strict=True))
+#: Identity-split codes of the Learnable-PINs split file, spelled out: never derived from the order of
+#: :data:`vfcross.config.Split`, so reordering that type cannot move test identities into training.
+SPLIT_CODES: dict[str, str] = {"1": "train", "2": "val", "3": "seen_heard", "4": "test"}
+if set(SPLIT_CODES.values()) != set(choices(Split)):
+    raise RuntimeError(f"vfcross.data.voxceleb.SPLIT_CODES names {sorted(SPLIT_CODES.values())}, but "
+                      f"vfcross.config.Split allows {sorted(choices(Split))}: make them the same splits")
 
 MANIFEST_COLUMNS = (
     "identity",

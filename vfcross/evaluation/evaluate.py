@@ -25,7 +25,7 @@ identity; why (a simulation of the spread across test sets) is said in
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -475,3 +475,32 @@ def compare(
         if isinstance(value, dict) and "note" in value
     ]
     return {"verification": result, "notes": notes, "settings": settings}
+
+
+# --- the identities a model may be scored on ---------------------------------------------------
+
+
+def trained_identities_note(trained_on: Mapping[str, Mapping[str, list[str]] | None], scored: Iterable[str],
+                            what: str) -> str:
+    """One line when identities to be ``scored`` may be ones the model's runs trained or validated on, else "".
+
+    ``trained_on`` maps each run of the model (``"backbone"``, ``"fusion"``)
+    to the identities its record lists by split (train and val: training and
+    epoch selection; :func:`vfcross.training.recorded_identities`), or None
+    where the run records none (trained by an older vfcross), which leaves
+    nothing checked and says so. The line names ``what``, how many scored
+    identities were trained on and the first five of them.
+    """
+    scored = set(map(str, scored))
+    unrecorded = [run for run, splits in trained_on.items() if splits is None] if trained_on else ["backbone", "fusion"]
+    if unrecorded:
+        return (f"{what}: the record of its {' and '.join(unrecorded)} run{'s' * (len(unrecorded) > 1)} lists no "
+                f"identities (made by an older vfcross), so none of the {len(scored)} identities to score is known to "
+                "be unseen")
+    seen = {name for splits in trained_on.values() for names in splits.values() for name in names}
+    overlap = sorted(seen & scored)
+    if not overlap:
+        return ""
+    first = ", ".join(overlap[:5]) + (", ..." if len(overlap) > 5 else "")
+    return (f"{what} was trained or validated on {len(overlap)} of the {len(scored)} identities to score ({first}): "
+            "its numbers are not those of unseen identities")

@@ -29,12 +29,16 @@ across the lists, so what the lists share cancels).
 The challenge's own test identities are anonymous, their labels withheld; a
 team submits, for each trial list ``<Language>_test.txt`` and each of the two
 models, one score per trial key in the list's order (:func:`write_submission`).
-The files are named by the TEST language and whether the model heard it,
-``sub_score_<Language>_<heard|unheard>.txt`` (:func:`submission_name`), four
-files zipped together; the score is what the organisers' baseline
-(``computeScore.py``) writes: the L2 distance between the voice's and the
-face's test-time embeddings, ``<key> <distance>`` with six decimals, a LOWER
-score meaning the same person (:func:`l2_distances`).
+The files are named as the organisers' ``computeScore.py`` names them
+(mavceleb/mavceleb_baseline, revision e3c56df of 2025-09-12, the latest to
+change it): by the MAV-Celeb version, the TEST language and whether the model
+heard it, ``sub_score_<version>_<Language>_<heard|unheard>.txt``
+(:func:`submission_name`), four files zipped together (that repository's
+README names a third form, ``sub_scores_<Language>_heard.txt``; the script is
+what the organisers score with). The score is what that script writes: the
+L2 distance between the voice's and the face's test-time embeddings,
+``<key> <distance>`` with six decimals, a LOWER score meaning the same person
+(:func:`l2_distances`).
 """
 
 from __future__ import annotations
@@ -51,6 +55,9 @@ from vfcross.evaluation.metrics import eer, roc_auc
 from vfcross.evaluation.protocols import verification_pairs, verification_scores
 
 HEARD, UNHEARD = "heard", "unheard"
+#: The languages of each MAV-Celeb version (English and one other), as the organisers' computeScore.py pairs them.
+MAVCELEB_LANGUAGES: dict[str, tuple[str, str]] = {"v1": ("English", "Urdu"), "v2": ("English", "Hindi"),
+                                                  "v3": ("English", "German")}
 #: How the challenge combines the four EERs into its one score.
 OVERALL = "mean of the four EERs (FAME)"
 #: Why a FAME result has no interval when its pairs come from one identity.
@@ -211,15 +218,23 @@ def fame_evaluation(systems: Mapping[str, tuple[np.ndarray, pd.DataFrame]], lang
 # --- the challenge's submission files ------------------------------------------------------------------
 
 
-def submission_name(train_language: str, test_language: str) -> str:
+def submission_name(train_language: str, test_language: str, version: str) -> str:
     """File name of the scores of the model trained on ``train_language`` for ``test_language``'s trial list.
 
-    Named by the test language and whether that model heard it, as the
-    challenge's submissions are: ``sub_score_German_unheard.txt`` holds the
-    English-trained model's scores of ``German_test.txt``.
+    ``sub_score_<version>_<test language>_<heard|unheard>.txt``, as the
+    organisers' computeScore.py writes it (see the module docstring):
+    ``sub_score_v3_German_unheard.txt`` holds the English-trained model's
+    scores of MAV-Celeb v3's ``German_test.txt``. ValueError when
+    ``version`` (``multilingual.mavceleb_version``) does not hold both
+    languages.
     """
+    languages = MAVCELEB_LANGUAGES.get(version)
+    if languages is None or not {train_language, test_language} <= set(languages):
+        raise ValueError(f"multilingual.mavceleb_version: MAV-Celeb {version} holds "
+                         f"{' and '.join(languages) if languages else 'no such version'}, not "
+                         f"{' and '.join(sorted({train_language, test_language}))}: set the version of the copy")
     condition = HEARD if train_language == test_language else UNHEARD
-    return f"sub_score_{test_language}_{condition}.txt"
+    return f"sub_score_{version}_{test_language}_{condition}.txt"
 
 
 def l2_distances(voice_vectors: np.ndarray, face_vectors: np.ndarray) -> np.ndarray:

@@ -63,7 +63,7 @@ class Attributes:
 class Identity:
     """One synthetic person: its ids, its face and voice attributes, its seed."""
 
-    vox_id: str  # VoxCeleb1-style id used under wav/
+    vox_id: str  # VoxCeleb1-style id used under wav/ (see identity_names)
     name: str  # VGGFace1-style name used under unzippedFaces/
     split: int  # identity_splits.txt code: 1 train, 2 val, 4 test
     face: Attributes
@@ -77,7 +77,8 @@ class Identity:
 
 
 #: identity_splits.txt codes of the three splits a population is drawn into (one source: the reader's table).
-TRAIN_CODE, VAL_CODE, TEST_CODE = (int(code) for code, name in SPLIT_CODES.items() if name in ("train", "val", "test"))
+_CODE_OF = {name: int(code) for code, name in SPLIT_CODES.items()}
+TRAIN_CODE, VAL_CODE, TEST_CODE = _CODE_OF["train"], _CODE_OF["val"], _CODE_OF["test"]
 
 
 def sample_population(cfg: SynthConfig) -> list[Identity]:
@@ -95,9 +96,23 @@ def sample_population(cfg: SynthConfig) -> list[Identity]:
         traits = rng.standard_normal(len(TRAITS))
         face = Attributes(gender, nationality, age, tuple(float(t) for t in traits))
         voice = _voice_attributes(face, cfg, rng)
-        people.append(Identity(vox_id=f"id{i + 1:05d}", name=f"Synth_{i + 1:05d}", split=splits[i],
-                               face=face, voice=voice, seed=int(rng.integers(2**31))))
+        vox_id, name = identity_names(i + 1, cfg)
+        people.append(Identity(vox_id=vox_id, name=name, split=splits[i], face=face, voice=voice,
+                               seed=int(rng.integers(2**31))))
     return people
+
+
+def identity_names(number: int, cfg: SynthConfig) -> tuple[str, str]:
+    """The VoxCeleb1-style id and VGGFace1-style name of identity ``number`` (from 1) of a population.
+
+    An English-only population's are ``id00001`` and ``Synth_00001``; a
+    bilingual one's (``cfg.languages`` set) ``ml00001`` and ``Synth_ml00001``,
+    so that notebook 06's bilingual identities never share a name with the
+    main population's, whose backbone may embed them (vfcross.multilingual
+    checks that none of its identities is a test identity there).
+    """
+    tag = "ml" if cfg.languages else ""
+    return f"{tag or 'id'}{number:05d}", f"Synth_{tag}{number:05d}"
 
 
 def _split_codes(n: int, fractions: tuple[float, float, float], rng: np.random.Generator) -> list[int]:
