@@ -1,4 +1,4 @@
-"""Systems with several training seeds on the same pairs: seed spread, identity-level intervals, paired differences."""
+"""Systems with several training seeds on the same pairs: seed spread, identity-level intervals, the paired decision."""
 
 import numpy as np
 import pandas as pd
@@ -6,7 +6,7 @@ import pytest
 
 from vfcross.evaluation.bootstrap import identity_draws
 from vfcross.evaluation.metrics import roc_auc
-from vfcross.evaluation.seeds import paired_by_seed, score_seeds, seed_summary
+from vfcross.evaluation.seeds import paired_decision, score_seeds, seed_summary
 
 
 def _table(n=12, per=3):
@@ -55,15 +55,31 @@ def test_seed_summary_spread_and_interval_of_the_seed_mean(scored):
     assert summary["ci"] == pytest.approx(list(np.percentile(values, [2.5, 97.5])))
 
 
-def test_paired_by_seed_matches_seeds_and_pairs_a_single_seed_with_all(scored):
-    paired = paired_by_seed(scored, "good", "poor", "auc", n_boot=100)
-    assert [p["seed"] for p in paired] == [0, 1, 2]
-    for p, a, b in zip(paired, scored.scores["good"], scored.scores["poor"]):
-        assert p["difference"] == pytest.approx(roc_auc(a, scored.labels) - roc_auc(b, scored.labels))
-        assert p["ci"][0] > 0  # a clearly better system: the paired interval excludes 0
-    against_reference = paired_by_seed(scored, "good", "reference", "auc", n_boot=50)
-    assert [p["seed"] for p in against_reference] == [0, 1, 2]
-    assert len({p["b"] for p in against_reference}) == 1  # the one reference model each time
+def test_paired_decision_is_the_seed_mean_of_paired_differences_on_shared_identity_draws(scored):
+    decision = paired_decision(scored, "good", "poor", "auc", n_boot=200, seed=3)
+    per_seed = [roc_auc(a, scored.labels) - roc_auc(b, scored.labels)
+                for a, b in zip(scored.scores["good"], scored.scores["poor"])]
+    assert [p["seed"] for p in decision.per_seed] == [0, 1, 2]
+    assert [p["difference"] for p in decision.per_seed] == pytest.approx(per_seed)
+    assert decision.difference == pytest.approx(np.mean(per_seed))
+    assert decision.seed_sd == pytest.approx(np.std(per_seed, ddof=1)) and decision.identities == 12
+    # brute force: replay the identity draws, materialise the drawn pairs, average the seeds' paired differences
+    identities = np.unique(scored.clusters)
+    means = []
+    for counts in identity_draws(len(identities), 200, 3):
+        rows = np.concatenate([np.repeat(np.flatnonzero(scored.clusters == ident), c)
+                               for ident, c in zip(identities, counts)])
+        labels = scored.labels[rows]
+        if labels.all() or not labels.any():
+            continue
+        means.append(np.mean([roc_auc(a[rows], labels) - roc_auc(b[rows], labels)
+                              for a, b in zip(scored.scores["good"], scored.scores["poor"])]))
+    assert decision.se_identities == pytest.approx(np.std(means, ddof=1))
+    assert decision.se == pytest.approx(np.sqrt(np.std(means, ddof=1) ** 2 + decision.seed_sd ** 2 / 3))
+    assert decision.interval(0.95)[0] > 0  # a clearly better system
+    against_reference = paired_decision(scored, "good", "reference", "auc", n_boot=50)
+    assert [p["seed"] for p in against_reference.per_seed] == [0, 1, 2]
+    assert len({p["b"] for p in against_reference.per_seed}) == 1  # the one reference model each time
 
 
 def test_systems_without_a_common_seed_cannot_be_paired():
@@ -71,6 +87,6 @@ def test_systems_without_a_common_seed_cannot_be_paired():
     scored = score_seeds({"a": {0: _vectors(table, 1, 0), 1: _vectors(table, 1, 1)},
                           "b": {2: _vectors(table, 1, 2), 3: _vectors(table, 1, 3)}}, table, n_pairs=100)
     with pytest.raises(ValueError, match="share no training seed"):
-        paired_by_seed(scored, "a", "b")
+        paired_decision(scored, "a", "b")
     with pytest.raises(ValueError, match="at least one trained seed"):
         score_seeds({"a": {}}, table)

@@ -303,11 +303,11 @@ def test_probe_figure_intervals_clipping_and_bad_tables():
 
 def test_paired_differences_dots_per_seed_intervals_and_margin():
     rows = [{"label": "fusion - backbone", "estimate": 1.0, "low": -0.5, "high": 2.5, "seed": s} for s in (0, 1, 2)]
-    rows += [{"label": "fusion - backbone", "estimate": 1.1, "low": 0.2, "high": 2.0}]
+    rows += [{"label": "fusion - backbone", "estimate": 1.1, "low": 0.2, "high": 2.0, "verdict": "holds"}]
     rows += [{"label": "dual - single", "estimate": 0.2, "low": -0.8, "high": 1.1, "margin": 1.5}]
     fig = figures.paired_differences_figure(rows)
     (ax,) = fig.axes
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["fusion - backbone", "dual - single"]
+    assert [t.get_text() for t in ax.texts] == ["fusion - backbone: holds", "dual - single"]  # written above each row
     dots = [line for line in ax.get_lines() if line.get_label().startswith("seed ")]
     assert len(dots) == 3
     intervals = sorted((round(float(s[0, 0]), 6), round(float(s[1, 0]), 6))
@@ -319,7 +319,8 @@ def test_paired_differences_dots_per_seed_intervals_and_margin():
     assert len(band) == 1
     xs = band[0].get_paths()[0].vertices[:, 0]
     assert xs.min() == pytest.approx(-1.5) and xs.max() == pytest.approx(1.5)
-    assert {"seed 0", "seed 1", "seed 2", "pooled", "equivalence margin", "no difference"} <= set(legend_texts(fig))
+    expected = {"seed 0", "seed 1", "seed 2", "mean over seeds, holds", "equivalence margin", "no difference"}
+    assert expected <= set(legend_texts(fig))
     with pytest.raises(ValueError, match="row 0 lacks \\['high'\\]"):
         figures.paired_differences_figure([{"label": "x", "estimate": 0, "low": 0}])
     with pytest.raises(ValueError, match="several margins"):

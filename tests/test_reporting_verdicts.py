@@ -1,95 +1,84 @@
-"""Verdicts from paired intervals: every branch of superiority, equivalence and the seed rule."""
+"""Verdicts from one decision interval: every branch of superiority (with δ) and equivalence (90%, TOST)."""
 
 import json
 
 import pytest
+from scipy import stats
 
-from vfcross.reporting.verdicts import (
-    CONTRADICTED,
-    HOLDS,
-    INCONCLUSIVE,
-    Claim,
-    decide,
-    decide_across_seeds,
-)
+from vfcross.evaluation.decision import Decision
+from vfcross.reporting.verdicts import CONTRADICTED, HOLDS, INCONCLUSIVE, Claim, decide
 
 AUC = Claim("full model", "fusion + CE", "AUC")  # higher is better
 EER = Claim("full model", "fusion + CE", "EER", higher_is_better=False)
 SAME = Claim("single stream", "dual stream", "AUC", margin=0.02)
+DF = 40.0
+
+
+def decision(low, high, level=0.95, seeds=3, identities=60):
+    """A hand-made decision whose ``level`` interval is exactly [low, high] (t with DF degrees of freedom)."""
+    se = (high - low) / 2 / stats.t.ppf(0.5 + level / 2, DF)
+    per_seed = tuple({"seed": s, "difference": (low + high) / 2} for s in range(seeds))
+    return Decision((low + high) / 2, se, se, 0.004 if seeds > 1 else None, DF, identities, per_seed)
 
 
 @pytest.mark.parametrize(
-    "claim, ci, expected",
+    "claim, ci, level, outcome",
     [
-        (AUC, (0.001, 0.03), HOLDS),  # entirely above 0
-        (AUC, (-0.04, -0.002), CONTRADICTED),  # entirely below 0
-        (AUC, (-0.01, 0.03), INCONCLUSIVE),  # straddles 0
-        (AUC, (0.0, 0.03), INCONCLUSIVE),  # touches 0: not entirely on the claimed side
-        (EER, (-0.03, -0.001), HOLDS),  # lower EER is better
-        (EER, (0.002, 0.04), CONTRADICTED),
-        (EER, (-0.02, 0.01), INCONCLUSIVE),
-        (SAME, (-0.015, 0.019), HOLDS),  # inside (-2, 2) points
-        (SAME, (0.02, 0.05), CONTRADICTED),  # at or beyond +margin
-        (SAME, (-0.06, -0.025), CONTRADICTED),  # beyond -margin
-        (SAME, (-0.01, 0.03), INCONCLUSIVE),  # crosses +margin
-        (SAME, (-0.03, 0.03), INCONCLUSIVE),  # wider than the equivalence region
-        (SAME, (-0.019, 0.02), INCONCLUSIVE),  # touches the margin: not inside the open region
+        (AUC, (0.001, 0.03), 0.95, HOLDS),  # above 0
+        (AUC, (-0.04, -0.002), 0.95, CONTRADICTED),  # below 0
+        (AUC, (-0.01, 0.03), 0.95, INCONCLUSIVE),  # straddles 0 and reaches δ = 2 points
+        (AUC, (-0.01, 0.015), 0.95, CONTRADICTED),  # straddles 0 but no gain of 2 points is left
+        (EER, (-0.03, -0.001), 0.95, HOLDS),  # lower EER is better
+        (EER, (-0.015, 0.01), 0.95, CONTRADICTED),  # an EER gain of at most 1.5 points < δ
+        (EER, (-0.03, 0.01), 0.95, INCONCLUSIVE),
+        (SAME, (-0.018, 0.018), 0.90, HOLDS),  # 90% inside ±2 (its 95% interval is not)
+        (SAME, (0.02, 0.05), 0.90, CONTRADICTED),  # wholly beyond +margin
+        (SAME, (-0.06, -0.025), 0.90, CONTRADICTED),
+        (SAME, (-0.01, 0.03), 0.90, INCONCLUSIVE),  # crosses +margin
+        (SAME, (-0.03, 0.03), 0.90, INCONCLUSIVE),  # wider than the equivalence region
     ],
 )
-def test_outcome_of_each_branch(claim, ci, expected):
-    verdict = decide(claim, (ci[0] + ci[1]) / 2, ci)
-    assert verdict.outcome == expected
-    assert verdict.explanation.endswith(f": {expected}")
+def test_outcome_of_each_branch(claim, ci, level, outcome):
+    verdict = decide(claim, decision(*ci, level), delta=0.02, reason="two points")
+    assert verdict.outcome == outcome
+    assert verdict.ci == pytest.approx(ci) and verdict.claim.level == level
+    assert ("no gain of ≥ 2.0 points" in verdict.explanation) == (outcome == CONTRADICTED and ci[0] < 0 < ci[1])
 
 
-def test_equivalence_ignores_the_metrics_direction():
-    ci = (-0.01, 0.015)
-    assert decide(SAME, 0.0, ci).outcome == decide(Claim("a", "b", "EER", False, 0.02), 0.0, ci).outcome == HOLDS
+def test_equivalence_is_read_from_the_90_percent_interval():
+    made = decision(-0.018, 0.018, level=0.90)
+    assert made.interval(0.95)[1] > 0.02  # the 95% interval reaches past the margin: the old rule said inconclusive
+    assert decide(SAME, made).outcome == HOLDS
 
 
-def test_explanation_says_what_was_compared():
-    verdict = decide(SAME, 0.008, (-0.012, 0.029), identities=60, seed=3)
+def test_explanation_states_identities_seeds_delta_and_the_detectable_difference():
+    verdict = decide(AUC, decision(-0.01, 0.03), delta=0.027, reason="the gain Table 6 reports")
     text = verdict.explanation
-    for part in ("single stream ≈ dual stream on AUC", "±2.0 points", "+0.8 points", "95% CI [-1.2, +2.9]",
-                 "60 test identities", "seed 3", "inconclusive"):
+    expected_mde = (stats.t.ppf(0.975, DF) + stats.t.ppf(0.8, DF)) * verdict.decision.se
+    assert verdict.mde == pytest.approx(expected_mde)
+    for part in ("full model better than fusion + CE on AUC", "+1.0 points", "95% CI [-1.0, +3.0]",
+                 "60 test identities", "3 seeds, seed SD 0.4 points", f"detects (80% power) {100 * expected_mde:.1f}",
+                 "δ = 2.7 points (the gain Table 6 reports)", "test identities would reach 2.7", "inconclusive"):
         assert part in text, (part, text)
-    assert "better than" in decide(AUC, 0.01, (0.005, 0.02)).explanation
-    assert json.loads(json.dumps(verdict.as_dict()))["verdict"] == INCONCLUSIVE
+    record = json.loads(json.dumps(verdict.as_dict()))
+    assert record["verdict"] == INCONCLUSIVE and record["identities"] == 60 and record["seeds"] == [0, 1, 2]
+    assert record["margin"] == 0.027 and record["mde"] == pytest.approx(expected_mde)
+
+
+def test_one_seed_says_its_spread_was_not_measured():
+    verdict = decide(SAME, decision(-0.01, 0.01, level=0.90, seeds=1))
+    assert verdict.outcome == HOLDS and "seed spread not measured: 1 seed" in verdict.explanation
+    assert "smallest margin it could show" in verdict.explanation
 
 
 def test_no_interval_is_inconclusive():
-    verdict = decide(AUC, 0.2, None)
-    assert verdict.outcome == INCONCLUSIVE and "no identity-level interval" in verdict.explanation
-
-
-def test_seeds_agreeing_keep_their_verdict():
-    verdict = decide_across_seeds(AUC, [(0.02, (0.01, 0.03)), (0.015, (0.004, 0.027)), (0.03, (0.02, 0.04))],
-                                  seeds=[0, 1, 2], identities=60)
-    assert verdict.outcome == HOLDS and verdict.seeds == (0, 1, 2)
-    assert [v.outcome for v in verdict.per_seed] == [HOLDS] * 3
-    assert verdict.difference == pytest.approx(0.065 / 3) and verdict.ci is None
-    assert "every seed agrees" in verdict.explanation and "3 training seeds" in verdict.explanation
-
-
-def test_a_verdict_that_flips_between_seeds_is_inconclusive():
-    flipping = [(0.02, (0.01, 0.03)), (-0.02, (-0.03, -0.01))]  # holds with one seed, contradicted with the other
-    verdict = decide_across_seeds(AUC, flipping, seeds=[7, 8])
-    assert verdict.outcome == INCONCLUSIVE
-    assert [v.outcome for v in verdict.per_seed] == [HOLDS, CONTRADICTED]
-    assert "seed 7" in verdict.explanation and "the seeds disagree" in verdict.explanation
-    partly = decide_across_seeds(SAME, [(0.0, (-0.01, 0.01)), (0.01, (-0.01, 0.03))])
-    assert partly.outcome == INCONCLUSIVE and partly.seeds == (0, 1)
-    assert decide_across_seeds(EER, [(0.01, (0.005, 0.02))]).outcome == CONTRADICTED  # one seed: its verdict
+    empty = Decision(0.2, None, None, None, 59, 60, ({"seed": 0, "difference": 0.2},), note="too few identities")
+    verdict = decide(AUC, empty, delta=0.02)
+    assert verdict.outcome == INCONCLUSIVE and verdict.ci is None and "too few identities" in verdict.explanation
 
 
 def test_bad_inputs_are_rejected():
     with pytest.raises(ValueError, match="margin"):
         Claim("a", "b", "AUC", margin=-0.01)
-    with pytest.raises(ValueError, match="low <= high"):
-        decide(AUC, 0.0, (0.02, -0.02))
-    with pytest.raises(ValueError, match="finite"):
-        decide(AUC, float("nan"), (0.0, 0.1))
-    with pytest.raises(ValueError, match="at least one"):
-        decide_across_seeds(AUC, [])
-    with pytest.raises(ValueError, match="one per interval"):
-        decide_across_seeds(AUC, [(0.0, (0.0, 0.1))], seeds=[1, 2])
+    with pytest.raises(ValueError, match="smallest gain"):
+        decide(AUC, decision(0.0, 0.1), delta=0.0)

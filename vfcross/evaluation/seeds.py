@@ -9,11 +9,13 @@ training seed; every trained copy is scored on the SAME verification pairs
   bootstrap resample of test identities recomputes every seed's metric and
   averages them), so the interval speaks of new test identities and the
   spread of new training seeds, side by side;
-* :func:`paired_by_seed` gives, for each seed, the paired difference of two
-  systems with its identity-level interval (seed s of one against seed s of
+* :func:`paired_decision` gives the paired difference of two systems as the
+  mean over seeds of each seed's difference (seed s of one against seed s of
   the other; a system trained once, such as the backbone a fusion sits on,
-  is paired with every seed of the other). A claim's verdict is decided on
-  these (:func:`vfcross.reporting.verdicts.decide_across_seeds`).
+  is paired with every seed of the other), with ONE interval that resamples
+  test identities and counts the seed spread
+  (:mod:`vfcross.evaluation.decision`). A claim's verdict is decided on it
+  (:func:`vfcross.reporting.verdicts.decide`).
 """
 
 from __future__ import annotations
@@ -24,10 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from vfcross.evaluation.bootstrap import (
-    cluster_bootstrap_ci,
-    paired_cluster_bootstrap_ci,
-)
+from vfcross.evaluation.bootstrap import cluster_bootstrap_ci, cluster_bootstrap_values
+from vfcross.evaluation.decision import Decision, seed_decision
 from vfcross.evaluation.metrics import eer, roc_auc, weighted
 from vfcross.evaluation.protocols import (
     VerificationPairs,
@@ -121,68 +121,88 @@ def seed_summary(scored: SeedScores, system: str, metric: str = "auc", n_boot: i
     return out
 
 
-def paired_by_seed(scored: SeedScores, a: str, b: str, metric: str = "auc", n_boot: int = 1000, seed: int = 0,
-                   level: float = 0.95) -> list[dict]:
-    """Per training seed, the paired difference a - b with its identity-level interval.
-
-    Seeds are matched by value where both systems have them; a system with
-    a single seed is paired with every seed of the other. Each entry is
-    ``{"seed", "difference", "ci" (None when undefined), "a", "b"}``.
-    """
-    fn, _ = METRICS[metric]
+def _matched(scored: SeedScores, a: str, b: str) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(seed, scores of a, scores of b) per seed: matched by value; a system with one seed pairs with every seed."""
     runs_a = dict(zip(scored.seeds[a], scored.scores[a]))
     runs_b = dict(zip(scored.seeds[b], scored.scores[b]))
     if len(runs_b) == 1:
-        matched = [(s, runs_a[s], next(iter(runs_b.values()))) for s in runs_a]
-    elif len(runs_a) == 1:
-        matched = [(s, next(iter(runs_a.values())), runs_b[s]) for s in runs_b]
-    else:
-        common = sorted(set(runs_a) & set(runs_b))
-        if not common:
-            raise ValueError(f"{a} (seeds {sorted(runs_a)}) and {b} (seeds {sorted(runs_b)}) share no training seed")
-        matched = [(s, runs_a[s], runs_b[s]) for s in common]
-    out = []
+        return [(s, runs_a[s], next(iter(runs_b.values()))) for s in runs_a]
+    if len(runs_a) == 1:
+        return [(s, next(iter(runs_a.values())), runs_b[s]) for s in runs_b]
+    common = sorted(set(runs_a) & set(runs_b))
+    if not common:
+        raise ValueError(f"{a} (seeds {sorted(runs_a)}) and {b} (seeds {sorted(runs_b)}) share no training seed")
+    return [(s, runs_a[s], runs_b[s]) for s in common]
+
+
+def paired_decision(scored: SeedScores, a: str, b: str, metric: str = "auc", n_boot: int = 1000,
+                    seed: int = 0) -> Decision:
+    """The difference a - b as the mean over seeds of the paired difference, with one interval (a :class:`Decision`).
+
+    Seeds are matched as :func:`_matched` says. Every seed's metric is
+    recomputed on the same identity resamples (deterministic from ``seed``),
+    so the identity part of the interval is paired; the seed spread of the
+    per-seed differences is the other part (:func:`~vfcross.evaluation.decision.seed_decision`).
+    """
+    fn, _ = METRICS[metric]
+    identities = np.unique(scored.clusters)
+    cache: dict[int, np.ndarray] = {}
+
+    def replicates(scores: np.ndarray) -> np.ndarray:
+        if id(scores) not in cache:
+            cache[id(scores)] = cluster_bootstrap_values(fn, scored.clusters, scores, scored.labels, n_boot=n_boot,
+                                                         seed=seed, identities=identities)
+        return cache[id(scores)]
+
+    matched = _matched(scored, a, b)
+    per_seed = []
     for s, scores_a, scores_b in matched:
-        try:
-            paired = paired_cluster_bootstrap_ci(fn, scored.clusters, (scores_a, scored.labels),
-                                                 (scores_b, scored.labels), n_boot=n_boot, level=level, seed=seed)
-            out.append({"seed": int(s), "difference": paired.difference, "ci": list(paired.ci), "a": paired.a,
-                        "b": paired.b})
-        except ValueError as error:
-            a_value, b_value = fn(scores_a, scored.labels), fn(scores_b, scored.labels)
-            out.append({"seed": int(s), "difference": a_value - b_value, "ci": None, "a": a_value, "b": b_value,
-                        "note": f"no identity-level interval ({error})"})
-    return out
+        value_a, value_b = fn(scores_a, scored.labels), fn(scores_b, scored.labels)
+        per_seed.append({"seed": int(s), "difference": value_a - value_b, "a": value_a, "b": value_b})
+    values = np.stack([replicates(sa) - replicates(sb) for _, sa, sb in matched], axis=1)
+    return seed_decision(per_seed, values, len(identities))
 
 
 @dataclass(frozen=True)
 class SplitComparison:
-    """Fusion models (one per seed) against their backbone on one split: paired AUC differences per seed."""
+    """Fusion models (one per seed) against their backbone on one split: the paired AUC difference over seeds.
+
+    ``decision`` is None (with ``note``) where the split has too few identities.
+    """
 
     split: str
     identities: int
-    rows: list[dict]
+    decision: Decision | None
     histograms: dict[str, tuple[np.ndarray, np.ndarray]]
     note: str = ""
 
+    @property
+    def rows(self) -> list[dict]:
+        """Per seed: ``{"seed", "difference", "a" (fusion AUC), "b" (backbone AUC)}``."""
+        return [] if self.decision is None else list(self.decision.per_seed)
+
+    def ci(self, level: float = 0.95) -> tuple[float, float] | None:
+        """The interval of the mean difference over seeds (None where none could be made)."""
+        return None if self.decision is None else self.decision.interval(level)
+
     def describe(self) -> str:
-        """One line per seed: fusion AUC, backbone AUC, the paired difference and its interval."""
+        """One line per seed (fusion AUC, backbone AUC, difference), then the mean difference and its interval."""
         if self.note:
             return self.note
         lines = [f"{self.split} identities: {self.identities}"]
-        for r in self.rows:
-            ci = "no interval" if r["ci"] is None else f"[{100 * r['ci'][0]:+.1f}, {100 * r['ci'][1]:+.1f}]"
-            lines.append(f"seed {r['seed']}: fusion AUC {100 * r['a']:.1f}% vs backbone {100 * r['b']:.1f}%: "
-                         f"{100 * r['difference']:+.1f} points, 95% CI {ci}")
+        lines += [f"seed {r['seed']}: fusion AUC {100 * r['a']:.1f}% vs backbone {100 * r['b']:.1f}%: "
+                  f"{100 * r['difference']:+.1f} points" for r in self.rows]
+        ci = self.ci()
+        lines.append(f"mean over {len(self.rows)} seeds: {100 * self.decision.difference:+.1f} points, 95% CI "
+                     + ("n/a" if ci is None else f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]")
+                     + (" (seed spread not measured: 1 seed)" if len(self.rows) == 1 else ""))
         return "\n".join(lines)
 
     def table(self) -> pd.DataFrame:
         """The per-seed rows as a table (AUCs and differences in %)."""
-        rows = [{"seed": r["seed"], "fusion AUC %": round(100 * r["a"], 2), "backbone AUC %": round(100 * r["b"], 2),
-                 "difference (points)": round(100 * r["difference"], 2),
-                 "95% CI": "n/a" if r["ci"] is None else f"[{100 * r['ci'][0]:+.1f}, {100 * r['ci'][1]:+.1f}]"}
-                for r in self.rows]
-        return pd.DataFrame(rows)
+        return pd.DataFrame([{"seed": r["seed"], "fusion AUC %": round(100 * r["a"], 2),
+                              "backbone AUC %": round(100 * r["b"], 2),
+                              "difference (points)": round(100 * r["difference"], 2)} for r in self.rows])
 
 
 def compare_on_split(models: Mapping[int, object], embeddings, split: str, eval_cfg) -> SplitComparison:
@@ -190,22 +210,23 @@ def compare_on_split(models: Mapping[int, object], embeddings, split: str, eval_
 
     Verification pairs of ``split`` are drawn once (``eval_cfg.seed``,
     ``eval_cfg.n_pairs``) and scored by the backbone's own embeddings and by
-    every seed's test-time u/v; differences are paired and intervals
-    identity-level (``eval_cfg.n_boot`` resamples). A split without two
+    every seed's test-time u/v; the difference is paired, averaged over
+    seeds, and its interval counts identities (``eval_cfg.n_boot``
+    resamples) and the seed spread (:func:`paired_decision`). A split without two
     identities gives an empty comparison with a note.
     """
     table = embeddings.table.reset_index(drop=True)
     rows = (table["split"] == split).fillna(False).to_numpy()
     part = table[rows].reset_index(drop=True)
     if part["identity"].nunique() < 2:
-        return SplitComparison(split, int(part["identity"].nunique()), [], {},
+        return SplitComparison(split, int(part["identity"].nunique()), None, {},
                                note=f"no comparison on the {split} split: it has fewer than two identities")
     vectors = embeddings.vectors[rows]
     systems = {"fusion": {seed: project(model, vectors, part) for seed, model in models.items()},
                "backbone": {0: vectors}}
     scored = score_seeds(systems, part, "random", eval_cfg.n_pairs, eval_cfg.seed, split)
-    paired = paired_by_seed(scored, "fusion", "backbone", "auc", eval_cfg.n_boot, eval_cfg.seed)
+    decision = paired_decision(scored, "fusion", "backbone", "auc", eval_cfg.n_boot, eval_cfg.seed)
     first = min(models)
     histograms = {"backbone": (scored.scores["backbone"][0], scored.labels),
                   f"fusion + FOP (seed {first})": (scored.scores["fusion"][0], scored.labels)}
-    return SplitComparison(split, int(part["identity"].nunique()), paired, histograms)
+    return SplitComparison(split, int(part["identity"].nunique()), decision, histograms)

@@ -668,46 +668,66 @@ def _check_difference_rows(rows: Sequence[Mapping]) -> None:
             raise ValueError(f"paired_differences_figure: {label!r} has several margins {sorted(found)}")
 
 
+#: Colour of a decision interval by its verdict (no verdict: black): Paul Tol's colour-blind-safe green and wine,
+#: apart from the seed colours of :data:`PALETTE`.
+VERDICT_COLOURS = {"holds": "#117733", "contradicted": "#882255", "inconclusive": "0.45"}
+
+
 def paired_differences_figure(rows: Sequence[Mapping], title: str = "paired differences",
                               xlabel: str = "difference in AUC (percentage points)") -> plt.Figure:
-    """Forest plot of paired differences with their intervals, one line of the plot per ``label``.
+    """Forest plot of paired differences: one row per ``label``, its label written above it.
 
     Each row has ``label``, ``estimate``, ``low`` and ``high`` (in AUC
-    percentage points; both None where no interval could be made), optionally ``seed`` (several rows of one label with
-    different seeds: one dot per training seed, coloured by seed; a row of a
-    label without a seed is drawn as a black diamond, e.g. the pooled
-    estimate) and ``margin`` (a shaded band from -margin to +margin behind the
-    label: an equivalence claim holds where the whole interval lies inside it).
-    The vertical line at 0 is "no difference". Labels keep the order of the rows.
+    percentage points; both None where no interval could be made). A row
+    without ``seed`` is the label's decision interval, drawn as a thick line
+    with a diamond, coloured by its optional ``verdict`` (printed after the
+    label) and, with ``delta``, a dashed tick at +delta (the smallest gain that
+    matters). Rows with a ``seed`` are drawn just below it as small dots, one
+    colour per seed (with their interval where given). ``margin`` shades
+    -margin..+margin (an equivalence claim holds where the interval lies
+    inside it). The vertical line at 0 is "no difference"; labels keep the
+    order of the rows.
     """
     _check_difference_rows(rows)
     labels = list(dict.fromkeys(row["label"] for row in rows))
     seeds = sorted({row["seed"] for row in rows if row.get("seed") is not None})
     seed_colours = _colours(seeds)
-    entries = len(rows)
-    fig, axes = _figure(1, 1, (5.5, 1.2 + 0.28 * entries + 0.15 * len(labels)))
+    fig, axes = _figure(1, 1, (WIDTH * 0.8, 0.9 + 0.62 * len(labels)))
     ax = axes[0, 0]
+    label_y = ax.get_yaxis_transform()  # x in axes fractions, y in data
     for y, label in enumerate(labels):
         mine = [r for r in rows if r["label"] == label]
-        mine.sort(key=lambda r: (r.get("seed") is not None, str(r.get("seed"))))
+        pooled = [r for r in mine if r.get("seed") is None]
+        per_seed = sorted((r for r in mine if r.get("seed") is not None), key=lambda r: str(r["seed"]))
         margin = next((r["margin"] for r in mine if r.get("margin") is not None), None)
         if margin is not None:
-            ax.fill_betweenx([y - 0.45, y + 0.45], -margin, margin, color=sns.color_palette(PALETTE)[9],
-                             alpha=0.2, lw=0, label="equivalence margin")
-            ax.text(margin, y - 0.45, f" ±{margin:g}", va="top", fontsize=6, color="0.3")
-        offsets = np.linspace(-0.3, 0.3, len(mine)) if len(mine) > 1 else [0.0]
-        for offset, row in zip(offsets, mine):
-            seed = row.get("seed")
-            colour = seed_colours[seed] if seed is not None else "black"
-            name = f"seed {seed}" if seed is not None else ("pooled" if seeds else "estimate")
+            ax.fill_betweenx([y - 0.2, y + 0.35], -margin, margin, color=sns.color_palette(PALETTE)[9],
+                             alpha=0.25, lw=0, label="equivalence margin")
+        verdict = next((r["verdict"] for r in pooled if r.get("verdict")), None)
+        ax.text(0.0, y - 0.28, label + (f": {verdict}" if verdict else ""), transform=label_y, ha="left",
+                va="bottom", fontsize=7, bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 0.5})
+        for row in pooled:
+            colour = VERDICT_COLOURS.get(row.get("verdict"), "black")
             if row["low"] is not None:
-                ax.hlines(y + offset, row["low"], row["high"], color=colour, lw=1.5)
-            ax.plot(row["estimate"], y + offset, marker="o" if seed is not None else "D", color=colour, ls="",
-                    ms=4.5, label=name)
+                ax.hlines(y, row["low"], row["high"], color=colour, lw=3)
+            name = "mean over seeds" if seeds else "estimate"
+            ax.plot(row["estimate"], y, marker="D", color=colour, ls="", ms=5,
+                    label=f"{name}, {row['verdict']}" if row.get("verdict") else name)
+            if row.get("delta") is not None:
+                ax.vlines(row["delta"], y - 0.2, y + 0.2, color="0.3", lw=1, ls="--",
+                          label="smallest gain that matters")
+        spread = len(per_seed) > 1 and not pooled  # without a decision interval the seeds get a line each
+        offsets = np.linspace(-0.15, 0.15, len(per_seed)) if spread else [0.0] * len(per_seed)
+        for offset, row in zip(offsets, per_seed):
+            colour = seed_colours[row["seed"]]
+            seed_y = y + offset + (0.25 if pooled else 0.0)
+            if row["low"] is not None:
+                ax.hlines(seed_y, row["low"], row["high"], color=colour, lw=1)
+            ax.plot(row["estimate"], seed_y, marker="o", color=colour, ls="", ms=3.5, label=f"seed {row['seed']}")
     ax.axvline(0, color="0.15", lw=1, label="no difference")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_ylim(len(labels) - 0.5, -0.5)
+    ax.set_yticks(range(len(labels)), [""] * len(labels))
+    ax.set_ylim(len(labels) - 0.45, -0.75)
     ax.grid(False, axis="y")
     ax.set(xlabel=xlabel, title=title)
-    _legend_below(fig, [ax], ncol=min(4, 2 + len(seeds)))
+    _legend_below(fig, [ax], ncol=min(4, 3 + len(seeds)))
     return fig

@@ -8,8 +8,12 @@ verdicts from notebook 05 (:mod:`vfcross.reporting.claims`).
 
 from __future__ import annotations
 
-from vfcross.reporting.reported import paper, paper_matching_curve
+from vfcross.reporting.claims import EQUIVALENCE_MARGIN
+from vfcross.reporting.reported import REPORTED, paper, paper_matching_curve
 
+#: Half-width of the band around 50% inside which a G-negative AUC interval reads "gender only" (evidence of
+#: absence): under half the smallest G-negative gain a method of Table 3 reports.
+CHANCE_BAND = 0.05
 #: Reading for every verdict.
 VERDICT_WORD = {"holds": "**holds**", "contradicted": "**contradicted**", "inconclusive": "**inconclusive**"}
 
@@ -31,9 +35,48 @@ def _measured(entry: dict, key: str, ci_key: str) -> str:
     return f"{_pct(entry[key])}{_ci(entry.get(ci_key))}"
 
 
-def _contains_half(pair: list[float] | None) -> bool:
-    """Whether an AUC interval contains chance (0.5)."""
-    return pair is not None and pair[0] <= 0.5 <= pair[1]
+def _inside(pair: list[float] | None, centre: float, band: float) -> bool:
+    """Whether an interval lies strictly inside centre ± band."""
+    return pair is not None and centre - band < pair[0] and pair[1] < centre + band
+
+
+def _signed_ci(pair: list[float]) -> str:
+    """An interval of differences in points, e.g. ' [-1.2, +3.4]'."""
+    return f" [{100 * pair[0]:+.1f}, {100 * pair[1]:+.1f}]"
+
+
+def _gender_line(gender: dict) -> str:
+    """The G-negative sentence: "gender only" only when the interval lies inside 50 ± :data:`CHANCE_BAND`."""
+    ci, lead = gender.get("ci"), f"- With same-gender negatives (G), {_pct(gender.get('auc'))}%{_ci(gender.get('ci'))}"
+    band = f"50 ± {100 * CHANCE_BAND:.0f}"
+    if _inside(ci, 0.5, CHANCE_BAND):
+        return (f"{lead}, the interval lies inside {band} (under half the smallest G gain of Table 3, "
+                f"{min(row['G'] for row in REPORTED['table3'])}%): **the model separates gender only**.")
+    if ci is not None and ci[0] > 0.5:
+        return f"{lead}, the model stays above chance: it reads more than gender."
+    if ci is not None and ci[1] < 0.5:
+        return f"{lead}, the model falls below chance."
+    return (f"{lead}: **no evidence beyond gender at this sample size**; the interval reaches 50% but also beyond "
+            f"{band}, so it cannot say gender is all.")
+
+
+def _attribute_line(key: str, attribute: str, entry: dict, contrast: dict | None) -> str:
+    """An N or A sentence from the paired interval of its AUC minus the random list's (computed in evaluation)."""
+    lead = (f"- {key} negatives share the {attribute} but still differ in gender half the time "
+            f"({_pct(entry['auc'])}%); against the random list, paired on the same test identities,")
+    if not contrast or "difference" not in contrast:
+        return f"{lead} no interval could be made ({(contrast or {}).get('note', 'not computed')}): no reading."
+    d, ci, ci90, margin = 100 * contrast["difference"], contrast["ci"], contrast["ci_90"], EQUIVALENCE_MARGIN
+    if _inside(ci90, 0.0, margin):
+        return (f"{lead} {d:+.1f} points, 90% CI{_signed_ci(ci90)} inside ±{100 * margin:.0f}: close to the random "
+                f"list, i.e. the {attribute} adds little to the model's decisions.")
+    if ci[1] < 0:
+        return (f"{lead} {d:+.1f} points, 95% CI{_signed_ci(ci)}: below the random list, i.e. the model uses the "
+                f"{attribute}.")
+    if ci[0] > 0:
+        return f"{lead} {d:+.1f} points, 95% CI{_signed_ci(ci)}: above the random list."
+    return (f"{lead} {d:+.1f} points, 95% CI{_signed_ci(ci)}: no evidence either way at this sample size (neither "
+            f"inside ±{100 * margin:.0f} points nor below 0).")
 
 
 def _what_ran(summary: dict) -> list[str]:
@@ -118,24 +161,12 @@ def _headline(summary: dict) -> list[str]:
 def _reading(summary: dict) -> list[str]:
     """Plain statements the numbers support about what the model has learned."""
     g = summary.get("grouped_auc", {})
-    v = summary.get("verification", {})
     lines = ["## What the model has learned", ""]
-    gender = g.get("G", {})
-    if _contains_half(gender.get("ci")):
-        lines.append(f"- With same-gender negatives (G) the interval contains 50% ({_pct(gender.get('auc'))}%"
-                     f"{_ci(gender.get('ci'))}): **the model separates gender only**; beyond gender it does not "
-                     "tell a person's voice from another same-gender person's.")
-    elif "auc" in gender:
-        lines.append(f"- With same-gender negatives (G) the model stays above chance ({_pct(gender.get('auc'))}%"
-                     f"{_ci(gender.get('ci'))}): it reads more than gender from a voice.")
+    if "auc" in g.get("G", {}):
+        lines.append(_gender_line(g["G"]))
     for key, attribute in (("N", "nationality"), ("A", "age group")):
-        entry = g.get(key, {})
-        if "auc" in entry and "auc" in v:
-            lines.append(f"- {key} negatives share the {attribute} but still differ in gender half the time, so {key} "
-                         f"({_pct(entry['auc'])}%) is read beside the random list ({_pct(v['auc'])}%) and G: "
-                         f"{'close to the random list' if abs(entry['auc'] - v['auc']) < 0.02 else 'below the random list'}"
-                         f", i.e. the {attribute} {'adds little' if abs(entry['auc'] - v['auc']) < 0.02 else 'contributes'} "
-                         "to the model's decisions.")
+        if "auc" in g.get(key, {}):
+            lines.append(_attribute_line(key, attribute, g[key], summary.get("list_contrasts", {}).get(key)))
     probes = summary.get("probes", [])
     if probes:
         lines += ["", "Attribute probes (identity-disjoint linear probes on held-out identities; accuracy, or R² for "
@@ -185,8 +216,11 @@ def _fusion(summary: dict) -> list[str]:
     check = fusion.get("validation_vs_backbone", {})
     for r in check.get("per_seed", []):
         lines.append(f"- validation identities ({check.get('identities')}), seed {r['seed']}: fusion AUC "
-                     f"{_pct(r['a'])}% vs backbone {_pct(r['b'])}%, paired difference {100 * r['difference']:+.1f} points"
-                     + ("" if r["ci"] is None else f" [{100 * r['ci'][0]:+.1f}, {100 * r['ci'][1]:+.1f}]"))
+                     f"{_pct(r['a'])}% vs backbone {_pct(r['b'])}%, paired difference {100 * r['difference']:+.1f} points")
+    if check.get("per_seed"):
+        lines.append(f"- mean over {len(check['per_seed'])} seeds: {100 * check['difference']:+.1f} points, 95% CI"
+                     + (_signed_ci(check["ci"]) if check.get("ci") else " n/a")
+                     + " (identities resampled and the seed spread counted)")
     if check.get("note"):
         lines.append(f"- {check['note']}")
     lines.append("")
@@ -200,10 +234,14 @@ def _claims(summary: dict) -> list[str]:
     if not claims:
         return lines + ["- no claim was tested on this run (notebook 05 did not run)", ""]
     lines.append(f"Each claim compares two systems on the same {summary.get('claims_test_identities', 'n/a')} test "
-                 "identities' verification pairs (random negatives): the paired AUC difference with its identity-level "
-                 "95% interval, for every training seed. Superiority holds when every seed's interval lies above 0; "
-                 "equivalence when every seed's interval lies inside the margin; a verdict that differs between seeds "
-                 "is inconclusive.")
+                 "identities' verification pairs (random negatives). Its difference is the mean over training seeds "
+                 "of the paired AUC difference; its one interval resamples the test identities and adds the seed "
+                 "spread (t interval, Welch-Satterthwaite degrees of freedom; with one seed the spread is not "
+                 "measured, and the verdict says so). Superiority (95% interval): holds above 0; contradicted below "
+                 "0 or below δ, the smallest gain that matters (\"no gain of ≥ δ\"); else inconclusive. Equivalence "
+                 "(90% interval, two one-sided tests): holds inside ±margin, contradicted wholly outside. Each verdict "
+                 "gives the smallest difference its design could detect (80% power) and, where that exceeds δ, how "
+                 "many test identities would reach it.")
     lines.append("")
     for c in claims:
         lines.append(f"- {c['statement']} ({c['source']}): {VERDICT_WORD.get(c['verdict'], c['verdict'])} — "

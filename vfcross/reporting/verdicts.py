@@ -1,32 +1,38 @@
-"""Verdicts on the paper's claims, decided by the paired identity-level interval of a difference.
+"""Verdicts on the paper's claims, from ONE decision interval per claim and the smallest gain that matters.
 
 A claim compares system a with system b on one metric (a fraction in
-[0, 1], e.g. AUC or EER), from the interval of a - b that
-:func:`vfcross.evaluation.evaluate.compare` (or
-:func:`~vfcross.evaluation.bootstrap.paired_cluster_bootstrap_ci`) gives:
+[0, 1], e.g. AUC or EER). Its difference a - b is the mean over training
+seeds of the paired difference, with one interval that resamples test
+identities and counts the seed spread (:class:`vfcross.evaluation.decision.Decision`,
+made by :func:`vfcross.evaluation.seeds.paired_decision`); this module only
+applies the rules to it:
 
 * superiority, "a is better than b" (better = higher for AUC, lower for
-  EER): **holds** if the interval lies entirely on the claimed side of 0,
-  **contradicted** if entirely on the other side, else **inconclusive**;
-* equivalence, "a ≈ b within a margin m": **holds** if the interval lies
-  inside (-m, m), **contradicted** if it lies entirely outside it on one
-  side (at or beyond +m, or at or below -m), else **inconclusive**.
+  EER), on the 95% interval of the gain: **holds** if it lies above 0;
+  **contradicted** if it lies below 0, or if its upper end is below δ, the
+  smallest gain that matters ("no gain of ≥ δ points"); else **inconclusive**;
+* equivalence, "a ≈ b within ±m", two one-sided tests on the 90% interval:
+  **holds** if it lies inside (-m, m), **contradicted** if it lies wholly
+  outside (at or beyond +m, or at or below -m), else **inconclusive**.
 
-Overlapping or separate intervals of the two systems decide nothing here:
-only the interval of the difference does. Across training seeds
-(:func:`decide_across_seeds`) the verdict is the one every seed gives, and
-"inconclusive" where seeds disagree, so a verdict that would flip with the
-seed is never reported as holding or contradicted.
+Every verdict states its interval, the number of test identities and seeds,
+δ or m with its reason, and the smallest difference the design could have
+detected (:meth:`~vfcross.evaluation.decision.Decision.mde`, 80% power): an
+inconclusive verdict says how far the design is from deciding. With one
+seed the seed spread is not measured, and the verdict says so.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from vfcross.evaluation.decision import POWER, Decision
 
 HOLDS, CONTRADICTED, INCONCLUSIVE = "holds", "contradicted", "inconclusive"
 OUTCOMES = (HOLDS, CONTRADICTED, INCONCLUSIVE)
+#: Levels of the decision interval: two-sided 95% for superiority, 90% (two one-sided 5% tests) for equivalence.
+SUPERIORITY_LEVEL, EQUIVALENCE_LEVEL = 0.95, 0.90
 
 
 def _points(value: float, signed: bool = True) -> str:
@@ -60,6 +66,11 @@ class Claim:
         return "superiority" if self.margin is None else "equivalence"
 
     @property
+    def level(self) -> float:
+        """The level of the interval the claim is decided on."""
+        return SUPERIORITY_LEVEL if self.margin is None else EQUIVALENCE_LEVEL
+
+    @property
     def text(self) -> str:
         """The claim in words, e.g. 'single stream ≈ dual stream on AUC (within ±2.0 points)'."""
         if self.margin is None:
@@ -70,61 +81,53 @@ class Claim:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome of a claim with a one-line explanation of what was compared.
+    """The outcome of a claim, its decision interval, δ (or the margin) with its reason, and the design's power.
 
-    For one seed ``difference`` and ``ci`` are the paired difference a - b
-    and its interval (``ci`` None where no interval could be made); for
-    several seeds (:func:`decide_across_seeds`) ``difference`` is the mean
-    over seeds, ``ci`` is None and ``per_seed`` holds each seed's verdict.
+    ``difference`` is the mean over seeds of a - b, ``ci`` its ``level``
+    interval (None where none could be made), ``delta`` the smallest gain
+    that matters (superiority) or the margin (equivalence), ``mde`` the
+    smallest difference the design detects at 80% power.
     """
 
     claim: Claim
     outcome: str
     explanation: str
-    difference: float | None
+    decision: Decision
     ci: tuple[float, float] | None
-    level: float
-    seeds: tuple[int, ...] = ()
-    per_seed: tuple[Verdict, ...] = field(default=())
+    delta: float | None
+    reason: str
+    mde: float | None
+
+    @property
+    def difference(self) -> float:
+        """The mean over seeds of the paired difference a - b."""
+        return self.decision.difference
 
     def as_dict(self) -> dict:
         """JSON-ready form (for ``reports/summary.json``)."""
-        return {
-            "claim": self.claim.text,
-            "kind": self.claim.kind,
-            "a": self.claim.a,
-            "b": self.claim.b,
-            "metric": self.claim.metric,
-            "margin": self.claim.margin,
-            "verdict": self.outcome,
-            "explanation": self.explanation,
-            "difference": self.difference,
-            "ci": None if self.ci is None else list(self.ci),
-            "level": self.level,
-            "seeds": list(self.seeds),
-            "per_seed": [v.as_dict() for v in self.per_seed],
-        }
+        d = self.decision
+        return {"claim": self.claim.text, "kind": self.claim.kind, "a": self.claim.a, "b": self.claim.b,
+                "metric": self.claim.metric, "margin": self.delta, "margin_reason": self.reason,
+                "verdict": self.outcome, "explanation": self.explanation, "difference": d.difference,
+                "ci": None if self.ci is None else list(self.ci), "level": self.claim.level, "mde": self.mde,
+                "identities": d.identities, "seeds": [p["seed"] for p in d.per_seed], "seed_sd": d.seed_sd,
+                "per_seed": [{"seed": p["seed"], "difference": p["difference"]} for p in d.per_seed]}
 
 
-def _check_interval(difference: float, ci: Sequence[float] | None) -> tuple[float, float] | None:
-    """The interval as a checked (low, high) pair, or None."""
-    if not math.isfinite(difference):
-        raise ValueError(f"the difference must be finite, got {difference}")
-    if ci is None:
-        return None
-    if len(ci) != 2 or not all(math.isfinite(x) for x in ci) or ci[0] > ci[1]:
-        raise ValueError(f"ci must be a finite (low, high) pair with low <= high, got {ci}")
-    return float(ci[0]), float(ci[1])
-
-
-def _superiority(claim: Claim, low: float, high: float) -> str:
-    """Outcome of 'a better than b' from the interval of a - b."""
-    better_side, worse_side = (low > 0, high < 0) if claim.higher_is_better else (high < 0, low > 0)
-    return HOLDS if better_side else CONTRADICTED if worse_side else INCONCLUSIVE
+def _superiority(claim: Claim, low: float, high: float, delta: float | None) -> tuple[str, str]:
+    """Outcome of 'a better than b' from the interval of a - b, and the reason when δ decides it."""
+    gain_low, gain_high = (low, high) if claim.higher_is_better else (-high, -low)
+    if gain_low > 0:
+        return HOLDS, ""
+    if gain_high < 0:
+        return CONTRADICTED, ""
+    if delta is not None and gain_high < delta:
+        return CONTRADICTED, f"no gain of ≥ {_points(delta, signed=False)} points"
+    return INCONCLUSIVE, ""
 
 
 def _equivalence(margin: float, low: float, high: float) -> str:
-    """Outcome of 'a ≈ b within ±margin' from the interval of a - b."""
+    """Outcome of 'a ≈ b within ±margin' from the 90% interval of a - b."""
     if -margin < low and high < margin:
         return HOLDS
     if low >= margin or high <= -margin:
@@ -132,74 +135,46 @@ def _equivalence(margin: float, low: float, high: float) -> str:
     return INCONCLUSIVE
 
 
-def decide(
-    claim: Claim,
-    difference: float,
-    ci: Sequence[float] | None,
-    level: float = 0.95,
-    identities: int | None = None,
-    seed: int | None = None,
-) -> Verdict:
-    """The verdict on ``claim`` from the paired difference a - b and its interval (fractions).
+def _design(claim: Claim, decision: Decision, delta: float | None, mde: float | None) -> str:
+    """Identities, seeds, the seed spread, the smallest detectable difference and what deciding would take."""
+    seeds = decision.seeds
+    spread = ("seed spread not measured: 1 seed" if decision.seed_sd is None else
+              f"{seeds} seeds, seed SD {_points(decision.seed_sd, signed=False)} points")
+    parts = [f"{decision.identities} test identities", spread]
+    if mde is not None:
+        what = "smallest margin it could show (80% power, no true difference)" if claim.margin else \
+            f"smallest gain it detects ({POWER:.0%} power)"
+        parts.append(f"{what} {_points(mde, signed=False)} points")
+        if delta is not None and mde > delta:
+            needed = decision.identities_for(delta, claim.level, equivalence=claim.margin is not None)
+            parts.append(f"≈ {needed} test identities would reach {_points(delta, signed=False)}" if needed else
+                         f"more seeds needed to reach {_points(delta, signed=False)}")
+    return "; ".join(parts)
 
-    ``identities`` (test identities resampled) and ``seed`` (the training
-    seed) only enter the explanation. ``ci`` None (no interval could be
-    made, e.g. too few identities) gives "inconclusive".
+
+def decide(claim: Claim, decision: Decision, delta: float | None = None, reason: str = "") -> Verdict:
+    """The verdict on ``claim`` from its decision (a - b over seeds); ``delta``: the smallest gain that matters.
+
+    An equivalence claim's δ is its margin. ``reason`` says why δ is what it
+    is and enters the explanation. No interval (too few identities) gives
+    "inconclusive".
     """
-    interval = _check_interval(difference, ci)
-    if interval is None:
-        outcome = INCONCLUSIVE
-        evidence = "no identity-level interval could be made"
+    delta = claim.margin if claim.margin is not None else delta
+    if delta is not None and not (math.isfinite(delta) and delta > 0):
+        raise ValueError(f"the smallest gain that matters must be a positive fraction, got {delta}")
+    ci = decision.interval(claim.level)
+    mde = decision.mde(claim.level, equivalence=claim.margin is not None)
+    why = ""
+    if ci is None:
+        outcome, evidence = INCONCLUSIVE, decision.note or "no interval could be made"
     else:
-        low, high = interval
-        outcome = _superiority(claim, low, high) if claim.margin is None else _equivalence(claim.margin, low, high)
-        evidence = f"{level:.0%} CI [{_points(low)}, {_points(high)}]"
-    context = ["paired, identity-level"]
-    if identities:
-        context.append(f"{identities} test identities")
-    if seed is not None:
-        context.append(f"seed {seed}")
-    explanation = (
-        f"{claim.text}: {claim.metric}({claim.a}) - {claim.metric}({claim.b}) = {_points(difference)} points, "
-        f"{evidence} ({'; '.join(context)}): {outcome}"
-    )
-    return Verdict(claim, outcome, explanation, float(difference), interval, level,
-                   seeds=() if seed is None else (seed,))
-
-
-def decide_across_seeds(
-    claim: Claim,
-    intervals: Sequence[tuple[float, Sequence[float] | None]],
-    seeds: Sequence[int] | None = None,
-    level: float = 0.95,
-    identities: int | None = None,
-) -> Verdict:
-    """The verdict over several training seeds: the common verdict if all agree, else "inconclusive".
-
-    ``intervals`` holds one (difference a - b, interval) per seed, ``seeds``
-    the seeds' values (default 0, 1, ...). A single seed gives that seed's
-    verdict; a verdict that differs between any two seeds comes out
-    inconclusive.
-    """
-    if not intervals:
-        raise ValueError("decide_across_seeds needs at least one seed's interval")
-    seeds = tuple(range(len(intervals))) if seeds is None else tuple(int(s) for s in seeds)
-    if len(seeds) != len(intervals) or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct and one per interval, got {list(seeds)} for {len(intervals)}")
-    per_seed = tuple(decide(claim, d, ci, level, identities, seed) for (d, ci), seed in zip(intervals, seeds))
-    outcomes = [v.outcome for v in per_seed]
-    outcome = outcomes[0] if len(set(outcomes)) == 1 else INCONCLUSIVE
-    mean = sum(v.difference for v in per_seed) / len(per_seed)
-    agreement = "every seed agrees" if len(set(outcomes)) == 1 else "the seeds disagree"
-    listing = "; ".join(
-        f"seed {v.seeds[0]}: {_points(v.difference)}"
-        + (f" [{_points(v.ci[0])}, {_points(v.ci[1])}]" if v.ci else " [no interval]")
-        + f" {v.outcome}"
-        for v in per_seed
-    )
-    explanation = (
-        f"{claim.text}: {claim.metric}({claim.a}) - {claim.metric}({claim.b}) over {len(seeds)} training seeds "
-        f"(paired {level:.0%} identity-level CIs{f', {identities} test identities' if identities else ''}; "
-        f"mean {_points(mean)} points): {listing}; {agreement}: {outcome}"
-    )
-    return Verdict(claim, outcome, explanation, mean, None, level, seeds=seeds, per_seed=per_seed)
+        outcome, why = (_superiority(claim, *ci, delta) if claim.margin is None else
+                        (_equivalence(claim.margin, *ci), ""))
+        evidence = f"{claim.level:.0%} CI [{_points(ci[0])}, {_points(ci[1])}]"
+    per_seed = ", ".join(_points(p["difference"]) for p in decision.per_seed)
+    delta_text = "" if delta is None else f"; δ = {_points(delta, signed=False)} points"
+    delta_text += f" ({reason})" if delta is not None and reason else ""
+    explanation = (f"{claim.text}: {claim.metric}({claim.a}) - {claim.metric}({claim.b}) = "
+                   f"{_points(decision.difference)} points (mean over seeds: {per_seed}), {evidence} "
+                   f"({_design(claim, decision, delta, mde)}){delta_text}: {outcome}" + (f" ({why})" if why else ""))
+    return Verdict(claim, outcome, explanation, decision, ci, delta, reason, mde)
