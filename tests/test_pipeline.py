@@ -72,7 +72,7 @@ def test_without_a_previous_run_the_estimate_shares_are_those_of_the_committed_d
     assert not absolute  # another machine's seconds are only relative weights
     total_weight, total_measured = sum(weights.values()), sum(measured.values())
     assert {n: w / total_weight for n, w in weights.items()} == \
-        pytest.approx({n: t / total_measured for n, t in measured.items()}, abs=0.005)
+        pytest.approx({n: t / total_measured for n, t in measured.items()}, abs=0.03)
 
 
 def test_clock_reads_like_a_person_would_say_it():
