@@ -5,6 +5,7 @@ from importlib import metadata
 
 from vfcross.reporting.readme import reports_readme
 from vfcross.reporting.summary import merge_summary, targets, write_part
+from vfcross.training import autocast_dtype, device
 
 
 def _summary(tmp_path, g_ci=(0.48, 0.56), preset="default", total=550.0, claims=(), n_contrast=None):
@@ -30,6 +31,10 @@ def test_summary_merges_parts_and_records_the_environment(tmp_path):
     summary = _summary(tmp_path)
     assert summary["verification"]["auc"] == .75 and summary["wall_time_s"]["total"] == 550.0
     assert summary["packages"]["torch"] == metadata.version("torch")  # the versions that ran, whichever
+    # the precision path the times were measured on: the one training actually takes on this machine
+    dtype = autocast_dtype(True, device())
+    assert summary["machine"]["amp_precision"] == ("float32" if dtype is None else str(dtype)[len("torch."):])
+    assert f"training arithmetic {summary['machine']['amp_precision']}" in reports_readme(summary)
     json.dumps(summary)  # plain JSON
 
 

@@ -101,13 +101,22 @@ def _what_ran(summary: dict) -> list[str]:
     lines += [
         f"- Python {summary.get('python')}; "
         + ", ".join(f"{k} {v}" for k, v in summary.get("packages", {}).items()),
-        "- wall time per notebook (s): " + ", ".join(f"{k} {t}" for k, t in times.items()),
+        "- wall time per notebook (s): " + ", ".join(f"{k} {t}" for k, t in times.items())
+        + _machine_line(summary.get("machine")),
         "- determinism: on one machine a seed gives bit-identical data, models and numbers; across CPUs the "
         "numbers move a little (floating-point order and bfloat16 kernels differ), which is what the "
         "identity-level intervals and the seed spread must cover — compare runs through them, not digit by digit.",
         "",
     ]
     return lines
+
+
+def _machine_line(machine: dict | None) -> str:
+    """Where the times were measured: device, cores and the precision training ran in."""
+    if not machine:
+        return ""
+    return (f"; on {machine['device']} with {machine['cpu_cores']} cores, training arithmetic "
+            f"{machine['amp_precision']} (times compare only within one precision path)")
 
 
 def _headline(summary: dict) -> list[str]:
