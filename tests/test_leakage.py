@@ -2,8 +2,8 @@
 
 End to end on a small fake preprocessed dataset (train, val and test identities): the backbone and the
 fusion are trained by the notebooks' functions (the fusion with its validation-best epoch kept) while
-every sample they read is watched; the attribute probes run on notebook 04's rows (every identity but the
-training ones) while their folds are watched. The run records, and the model that `vfcross.load` makes of
+every sample they read is watched; the attribute probes run as notebook 04 runs them (fitted on the val
+identities, scored on the test identities) while what each fit and each score reads is watched. The run records, and the model that `vfcross.load` makes of
 them, list exactly the identities training and epoch selection read, so evaluation can refuse to score them.
 """
 
@@ -67,19 +67,19 @@ def test_test_identities_never_reach_training_epoch_selection_or_probe_fitting(t
     assert f"model was trained or validated on 1 of the {len(test) + 1} identities to score ({splits['val'][0]})" \
         in leaked
 
-    # the probes (notebook 04's rows: every identity but the training ones), each fold fitted on other identities
-    folds: list[tuple[set, set]] = []
+    # the probes, as notebook 04 runs them: fitted on the val identities only, scored on the test identities
+    splits_seen: list[tuple[set, set]] = []
 
-    def watched_folds(groups, n_folds, seed):
-        made = real_folds(groups, n_folds, seed)
-        folds.extend((set(np.delete(groups, fold)), set(groups[fold])) for fold in made)
+    def watched_outer(groups, n_folds, seed, fit):
+        made = real_outer(groups, n_folds, seed, fit)
+        splits_seen.extend((set(groups[fitted]), set(groups[scored])) for fitted, scored in made)
         return made
 
-    real_folds = probes._folds
-    monkeypatch.setattr(probes, "_folds", watched_folds)
+    real_outer = probes._outer
+    monkeypatch.setattr(probes, "_outer", watched_outer)
     held = (emb.table["split"] != "train").to_numpy()
     held_table = emb.table[held].reset_index(drop=True)
     attributes = pd.DataFrame({"trait": np.random.default_rng(0).normal(size=held.sum())})
-    assert len(probes.probe_report({"backbone": emb.vectors[held]}, held_table, attributes))
-    assert folds and all(not fitted & scored for fitted, scored in folds)
-    assert all(not fitted & set(splits["train"]) for fitted, _ in folds)
+    report = probes.probe_report({"backbone": emb.vectors[held]}, held_table, attributes, fit_split="val")
+    assert len(report) == 2 and set(report["identities"]) == {len(test)}  # one probe per modality, scored on test
+    assert splits_seen and all(fitted == set(splits["val"]) and scored == test for fitted, scored in splits_seen)

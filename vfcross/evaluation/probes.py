@@ -61,6 +61,19 @@ def _folds(groups: np.ndarray, n_folds: int, seed: int) -> list[np.ndarray]:
     return [np.flatnonzero(assignment == k) for k in range(n_folds)]
 
 
+def _outer(groups: np.ndarray, n_folds: int, seed: int, fit: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(fitted rows, scored rows) of each outer split: the rows ``fit`` marks against the rest, else CV folds.
+
+    With ``fit`` (a boolean per row) the probe is fitted on those rows only and
+    scored on the others, so the scored identities never reach its fit, not
+    even in another fold; without it, identity-disjoint cross-validation.
+    """
+    if fit is not None:
+        fit = np.asarray(fit, dtype=bool)
+        return [(np.flatnonzero(fit), np.flatnonzero(~fit))]
+    return [(_train_rows(len(groups), test), test) for test in _folds(groups, n_folds, seed)]
+
+
 def _standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Scale features by the training fold's mean and standard deviation."""
     mean, std = train.mean(axis=0), train.std(axis=0) + 1e-8
@@ -143,7 +156,8 @@ def _inner_best(svd: _Decompositions, outer: np.ndarray, targets: np.ndarray, gr
 
 
 def probe_category(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_folds: int = FOLDS,
-                   seed: int = 0, svd: _Decompositions | None = None) -> tuple[float, float]:
+                   seed: int = 0, svd: _Decompositions | None = None,
+                   fit: np.ndarray | None = None) -> tuple[float, float]:
     """Identity-disjoint cross-validated accuracy of a linear probe, and the majority-class rate.
 
     The probe is a least-squares (ridge) one-vs-rest linear classifier: it
@@ -151,14 +165,15 @@ def probe_category(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_folds: in
     form. Its strength is chosen per outer fold by an inner identity-disjoint
     cross-validation. The majority rate is that of predicting, in each test
     fold, the most frequent class of its training folds: what a probe
-    learning nothing from ``x`` scores.
+    learning nothing from ``x`` scores. With ``fit`` the probe is fitted on
+    the rows it marks and scored on the rest (see :func:`_outer`).
     """
     svd = svd or _Decompositions(np.asarray(x, dtype=np.float64))
     classes = np.unique(y)
     targets = _one_hot(y, classes)
     correct = majority = 0.0
-    for test in _folds(groups, n_folds, seed):
-        train = _train_rows(len(y), test)
+    splits = _outer(groups, n_folds, seed, fit)
+    for train, test in splits:
         values, counts = np.unique(y[train], return_counts=True)
         majority += float((y[test] == values[np.argmax(counts)]).sum())
         if len(values) < 2:  # nothing to tell apart: the probe can only say the one class it saw
@@ -169,36 +184,40 @@ def probe_category(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_folds: in
                            lambda pred, rows: float((classes[pred.argmax(1)] == local[rows]).sum()))
         predictions = _ridge_predictions(svd, train, targets[train], test, (RIDGE_ALPHA[best],))[0]
         correct += float((classes[predictions.argmax(1)] == y[test]).sum())
-    return correct / len(y), majority / len(y)
+    scored = sum(len(test) for _, test in splits)
+    return correct / scored, majority / scored
 
 
 def probe_trait(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_folds: int = FOLDS, seed: int = 0,
-                svd: _Decompositions | None = None) -> float:
+                svd: _Decompositions | None = None, fit: np.ndarray | None = None) -> float:
     """Identity-disjoint cross-validated R^2 of a ridge probe predicting continuous ``y``.
 
     The ridge strength is chosen per outer fold by an inner identity-disjoint
     cross-validation (lowest squared error); R^2 is computed over all
-    held-out predictions.
+    held-out predictions (with ``fit``: fitted on those rows, R^2 over the rest).
     """
     svd = svd or _Decompositions(np.asarray(x, dtype=np.float64))
-    predicted = np.empty(len(y))
-    for test in _folds(groups, n_folds, seed):
-        train = _train_rows(len(y), test)
+    predicted = np.full(len(y), np.nan)
+    for train, test in _outer(groups, n_folds, seed, fit):
         local = y[train]
         best = _inner_best(svd, train, y, groups, seed,
                            lambda pred, rows: -float(((pred[:, 0] - local[rows]) ** 2).sum()))
         predicted[test] = _ridge_predictions(svd, train, local, test, (RIDGE_ALPHA[best],))[0][:, 0]
-    return _r2(y, predicted)
+    scored = ~np.isnan(predicted)
+    return _r2(y[scored], predicted[scored])
 
 
 def probe_attributes(vectors: np.ndarray, attributes: pd.DataFrame, identities: np.ndarray,
-                     seed: int = 0) -> list[ProbeResult]:
+                     seed: int = 0, fit: np.ndarray | None = None) -> list[ProbeResult]:
     """Probe ``vectors`` (one row per sample) for every column of ``attributes``.
 
     Columns named in :data:`CATEGORIES` (or holding text) are probed as
     categories, numeric ones as traits. Samples with NA in a column are left
     out of that column's probe; a column with fewer than two classes (or
-    fewer than ``FOLDS`` identities) is skipped.
+    fewer than ``FOLDS`` identities; with ``fit``, fewer than 3 fitted
+    identities for the inner folds, or none scored) is skipped. ``fit``
+    marks the rows a probe is fitted on; the others are scored (see
+    :func:`_outer`), and ``identities`` in a result counts the scored ones.
     """
     vectors = np.asarray(vectors, dtype=np.float64)
     identities = np.asarray(identities)
@@ -216,18 +235,23 @@ def probe_attributes(vectors: np.ndarray, attributes: pd.DataFrame, identities: 
         known = attributes[column].notna().to_numpy()
         y = attributes[column].to_numpy()[known]
         groups = identities[known]
-        if len(np.unique(groups)) < FOLDS:
+        fitted = None if fit is None else np.asarray(fit, dtype=bool)[known]
+        if (len(np.unique(groups)) < FOLDS if fitted is None else
+                len(np.unique(groups[fitted])) < 3 or fitted.all()):
             continue
+        scored = len(np.unique(groups if fitted is None else groups[~fitted]))
         categorical = column in CATEGORIES or not pd.api.types.is_numeric_dtype(attributes[column])
         if categorical:
             y = y.astype(str)
             if len(np.unique(y)) < 2:
                 continue
-            score, chance = probe_category(vectors[known], y, groups, seed=seed, svd=decompositions(known))
-            results.append(ProbeResult(column, "accuracy", score, chance, len(np.unique(groups)), len(y)))
+            score, chance = probe_category(vectors[known], y, groups, seed=seed, svd=decompositions(known),
+                                           fit=fitted)
+            results.append(ProbeResult(column, "accuracy", score, chance, scored, len(y)))
         else:
-            score = probe_trait(vectors[known], y.astype(np.float64), groups, seed=seed, svd=decompositions(known))
-            results.append(ProbeResult(column, "r2", score, 0.0, len(np.unique(groups)), len(y)))
+            score = probe_trait(vectors[known], y.astype(np.float64), groups, seed=seed, svd=decompositions(known),
+                                fit=fitted)
+            results.append(ProbeResult(column, "r2", score, 0.0, scored, len(y)))
     return results
 
 
@@ -317,7 +341,7 @@ def metadata_attributes(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def probe_report(representations: dict[str, np.ndarray], table: pd.DataFrame, attributes: pd.DataFrame,
-                 voice_cfg: VoiceConfig | None = None, seed: int = 0) -> pd.DataFrame:
+                 voice_cfg: VoiceConfig | None = None, seed: int = 0, fit_split: str | None = None) -> pd.DataFrame:
     """Probe every representation per modality, beside the input-level features when ``voice_cfg`` is given.
 
     ``representations`` maps a name to vectors with one row per ``table``
@@ -326,6 +350,9 @@ def probe_report(representations: dict[str, np.ndarray], table: pd.DataFrame, at
     :func:`synthetic_attributes`, :func:`metadata_attributes`). Returns one
     row per (representation, modality, attribute): ``representation,
     modality, attribute, metric, score, chance, identities, samples``.
+    With ``fit_split`` (notebook 04: ``"val"``) every probe is fitted on that
+    split's rows and scored on the others (the test identities), so no
+    scored identity reaches a fit; without it, identity-disjoint CV.
     """
     table = table.reset_index(drop=True)
     attributes = attributes.reset_index(drop=True)
@@ -340,7 +367,9 @@ def probe_report(representations: dict[str, np.ndarray], table: pd.DataFrame, at
             features = {"input features": (voice_input_features(table["path"][mask], voice_cfg) if modality == "voice"
                                            else face_input_features(table["cache_path"][mask])), **features}
         for name, x in features.items():
-            for r in probe_attributes(x, attributes[mask].reset_index(drop=True), identities[mask], seed=seed):
+            fit = None if fit_split is None else (table["split"][mask] == fit_split).to_numpy()
+            for r in probe_attributes(x, attributes[mask].reset_index(drop=True), identities[mask], seed=seed,
+                                      fit=fit):
                 rows.append({"representation": name, "modality": modality, "attribute": r.attribute,
                              "metric": r.kind, "score": round(r.score, 4), "chance": round(r.chance, 4),
                              "identities": r.identities, "samples": r.samples})

@@ -178,8 +178,9 @@ def _reading(summary: dict) -> list[str]:
             lines.append(_attribute_line(key, attribute, g[key], summary.get("list_contrasts", {}).get(key)))
     probes = summary.get("probes", [])
     if probes:
-        lines += ["", "Attribute probes (identity-disjoint linear probes on held-out identities; accuracy, or R² for "
-                  "traits; the input-level row is what simple acoustic statistics or 16×16 pixels give):", "",
+        lines += ["", "Attribute probes (linear probes fitted on the validation identities and scored on the test "
+                  "identities; accuracy, or R² for traits; the input-level row is what simple acoustic statistics "
+                  "or 16×16 pixels give):", "",
                   *_probe_lines(probes)]
     lines.append("")
     return lines
@@ -297,7 +298,7 @@ def _targets(summary: dict) -> list[str]:
                      f"{'' if t['met'] or not t.get('miss') else ' (' + t['miss'] + ')'} |")
     lines.append("")
     if any(t["met"] is False and "AUC" in t["target"] for t in targets):
-        lines += ["Why the learned numbers fall short, from the probes (held-out identities):", "",
+        lines += ["Why the learned numbers fall short, from the probes (scored on the test identities):", "",
                   *[f"- {reason}" for reason in _limits(summary.get("probes", []))],
                   "- what was tried to lift them, and what each attempt measured, is in the repository's "
                   "`docs/experiments.md`.", ""]
