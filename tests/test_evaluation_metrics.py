@@ -367,15 +367,23 @@ def test_bad_weights_are_rejected():
 
 
 @pytest.mark.parametrize("metric", [roc_auc, eer])
-def test_reweighted_fast_path_equals_the_metric_with_weights(scored, metric):
-    from vfcross.evaluation.metrics import weighted
+def test_identity_batched_path_equals_the_metric_with_weights(scored, metric):
+    from vfcross.evaluation.metrics import by_identity
 
     scores, labels = scored
-    fast = weighted(metric, scores, labels)
-    rng = np.random.default_rng(7)
-    for _ in range(5):
-        weights = rng.integers(0, 4, len(scores)).astype(float)  # zeros leave rows (and whole ties) out
-        assert fast(weights) == pytest.approx(metric(scores, labels, sample_weight=weights), abs=1e-12)
-    with pytest.raises(ValueError, match="both positive and negative"):
-        fast(np.where(labels == 1, 1.0, 0.0))
-    assert weighted(np.mean, scores, labels) is None  # other statistics are called as they are
+    codes = np.random.default_rng(5).integers(1, 40, len(scores))  # each pair's identity
+    codes[np.flatnonzero(labels == 1)[:5]] = 0  # identity 0 has positive pairs only
+    counts = np.random.default_rng(7).integers(0, 3, (30, 40)).astype(float)  # zeros leave identities (and ties) out
+    counts[0] = np.arange(40) == 0  # a resample of identity 0 alone has no negative: undefined
+    got = by_identity(metric, codes, 40, scores, labels)(counts)
+    assert np.isnan(got[0])
+    expected = [metric(scores, labels, sample_weight=c[codes]) for c in counts[1:]]
+    np.testing.assert_allclose(got[1:], expected, rtol=0, atol=1e-12)
+    if metric is eer:  # a coarse grid: the crossing is found within segments of many tie groups
+        from vfcross.evaluation.metrics import _IdentityEER
+
+        np.testing.assert_allclose(_IdentityEER(scores, labels, codes, 40, grid=7)(counts[1:]), expected, atol=1e-12)
+    if metric is roc_auc:  # and scikit-learn's weighted AUC, ties included
+        expected = [roc_auc_score(labels, scores, sample_weight=c[codes]) for c in counts[1:]]
+        np.testing.assert_allclose(got[1:], expected, rtol=0, atol=1e-12)
+    assert by_identity(np.mean, codes, 40, scores, labels) is None  # other statistics are called per resample

@@ -61,10 +61,13 @@ def test_every_registry_entry_has_a_distinct_key_a_scorer_and_files():
 
 def test_generated_results_name_their_protocol_and_every_drawn_row(table):
     vectors = unit_vectors(np.random.default_rng(0), len(table))
-    result = evaluate(vectors, table, seed=3, n_pairs=200, n_trials=30, n_boot=30)
+    result = evaluate(vectors, table, seed=3, n_trials=30, n_boot=30)  # every pair of each list
     where = {"protocol": "generated (seed 3)"}
-    assert result["verification"]["protocol"] == where["protocol"]
-    assert result["verification"]["coverage"] == {"rows": 200, "scored": 200, "missing": 0}
+    n = len(generated_protocols(table, 3, kinds=("verification",)).verification("random").protocol)
+    assert result["verification"]["protocol"] == where["protocol"] and result["verification"]["pairs"] == n
+    assert result["verification"]["coverage"] == {"rows": n, "scored": n, "missing": 0}
+    sampled = generated_protocols(table, 3, 200, kinds=("verification",)).verification("random")
+    assert sampled.label == f"generated (seed 3), sampled 200 of {n:,} pairs without replacement"
     assert all(entry["protocol"] == where["protocol"] for entry in result["grouped_auc"].values())
     assert {n: e["trials"] for n, e in result["matching_vf"].items()} == {str(n): 30 for n in range(2, 11)}
     queries = ((table.split == "test") & (table.modality == "voice")).sum()

@@ -3,7 +3,7 @@
 Why: every protocol draws many pairs, trials or queries from few test
 identities (60 in the default run), so units sharing an identity are not
 independent. Resampling the units themselves (:func:`~vfcross.evaluation.metrics.bootstrap_ci`)
-treats 10,000 pairs as 10,000 independent observations and gives intervals
+treats every pair as an independent observation and gives intervals
 several times too narrow for the question that matters: what would another
 set of test identities give?
 
@@ -17,7 +17,9 @@ and the metric is recomputed on that weighted set (exactly: integer weights
 equal repeating the rows, see ``sample_weight`` in
 :mod:`vfcross.evaluation.metrics`). With one label per unit this is the
 usual cluster bootstrap (a drawn identity brings all its units, as often as
-it was drawn).
+it was drawn), and AUC and EER are computed from the identity counts of all
+resamples at once (AUC as a quadratic form in them, whatever the number of
+pairs; :func:`vfcross.evaluation.metrics.by_identity`).
 
 Which identity a unit belongs to (used by :mod:`vfcross.evaluation.evaluate`):
 its anchor, the identity the protocol drew it for. A verification pair
@@ -80,10 +82,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
-from vfcross.evaluation.metrics import weighted
+from vfcross.evaluation.metrics import by_identity
 
 #: Most resamples a statistic may fail on (as a fraction) before the interval is refused.
 MAX_FAILED = 0.05
@@ -172,27 +175,25 @@ def _check_arrays(arrays: Sequence[np.ndarray], n: int, what: str) -> tuple[np.n
     return arrays
 
 
-def _resampler(statistic: Callable[..., float], arrays: tuple[np.ndarray, ...],
-               materialise: bool) -> Callable[[np.ndarray], float]:
-    """``weights -> statistic on that weighted resample``, NaN where the statistic is undefined.
+def _replicates(statistic: Callable[..., float], groups: Clusters, arrays: tuple[np.ndarray, ...],
+                draws: np.ndarray, materialise: bool) -> np.ndarray:
+    """The statistic on each resample of ``draws`` (resamples, identities); NaN where it is undefined.
 
-    For AUC and EER (and statistics offering ``prepare(*arrays)``, such as a
-    mean over training seeds of them) the scores are sorted once and each
-    resample is a few bincounts (:func:`vfcross.evaluation.metrics.weighted`):
-    the same numbers, several times faster over a thousand resamples.
+    With one identity per unit, AUC and EER (and statistics offering
+    ``by_identity(codes, m, *arrays)``, such as a mean over training seeds
+    of them) are computed for all resamples at once from the identity
+    counts (:func:`vfcross.evaluation.metrics.by_identity`: AUC as a
+    quadratic form in them, so its cost does not grow with the pairs):
+    the same numbers as the weighted statistic. Anything else is called
+    once per resample with the units' multiplicities.
     """
-    fast = None if materialise else (weighted(statistic, *arrays) if not hasattr(statistic, "prepare")
-                                     else statistic.prepare(*arrays))
-
-    def value(weights: np.ndarray) -> float:
-        if fast is None:
-            return _evaluate(statistic, arrays, weights, materialise)
-        try:
-            return float(fast(weights))
-        except ValueError:
-            return float("nan")
-
-    return value
+    batched = None
+    if not materialise and groups.codes.shape[1] == 1:
+        make = getattr(statistic, "by_identity", None) or partial(by_identity, statistic)
+        batched = make(groups.codes[:, 0], len(groups.identities), *arrays)
+    if batched is not None:
+        return np.asarray(batched(draws), dtype=np.float64)
+    return np.array([_evaluate(statistic, arrays, groups.weights(counts), materialise) for counts in draws])
 
 
 def _evaluate(
@@ -236,9 +237,7 @@ def cluster_bootstrap_values(
     """
     groups = Clusters.of(clusters, identities)
     arrays = _check_arrays(arrays, len(groups), "cluster bootstrap")
-    draws = identity_draws(len(groups.identities), n_boot, seed)
-    value = _resampler(statistic, arrays, materialise)
-    return np.array([value(groups.weights(counts)) for counts in draws])
+    return _replicates(statistic, groups, arrays, identity_draws(len(groups.identities), n_boot, seed), materialise)
 
 
 def _percentiles(values: np.ndarray, level: float, what: str) -> tuple[float, float]:
@@ -338,13 +337,9 @@ def paired_cluster_bootstrap_ci(
     arrays_a = _check_arrays(arrays_a, len(groups), "paired cluster bootstrap (system a)")
     arrays_b = _check_arrays(arrays_b, len(groups), "paired cluster bootstrap (system b)")
     a, b = float(statistic(*arrays_a)), float(statistic(*arrays_b))
-    value_a, value_b = _resampler(statistic, arrays_a, materialise), _resampler(statistic, arrays_b, materialise)
-    values = np.array(
-        [
-            [value(weights) for value in (value_a, value_b)]
-            for weights in (groups.weights(counts) for counts in identity_draws(len(groups.identities), n_boot, seed))
-        ]
-    )
+    draws = identity_draws(len(groups.identities), n_boot, seed)
+    values = np.stack([_replicates(statistic, groups, arrays, draws, materialise) for arrays in (arrays_a, arrays_b)],
+                      axis=1)
     defined = ~np.isnan(values).any(axis=1)
     values[~defined] = np.nan
     what = "paired cluster bootstrap"

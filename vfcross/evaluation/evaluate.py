@@ -297,7 +297,7 @@ def evaluate(
     vectors: np.ndarray,
     table: pd.DataFrame,
     seed: int = 0,
-    n_pairs: int = 10_000,
+    n_pairs: int = 0,
     n_trials: int = 2000,
     n_boot: int = 1000,
     split: str = "test",
@@ -308,7 +308,8 @@ def evaluate(
     ``vectors`` holds one L2-normalised embedding per table row (v for the
     voice rows, u for the face rows; the caller decides). ``protocols``
     (:mod:`.registry`) are the generated protocols of the ``split`` rows
-    when not given (``n_pairs`` verification pairs per list, ``n_trials``
+    when not given (every voice-face pair of each verification list, or
+    ``n_pairs`` sampled without replacement; ``n_trials``
     matching trials per direction, deterministic from ``seed``); pass
     :func:`~vfcross.evaluation.registry.protocols_for`'s to score the
     official lists. Returns::
@@ -406,7 +407,7 @@ def compare(
     vectors_b: np.ndarray,
     table: pd.DataFrame,
     seed: int = 0,
-    n_pairs: int = 10_000,
+    n_pairs: int = 0,
     n_boot: int = 1000,
     split: str = "test",
     lists: tuple[str, ...] = ("random", *GROUPED),

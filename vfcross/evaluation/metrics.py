@@ -124,45 +124,113 @@ def _eer_of_groups(positive: np.ndarray, negative: np.ndarray) -> float:
     return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
 
 
-class _Reweighted:
-    """Fixed scores and labels sorted into tie groups once, for many weightings of their rows.
+class _IdentityAUC:
+    """AUC under identity weights as a quadratic form: exact, and independent of the number of pairs per resample.
 
-    The bootstrap scores the same pairs thousands of times with different
-    multiplicities; sorting once makes each resample a pass of bincounts
-    (``weighted(statistic, ...)``), with the same result as calling the
-    metric with ``sample_weight``.
+    A pair belongs to identity ``codes[j]`` (0 .. m - 1; its voice's, see
+    :mod:`vfcross.evaluation.bootstrap`) and counts w_i times when identity
+    i has weight w_i. Then, with P_i / N_k the positive / negative pairs of
+    identity i / k and C[i, k] the (positive of i, negative of k) pairs
+    ordered correctly (ties half),
+
+        AUC(w) = w' C w / ((w' P)(w' N)),
+
+    exactly :func:`roc_auc` with those sample weights. C is counted once
+    (each identity's negatives sorted, every positive searched in them);
+    a batch of resamples is then two matrix products.
     """
 
-    def __init__(self, scores: np.ndarray, labels: np.ndarray) -> None:
+    def __init__(self, scores: np.ndarray, labels: np.ndarray, codes: np.ndarray, m: int) -> None:
         scores, labels, _ = _check_binary(scores, labels)
-        order = np.argsort(scores, kind="mergesort")
-        ordered = scores[order]
-        self.group = np.empty(len(scores), dtype=np.int64)
-        self.group[order] = np.r_[0, np.cumsum(ordered[1:] != ordered[:-1])]
-        self.n_groups = int(self.group.max()) + 1 if len(scores) else 0
-        self.labels = labels
+        codes = np.asarray(codes, dtype=np.int64).ravel()
+        if codes.shape != scores.shape or (codes < 0).any() or (codes >= m).any():
+            raise ValueError(f"codes must give each of the {len(scores)} pairs an identity in 0..{m - 1}")
+        positive, p_codes = scores[labels], codes[labels]
+        self.pairs = np.zeros((m, m))
+        for k in np.unique(codes[~labels]):
+            negative = np.sort(scores[~labels & (codes == k)])
+            below = np.searchsorted(negative, positive, "left") + np.searchsorted(negative, positive, "right")
+            self.pairs[:, k] = np.bincount(p_codes, weights=below / 2, minlength=m)
+        self.positives = np.bincount(p_codes, minlength=m).astype(np.float64)
+        self.negatives = np.bincount(codes[~labels], minlength=m).astype(np.float64)
 
-    def groups(self, sample_weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Positive and negative weight per tie group; ValueError without both classes."""
-        w = np.asarray(sample_weight, dtype=np.float64)
-        positive = np.bincount(self.group, weights=np.where(self.labels, w, 0.0), minlength=self.n_groups)
-        negative = np.bincount(self.group, weights=np.where(self.labels, 0.0, w), minlength=self.n_groups)
-        if not positive.sum() > 0 or not negative.sum() > 0:
-            raise ValueError("need both positive and negative pairs")
-        return positive, negative
+    def __call__(self, counts: np.ndarray) -> np.ndarray:
+        """AUC for each row of identity weights ``counts`` (resamples, m); NaN where a class has no weight."""
+        w = np.asarray(counts, dtype=np.float64)
+        denominator = (w @ self.positives) * (w @ self.negatives)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(denominator > 0, np.einsum("bi,bi->b", w @ self.pairs, w) / denominator, np.nan)
 
 
-def weighted(statistic: Callable[..., float], *arrays: np.ndarray) -> Callable[[np.ndarray], float] | None:
-    """A fast ``weights -> statistic(*arrays, sample_weight=weights)`` for :func:`roc_auc` and :func:`eer`.
+class _IdentityEER:
+    """EER under identity weights, exactly, without a pass over every pair per resample.
 
-    None for any other statistic (the caller then calls it directly).
-    ``arrays`` are (scores, labels).
+    EER has no decomposition by identity, but its crossing can be found in
+    two steps. Tie groups are sorted by decreasing score once, and for about
+    ``grid`` evenly spaced ROC points each identity's positive and negative
+    pairs above them are counted (an identities x grid matrix). A batch of
+    resamples gives its ROC at the grid points by two matrix products; the
+    crossing lies between two adjacent grid points, and only the pairs in
+    between (about pairs / grid) are weighted to find it. True positive and
+    false positive weights are sums of integer products, exact in floating
+    point, so the value equals :func:`eer` with those sample weights.
     """
-    of_groups = {roc_auc: _auc_of_groups, eer: _eer_of_groups}.get(statistic)
-    if of_groups is None:
-        return None
-    prepared = _Reweighted(*arrays)
-    return lambda sample_weight: of_groups(*prepared.groups(sample_weight))
+
+    def __init__(self, scores: np.ndarray, labels: np.ndarray, codes: np.ndarray, m: int, grid: int = 512) -> None:
+        scores, labels, _ = _check_binary(scores, labels)
+        order = np.argsort(-scores, kind="mergesort")
+        ordered = -scores[order]
+        group = np.r_[0, np.cumsum(ordered[1:] != ordered[:-1])]
+        n_groups = int(group[-1]) + 1
+        self.codes, self.labels = np.asarray(codes, dtype=np.int64).ravel()[order], labels[order]
+        self.starts = np.r_[np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]), len(ordered)]
+        self.points = np.unique(np.linspace(0, n_groups, grid + 1).astype(np.int64))  # ROC point q: groups < q
+        segment = np.searchsorted(self.points, group, side="right") - 1
+        cells = len(self.points) - 1
+        count = np.bincount(self.codes * cells + segment, weights=self.labels, minlength=m * cells).reshape(m, cells)
+        total = np.bincount(self.codes * cells + segment, minlength=m * cells).reshape(m, cells)
+        self.above_positive = np.c_[np.zeros(m), np.cumsum(count, axis=1)]
+        self.above_negative = np.c_[np.zeros(m), np.cumsum(total - count, axis=1)]
+
+    def __call__(self, counts: np.ndarray) -> np.ndarray:
+        """EER for each row of identity weights ``counts`` (resamples, m); NaN where a class has no weight."""
+        w = np.atleast_2d(np.asarray(counts, dtype=np.float64))
+        tps, fps = w @ self.above_positive, w @ self.above_negative
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gap = (1 - tps / tps[:, -1:]) - fps / fps[:, -1:]
+        out = np.full(len(w), np.nan)
+        for b in np.flatnonzero((tps[:, -1] > 0) & (fps[:, -1] > 0)):
+            r = int(np.argmax(gap[b] <= 0))  # >= 1: the gap is 1 at the first point
+            out[b] = self._crossing(w[b], r, tps[b], fps[b])
+        return out
+
+    def _crossing(self, w: np.ndarray, r: int, tps: np.ndarray, fps: np.ndarray) -> float:
+        """The EER of one resample whose crossing lies between grid points r - 1 and r."""
+        first, last = self.points[r - 1], self.points[r]
+        rows = slice(self.starts[first], self.starts[last])
+        weight, positive = w[self.codes[rows]], self.labels[rows]
+        bounds = self.starts[first:last] - self.starts[first]
+        tp = tps[r - 1] + np.r_[0.0, np.cumsum(np.add.reduceat(np.where(positive, weight, 0.0), bounds))]
+        fp = fps[r - 1] + np.r_[0.0, np.cumsum(np.add.reduceat(np.where(positive, 0.0, weight), bounds))]
+        fpr, tpr = fp / fps[-1], tp / tps[-1]
+        gap = (1 - tpr) - fpr
+        i = int(np.flatnonzero(gap <= 0)[0])
+        if gap[i] == 0:
+            return float(fpr[i])
+        t = gap[i - 1] / (gap[i - 1] - gap[i])
+        return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
+
+
+def by_identity(statistic: Callable[..., float], codes: np.ndarray, m: int,
+                *arrays: np.ndarray) -> Callable[[np.ndarray], np.ndarray] | None:
+    """A batched ``identity weights (resamples, m) -> statistic per resample`` for :func:`roc_auc` and :func:`eer`.
+
+    ``arrays`` are (scores, labels) and ``codes`` each pair's identity; the
+    values are those of ``statistic(*arrays, sample_weight=counts[:, codes])``
+    row by row (NaN where undefined). None for any other statistic.
+    """
+    batched = {roc_auc: _IdentityAUC, eer: _IdentityEER}.get(statistic)
+    return None if batched is None else batched(*arrays, codes, m)
 
 
 def matching_credits(similarities: np.ndarray) -> np.ndarray:

@@ -8,10 +8,12 @@ read ``gender``, ``nationality`` and ``age``, the official lists ``relpath``.
 
 Protocols come from two places and end up as the same objects:
 
-* generators, deterministic from a seed, that draw from the rows of one
-  split (:func:`verification_pairs`, :func:`matching_trials`,
-  :func:`retrieval_task`), drawing an identity first and then one of its
-  samples, so identities with many samples do not dominate;
+* generators over the rows of one split: :func:`verification_pairs`
+  takes every voice-face pair its restriction allows (or a sample of
+  them without replacement), :func:`retrieval_task` every query against
+  every gallery item, and :func:`matching_trials` draws trials from a
+  seed (an identity first, then one of its samples, so identities with
+  many samples do not dominate);
 * the official VoxCeleb1 lists parsed by :mod:`vfcross.data.protocol_files`
   (:func:`from_verification_list`, :func:`from_matching_list`,
   :func:`from_galleries`), joined to the table through ``relpath``. A list
@@ -123,6 +125,8 @@ class VerificationPairs:
     ``name`` is the restriction the negatives obey ('random', 'G', 'N', 'A', 'GNA').
     ``coverage`` is empty for generated pairs; for an official list it says
     which of the list's rows these pairs are (:class:`Coverage`).
+    ``drawn_from`` is the number of pairs of the generated list these were
+    sampled from without replacement (0: every pair of it, or an official list).
     """
 
     name: str
@@ -130,6 +134,7 @@ class VerificationPairs:
     face: np.ndarray
     labels: np.ndarray
     coverage: tuple[Coverage, ...] = ()
+    drawn_from: int = 0
 
     def __post_init__(self) -> None:
         """Check names, shapes and labels; freeze the arrays."""
@@ -145,6 +150,11 @@ class VerificationPairs:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def sampling(self) -> str:
+        """How a sampled list was drawn, e.g. "sampled 200 of 1,440 pairs without replacement" ("" if not sampled)."""
+        return f"sampled {len(self):,} of {self.drawn_from:,} pairs without replacement" if self.drawn_from else ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -294,60 +304,70 @@ def _attribute_keys(table: pd.DataFrame, population: _Population, attributes: tu
     return values.groupby(list(attributes), sort=True).ngroup().to_numpy(dtype=np.int64)
 
 
-def _draw_partners(keys: np.ndarray, anchors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """For each anchor identity code, a uniformly drawn other identity with the same key."""
-    order = np.argsort(keys, kind="stable")
-    sizes = np.bincount(keys)
-    starts = np.r_[0, np.cumsum(sizes)[:-1]]
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order)) - starts[keys[order]]
-    group_size = sizes[keys[anchors]]
-    pick = rng.integers(0, group_size - 1)
-    pick += pick >= rank[anchors]  # skip the anchor itself
-    return order[starts[keys[anchors]] + pick]
+def _all_pairs(population: _Population, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(voice rows, face rows, labels) of every voice of A against every face of B, for A and B sharing a key.
+
+    B == A gives the positives; B != A with the same key the negatives. Each
+    pair occurs exactly once, grouped by (voice identity, face identity).
+    """
+    a, b = np.nonzero(keys[:, np.newaxis] == keys[np.newaxis, :])
+    voices, faces = population.voices, population.faces
+    sizes = voices.counts[a] * faces.counts[b]
+    pair = np.repeat(np.arange(len(a)), sizes)
+    within = np.arange(len(pair)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    per_face = faces.counts[b[pair]]
+    voice = voices.rows[voices.starts[a[pair]] + within // per_face]
+    face = faces.rows[faces.starts[b[pair]] + within % per_face]
+    return voice, face, (a[pair] == b[pair]).astype(np.int64)
+
+
+def _sample(labels: np.ndarray, n_pairs: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of ``n_pairs`` distinct pairs: half positive, half negative where each class has enough."""
+    positives, negatives = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+    n_negative = min(n_pairs - min(n_pairs // 2, len(positives)), len(negatives))
+    n_positive = n_pairs - n_negative
+    return np.sort(np.r_[rng.choice(positives, n_positive, replace=False),
+                         rng.choice(negatives, n_negative, replace=False)])
 
 
 def verification_pairs(
     table: pd.DataFrame, restriction: str, n_pairs: int, seed: int, split: str = "test"
 ) -> VerificationPairs:
-    """Balanced voice-face verification pairs drawn from the identities of ``split``.
+    """Every voice-face verification pair of the identities of ``split`` (or ``n_pairs`` of them, sampled).
 
-    ``n_pairs / 2`` positives (a voice and a face of one identity) and as many
-    negatives (a voice of A, a face of B != A). Under restriction G, N, A or
-    GNA, B must share A's gender, nationality, age or all three. Identities
-    are drawn uniformly (then one of their samples), with replacement, so a
-    pair may repeat when ``n_pairs`` is large for the split. Rows with NA in
-    a restricted attribute are excluded (with a warning); an identity with
-    no eligible partner cannot anchor a negative, and ValueError is raised
-    if no identity can. Only identities with both a voice and a face in the
-    split take part.
+    Positives are every (voice, face) of one identity, negatives every
+    (voice of A, face of B != A); under restriction G, N, A or GNA, B must
+    share A's gender, nationality, age or all three. Why every pair: the
+    identity, not the pair, is the unit of the (cluster bootstrap) interval,
+    scoring is cheap, and sampling with replacement repeated about half of
+    the positives of a 60-identity split. ``n_pairs`` = 0 scores every pair;
+    a positive ``n_pairs`` below the total samples that many WITHOUT
+    replacement, half positive and half negative where each class has
+    enough (``seed``), and the result's ``drawn_from`` records the total.
+    Rows with NA in a restricted attribute are excluded (with a warning);
+    ValueError if no identity shares the restriction with another (no
+    negative). Only identities with both a voice and a face in the split
+    take part.
     """
     if restriction not in RESTRICTIONS:
         raise ValueError(f"restriction must be one of {list(RESTRICTIONS)}, got {restriction!r}")
-    if n_pairs < 2 or n_pairs % 2:
-        raise ValueError(f"n_pairs must be a positive even number, got {n_pairs}")
+    if n_pairs < 0:
+        raise ValueError(f"n_pairs must be 0 (every pair) or a number of pairs to sample, got {n_pairs}")
     attributes = RESTRICTIONS[restriction]
     rows = _without_missing(table, _split_rows(table, split), attributes, f"verification {restriction}")
     population = _population(table, rows)
     if len(population.identities) == 0:
         raise ValueError(f"verification {restriction}: no identity of split {split!r} has both a voice and a face")
-    keys = _attribute_keys(table, population, attributes)
-    anchors = np.flatnonzero(np.bincount(keys)[keys] >= 2)
-    if len(anchors) == 0:
+    voice, face, labels = _all_pairs(population, _attribute_keys(table, population, attributes))
+    if labels.all():
         raise ValueError(
             f"verification {restriction}: no identity of split {split!r} shares "
             f"{'/'.join(attributes) or 'the split'} with another identity, so no negative pair exists"
         )
-    rng = np.random.default_rng(seed)
-    half = n_pairs // 2
-    positive_ids = rng.integers(0, len(population.identities), half)
-    negative_ids = anchors[rng.integers(0, len(anchors), half)]
-    partners = _draw_partners(keys, negative_ids, rng)
-    voice = np.r_[population.voices.draw(positive_ids, rng), population.voices.draw(negative_ids, rng)]
-    face = np.r_[population.faces.draw(positive_ids, rng), population.faces.draw(partners, rng)]
-    labels = np.r_[np.ones(half, dtype=np.int64), np.zeros(half, dtype=np.int64)]
-    order = rng.permutation(n_pairs)
-    return VerificationPairs(restriction, voice[order], face[order], labels[order])
+    if not 0 < n_pairs < len(labels):
+        return VerificationPairs(restriction, voice, face, labels)
+    keep = _sample(labels, n_pairs, np.random.default_rng(seed))
+    return VerificationPairs(restriction, voice[keep], face[keep], labels[keep], drawn_from=len(labels))
 
 
 def matching_trials(
@@ -476,10 +496,15 @@ def _check_vectors(vectors: np.ndarray, needed: int) -> np.ndarray:
     return vectors
 
 
-def verification_scores(pairs: VerificationPairs, vectors: np.ndarray) -> np.ndarray:
-    """Cosine similarity of every pair: row-wise dot products of L2-normalised row ``vectors``."""
+def verification_scores(pairs: VerificationPairs, vectors: np.ndarray, chunk_size: int = 65536) -> np.ndarray:
+    """Cosine similarity of every pair: row-wise dot products of L2-normalised row ``vectors``.
+
+    ``chunk_size`` pairs at a time, so a list of every pair never gathers all its vectors at once.
+    """
     vectors = _check_vectors(vectors, int(max(pairs.voice.max(initial=-1), pairs.face.max(initial=-1))) + 1)
-    return np.einsum("ij,ij->i", vectors[pairs.voice], vectors[pairs.face])
+    parts = [np.einsum("ij,ij->i", vectors[pairs.voice[start : start + chunk_size]],
+                       vectors[pairs.face[start : start + chunk_size]]) for start in range(0, len(pairs), chunk_size)]
+    return np.concatenate(parts) if parts else np.empty(0, dtype=vectors.dtype)
 
 
 def matching_similarities(trials: MatchingTrials, vectors: np.ndarray, chunk_size: int = 4096) -> np.ndarray:

@@ -278,12 +278,15 @@ def generated_label(seed: int) -> str:
 
 
 def generated_protocols(
-    table: pd.DataFrame, seed: int = 0, n_pairs: int = 10_000, n_trials: int = 2000, split: str = "test",
+    table: pd.DataFrame, seed: int = 0, n_pairs: int = 0, n_trials: int = 2000, split: str = "test",
     kinds: tuple[str, ...] = ("verification", "matching", "retrieval"),
 ) -> Protocols:
     """The registry's generated protocols of ``kinds``, drawn from the ``split`` rows of ``table``.
 
-    Deterministic from ``seed`` (see :mod:`.protocols`). Matching galleries
+    Deterministic from ``seed`` (see :mod:`.protocols`). Verification lists
+    hold every pair their restriction allows (``n_pairs`` = 0) or a sample of
+    ``n_pairs`` without replacement, which their label then says
+    ("generated (seed 0), sampled 200 of 1,440 pairs without replacement"). Matching galleries
     go up to N = 10, or to the number of split identities when fewer. A
     protocol that cannot be drawn on this data (e.g. a restriction nobody
     shares) is kept with the reason in its notes.
@@ -305,7 +308,8 @@ def _draw(spec: Spec, table: pd.DataFrame, label: str, seed: int, n_pairs: int, 
     """One generated protocol, or the reason it cannot be drawn."""
     try:
         if spec.kind == "verification":
-            return Made(label, verification_pairs(table, spec.variant, n_pairs, seed, split))
+            pairs = verification_pairs(table, spec.variant, n_pairs, seed, split)
+            return Made(f"{label}, {pairs.sampling}" if pairs.sampling else label, pairs)
         if spec.kind == "matching":
             if max_n < 2:
                 return Made(label, None, (f"split {split!r} has fewer than 2 identities with both modalities",))

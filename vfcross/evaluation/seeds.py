@@ -28,7 +28,7 @@ import pandas as pd
 
 from vfcross.evaluation.bootstrap import cluster_bootstrap_ci, cluster_bootstrap_values
 from vfcross.evaluation.decision import Decision, seed_decision
-from vfcross.evaluation.metrics import eer, roc_auc, weighted
+from vfcross.evaluation.metrics import by_identity, eer, roc_auc
 from vfcross.evaluation.protocols import (
     VerificationPairs,
     verification_pairs,
@@ -60,7 +60,7 @@ class SeedScores:
 
 
 def score_seeds(systems: Mapping[str, Mapping[int, np.ndarray]], table: pd.DataFrame, restriction: str = "random",
-                n_pairs: int = 10_000, seed: int = 0, split: str = "test",
+                n_pairs: int = 0, seed: int = 0, split: str = "test",
                 pairs: VerificationPairs | None = None) -> SeedScores:
     """Draw one verification list (or take ``pairs``) and score it with every system's every seed.
 
@@ -84,18 +84,18 @@ def score_seeds(systems: Mapping[str, Mapping[int, np.ndarray]], table: pd.DataF
 def _seed_mean(metric: Callable[..., float]) -> Callable[..., float]:
     """A statistic ``(labels, *scores_per_seed) -> mean over seeds of metric``, for the bootstrap.
 
-    Its ``prepare(labels, *per_seed)`` gives the bootstrap a fast weighted
-    version (each seed's scores sorted once; see
-    :func:`vfcross.evaluation.metrics.weighted`).
+    Its ``by_identity(codes, m, labels, *per_seed)`` gives the bootstrap the
+    batched version (each seed's metric from identity counts; see
+    :func:`vfcross.evaluation.metrics.by_identity`).
     """
     def statistic(labels: np.ndarray, *per_seed: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
         return float(np.mean([metric(s, labels, sample_weight=sample_weight) for s in per_seed]))
 
-    def prepare(labels: np.ndarray, *per_seed: np.ndarray) -> Callable[[np.ndarray], float]:
-        fast = [weighted(metric, s, labels) for s in per_seed]
-        return lambda sample_weight: float(np.mean([f(sample_weight) for f in fast]))
+    def prepared(codes: np.ndarray, m: int, labels: np.ndarray, *per_seed: np.ndarray) -> Callable:
+        fast = [by_identity(metric, codes, m, s, labels) for s in per_seed]
+        return lambda counts: np.mean([f(counts) for f in fast], axis=0)
 
-    statistic.prepare = prepare
+    statistic.by_identity = prepared
     return statistic
 
 
