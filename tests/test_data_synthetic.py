@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from vfcross.config import SynthConfig
+from vfcross.config import ConfigError, SynthConfig
 from vfcross.data import read_dataset
 from vfcross.data.synthetic.population import (
     AGE_GROUPS,
@@ -83,6 +83,32 @@ def test_cli_synth_writes_a_population(tmp_path):
     assert bad.returncode == 2 and "different settings" in bad.stderr
 
 
+def test_eval_identities_get_their_own_sample_counts_and_train_files_stay(population, tmp_path):
+    cfg = SynthConfig(**{**SMALL.__dict__, "eval_videos_per_identity": 1, "eval_faces_per_video": 3,
+                         "eval_clips_per_video": 2})  # SMALL's training identities: 2 videos x (2 faces + 1 clip)
+    root = write_population(tmp_path / "eval", cfg, progress=False)
+    manifest = read_dataset(root)
+    shapes = {(split, videos.video.nunique(), (videos.modality == "face").sum(), (videos.modality == "voice").sum())
+              for (split, _), videos in manifest.groupby(["split", "identity"])}  # (split, videos, faces, voices)
+    assert shapes == {("train", 2, 4, 2), ("val", 1, 3, 2), ("test", 1, 3, 2)}
+    # a training identity's files are those of the population without eval counts, byte for byte
+    train = manifest[manifest.split == "train"].relpath
+    assert all((root / r).read_bytes() == (population / r).read_bytes() for r in train)
+    assert read_population_config(root) == SynthConfig(**{**cfg.__dict__, "workers": SynthConfig.workers})
+
+
+def test_eval_counts_are_validated_and_default_to_the_training_counts(population):
+    assert SMALL.samples(evaluation=True) == SMALL.samples(evaluation=False) == (2, 2, 1)
+    assert SynthConfig(**{**SMALL.__dict__, "eval_faces_per_video": 5}).samples(evaluation=True) == (2, 5, 1)
+    with pytest.raises(ConfigError, match="^eval_clips_per_video: must be at least 0"):
+        SynthConfig(eval_clips_per_video=-1)
+    # counts equal to the training ones change no file, so the population is reused, not refused
+    same = SynthConfig(**{**SMALL.__dict__, "eval_videos_per_identity": 2, "eval_clips_per_video": 1})
+    assert write_population(population, same, progress=False) == population
+    with pytest.raises(FileExistsError, match="different settings"):
+        write_population(population, SynthConfig(**{**SMALL.__dict__, "eval_clips_per_video": 2}), progress=False)
+
+
 def test_oracle_separates_same_from_different_identities():
     cfg = SynthConfig(identities=400, seed=5)
     people = sample_population(cfg)
@@ -116,3 +142,5 @@ def test_too_small_or_badly_split_population_is_rejected():
         sample_population(SynthConfig(identities=2))
     with pytest.raises(ValueError, match="split_fractions"):
         sample_population(SynthConfig(identities=10, split_fractions=(0.5, 0.5, 0.5)))
+    with pytest.raises(ValueError, match="no training identity"):  # 1 val + 3 test of 3 would leave -1
+        sample_population(SynthConfig(identities=3, split_fractions=(0.0, 0.1, 0.9)))

@@ -119,8 +119,10 @@ def _split_codes(n: int, fractions: tuple[float, float, float], rng: np.random.G
     """Assign split codes with the given fractions (each split non-empty), shuffled."""
     if len(fractions) != 3 or min(fractions) < 0 or not math.isclose(sum(fractions), 1.0, abs_tol=1e-6):
         raise ValueError(f"split_fractions must be three non-negative numbers summing to 1, got {fractions}")
-    n_val = max(1, round(fractions[1] * n))
-    n_test = max(1, round(fractions[2] * n))
+    # a split with a positive fraction gets at least one identity; one with fraction 0 gets none
+    n_val, n_test = (max(1, round(f * n)) if f > 0 else 0 for f in fractions[1:])
+    if n - n_val - n_test < 0 or (fractions[0] > 0 and n - n_val - n_test < 1):
+        raise ValueError(f"split_fractions {fractions} of {n} identities leave no training identity")
     codes = [TRAIN_CODE] * (n - n_val - n_test) + [VAL_CODE] * n_val + [TEST_CODE] * n_test
     rng.shuffle(codes)
     return codes

@@ -13,8 +13,10 @@
 
 so that :func:`vfcross.data.read_dataset` reads it like VoxCeleb1, and the
 oracle of :mod:`vfcross.data.synthetic.population` can be scored from
-``population.json``. Every identity has ``videos_per_identity`` sessions; the
-clips and frames of one session share its recording conditions. The result
+``population.json``. Every training identity has ``videos_per_identity`` sessions
+of ``faces_per_video`` frames and ``clips_per_video`` clips; a validation or test
+identity has the ``eval_*`` counts where they are set (``SynthConfig.samples``).
+The clips and frames of one session share its recording conditions. The result
 depends only on the configuration (not on the number of workers), and the
 folder appears atomically: it is built beside ``out`` and renamed at the end.
 
@@ -41,7 +43,7 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from vfcross.config import SynthConfig, from_dict, to_dict
-from vfcross.data.synthetic.population import Attributes, Identity, sample_population
+from vfcross.data.synthetic.population import TRAIN_CODE, Attributes, Identity, sample_population
 from vfcross.data.synthetic.render_face import face_session, face_style, render_face
 from vfcross.data.synthetic.render_voice import (
     pick_sentences,
@@ -97,11 +99,19 @@ def write_population(out: str | Path, cfg: SynthConfig, progress: bool = True) -
 
 
 def _generation_settings(cfg: SynthConfig) -> dict:
-    """The settings that determine a population's content (all but the worker count)."""
+    """The settings that determine a population's content (all but the worker count).
+
+    Settings that change nothing are left out, so that a population's record
+    is the one it had before they existed: no languages (English only), and
+    an ``eval_*`` count that is 0 or the training identities' own.
+    """
     settings = to_dict(cfg)
     del settings["workers"]
-    if not settings["languages"]:  # an English-only population: its record as before the setting existed
+    if not settings["languages"]:
         del settings["languages"]
+    for name in ("videos_per_identity", "faces_per_video", "clips_per_video"):
+        if settings[f"eval_{name}"] in (0, settings[name]):
+            del settings[f"eval_{name}"]
     return settings
 
 
@@ -111,27 +121,30 @@ def _write_identity(job: tuple[Path, SynthConfig, Identity]) -> list[dict[str, s
     Returns, in a bilingual population, one record per written sample:
     ``relpath`` and ``language`` (and the ``sentence`` of a clip); nothing
     for an English-only one. The random draws of an English-only population
-    are those it always had, so its files do not change.
+    are those it always had, so its files do not change. The identity's own
+    stream (its seed) and its split's sample counts are all its files depend
+    on, so a training identity's files do not change with the ``eval_*`` counts.
     """
     root, cfg, person = job
+    n_videos, n_faces, n_clips = cfg.samples(evaluation=person.split != TRAIN_CODE)
     rng = np.random.default_rng(person.seed)
     fstyle, vstyle = face_style(person), voice_style(person)
     records: list[dict[str, str]] = []
     videos: list[str] = []
     for language in cfg.languages or ("English",):
-        sentences = iter(pick_sentences(rng, cfg.videos_per_identity * cfg.clips_per_video, language))
-        for video in _video_ids(rng, cfg.videos_per_identity, taken=videos):
+        sentences = iter(pick_sentences(rng, n_videos * n_clips, language))
+        for video in _video_ids(rng, n_videos, taken=videos):
             videos.append(video)
             fsession, vsession = face_session(rng), voice_session(rng)
             face_dir = root / "unzippedFaces" / person.name / "1.6" / video
             face_dir.mkdir(parents=True)
-            for frame in np.sort(rng.choice(np.arange(25, 30000, 25), cfg.faces_per_video, replace=False)):
+            for frame in np.sort(rng.choice(np.arange(25, 30000, 25), n_faces, replace=False)):
                 image = render_face(fstyle, fsession, rng, cfg.image_size)
                 image.save(face_dir / f"{frame:07d}.jpg", quality=92)
                 records.append({"relpath": face_relpath(person.name, video, f"{frame:07d}.jpg"), "language": language})
             wav_dir = root / "wav" / person.vox_id / video
             wav_dir.mkdir(parents=True)
-            for clip in range(1, cfg.clips_per_video + 1):
+            for clip in range(1, n_clips + 1):
                 sentence = next(sentences)
                 audio, rate = render_clip(vstyle, vsession, sentence, rng, cfg.snr_db, language)
                 sf.write(wav_dir / f"{clip:05d}.wav", audio, rate, subtype="PCM_16")
