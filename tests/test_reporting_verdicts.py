@@ -25,6 +25,7 @@ def decision(low, high, level=0.95, seeds=3, identities=60):
     "claim, ci, level, outcome",
     [
         (AUC, (0.001, 0.03), 0.95, HOLDS),  # above 0
+        (AUC, (0.003, 0.015), 0.95, HOLDS),  # above 0, but below δ: holds, and says no gain of 2 points
         (AUC, (-0.04, -0.002), 0.95, CONTRADICTED),  # below 0
         (AUC, (-0.01, 0.03), 0.95, INCONCLUSIVE),  # straddles 0 and reaches δ = 2 points
         (AUC, (-0.01, 0.015), 0.95, CONTRADICTED),  # straddles 0 but no gain of 2 points is left
@@ -42,7 +43,10 @@ def test_outcome_of_each_branch(claim, ci, level, outcome):
     verdict = decide(claim, decision(*ci, level), delta=0.02, reason="two points")
     assert verdict.outcome == outcome
     assert verdict.ci == pytest.approx(ci) and verdict.claim.level == level
-    assert ("no gain of ≥ 2.0 points" in verdict.explanation) == (outcome == CONTRADICTED and ci[0] < 0 < ci[1])
+    below_delta = ci[1] < 0.02 and claim is AUC
+    assert ("no gain of ≥ 2.0 points" in verdict.explanation) == \
+        ((outcome == CONTRADICTED and ci[0] < 0 < ci[1]) or (outcome == HOLDS and below_delta))
+    assert ("a gain, but no gain" in verdict.explanation) == (outcome == HOLDS and below_delta)
 
 
 def test_equivalence_is_read_from_the_90_percent_interval():

@@ -9,8 +9,10 @@ applies the rules to it:
 
 * superiority, "a is better than b" (better = higher for AUC, lower for
   EER), on the 95% interval of the gain: **holds** if it lies above 0;
-  **contradicted** if it lies below 0, or if its upper end is below δ, the
-  smallest gain that matters ("no gain of ≥ δ points"); else **inconclusive**;
+  **contradicted** if it lies below 0, or if it holds 0 and its upper end is
+  below δ, the smallest gain that matters ("no gain of ≥ δ points"); else
+  **inconclusive**. A gain shown above 0 but below δ (δ = the gain the paper
+  reports, say) holds, and says "a gain, but no gain of ≥ δ points";
 * equivalence, "a ≈ b within ±m", two one-sided tests on the 90% interval:
   **holds** if it lies inside (-m, m), **contradicted** if it lies wholly
   outside (at or beyond +m, or at or below -m), else **inconclusive**.
@@ -117,8 +119,9 @@ class Verdict:
 def _superiority(claim: Claim, low: float, high: float, delta: float | None) -> tuple[str, str]:
     """Outcome of 'a better than b' from the interval of a - b, and the reason when δ decides it."""
     gain_low, gain_high = (low, high) if claim.higher_is_better else (-high, -low)
-    if gain_low > 0:
-        return HOLDS, ""
+    if gain_low > 0:  # a gain exists; say so too when it is smaller than δ (e.g. the paper's own gain)
+        small = delta is not None and gain_high < delta
+        return HOLDS, f"a gain, but no gain of ≥ {_points(delta, signed=False)} points" if small else ""
     if gain_high < 0:
         return CONTRADICTED, ""
     if delta is not None and gain_high < delta:
