@@ -37,21 +37,26 @@ def test_every_system_is_scored_on_the_same_pairs(scored):
     assert all(len(s) == len(scored.labels) for runs in scored.scores.values() for s in runs)
 
 
+def _replayed(scored, statistic, n_boot=200, seed=3):
+    """``statistic(rows, labels)`` on each identity draw of the bootstrap, its pairs materialised (brute force)."""
+    identities = np.unique(scored.clusters)
+    values = []
+    for counts in identity_draws(len(identities), n_boot, seed):
+        rows = np.concatenate([np.repeat(np.flatnonzero(scored.clusters == ident), c)
+                               for ident, c in zip(identities, counts)])
+        labels = scored.labels[rows]
+        if labels.any() and not labels.all():
+            values.append(statistic(rows, labels))
+    return values
+
+
 def test_seed_summary_spread_and_interval_of_the_seed_mean(scored):
     summary = seed_summary(scored, "good", "auc", n_boot=200, seed=3)
     per_seed = [roc_auc(s, scored.labels) for s in scored.scores["good"]]
     assert summary["per_seed"] == pytest.approx(dict(zip([0, 1, 2], per_seed)))
     assert summary["mean"] == pytest.approx(np.mean(per_seed)) and summary["sd"] == pytest.approx(np.std(per_seed, ddof=1))
     # brute force: replay the same identity draws, materialise the drawn identities' pairs, average the seeds
-    identities = np.unique(scored.clusters)
-    values = []
-    for counts in identity_draws(len(identities), 200, 3):
-        rows = np.concatenate([np.repeat(np.flatnonzero(scored.clusters == ident), c)
-                               for ident, c in zip(identities, counts)])
-        labels = scored.labels[rows]
-        if labels.all() or not labels.any():
-            continue
-        values.append(np.mean([roc_auc(s[rows], labels) for s in scored.scores["good"]]))
+    values = _replayed(scored, lambda rows, labels: np.mean([roc_auc(s[rows], labels) for s in scored.scores["good"]]))
     assert summary["ci"] == pytest.approx(list(np.percentile(values, [2.5, 97.5])))
 
 
@@ -64,16 +69,9 @@ def test_paired_decision_is_the_seed_mean_of_paired_differences_on_shared_identi
     assert decision.difference == pytest.approx(np.mean(per_seed))
     assert decision.seed_sd == pytest.approx(np.std(per_seed, ddof=1)) and decision.identities == 12
     # brute force: replay the identity draws, materialise the drawn pairs, average the seeds' paired differences
-    identities = np.unique(scored.clusters)
-    means = []
-    for counts in identity_draws(len(identities), 200, 3):
-        rows = np.concatenate([np.repeat(np.flatnonzero(scored.clusters == ident), c)
-                               for ident, c in zip(identities, counts)])
-        labels = scored.labels[rows]
-        if labels.all() or not labels.any():
-            continue
-        means.append(np.mean([roc_auc(a[rows], labels) - roc_auc(b[rows], labels)
-                              for a, b in zip(scored.scores["good"], scored.scores["poor"])]))
+    means = _replayed(scored, lambda rows, labels: np.mean([
+        roc_auc(a[rows], labels) - roc_auc(b[rows], labels)
+        for a, b in zip(scored.scores["good"], scored.scores["poor"])]))
     assert decision.se_identities == pytest.approx(np.std(means, ddof=1))
     assert decision.se == pytest.approx(np.sqrt(np.std(means, ddof=1) ** 2 + decision.seed_sd ** 2 / 3))
     assert decision.interval(0.95)[0] > 0  # a clearly better system
