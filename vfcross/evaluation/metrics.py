@@ -115,8 +115,15 @@ def _eer_of_groups(positive: np.ndarray, negative: np.ndarray) -> float:
     kept = (positive + negative) > 0
     positive, negative = positive[kept], negative[kept]
     tps, fps = np.cumsum(positive[::-1]), np.cumsum(negative[::-1])
-    fpr, tpr = np.r_[0.0, fps / fps[-1]], np.r_[0.0, tps / tps[-1]]
-    gap = (1 - tpr) - fpr  # decreases from 1 at (0, 0) to -1 at (1, 1)
+    return _interpolated_eer(np.r_[0.0, fps / fps[-1]], np.r_[0.0, tps / tps[-1]])
+
+
+def _interpolated_eer(fpr: np.ndarray, tpr: np.ndarray) -> float:
+    """Where the ROC points (in order of falling threshold) cross FPR = 1 - TPR, by linear interpolation.
+
+    The first point must lie before the crossing (FPR < 1 - TPR).
+    """
+    gap = (1 - tpr) - fpr  # decreases towards -1 at (1, 1)
     i = int(np.flatnonzero(gap <= 0)[0])
     if gap[i] == 0:
         return float(fpr[i])
@@ -212,13 +219,7 @@ class _IdentityEER:
         bounds = self.starts[first:last] - self.starts[first]
         tp = tps[r - 1] + np.r_[0.0, np.cumsum(np.add.reduceat(np.where(positive, weight, 0.0), bounds))]
         fp = fps[r - 1] + np.r_[0.0, np.cumsum(np.add.reduceat(np.where(positive, 0.0, weight), bounds))]
-        fpr, tpr = fp / fps[-1], tp / tps[-1]
-        gap = (1 - tpr) - fpr
-        i = int(np.flatnonzero(gap <= 0)[0])
-        if gap[i] == 0:
-            return float(fpr[i])
-        t = gap[i - 1] / (gap[i - 1] - gap[i])
-        return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
+        return _interpolated_eer(fp / fps[-1], tp / tps[-1])
 
 
 def by_identity(statistic: Callable[..., float], codes: np.ndarray, m: int,
