@@ -74,12 +74,6 @@ def _outer(groups: np.ndarray, n_folds: int, seed: int, fit: np.ndarray | None) 
     return [(_train_rows(len(groups), test), test) for test in _folds(groups, n_folds, seed)]
 
 
-def _standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Scale features by the training fold's mean and standard deviation."""
-    mean, std = train.mean(axis=0), train.std(axis=0) + 1e-8
-    return (train - mean) / std, (test - mean) / std
-
-
 def _train_rows(n: int, test: np.ndarray) -> np.ndarray:
     """The rows not in ``test``."""
     return np.setdiff1d(np.arange(n), test)
