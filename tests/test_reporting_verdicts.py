@@ -86,3 +86,13 @@ def test_bad_inputs_are_rejected():
         Claim("a", "b", "AUC", margin=-0.01)
     with pytest.raises(ValueError, match="smallest gain"):
         decide(AUC, decision(0.0, 0.1), delta=0.0)
+
+
+def test_figure_rows_draw_the_decision_interval_then_each_seed_in_points():
+    superiority = decide(AUC, decision(0.001, 0.03), delta=0.02)
+    interval, *seeds = superiority.figure_rows()
+    assert interval == {"label": "full model − fusion + CE", "estimate": pytest.approx(1.55), "low": pytest.approx(0.1),
+                        "high": pytest.approx(3.0), "verdict": HOLDS, "margin": None, "delta": pytest.approx(2.0)}
+    assert [(r["seed"], r["estimate"], r["low"]) for r in seeds] == [(s, pytest.approx(1.55), None) for s in range(3)]
+    equivalence, *_ = decide(SAME, decision(-0.018, 0.018, level=0.90)).figure_rows()
+    assert equivalence["margin"] == pytest.approx(2.0) and equivalence["delta"] is None

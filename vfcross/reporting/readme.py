@@ -247,8 +247,9 @@ def _claims(summary: dict) -> list[str]:
                  "identities' verification pairs (random negatives). Its difference is the mean over training seeds "
                  "of the paired AUC difference; its one interval resamples the test identities and adds the seed "
                  "spread (t interval, Welch-Satterthwaite degrees of freedom; with one seed the spread is not "
-                 "measured, and the verdict says so). Superiority (95% interval): holds above 0; contradicted below "
-                 "0 or below δ, the smallest gain that matters (\"no gain of ≥ δ\"); else inconclusive. Equivalence "
+                 "measured, and the verdict says so). Superiority (95% interval): holds above 0 (saying so where it "
+                 "stays below δ, the smallest gain that matters); contradicted below 0, or when it holds 0 and stays "
+                 "below δ (\"no gain of ≥ δ\"); else inconclusive. Equivalence "
                  "(90% interval, two one-sided tests): holds inside ±margin, contradicted wholly outside. Each verdict "
                  "gives the smallest difference its design could detect (80% power) and, where that exceeds δ, how "
                  "many test identities would reach it.")

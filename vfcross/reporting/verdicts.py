@@ -105,6 +105,21 @@ class Verdict:
         """The mean over seeds of the paired difference a - b."""
         return self.decision.difference
 
+    def figure_rows(self) -> list[dict]:
+        """Rows of :func:`vfcross.reporting.figures.paired_differences_figure`, in AUC points.
+
+        The claim's decision interval (coloured by the verdict, with δ or the
+        equivalence margin), then one dot per seed's own difference.
+        """
+        label = f"{self.claim.a} − {self.claim.b}"
+        low, high = (None, None) if self.ci is None else (100 * self.ci[0], 100 * self.ci[1])
+        delta = None if self.delta is None else 100 * self.delta
+        equivalence = self.claim.margin is not None
+        return [{"label": label, "estimate": 100 * self.difference, "low": low, "high": high, "verdict": self.outcome,
+                 "margin": delta if equivalence else None, "delta": None if equivalence else delta},
+                *({"label": label, "estimate": 100 * p["difference"], "low": None, "high": None, "seed": p["seed"]}
+                  for p in self.decision.per_seed)]
+
     def as_dict(self) -> dict:
         """JSON-ready form (for ``reports/summary.json``)."""
         d = self.decision
