@@ -130,13 +130,21 @@ def test_set_values_are_read_as_the_type_of_the_setting_they_set():
     from vfcross.cli import _changes  # how `--set key=value` items become changes
 
     cfg = override(preset("smoke"), _changes(["data_root=123", "face.size=64", "fusion.seeds=[3, 4]",
-                                              "backbone.loop.amp=false", "eval.split=val"]))
+                                              "backbone.seeds=[3, 4]", "backbone.loop.amp=false", "eval.split=val"]))
     assert (cfg.data_root, cfg.face.size, cfg.fusion.seeds, cfg.backbone.loop.amp, cfg.eval.split) == \
         ("123", 64, (3, 4), False, "val")  # a folder named 123 stays a string
     with pytest.raises(ConfigError, match=r"^fusion\.seeds: expected a list of values, got '3,4'$"):
         override(preset("smoke"), _changes(["fusion.seeds=3,4"]))
     with pytest.raises(ConfigError, match=r"^backbone\.loop\.amp: expected bool, got 'yes'$"):
         override(preset("smoke"), _changes(["backbone.loop.amp=yes"]))
+
+
+def test_a_fusion_seed_without_its_backbone_seed_is_refused():
+    """Fusion seed s is trained on backbone seed s: a fusion seed no backbone is trained with is an error naming it."""
+    with pytest.raises(ConfigError, match=r"^fusion\.seeds: fusion seed s is trained on backbone seed s, but \[2\] "
+                                          r"is not in backbone\.seeds \[0, 1\]$"):
+        override(preset("default"), {"backbone.seeds": [0, 1]})
+    assert override(preset("default"), {"backbone.seeds": [0, 1, 2, 3]}).backbone.seeds == (0, 1, 2, 3)
 
 
 @pytest.mark.parametrize("annotation", [Path, str | None], ids=["Path", "str | None"])

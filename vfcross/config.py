@@ -400,9 +400,10 @@ class BackboneConfig:
     #: embedding; a long utterance is embedded in chunks of this many crops,
     #: which bounds the memory whatever its length.
     embed_chunk_crops: int = 64
-    #: Training seeds of the single- and the dual-stream backbone compared in
-    #: notebook 05; the run of ``loop.seed`` is the one every later stage uses.
-    seeds: tuple[int, ...] = (0,)
+    #: Training seeds of the single- and the dual-stream backbone (notebooks 02 and 05). A seed
+    #: is a replicate of the whole method: fusion seed s is trained on backbone seed s, so every
+    #: ``fusion.seeds`` must be one of these. The run of ``loop.seed`` is the one notebook 04 evaluates.
+    seeds: tuple[int, ...] = (0, 1, 2)
     loop: LoopConfig = field(default_factory=LoopConfig)
 
     def __post_init__(self) -> None:
@@ -433,8 +434,8 @@ class FusionConfig:
     #: Weight alpha of the orthogonal projection loss in "ce+opl".
     alpha: float = 1.0
     batch_size: int = 128
-    #: Training seeds of every fusion variant (notebooks 03 and 05 train one
-    #: model per seed); the run of ``loop.seed`` is the one evaluated in notebook 04.
+    #: Training seeds of every fusion variant (notebooks 03 and 05 train one model per seed, seed s
+    #: on backbone seed s); the run of ``loop.seed`` is the one evaluated in notebook 04.
     seeds: tuple[int, ...] = (0, 1, 2)
     #: Paper: Adam, lr 1e-5 with exponential decay, 100 epochs.
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=100, lr=1e-5, lr_decay=0.98))
@@ -583,6 +584,10 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _check_types(self)
+        orphans = sorted(set(self.fusion.seeds) - set(self.backbone.seeds))
+        if orphans:
+            raise ConfigError("fusion.seeds", f"fusion seed s is trained on backbone seed s, but {orphans} "
+                                              f"is not in backbone.seeds {list(self.backbone.seeds)}")
 
     @property
     def dataset_root(self) -> Path:
@@ -645,7 +650,8 @@ def preset(name: str) -> RunConfig:
                               image_size=128, split_fractions=(0.5, 0.25, 0.25)),
             face=FaceConfig(size=96),
             backbone=BackboneConfig(input_size=75, voice_crop_frames=100, identities_per_batch=3,
-                                    samples_per_identity=2, loop=LoopConfig(epochs=1, max_batches_per_epoch=2)),
+                                    samples_per_identity=2, seeds=(0, 1),
+                                    loop=LoopConfig(epochs=1, max_batches_per_epoch=2)),
             fusion=FusionConfig(dim=32, batch_size=16, seeds=(0, 1),
                                 loop=LoopConfig(epochs=3, lr=1e-3, select_best="val_auc")),
             eval=EvalConfig(n_trials=40, n_boot=50),

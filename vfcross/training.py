@@ -389,23 +389,25 @@ def best_epoch(history: list[dict], metric: str) -> int | None:
     return -max(measured)[1] if measured else None
 
 
-def state_path(run_dir: str | Path) -> Path:
-    """The file holding a run's trained objective: ``best.pt`` when validation selected one, else the last checkpoint."""
+def state_path(run_dir: str | Path, last: bool = False) -> Path:
+    """The file holding a run's trained objective: ``best.pt`` when validation selected one, else (or with
+    ``last``) the last epoch's checkpoint."""
     run_dir = Path(run_dir)
-    path = run_dir / BEST if (run_dir / BEST).exists() else run_dir / CHECKPOINT
+    path = run_dir / BEST if (run_dir / BEST).exists() and not last else run_dir / CHECKPOINT
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint in {run_dir}: train that stage first")
     return path
 
 
-def objective_state(run_dir: str | Path, expected: Mapping[str, Any] | None = None) -> dict[str, torch.Tensor]:
-    """The trained objective's ``state_dict`` of a run (see :func:`state_path`), on the CPU.
+def objective_state(run_dir: str | Path, expected: Mapping[str, Any] | None = None,
+                    last: bool = False) -> dict[str, torch.Tensor]:
+    """The trained objective's ``state_dict`` of a run (see :func:`state_path`; ``last``: the last epoch's), on the CPU.
 
     With ``expected`` stage settings (dotted keys, as :func:`stage_settings`
     gives them), the run must have been trained with exactly those, or
     :class:`RunMismatchError` says what differs (see :func:`check_run`).
     """
-    path = state_path(run_dir)
+    path = state_path(run_dir, last)
     state = _checked_checkpoint(run_dir, expected) if expected is not None else None
     if state is None or path.name != CHECKPOINT:  # the checked checkpoint is read once, not twice
         state = torch.load(path, map_location="cpu", weights_only=False)

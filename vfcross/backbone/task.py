@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from vfcross.backbone.embedding import all_pairs_auc, embed_rows
+from vfcross.backbone.embedding import Embeddings, all_pairs_auc, embed_rows, extract_embeddings
 from vfcross.backbone.objective import BackboneObjective
 from vfcross.backbone.sampler import (
     holdout_mask,
@@ -96,6 +96,13 @@ def backbone_run_name(architecture: str, seed: int, default_seed: int) -> str:
     return f"backbone-{architecture}" + ("" if seed == default_seed else f"-seed{seed}")
 
 
+def backbone_run(cfg: RunConfig, architecture: str = "single", seed: int | None = None) -> tuple[RunConfig, Path]:
+    """The configuration and the run folder of one backbone (``seed`` None: ``backbone.loop.seed``, the evaluated run)."""
+    seed = cfg.backbone.loop.seed if seed is None else seed
+    run_cfg = override(cfg, {"backbone.architecture": architecture, "backbone.loop.seed": seed})
+    return run_cfg, cfg.run_dir(backbone_run_name(architecture, seed, cfg.backbone.loop.seed))
+
+
 def train_backbone(cfg: RunConfig, manifest: pd.DataFrame, architecture: str = "single", seed: int | None = None,
                    progress: bool = True) -> tuple[Path, list[dict]]:
     """Train (or resume, or reuse) one backbone of ``cfg`` on ``manifest``; returns its run folder and history.
@@ -106,9 +113,20 @@ def train_backbone(cfg: RunConfig, manifest: pd.DataFrame, architecture: str = "
     refused (:class:`~vfcross.training.RunMismatchError`), and its
     ``config.json`` is left as it was.
     """
-    seed = cfg.backbone.loop.seed if seed is None else seed
-    run_cfg = override(cfg, {"backbone.architecture": architecture, "backbone.loop.seed": seed})
-    run_dir = cfg.run_dir(backbone_run_name(architecture, seed, cfg.backbone.loop.seed))
+    run_cfg, run_dir = backbone_run(cfg, architecture, seed)
     history = train(BackboneTask(manifest, run_cfg.backbone), run_cfg.backbone.loop, run_dir, progress=progress)
     save_config(run_cfg, run_dir)
     return run_dir, history
+
+
+def stage_embeddings(cfg: RunConfig, rows: pd.DataFrame, seed: int | None = None, architecture: str = "single",
+                     progress: bool = True) -> Embeddings:
+    """Every row of ``rows`` embedded by the trained backbone of ``seed`` (None: the evaluated run).
+
+    The one way later stages get a backbone's embeddings: the run must have
+    been trained from ``cfg``'s settings with that architecture and seed
+    (a run from other settings is refused), and the vectors are cached
+    (:func:`~vfcross.backbone.embedding.extract_embeddings`).
+    """
+    run_cfg, run_dir = backbone_run(cfg, architecture, seed)
+    return extract_embeddings(run_dir, rows, run_cfg.backbone, cfg.cache_dir / "embeddings", progress=progress)

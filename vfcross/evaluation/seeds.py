@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from vfcross.evaluation.bootstrap import cluster_bootstrap_ci, cluster_bootstrap_values
+from vfcross.evaluation.bootstrap import cluster_bootstrap_values
 from vfcross.evaluation.decision import Decision, seed_decision
 from vfcross.evaluation.metrics import by_identity, eer, roc_auc
 from vfcross.evaluation.protocols import (
@@ -101,24 +101,43 @@ def _seed_mean(metric: Callable[..., float]) -> Callable[..., float]:
 
 def seed_summary(scored: SeedScores, system: str, metric: str = "auc", n_boot: int = 1000, seed: int = 0,
                  level: float = 0.95) -> dict:
-    """A system's metric per seed, their mean and spread, and an identity-level interval of the mean.
+    """A system's metric per seed, their mean and spread, and one interval of the mean over seeds.
 
-    Returns ``{"mean", "sd" (over seeds; 0 for one seed), "min", "max",
-    "per_seed": {seed: value}, "ci": [low, high] or None, "note"?}``; the
-    interval is None (with a note) where too few identities make it
-    undefined.
+    The interval is built as a claim's (:func:`~vfcross.evaluation.decision.seed_decision`):
+    mean ± t·SE with SE² = SE²(identity bootstrap of the seed mean) + SD²(seeds)/S,
+    so it speaks of new test identities AND new training seeds (with one
+    seed, of identities only). Returns ``{"mean", "sd" (over seeds; 0 for one
+    seed), "min", "max", "per_seed": {seed: value}, "ci": [low, high] (cut to [0, 1]) or None,
+    "se_identities", "note"?}``; the interval is None (with a note) where too
+    few identities make it undefined.
     """
     fn, _ = METRICS[metric]
     values = [fn(s, scored.labels) for s in scored.scores[system]]
     out = {"mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
            "min": float(np.min(values)), "max": float(np.max(values)),
            "per_seed": {int(s): float(v) for s, v in zip(scored.seeds[system], values)}}
+    identities = np.unique(scored.clusters)
     try:
-        out["ci"] = list(cluster_bootstrap_ci(_seed_mean(fn), scored.clusters, scored.labels,
-                                              *scored.scores[system], n_boot=n_boot, level=level, seed=seed))
+        replicates = np.stack([cluster_bootstrap_values(fn, scored.clusters, s, scored.labels, n_boot=n_boot,
+                                                        seed=seed, identities=identities)
+                               for s in scored.scores[system]], axis=1)
+        decision = seed_decision([{"seed": s, "difference": v} for s, v in zip(scored.seeds[system], values)],
+                                 replicates, len(identities))
     except ValueError as error:
         out["ci"], out["note"] = None, f"no identity-level interval ({error})"
+        return out
+    ci = decision.interval(level)
+    out["ci"] = None if ci is None else [max(0.0, float(ci[0])), min(1.0, float(ci[1]))]  # AUC and EER lie in [0, 1]
+    out["se_identities"] = decision.se_identities
+    if ci is None:
+        out["note"] = decision.note
     return out
+
+
+def seed_summaries(scored: SeedScores, systems, n_boot: int = 1000, seed: int = 0) -> dict[str, dict[str, dict]]:
+    """:func:`seed_summary` of every metric (AUC, EER) for each of ``systems``: ``{system: {metric: summary}}``."""
+    return {system: {metric: seed_summary(scored, system, metric, n_boot, seed) for metric in METRICS}
+            for system in systems}
 
 
 def _matched(scored: SeedScores, a: str, b: str) -> list[tuple[int, np.ndarray, np.ndarray]]:
@@ -205,28 +224,63 @@ class SplitComparison:
                               "difference (points)": round(100 * r["difference"], 2)} for r in self.rows])
 
 
-def compare_on_split(models: Mapping[int, object], embeddings, split: str, eval_cfg) -> SplitComparison:
-    """Fusion models (training seed -> model) against the backbone embeddings they sit on, on one split.
+def compare_on_split(models: Mapping[int, object], embeddings: Mapping[int, object], split: str,
+                     eval_cfg) -> SplitComparison:
+    """Fusion models (training seed -> model) against the backbone embeddings each sits on, on one split.
 
-    Verification pairs of ``split`` are drawn once (``eval_cfg.seed``,
-    ``eval_cfg.n_pairs``) and scored by the backbone's own embeddings and by
-    every seed's test-time u/v; the difference is paired, averaged over
-    seeds, and its interval counts identities (``eval_cfg.n_boot``
-    resamples) and the seed spread (:func:`paired_decision`). A split without two
-    identities gives an empty comparison with a note.
+    ``embeddings[s]`` are backbone seed s's (every seed's of the same rows):
+    fusion seed s is paired with backbone seed s. Verification pairs of
+    ``split`` are drawn once (``eval_cfg.seed``, ``eval_cfg.n_pairs``) and
+    scored by every backbone seed's embeddings and every fusion seed's
+    test-time u/v; the difference is paired, averaged over seeds, and its
+    interval counts identities (``eval_cfg.n_boot`` resamples) and the seed
+    spread (:func:`paired_decision`). A split without two identities gives an
+    empty comparison with a note.
     """
-    table = embeddings.table.reset_index(drop=True)
+    first = min(models)
+    table = embeddings[first].table.reset_index(drop=True)
     rows = (table["split"] == split).fillna(False).to_numpy()
     part = table[rows].reset_index(drop=True)
     if part["identity"].nunique() < 2:
         return SplitComparison(split, int(part["identity"].nunique()), None, {},
                                note=f"no comparison on the {split} split: it has fewer than two identities")
-    vectors = embeddings.vectors[rows]
-    systems = {"fusion": {seed: project(model, vectors, part) for seed, model in models.items()},
-               "backbone": {0: vectors}}
+    for seed in models:
+        if not embeddings[seed].table.reset_index(drop=True).equals(table):
+            raise ValueError(f"backbone seed {seed}'s embeddings are of other rows than seed {first}'s")
+    systems = {"fusion": {seed: project(model, embeddings[seed].vectors[rows], part) for seed, model in models.items()},
+               "backbone": {seed: embeddings[seed].vectors[rows] for seed in models}}
     scored = score_seeds(systems, part, "random", eval_cfg.n_pairs, eval_cfg.seed, split)
     decision = paired_decision(scored, "fusion", "backbone", "auc", eval_cfg.n_boot, eval_cfg.seed)
-    first = min(models)
-    histograms = {"backbone": (scored.scores["backbone"][0], scored.labels),
-                  f"fusion + FOP (seed {first})": (scored.scores["fusion"][0], scored.labels)}
+    at = {name: scored.seeds[name].index(first) for name in systems}
+    histograms = {f"backbone (seed {first})": (scored.scores["backbone"][at["backbone"]], scored.labels),
+                  f"fusion + FOP (seed {first})": (scored.scores["fusion"][at["fusion"]], scored.labels)}
     return SplitComparison(split, int(part["identity"].nunique()), decision, histograms)
+
+
+def selection_certainty(kept: Mapping[int, np.ndarray], last: Mapping[int, np.ndarray], table: pd.DataFrame,
+                        split: str, eval_cfg) -> list[dict]:
+    """How sure each seed's epoch selection was: the kept epoch's model against the last epoch's, on ``split``.
+
+    ``kept[s]`` and ``last[s]`` are seed s's test-time vectors of the rows of
+    ``split`` (in ``table``'s order) by its kept and its last epoch. Per seed:
+    ``{"seed", "kept_auc", "kept_ci", "last_auc", "last_ci", "difference"
+    (kept - last), "ci"}``, the AUCs over every voice-face pair with identity
+    intervals and the difference paired on the same identity draws. The kept
+    epoch is the one that maximised this very AUC, so on the validation split
+    the kept AUC and the difference are optimistic: an interval of the
+    difference that reaches 0 says the selection could not tell the kept epoch
+    from the last one.
+    """
+    part = table[(table["split"] == split).fillna(False).to_numpy()].reset_index(drop=True)
+    out = []
+    for seed in sorted(kept):
+        scored = score_seeds({"kept": {seed: kept[seed]}, "last": {seed: last[seed]}}, part, "random",
+                             eval_cfg.n_pairs, eval_cfg.seed, split)
+        decision = paired_decision(scored, "kept", "last", "auc", eval_cfg.n_boot, eval_cfg.seed)
+        ci = decision.interval(0.95)
+        row = {"seed": int(seed), "difference": decision.difference, "ci": None if ci is None else list(ci)}
+        for name in ("kept", "last"):
+            summary = seed_summary(scored, name, "auc", eval_cfg.n_boot, eval_cfg.seed)
+            row[f"{name}_auc"], row[f"{name}_ci"] = summary["mean"], summary["ci"]
+        out.append(row)
+    return out

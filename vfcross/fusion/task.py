@@ -177,8 +177,8 @@ def gate_values(model: FusionModel, embeddings: Embeddings, split: str, rng: np.
     return model.gate_weights(vec[np.concatenate(faces)].to(dev), vec[np.concatenate(voices)].to(dev)).cpu().numpy()
 
 
-def load_fusion(run_dir: str | Path, cfg: FusionConfig | None = None) -> FusionModel:
-    """The trained fusion model of a run folder, in eval mode on the CPU.
+def load_fusion(run_dir: str | Path, cfg: FusionConfig | None = None, last: bool = False) -> FusionModel:
+    """The trained fusion model of a run folder (its kept epoch; ``last``: its last epoch), in eval mode on the CPU.
 
     Without ``cfg`` the run's own configuration (its ``config.json``, saved
     by :func:`train_fusion`) says which variant it is. Raises
@@ -187,7 +187,14 @@ def load_fusion(run_dir: str | Path, cfg: FusionConfig | None = None) -> FusionM
     differ).
     """
     cfg = run_config(run_dir).fusion if cfg is None else cfg
-    return fusion_from_state(objective_state(run_dir, stage_settings("fusion", cfg)), cfg)
+    return fusion_from_state(objective_state(run_dir, stage_settings("fusion", cfg), last), cfg)
+
+
+def split_projection(run_dir: str | Path, embeddings: Embeddings, split: str, last: bool = False) -> np.ndarray:
+    """The test-time u/v of the rows of ``split`` (in the table's order) by a fusion run's kept (or ``last``) epoch."""
+    table = embeddings.table.reset_index(drop=True)
+    rows = (table["split"] == split).fillna(False).to_numpy()
+    return project(load_fusion(run_dir, last=last), embeddings.vectors[rows], table[rows].reset_index(drop=True))
 
 
 def fusion_from_state(state: dict[str, Tensor], cfg: FusionConfig) -> FusionModel:

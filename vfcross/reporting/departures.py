@@ -116,8 +116,11 @@ ROWS: list[tuple[str, tuple[str, ...], str, Callable[[RunConfig], str], str]] = 
      lambda c: _schedule(c.fusion.loop, f", batch {c.fusion.batch_size}"),
      "the paper's schedule is ~2,600 steps here and never left chance; longer or faster training overfits the "
      "gate to the training identities (f00-f11)"),
-    ("fusion seeds", ("fusion.seeds",), "one run", lambda c: f"{len(c.fusion.seeds)} per Table 6 variant",
-     "verdicts must survive a change of seed, so the `paper` preset trains several too"),
+    ("training seeds", ("backbone.seeds", "fusion.seeds"), "one run",
+     lambda c: f"{len(c.backbone.seeds)} backbones per architecture; {len(c.fusion.seeds)} per Table 6 variant, "
+               "fusion seed s on backbone seed s",
+     "a seed is a replicate of the whole method and the verdicts count the seed spread, so the `paper` preset "
+     "trains several too"),
     ("evaluation", ("eval.lists", "eval.n_pairs"), "official lists of 250 test identities",
      lambda c: f"the official lists in `{c.eval.lists}`" if c.eval.lists else
                f"lists generated on the {_split_counts(c)[2]} test identities ("

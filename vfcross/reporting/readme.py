@@ -93,7 +93,9 @@ def _what_ran(summary: dict) -> list[str]:
         f"(per split {data.get('identities_per_split', {})}), samples {data.get('samples', {})}; skipped at "
         f"ingestion {data.get('skipped_at_ingestion', 0)}, at preprocessing {data.get('skipped_at_preprocessing', 0)}",
         f"- preset: `{summary.get('preset')}`; evaluation seed {summary.get('provenance', {}).get('eval seed', 'n/a')}; "
-        f"backbone training seed {backbone.get('seed', 'n/a')}; fusion training seeds {fusion.get('seeds', 'n/a')}",
+        f"backbone training seeds {[int(k) for k in backbone.get('per_seed', {})] or backbone.get('seed', 'n/a')} "
+        f"(seed {backbone.get('seed', 'n/a')} evaluated in notebook 04); fusion training seeds "
+        f"{fusion.get('seeds', 'n/a')}, fusion seed s trained on backbone seed s",
     ]
     if seeds:
         lines.append("- seeds of every compared system: "
@@ -205,6 +207,20 @@ def _probe_lines(probes: list[dict]) -> list[str]:
     return lines
 
 
+def _selection(check: dict | None, epochs) -> str:
+    """How sure the kept epoch was: its validation AUC against the last epoch's, paired, with intervals."""
+    if not check or not check.get("ci"):
+        return ""
+    lo, hi = check["ci"]
+    reading = ("the kept epoch is the last one" if lo == hi == 0 else "the last epoch is worse beyond noise"
+               if lo > 0 else "the selection could not tell it from the last epoch" if hi > 0 else
+               "the last epoch is better")
+    return (f"; how sure the selection was: validation AUC {_pct(check['kept_auc'])}% "
+            f"{_ci(check['kept_ci'])[1:]} at the kept epoch against {_pct(check['last_auc'])}%{_ci(check['last_ci'])} at "
+            f"epoch {epochs}, kept − last {100 * check['difference']:+.1f}{_signed_ci(check['ci'])} points: {reading} "
+            "(optimistic: the kept epoch maximised this AUC)")
+
+
 def _fusion(summary: dict) -> list[str]:
     """Did the fusion stage train: cross-entropy against chance, OPL, the gate, and the kept epoch."""
     fusion = summary.get("fusion", {})
@@ -216,7 +232,7 @@ def _fusion(summary: dict) -> list[str]:
         lines.append(f"- seed {seed}: cross-entropy {r.get('ce_first')} → {r.get('ce_final')} over {r.get('epochs')} "
                      f"epochs (chance ln(identities) = {chance}); OPL {r.get('opl_first')} → {r.get('opl_final')}; "
                      f"kept epoch {r.get('selected_epoch')} (validation AUC {r.get('val_auc_selected')}, "
-                     f"cross-entropy there {r.get('ce_selected')})")
+                     f"cross-entropy there {r.get('ce_selected')})" + _selection(r.get("selection"), r.get("epochs")))
     gate = fusion.get("gate", {})
     if gate:
         lines.append(f"- gate k (weight of the face) on validation pairs: mean {gate.get('mean')}, SD {gate.get('sd')}, "

@@ -141,14 +141,17 @@ def training_record(history: list[dict], loop, select: str = "") -> dict:
             "selected": numeric(history[chosen - 1])}
 
 
-def fusion_record(runs: dict, loop, chance: float, gate, comparison) -> dict:
+def fusion_record(runs: dict, loop, chance: float, gate, comparison, selection: list[dict] | None = None) -> dict:
     """The ``fusion`` part of ``summary.json``: convergence per seed, the gate's distribution, validation check.
 
     ``runs`` maps a training seed to (run folder, history); ``chance`` is
     ln(number of training identities), the cross-entropy of a uniform guess;
     ``gate`` the gate values k on validation pairs; ``comparison`` a
-    :class:`vfcross.evaluation.seeds.SplitComparison`.
+    :class:`vfcross.evaluation.seeds.SplitComparison`; ``selection`` the
+    kept-against-last-epoch check of each seed
+    (:func:`vfcross.evaluation.seeds.selection_certainty`).
     """
+    chosen = {row["seed"]: row for row in selection or []}
     import numpy as np
 
     per_seed = {}
@@ -161,6 +164,8 @@ def fusion_record(runs: dict, loop, chance: float, gate, comparison) -> dict:
             "opl_first": record["first"].get("opl"), "opl_final": record["last"].get("opl"),
             "train_accuracy_final": record["last"].get("train_accuracy"),
             "val_auc_selected": record["selected"].get("val_auc"), "train_time_s": record["train_time_s"]}
+        if int(seed) in chosen:
+            per_seed[str(seed)]["selection"] = {k: v for k, v in chosen[int(seed)].items() if k != "seed"}
     k = np.ravel(gate)
     return {"seeds": [int(s) for s in runs], "chance_ce": round(chance, 4), "per_seed": per_seed,
             "gate": {"mean": round(float(k.mean()), 4), "sd": round(float(k.std()), 4),

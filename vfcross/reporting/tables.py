@@ -226,36 +226,34 @@ def grouped_bars(results: dict[str, dict], oracle: dict[str, dict] | None, paper
 
 
 # --- tables of systems trained with several seeds (Table 6, single vs dual) ------------------------
-def _seed_columns(scored, system: str, n_boot: int, seed: int) -> dict:
-    """AUC and EER of one system: mean over training seeds, seed spread, identity-level interval, the seeds."""
-    from vfcross.evaluation.seeds import seed_summary
-
+def _seed_columns(summary: dict) -> dict:
+    """AUC and EER of one system (its :func:`vfcross.evaluation.seeds.seed_summaries` entry): mean over
+    training seeds, seed spread, the interval of the mean (identities resampled, seed spread counted), the seeds."""
     row = {}
     for metric in ("auc", "eer"):
-        summary = seed_summary(scored, system, metric, n_boot, seed)
-        name = metric.upper()
-        row[name] = pct(summary["mean"])
-        row[f"{name} seed SD"] = pct(summary["sd"])
-        row[f"{name} seed range"] = f"{pct(summary['min']):.1f}-{pct(summary['max']):.1f}"
-        row[f"{name} 95% CI"] = pct_ci(summary["ci"])
-    row["seeds"] = " ".join(str(s) for s in scored.seeds[system])
+        entry, name = summary[metric], metric.upper()
+        row[name] = pct(entry["mean"])
+        row[f"{name} seed SD"] = pct(entry["sd"])
+        row[f"{name} seed range"] = f"{pct(entry['min']):.1f}-{pct(entry['max']):.1f}"
+        row[f"{name} 95% CI"] = pct_ci(entry["ci"])
+    row["seeds"] = " ".join(str(s) for s in summary["auc"]["per_seed"])
     return row
 
 
-def seed_table(scored, systems: list[str], name: str, provenance: dict[str, str], n_boot: int,
-               seed: int) -> pd.DataFrame:
-    """A table of ``systems`` scored with several training seeds (:class:`vfcross.evaluation.seeds.SeedScores`).
+def seed_table(summaries: dict, systems: list[str], name: str, provenance: dict[str, str]) -> pd.DataFrame:
+    """A table of ``systems`` trained with several seeds, from their ``summaries``
+    (:func:`vfcross.evaluation.seeds.seed_summaries`).
 
     Per system: AUC and EER as the mean over its seeds, the seeds' standard
-    deviation and range, and the identity-level 95% interval of the
-    seed-averaged metric; reported rows of ``name`` first.
+    deviation and range, and the 95% interval of the seed mean, which
+    resamples test identities and counts the seed spread, as a claim's
+    does; reported rows of ``name`` first.
     """
-    rows = [{"method": system, **_seed_columns(scored, system, n_boot, seed)} for system in systems]
+    rows = [{"method": system, **_seed_columns(summaries[system])} for system in systems]
     return build_table(name, rows, provenance)
 
 
-def single_vs_dual_table(scored, cost: pd.DataFrame, provenance: dict[str, str], n_boot: int,
-                         seed: int) -> pd.DataFrame:
+def single_vs_dual_table(summaries: dict, cost: pd.DataFrame, provenance: dict[str, str]) -> pd.DataFrame:
     """Single vs dual stream: parameters, step time, peak memory (``cost``, indexed by architecture) and verification."""
     from vfcross.reporting.claims import DUAL_BACKBONE, SINGLE_BACKBONE
 
@@ -265,5 +263,5 @@ def single_vs_dual_table(scored, cost: pd.DataFrame, provenance: dict[str, str],
         rows.append({"method": system, "params (M)": round(float(c["params"]) / 1e6, 2),
                      "step time (s)": round(float(c["step_time_s"]), 3),
                      "peak memory (MB)": round(float(c["peak_memory_mb"]), 1),
-                     **_seed_columns(scored, system, n_boot, seed)})
+                     **_seed_columns(summaries[system])})
     return build_table("single_vs_dual", rows, provenance)
