@@ -76,3 +76,18 @@ def test_list_contrast_pairs_the_two_lists_on_the_same_identity_draws():
     contrast = list_contrasts(vectors, table, protocols, lists=("N",), n_boot=200)["N"]
     assert contrast["identities"] == 30 and contrast["ci"][0] <= contrast["difference"] <= contrast["ci"][1]
     assert contrast["ci"][0] <= contrast["ci_90"][0] <= contrast["ci_90"][1] <= contrast["ci"][1]
+
+
+def test_seeds_for_a_half_width_is_the_fewest_that_reach_it_by_brute_force():
+    """Identity SE 0.5 points, seed SD 2 points at 300 identities: the first S whose t·SE is ≤ 1.5 points."""
+    decision = Decision(0.0, 0.01, 0.005, 0.02, df=3.0, identities=300, per_seed=tuple(_seeds([0.0] * 3)))
+
+    def half(s):
+        parts = [(0.005 ** 2, 299), (0.02 ** 2 / s, s - 1)]
+        total = sum(v for v, _ in parts)
+        return stats.t.ppf(0.975, total ** 2 / sum(v * v / df for v, df in parts)) * np.sqrt(total)
+
+    needed = decision.seeds_for(0.015, 0.95)
+    assert half(needed) <= 0.015 < half(needed - 1) and needed == 14
+    assert Decision(0.0, 0.01, 0.01, None, 299.0, 300, tuple(_seeds([0.0]))).seeds_for(0.015, 0.95) is None
+    assert Decision(0.0, 0.01, 0.01, 0.02, 3.0, 300, tuple(_seeds([0.0] * 3))).seeds_for(0.015, 0.95) is None

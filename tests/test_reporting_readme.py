@@ -68,9 +68,16 @@ def test_readme_says_adds_little_only_from_a_paired_interval_inside_the_margin(t
 
 
 def test_targets_say_met_or_by_how_much_missed(tmp_path):
-    found = {t["target"]: t for t in targets(_summary(tmp_path, total=650.0))}
+    wide = {"statement": "x", "source": "Table 6", "verdict": "inconclusive", "explanation": "", "ci": [0.0, 0.04]}
+    summary = _summary(tmp_path, total=950.0, claims=[wide, {**wide, "ci": [0.01, 0.03]}])
+    found = {t["target"]: t for t in targets({**summary, "machine": {"amp_precision": "bfloat16"}})}
     run = next(t for name, t in found.items() if name.startswith("whole run"))
     assert run["met"] is False and run["miss"] == "50 s over"
+    float32 = next(t for t in targets({**summary, "machine": {"amp_precision": "float32"}})
+                   if t["target"].startswith("whole run"))
+    assert float32["met"] is None and "not judged here" in float32["measured"]  # the budget is for native bfloat16
+    width = next(t for name, t in found.items() if name.startswith("every claim's decision interval"))
+    assert width["met"] is False and width["measured"] == "widest 2.00 points" and width["miss"].startswith("1 of 2")
     auc = next(t for name, t in found.items() if name.startswith("test verification AUC"))
     assert auc["met"] is False and auc["miss"] == "5.0 points short"
     fusion = next(t for name, t in found.items() if name.startswith("fusion's validation AUC"))

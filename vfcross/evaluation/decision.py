@@ -111,6 +111,27 @@ class Decision:
         room = (target * self.se / mde) ** 2 - seed_part
         return None if room <= 0 else math.ceil(self.identities * self.se_identities ** 2 / room)
 
+    def half_width(self, level: float) -> float | None:
+        """Half the width of the ``level`` interval (None where there is none)."""
+        return None if self.se is None else self._quantile(0.5 + level / 2) * self.se
+
+    def seeds_for(self, half_width: float, level: float, most: int = 100) -> int | None:
+        """Seeds that would bring the ``level`` interval's half-width down to ``half_width``, at this test set.
+
+        The seed part of the variance is SD²(seeds)/S with the measured SD; the
+        identity part is held at its measured value (it shrinks a little with
+        more seeds, so this errs high). None where the spread was not measured
+        (one seed) or ``most`` seeds would not do (the identity part alone is too wide).
+        """
+        if self.se is None or self.seed_sd is None:
+            return None
+        for s in range(2, most + 1):
+            parts = [(self.se_identities ** 2, self.identities - 1), (self.seed_sd ** 2 / s, s - 1)]
+            se = math.sqrt(sum(v for v, _ in parts))
+            if float(stats.t.ppf(0.5 + level / 2, _satterthwaite(parts))) * se <= half_width:
+                return s
+        return None
+
     def as_dict(self) -> dict:
         """JSON-ready form."""
         return {"difference": self.difference, "se": self.se, "se_identities": self.se_identities,

@@ -48,8 +48,10 @@ def machine() -> dict:
             "amp_precision": "float32" if dtype is None else str(dtype).removeprefix("torch.")}
 
 
-#: Learning targets of the default preset (issue "Learning that can test the paper").
-TARGET_SECONDS = 600.0
+#: Targets of the default preset: the learning ones (issue "Learning that can test the paper"), the time
+#: (900 s of notebooks on 2 cores with native bfloat16, issue "Verdicts that can decide"; a float32 CPU
+#: takes longer, and the line says which path ran) and the claims' half-width (verdicts.GOAL_HALF_WIDTH).
+TARGET_SECONDS = 900.0
 TARGET_AUC = 0.80
 TARGET_G_AUC = 0.65
 
@@ -63,8 +65,21 @@ def targets(summary: dict) -> list[dict]:
                     "miss": "" if met or met is None else miss})
 
     total = summary.get("wall_time_s", {}).get("total")
-    add(f"whole run <= {TARGET_SECONDS:.0f} s on 2 cores", total, None if total is None else total <= TARGET_SECONDS,
-        "n/a" if total is None else f"{total:.0f} s", "" if total is None else f"{total - TARGET_SECONDS:.0f} s over")
+    precision = summary.get("machine", {}).get("amp_precision", "n/a")
+    add(f"whole run <= {TARGET_SECONDS:.0f} s on 2 cores with native bfloat16", total,
+        None if total is None or precision != "bfloat16" else total <= TARGET_SECONDS,  # not judged on float32
+        "n/a" if total is None else f"{total:.0f} s ({precision} path"
+        + (": the target is for native bfloat16, not judged here)" if precision != "bfloat16" else ")"),
+        "" if total is None else f"{total - TARGET_SECONDS:.0f} s over")
+    claims = [c for c in summary.get("claims", []) if c.get("ci")]
+    if claims:
+        from vfcross.reporting.verdicts import GOAL_HALF_WIDTH
+
+        widest = max((c["ci"][1] - c["ci"][0]) / 2 for c in claims)
+        wide = sum((c["ci"][1] - c["ci"][0]) / 2 > GOAL_HALF_WIDTH for c in claims)
+        add(f"every claim's decision interval half-width <= {100 * GOAL_HALF_WIDTH:.1f} AUC points", widest,
+            wide == 0, f"widest {100 * widest:.2f} points", f"{wide} of {len(claims)} claims wider (their verdicts "
+                                                               "say how many seeds would do)")
     auc = summary.get("verification", {}).get("auc")
     add(f"test verification AUC >= {100 * TARGET_AUC:.0f}%", auc, None if auc is None else auc >= TARGET_AUC,
         "n/a" if auc is None else f"{100 * auc:.1f}%", "" if auc is None else f"{100 * (TARGET_AUC - auc):.1f} points short")

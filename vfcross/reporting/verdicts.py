@@ -33,6 +33,9 @@ from vfcross.evaluation.decision import POWER, Decision
 
 HOLDS, CONTRADICTED, INCONCLUSIVE = "holds", "contradicted", "inconclusive"
 OUTCOMES = (HOLDS, CONTRADICTED, INCONCLUSIVE)
+#: The widest decision interval (half-width, AUC as a fraction) a default run aims for: a verdict whose
+#: interval is wider says how many seeds would bring it there.
+GOAL_HALF_WIDTH = 0.015
 #: Levels of the decision interval: two-sided 95% for superiority, 90% (two one-sided 5% tests) for equivalence.
 SUPERIORITY_LEVEL, EQUIVALENCE_LEVEL = 0.95, 0.90
 
@@ -159,6 +162,14 @@ def _design(claim: Claim, decision: Decision, delta: float | None, mde: float | 
     spread = ("seed spread not measured: 1 seed" if decision.seed_sd is None else
               f"{seeds} seeds, seed SD {_points(decision.seed_sd, signed=False)} points")
     parts = [f"{decision.identities} test identities", spread]
+    half = decision.half_width(claim.level)
+    if half is not None and half > GOAL_HALF_WIDTH:
+        seeds_needed = decision.seeds_for(GOAL_HALF_WIDTH, claim.level)
+        parts.append(f"half-width {_points(half, signed=False)} points, above the goal of "
+                     f"{_points(GOAL_HALF_WIDTH, signed=False)}: "
+                     + (f"≈ {seeds_needed} seeds would reach it" if seeds_needed else
+                        "its seed spread is not measured" if decision.seed_sd is None else
+                        "more test identities needed as well as seeds"))
     if mde is not None:
         what = "smallest margin it could show (80% power, no true difference)" if claim.margin else \
             f"smallest gain it detects ({POWER:.0%} power)"
