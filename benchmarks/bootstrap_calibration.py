@@ -36,7 +36,7 @@ import numpy as np
 from vfcross.config import SynthConfig
 from vfcross.data.synthetic.population import sample_population
 from vfcross.evaluation.bootstrap import cluster_bootstrap_values, weighted_mean
-from vfcross.evaluation.metrics import average_precisions, matching_credits, roc_auc
+from vfcross.metrics import average_precisions, matching_credits, roc_auc
 from vfcross.evaluation.oracle import oracle_pair_scores, population_table
 from vfcross.evaluation.protocols import matching_trials, verification_pairs
 

@@ -13,7 +13,7 @@ Measures, on this machine (and on its GPU when torch sees one):
   the plain rate of the 3N run beside it;
 * backbone training: samples/s of one training step (faces + voice crops,
   forward, backward, Adam) at the ``default`` and ``paper`` presets' sizes
-  (:func:`vfcross.backbone.objective.measure_training_step`); on a CPU the
+  (:func:`vfcross.workflows.cost.measure_training_step`); on a CPU the
   batch is capped (``--max-batch-identities``) to keep the run short;
 * embedding: faces/s and whole utterances/s of a network at each preset's
   input size, on the crops and spectrograms preprocessed above;
@@ -47,11 +47,13 @@ import soundfile as sf
 import torch
 
 from vfcross.backbone.embedding import embed_rows
-from vfcross.backbone.objective import BackboneObjective, measure_training_step
+from vfcross.backbone.objective import BackboneObjective
+from vfcross.workflows.cost import measure_training_step
 from vfcross.config import RunConfig, override, preset
 from vfcross.data.voxceleb import read_dataset
 from vfcross.fusion.task import FusionObjective
-from vfcross.io import atomic_write, markdown_table
+from vfcross.io import atomic_write
+from vfcross.markdown import markdown_table
 from vfcross.preprocess.run import preprocess
 from vfcross.training import device
 

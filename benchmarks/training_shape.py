@@ -49,7 +49,7 @@ from vfcross.config import override, preset  # noqa: E402
 from vfcross.data import prepare_dataset  # noqa: E402
 from vfcross.data.manifest import read_manifest  # noqa: E402
 from vfcross.evaluation.bootstrap import cluster_bootstrap_ci  # noqa: E402
-from vfcross.evaluation.metrics import roc_auc  # noqa: E402
+from vfcross.metrics import roc_auc  # noqa: E402
 from vfcross.evaluation.protocols import verification_pairs, verification_scores  # noqa: E402
 from vfcross.preprocess.run import run_preprocessing  # noqa: E402
 

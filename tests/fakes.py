@@ -46,9 +46,8 @@ def train_work_dir(cfg, manifest: pd.DataFrame):
     """
     from vfcross import config as C
     from vfcross.backbone.embedding import extract_embeddings
-    from vfcross.backbone.task import BackboneTask
-    from vfcross.fusion.task import FusionTask
-    from vfcross.inference import BACKBONE_RUN, FUSION_RUN
+    from vfcross.backbone.task import BACKBONE_RUN, BackboneTask
+    from vfcross.fusion.task import FUSION_RUN, FusionTask
     from vfcross.training import train
 
     train(BackboneTask(manifest, cfg.backbone), cfg.backbone.loop, cfg.run_dir(BACKBONE_RUN), progress=False)
@@ -93,20 +92,8 @@ def unit_vectors(rng, n, dim=8):
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def median_f0(audio: np.ndarray, sample_rate: int = 22050, fmin: float = 60.0, fmax: float = 400.0) -> float:
-    """Median F0 (Hz) over voiced frames of a clip at ``sample_rate`` (the synthetic voices' rate), by autocorrelation.
+def median_f0(audio: np.ndarray, sample_rate: int = 22050) -> float:
+    """Median F0 (Hz) of a clip at ``sample_rate`` (the synthetic voices' rate), by the probes' pitch tracker."""
+    from vfcross.evaluation.features import pitch_track
 
-    40 ms frames every 10 ms; frames within 10 dB of the loudest are
-    candidates, and a frame counts as voiced when its normalised
-    autocorrelation peak in the 60-400 Hz lag range exceeds 0.5.
-    """
-    frame, hop = int(0.04 * sample_rate), int(0.01 * sample_rate)
-    frames = np.lib.stride_tricks.sliding_window_view(audio.astype(np.float64), frame)[::hop]
-    frames = frames - frames.mean(axis=1, keepdims=True)
-    energy = np.sum(frames**2, axis=1)
-    frames = frames[energy > 0.1 * energy.max()]
-    autocorr = np.fft.irfft(np.abs(np.fft.rfft(frames, n=2 * frame, axis=1)) ** 2, axis=1)[:, :frame]
-    lo, hi = int(sample_rate / fmax), int(sample_rate / fmin)
-    lag = lo + np.argmax(autocorr[:, lo:hi], axis=1)
-    voiced = autocorr[np.arange(len(lag)), lag] / autocorr[:, 0] > 0.5
-    return float(np.median(sample_rate / lag[voiced]))
+    return float(np.median(pitch_track(np.asarray(audio, dtype=np.float64), sample_rate)))

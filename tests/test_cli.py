@@ -15,7 +15,7 @@ import pytest
 from fakes import fake_preprocessed
 from test_data_voxceleb import make_dataset
 
-from vfcross.cli import main
+from vfcross.workflows.cli import main
 from vfcross.data.manifest import read_manifest, write_manifest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -167,7 +167,7 @@ def test_training_again_under_other_settings_is_refused(capsys, tmp_path):
 _POOLED_CLI = ("import signal, sys, time, vfcross.preprocess.run as run; "
                "signal.signal(signal.SIGINT, signal.default_int_handler); run._MIN_POOL_SECONDS = 0.0; "
                "voice_job = run._voice_job; run._voice_job = lambda *a: (time.sleep(0.5), voice_job(*a))[1]; "
-               "from vfcross.cli import main; sys.exit(main(sys.argv[1:]))")
+               "from vfcross.workflows.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
 def _start_preprocess(shared_data: Path, work: Path) -> subprocess.Popen:

@@ -127,7 +127,7 @@ def test_the_choices_have_one_source():
 
 
 def test_set_values_are_read_as_the_type_of_the_setting_they_set():
-    from vfcross.cli import _changes  # how `--set key=value` items become changes
+    from vfcross.workflows.cli import _changes  # how `--set key=value` items become changes
 
     cfg = override(preset("smoke"), _changes(["data_root=123", "face.size=64", "fusion.seeds=[3, 4]",
                                               "backbone.seeds=[3, 4]", "backbone.loop.amp=false", "eval.split=val"]))

@@ -20,7 +20,7 @@ from vfcross.data.synthetic.writer import (
     read_population_config,
     write_population,
 )
-from vfcross.evaluation.metrics import roc_auc
+from vfcross.metrics import roc_auc
 from vfcross.evaluation.oracle import oracle_scores
 
 SMALL = SynthConfig(identities=6, videos_per_identity=2, clips_per_video=1, faces_per_video=2, image_size=96,
@@ -74,11 +74,11 @@ def test_population_json_round_trips(population):
 
 def test_cli_synth_writes_a_population(tmp_path):
     out = tmp_path / "cli"
-    done = subprocess.run([sys.executable, "-m", "vfcross.cli", "synth", "--out", str(out), "--identities", "4",
+    done = subprocess.run([sys.executable, "-m", "vfcross.workflows.cli", "synth", "--out", str(out), "--identities", "4",
                            "--seed", "3", "--preset", "smoke", "--workers", "1"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert read_dataset(out).identity.nunique() == 4
-    bad = subprocess.run([sys.executable, "-m", "vfcross.cli", "synth", "--out", str(out), "--identities", "5"],
+    bad = subprocess.run([sys.executable, "-m", "vfcross.workflows.cli", "synth", "--out", str(out), "--identities", "5"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "different settings" in bad.stderr
 

@@ -12,14 +12,8 @@ from vfcross.config import ConfigError, SpokenLanguage, SynthConfig, choices
 from vfcross.data import read_dataset
 from vfcross.data.synthetic import render_voice
 from vfcross.data.synthetic.population import Attributes, Identity, sample_population
-from vfcross.data.synthetic.render_voice import (
-    LANGUAGES,
-    SENTENCES,
-    pick_sentences,
-    render_clip,
-    voice_session,
-    voice_style,
-)
+from vfcross.data.synthetic.render_voice import render_clip, voice_session, voice_style
+from vfcross.data.synthetic.text import LANGUAGES, SENTENCES, pick_sentences, unmapped
 from vfcross.data.synthetic.writer import read_population_config, write_population
 from vfcross.data.voxceleb import LANGUAGES_FILE, read_languages
 
@@ -121,8 +115,8 @@ def test_sentence_banks_are_parallel_and_fully_respelled():
     assert pick_sentences(np.random.default_rng(4), 5, "German") == \
         [german[SENTENCES.index(s)] for s in pick_sentences(np.random.default_rng(4), 5)]
     # every phoneme of every sentence has a Devanagari spelling for the Hindi-accented voice
-    assert render_voice._unmapped(german, "German") == set()
-    assert render_voice._unmapped(SENTENCES, "English") == set()
+    assert unmapped(german, "German") == set()
+    assert unmapped(SENTENCES, "English") == set()
 
 
 def test_unknown_or_repeated_languages_are_refused():
@@ -165,13 +159,13 @@ def test_cli_synth_writes_a_bilingual_population(tmp_path):
     import sys
 
     out = tmp_path / "cli"
-    done = subprocess.run([sys.executable, "-m", "vfcross.cli", "synth", "--out", str(out), "--identities", "3",
+    done = subprocess.run([sys.executable, "-m", "vfcross.workflows.cli", "synth", "--out", str(out), "--identities", "3",
                            "--preset", "smoke", "--workers", "1", "--languages", "English", "German"],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "speaking English and German" in done.stdout
     voices = read_dataset(out).query("modality == 'voice'")
     assert voices.groupby("identity")["language"].nunique().eq(2).all()
-    bad = subprocess.run([sys.executable, "-m", "vfcross.cli", "synth", "--out", str(tmp_path / "x"),
+    bad = subprocess.run([sys.executable, "-m", "vfcross.workflows.cli", "synth", "--out", str(tmp_path / "x"),
                           "--languages", "Urdu"], capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "invalid choice: 'Urdu'" in bad.stderr

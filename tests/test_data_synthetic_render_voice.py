@@ -18,14 +18,9 @@ from vfcross.data.synthetic.population import (
     Identity,
     sample_population,
 )
-from vfcross.data.synthetic.render_voice import (
-    SAMPLE_RATE,
-    SENTENCES,
-    pick_sentences,
-    render_clip,
-    voice_session,
-    voice_style,
-)
+from vfcross.data.synthetic.espeak import SAMPLE_RATE
+from vfcross.data.synthetic.render_voice import render_clip, voice_session, voice_style
+from vfcross.data.synthetic.text import SENTENCES, pick_sentences
 
 SNR = SynthConfig().snr_db
 
@@ -159,8 +154,8 @@ def test_breathy_voice_is_identical_in_processes_started_seconds_apart():
     import sys
     import time
 
-    code = ("import hashlib; from vfcross.data.synthetic.render_voice import _synthesize; "
-            "print(hashlib.md5(_synthesize('The weather was cold this morning.', 'en-us+f3', "
+    code = ("import hashlib; from vfcross.data.synthetic.espeak import synthesize; "
+            "print(hashlib.md5(synthesize('The weather was cold this morning.', 'en-us+f3', "
             "{'rate': 170, 'pitch': 50, 'range': 50}, 123).tobytes()).hexdigest())")
     digests = []
     for _ in range(2):

@@ -11,7 +11,7 @@ from vfcross.evaluation.bootstrap import (
     paired_cluster_bootstrap_ci,
     weighted_mean,
 )
-from vfcross.evaluation.metrics import bootstrap_ci, eer, roc_auc
+from vfcross.metrics import bootstrap_ci, eer, roc_auc
 
 IDENTITIES = np.array(["a", "b", "c", "d", "e", "f"])
 

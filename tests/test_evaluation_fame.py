@@ -16,7 +16,7 @@ from vfcross.evaluation.fame import (
     submission_name,
     write_submission,
 )
-from vfcross.evaluation.metrics import eer, roc_auc
+from vfcross.metrics import eer, roc_auc
 from vfcross.evaluation.protocols import verification_pairs, verification_scores
 from vfcross.reporting.multilingual import fame_figure, fame_table
 from vfcross.reporting.reported import FAME_BASELINE, REPORTED

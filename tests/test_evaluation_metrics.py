@@ -1,4 +1,4 @@
-"""vfcross.evaluation.metrics: verification, matching, retrieval and bootstrap metrics against
+"""vfcross.metrics: verification, matching, retrieval and bootstrap metrics against
 scikit-learn and hand-solved cases."""
 
 import itertools
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
-from vfcross.evaluation.metrics import (
+from vfcross.metrics import (
     average_precisions,
     bootstrap_ci,
     eer,
@@ -41,6 +41,15 @@ def scored(request):
 def test_auc_matches_sklearn(scored):
     scores, labels = scored
     assert roc_auc(scores, labels) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+
+
+def test_public_names_and_the_epoch_selection_use_these_metrics():
+    from vfcross.backbone import embedding
+    from vfcross.evaluation import metrics as public
+
+    assert (public.eer, public.roc_auc, public.matching_accuracy, public.mean_average_precision) == (
+        eer, roc_auc, matching_accuracy, mean_average_precision)
+    assert embedding.roc_auc is roc_auc  # the AUC that picks the kept epoch is the reported one
 
 
 def test_roc_points_match_sklearn(scored):
@@ -368,7 +377,7 @@ def test_bad_weights_are_rejected():
 
 @pytest.mark.parametrize("metric", [roc_auc, eer])
 def test_identity_batched_path_equals_the_metric_with_weights(scored, metric):
-    from vfcross.evaluation.metrics import by_identity
+    from vfcross.metrics import by_identity
 
     scores, labels = scored
     codes = np.random.default_rng(5).integers(1, 40, len(scores))  # each pair's identity
@@ -380,7 +389,7 @@ def test_identity_batched_path_equals_the_metric_with_weights(scored, metric):
     expected = [metric(scores, labels, sample_weight=c[codes]) for c in counts[1:]]
     np.testing.assert_allclose(got[1:], expected, rtol=0, atol=1e-12)
     if metric is eer:  # a coarse grid: the crossing is found within segments of many tie groups
-        from vfcross.evaluation.metrics import _IdentityEER
+        from vfcross.metrics import _IdentityEER
 
         np.testing.assert_allclose(_IdentityEER(scores, labels, codes, 40, grid=7)(counts[1:]), expected, atol=1e-12)
     if metric is roc_auc:  # and scikit-learn's weighted AUC, ties included

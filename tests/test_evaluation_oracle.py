@@ -13,7 +13,7 @@ from vfcross.data.synthetic.population import (
     sample_population,
     voice_marginal,
 )
-from vfcross.evaluation.metrics import roc_auc
+from vfcross.metrics import roc_auc
 from vfcross.evaluation.oracle import IMPOSSIBLE, oracle_pair_scores, population_table
 from vfcross.evaluation.protocols import RESTRICTIONS, verification_pairs
 

@@ -6,7 +6,8 @@ import pytest
 import soundfile as sf
 
 from vfcross.config import VoiceConfig
-from vfcross.evaluation.probes import _folds, probe_attributes, probe_category, probe_trait, voice_input_features
+from vfcross.evaluation.features import voice_input_features
+from vfcross.evaluation.probes import _folds, probe_attributes, probe_category, probe_trait
 
 
 def _identities(n_ids=40, per=5):

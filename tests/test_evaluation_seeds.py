@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from vfcross.evaluation.bootstrap import identity_draws
-from vfcross.evaluation.metrics import roc_auc
+from vfcross.metrics import roc_auc
+from vfcross.evaluation.protocols import verification_pairs
 from vfcross.evaluation.seeds import paired_decision, score_seeds, seed_summary
 
 
@@ -24,18 +25,29 @@ def _vectors(table, noise, seed):
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
+def _systems(table):
+    return {"good": {s: _vectors(table, 0.8, 10 + s) for s in (0, 1, 2)},
+            "poor": {s: _vectors(table, 3.0, 20 + s) for s in (0, 1, 2)},
+            "reference": {0: _vectors(table, 1.5, 30)}}
+
+
 @pytest.fixture
 def scored():
     table = _table()
-    systems = {"good": {s: _vectors(table, 0.8, 10 + s) for s in (0, 1, 2)},
-               "poor": {s: _vectors(table, 3.0, 20 + s) for s in (0, 1, 2)},
-               "reference": {0: _vectors(table, 1.5, 30)}}
-    return score_seeds(systems, table, "random", n_pairs=400, seed=0)
+    return score_seeds(_systems(table), table, "random", n_pairs=400, seed=0)
 
 
 def test_every_system_is_scored_on_the_same_pairs(scored):
-    assert set(scored.scores) == {"good", "poor", "reference"} and scored.seeds["good"] == [0, 1, 2]
-    assert all(len(s) == len(scored.labels) for runs in scored.scores.values() for s in runs)
+    """Every seed's scores are the cosines of ONE drawn list's (voice, face) rows, recomputed by hand."""
+    table = _table()
+    pairs = verification_pairs(table, "random", 400, 0, "test")
+    np.testing.assert_array_equal(scored.labels, pairs.labels)
+    np.testing.assert_array_equal(scored.clusters, table.identity.to_numpy(str)[pairs.voice])
+    for name, runs in _systems(table).items():
+        assert scored.seeds[name] == sorted(runs)
+        for seed, scores in zip(scored.seeds[name], scored.scores[name]):
+            v = runs[seed]
+            np.testing.assert_allclose(scores, np.einsum("ij,ij->i", v[pairs.voice], v[pairs.face]), atol=1e-12)
 
 
 def _replayed(scored, statistic, n_boot=200, seed=3):
@@ -120,7 +132,7 @@ def test_each_fusion_seed_is_compared_with_the_backbone_seed_it_sits_on():
     """Fusion seed s against backbone seed s: a good backbone 0 and a useless backbone 1 give different b's."""
     import torch
 
-    from vfcross.evaluation.seeds import compare_on_split
+    from vfcross.workflows.compare import compare_on_split
     from vfcross.fusion.model import FusionModel
     from vfcross.fusion.task import project
 

@@ -22,9 +22,9 @@ from PIL import Image
 import vfcross
 from vfcross import config as C
 from vfcross.backbone.embedding import extract_embeddings
-from vfcross.cli import main
+from vfcross.workflows.cli import main
 from vfcross.fusion.task import load_fusion, project
-from vfcross.inference import (
+from vfcross.workflows.inference import (
     BACKBONE_RUN,
     FORMAT,
     FUSION_RUN,

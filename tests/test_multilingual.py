@@ -10,10 +10,11 @@ import pytest
 import soundfile as sf
 
 from vfcross import config as C
+from vfcross.backbone.task import BACKBONE_RUN
 from vfcross.data.mavceleb import read_trials
 from vfcross.data.synthetic.population import sample_population
 from vfcross.evaluation.fame import check_submission, submission_name
-from vfcross.multilingual import (
+from vfcross.workflows.multilingual import (
     BACKBONE_SYSTEM,
     FUSION_SYSTEM,
     SHARED_BACKBONE_SYSTEM,
@@ -82,7 +83,7 @@ def test_one_model_per_language_from_scratch_then_on_a_shared_backbone(bilingual
     assert shared_backbone(cfg) is None  # no notebook 02 run here
     models = [train_language(data.cfg, manifest, language, progress=False) for language in data.languages]
     for model in models:
-        assert model.backbone == model.folder / "runs" / "backbone-single"
+        assert model.backbone == model.folder / "runs" / BACKBONE_RUN
         assert len(model.backbone_history) == 1 and model.fusion_history
         assert set(model.table["split"]) == {"test"} and set(model.table["language"]) == {"English", "German"}
         assert model.vectors.shape == (len(model.table), cfg.fusion.dim)
@@ -110,10 +111,10 @@ def test_a_shared_backbone_never_trained_on_a_fame_test_identity(bilingual, tmp_
     main = {person.vox_id for person in sample_population(cfg.synth)}  # notebook 02's population
     assert main.isdisjoint(data.manifest["identity"])
     test = sorted(manifest.loc[manifest["split"] == "test", "identity"].unique())
-    run = tmp_path / "backbone-single"
+    run = tmp_path / BACKBONE_RUN
     run.mkdir()
     (run / "trained_from.json").write_text(json.dumps({"identities": {"train": [test[0]], "val": []}}))
-    with pytest.raises(ValueError, match=rf"backbone-single was trained or validated on 1 of the {len(test)} "
+    with pytest.raises(ValueError, match=rf"{BACKBONE_RUN} was trained or validated on 1 of the {len(test)} "
                                          rf"identities to score \({test[0]}\)"):
         train_language(data.cfg, manifest, "English", run, progress=False)
 
@@ -138,7 +139,7 @@ def test_submission_files_score_every_trial_in_order(slice_work, tmp_path):
     (lists / "German_test.txt").write_text("g1 voices/German/00000.wav faces/German/00001.jpg\n"
                                            "g2 voices/German/00009.wav faces/German/00000.jpg\n")
     work = Path(cfg.work_dir)
-    models = [LanguageModel(language, work, work / "runs" / "backbone-single", None, None, None, None, None, 0, 0)
+    models = [LanguageModel(language, work, work / "runs" / BACKBONE_RUN, None, None, None, None, None, 0, 0)
               for language in ("English", "German")]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -7,8 +7,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from vfcross import pipeline
-from vfcross.pipeline import (
+from vfcross.workflows import pipeline
+from vfcross.workflows.pipeline import (
     NotebookFailed,
     clock,
     notebooks,

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from vfcross.backbone.embedding import extract_embeddings
-from vfcross.backbone.task import BackboneTask
+from vfcross.backbone.task import BACKBONE_RUN, BackboneTask
 from vfcross.config import override, preset
 from vfcross.data.splits import check_splits
 from vfcross.data.voxceleb import scan_dataset
 from vfcross.evaluation.evaluate import evaluate
-from vfcross.fusion.task import FusionTask, load_fusion, project
+from vfcross.fusion.task import FUSION_RUN, FusionTask, load_fusion, project
 from vfcross.preprocess import preprocess
 from vfcross.training import train
 
@@ -39,18 +39,18 @@ def test_preprocess_train_embed_fuse_and_evaluate_the_real_slice(shared_data, tm
     check_splits(result.manifest, cfg.eval.split)
 
     backbone = train(BackboneTask(result.manifest, cfg.backbone), cfg.backbone.loop,
-                     cfg.run_dir("backbone-single"), progress=False)
+                     cfg.run_dir(BACKBONE_RUN), progress=False)
     assert backbone[-1]["note"] == NO_VALIDATION and "val_auc" not in backbone[-1]
     assert np.isfinite(backbone[-1]["loss"])
 
-    emb = extract_embeddings(cfg.run_dir("backbone-single"), result.manifest, cfg.backbone,
+    emb = extract_embeddings(cfg.run_dir(BACKBONE_RUN), result.manifest, cfg.backbone,
                              cfg.cache_dir / "embeddings", progress=False)
-    fusion = train(FusionTask(emb, cfg.fusion), cfg.fusion.loop, cfg.run_dir("fusion-full"), progress=False)
+    fusion = train(FusionTask(emb, cfg.fusion), cfg.fusion.loop, cfg.run_dir(FUSION_RUN), progress=False)
     assert len(fusion) == cfg.fusion.loop.epochs and all(r["note"] == NO_VALIDATION for r in fusion)
 
     test = (emb.table.split == cfg.eval.split).to_numpy()
     table = emb.table[test].reset_index(drop=True)
-    vectors = project(load_fusion(cfg.run_dir("fusion-full"), cfg.fusion), emb.vectors[test], table)
+    vectors = project(load_fusion(cfg.run_dir(FUSION_RUN), cfg.fusion), emb.vectors[test], table)
     e = cfg.eval
     results = evaluate(vectors, table, seed=e.seed, n_pairs=e.n_pairs, n_trials=e.n_trials, n_boot=e.n_boot,
                        split=e.split)

@@ -17,7 +17,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.container import BarContainer, ErrorbarContainer
 from PIL import Image
 
-from tests.fakes import fake_preprocessed
+from fakes import fake_preprocessed
 from vfcross.config import VoiceConfig
 from vfcross.preprocess.voices import vad
 from vfcross.reporting import figures

@@ -17,8 +17,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 import vfcross
-from vfcross.cli import main
-from vfcross.inference import export
+from vfcross.workflows.cli import main
+from vfcross.workflows.inference import export
 
 VERIF = "veriflist_test_{}_unseenunheard.txt"
 

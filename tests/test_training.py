@@ -172,7 +172,7 @@ def test_torchrun_with_an_odd_batch_count_finishes_with_the_documented_loss_curv
     table = fake_preprocessed(tmp_path / "data", {"train": 7, "val": 2})
     path = write_manifest(table, tmp_path / "manifest.csv")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "vfcross.cli", "train", "--preset", "smoke", "--manifest", str(path), "--out", str(tmp_path / "run")]
+           "-m", "vfcross.workflows.cli", "train", "--preset", "smoke", "--manifest", str(path), "--out", str(tmp_path / "run")]
     for key, value in TORCHRUN_SETS.items():
         cmd += ["--set", f"{key}={json.dumps(value)}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

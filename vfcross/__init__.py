@@ -10,17 +10,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from vfcross.inference import VoiceFaceModel
+    from vfcross.workflows.inference import VoiceFaceModel
 
 __all__ = ["load"]
 
 
 def load(path: str | Path, device: str | None = None, backbone: str | Path | None = None) -> VoiceFaceModel:
-    """A trained model, ready to embed raw faces and voices: see :func:`vfcross.inference.load`.
+    """A trained model, ready to embed raw faces and voices: see :func:`vfcross.workflows.inference.load`.
 
     ``path`` is a model file from ``vfcross export``, a work folder holding
     ``runs/backbone-single`` and ``runs/fusion-full``, or a fusion run folder.
     """
-    from vfcross.inference import load as load_model
+    from vfcross.workflows.inference import load as load_model
 
     return load_model(path, device, backbone)

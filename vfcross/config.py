@@ -57,7 +57,7 @@ FusionLoss = Literal["ce+opl", "ce", "opl"]
 MultilingualBackbone = Literal["shared", "per_language"]
 #: MAV-Celeb versions (English with Urdu, Hindi, German): they name the FAME submission files.
 MavcelebVersion = Literal["v1", "v2", "v3"]
-#: Languages the synthetic voices speak (vfcross.data.synthetic.render_voice.LANGUAGES), named as
+#: Languages the synthetic voices speak (vfcross.data.synthetic.text.LANGUAGES), named as
 #: MAV-Celeb names its language folders.
 SpokenLanguage = Literal["English", "German"]
 

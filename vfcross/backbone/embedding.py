@@ -26,6 +26,7 @@ from vfcross.backbone.objective import backbone_from_state
 from vfcross.backbone.sampler import fit_frames, load_faces, utterance_offsets
 from vfcross.config import BackboneConfig, run_config
 from vfcross.io import atomic_write, sha256_file
+from vfcross.metrics import roc_auc
 from vfcross.preprocess import load_spectrogram
 from vfcross.training import (
     autocast_dtype,
@@ -50,15 +51,11 @@ def all_pairs_scores(embeddings: np.ndarray, table: pd.DataFrame) -> tuple[np.nd
 def all_pairs_auc(embeddings: np.ndarray, table: pd.DataFrame) -> float:
     """Verification AUC of cosine similarity over every voice-face pair of ``table``.
 
-    The training loops' validation score. It is scikit-learn's AUC, which
-    :func:`vfcross.evaluation.metrics.roc_auc` equals (tested there), so that
-    this stage does not import the later evaluation stage; imported here, not
-    at the top, to keep ``vfcross.inference`` light.
+    The training loops' validation score (it picks the kept epoch), computed by
+    :func:`vfcross.metrics.roc_auc`, the function every reported AUC comes from.
     """
-    from sklearn.metrics import roc_auc_score
-
     sims, same = all_pairs_scores(embeddings, table)
-    return float(roc_auc_score(same, sims))
+    return roc_auc(sims, same)
 
 
 @torch.no_grad()

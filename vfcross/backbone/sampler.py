@@ -32,7 +32,7 @@ def face_batch(crops: Sequence[np.ndarray], size: int, flips: np.ndarray | None 
     """Aligned uint8 face crops (H, W, 3) as the backbone's input (B, 3, size, size), optionally mirrored.
 
     The one conversion of crops into network input, shared by training, the
-    cached embeddings and :mod:`vfcross.inference`'s raw files.
+    cached embeddings and :mod:`vfcross.workflows.inference`'s raw files.
     """
     images = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float()
     if images.shape[-1] != size:

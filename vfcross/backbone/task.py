@@ -96,6 +96,10 @@ def backbone_run_name(architecture: str, seed: int, default_seed: int) -> str:
     return f"backbone-{architecture}" + ("" if seed == default_seed else f"-seed{seed}")
 
 
+#: The evaluated backbone's run folder (single stream, the configuration's seed): ``backbone-single``.
+BACKBONE_RUN = backbone_run_name("single", 0, 0)
+
+
 def backbone_run(cfg: RunConfig, architecture: str = "single", seed: int | None = None) -> tuple[RunConfig, Path]:
     """The configuration and the run folder of one backbone (``seed`` None: ``backbone.loop.seed``, the evaluated run)."""
     seed = cfg.backbone.loop.seed if seed is None else seed

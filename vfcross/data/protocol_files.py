@@ -151,7 +151,7 @@ class MatchingList(_Rows):
 
     ``direction`` is 'v2f' (voice probe, face candidates) or 'f2v'.
     ``candidates`` has shape (trials, N) and column 0 is the true match, as
-    :func:`vfcross.evaluation.metrics.matching_accuracy` expects.
+    :func:`vfcross.metrics.matching_accuracy` expects.
     """
 
     direction: str

@@ -2,7 +2,7 @@
 
 Why: every protocol draws many pairs, trials or queries from few test
 identities (60 in the default run), so units sharing an identity are not
-independent. Resampling the units themselves (:func:`~vfcross.evaluation.metrics.bootstrap_ci`)
+independent. Resampling the units themselves (:func:`~vfcross.metrics.bootstrap_ci`)
 treats every pair as an independent observation and gives intervals
 several times too narrow for the question that matters: what would another
 set of test identities give?
@@ -15,11 +15,11 @@ resampled test set an identity drawn c times is c distinct copies of itself,
 so a unit involving the distinct identities S occurs prod_{i in S} c_i times,
 and the metric is recomputed on that weighted set (exactly: integer weights
 equal repeating the rows, see ``sample_weight`` in
-:mod:`vfcross.evaluation.metrics`). With one label per unit this is the
+:mod:`vfcross.metrics`). With one label per unit this is the
 usual cluster bootstrap (a drawn identity brings all its units, as often as
 it was drawn), and AUC and EER are computed from the identity counts of all
 resamples at once (AUC as a quadratic form in them, whatever the number of
-pairs; :func:`vfcross.evaluation.metrics.by_identity`).
+pairs; :func:`vfcross.metrics.by_identity`).
 
 Which identity a unit belongs to (used by :mod:`vfcross.evaluation.evaluate`):
 its anchor, the identity the protocol drew it for. A verification pair
@@ -71,7 +71,7 @@ queries and identities coincide, so pair and anchor agree for mAP.)
 
 Resamples on which the statistic is undefined (it raises ValueError, e.g.
 one class only) are skipped; more than 5% skipped raises, as
-:func:`~vfcross.evaluation.metrics.bootstrap_ci` does. Intervals are
+:func:`~vfcross.metrics.bootstrap_ci` does. Intervals are
 percentile intervals, deterministic from ``seed``: resample b draws
 ``rng.integers(0, m, m)`` from ``numpy.random.default_rng(seed)`` in turn,
 identities indexed in sorted label order (:func:`identity_draws`), so the
@@ -86,7 +86,7 @@ from functools import partial
 
 import numpy as np
 
-from vfcross.evaluation.metrics import by_identity
+from vfcross.metrics import by_identity
 
 #: Most resamples a statistic may fail on (as a fraction) before the interval is refused.
 MAX_FAILED = 0.05
@@ -182,7 +182,7 @@ def _replicates(statistic: Callable[..., float], groups: Clusters, arrays: tuple
     With one identity per unit, AUC and EER (and statistics offering
     ``by_identity(codes, m, *arrays)``, such as a mean over training seeds
     of them) are computed for all resamples at once from the identity
-    counts (:func:`vfcross.evaluation.metrics.by_identity`: AUC as a
+    counts (:func:`vfcross.metrics.by_identity`: AUC as a
     quadratic form in them, so its cost does not grow with the pairs):
     the same numbers as the weighted statistic. Anything else is called
     once per resample with the units' multiplicities.
@@ -228,7 +228,7 @@ def cluster_bootstrap_values(
 
     ``statistic(*arrays, sample_weight=w)`` is called with every unit's
     multiplicity ``w`` (see the module docstring), as the metrics of
-    :mod:`vfcross.evaluation.metrics` and :func:`weighted_mean` take it
+    :mod:`vfcross.metrics` and :func:`weighted_mean` take it
     (``statistic(*arrays)`` gives the point estimate); with ``materialise=True``
     it is instead called on the arrays' rows repeated ``w`` times, for
     statistics that take no weights. ``clusters`` gives each unit's

@@ -48,7 +48,7 @@ import numpy as np
 from scipy import stats
 
 from vfcross.evaluation.bootstrap import MAX_FAILED, cluster_bootstrap_values
-from vfcross.evaluation.metrics import roc_auc
+from vfcross.metrics import roc_auc
 from vfcross.evaluation.protocols import verification_scores
 
 #: Power at which the smallest detectable difference is stated.

@@ -37,7 +37,7 @@ from vfcross.evaluation.bootstrap import (
     paired_cluster_bootstrap_ci,
     weighted_mean,
 )
-from vfcross.evaluation.metrics import (
+from vfcross.metrics import (
     chance_mean_average_precision,
     eer,
     matching_credits,

@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from vfcross.evaluation.evaluate import LEVEL, identity_ci
-from vfcross.evaluation.metrics import eer, roc_auc
+from vfcross.metrics import eer, roc_auc
 from vfcross.evaluation.protocols import verification_pairs, verification_scores
 
 HEARD, UNHEARD = "heard", "unheard"

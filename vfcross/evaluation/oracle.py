@@ -27,7 +27,7 @@ from vfcross.data.synthetic.writer import (
 )
 from vfcross.evaluation.bootstrap import cluster_bootstrap_ci
 from vfcross.evaluation.evaluate import downsample_curve
-from vfcross.evaluation.metrics import eer, roc_auc, roc_points
+from vfcross.metrics import eer, roc_auc, roc_points
 from vfcross.evaluation.protocols import RESTRICTIONS, verification_pairs
 
 #: Stand-in for a log-likelihood ratio of -inf (e.g. a gender mismatch), so

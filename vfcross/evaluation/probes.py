@@ -8,9 +8,8 @@ in general, not what it memorised about particular people. Each modality is
 probed on its own: a voice representation for the attributes the voice was
 rendered from, a face representation for the face's.
 
-The same probes on simple input-level features (:func:`voice_input_features`:
-pitch and MFCC statistics of the raw audio; :func:`face_input_features`:
-downsampled pixels of the aligned crop) tell whether a limit lies in the data
+The same probes on simple input-level features (:mod:`vfcross.evaluation.features`:
+pitch and MFCC statistics of the raw audio, downsampled pixels of the aligned crop) tell whether a limit lies in the data
 (the attribute is hard to read even from the input) or in the learning (the
 input carries it, the learned embedding does not).
 
@@ -22,17 +21,12 @@ scored folds (chance); for a trait, the coefficient of determination R^2
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
-import torchaudio
-from PIL import Image
 
 from vfcross.config import VoiceConfig
-from vfcross.preprocess.faces import load_face
-from vfcross.preprocess.voices import read_audio, vad
+from vfcross.evaluation.features import face_input_features, voice_input_features
 
 #: Categorical attributes (probed with a linear classifier even when their values are numbers).
 CATEGORIES = ("gender", "nationality", "age")
@@ -249,91 +243,6 @@ def probe_attributes(vectors: np.ndarray, attributes: pd.DataFrame, identities: 
     return results
 
 
-# --- input-level features ----------------------------------------------------------------------
-def _pitch_track(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Fundamental frequency (Hz) of the voiced frames, by normalised autocorrelation (60-400 Hz).
-
-    A 40 ms frame every 10 ms counts as voiced when its autocorrelation peak
-    in the pitch range exceeds 0.5 of its energy.
-    """
-    frame, hop = int(0.04 * sample_rate), int(0.01 * sample_rate)
-    if len(audio) < frame:
-        return np.empty(0)
-    frames = np.lib.stride_tricks.sliding_window_view(audio, frame)[::hop]
-    frames = frames - frames.mean(axis=1, keepdims=True)
-    spectrum = np.fft.rfft(frames, n=2 * frame, axis=1)
-    acf = np.fft.irfft(np.abs(spectrum) ** 2, axis=1)[:, :frame]
-    lo, hi = int(sample_rate / 400), int(sample_rate / 60)
-    lag = lo + np.argmax(acf[:, lo:hi], axis=1)
-    strength = acf[np.arange(len(acf)), lag] / (acf[:, 0] + 1e-12)
-    return sample_rate / lag[strength > 0.5]
-
-
-def voice_input_features(paths: list[str] | np.ndarray, cfg: VoiceConfig) -> np.ndarray:
-    """Simple acoustic statistics of each audio file: what the input offers a linear reader.
-
-    Per clip (after the same VAD as training): pitch (median, quartiles and
-    spread of log F0, voiced fraction), speech rate proxies (duration kept by
-    the VAD, rate of energy peaks), and the mean and standard deviation of
-    20 MFCCs. Returns an (n, 48) array.
-    """
-    mfcc = torchaudio.transforms.MFCC(sample_rate=cfg.sample_rate, n_mfcc=20,
-                                      melkwargs={"n_fft": 512, "hop_length": 160, "n_mels": 40})
-    rows = []
-    for path in paths:
-        audio = read_audio(path, cfg.sample_rate)
-        kept, _ = vad(audio, cfg.sample_rate, cfg)
-        f0 = _pitch_track(kept, cfg.sample_rate)
-        log_f0 = np.log(f0) if len(f0) else np.full(1, np.log(150.0))
-        q1, med, q3 = np.percentile(log_f0, [25, 50, 75])
-        coeffs = mfcc(torch.from_numpy(np.ascontiguousarray(kept, dtype=np.float32))).numpy()
-        envelope = np.convolve(np.abs(kept), np.ones(400) / 400, mode="same")[::160]
-        peaks = np.sum((envelope[1:-1] > envelope[:-2]) & (envelope[1:-1] > envelope[2:])
-                       & (envelope[1:-1] > envelope.mean()))
-        seconds = len(kept) / cfg.sample_rate
-        rows.append(np.r_[med, q1, q3, log_f0.std(), len(f0) / max(1, len(kept) // 160), seconds,
-                          peaks / max(seconds, 1e-3), len(audio) / cfg.sample_rate,
-                          coeffs.mean(axis=1), coeffs.std(axis=1)])
-    return np.asarray(rows, dtype=np.float64)
-
-
-def face_input_features(cache_paths: list[str] | np.ndarray, side: int = 16) -> np.ndarray:
-    """Downsampled aligned face crops (``side`` x ``side`` RGB, flattened): the pixels a linear reader sees."""
-    rows = []
-    for path in cache_paths:
-        image = Image.fromarray(load_face(path)).resize((side, side), Image.Resampling.BOX)
-        rows.append(np.asarray(image, dtype=np.float64).ravel() / 255.0)
-    return np.asarray(rows)
-
-
-def synthetic_attributes(table: pd.DataFrame, population_root: str | Path) -> pd.DataFrame:
-    """The rendered attributes of each row's modality (voice rows: the voice's, face rows: the face's).
-
-    Columns gender, nationality, age and one per trait, from the population's
-    ``population.json``; rows in the table's order.
-    """
-    from vfcross.data.synthetic.population import TRAITS
-    from vfcross.data.synthetic.writer import read_population
-
-    people = {p.vox_id: p for p in read_population(population_root)}
-    rows = []
-    for identity, modality in zip(table["identity"], table["modality"]):
-        attrs = getattr(people[identity], "voice" if modality == "voice" else "face")
-        rows.append({"gender": attrs.gender, "nationality": attrs.nationality, "age": attrs.age_group,
-                     **dict(zip(TRAITS, attrs.traits))})
-    return pd.DataFrame(rows, index=table.index)
-
-
-def metadata_attributes(table: pd.DataFrame) -> pd.DataFrame:
-    """The attributes a dataset's metadata gives (gender, nationality, age; NA where unknown), in row order.
-
-    On VoxCeleb1 these are the identity's, for both of its modalities (its
-    meta table has no age: that column stays NA and is not probed).
-    """
-    return table[["gender", "nationality", "age"]].astype("object").where(table[["gender", "nationality", "age"]]
-                                                                         .notna(), None)
-
-
 def probe_report(representations: dict[str, np.ndarray], table: pd.DataFrame, attributes: pd.DataFrame,
                  voice_cfg: VoiceConfig | None = None, seed: int = 0, fit_split: str | None = None) -> pd.DataFrame:
     """Probe every representation per modality, beside the input-level features when ``voice_cfg`` is given.
@@ -341,7 +250,7 @@ def probe_report(representations: dict[str, np.ndarray], table: pd.DataFrame, at
     ``representations`` maps a name to vectors with one row per ``table``
     row (e.g. the backbone's embeddings, or the fusion's u for faces and v
     for voices); ``attributes`` has one row per table row (see
-    :func:`synthetic_attributes`, :func:`metadata_attributes`). Returns one
+    :mod:`vfcross.data.attributes`). Returns one
     row per (representation, modality, attribute): ``representation,
     modality, attribute, metric, score, chance, identities, samples``.
     With ``fit_split`` (notebook 04: ``"val"``) every probe is fitted on that

@@ -23,7 +23,7 @@ Protocols come from two places and end up as the same objects:
 
 The scoring helpers turn a protocol plus L2-normalised row vectors (the
 voice rows hold voice embeddings v, the face rows face embeddings u) into
-the inputs of :mod:`vfcross.evaluation.metrics`.
+the inputs of :mod:`vfcross.metrics`.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from vfcross.data.protocol_files import (
     VerificationList,
     manifest_rows,
 )
-from vfcross.evaluation.metrics import retrieval_map
+from vfcross.metrics import retrieval_map
 
 #: Attributes that a negative pair must share, per verification restriction.
 RESTRICTIONS: dict[str, tuple[str, ...]] = {
@@ -51,6 +51,8 @@ RESTRICTIONS: dict[str, tuple[str, ...]] = {
     "A": ("age",),
     "GNA": ("gender", "nationality", "age"),
 }
+#: The restricted lists (paper Table 3), in that order: every restriction but "random".
+GROUPED: tuple[str, ...] = tuple(name for name in RESTRICTIONS if name != "random")
 #: Probe and candidate modality of each matching/retrieval direction.
 DIRECTIONS: dict[str, tuple[str, str]] = {"v2f": ("voice", "face"), "f2v": ("face", "voice")}
 
@@ -532,7 +534,7 @@ def retrieval_average_precisions(
 
     Relevance is identity equality read from ``table``; similarity is the
     dot product of L2-normalised row ``vectors`` (see
-    :func:`~vfcross.evaluation.metrics.retrieval_map`).
+    :func:`~vfcross.metrics.retrieval_map`).
     """
     vectors = _check_vectors(vectors, len(table))
     identity = table["identity"].to_numpy(dtype=str)

@@ -52,6 +52,7 @@ from vfcross.evaluation.protocols import (
     Coverage,
     MatchingTrials,
     RetrievalTask,
+    GROUPED,
     VerificationPairs,
     from_galleries,
     from_matching_list,
@@ -62,8 +63,6 @@ from vfcross.evaluation.protocols import (
     verification_pairs,
 )
 
-#: Restrictions of the grouped verification (paper Table 3).
-GROUPED = ("G", "N", "A", "GNA")
 #: Largest gallery of the generated 1:N matching (paper Table 4: N = 2 .. 10).
 MAX_N = 10
 #: Restrictions of the official 1:2 matching lists beyond the unrestricted U.

@@ -28,13 +28,12 @@ import pandas as pd
 
 from vfcross.evaluation.bootstrap import cluster_bootstrap_values
 from vfcross.evaluation.decision import Decision, seed_decision
-from vfcross.evaluation.metrics import by_identity, eer, roc_auc
+from vfcross.metrics import eer, roc_auc
 from vfcross.evaluation.protocols import (
     VerificationPairs,
     verification_pairs,
     verification_scores,
 )
-from vfcross.fusion.task import project
 
 #: Verification metrics by name, and whether higher is better.
 METRICS: dict[str, tuple[Callable[..., float], bool]] = {"auc": (roc_auc, True), "eer": (eer, False)}
@@ -79,24 +78,6 @@ def score_seeds(systems: Mapping[str, Mapping[int, np.ndarray]], table: pd.DataF
     scores = {name: [verification_scores(pairs, runs[s]) for s in sorted(runs)] for name, runs in systems.items()}
     seeds = {name: sorted(runs) for name, runs in systems.items()}
     return SeedScores(restriction, pairs.labels, identity[pairs.voice], scores, seeds)
-
-
-def _seed_mean(metric: Callable[..., float]) -> Callable[..., float]:
-    """A statistic ``(labels, *scores_per_seed) -> mean over seeds of metric``, for the bootstrap.
-
-    Its ``by_identity(codes, m, labels, *per_seed)`` gives the bootstrap the
-    batched version (each seed's metric from identity counts; see
-    :func:`vfcross.evaluation.metrics.by_identity`).
-    """
-    def statistic(labels: np.ndarray, *per_seed: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
-        return float(np.mean([metric(s, labels, sample_weight=sample_weight) for s in per_seed]))
-
-    def prepared(codes: np.ndarray, m: int, labels: np.ndarray, *per_seed: np.ndarray) -> Callable:
-        fast = [by_identity(metric, codes, m, s, labels) for s in per_seed]
-        return lambda counts: np.mean([f(counts) for f in fast], axis=0)
-
-    statistic.by_identity = prepared
-    return statistic
 
 
 def seed_summary(scored: SeedScores, system: str, metric: str = "auc", n_boot: int = 1000, seed: int = 0,
@@ -180,81 +161,6 @@ def paired_decision(scored: SeedScores, a: str, b: str, metric: str = "auc", n_b
         per_seed.append({"seed": int(s), "difference": value_a - value_b, "a": value_a, "b": value_b})
     values = np.stack([replicates(sa) - replicates(sb) for _, sa, sb in matched], axis=1)
     return seed_decision(per_seed, values, len(identities))
-
-
-@dataclass(frozen=True)
-class SplitComparison:
-    """Fusion models (one per seed) against their backbone on one split: the paired AUC difference over seeds.
-
-    ``decision`` is None (with ``note``) where the split has too few identities.
-    """
-
-    split: str
-    identities: int
-    decision: Decision | None
-    histograms: dict[str, tuple[np.ndarray, np.ndarray]]
-    note: str = ""
-
-    @property
-    def rows(self) -> list[dict]:
-        """Per seed: ``{"seed", "difference", "a" (fusion AUC), "b" (backbone AUC)}``."""
-        return [] if self.decision is None else list(self.decision.per_seed)
-
-    def ci(self, level: float = 0.95) -> tuple[float, float] | None:
-        """The interval of the mean difference over seeds (None where none could be made)."""
-        return None if self.decision is None else self.decision.interval(level)
-
-    def describe(self) -> str:
-        """One line per seed (fusion AUC, backbone AUC, difference), then the mean difference and its interval."""
-        if self.note:
-            return self.note
-        lines = [f"{self.split} identities: {self.identities}"]
-        lines += [f"seed {r['seed']}: fusion AUC {100 * r['a']:.1f}% vs backbone {100 * r['b']:.1f}%: "
-                  f"{100 * r['difference']:+.1f} points" for r in self.rows]
-        ci = self.ci()
-        lines.append(f"mean over {len(self.rows)} seeds: {100 * self.decision.difference:+.1f} points, 95% CI "
-                     + ("n/a" if ci is None else f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]")
-                     + (" (seed spread not measured: 1 seed)" if len(self.rows) == 1 else ""))
-        return "\n".join(lines)
-
-    def table(self) -> pd.DataFrame:
-        """The per-seed rows as a table (AUCs and differences in %)."""
-        return pd.DataFrame([{"seed": r["seed"], "fusion AUC %": round(100 * r["a"], 2),
-                              "backbone AUC %": round(100 * r["b"], 2),
-                              "difference (points)": round(100 * r["difference"], 2)} for r in self.rows])
-
-
-def compare_on_split(models: Mapping[int, object], embeddings: Mapping[int, object], split: str,
-                     eval_cfg) -> SplitComparison:
-    """Fusion models (training seed -> model) against the backbone embeddings each sits on, on one split.
-
-    ``embeddings[s]`` are backbone seed s's (every seed's of the same rows):
-    fusion seed s is paired with backbone seed s. Verification pairs of
-    ``split`` are drawn once (``eval_cfg.seed``, ``eval_cfg.n_pairs``) and
-    scored by every backbone seed's embeddings and every fusion seed's
-    test-time u/v; the difference is paired, averaged over seeds, and its
-    interval counts identities (``eval_cfg.n_boot`` resamples) and the seed
-    spread (:func:`paired_decision`). A split without two identities gives an
-    empty comparison with a note.
-    """
-    first = min(models)
-    table = embeddings[first].table.reset_index(drop=True)
-    rows = (table["split"] == split).fillna(False).to_numpy()
-    part = table[rows].reset_index(drop=True)
-    if part["identity"].nunique() < 2:
-        return SplitComparison(split, int(part["identity"].nunique()), None, {},
-                               note=f"no comparison on the {split} split: it has fewer than two identities")
-    for seed in models:
-        if not embeddings[seed].table.reset_index(drop=True).equals(table):
-            raise ValueError(f"backbone seed {seed}'s embeddings are of other rows than seed {first}'s")
-    systems = {"fusion": {seed: project(model, embeddings[seed].vectors[rows], part) for seed, model in models.items()},
-               "backbone": {seed: embeddings[seed].vectors[rows] for seed in models}}
-    scored = score_seeds(systems, part, "random", eval_cfg.n_pairs, eval_cfg.seed, split)
-    decision = paired_decision(scored, "fusion", "backbone", "auc", eval_cfg.n_boot, eval_cfg.seed)
-    at = {name: scored.seeds[name].index(first) for name in systems}
-    histograms = {f"backbone (seed {first})": (scored.scores["backbone"][at["backbone"]], scored.labels),
-                  f"fusion + FOP (seed {first})": (scored.scores["fusion"][at["fusion"]], scored.labels)}
-    return SplitComparison(split, int(part["identity"].nunique()), decision, histograms)
 
 
 def selection_certainty(kept: Mapping[int, np.ndarray], last: Mapping[int, np.ndarray], table: pd.DataFrame,

@@ -50,6 +50,8 @@ from vfcross.training import (
 )
 
 LOSSES = choices(FusionLoss)
+#: The evaluated fusion run's folder (the full model, the configuration's seed).
+FUSION_RUN = "fusion-full"
 
 
 
@@ -209,8 +211,14 @@ def fusion_run_name(variant: str, seed: int, default_seed: int) -> str:
     change = TABLE6_VARIANTS.get(variant)
     if change is None:
         raise ValueError(f"unknown variant {variant!r}; choose one of {list(TABLE6_VARIANTS)}")
-    base = "fusion-full" if variant == FULL_MODEL else f"fusion-{change['fusion']}-{change['loss']}"
+    base = FUSION_RUN if variant == FULL_MODEL else f"fusion-{change['fusion']}-{change['loss']}"
     return base + ("" if seed == default_seed else f"-seed{seed}")
+
+
+def fusion_run(cfg: RunConfig, variant: str = FULL_MODEL, seed: int | None = None) -> Path:
+    """The run folder of one fusion variant and seed (``seed`` None: ``fusion.loop.seed``, the evaluated run)."""
+    seed = cfg.fusion.loop.seed if seed is None else seed
+    return cfg.run_dir(fusion_run_name(variant, seed, cfg.fusion.loop.seed))
 
 
 def train_fusion(cfg: RunConfig, embeddings: Embeddings, variant: str = FULL_MODEL, seed: int | None = None,
@@ -224,10 +232,9 @@ def train_fusion(cfg: RunConfig, embeddings: Embeddings, variant: str = FULL_MOD
     (:class:`~vfcross.training.RunMismatchError`) and its ``config.json`` left as it was.
     """
     seed = cfg.fusion.loop.seed if seed is None else seed
-    name = fusion_run_name(variant, seed, cfg.fusion.loop.seed)  # validates the variant
+    run_dir = fusion_run(cfg, variant, seed)  # validates the variant
     change = {f"fusion.{key}": value for key, value in TABLE6_VARIANTS[variant].items()}
     run_cfg = override(cfg, {**change, "fusion.loop.seed": seed})
-    run_dir = cfg.run_dir(name)
     history = train(FusionTask(embeddings, run_cfg.fusion), run_cfg.fusion.loop, run_dir, progress=progress)
     save_config(run_cfg, run_dir)
     return run_dir, history

@@ -10,7 +10,7 @@ spectrograms. Small jobs, where starting helpers would cost more than they
 save, run in this process alone. Finished work is found in the cache
 (:mod:`vfcross.preprocess.cache`) and not redone.
 
-Helpers die with their parent (see :func:`vfcross.io.init_worker_process`):
+Helpers die with their parent (see :func:`vfcross.processes.init_worker_process`):
 a killed or interrupted run leaves no process behind.
 
 Because the pool uses the ``spawn`` start method, a script calling
@@ -36,7 +36,8 @@ from tqdm.auto import tqdm
 from vfcross.config import FaceConfig, RunConfig, VoiceConfig, save_config
 from vfcross.data.manifest import write_manifest
 from vfcross.data.splits import check_splits
-from vfcross.io import markdown_table, worker_pool
+from vfcross.markdown import markdown_table
+from vfcross.processes import worker_pool
 from vfcross.preprocess.cache import Outcome, cache_folder, content_hash, lookup, store
 from vfcross.preprocess.faces import (
     FALLBACK_REASON,
@@ -285,7 +286,7 @@ def _pool(helpers: int) -> Iterator[Pool | None]:
 
     Leaving the block, normally or by an exception such as Ctrl-C, terminates
     the helpers at once rather than waiting for handed-out tasks. They die
-    with this process too (:func:`vfcross.io.init_worker_process`, run first
+    with this process too (:func:`vfcross.processes.init_worker_process`, run first
     thing in each, before the heavy imports).
     """
     if helpers < 1:

@@ -25,6 +25,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from vfcross.config import VoiceConfig
+from vfcross.evaluation.protocols import RESTRICTIONS
 from vfcross.preprocess import load_face, load_spectrogram
 from vfcross.preprocess.voices import read_audio, vad, vad_frames
 
@@ -457,16 +458,13 @@ def roc_det_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> plt.F
     return fig
 
 
-#: The order of the verification restrictions of Table 3 (``random``: unrestricted negatives).
-RESTRICTIONS = ("random", "G", "N", "A", "GNA")
-
 
 def grouped_auc_figure(groups: Mapping[str, Mapping[str, float]],
                        ci: Mapping[str, Mapping[str, tuple[float, float]]] | None = None) -> plt.Figure:
     """Bars of verification AUC (%) per negative restriction (Table 3), one colour per method.
 
     ``groups`` maps a method to ``{restriction: AUC %}`` (restrictions in
-    :data:`RESTRICTIONS` first, others after them in the order met; a missing
+    :data:`vfcross.evaluation.protocols.RESTRICTIONS` first, others after them in the order met; a missing
     value leaves a gap). ``ci`` maps a method to ``{restriction: (low, high)}``
     in %, drawn as error bars from exactly ``low`` to ``high`` (the intervals
     are computed by the evaluation, not by seaborn); bars without an interval

@@ -8,6 +8,7 @@ verdicts from notebook 05 (:mod:`vfcross.reporting.claims`).
 
 from __future__ import annotations
 
+from vfcross.evaluation.protocols import GROUPED
 from vfcross.reporting.claims import EQUIVALENCE_MARGIN
 from vfcross.reporting.reported import REPORTED, paper, paper_matching_curve
 
@@ -152,7 +153,7 @@ def _headline(summary: dict) -> list[str]:
         f"| verification AUC % | {_measured(v, 'auc', 'auc_ci')} | {t2['AUC']} | "
         f"{_pct(oracle.get('random', {}).get('auc'))} | {_pct(share['random'], 0) + '%' if 'random' in share else ''} |",
     ]
-    for key in ("G", "N", "A", "GNA"):
+    for key in GROUPED:
         ours = g.get(key, {})
         lines.append(f"| AUC, {key} negatives % | {_measured(ours, 'auc', 'ci')} | {t3[key]} | {_pct(oracle.get(key, {}).get('auc'))} | "
                      f"{_pct(share.get(key), 0) + '%' if key in share else ''} |")

@@ -239,13 +239,15 @@ def json_records(table) -> list[dict]:
 
 def headline(result: dict, oracle: dict | None = None) -> str:
     """The run's headline numbers as a few lines of text (what notebook 04 prints and nbval checks)."""
+    from vfcross.evaluation.protocols import GROUPED
+
     def value(entry: dict, key: str) -> str:
         return f"{100 * entry[key]:.1f}" if key in entry else "n/a"
 
     v = result.get("verification", {})
     lines = [f"verification AUC {value(v, 'auc')}%, EER {value(v, 'eer')}%"]
     grouped = result.get("grouped_auc", {})
-    lines.append("AUC by negatives: " + ", ".join(f"{k} {value(grouped.get(k, {}), 'auc')}" for k in ("G", "N", "A", "GNA")))
+    lines.append("AUC by negatives: " + ", ".join(f"{k} {value(grouped.get(k, {}), 'auc')}" for k in GROUPED))
     for key, label in (("vf", "V-F"), ("fv", "F-V")):
         entry = result.get("map", {}).get(key, {})
         lines.append(f"retrieval mAP {label} {value(entry, 'map')}% (chance {value(entry, 'chance')}%)")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from vfcross.io import markdown_table
+from vfcross.evaluation.protocols import GROUPED
+from vfcross.markdown import markdown_table
 from vfcross.reporting.reported import REPORTED, TABLE_TITLES
 
 #: Columns saying where a measured row's numbers came from, written after its metrics and intervals.
@@ -67,7 +68,6 @@ def write_table(table: pd.DataFrame, name: str, reports_dir: str | Path) -> tupl
 
 # --- Tables 2-5 from evaluation results ------------------------------------------------------------
 ORACLE_ROW = "oracle: true attributes (synthetic ceiling)"
-RESTRICTED = ("G", "N", "A", "GNA")
 #: Directions as the paper's tables name them, by the suffix of their result keys.
 DIRECTIONS = {"vf": "V-F", "fv": "F-V"}
 _OFFICIAL = "official: "
@@ -118,7 +118,7 @@ def _verification_row(method: str, verification: dict) -> dict:
 
 def _grouped_row(method: str, verification: dict, grouped: dict) -> dict:
     """Table 3 columns of one system: AUC per negative restriction with intervals (a note's list left empty)."""
-    entries = {"random": verification, **{key: grouped[key] for key in RESTRICTED if key in grouped}}
+    entries = {"random": verification, **{key: grouped[key] for key in GROUPED if key in grouped}}
     scored = [key for key, entry in entries.items() if "auc" in entry]
     row = {"method": method, **{key: pct(entries[key]["auc"]) for key in scored}}
     row |= {f"{key} 95% CI": pct_ci(entries[key].get("auc_ci" if key == "random" else "ci")) for key in scored}
@@ -208,7 +208,7 @@ def grouped_bars(results: dict[str, dict], oracle: dict[str, dict] | None, paper
     A list a system could not be scored on (an entry with a note instead of
     an AUC) has no bar.
     """
-    lists = ("random", *RESTRICTED)
+    lists = ("random", *GROUPED)
     bars, intervals = {}, {}
     for name, r in results.items():
         entries = {"random": {"auc": r["verification"].get("auc"), "ci": r["verification"].get("auc_ci")},
@@ -220,7 +220,7 @@ def grouped_bars(results: dict[str, dict], oracle: dict[str, dict] | None, paper
         bars[ORACLE_ROW] = {k: 100 * v["auc"] for k, v in oracle.items()}
         intervals[ORACLE_ROW] = {k: tuple(100 * x for x in v["auc_ci"]) for k, v in oracle.items()
                                  if v.get("auc_ci") is not None}
-    bars["paper (reported, VoxCeleb1)"] = {"random": paper_random, **{k: paper_grouped[k] for k in RESTRICTED}}
+    bars["paper (reported, VoxCeleb1)"] = {"random": paper_random, **{k: paper_grouped[k] for k in GROUPED}}
     bars = {k: v for k, v in bars.items() if v}
     return bars, {k: v for k, v in intervals.items() if k in bars and v}
 

@@ -108,7 +108,7 @@ def identity_names(number: int, cfg: SynthConfig) -> tuple[str, str]:
     An English-only population's are ``id00001`` and ``Synth_00001``; a
     bilingual one's (``cfg.languages`` set) ``ml00001`` and ``Synth_ml00001``,
     so that notebook 06's bilingual identities never share a name with the
-    main population's, whose backbone may embed them (vfcross.multilingual
+    main population's, whose backbone may embed them (vfcross.workflows.multilingual
     checks that none of its identities is a test identity there).
     """
     tag = "ml" if cfg.languages else ""

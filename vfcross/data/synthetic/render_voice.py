@@ -54,64 +54,20 @@ and trailing pauses holding only noise (so that an energy VAD has work to do),
 and background noise at an SNR drawn from a range, measured against the speech
 part of the clip.
 
-The ctypes binding
-------------------
-espeak-ng ships as a shared library (with its data) in the ``espeakng-loader``
-wheel; there is no command-line program. We call its C API directly:
-``espeak_Initialize`` in synchronous mode with the wheel's data path,
-``espeak_SetSynthCallback`` to collect the 16-bit samples it produces,
-``espeak_SetVoiceByName`` (``"<language>+<variant>"``), ``espeak_SetParameter``
-for rate, pitch, range and word gap, and ``espeak_Synth``.
-
-espeak-ng keeps global state between calls that changes its output: a
-function-static pitch-flutter phase, a cycle counter for voice roughness and
-libc's ``rand()`` for breathiness. The same request therefore gives slightly
-different audio depending on what the process synthesized before, which would
-make a clip depend on which worker rendered it. To make every clip a pure
-function of its inputs, each synthesis loads the library afresh, initialises
-it, synthesizes, terminates and unloads it (``dlclose``; this costs about a
-millisecond), and seeds both libc's ``rand()`` and espeak-ng's own generator
-(``espeak_ng_SetRandSeed``, which must follow ``espeak_Initialize``: at
-initialisation espeak-ng seeds it from the clock, so breathy variants such as
-``f3`` otherwise sound slightly different in every process) from the clip's
-generator. The
-library is global to the process, so a lock serialises this; a fork waits for
-a synthesis in progress to finish, so a child never inherits a half-used
-library. Nothing else in the process may hold libespeak-ng open, or the
-unload - and with it the reset - would not happen.
 """
 
 from __future__ import annotations
 
-import _ctypes
-import contextlib
-import ctypes
-import ctypes.util
-import functools
-import itertools
 import math
-import os
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-import espeakng_loader
 import numpy as np
 from scipy import fft, signal
 
+from vfcross.data.synthetic.espeak import SAMPLE_RATE
+from vfcross.data.synthetic.espeak import synthesize as _synthesize  # a module name, so tests can spy on it
 from vfcross.data.synthetic.population import NATIONALITIES, TRAITS, Identity
-
-#: espeak-ng's native output rate, the rate of every rendered clip.
-SAMPLE_RATE = 22050
-
-# --- espeak-ng C API constants (speak_lib.h) ---------------------------------
-_AUDIO_OUTPUT_SYNCHRONOUS = 2
-_INITIALIZE_DONT_EXIT = 0x8000
-_CHARS_UTF8 = 1
-_POS_CHARACTER = 1
-_PARAMETERS = {"rate": 1, "pitch": 3, "range": 4, "wordgap": 7}
-#: espeak_TextToPhonemes mode: IPA, with "_" between the phonemes of a word.
-_IPA_SEPARATED = 0x02 | (ord("_") << 8)
+from vfcross.data.synthetic.text import LANGUAGES, respell_devanagari
 
 # --- the voice model ------------------------------------------------------------
 #: Variants per gender, ordered from the highest formants (shortest vocal
@@ -222,7 +178,7 @@ def render_clip(style: VoiceStyle, session: VoiceSession, sentence: str, rng: np
     }
     if language not in LANGUAGES:
         raise ValueError(f"no sentences in {language!r}; the synthetic voices speak {', '.join(LANGUAGES)}")
-    text = _respell_devanagari(sentence, language) if style.language in _RESPELL else sentence
+    text = respell_devanagari(sentence, language) if style.language in _RESPELL else sentence
     speech = _trim(_synthesize(text, f"{style.language}+{style.variant}", params, int(rng.integers(2**31))))
     if speech.size == 0:
         raise RuntimeError(f"espeak-ng produced no audio for {sentence!r} with {style}")
@@ -235,109 +191,6 @@ def render_clip(style: VoiceStyle, session: VoiceSession, sentence: str, rng: np
     snr = rng.uniform(*snr_db)
     clip += noise * math.sqrt(np.mean(speech**2) / 10 ** (snr / 10))
     return (clip * (session.gain / np.max(np.abs(clip)))).astype(np.float32), SAMPLE_RATE
-
-
-# --- sentences -----------------------------------------------------------------
-_SUBJECTS = (
-    "My neighbour", "The old teacher", "A young doctor", "Our driver", "The farmer",
-    "His sister", "The baker", "My best friend", "The little boy", "Her uncle",
-    "The new manager", "A tired student", "The quiet girl", "Your cousin", "The local mayor",
-    "An elderly woman", "The football coach", "My grandmother", "The bus driver", "A friendly nurse",
-)
-_ACTIONS = (
-    "bought fresh bread", "painted the kitchen wall", "found a lost wallet", "fixed the broken radio",
-    "planted tomatoes", "read an old newspaper", "called the bank", "cleaned all the windows",
-    "cooked a large dinner", "visited the museum", "wrote a long letter", "sold the blue car",
-    "watched the football match", "carried two heavy boxes", "lost the house keys", "fed the hungry dogs",
-    "repaired the garden fence", "ordered a cup of coffee", "forgot the umbrella", "met an old classmate",
-)
-_ENDINGS = (
-    "at the market this morning.", "before the rain started.", "in the garden yesterday afternoon.",
-    "after work on Friday.", "near the railway station.", "with a little help from a friend.",
-    "during the long summer holiday.", "on the way back from school.", "while everybody else was asleep.",
-    "for the first time in many years.", "without telling anyone about it.", "just before the shops closed.",
-)
-
-
-_GERMAN_SUBJECTS = (
-    "Mein Nachbar", "Der alte Lehrer", "Eine junge Ärztin", "Unser Fahrer", "Der Bauer",
-    "Seine Schwester", "Der Bäcker", "Mein bester Freund", "Der kleine Junge", "Ihr Onkel",
-    "Der neue Manager", "Ein müder Student", "Das stille Mädchen", "Dein Cousin", "Der Bürgermeister",
-    "Eine ältere Frau", "Der Fußballtrainer", "Meine Großmutter", "Der Busfahrer", "Eine freundliche Krankenschwester",
-)
-_GERMAN_ACTIONS = (
-    "kaufte frisches Brot", "strich die Küchenwand", "fand eine verlorene Geldbörse", "reparierte das kaputte Radio",
-    "pflanzte Tomaten", "las eine alte Zeitung", "telefonierte mit der Bank", "putzte alle Fenster",
-    "kochte ein großes Abendessen", "besuchte das Museum", "schrieb einen langen Brief", "verkaufte das blaue Auto",
-    "sah das Fußballspiel", "trug zwei schwere Kisten", "verlor die Hausschlüssel", "fütterte die hungrigen Hunde",
-    "reparierte den Gartenzaun", "bestellte eine Tasse Kaffee", "vergaß den Regenschirm", "traf einen alten Schulfreund",
-)
-_GERMAN_ENDINGS = (
-    "heute Morgen auf dem Markt.", "bevor der Regen anfing.", "gestern Nachmittag im Garten.",
-    "am Freitag nach der Arbeit.", "in der Nähe des Bahnhofs.", "mit etwas Hilfe von einem Freund.",
-    "während der langen Sommerferien.", "auf dem Heimweg von der Schule.", "während alle anderen schliefen.",
-    "zum ersten Mal seit vielen Jahren.", "ohne jemandem davon zu erzählen.", "kurz bevor die Läden schlossen.",
-)
-
-
-def _sentences(count: int = 400, parts: tuple[tuple[str, ...], ...] = (_SUBJECTS, _ACTIONS, _ENDINGS)
-               ) -> tuple[str, ...]:
-    """``count`` different sentences: subject x action pairs (all distinct), each with an ending.
-
-    Built arithmetically rather than drawn at random, so the list cannot
-    change with a library's random-number stream. ``parts`` are the
-    subjects, actions and endings of one language; the banks of all
-    languages are parallel (sentence i says the same in each).
-    """
-    subjects, actions, endings = parts
-    pairs = list(itertools.product(range(len(subjects)), range(len(actions))))
-    if count > len(pairs):
-        raise ValueError(f"at most {len(pairs)} sentences can be built")
-    return tuple(
-        f"{subjects[s]} {actions[a]} {endings[(7 * s + 5 * a) % len(endings)]}"
-        for s, a in pairs[:count]
-    )
-
-
-#: The sentences clips are drawn from (deterministic; 8-15 words, ~2-5 s of speech).
-SENTENCES: tuple[str, ...] = _sentences()
-
-
-@dataclass(frozen=True)
-class Language:
-    """A language the synthetic identities can speak.
-
-    ``sentences`` is its bank (parallel to :data:`SENTENCES`); ``voice`` the
-    espeak-ng voice that pronounces it natively, whose phonemes are respelled
-    for accent voices written in another script; ``phonemes`` the entries of
-    the IPA -> Devanagari map that differ from the English ones for this
-    language's phonemes (German r is a tap or trill, not an English flap; its
-    short a is Hindi अ; ü, ö and ch have no English counterpart).
-    """
-
-    sentences: tuple[str, ...]
-    voice: str
-    phonemes: dict[str, tuple[str, ...]]
-
-
-#: Languages the synthetic voices speak, under the names a manifest's ``language`` column uses (MAV-Celeb's
-#: folder names); the same names as :data:`vfcross.config.SpokenLanguage`.
-LANGUAGES: dict[str, Language] = {
-    "English": Language(SENTENCES, "en-us", {}),
-    "German": Language(
-        _sentences(parts=(_GERMAN_SUBJECTS, _GERMAN_ACTIONS, _GERMAN_ENDINGS)), "de",
-        {ipa: tuple(units.split()) for ipa, units in {
-            "ɾ": "र", "r": "र", "a": "अ", "ɜ": "अ", "ʔ": "", "ts": "ट स", "pf": "प फ़", "ç": "श", "x": "ख़",
-            "eː": "ए", "ɛː": "ए", "ɔø": "ऑ इ", "ʏ": "उ", "yː": "ऊ", "y": "ऊ", "œ": "ओ", "øː": "ओ", "ø": "ओ",
-        }.items()}),
-}
-
-
-def pick_sentences(rng: np.random.Generator, n: int, language: str = "English") -> list[str]:
-    """``n`` sentences of ``language`` for one identity's clips, all different while ``n`` allows."""
-    bank = LANGUAGES[language].sentences
-    index = rng.choice(len(bank), size=n, replace=n > len(bank))
-    return [bank[i] for i in index]
 
 
 # --- signal processing ---------------------------------------------------------------
@@ -398,175 +251,3 @@ def _background(length: int, session: VoiceSession, rng: np.random.Generator) ->
     return noise / np.sqrt(np.mean(noise**2))
 
 
-# --- respelling for the Hindi voice -----------------------------------------------------
-#: Devanagari vowel letters -> their dependent signs (after a consonant).
-_VOWEL_SIGNS = {"अ": "", "आ": "ा", "इ": "ि", "ई": "ी", "उ": "ु", "ऊ": "ू",
-                "ए": "े", "ऐ": "ै", "ओ": "ो", "ऑ": "ॉ"}
-_ANUSVARA, _VIRAMA, _NG = "ं", "्", "ग"
-#: English IPA (espeak-ng en-us) -> Devanagari units, the way Hindi speakers
-#: spell English words: t/d become retroflex, w and v both व, æ ऐ, ŋ "ंग".
-_IPA_TO_DEVANAGARI: dict[str, tuple[str, ...]] = {ipa: tuple(units.split()) for ipa, units in {
-    "ə": "अ", "ʌ": "अ", "ɐ": "अ", "ɚ": "अ र", "ɜː": "अ र", "ɝ": "अ र",
-    "æ": "ऐ", "a": "ऐ", "ɑː": "आ", "ɑ": "आ", "ɔː": "ऑ", "ɔ": "ऑ", "ɒ": "ऑ",
-    "ɛ": "ए", "e": "ए", "eɪ": "ए", "ɪ": "इ", "ᵻ": "इ", "iː": "ई", "i": "ई",
-    "ʊ": "उ", "uː": "ऊ", "u": "ऊ", "oʊ": "ओ", "əʊ": "ओ", "o": "ओ", "oː": "ओ",
-    "aɪ": "आ इ", "aʊ": "आ उ", "ɔɪ": "ऑ इ", "ɪə": "इ अ", "ɛə": "ए अ", "ʊə": "उ अ",
-    "p": "प", "b": "ब", "t": "ट", "d": "ड", "k": "क", "ɡ": "ग", "g": "ग",
-    "f": "फ़", "v": "व", "θ": "थ", "ð": "द", "s": "स", "z": "ज़", "ʃ": "श", "ʒ": "ज़",
-    "h": "ह", "tʃ": "च", "dʒ": "ज", "m": "म", "n": "न", "ŋ": _ANUSVARA, "l": "ल",
-    "ɹ": "र", "r": "र", "w": "व", "j": "य", "ɾ": "ट", "ʔ": "ट", "x": "ख़",
-}.items()}
-
-
-def _ipa_table(language: str) -> dict[str, tuple[str, ...]]:
-    """The IPA -> Devanagari map for the pronunciation of ``language``: the English one with its entries."""
-    return {**_IPA_TO_DEVANAGARI, **LANGUAGES[language].phonemes}
-
-
-@functools.lru_cache(maxsize=4096)
-def _respell_devanagari(sentence: str, language: str = "English") -> str:
-    """``sentence`` (in ``language``) respelled in Devanagari from its pronunciation by that language's voice.
-
-    English is pronounced by en-us, German by de (:data:`LANGUAGES`).
-    """
-    voice = LANGUAGES[language].voice
-    table = _ipa_table(language)
-    return ", ".join(" ".join(_devanagari_word(word, table) for word in clause.split())
-                     for clause in _phonemes(sentence, voice)) + "."
-
-
-def _phonemes(sentence: str, voice: str) -> list[str]:
-    """espeak-ng's IPA for ``sentence`` read by ``voice``: one string per clause, words separated by blanks."""
-    with _LOCK, _espeak() as lib:
-        if lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise RuntimeError(f"espeak-ng has no {voice} voice")
-        buffer = ctypes.create_string_buffer(sentence.encode())
-        pointer = ctypes.c_char_p(ctypes.addressof(buffer))
-        clauses = []
-        while pointer.value:
-            clauses.append(lib.espeak_TextToPhonemes(ctypes.byref(pointer), _CHARS_UTF8, _IPA_SEPARATED).decode())
-    return clauses
-
-
-def _devanagari_word(word: str, table: dict[str, tuple[str, ...]] = _IPA_TO_DEVANAGARI) -> str:
-    """One word's IPA phonemes ("_"-separated) as a Devanagari word, with the IPA map ``table``.
-
-    A consonant followed by a consonant takes a virama, a vowel after a
-    consonant becomes its dependent sign, and ŋ after a vowel an anusvara
-    (plus ग unless a consonant follows, as in "रिंग").
-    """
-    units = [unit for phoneme in _word_phonemes(word) for unit in _ipa_units(phoneme, table)[0]]
-    out, previous = [], None  # previous: "C" consonant, "V" vowel, "N" anusvara
-    for i, unit in enumerate(units):
-        if unit in _VOWEL_SIGNS:
-            out.append(_VOWEL_SIGNS[unit] if previous == "C" else unit)
-            previous = "V"
-        elif unit == _ANUSVARA and previous == "V":
-            out.append(_ANUSVARA)
-            previous = "N"
-            if i + 1 == len(units) or units[i + 1] in _VOWEL_SIGNS:
-                out.append(_NG)
-                previous = "C"
-        else:
-            letter = "ङ" if unit == _ANUSVARA else unit
-            out.append(_VIRAMA + letter if previous == "C" else letter)
-            previous = "C"
-    return "".join(out)
-
-
-def _word_phonemes(word: str) -> list[str]:
-    """The phonemes of one word of espeak-ng's "_"-separated IPA, stress marks removed."""
-    return word.replace("ˈ", "").replace("ˌ", "").split("_")
-
-
-def _ipa_units(phoneme: str, table: dict[str, tuple[str, ...]] = _IPA_TO_DEVANAGARI) -> tuple[list[str], str]:
-    """Split one IPA phoneme string into Devanagari units by longest match in ``table``.
-
-    Returns the units and the characters no entry matched (left out of the
-    spelling; :func:`_unmapped` lists them, and a test keeps them to marks
-    such as the length sign after a matched vowel).
-    """
-    longest = max(map(len, table))
-    units, dropped, i = [], "", 0
-    while i < len(phoneme):
-        for size in range(min(longest, len(phoneme) - i), 0, -1):
-            if phoneme[i:i + size] in table:
-                units.extend(table[phoneme[i:i + size]])
-                i += size
-                break
-        else:
-            dropped += phoneme[i]
-            i += 1
-    return units, dropped
-
-
-def _unmapped(sentences: list[str] | tuple[str, ...], language: str) -> set[str]:
-    """Characters of the pronunciation of ``sentences`` (in ``language``) that the respelling leaves out."""
-    table = _ipa_table(language)
-    return {char for sentence in sentences for clause in _phonemes(sentence, LANGUAGES[language].voice)
-            for word in clause.split() for phoneme in _word_phonemes(word) for char in _ipa_units(phoneme, table)[1]}
-
-
-# --- the espeak-ng binding --------------------------------------------------------
-_SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
-_chunks: list[np.ndarray] = []
-
-
-@_SynthCallback
-def _collect(wav: ctypes._Pointer[ctypes.c_short], count: int, _events: int | None) -> int:
-    """espeak-ng's synthesis callback: keep a copy of each chunk of samples; 0 = go on."""
-    if count > 0:
-        _chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
-    return 0
-
-
-_LOCK = threading.Lock()
-os.register_at_fork(before=_LOCK.acquire, after_in_parent=_LOCK.release, after_in_child=_LOCK.release)
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL:
-    """The C library, whose ``srand`` seeds espeak-ng's breath noise."""
-    return ctypes.CDLL(ctypes.util.find_library("c"))
-
-
-@contextlib.contextmanager
-def _espeak() -> Iterator[ctypes.CDLL]:
-    """A freshly loaded and initialised libespeak-ng, unloaded on exit. Hold ``_LOCK``."""
-    lib = ctypes.CDLL(espeakng_loader.get_library_path())
-    try:
-        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-                                     ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
-        lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
-        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
-        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(),
-                                     _INITIALIZE_DONT_EXIT)
-        if rate != SAMPLE_RATE:
-            raise RuntimeError(f"espeak_Initialize returned {rate}, expected the sample rate {SAMPLE_RATE}")
-        lib.espeak_SetSynthCallback(_collect)
-        yield lib
-    finally:
-        lib.espeak_Terminate()
-        _ctypes.dlclose(lib._handle)
-
-
-def _synthesize(text: str, voice: str, params: dict[str, int], seed: int) -> np.ndarray:
-    """Raw espeak-ng speech for ``text`` in ``voice`` with ``params``, as floats in [-1, 1]."""
-    with _LOCK, _espeak() as lib:
-        if lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise ValueError(f"espeak-ng has no voice {voice!r}")
-        for name, value in params.items():
-            lib.espeak_SetParameter(_PARAMETERS[name], value, 0)
-        _libc().srand(seed)
-        lib.espeak_ng_SetRandSeed(ctypes.c_long(seed))
-        _chunks.clear()
-        data = text.encode() + b"\0"
-        status = lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
-        samples = np.concatenate([np.zeros(0, np.int16), *_chunks])
-        _chunks.clear()
-    if status != 0:
-        raise RuntimeError(f"espeak_Synth failed with status {status}")
-    return samples.astype(np.float64) / 32768.0

@@ -5,7 +5,7 @@ for a run: it loads a trained model (:func:`vfcross.load`: a model file, a
 work folder or a fusion run folder), preprocesses the samples the protocols
 need with the model's own face and voice settings (into the preprocessing
 cache, so a second evaluation reuses it), embeds them
-(:meth:`~vfcross.inference.VoiceFaceModel.embed_preprocessed`) and scores
+(:meth:`~vfcross.workflows.inference.VoiceFaceModel.embed_preprocessed`) and scores
 the protocols of :mod:`vfcross.evaluation.registry`:
 
 * with a lists folder (``eval.lists``), the official VoxCeleb1 lists: only
@@ -48,7 +48,7 @@ from vfcross.evaluation.registry import (
     protocols_for,
     read_official_lists,
 )
-from vfcross.inference import VoiceFaceModel, load
+from vfcross.workflows.inference import VoiceFaceModel, load
 from vfcross.io import atomic_write
 from vfcross.preprocess.run import (
     MODALITIES,

@@ -48,9 +48,10 @@ from vfcross.backbone.embedding import embed_face_batch, embed_rows, embed_utter
 from vfcross.backbone.inception import EMBEDDING_DIM
 from vfcross.backbone.objective import BackboneObjective, backbone_from_state
 from vfcross.backbone.sampler import face_batch
+from vfcross.backbone.task import BACKBONE_RUN
 from vfcross.config import RunConfig, from_dict, run_config, to_dict
 from vfcross.fusion.model import FusionModel
-from vfcross.fusion.task import fusion_from_state, project
+from vfcross.fusion.task import FUSION_RUN, fusion_from_state, project
 from vfcross.io import atomic_write, sha256_file
 from vfcross.preprocess.cache import settings_hash
 from vfcross.preprocess.faces import (
@@ -76,9 +77,6 @@ from vfcross.training import (
 FORMAT = "vfcross-model"
 #: Version of the model file layout; files of a later version are refused.
 FORMAT_VERSION = 1
-#: Run folders of a work folder, as the notebooks name them.
-BACKBONE_RUN = "backbone-single"
-FUSION_RUN = "fusion-full"
 #: Face images per forward pass.
 BATCH = 64
 #: Utterances preprocessed at a time (their crops go through the network in

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from vfcross.backbone.embedding import Embeddings, extract_embeddings
-from vfcross.backbone.task import train_backbone
+from vfcross.backbone.task import BACKBONE_RUN, train_backbone
 from vfcross.config import FULL_MODEL, RunConfig
 from vfcross.data.mavceleb import draw_identity_splits, read_trials, scan_mavceleb, trial_lists
 from vfcross.data.splits import check_splits
@@ -204,7 +204,7 @@ def language_config(cfg: RunConfig, language: str, shared: bool = False) -> RunC
 
 def shared_backbone(cfg: RunConfig) -> Path | None:
     """Notebook 02's backbone run, when ``multilingual.backbone`` is "shared" and the run exists (else None)."""
-    run = cfg.run_dir("backbone-single")
+    run = cfg.run_dir(BACKBONE_RUN)
     if cfg.multilingual.backbone != "shared" or not (run / "config.json").is_file():
         return None
     return run
@@ -332,7 +332,7 @@ def fame_results(models: list[LanguageModel], data: MultilingualData, cfg: RunCo
 
 def _embed_files(model, paths: list[str], modality: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Test-time embeddings of files by path, and the reason for each file the model cannot use."""
-    from vfcross.inference import InputError
+    from vfcross.workflows.inference import InputError
 
     embed = model.embed_voices if modality == "voice" else model.embed_faces
     vectors, failed = {}, {}
@@ -363,7 +363,7 @@ def write_submissions(models: list[LanguageModel], root: str | Path, lists: str 
     is named in the returned notes. Needs the fusion runs (the test-time
     embeddings u and v). Returns the files written and the notes.
     """
-    from vfcross.inference import load
+    from vfcross.workflows.inference import load
 
     root, out = Path(root), Path(out)
     trained = {m.language for m in models}

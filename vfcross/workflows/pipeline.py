@@ -23,7 +23,7 @@ from pathlib import Path
 from vfcross.reporting.readme import reports_readme
 from vfcross.reporting.summary import merge_summary
 
-NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
 #: Seconds each notebook took, by its number, in the committed default run (reports/summary.json,
 #: ``wall_time_s``: 3,006 s on a 2-core CPU without native bfloat16, the float32 path). Their shares

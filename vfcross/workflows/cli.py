@@ -85,7 +85,7 @@ def _ingest(args: argparse.Namespace) -> None:
 
     from vfcross.data.manifest import write_manifest
     from vfcross.data.voxceleb import scan_dataset
-    from vfcross.io import describe_skips
+    from vfcross.markdown import describe_skips
 
     manifest, skipped = scan_dataset(args.root, args.splits, args.skip_unlisted_identities)
     out = write_manifest(manifest, args.out)
@@ -100,7 +100,7 @@ def _preprocess(args: argparse.Namespace) -> None:
     """Preprocess a dataset (or the preset's synthetic population) into the cache."""
     from vfcross.data.dataset import prepare_dataset
     from vfcross.data.splits import check_splits
-    from vfcross.io import describe_skips
+    from vfcross.markdown import describe_skips
     from vfcross.preprocess.run import run_preprocessing
 
     cfg = _config(args)
@@ -138,7 +138,7 @@ def _train(args: argparse.Namespace) -> None:
 
 def _export(args: argparse.Namespace) -> None:
     """Export a trained model (backbone + fusion + preprocessing settings) to one safetensors file."""
-    from vfcross.inference import export
+    from vfcross.workflows.inference import export
 
     out = export(args.run, args.out, args.backbone)
     print(f"model of {args.run} -> {out} ({out.stat().st_size / 2**20:.1f} MiB)")
@@ -146,8 +146,8 @@ def _export(args: argparse.Namespace) -> None:
 
 def _match(args: argparse.Namespace) -> None:
     """Rank faces for a voice (or voices for a face) by the cosine similarity of a trained model."""
-    from vfcross.inference import load, match
-    from vfcross.io import markdown_table
+    from vfcross.workflows.inference import load, match
+    from vfcross.markdown import markdown_table
 
     if args.voice and (args.voices or not args.faces):
         raise ValueError("--voice needs --faces (and no --voices)")
@@ -166,7 +166,7 @@ def _match(args: argparse.Namespace) -> None:
 
 def _evaluate(args: argparse.Namespace) -> None:
     """Score a trained model on a dataset (generated protocols or the official lists): tables and summary.json."""
-    from vfcross.scoring import default_out, evaluate_model
+    from vfcross.workflows.scoring import default_out, evaluate_model
 
     out = args.out or default_out(args.model)
     summary = evaluate_model(args.model, args.root, out, args.splits, args.lists, args.preset,
@@ -180,7 +180,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 def _reproduce(args: argparse.Namespace) -> None:
     """Run every notebook headlessly and publish reports/."""
     from vfcross.data.dataset import prepare_dataset
-    from vfcross.pipeline import reproduce
+    from vfcross.workflows.pipeline import reproduce
 
     if args.lists:
         args.set = [*(args.set or []), f"eval.lists={Path(args.lists).resolve()}"]
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     finished (cache entries, epoch checkpoints) is kept, and the same command
     resumes it.
     """
-    from vfcross.pipeline import NotebookFailed
+    from vfcross.workflows.pipeline import NotebookFailed
 
     args = build_parser().parse_args(argv)
     name = f"vfcross {args.command}"
