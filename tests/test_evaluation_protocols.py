@@ -17,7 +17,7 @@ from vfcross.data.protocol_files import (
 from vfcross.data.voxceleb import scan_dataset
 from vfcross.evaluation.bootstrap import cluster_bootstrap_ci, paired_cluster_bootstrap_ci, weighted_mean
 from vfcross.evaluation.evaluate import compare, evaluate, scored_pairs
-from vfcross.evaluation.metrics import (
+from vfcross.metrics import (
     chance_mean_average_precision,
     eer,
     matching_credits,
@@ -372,6 +372,19 @@ def test_official_verification_and_matching_lists_miss_the_mini_set(mini):
     assert len(trials) == 0 and trials.candidates.shape == (0, 2)
     assert trials.coverage[0].as_dict() == {"list": "matching_v2f_U.csv", "rows": len(mlist), "scored": 0,
                                             "missing": len(mlist)}
+
+
+def test_table6_falls_back_to_generated_pairs_when_the_official_list_cannot_be_scored(mini):
+    """Notebook 05's rule (workflows.compare.ablation_pairs): the official random list where it has scorable rows."""
+    from vfcross.config import override, preset
+    from vfcross.workflows.compare import ablation_pairs
+
+    manifest, lists = mini
+    test = manifest[manifest["split"] == "test"]
+    assert ablation_pairs(test, preset("smoke")) == (None, "")  # no official lists asked for
+    pairs, why = ablation_pairs(test, override(preset("smoke"), {"eval.lists": str(lists)}))
+    assert pairs is None and why.startswith("the official random list has no scorable rows here")
+    assert why.endswith(f"use pairs generated on the {test.identity.nunique()} test identities instead")
 
 
 def mini_paths(manifest, identity, modality):

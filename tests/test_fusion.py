@@ -39,7 +39,8 @@ def test_fused_is_the_gated_mixture_of_normalised_projections():
     u, v = model.embed(faces, "face"), model.embed(voices, "voice")
     torch.testing.assert_close(u.norm(dim=1), torch.ones(6))
     torch.testing.assert_close(fused, k * u + (1 - k) * v)
-    expected_k = torch.sigmoid(model.gate(torch.cat([voices, faces], 1)))  # k = sigma(W[e, b] + B)
+    w, b = model.gate.weight.detach(), model.gate.bias.detach()  # k = sigma(W[e, b] + B), written out
+    expected_k = torch.sigmoid(voices @ w[:, :voices.shape[1]].T + faces @ w[:, voices.shape[1]:].T + b)
     torch.testing.assert_close(k, expected_k)
 
 
@@ -210,3 +211,32 @@ def test_best_epoch_prefers_the_first_of_ties_and_ignores_unvalidated_epochs():
     history = [{"epoch": 1}, {"epoch": 2, "val_auc": 0.7}, {"epoch": 3}, {"epoch": 4, "val_auc": 0.7}]
     assert best_epoch(history, "val_auc") == 2
     assert best_epoch([{"epoch": 1}], "val_auc") is None
+
+
+def test_every_variant_is_trained_per_seed_on_that_seeds_backbone_and_reused(tmp_path):
+    """Notebook 05's loop (workflows.compare.train_variants): variant x seed, fusion seed s on backbone seed s."""
+    import json
+
+    from vfcross import config as C
+    from vfcross.fusion.task import fusion_run
+    from vfcross.training import CHECKPOINT, TRAINED_FROM
+    from vfcross.workflows.compare import train_variants
+
+    cfg = C.override(C.preset("smoke"), {"work_dir": str(tmp_path), "fusion.seeds": [0, 1], "fusion.dim": 8,
+                                         "fusion.loop.epochs": 1})
+    embeddings = {s: dataclasses.replace(_embeddings(seed=s, per_split=(("train", 6), ("val", 3))),
+                                         checkpoint_sha256=str(s) * 64) for s in (0, 1)}
+    first = train_variants(cfg, embeddings, "val")
+    val_rows = int((embeddings[0].table.split == "val").sum())
+    assert list(first) == list(TABLE6_VARIANTS)
+    for variant, by_seed in first.items():
+        assert sorted(by_seed) == [0, 1] and all(v.shape == (val_rows, 8) for v in by_seed.values())
+        for seed in (0, 1):
+            record = json.loads((fusion_run(cfg, variant, seed) / TRAINED_FROM).read_text())
+            assert record["data"]["backbone_checkpoint_sha256"] == str(seed) * 64
+    assert not np.allclose(first[C.FULL_MODEL][0], first[C.FULL_MODEL][1])
+    checkpoints = sorted(tmp_path.rglob(CHECKPOINT))
+    written = [p.stat().st_mtime_ns for p in checkpoints]
+    again = train_variants(cfg, embeddings, "val")  # the trained runs are reused, not trained anew
+    assert len(checkpoints) == 2 * len(TABLE6_VARIANTS) and [p.stat().st_mtime_ns for p in checkpoints] == written
+    assert all(np.array_equal(first[v][s], again[v][s]) for v in first for s in (0, 1))
