@@ -19,6 +19,16 @@ values from these types. Every field is validated when its dataclass is built
 from code, a saved file or ``--set``, fails at once with a
 :class:`ConfigError` naming the dotted key and what is allowed, before any
 work starts.
+
+Why the check is written here and not pydantic's (measured with pydantic
+2.14.4 on a prototype of these sections): pydantic would replace about 100
+lines (the type check, the coercion of saved JSON and ``--set``), but adds an
+11 MB dependency, makes importing the configuration about 110 ms instead of
+33 ms, and reports a range check of ``__post_init__`` inside a multi-line
+``ValidationError``, which every caller would have to unwrap to keep errors to
+one line naming the key; the stages also build and copy these sections as
+plain dataclasses (``dataclasses.replace``). An annotation the check here does
+not know is refused, not passed (:func:`_type_problem`).
 """
 
 from __future__ import annotations
