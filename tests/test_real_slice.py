@@ -56,3 +56,23 @@ def test_preprocess_train_embed_fuse_and_evaluate_the_real_slice(shared_data, tm
                        split=e.split)
     verification = results["verification"]
     assert verification["pairs"] > 0 and 0.0 <= verification["auc"] <= 1.0 and 0.0 <= verification["eer"] <= 1.0
+
+
+def test_both_backbones_per_seed_on_the_slice_reusing_the_trained_single_stream(slice_work):
+    """Notebook 05's backbone loop (workflows.compare.train_backbones): the trained run is reused, the dual is new."""
+    from vfcross.backbone.task import stage_embeddings
+    from vfcross.reporting.claims import DUAL_BACKBONE, SINGLE_BACKBONE
+    from vfcross.training import CHECKPOINT
+    from vfcross.workflows.compare import train_backbones
+
+    cfg, manifest = slice_work
+    cfg = override(cfg, {"backbone.seeds": [0], "fusion.seeds": [0], "fusion.loop.seed": 0})
+    single = cfg.run_dir(BACKBONE_RUN) / CHECKPOINT
+    written = single.stat().st_mtime_ns
+    rows = manifest[manifest["split"] == "test"]
+    systems = train_backbones(cfg, manifest, rows)
+    assert {name: sorted(by_seed) for name, by_seed in systems.items()} == {SINGLE_BACKBONE: [0], DUAL_BACKBONE: [0]}
+    assert single.stat().st_mtime_ns == written  # notebook 02's run, not trained again
+    np.testing.assert_array_equal(systems[SINGLE_BACKBONE][0], stage_embeddings(cfg, rows, 0, progress=False).vectors)
+    dual = systems[DUAL_BACKBONE][0]
+    assert dual.shape == (len(rows), 512) and not np.allclose(dual, systems[SINGLE_BACKBONE][0])
