@@ -65,14 +65,18 @@ def test_both_backbones_per_seed_on_the_slice_reusing_the_trained_single_stream(
     from vfcross.training import CHECKPOINT
     from vfcross.workflows.compare import train_backbones
 
-    cfg, manifest = slice_work
-    cfg = override(cfg, {"backbone.seeds": [0], "fusion.seeds": [0], "fusion.loop.seed": 0})
+    cfg, manifest = slice_work  # shared by other tests: the session's configuration, unchanged
     single = cfg.run_dir(BACKBONE_RUN) / CHECKPOINT
     written = single.stat().st_mtime_ns
     rows = manifest[manifest["split"] == "test"]
     systems = train_backbones(cfg, manifest, rows)
-    assert {name: sorted(by_seed) for name, by_seed in systems.items()} == {SINGLE_BACKBONE: [0], DUAL_BACKBONE: [0]}
+    seeds = sorted(cfg.backbone.seeds)
+    assert len(seeds) > 1
+    assert {name: sorted(by_seed) for name, by_seed in systems.items()} == {SINGLE_BACKBONE: seeds, DUAL_BACKBONE: seeds}
     assert single.stat().st_mtime_ns == written  # notebook 02's run, not trained again
-    np.testing.assert_array_equal(systems[SINGLE_BACKBONE][0], stage_embeddings(cfg, rows, 0, progress=False).vectors)
-    dual = systems[DUAL_BACKBONE][0]
-    assert dual.shape == (len(rows), 512) and not np.allclose(dual, systems[SINGLE_BACKBONE][0])
+    for seed in seeds:
+        single_vectors = stage_embeddings(cfg, rows, seed, progress=False).vectors
+        np.testing.assert_array_equal(systems[SINGLE_BACKBONE][seed], single_vectors)
+        dual = systems[DUAL_BACKBONE][seed]
+        assert dual.shape == (len(rows), 512) and not np.allclose(dual, single_vectors)
+    assert not np.allclose(systems[SINGLE_BACKBONE][seeds[0]], systems[SINGLE_BACKBONE][seeds[1]])
