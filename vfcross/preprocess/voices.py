@@ -109,31 +109,36 @@ def frame_energies(signal: np.ndarray, window: int, hop: int) -> np.ndarray:
     return cumulative[np.minimum(starts + window, len(signal))] - cumulative[starts]
 
 
-def vad(signal: np.ndarray, sr: int, cfg: VoiceConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Short-time-energy voice activity detection.
+def vad_mask(signal: np.ndarray, sr: int, cfg: VoiceConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Short-time-energy voice activity detection: which samples and which frames are kept.
 
     The signal is cut into frames of ``vad_window_ms`` overlapping by
     ``vad_overlap``; a frame is kept when its energy (sum of squared samples)
-    is at most ``vad_threshold_db`` below the loudest frame's. Returns the kept
-    samples and the boolean per-frame keep mask (frame ``k`` starts at sample
-    ``k * hop``). A silent signal keeps nothing.
+    is at most ``vad_threshold_db`` below the loudest frame's. Returns the
+    boolean per-sample mask and the per-frame mask (frame ``k`` starts at
+    sample ``k * hop``). A silent signal keeps nothing.
 
     Overlapping frames share samples, so concatenating whole frames would
     repeat audio. Instead every sample belongs to exactly one frame, the one
     whose centre is nearest: frame ``k`` owns the hop-long segment in the
     middle of its window, ``[k*hop + (window-hop)/2, (k+1)*hop + (window-hop)/2)``,
     (halves rounded down), the first frame also owns the samples before that
-    and the last frame those after. The kept signal is the kept frames' own segments, in order.
+    and the last frame those after. A sample is kept when its frame is.
     """
     window, hop = vad_frames(sr, cfg)
     energies = frame_energies(signal, window, hop)
     loudest = energies.max(initial=0.0)
     if loudest <= 0.0:
-        return signal[:0], np.zeros(len(energies), dtype=bool)
+        return np.zeros(len(signal), dtype=bool), np.zeros(len(energies), dtype=bool)
     keep = energies >= loudest * 10.0 ** (-cfg.vad_threshold_db / 10.0)
-    owner = (np.arange(len(signal)) - (window - hop) // 2) // hop
-    owner = np.clip(owner, 0, len(energies) - 1)
-    return signal[keep[owner]], keep
+    owner = np.clip((np.arange(len(signal)) - (window - hop) // 2) // hop, 0, len(energies) - 1)
+    return keep[owner], keep
+
+
+def vad(signal: np.ndarray, sr: int, cfg: VoiceConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The samples :func:`vad_mask` keeps, in order, and its per-frame keep mask."""
+    samples, keep = vad_mask(signal, sr, cfg)
+    return signal[samples], keep
 
 
 def spectrogram(signal: np.ndarray, cfg: VoiceConfig) -> np.ndarray:

@@ -24,10 +24,8 @@ import seaborn as sns
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from vfcross.config import VoiceConfig
 from vfcross.evaluation.protocols import RESTRICTIONS
 from vfcross.preprocess import load_face, load_spectrogram
-from vfcross.preprocess.voices import read_audio, vad, vad_frames
 
 #: Dots per inch of every figure, on screen and in the saved PNGs.
 DPI = 100
@@ -175,29 +173,23 @@ def sample_grid(manifest: pd.DataFrame, identities: int = 6, faces: int = 3, voi
     return fig
 
 
-def vad_figure(path: str | Path, cfg: VoiceConfig) -> plt.Figure:
+def vad_figure(audio: np.ndarray, kept: np.ndarray, sample_rate: int) -> plt.Figure:
     """A clip's waveform before voice activity detection (dropped samples shaded) and after it.
 
-    The shading marks exactly the samples :func:`vfcross.preprocess.voices.vad`
-    drops: each VAD frame owns the hop-long segment in the middle of its
-    window, so the shaded time adds up to the clip's length minus the kept length.
+    ``kept`` is the per-sample mask of :func:`vfcross.preprocess.voices.vad_mask`,
+    so the shaded time is exactly what the VAD drops: the clip's length minus the kept length.
     """
-    audio = read_audio(path, cfg.sample_rate)
-    kept, keep = vad(audio, cfg.sample_rate, cfg)
-    window, hop = vad_frames(cfg.sample_rate, cfg)
-    owner = np.clip((np.arange(len(audio)) - (window - hop) // 2) // hop, 0, len(keep) - 1)
-    dropped = ~keep[owner]
     colours = sns.color_palette(PALETTE)
     fig, axes = _figure(2, 1, (WIDTH, 3.2), sharex=True)
     top, bottom = axes[:, 0]
-    seconds = len(audio) / cfg.sample_rate
-    top.plot(np.arange(len(audio)) / cfg.sample_rate, audio, lw=0.4, color=colours[0])
-    edges = np.flatnonzero(np.diff(np.r_[0, dropped.astype(np.int8), 0]))
+    top.plot(np.arange(len(audio)) / sample_rate, audio, lw=0.4, color=colours[0])
+    edges = np.flatnonzero(np.diff(np.r_[0, (~kept).astype(np.int8), 0]))
     for start, stop in zip(edges[::2], edges[1::2]):
-        top.axvspan(start / cfg.sample_rate, stop / cfg.sample_rate, color=colours[3], alpha=0.3, lw=0)
-    top.set_title(f"before VAD ({seconds:.2f} s; shaded: {dropped.sum() / cfg.sample_rate:.2f} s dropped)")
-    bottom.plot(np.arange(len(kept)) / cfg.sample_rate, kept, lw=0.4, color=colours[2])
-    bottom.set_title(f"after VAD ({len(kept) / cfg.sample_rate:.2f} s kept)")
+        top.axvspan(start / sample_rate, stop / sample_rate, color=colours[3], alpha=0.3, lw=0)
+    top.set_title(f"before VAD ({len(audio) / sample_rate:.2f} s; "
+                  f"shaded: {(~kept).sum() / sample_rate:.2f} s dropped)")
+    bottom.plot(np.arange(kept.sum()) / sample_rate, audio[kept], lw=0.4, color=colours[2])
+    bottom.set_title(f"after VAD ({kept.sum() / sample_rate:.2f} s kept)")
     bottom.set_xlabel("seconds")
     return fig
 
