@@ -81,8 +81,5 @@ def remove_stale_temporaries(folder: Path, names: tuple[str, ...]) -> list[Path]
 
 def sha256_file(path: str | Path) -> str:
     """Hex SHA-256 of a file's bytes (checkpoints and models are identified by it)."""
-    digest = hashlib.sha256()
     with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(stream, "sha256").hexdigest()

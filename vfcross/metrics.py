@@ -61,12 +61,6 @@ def _tie_groups(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> 
     return s[first], positive, negative
 
 
-def _auc_of_groups(positive: np.ndarray, negative: np.ndarray) -> float:
-    """AUC from the positive and negative weight of each tie group (increasing score)."""
-    below = np.cumsum(negative) - negative
-    return float(np.dot(positive, below + negative / 2) / (positive.sum() * negative.sum()))
-
-
 def roc_auc(scores: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
     """Area under the ROC curve: P(score of a positive > score of a negative), ties counting half.
 
@@ -77,7 +71,8 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | 
     """
     scores, labels, weights = _check_binary(scores, labels, sample_weight)
     _, positive, negative = _tie_groups(scores, labels, weights)
-    return _auc_of_groups(positive, negative)
+    below = np.cumsum(negative) - negative  # negative weight strictly below each tie group
+    return float(np.dot(positive, below + negative / 2) / (positive.sum() * negative.sum()))
 
 
 def roc_points(
@@ -105,17 +100,8 @@ def eer(scores: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None
     crosses it (linear interpolation, as is usual in speaker verification).
     ``sample_weight`` as in :func:`roc_auc`.
     """
-    scores, labels, weights = _check_binary(scores, labels, sample_weight)
-    _, positive, negative = _tie_groups(scores, labels, weights)
-    return _eer_of_groups(positive, negative)
-
-
-def _eer_of_groups(positive: np.ndarray, negative: np.ndarray) -> float:
-    """EER from the positive and negative weight of each tie group (increasing score; empty groups ignored)."""
-    kept = (positive + negative) > 0
-    positive, negative = positive[kept], negative[kept]
-    tps, fps = np.cumsum(positive[::-1]), np.cumsum(negative[::-1])
-    return _interpolated_eer(np.r_[0.0, fps / fps[-1]], np.r_[0.0, tps / tps[-1]])
+    fpr, tpr, _ = roc_points(scores, labels, sample_weight)
+    return _interpolated_eer(fpr, tpr)
 
 
 def _interpolated_eer(fpr: np.ndarray, tpr: np.ndarray) -> float:
@@ -297,10 +283,14 @@ def _chunk_average_precisions(similarity: np.ndarray, query_codes: np.ndarray, g
     return result
 
 
-def _check_chunk_size(chunk_size: int) -> None:
-    """Reject chunk sizes that cannot make progress."""
+def _chunked_average_precisions(chunk, query_codes: np.ndarray, gallery_codes: np.ndarray,
+                                chunk_size: int) -> np.ndarray:
+    """Per-query AP, ``chunk_size`` queries at a time; ``chunk(start, stop)`` makes a fresh similarity chunk."""
     if int(chunk_size) < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    parts = [_chunk_average_precisions(chunk(start, start + chunk_size), query_codes[start:start + chunk_size],
+                                       gallery_codes) for start in range(0, len(query_codes), chunk_size)]
+    return np.concatenate(parts) if parts else np.empty(0)
 
 
 def average_precisions(
@@ -322,16 +312,8 @@ def average_precisions(
             f"similarity must have shape (queries, gallery) = ({len(query_codes)}, {len(gallery_codes)}), "
             f"got {similarity.shape}"
         )
-    _check_chunk_size(chunk_size)
-    parts = [
-        _chunk_average_precisions(
-            np.array(similarity[start : start + chunk_size], dtype=np.float64),
-            query_codes[start : start + chunk_size],
-            gallery_codes,
-        )
-        for start in range(0, len(query_codes), chunk_size)
-    ]
-    return np.concatenate(parts) if parts else np.empty(0)
+    return _chunked_average_precisions(lambda start, stop: np.array(similarity[start:stop], dtype=np.float64),
+                                       query_codes, gallery_codes, chunk_size)
 
 
 def mean_of_average_precisions(per_query: np.ndarray) -> float:
@@ -425,16 +407,8 @@ def retrieval_map(
     query_codes, gallery_codes = _label_codes(query_labels, gallery_labels)
     if len(query_codes) != len(query_vectors) or len(gallery_codes) != len(gallery_vectors):
         raise ValueError("labels must have one entry per vector")
-    _check_chunk_size(chunk_size)
-    parts = [
-        _chunk_average_precisions(
-            query_vectors[start : start + chunk_size] @ gallery_vectors.T,
-            query_codes[start : start + chunk_size],
-            gallery_codes,
-        )
-        for start in range(0, len(query_codes), chunk_size)
-    ]
-    return np.concatenate(parts) if parts else np.empty(0)
+    return _chunked_average_precisions(lambda start, stop: query_vectors[start:stop] @ gallery_vectors.T,
+                                       query_codes, gallery_codes, chunk_size)
 
 
 def bootstrap_ci(

@@ -28,10 +28,8 @@ def init_worker_process(parent: int) -> None:
     workers print no tracebacks of their own.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the watchdog alone
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # not Linux: the watchdog alone
     if os.getppid() != parent:  # the parent died before the kernel could be told
         os._exit(1)
 

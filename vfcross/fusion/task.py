@@ -54,7 +54,6 @@ LOSSES = choices(FusionLoss)
 FUSION_RUN = "fusion-full"
 
 
-
 class FusionObjective(nn.Module):
     """Fusion model + the configured loss; logs CE and OPL whether or not they are trained."""
 

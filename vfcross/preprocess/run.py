@@ -146,13 +146,8 @@ def preprocess(manifest: pd.DataFrame, cfg: RunConfig, progress: bool = True) ->
 
     ordered = [_apply_no_face(outcomes[i], cfg.face) if modality == "face" else outcomes[i]
                for i, modality in enumerate(manifest["modality"])]
-    report = pd.DataFrame({
-        "relpath": manifest["relpath"].to_numpy(),
-        "modality": manifest["modality"].to_numpy(),
-        "identity": manifest["identity"].to_numpy(),
-        "outcome": [o.outcome for o in ordered],
-        "reason": [o.reason for o in ordered],
-    })
+    report = pd.DataFrame({**{c: manifest[c].to_numpy() for c in ("relpath", "modality", "identity")},
+                           "outcome": [o.outcome for o in ordered], "reason": [o.reason for o in ordered]})
     report = _drop_incomplete_identities(report)
     usable = report["outcome"].isin(USABLE).to_numpy()
     kept = manifest.reset_index(drop=True).assign(
@@ -216,7 +211,9 @@ def _process(todo: dict[str, list[Job]], folders: dict[str, Path], cfg: RunConfi
                     disable=not progress or not todo[m]) for m in MODALITIES}
     results: dict[int, Outcome] = {}
     try:
-        with single_torch_thread(), _pool(helpers) as pool:
+        # helpers are spawned processes, terminated when the block is left (normally or by Ctrl-C)
+        pool_block = worker_pool(helpers, "spawn") if helpers > 0 else contextlib.nullcontext()
+        with single_torch_thread(), pool_block as pool:
             for modality, outcomes in _schedule(tasks, pool, helpers, face_device):
                 results.update(outcomes)
                 bars[modality].update(len(outcomes))
@@ -270,30 +267,9 @@ def _schedule(tasks: list[Task], pool: Pool | None, helpers: int,
             probes[0].wait(0.05) if probes else time.sleep(0.05)
 
 
-def _chunks(jobs: list[Job], size: int) -> list[list[Job]]:
-    """``jobs`` in consecutive lists of at most ``size``."""
-    return [jobs[start:start + size] for start in range(0, len(jobs), size)]
-
-
 def _tasks(modality: str, jobs: list[Job], size: int, folder: Path, settings: Any) -> list[Task]:
-    """The tasks of one modality's jobs."""
-    return [(modality, part, folder, settings) for part in _chunks(jobs, size)]
-
-
-@contextlib.contextmanager
-def _pool(helpers: int) -> Iterator[Pool | None]:
-    """A pool of ``helpers`` spawned processes (None for none), stopped on exit.
-
-    Leaving the block, normally or by an exception such as Ctrl-C, terminates
-    the helpers at once rather than waiting for handed-out tasks. They die
-    with this process too (:func:`vfcross.processes.init_worker_process`, run first
-    thing in each, before the heavy imports).
-    """
-    if helpers < 1:
-        yield None
-        return
-    with worker_pool(helpers, "spawn") as pool:
-        yield pool
+    """The tasks of one modality's jobs, at most ``size`` consecutive jobs each."""
+    return [(modality, jobs[start:start + size], folder, settings) for start in range(0, len(jobs), size)]
 
 
 def _ready() -> bool:
