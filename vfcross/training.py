@@ -408,13 +408,13 @@ def objective_state(run_dir: str | Path, expected: Mapping[str, Any] | None = No
     :class:`RunMismatchError` says what differs (see :func:`check_run`).
     """
     path = state_path(run_dir, last)
-    state = _checked_checkpoint(run_dir, expected) if expected is not None else None
+    state = check_run(run_dir, expected) if expected is not None else None
     if state is None or path.name != CHECKPOINT:  # the checked checkpoint is read once, not twice
         state = torch.load(path, map_location="cpu", weights_only=False)
     return state["objective"]
 
 
-def check_run(run_dir: str | Path, expected: Mapping[str, Any]) -> None:
+def check_run(run_dir: str | Path, expected: Mapping[str, Any]) -> dict[str, Any]:
     """Raise :class:`RunMismatchError` unless the run in ``run_dir`` was trained with ``expected`` stage settings.
 
     ``expected`` holds dotted keys as :func:`stage_settings` gives them: the
@@ -422,13 +422,9 @@ def check_run(run_dir: str | Path, expected: Mapping[str, Any]) -> None:
     a model is never handed to a configuration that describes another one.
     How it was trained (the loop settings, the seed, the epochs) is recorded
     in the run (``trained_from.json``) and checked when training resumes, not
-    here: several runs of one configuration may differ in their seeds.
+    here: several runs of one configuration may differ in their seeds. Returns the run's last
+    checkpoint, loaded once.
     """
-    _checked_checkpoint(run_dir, expected)
-
-
-def _checked_checkpoint(run_dir: str | Path, expected: Mapping[str, Any]) -> dict[str, Any]:
-    """The run's last checkpoint, loaded once, after :func:`check_run`'s check of ``expected`` on it."""
     ckpt = Path(run_dir) / CHECKPOINT
     if not ckpt.exists():
         raise FileNotFoundError(f"no checkpoint in {run_dir}: train that stage first")

@@ -91,21 +91,18 @@ def find_meta(root: str | os.PathLike) -> Path | None:
     return found[0] if found else None
 
 
-def _classify(parts: tuple[str, ...], modality: str) -> tuple[str, str | None, str] | None:
-    """(identity, language or None, video) of a sample below voices/ or faces/; None for a test file.
-
-    Raises LookupError for a file in no known place.
-    """
+def _classify(parts: tuple[str, ...], modality: str) -> str | tuple[str | None, str]:
+    """(language or None, video) of a sample below voices/ or faces/, or the reason to skip the file."""
     extensions = VOICE_EXTENSIONS if modality == "voice" else FACE_EXTENSIONS
     if Path(parts[-1]).suffix.lower() not in extensions:
-        raise LookupError("unexpected extension")
+        return REASON_UNEXPECTED
     if len(parts) == 2:
-        return None
+        return REASON_TEST_FILE
     if len(parts) == 4:
-        return parts[0], parts[1], parts[2]
+        return parts[1], parts[2]
     if len(parts) == 3 and modality == "face":
-        return parts[0], None, parts[1]
-    raise LookupError("unexpected place")
+        return None, parts[1]
+    return REASON_UNEXPECTED
 
 
 def scan_mavceleb(root: str | os.PathLike, meta_file: str | os.PathLike | None = None,
@@ -133,16 +130,11 @@ def scan_mavceleb(root: str | os.PathLike, meta_file: str | os.PathLike | None =
             relpath = "/".join((top, *parts))
             record = {"path": str(root / relpath), "identity": parts[0] if len(parts) > 2 else pd.NA,
                       "modality": modality}
-            try:
-                where = _classify(parts, modality)
-            except LookupError:
-                skipped.append({**record, "reason": REASON_UNEXPECTED})
-                continue
-            if where is None:
-                skipped.append({**record, "reason": REASON_TEST_FILE})
-                continue
-            _, language, video = where
-            samples.append({**record, "relpath": relpath, "video": video, "language": language})
+            where = _classify(parts, modality)
+            if isinstance(where, str):
+                skipped.append({**record, "reason": where})
+            else:
+                samples.append({**record, "relpath": relpath, "video": where[1], "language": where[0]})
 
     frame = pd.DataFrame(samples, columns=["identity", "modality", "path", "relpath", "video", "language"])
     frame = keep_identities_with_both_modalities(frame, skipped)

@@ -293,15 +293,8 @@ def read_verification_list(
         for name, value in zip(columns, (voice, face, int(fields[3]), voice_id, face_id)):
             columns[name].append(value)
     match = _VERIF_NAME.fullmatch(path.stem)
-    parsed = VerificationList(
-        name=match["name"] if match else path.stem,
-        source=str(path),
-        voice_paths=np.array(columns["voice_paths"], dtype=str),
-        face_paths=np.array(columns["face_paths"], dtype=str),
-        labels=np.array(columns["labels"], dtype=np.int64),
-        voice_identities=np.array(columns["voice_identities"], dtype=str),
-        face_identities=np.array(columns["face_identities"], dtype=str),
-    )
+    arrays = {name: np.array(values, dtype=np.int64 if name == "labels" else str) for name, values in columns.items()}
+    parsed = VerificationList(name=match["name"] if match else path.stem, source=str(path), **arrays)
     return parsed if root is None else resolve(parsed, root)
 
 

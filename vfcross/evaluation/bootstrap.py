@@ -297,19 +297,8 @@ class PairedInterval:
     identities: int
 
     def as_dict(self) -> dict:
-        """JSON-ready form (intervals as lists)."""
-        return {
-            "difference": self.difference,
-            "ci": list(self.ci),
-            "a": self.a,
-            "a_ci": list(self.a_ci),
-            "b": self.b,
-            "b_ci": list(self.b_ci),
-            "level": self.level,
-            "n_boot": self.n_boot,
-            "failures": self.failures,
-            "identities": self.identities,
-        }
+        """JSON-ready form (intervals as lists), keys in field order."""
+        return {key: list(value) if key.endswith("ci") else value for key, value in vars(self).items()}
 
 
 def paired_cluster_bootstrap_ci(

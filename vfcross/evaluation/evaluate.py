@@ -73,11 +73,6 @@ LEVEL = 0.95
 INTERVAL = "identity cluster bootstrap"
 
 
-def _interval(values: tuple[float, float]) -> list[float]:
-    """A confidence interval as a JSON list."""
-    return [float(values[0]), float(values[1])]
-
-
 def _check_vectors(vectors: np.ndarray, table: pd.DataFrame) -> np.ndarray:
     """Row embeddings: one finite, L2-normalised row per table row (cosine = dot product)."""
     vectors = np.asarray(vectors)
@@ -155,7 +150,7 @@ def identity_ci(
         notes.append(f"{what}: no identity-level interval ({single})")
         return None
     try:
-        return _interval(cluster_bootstrap_ci(statistic, clusters, *arrays, n_boot=n_boot, level=LEVEL, seed=seed))
+        return list(cluster_bootstrap_ci(statistic, clusters, *arrays, n_boot=n_boot, level=LEVEL, seed=seed))
     except ValueError as error:
         notes.append(f"{what}: no identity-level interval ({error}); too few identities")
         return None
@@ -377,12 +372,8 @@ def _population(protocols: Protocols, table: pd.DataFrame, split: str) -> int:
     if not protocols.folder:
         return len(split_identities(table, split))
     identity = _identities(table)
-    seen: set[str] = set()
-    for made in protocols.made.values():
-        if made.scorable:
-            for rows in protocol_rows(made.protocol):
-                seen.update(identity[np.asarray(rows).ravel()].tolist())
-    return len(seen)
+    rows = [np.asarray(r).ravel() for m in protocols.made.values() if m.scorable for r in protocol_rows(m.protocol)]
+    return len(set(identity[np.concatenate(rows)].tolist())) if rows else 0
 
 
 def evaluate_protocols(

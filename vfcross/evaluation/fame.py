@@ -102,31 +102,23 @@ def languages_of(table: pd.DataFrame) -> tuple[str, ...]:
     return tuple(sorted(found, key=lambda lang: (lang != "English", lang)))
 
 
-def _group_eer(groups: np.ndarray, scores: np.ndarray, labels: np.ndarray, wanted: tuple[int, ...],
+def _per_group(metric, groups: np.ndarray, scores: np.ndarray, labels: np.ndarray, wanted: tuple[int, ...],
                sample_weight: np.ndarray | None = None) -> list[float]:
-    """EER of each group of pairs in ``wanted`` (weights as :mod:`.bootstrap` passes them)."""
-    out = []
-    for group in wanted:
-        mask = groups == group
-        weight = None if sample_weight is None else sample_weight[mask]
-        out.append(eer(scores[mask], labels[mask], sample_weight=weight))
-    return out
+    """``metric`` of each group of pairs in ``wanted`` (weights as :mod:`.bootstrap` passes them)."""
+    return [metric(scores[groups == g], labels[groups == g],
+                   sample_weight=None if sample_weight is None else sample_weight[groups == g]) for g in wanted]
 
 
 def _mean_eer(groups, scores, labels, sample_weight=None) -> float:
     """The overall score: mean of the EERs of every group of pairs."""
-    return float(np.mean(_group_eer(groups, scores, labels, tuple(np.unique(groups)), sample_weight)))
+    return float(np.mean(_per_group(eer, groups, scores, labels, tuple(np.unique(groups)), sample_weight)))
 
 
 def _gap(metric):
     """Statistic ``metric(group 1) - metric(group 0)`` over two groups of pairs (unheard minus heard)."""
     def statistic(groups, scores, labels, sample_weight=None) -> float:
-        values = []
-        for group in (0, 1):
-            mask = groups == group
-            weight = None if sample_weight is None else sample_weight[mask]
-            values.append(metric(scores[mask], labels[mask], sample_weight=weight))
-        return float(values[1] - values[0])
+        heard, unheard = _per_group(metric, groups, scores, labels, (0, 1), sample_weight)
+        return float(unheard - heard)
     return statistic
 
 

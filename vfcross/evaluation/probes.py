@@ -65,12 +65,7 @@ def _outer(groups: np.ndarray, n_folds: int, seed: int, fit: np.ndarray | None) 
     if fit is not None:
         fit = np.asarray(fit, dtype=bool)
         return [(np.flatnonzero(fit), np.flatnonzero(~fit))]
-    return [(_train_rows(len(groups), test), test) for test in _folds(groups, n_folds, seed)]
-
-
-def _train_rows(n: int, test: np.ndarray) -> np.ndarray:
-    """The rows not in ``test``."""
-    return np.setdiff1d(np.arange(n), test)
+    return [(np.setdiff1d(np.arange(len(groups)), test), test) for test in _folds(groups, n_folds, seed)]
 
 
 def _r2(y: np.ndarray, predicted: np.ndarray) -> float:
@@ -137,7 +132,7 @@ def _inner_best(svd: _Decompositions, outer: np.ndarray, targets: np.ndarray, gr
     """
     totals = np.zeros(len(RIDGE_ALPHA))
     for fold in _folds(groups[outer], 3, seed + 1):
-        train = _train_rows(len(outer), fold)
+        train = np.setdiff1d(np.arange(len(outer)), fold)
         predictions = _ridge_predictions(svd, outer[train], targets[outer[train]], outer[fold])
         totals += [score(pred, fold) for pred in predictions]
     return int(np.argmax(totals))

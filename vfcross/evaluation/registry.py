@@ -155,16 +155,14 @@ class Made:
     @property
     def scorable(self) -> bool:
         """Whether there is anything to score."""
-        return self.protocol is not None and len(_units(self.protocol)) > 0
+        return self.protocol is not None and len(protocol_rows(self.protocol)[0]) > 0
 
     @property
     def note(self) -> str:
         """Why nothing can be scored ("" when something can)."""
         if self.scorable:
             return ""
-        if self.notes:
-            return "; ".join(self.notes)
-        return "no row of the list has all its files in the evaluated table"
+        return "; ".join(self.notes) or "no row of the list has all its files in the evaluated table"
 
     def counts(self) -> dict[str, int]:
         """``{"rows", "scored", "missing"}``: list rows, rows scored and rows left out.
@@ -175,22 +173,13 @@ class Made:
         if self.protocol is None:
             return {"rows": 0, "scored": 0, "missing": 0}
         if not self.coverage:
-            n = len(_units(self.protocol))
+            n = len(protocol_rows(self.protocol)[0])  # the scored units: pairs, trials or queries
             if isinstance(self.protocol, RetrievalTask):
                 n += len(self.protocol.gallery)
             return {"rows": n, "scored": n, "missing": 0}
         rows = sum(c.rows for c in self.coverage)
         scored = sum(c.scored for c in self.coverage)
         return {"rows": rows, "scored": scored, "missing": rows - scored}
-
-
-def _units(protocol: Protocol) -> np.ndarray:
-    """The scored units of a protocol: pairs, trials (probes) or queries."""
-    if isinstance(protocol, VerificationPairs):
-        return protocol.labels
-    if isinstance(protocol, MatchingTrials):
-        return protocol.probes
-    return protocol.queries
 
 
 @dataclass
@@ -271,11 +260,6 @@ class Protocols:
 
 # --- generated -----------------------------------------------------------------------------------
 
-def generated_label(seed: int) -> str:
-    """How a generated protocol is labelled."""
-    return f"generated (seed {seed})"
-
-
 def generated_protocols(
     table: pd.DataFrame, seed: int = 0, n_pairs: int = 0, n_trials: int = 2000, split: str = "test",
     kinds: tuple[str, ...] = ("verification", "matching", "retrieval"),
@@ -290,7 +274,7 @@ def generated_protocols(
     protocol that cannot be drawn on this data (e.g. a restriction nobody
     shares) is kept with the reason in its notes.
     """
-    label = generated_label(seed)
+    label = f"generated (seed {seed})"
     max_n = min(MAX_N, len(split_identities(table, split)))
     by_source: dict[tuple, Made] = {}
     made: dict[tuple[str, ...], Made] = {}
@@ -370,11 +354,6 @@ def read_official_lists(folder: str | os.PathLike, root: str | os.PathLike | Non
     return OfficialLists(folder, lists, tuple(n for n in OFFICIAL_FILES if n not in lists))
 
 
-def official_label(files: tuple[str, ...]) -> str:
-    """How an official protocol is labelled, e.g. ``official: veriflist_test_G_unseenunheard.txt``."""
-    return "official: " + " + ".join(files)
-
-
 def official_protocols(
     lists: OfficialLists, table: pd.DataFrame, split: str | None = "test", root: str | os.PathLike | None = None,
     skipped: dict[str, str] | None = None,
@@ -405,7 +384,7 @@ def official_protocols(
 
 def _load(spec: Spec, lists: OfficialLists, table: pd.DataFrame, split: str | None) -> Made:
     """One official protocol, with a note on identities outside ``split``; or why it cannot be made."""
-    label = official_label(spec.files)
+    label = "official: " + " + ".join(spec.files)  # e.g. official: veriflist_test_G_unseenunheard.txt
     absent = [f for f in spec.files if f not in lists.lists]
     if absent:
         return Made(label, None, (f"{', '.join(absent)} not found in {lists.folder}",))

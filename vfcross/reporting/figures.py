@@ -260,8 +260,7 @@ def training_curves(history: Sequence[Mapping], title: str = "training", chance:
     terms = [k for k in ("center", "opl") if k in table]
     scores = [c for c in table.columns if c.endswith(("accuracy", "auc"))] + [c for c in ("gate_mean",) if c in table]
     panels = [p for p in (main, terms, scores) if p] or [[]]
-    fig, axes = _figure(1, len(panels), (WIDTH if len(panels) > 1 else 4.5, 2.8))
-    axes = list(axes[0])
+    fig, [axes] = _figure(1, len(panels), (WIDTH if len(panels) > 1 else 4.5, 2.8))
     for ax, keys in zip(axes, panels):
         if keys:
             _epoch_lines(ax, table, keys)
@@ -302,8 +301,7 @@ def seed_curves(histories: Mapping[str, Sequence[Mapping]], metric: str, chance:
         frames.append(table[metric].dropna().rename("value").rename_axis("epoch").reset_index().assign(run=str(run)))
     long = pd.concat(frames, ignore_index=True)
     runs = [str(r) for r in histories]
-    fig, axes = _figure(1, 1, (4.5, 3.0))
-    ax = axes[0, 0]
+    fig, [[ax]] = _figure(1, 1, (4.5, 3.0))
     sns.lineplot(data=long, x="epoch", y="value", hue="run", hue_order=runs, palette=_colours(runs), marker="o",
                  estimator=None, errorbar=None, ax=ax)
     if chance is not None:
@@ -332,8 +330,7 @@ def tsne_figure(vectors: np.ndarray, table: pd.DataFrame, identities: int = 12, 
     points = TSNE(n_components=2, perplexity=float(min(30, max(2, mask.sum() // 4))), init="pca",
                   random_state=seed).fit_transform(np.asarray(vectors)[mask])
     data = table.loc[mask, ["identity", "modality"]].reset_index(drop=True).assign(x=points[:, 0], y=points[:, 1])
-    fig, axes = _figure(1, 1, (4.8, 4.6))
-    ax = axes[0, 0]
+    fig, [[ax]] = _figure(1, 1, (4.8, 4.6))
     markers = {"face": "o", "voice": "X"}
     sns.scatterplot(data=data, x="x", y="y", hue="identity", hue_order=chosen, palette=_colours(chosen),
                     style="modality", markers=markers, s=30, alpha=0.85, legend=False, ax=ax)
@@ -354,8 +351,7 @@ def gate_histogram(k: np.ndarray) -> plt.Figure:
     k = np.ravel(np.asarray(k, dtype=float))
     if k.size == 0:
         raise ValueError("gate_histogram: no gate values")
-    fig, axes = _figure(1, 1, (4.5, 2.8))
-    ax = axes[0, 0]
+    fig, [[ax]] = _figure(1, 1, (4.5, 2.8))
     sns.histplot(x=k, bins=50, binrange=(0, 1), color=sns.color_palette(PALETTE)[4], ax=ax)
     ax.axvline(float(k.mean()), color="0.15", lw=1, label=f"mean {k.mean():.2f}")
     ax.set_xlabel("k (0 = rely on the voice, 1 = rely on the face)")
@@ -429,8 +425,7 @@ def roc_det_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> plt.F
     inner = (data.fpr > 0) & (data.fpr < 1) & (data.tpr > 0) & (data.tpr < 1)
     det_data = data[inner].assign(far=lambda d: norm.ppf(d.fpr), frr=lambda d: norm.ppf(1 - d.tpr))
     labels, palette = list(curves), _colours(curves)
-    fig, axes = _figure(1, 2, (WIDTH, 3.3))
-    roc, det = axes[0]
+    fig, [[roc, det]] = _figure(1, 2, (WIDTH, 3.3))
     common = {"hue": "curve", "hue_order": labels, "palette": palette, "estimator": None, "sort": False,
               "errorbar": None}
     sns.lineplot(data=data, x="fpr", y="tpr", ax=roc, **common)
@@ -474,8 +469,7 @@ def grouped_auc_figure(groups: Mapping[str, Mapping[str, float]],
             for k, v in values.items() if v is not None and np.isfinite(float(v))]
     data = pd.DataFrame(rows, columns=["method", "restriction", "AUC (%)"])
     methods = list(groups)
-    fig, axes = _figure(1, 1, (WIDTH, 3.2))
-    ax = axes[0, 0]
+    fig, [[ax]] = _figure(1, 1, (WIDTH, 3.2))
     sns.barplot(data=data, x="restriction", y="AUC (%)", hue="method", order=keys, hue_order=methods,
                 palette=_colours(methods), saturation=1, errorbar=None, ax=ax)
     bars = _dodged_bars(ax, keys, methods)
@@ -511,8 +505,7 @@ def matching_figure(curves: Mapping[str, Mapping[int, float]]) -> plt.Figure:
     if data.empty:
         raise ValueError("matching_figure: every curve is empty")
     labels = list(curves)
-    fig, axes = _figure(1, 1, (5.0, 3.6))
-    ax = axes[0, 0]
+    fig, [[ax]] = _figure(1, 1, (5.0, 3.6))
     sns.lineplot(data=data, x="N", y="accuracy (%)", hue="curve", hue_order=labels, palette=_colours(labels),
                  style="curve", style_order=labels, markers=True, dashes=False, estimator=None, errorbar=None, ax=ax)
     n = np.arange(data.N.min(), data.N.max() + 1)
@@ -529,8 +522,7 @@ def retrieval_panel(query_spectrogram: np.ndarray, faces: list[np.ndarray], is_m
     if len(faces) != len(is_match):
         raise ValueError(f"retrieval_panel: {len(faces)} faces but {len(is_match)} match flags")
     match_colour = sns.color_palette(PALETTE)[2]
-    fig, axes = _figure(1, 1 + len(faces), (1.5 * (1 + len(faces)), 1.9))
-    axes = axes[0]
+    fig, [axes] = _figure(1, 1 + len(faces), (1.5 * (1 + len(faces)), 1.9))
     axes[0].imshow(np.asarray(query_spectrogram, dtype=np.float32), origin="lower", aspect="auto", cmap="magma")
     axes[0].set_title("voice query")
     for rank, (ax, face, match) in enumerate(zip(axes[1:], faces, is_match), start=1):
@@ -682,8 +674,7 @@ def paired_differences_figure(rows: Sequence[Mapping], title: str = "paired diff
     labels = list(dict.fromkeys(row["label"] for row in rows))
     seeds = sorted({row["seed"] for row in rows if row.get("seed") is not None})
     seed_colours = _colours(seeds)
-    fig, axes = _figure(1, 1, (WIDTH * 0.8, 0.9 + 0.62 * len(labels)))
-    ax = axes[0, 0]
+    fig, [[ax]] = _figure(1, 1, (WIDTH * 0.8, 0.9 + 0.62 * len(labels)))
     label_y = ax.get_yaxis_transform()  # x in axes fractions, y in data
     for y, label in enumerate(labels):
         mine = [r for r in rows if r["label"] == label]

@@ -9,7 +9,7 @@ import pandas as pd
 
 from vfcross.evaluation.protocols import GROUPED
 from vfcross.markdown import markdown_table
-from vfcross.reporting.reported import REPORTED, TABLE_TITLES
+from vfcross.reporting.reported import REPORTED, REPORTED_DATASET, TABLE_TITLES
 
 #: Columns saying where a measured row's numbers came from, written after its metrics and intervals.
 PROTOCOL_COLUMNS = ("protocol", "rows scored", "note")
@@ -33,7 +33,7 @@ def build_table(name: str, measured: list[dict], provenance: dict[str, str]) -> 
     ``measured`` rows hold metric columns in % (and optional ``*_ci`` columns);
     ``provenance`` (dataset, preset, seed) is attached to every measured row.
     """
-    reported = [{"source": "reported", "dataset": "VoxCeleb1", **row} for row in REPORTED.get(name, [])]
+    reported = [{"source": "reported", "dataset": REPORTED_DATASET, **row} for row in REPORTED.get(name, [])]
     labels = {key: str(value) for key, value in provenance.items()}  # e.g. seed 0, not 0.0 beside NA
     ours = [{"source": "measured", **labels, **row} for row in measured]
     table = pd.DataFrame(reported + ours)
@@ -220,7 +220,7 @@ def grouped_bars(results: dict[str, dict], oracle: dict[str, dict] | None, paper
         bars[ORACLE_ROW] = {k: 100 * v["auc"] for k, v in oracle.items()}
         intervals[ORACLE_ROW] = {k: tuple(100 * x for x in v["auc_ci"]) for k, v in oracle.items()
                                  if v.get("auc_ci") is not None}
-    bars["paper (reported, VoxCeleb1)"] = {"random": paper_random, **{k: paper_grouped[k] for k in GROUPED}}
+    bars[f"paper (reported, {REPORTED_DATASET})"] = {"random": paper_random, **{k: paper_grouped[k] for k in GROUPED}}
     bars = {k: v for k, v in bars.items() if v}
     return bars, {k: v for k, v in intervals.items() if k in bars and v}
 

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from vfcross.evaluation.decision import POWER, Decision
 
 HOLDS, CONTRADICTED, INCONCLUSIVE = "holds", "contradicted", "inconclusive"
-OUTCOMES = (HOLDS, CONTRADICTED, INCONCLUSIVE)
 #: The widest decision interval (half-width, AUC as a fraction) a default run aims for: a verdict whose
 #: interval is wider says how many seeds would bring it there.
 GOAL_HALF_WIDTH = 0.015

@@ -81,8 +81,6 @@ def _synth(args: argparse.Namespace) -> None:
 
 def _ingest(args: argparse.Namespace) -> None:
     """Read a dataset into a manifest CSV; the files left out are listed, with reasons, beside it."""
-    from pathlib import Path
-
     from vfcross.data.manifest import write_manifest
     from vfcross.data.voxceleb import scan_dataset
     from vfcross.markdown import describe_skips

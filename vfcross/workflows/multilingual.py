@@ -205,9 +205,7 @@ def language_config(cfg: RunConfig, language: str, shared: bool = False) -> RunC
 def shared_backbone(cfg: RunConfig) -> Path | None:
     """Notebook 02's backbone run, when ``multilingual.backbone`` is "shared" and the run exists (else None)."""
     run = cfg.run_dir(BACKBONE_RUN)
-    if cfg.multilingual.backbone != "shared" or not (run / "config.json").is_file():
-        return None
-    return run
+    return run if cfg.multilingual.backbone == "shared" and (run / "config.json").is_file() else None
 
 
 def check_unseen(backbone: Path, manifest: pd.DataFrame, split: str) -> None:
@@ -290,14 +288,6 @@ def train_language(cfg: RunConfig, manifest: pd.DataFrame, language: str, backbo
                          emb.vectors[test], int((train["modality"] == "voice").sum()), int(train["identity"].nunique()))
 
 
-def fame_systems(models: list[LanguageModel], backbone: bool = False) -> dict[str, tuple[np.ndarray, pd.DataFrame]]:
-    """The models as :func:`~vfcross.evaluation.fame.fame_evaluation` takes them: language -> (vectors, table).
-
-    ``backbone=True`` takes their backbone embeddings instead of the fusion's.
-    """
-    return {m.language: (m.backbone_vectors if backbone else m.vectors, m.table) for m in models}
-
-
 def fame_results(models: list[LanguageModel], data: MultilingualData, cfg: RunConfig,
                  shared: Path | None = None) -> dict[str, dict]:
     """Every system of notebook 06 scored by :func:`~vfcross.evaluation.fame.fame_evaluation`, by its table name.
@@ -315,12 +305,15 @@ def fame_results(models: list[LanguageModel], data: MultilingualData, cfg: RunCo
     def score(systems: dict) -> dict:
         return fame_evaluation(systems, data.languages, ml.n_pairs, e.seed, e.n_boot, e.split)
 
+    own = {m.language: (m.vectors, m.table) for m in models}  # language -> (vectors, table)
+    alone = {m.language: (m.backbone_vectors, m.table) for m in models}
+
     if shared is None:
-        results = {FUSION_SYSTEM if ml.fusion else BACKBONE_SYSTEM: score(fame_systems(models))}
+        results = {FUSION_SYSTEM if ml.fusion else BACKBONE_SYSTEM: score(own)}
         if ml.fusion:
-            results[BACKBONE_SYSTEM] = score(fame_systems(models, backbone=True))
+            results[BACKBONE_SYSTEM] = score(alone)
         return results
-    results = {SHARED_FUSION_SYSTEM: score(fame_systems(models))} if ml.fusion else {}
+    results = {SHARED_FUSION_SYSTEM: score(own)} if ml.fusion else {}
     if not cfg.data_root and "English" in data.languages:
         english = next(m for m in models if m.language == "English")
         results[SHARED_BACKBONE_SYSTEM] = score({"English": (english.backbone_vectors, english.table)})

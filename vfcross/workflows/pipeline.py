@@ -186,17 +186,14 @@ def _status(elapsed: float, left: float | None) -> str:
     """'3 min 07 s elapsed, about 8 min 40 s left' (or no estimate yet, or nothing left)."""
     if left == 0:
         return f"{clock(elapsed)} elapsed"
-    if left is None:
-        guess = "no estimate yet"
-    else:
-        guess = "under 10 s left" if left < 10 else f"about {clock(10 * round(left / 10))} left"
+    guess = ("no estimate yet" if left is None else "under 10 s left" if left < 10
+             else f"about {clock(10 * round(left / 10))} left")
     return f"{clock(elapsed)} elapsed, {guess}"
 
 
 def _failure(nb: Path, executed: Path, err) -> NotebookFailed:
     """One-line description of a papermill execution error in ``nb``."""
-    lines = [line.strip() for line in (err.source or "").splitlines() if line.strip()]
-    first = lines[0] if lines else ""
+    first = next((line.strip() for line in (err.source or "").splitlines() if line.strip()), "")
     first = first if len(first) <= 80 else first[:77] + "..."
     error = f"{err.ename}: {err.evalue}".strip().rstrip(":") if err.evalue else err.ename
     error = error.splitlines()[0] if error else "error"
