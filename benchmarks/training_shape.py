@@ -9,7 +9,7 @@ of T training identities rendered with F faces and V voices each:
     864 x (3 + 2)   one video of 3 faces and 2 clips
 
 about 3,240 faces and 2,200-2,600 voices in every case. The training budget is
-the same number of optimisation steps (the default's 20 epochs of 216 / 24 = 9
+the same number of optimisation steps (20 epochs of 216 / 24 = 9
 batches: 180 steps), so 432 identities get 10 epochs and 864 get 5; every
 step sees 24 identities x 1 face + 1 voice, as in the default. Each population
 has 100 validation identities of 2 faces + 2 voices (``synth.eval_*``) and 10
