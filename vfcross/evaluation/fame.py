@@ -105,8 +105,9 @@ def languages_of(table: pd.DataFrame) -> tuple[str, ...]:
 def _per_group(metric, groups: np.ndarray, scores: np.ndarray, labels: np.ndarray, wanted: tuple[int, ...],
                sample_weight: np.ndarray | None = None) -> list[float]:
     """``metric`` of each group of pairs in ``wanted`` (weights as :mod:`.bootstrap` passes them)."""
-    return [metric(scores[groups == g], labels[groups == g],
-                   sample_weight=None if sample_weight is None else sample_weight[groups == g]) for g in wanted]
+    masks = (groups == group for group in wanted)
+    return [metric(scores[m], labels[m], sample_weight=None if sample_weight is None else sample_weight[m])
+            for m in masks]
 
 
 def _mean_eer(groups, scores, labels, sample_weight=None) -> float:
