@@ -67,6 +67,11 @@ def _precision(c: RunConfig) -> str:
     return b if b == f else f"backbone: {b}; fusion: {f}"
 
 
+def _square(n: int) -> str:
+    """``n×n``."""
+    return f"{n}×{n}"
+
+
 #: One row per departure: the setting (its dotted keys), what the paper says, how a preset's value reads,
 #: and why the default departs. A test requires every key where the two presets differ to be in some row,
 #: or in :data:`NOT_DEPARTURES`.
@@ -75,9 +80,9 @@ ROWS: list[tuple[str, tuple[str, ...], str, Callable[[RunConfig], str], str]] = 
      "no download; a known ceiling (the oracle); many evaluation identities with few samples each, as the identity "
      "is the unit of every interval; seed 1, a population no tuning run used (docs/experiments.md ran on seed 0); "
      "`--root` and `--splits` give either preset VoxCeleb1"),
-    ("aligned face crop", ("face.size",), "256×256", lambda c: f"{c.face.size}×{c.face.size}",
+    ("aligned face crop", ("face.size",), "256×256", lambda c: _square(c.face.size),
      "CPU time; the backbone input is smaller still"),
-    ("backbone input", ("backbone.input_size",), "256×256", lambda c: f"{c.backbone.input_size}×{c.backbone.input_size}",
+    ("backbone input", ("backbone.input_size",), "256×256", lambda c: _square(c.backbone.input_size),
      "0.38 s per training step on 2 cores instead of ~10 s (InceptionResNet-V1's minimum is 75)"),
     ("spectrogram rows", ("voice.max_hz", "voice.n_mels"), "the full band (0-8 kHz at 16 kHz)",
      lambda c: f"0-{(c.voice.max_hz or c.voice.sample_rate / 2) / 1000:g} kHz ({c.voice.frequency_rows} rows)",
@@ -103,7 +108,7 @@ ROWS: list[tuple[str, tuple[str, ...], str, Callable[[RunConfig], str], str]] = 
     ("backbone schedule", ("backbone.loop.epochs", "backbone.loop.lr", "backbone.loop.lr_decay"), "not stated",
      lambda c: _schedule(c.backbone.loop),
      "the budget; at 20 epochs the single stream was still learning, and on the development population its "
-     "validation AUC is flat from about epoch 24 to 40 (docs/experiments.md)"),
+     "validation AUC is flat from about epoch 24 to 34 (docs/experiments.md)"),
     ("arithmetic", ("backbone.loop.amp", "fusion.loop.amp"), "no mixed precision named", _precision,
      "1.7× faster CPU step with bfloat16 (0.65 → 0.38 s), same learning curve"),
     ("fusion schedule", ("fusion.loop.epochs", "fusion.loop.lr", "fusion.loop.lr_decay", "fusion.loop.select_best",
