@@ -14,7 +14,8 @@ STAMP := $(VENV)/.installed
 # facenet-pytorch pins torch<2.3, numpy<2, Pillow<10.3 in its metadata; those
 # pins are stale (it runs on the torch of constraints.txt), so it is installed
 # without its dependencies, which pyproject.toml provides. Its version comes
-# from constraints.txt like every other.
+# from constraints.txt like every other. --no-cache-dir: the CUDA build of torch is several GB,
+# and pip's cache would keep a second copy (a CI run once ran out of disk mid-install).
 FACENET := facenet-pytorch
 PRESET ?= default
 SMOKE_DIR := work/smoke
@@ -34,9 +35,9 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml $(CONSTRAINTS) Makefile
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "vfcross needs Python 3.11 (set PYTHON=...)"'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c $(CONSTRAINTS) --upgrade pip
-	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e '.[notebooks,test]'
-	$(PY) -m pip install --quiet -c $(CONSTRAINTS) --no-deps $(FACENET)
+	$(PY) -m pip install --quiet --no-cache-dir -c $(CONSTRAINTS) --upgrade pip
+	$(PY) -m pip install --quiet --no-cache-dir -c $(CONSTRAINTS) -e '.[notebooks,test]'
+	$(PY) -m pip install --quiet --no-cache-dir -c $(CONSTRAINTS) --no-deps $(FACENET)
 	@touch $(STAMP)
 
 reproduce: setup
