@@ -18,7 +18,15 @@ from vfcross.backbone.sampler import pk_batches, utterance_crops
 from vfcross.backbone.task import BackboneTask
 from vfcross.config import BackboneConfig, LoopConfig
 from vfcross.data.manifest import read_manifest, write_manifest
-from vfcross.training import RunMismatchError, _optimizer, _seed_epoch, read_log, train, whole_steps
+from vfcross.training import (
+    RunMismatchError,
+    _optimizer,
+    _seed_epoch,
+    read_log,
+    record_run_config,
+    train,
+    whole_steps,
+)
 
 
 def _cfg(**loop) -> BackboneConfig:
@@ -249,6 +257,24 @@ def test_what_may_change_on_resume_extending_and_validation_spacing(manifest, tr
     shorter = BackboneTask(manifest, _cfg(epochs=1))
     with pytest.raises(RunMismatchError, match="it holds 2 trained epochs, more than the 1 asked for"):
         train(shorter, shorter.cfg.loop, run, progress=False)
+
+
+def test_a_reused_run_keeps_the_configuration_it_was_trained_with(manifest, trained, tmp_path):
+    """config.json: reusing a finished run from settings outside its fingerprint leaves it; extending rewrites it."""
+    _, _, run = trained
+    run = _copy_run(run, tmp_path / "run")
+    first = C.override(C.preset("smoke"), {"backbone.loop.epochs": 1})
+    record_run_config(first, run)
+    reuse = C.override(first, {"eval.seed": 7, "fusion.loop.epochs": 3})  # neither is in the backbone's fingerprint
+    same = BackboneTask(manifest, _cfg(epochs=1))
+    train(same, same.cfg.loop, run, progress=False)
+    record_run_config(reuse, run)
+    assert C.run_config(run) == first
+    longer = BackboneTask(manifest, _cfg(epochs=2))
+    train(longer, longer.cfg.loop, run, progress=False)
+    extended = C.override(reuse, {"backbone.loop.epochs": 2})
+    record_run_config(extended, run)
+    assert C.run_config(run) == extended
 
 
 def test_a_model_is_only_handed_to_the_configuration_it_was_trained_from(manifest, trained, tmp_path):

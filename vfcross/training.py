@@ -46,7 +46,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from vfcross.config import LoopConfig, Optimizer, choices, to_dict
+from vfcross.config import LoopConfig, Optimizer, RunConfig, choices, save_config, to_dict
 from vfcross.io import atomic_write, remove_stale_temporaries
 
 CHECKPOINT = "checkpoint.pt"
@@ -339,6 +339,21 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
         if world > 1:
             dist.barrier()
     return history
+
+
+def record_run_config(cfg: RunConfig, out_dir: str | Path) -> Path:
+    """Write a run's ``config.json`` when it trained since the file was written; a reused run keeps its own.
+
+    Settings outside a run's fingerprint (evaluation, other stages, the seed
+    lists) let a later configuration reuse a finished run; rewriting the file
+    then would record settings the run was never trained under. A run that
+    trained an epoch in this call (fresh, resumed or extended) has a checkpoint
+    newer than the file, and its file is rewritten.
+    """
+    path = Path(out_dir) / "config.json"
+    if not path.exists() or path.stat().st_mtime_ns < (Path(out_dir) / CHECKPOINT).stat().st_mtime_ns:
+        save_config(cfg, path)
+    return path
 
 
 def whole_steps(batches: Sequence[Any], world: int) -> Sequence[Any]:

@@ -27,9 +27,9 @@ from vfcross.backbone.sampler import (
     load_voice_crops,
     pk_batches,
 )
-from vfcross.config import BackboneConfig, RunConfig, override, save_config
+from vfcross.config import BackboneConfig, RunConfig, override
 from vfcross.data.splits import validation_note
-from vfcross.training import rows_fingerprint, task_fingerprint, train
+from vfcross.training import record_run_config, rows_fingerprint, task_fingerprint, train
 
 #: Manifest columns whose values a trained backbone depends on (see :meth:`BackboneTask.fingerprint`).
 FINGERPRINT_COLUMNS = ("identity", "modality", "split", "cache_path")
@@ -113,13 +113,13 @@ def train_backbone(cfg: RunConfig, manifest: pd.DataFrame, architecture: str = "
 
     ``architecture`` and ``seed`` override the configuration's; once trained,
     the run's full configuration is saved beside its checkpoint
-    (``config.json``). A run folder trained from other settings or data is
+    (``config.json``; a reused run keeps the one it was trained with). A run folder trained from other settings or data is
     refused (:class:`~vfcross.training.RunMismatchError`), and its
     ``config.json`` is left as it was.
     """
     run_cfg, run_dir = backbone_run(cfg, architecture, seed)
     history = train(BackboneTask(manifest, run_cfg.backbone), run_cfg.backbone.loop, run_dir, progress=progress)
-    save_config(run_cfg, run_dir)
+    record_run_config(run_cfg, run_dir)
     return run_dir, history
 
 

@@ -36,13 +36,13 @@ from vfcross.config import (
     choices,
     override,
     run_config,
-    save_config,
 )
 from vfcross.data.splits import validation_note
 from vfcross.fusion.model import FusionModel
 from vfcross.losses import orthogonal_projection_loss
 from vfcross.training import (
     objective_state,
+    record_run_config,
     rows_fingerprint,
     stage_settings,
     task_fingerprint,
@@ -227,7 +227,7 @@ def train_fusion(cfg: RunConfig, embeddings: Embeddings, variant: str = FULL_MOD
     ``variant`` names a Table 6 row (:data:`~vfcross.config.TABLE6_VARIANTS`),
     applied to the configuration's fusion settings; ``seed`` overrides the
     training seed. Once trained, the run's full configuration is saved beside
-    it; a run folder trained from other settings or data is refused
+    it (a reused run keeps the one it was trained with); a run folder trained from other settings or data is refused
     (:class:`~vfcross.training.RunMismatchError`) and its ``config.json`` left as it was.
     """
     seed = cfg.fusion.loop.seed if seed is None else seed
@@ -235,5 +235,5 @@ def train_fusion(cfg: RunConfig, embeddings: Embeddings, variant: str = FULL_MOD
     change = {f"fusion.{key}": value for key, value in TABLE6_VARIANTS[variant].items()}
     run_cfg = override(cfg, {**change, "fusion.loop.seed": seed})
     history = train(FusionTask(embeddings, run_cfg.fusion), run_cfg.fusion.loop, run_dir, progress=progress)
-    save_config(run_cfg, run_dir)
+    record_run_config(run_cfg, run_dir)
     return run_dir, history
