@@ -248,33 +248,23 @@ def test_resuming_on_other_data_is_refused(manifest, trained, tmp_path):
 
 
 def test_what_may_change_on_resume_extending_and_validation_spacing(manifest, trained, tmp_path):
+    """And config.json: a reused run keeps the one it trained under; a run extended in the call is rewritten."""
     _, history, run = trained
-    run = _copy_run(run, tmp_path / "run")
-    same = BackboneTask(manifest, _cfg(epochs=1, validate_every=3))
-    assert train(same, same.cfg.loop, run, progress=False) == history  # finished: returned as it is
-    longer = BackboneTask(manifest, _cfg(epochs=2))
-    assert [r["epoch"] for r in train(longer, longer.cfg.loop, run, progress=False)] == [1, 2]
-    shorter = BackboneTask(manifest, _cfg(epochs=1))
-    with pytest.raises(RunMismatchError, match="it holds 2 trained epochs, more than the 1 asked for"):
-        train(shorter, shorter.cfg.loop, run, progress=False)
-
-
-def test_a_reused_run_keeps_the_configuration_it_was_trained_with(manifest, trained, tmp_path):
-    """config.json: reusing a finished run from settings outside its fingerprint leaves it; extending rewrites it."""
-    _, _, run = trained
     run = _copy_run(run, tmp_path / "run")
     first = C.override(C.preset("smoke"), {"backbone.loop.epochs": 1})
     record_run_config(first, run)
+    same = BackboneTask(manifest, _cfg(epochs=1, validate_every=3))
+    assert train(same, same.cfg.loop, run, progress=False) == history  # finished: returned as it is
     reuse = C.override(first, {"eval.seed": 7, "fusion.loop.epochs": 3})  # neither is in the backbone's fingerprint
-    same = BackboneTask(manifest, _cfg(epochs=1))
-    train(same, same.cfg.loop, run, progress=False)
     record_run_config(reuse, run)
     assert C.run_config(run) == first
     longer = BackboneTask(manifest, _cfg(epochs=2))
-    train(longer, longer.cfg.loop, run, progress=False)
-    extended = C.override(reuse, {"backbone.loop.epochs": 2})
-    record_run_config(extended, run)
-    assert C.run_config(run) == extended
+    assert [r["epoch"] for r in train(longer, longer.cfg.loop, run, progress=False)] == [1, 2]
+    record_run_config(C.override(reuse, {"backbone.loop.epochs": 2}), run)
+    assert C.run_config(run) == C.override(reuse, {"backbone.loop.epochs": 2})
+    shorter = BackboneTask(manifest, _cfg(epochs=1))
+    with pytest.raises(RunMismatchError, match="it holds 2 trained epochs, more than the 1 asked for"):
+        train(shorter, shorter.cfg.loop, run, progress=False)
 
 
 def test_a_model_is_only_handed_to_the_configuration_it_was_trained_from(manifest, trained, tmp_path):
