@@ -62,8 +62,10 @@ def test_explanation_states_identities_seeds_delta_and_the_detectable_difference
     assert verdict.mde == pytest.approx(expected_mde)
     for part in ("full model better than fusion + CE on AUC", "+1.0 points", "95% CI [-1.0, +3.0]",
                  "60 test identities", "3 seeds, seed SD 0.4 points", f"detects (80% power) {100 * expected_mde:.1f}",
-                 "δ = 2.7 points (the gain Table 6 reports)", "test identities would reach 2.7", "inconclusive"):
+                 "δ = 2.7 points (the gain Table 6 reports)", "test identities would reach 2.7", "inconclusive",
+                 "half-width 2.00 points, above the goal of 1.5"):
         assert part in text, (part, text)
+    assert "half-width 1.52 points, above the goal of 1.5" in decide(AUC, decision(0.01, 0.0404)).explanation
     record = json.loads(json.dumps(verdict.as_dict()))
     assert record["verdict"] == INCONCLUSIVE and record["identities"] == 60 and record["seeds"] == [0, 1, 2]
     assert record["margin"] == 0.027 and record["mde"] == pytest.approx(expected_mde)

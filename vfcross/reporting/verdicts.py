@@ -164,7 +164,8 @@ def _design(claim: Claim, decision: Decision, delta: float | None, mde: float | 
     half = decision.half_width(claim.level)
     if half is not None and half > GOAL_HALF_WIDTH:
         seeds_needed = decision.seeds_for(GOAL_HALF_WIDTH, claim.level)
-        parts.append(f"half-width {_points(half, signed=False)} points, above the goal of "
+        # two decimals: at one, a half-width just above the goal reads "1.5 points, above the goal of 1.5"
+        parts.append(f"half-width {100 * half:.2f} points, above the goal of "
                      f"{_points(GOAL_HALF_WIDTH, signed=False)}: "
                      + (f"≈ {seeds_needed} seeds would reach it" if seeds_needed else
                         "its seed spread is not measured" if decision.seed_sd is None else

@@ -26,10 +26,10 @@ from vfcross.reporting.summary import merge_summary
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
 #: Seconds each notebook took, by its number, in the committed default run (reports/summary.json,
-#: ``wall_time_s``: 3,631 s on a 2-core CPU without native bfloat16, the float32 path). Their shares
+#: ``wall_time_s``: 1,341 s on a 2-core CPU with native bfloat16, the bfloat16 path). Their shares
 #: estimate the time left when no earlier run of the same preset left timings; tests/test_pipeline.py
 #: keeps them within 3 points of share of the committed run's.
-TYPICAL_SECONDS = {"01": 155.9, "02": 1293.8, "03": 279.3, "04": 60.1, "05": 1796.1, "06": 45.6}
+TYPICAL_SECONDS = {"01": 81.4, "02": 414.3, "03": 90.1, "04": 29.1, "05": 700.8, "06": 25.1}
 
 #: Command-line options of the notebooks' kernels: the kernel's own log (e.g.
 #: ipykernel's warning that it talks over local TCP) stays off the terminal;
