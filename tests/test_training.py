@@ -77,28 +77,32 @@ def test_training_logs_every_component_and_validation(trained):
     assert task.objective.center.centers.abs().sum() > 0
 
 
-def test_resume_after_interrupted_epoch_reproduces_uninterrupted_run(manifest, tmp_path):
-    full = BackboneTask(manifest, _cfg())
+@pytest.mark.parametrize("epochs, validate_every, saved", [(2, 1, 1), (4, 2, 2)])  # epoch 3 is not validated
+def test_resume_after_interrupted_epoch_reproduces_uninterrupted_run(manifest, tmp_path, epochs, validate_every,
+                                                                    saved):
+    """Killed in the last epoch, a run resumes from its last validated epoch (where its state is written)."""
+    full = BackboneTask(manifest, _cfg(epochs=epochs, validate_every=validate_every))
     train(full, full.cfg.loop, tmp_path / "full", progress=False)
 
-    interrupted = BackboneTask(manifest, _cfg())
+    interrupted = BackboneTask(manifest, _cfg(epochs=epochs, validate_every=validate_every))
     calls = {"n": 0}
     real_inputs = interrupted.inputs
 
     def failing_inputs(batch, dev):
         calls["n"] += 1
-        if calls["n"] == 3:  # the first batch of the second epoch
+        if calls["n"] == 2 * (epochs - 1) + 1:  # the first batch of the last epoch (2 batches an epoch)
             raise KeyboardInterrupt("simulated interruption")
         return real_inputs(batch, dev)
 
     interrupted.inputs = failing_inputs
     with pytest.raises(KeyboardInterrupt):
         train(interrupted, interrupted.cfg.loop, tmp_path / "resumed", progress=False)
-    assert len(read_log(tmp_path / "resumed")) == 1
+    assert len(read_log(tmp_path / "resumed")) == saved
+    assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)["epoch"] == saved
 
-    resumed = BackboneTask(manifest, _cfg())  # a fresh process would start like this
+    resumed = BackboneTask(manifest, _cfg(epochs=epochs, validate_every=validate_every))  # as a fresh process
     history = train(resumed, resumed.cfg.loop, tmp_path / "resumed", progress=False)
-    assert [r["epoch"] for r in history] == [1, 2]
+    assert [r["epoch"] for r in history] == list(range(1, epochs + 1))
     wf, wr = _weights(full), _weights(resumed)
     assert all(torch.equal(wf[k], wr[k]) for k in wf), "resumed weights differ from the uninterrupted run"
     # A finished run resumes to nothing new.

@@ -353,7 +353,8 @@ class LoopConfig:
     amp: bool = True
     #: Cap on batches per epoch (0 = the whole epoch); smoke runs use it.
     max_batches_per_epoch: int = 0
-    #: Validate after every this many epochs (and always after the last).
+    #: Validate after every this many epochs (and always after the last); the run's
+    #: checkpoint is written there too, so an interrupted run resumes from its last validated epoch.
     validate_every: int = 1
     #: A validation number to maximise (e.g. "val_auc"): the run then keeps
     #: the objective of the epoch where it was highest (``best.pt``), and the

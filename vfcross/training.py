@@ -269,8 +269,10 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
           progress: bool = True) -> list[dict]:
     """Train ``task.objective`` for ``cfg.epochs`` epochs; return the per-epoch records.
 
-    With ``resume`` and a checkpoint in ``out_dir``, training continues after
-    the last completed epoch, and a finished run returns its history at once,
+    The state (checkpoint, log, record) is written after each validated epoch:
+    a default backbone's checkpoint takes 0.9-1.7 s to write, a third of an epoch.
+    With ``resume`` and a checkpoint in ``out_dir``, training continues
+    after the last validated epoch, and a finished run returns its history at once,
     but only when the checkpoint was trained from the same settings and data
     (:func:`run_fingerprint`); otherwise :class:`RunMismatchError` says which
     keys differ. ``resume=False`` deletes the folder's previous model and
@@ -319,13 +321,15 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
         record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "processes": world,
                   **{k: v / max(1, sums["batches"]) for k, v in sums.items() if k != "batches"}}
         scheduler.step()
-        if (epoch + 1) % cfg.validate_every == 0 or epoch + 1 == cfg.epochs:
+        validated = (epoch + 1) % cfg.validate_every == 0 or epoch + 1 == cfg.epochs
+        if validated:
             objective.eval()  # on every process: none waits in a collective while another validates
             with torch.no_grad():
                 record.update(task.validate(dev))
         if rank == 0:
             record["time_s"] = round(time.perf_counter() - t0, 2)
             history.append(record)
+        if rank == 0 and validated:  # the run's state, written where it is validated (see the docstring)
             state = {"objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                      "history": history, "epoch": epoch + 1, "fingerprint": fingerprint}
@@ -342,13 +346,9 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
 
 
 def record_run_config(cfg: RunConfig, out_dir: str | Path) -> Path:
-    """Write a run's ``config.json`` when it trained since the file was written; a reused run keeps its own.
+    """Write a run's ``config.json`` if it trained since the file was written (its checkpoint is newer).
 
-    Settings outside a run's fingerprint (evaluation, other stages, the seed
-    lists) let a later configuration reuse a finished run; rewriting the file
-    then would record settings the run was never trained under. A run that
-    trained an epoch in this call (fresh, resumed or extended) has a checkpoint
-    newer than the file, and its file is rewritten.
+    A run reused from settings outside its fingerprint keeps the file it was trained under.
     """
     path = Path(out_dir) / "config.json"
     if not path.exists() or path.stat().st_mtime_ns < (Path(out_dir) / CHECKPOINT).stat().st_mtime_ns:
