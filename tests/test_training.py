@@ -264,8 +264,9 @@ def test_what_may_change_on_resume_extending_and_validation_spacing(manifest, tr
     assert C.run_config(run) == first
     longer = BackboneTask(manifest, _cfg(epochs=2))
     assert [r["epoch"] for r in train(longer, longer.cfg.loop, run, progress=False)] == [1, 2]
-    record_run_config(C.override(reuse, {"backbone.loop.epochs": 2}), run)
-    assert C.run_config(run) == C.override(reuse, {"backbone.loop.epochs": 2})
+    extended = C.override(reuse, {"backbone.loop.epochs": 2})
+    record_run_config(extended, run)
+    assert C.run_config(run) == extended
     shorter = BackboneTask(manifest, _cfg(epochs=1))
     with pytest.raises(RunMismatchError, match="it holds 2 trained epochs, more than the 1 asked for"):
         train(shorter, shorter.cfg.loop, run, progress=False)

@@ -113,9 +113,9 @@ def train_backbone(cfg: RunConfig, manifest: pd.DataFrame, architecture: str = "
 
     ``architecture`` and ``seed`` override the configuration's; once trained,
     the run's full configuration is saved beside its checkpoint
-    (``config.json``; a reused run keeps the one it was trained with). A run folder trained from other settings or data is
-    refused (:class:`~vfcross.training.RunMismatchError`), and its
-    ``config.json`` is left as it was.
+    (``config.json``; a reused run keeps the one it was trained with). A run
+    folder trained from other settings or data is refused
+    (:class:`~vfcross.training.RunMismatchError`), and its ``config.json`` is left as it was.
     """
     run_cfg, run_dir = backbone_run(cfg, architecture, seed)
     history = train(BackboneTask(manifest, run_cfg.backbone), run_cfg.backbone.loop, run_dir, progress=progress)

@@ -227,7 +227,8 @@ def train_fusion(cfg: RunConfig, embeddings: Embeddings, variant: str = FULL_MOD
     ``variant`` names a Table 6 row (:data:`~vfcross.config.TABLE6_VARIANTS`),
     applied to the configuration's fusion settings; ``seed`` overrides the
     training seed. Once trained, the run's full configuration is saved beside
-    it (a reused run keeps the one it was trained with); a run folder trained from other settings or data is refused
+    it (a reused run keeps the one it was trained with); a run folder trained
+    from other settings or data is refused
     (:class:`~vfcross.training.RunMismatchError`) and its ``config.json`` left as it was.
     """
     seed = cfg.fusion.loop.seed if seed is None else seed

@@ -39,9 +39,9 @@ GOAL_HALF_WIDTH = 0.015
 SUPERIORITY_LEVEL, EQUIVALENCE_LEVEL = 0.95, 0.90
 
 
-def _points(value: float, signed: bool = True) -> str:
+def _points(value: float, signed: bool = True, decimals: int = 1) -> str:
     """A difference of fractions in percentage points, e.g. '+1.2'."""
-    return f"{100 * value:+.1f}" if signed else f"{100 * value:.1f}"
+    return f"{100 * value:{'+' if signed else ''}.{decimals}f}"
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ def _design(claim: Claim, decision: Decision, delta: float | None, mde: float | 
     if half is not None and half > GOAL_HALF_WIDTH:
         seeds_needed = decision.seeds_for(GOAL_HALF_WIDTH, claim.level)
         # two decimals: at one, a half-width just above the goal reads "1.5 points, above the goal of 1.5"
-        parts.append(f"half-width {100 * half:.2f} points, above the goal of "
+        parts.append(f"half-width {_points(half, signed=False, decimals=2)} points, above the goal of "
                      f"{_points(GOAL_HALF_WIDTH, signed=False)}: "
                      + (f"≈ {seeds_needed} seeds would reach it" if seeds_needed else
                         "its seed spread is not measured" if decision.seed_sd is None else
