@@ -55,7 +55,7 @@ from vfcross.fusion.task import FusionObjective
 from vfcross.io import atomic_write
 from vfcross.markdown import markdown_table
 from vfcross.preprocess.run import preprocess
-from vfcross.training import device
+from vfcross.training import device, make_optimizer
 
 #: The whole of VoxCeleb1 (Nagrani et al. 2017): utterances, face-track frames,
 #: identities, the Learnable-PINs split, and the mean utterance length.
@@ -125,7 +125,7 @@ def fusion_rate(cfg: RunConfig, steps: int = 20) -> float:
     torch.manual_seed(0)
     dev = device()
     objective = FusionObjective(cfg.fusion, VOXCELEB1["train"]).to(dev).train()
-    optimizer = torch.optim.Adam(objective.parameters(), lr=1e-4)
+    optimizer = make_optimizer(list(objective.parameters()), cfg.fusion.loop)
     n = cfg.fusion.batch_size
     faces, voices = torch.randn(n, 512, device=dev), torch.randn(n, 512, device=dev)
     labels = torch.randint(0, VOXCELEB1["train"], (n,), device=dev)

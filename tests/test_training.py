@@ -20,7 +20,7 @@ from vfcross.config import BackboneConfig, LoopConfig
 from vfcross.data.manifest import read_manifest, write_manifest
 from vfcross.training import (
     RunMismatchError,
-    _optimizer,
+    make_optimizer,
     _seed_epoch,
     read_log,
     record_run_config,
@@ -144,6 +144,23 @@ def test_bad_manifest_without_training_identities(manifest):
         BackboneTask(manifest[manifest.split == "val"], _cfg())
 
 
+def test_adam_takes_the_textbook_steps():
+    """Two steps of the loop's (fused) Adam against the update written out: m, v, bias correction, eps 1e-8."""
+    weight = torch.nn.Parameter(torch.tensor([1.0, -2.0, 0.5]))
+    optimizer = make_optimizer([weight], LoopConfig(lr=0.1, weight_decay=0.0))
+    grads = [torch.tensor([0.3, -4.0, 0.0]), torch.tensor([-0.1, 2.0, 1.0])]
+    expected, m, v = torch.tensor([1.0, -2.0, 0.5]), torch.zeros(3), torch.zeros(3)
+    for t, g in enumerate(grads, start=1):
+        weight.grad = g.clone()
+        optimizer.step()
+        m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
+        expected = expected - 0.1 * (m / (1 - 0.9 ** t)) / ((v / (1 - 0.999 ** t)).sqrt() + 1e-8)
+        torch.testing.assert_close(weight.detach(), expected)
+    # by hand, first coordinate: step 1 moves by lr (m/v hats 0.3, 0.09); step 2 by 0.1 * (0.017 / 0.19) /
+    # sqrt(0.00009991 / 0.001999) = 0.04002
+    assert float(weight[0]) == pytest.approx(1.0 - 0.1 - 0.04002, abs=1e-5)
+
+
 #: Settings of the torchrun test: two identities per batch, so its seven training identities make an odd
 #: number of batches (three: the last three identities share one), none cut off by the smoke preset's
 #: max_batches_per_epoch; no dropout and float32, so that one process can repeat the run exactly.
@@ -160,7 +177,7 @@ def _one_process_losses(task: BackboneTask, loop: LoopConfig, world: int) -> lis
     trained on. The centers move after each batch here and once per step there:
     the same, as a step's batches hold different identities.
     """
-    optimizer = _optimizer(list(task.objective.parameters()), loop)
+    optimizer = make_optimizer(list(task.objective.parameters()), loop)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=loop.lr_decay)
     means = []
     for epoch in range(loop.epochs):

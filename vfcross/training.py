@@ -238,10 +238,11 @@ def _distributed() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
-def _optimizer(params: list[nn.Parameter], cfg: LoopConfig) -> torch.optim.Optimizer:
-    """The optimizer named in ``cfg``."""
+def make_optimizer(params: list[nn.Parameter], cfg: LoopConfig) -> torch.optim.Optimizer:
+    """The optimizer named in ``cfg``. Adam is torch's fused one: the same update, in half the time of the
+    default on a 2-core CPU (dual-stream backbone step 80 -> 41 ms of about 0.4 s, docs/experiments.md)."""
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose one of {choices(Optimizer)}")
@@ -296,7 +297,7 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
     if world > 1:
         dist.barrier()
     objective = task.objective.to(dev)
-    optimizer = _optimizer([p for p in objective.parameters() if p.requires_grad], cfg)
+    optimizer = make_optimizer([p for p in objective.parameters() if p.requires_grad], cfg)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.lr_decay)
     amp_dtype = autocast_dtype(cfg.amp, dev)
     # float16 needs loss scaling against underflow; bfloat16 has float32's range and does not

@@ -107,8 +107,8 @@ ROWS: list[tuple[str, tuple[str, ...], str, Callable[[RunConfig], str], str]] = 
      "at this budget"),
     ("backbone schedule", ("backbone.loop.epochs", "backbone.loop.lr", "backbone.loop.lr_decay"), "not stated",
      lambda c: _schedule(c.backbone.loop),
-     "the budget; at 20 epochs the single stream was still learning, and on the development population its "
-     "validation AUC is flat from about epoch 24 to 34 (docs/experiments.md)"),
+     "the budget; at 20 epochs the single stream was still learning; on the development population both "
+     "architectures' validation AUC is flat from about epoch 25 to 30 (docs/experiments.md)"),
     ("arithmetic", ("backbone.loop.amp", "fusion.loop.amp"), "no mixed precision named", _precision,
      "1.7× faster CPU step with bfloat16 (0.65 → 0.38 s), same learning curve"),
     ("fusion schedule", ("fusion.loop.epochs", "fusion.loop.lr", "fusion.loop.lr_decay", "fusion.loop.select_best",

@@ -14,7 +14,7 @@ import torch
 
 from vfcross.backbone.objective import BackboneObjective
 from vfcross.config import BackboneConfig, RunConfig, override
-from vfcross.training import device
+from vfcross.training import device, make_optimizer
 
 
 def measure_costs(cfg: RunConfig, num_classes: int) -> pd.DataFrame:
@@ -62,7 +62,7 @@ def _measure_in_process(cfg: BackboneConfig, num_classes: int, steps: int, freq_
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current resident size
     rss_before = _proc_status_kb("VmRSS")
     objective = BackboneObjective(cfg, num_classes).to(dev).train()
-    optimizer = torch.optim.Adam(objective.parameters(), lr=1e-4)
+    optimizer = make_optimizer(list(objective.parameters()), cfg.loop)
     n = cfg.identities_per_batch * cfg.samples_per_identity
     labels = torch.arange(n, device=dev) % num_classes
     faces = torch.randn(n, 3, cfg.input_size, cfg.input_size, device=dev)
