@@ -1,6 +1,8 @@
 """atomic_write: the files it leaves are readable as any new file is, and durable once it returns."""
 
+import errno
 import os
+import shutil
 import stat
 
 import pytest
@@ -37,3 +39,28 @@ def test_atomic_write_syncs_the_file_before_the_rename_and_the_folder_after(tmp_
     io.atomic_write(tmp_path / "checkpoint.pt", lambda stream: stream.write(b"weights"))
     assert events == ["fsync file", "rename", "fsync folder"]
     assert (tmp_path / "checkpoint.pt").read_bytes() == b"weights"
+
+
+def test_a_write_that_fails_on_a_full_disk_names_the_file_and_the_cause(tmp_path, monkeypatch):
+    def torch_like_failure(stream):
+        stream.write(b"half a checkpoint")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 476691904 vs 476691796")
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(io.shutil, "disk_usage", lambda folder: usage._replace(free=1_000_000))
+    with pytest.raises(OSError, match=r"checkpoint\.pt: not written, its disk is full \(\[enforce") as caught:
+        io.atomic_write(tmp_path / "checkpoint.pt", torch_like_failure)
+    assert caught.value.errno == errno.ENOSPC and isinstance(caught.value.__cause__, RuntimeError)
+    assert list(tmp_path.iterdir()) == []  # the temporary file is gone, no checkpoint left
+
+
+def test_a_write_that_fails_with_room_on_the_disk_raises_its_own_error(tmp_path, monkeypatch):
+    def failure(stream):
+        raise ValueError("not serialisable")
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(io.shutil, "disk_usage", lambda folder: usage._replace(free=10 * 2**30))
+
+    with pytest.raises(ValueError, match="not serialisable"):
+        io.atomic_write(tmp_path / "record.json", failure)
+    assert list(tmp_path.iterdir()) == []

@@ -6,11 +6,17 @@ This module imports nothing from the rest of vfcross, so any stage may use it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import secrets
+import shutil
 from pathlib import Path
 from typing import IO, Callable
+
+
+#: Free bytes below which a failed write is reported as a full disk.
+DISK_FULL_BYTES = 64 * 2**20
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -22,7 +28,8 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     read it; its bytes are fsynced before the rename and the folder after it
     (where the OS allows), so a power loss leaves the old file or the whole new
     one. Used for every file vfcross writes that a later step or a resumed run
-    reads back (cache entries, checkpoints, logs, manifests, embeddings).
+    reads back (cache entries, checkpoints, logs, manifests, embeddings). A write
+    that fails on a full disk says so (torch's own message is "unexpected pos").
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = _create_temporary(path)
@@ -32,8 +39,11 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as exc:
+        full = isinstance(exc, Exception) and shutil.disk_usage(path.parent).free < DISK_FULL_BYTES
         Path(temporary).unlink(missing_ok=True)
+        if full:
+            raise OSError(errno.ENOSPC, f"{path}: not written, its disk is full ({exc})") from exc
         raise
     _fsync_folder(path.parent)
 
