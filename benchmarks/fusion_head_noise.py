@@ -36,6 +36,7 @@ from vfcross.data import prepare_dataset
 from vfcross.data.manifest import read_manifest
 from vfcross.fusion.task import split_projection, train_fusion
 from vfcross.preprocess.run import run_preprocessing
+from vfcross.training import best_epoch
 
 #: Schedules compared: the default's, and two fixed ones without selection.
 SCHEDULES = {"select30": {}, "fixed15": {"fusion.loop.epochs": 15, "fusion.loop.select_best": ""},
@@ -69,7 +70,7 @@ def measure(work: Path, backbones: list[int], heads: list[int]) -> list[dict]:
                     if name == "select30":
                         row["auc_last30"] = all_pairs_auc(split_projection(run_dir, emb, "test", last=True),
                                                           table[test])
-                        row["kept"] = max(history, key=lambda r: (r.get("val_auc", -1), -r["epoch"]))["epoch"]
+                        row["kept"] = best_epoch(history, "val_auc")
                     out.append(row)
         print(f"backbone {b} done", flush=True)
     return out
