@@ -26,10 +26,10 @@ from vfcross.reporting.summary import merge_summary
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
 #: Seconds each notebook took, by its number, in the committed default run (reports/summary.json,
-#: ``wall_time_s``: 826 s on a 2-core CPU with native bfloat16, the bfloat16 path). Their shares
+#: ``wall_time_s``: 763 s on a 2-core CPU with native bfloat16, the bfloat16 path). Their shares
 #: estimate the time left when no earlier run of the same preset left timings; tests/test_pipeline.py
 #: keeps them within 3 points of share of the committed run's.
-TYPICAL_SECONDS = {"01": 75.6, "02": 237.0, "03": 75.1, "04": 24.9, "05": 390.3, "06": 23.0}
+TYPICAL_SECONDS = {"01": 78.7, "02": 213.0, "03": 66.6, "04": 25.0, "05": 356.2, "06": 23.1}
 
 #: Command-line options of the notebooks' kernels: the kernel's own log (e.g.
 #: ipykernel's warning that it talks over local TCP) stays off the terminal;
