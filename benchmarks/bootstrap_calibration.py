@@ -35,7 +35,7 @@ import numpy as np
 
 from vfcross.config import SynthConfig
 from vfcross.data.synthetic.population import sample_population
-from vfcross.evaluation.bootstrap import cluster_bootstrap_values, weighted_mean
+from vfcross.evaluation.intervals import cluster_values, identity_draws, weighted_mean
 from vfcross.metrics import average_precisions, matching_credits, roc_auc
 from vfcross.evaluation.oracle import oracle_pair_scores, population_table
 from vfcross.evaluation.protocols import matching_trials, verification_pairs
@@ -52,6 +52,20 @@ def pair_bootstrap_values(statistic, *arrays, n_boot: int, seed: int) -> np.ndar
         rows = rng.integers(0, n, n)
         try:
             values.append(statistic(*(a[rows] for a in arrays)))
+        except ValueError:
+            values.append(np.nan)
+    return np.array(values)
+
+
+def two_sided_values(statistic, voice: np.ndarray, face: np.ndarray, *arrays, n_boot: int, seed: int) -> np.ndarray:
+    """The statistic when every drawn identity is a distinct copy: a positive pair (A, A) counts c_A times, a
+    negative (A, B) c_A * c_B times."""
+    universe = np.unique(np.r_[voice, face])
+    v, f = np.searchsorted(universe, voice), np.searchsorted(universe, face)
+    values = []
+    for c in identity_draws(len(universe), n_boot, seed).astype(float):
+        try:
+            values.append(statistic(*arrays, sample_weight=np.where(v == f, c[v], c[v] * c[f])))
         except ValueError:
             values.append(np.nan)
     return np.array(values)
@@ -109,10 +123,9 @@ def one_test_set(seed: int, n_boot: int, truths: dict[str, float], effects: tupl
         out[f"auc {restriction}"] = {
             "value": roc_auc(scores, pairs.labels),
             "pair": summarise(pair_bootstrap_values(roc_auc, scores, pairs.labels, n_boot=n_boot, seed=seed), truth),
-            "anchor": summarise(cluster_bootstrap_values(roc_auc, voice, scores, pairs.labels, n_boot=n_boot,
-                                                         seed=seed), truth),
-            "two-sided": summarise(cluster_bootstrap_values(roc_auc, np.c_[voice, face], scores, pairs.labels,
-                                                            n_boot=n_boot, seed=seed), truth),
+            "anchor": summarise(cluster_values(roc_auc, voice, scores, pairs.labels, n_boot=n_boot, seed=seed), truth),
+            "two-sided": summarise(two_sided_values(roc_auc, voice, face, scores, pairs.labels, n_boot=n_boot,
+                                                    seed=seed), truth),
         }
     trials = matching_trials(table, "v2f", 2000, seed, max_n=10)
     probe_ids, candidate_ids = ids[trials.probes], ids[trials.candidates]
@@ -122,7 +135,7 @@ def one_test_set(seed: int, n_boot: int, truths: dict[str, float], effects: tupl
         out[f"matching v2f N={n}"] = {
             "value": float(credits.mean()),
             "pair": summarise(pair_bootstrap_values(np.mean, credits, n_boot=n_boot, seed=seed), None),
-            "anchor": summarise(cluster_bootstrap_values(weighted_mean, probe_ids, credits, n_boot=n_boot,
+            "anchor": summarise(cluster_values(weighted_mean, probe_ids, credits, n_boot=n_boot,
                                                          seed=seed), None),
         }
     voices = ids[table["modality"].to_numpy() == "voice"]
@@ -132,7 +145,7 @@ def one_test_set(seed: int, n_boot: int, truths: dict[str, float], effects: tupl
     out["mAP v2f"] = {
         "value": float(ap.mean()),
         "pair": summarise(pair_bootstrap_values(np.mean, ap, n_boot=n_boot, seed=seed), None),
-        "anchor": summarise(cluster_bootstrap_values(weighted_mean, voices, ap, n_boot=n_boot, seed=seed), None),
+        "anchor": summarise(cluster_values(weighted_mean, voices, ap, n_boot=n_boot, seed=seed), None),
     }
     return out
 

@@ -1,6 +1,6 @@
 """Does a claim's decision interval keep its level, how does it narrow, and is its stated power real? (issue 18)
 
-Simulates the model behind :func:`vfcross.evaluation.decision.seed_decision`:
+Simulates the model behind :func:`vfcross.evaluation.intervals.seed_decision`:
 on a test set of m identities, training seed s of system a against b gives the
 paired difference
 
@@ -10,7 +10,7 @@ x_i the identity's share of the difference (the same for every seed: the
 test set is shared), w_is its seed-by-identity part, u_s the seed's own
 shift. The identity bootstrap draws the m identities with replacement and
 recomputes every D_s on the same draw, exactly as
-:func:`vfcross.evaluation.seeds.paired_decision` does with AUCs. The truth
+:func:`vfcross.evaluation.intervals.paired_decision` does with AUCs. The truth
 is mu, the mean over new test identities AND new seeds. Defaults (in AUC
 points) match the committed default run: per-seed identity SE ≈ 1.5 points
 at 60 identities (sqrt(10² + 6²)/sqrt(60)), seed SD of the Table 6
@@ -43,7 +43,7 @@ import time
 
 import numpy as np
 
-from vfcross.evaluation.decision import seed_decision
+from vfcross.evaluation.intervals import seed_decision
 
 
 def simulate(rng: np.random.Generator, m: int, seeds: int, sd: tuple[float, float, float], mu: float,

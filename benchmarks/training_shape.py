@@ -48,9 +48,8 @@ from vfcross.backbone.task import train_backbone  # noqa: E402
 from vfcross.config import override, preset  # noqa: E402
 from vfcross.data import prepare_dataset  # noqa: E402
 from vfcross.data.manifest import read_manifest  # noqa: E402
-from vfcross.evaluation.bootstrap import cluster_bootstrap_ci  # noqa: E402
-from vfcross.metrics import roc_auc  # noqa: E402
-from vfcross.evaluation.protocols import verification_pairs, verification_scores  # noqa: E402
+from vfcross.evaluation.intervals import list_interval  # noqa: E402
+from vfcross.evaluation.protocols import verification_pairs  # noqa: E402
 from vfcross.preprocess.run import run_preprocessing  # noqa: E402
 
 #: (training identities, videos, faces per video, clips per video, epochs): equal steps, equal samples.
@@ -75,11 +74,9 @@ def val_aucs(vectors: np.ndarray, table, n_boot: int) -> dict:
     """All-pairs AUC on the validation identities, random and same-gender negatives, with identity intervals."""
     out = {}
     for restriction in ("random", "G"):
-        pairs = verification_pairs(table, restriction, 0, 0, split="val")
-        scores = verification_scores(pairs, vectors)
-        clusters = np.c_[table["identity"].to_numpy()[pairs.voice], table["identity"].to_numpy()[pairs.face]]
-        ci = cluster_bootstrap_ci(roc_auc, clusters, scores, pairs.labels, n_boot=n_boot, seed=0)
-        out[restriction] = {"auc": roc_auc(scores, pairs.labels), "ci": list(ci), "pairs": len(pairs.labels)}
+        score = verification_pairs(table, restriction, 0, 0, split="val").score(table, vectors)
+        ci = list_interval(score, "auc", restriction, [], n_boot, 0)  # identity-level (voice's identity) interval
+        out[restriction] = {"auc": score.auc, "ci": ci, "pairs": len(score)}
     return out
 
 

@@ -20,13 +20,8 @@ from PIL import Image
 
 from vfcross import config
 from vfcross.data import voxceleb
-from vfcross.data.protocol_files import (
-    manifest_rows,
-    read_matching_list,
-    read_retrieval_gallery,
-    read_verification_list,
-    resolve,
-)
+from vfcross.data.protocol_files import read_matching_list, read_retrieval_gallery, read_verification_list
+from vfcross.evaluation.protocols import join
 from vfcross.data.voxceleb import (
     MANIFEST_COLUMNS,
     REASON_NO_FACE,
@@ -373,19 +368,19 @@ def test_malformed_split_file_names_line(tiny: Path) -> None:
 def test_verification_lists_parse(veriflists: dict) -> None:
     for name, pairs in VERIFLIST_PAIRS.items():
         lst = veriflists[name]
-        assert lst.name == name and len(lst) == pairs
+        assert (lst.kind, lst.name, len(lst)) == ("verification", name, pairs)
         positives = int(lst.labels.sum())
         assert abs(positives - (pairs - positives)) <= 2  # balanced (odd-sized lists differ by one or two)
-        np.testing.assert_array_equal(lst.labels, lst.voice_identities == lst.face_identities)
-        assert len(np.unique(lst.voice_identities)) <= 250
+        np.testing.assert_array_equal(lst.labels, lst.identities[:, 0] == lst.identities[:, 1])
+        assert len(np.unique(lst.identities[:, 0])) <= 250
     assert int(veriflists["G"].labels.sum()) == 15248
 
 
 def test_veriflist_voice_path_maps_to_official_layout(veriflists: dict) -> None:
     lst = veriflists["G"]
-    assert lst.voice_paths[0] == "wav/id10002/gaQqIoV_aLY/00001.wav"  # A.R._Rahman/gaQqIoV_aLY_0000001.wav
-    assert lst.face_paths[0] == "unzippedFaces/A.R._Rahman/1.6/eNc4LrrvV80/0011625.jpg"
-    assert (lst.voice_identities[0], lst.face_identities[0], lst.labels[0]) == ("id10002", "id10002", 1)
+    assert lst.paths[0, 0] == "wav/id10002/gaQqIoV_aLY/00001.wav"  # A.R._Rahman/gaQqIoV_aLY_0000001.wav
+    assert lst.paths[0, 1] == "unzippedFaces/A.R._Rahman/1.6/eNc4LrrvV80/0011625.jpg"
+    assert (*lst.identities[0], lst.labels[0]) == ("id10002", "id10002", 1)
     with pytest.raises(ValueError):
         lst.labels[0] = 0  # parsed tables are read-only
 
@@ -393,52 +388,43 @@ def test_veriflist_voice_path_maps_to_official_layout(veriflists: dict) -> None:
 def test_matching_lists_parse(matching: dict) -> None:
     for (direction, name), trials in matching.items():
         assert (trials.direction, trials.name, len(trials)) == (direction, name, MATCHING_TRIALS[name])
-        assert trials.candidates.shape == (len(trials), 2)
-        np.testing.assert_array_equal(trials.probe_identities, trials.candidate_identities[:, 0])
-        assert not np.any(trials.probe_identities == trials.candidate_identities[:, 1])
+        assert trials.paths.shape == trials.identities.shape == (len(trials), 3)
+        assert not np.any(trials.identities[:, 0] == trials.identities[:, 2])
+        np.testing.assert_array_equal(trials.identities[:, 0], trials.identities[:, 1])
         probe_prefix, candidate_prefix = ("wav/", "unzippedFaces/")[:: 1 if direction == "v2f" else -1]
-        assert all(p.startswith(probe_prefix) for p in trials.probes)
-        assert all(c.startswith(candidate_prefix) for c in trials.candidates.ravel())
+        assert all(p.startswith(probe_prefix) for p in trials.paths[:, 0])
+        assert all(c.startswith(candidate_prefix) for c in trials.paths[:, 1:].ravel())
     # the identity of a voice probe is in its own path: independent of the meta table
     v2f = matching[("v2f", "U")]
-    assert [p.split("/")[1] for p in v2f.probes[:50]] == v2f.candidate_identities[:50, 0].tolist()
+    assert [p.split("/")[1] for p in v2f.paths[:50, 0]] == v2f.identities[:50, 1].tolist()
 
 
 def test_retrieval_galleries_parse(lists: Path, meta: pd.DataFrame) -> None:
     for filename, modality in (("wav_20k.csv", "voice"), ("jpg_20k.csv", "face")):
         gallery = read_retrieval_gallery(lists / filename, modality, meta)
-        assert (gallery.modality, len(gallery)) == (modality, 20000)
+        assert (gallery.direction, len(gallery), gallery.paths.shape) == (modality, 20000, (20000, 1))
         assert len(np.unique(gallery.paths)) == 20000 and len(np.unique(gallery.identities)) == 250
 
 
-def test_resolving_reports_missing_and_flags_present(mini: Path, veriflists: dict) -> None:
-    lst = veriflists["G"]
-    with pytest.warns(UserWarning, match=r"of \d+ referenced files are missing"):
-        resolved = resolve(lst, mini)
-    resolution = resolved.resolution
-    referenced = set(np.unique(lst.path_matrix()).tolist())
-    found = referenced - set(resolution.missing)
-    assert len(resolution.missing) > 0.99 * len(referenced)
-    assert all((mini / p).is_file() for p in found)
-    assert not any((mini / p).is_file() for p in resolution.missing[:2000])
+def test_a_list_joined_to_the_real_slice_names_every_row_it_leaves_out(mini: Path, veriflists: dict) -> None:
+    lst, manifest = veriflists["G"], read_dataset(mini)
+    kept, coverage = join(lst, manifest)
+    referenced = set(np.unique(lst.paths).tolist())
+    found = referenced & set(manifest["relpath"])
     # the mini slice holds all 16 test-identity clips the veriflists use, and no pair completely
-    manifest = read_dataset(mini)
     test_voices = manifest[manifest["identity"].isin(["id10108", "id10278"]) & (manifest["modality"] == "voice")]
-    assert set(test_voices["relpath"]) <= found
-    assert not resolution.present.any() and len(resolved) == len(lst)
+    assert set(test_voices["relpath"]) <= found and len(found) < 0.01 * len(referenced)
+    assert kept.shape == (0, 2) and coverage.rows == len(lst) and len(coverage.missing_rows) == len(lst)
+    assert all(set(files) == set(lst.paths[row]) - found for row, files in
+               zip(coverage.missing_rows[:500], coverage.missing_files[:500]))
 
 
-def test_gallery_subset_to_present_joins_manifest(mini: Path, lists: Path, meta: pd.DataFrame) -> None:
-    with pytest.warns(UserWarning, match="19987 of 20000 referenced files are missing"):
-        gallery = read_retrieval_gallery(lists / "wav_20k.csv", "voice", meta, root=mini)
-    assert int(gallery.resolution.present.sum()) == 13
-    kept = gallery.subset(gallery.resolution.present)
-    assert len(kept) == 13 and kept.resolution.missing == () and kept.resolution.present.all()
-    manifest = read_dataset(mini)
-    rows = manifest_rows(kept.paths, manifest)
-    assert (rows >= 0).all()
-    assert manifest["relpath"].iloc[rows].tolist() == kept.paths.tolist()
-    assert manifest["identity"].iloc[rows].tolist() == kept.identities.tolist()
+def test_a_gallery_joins_the_manifest_where_its_files_are(mini: Path, lists: Path, meta: pd.DataFrame) -> None:
+    gallery, manifest = read_retrieval_gallery(lists / "wav_20k.csv", "voice", meta), read_dataset(mini)
+    kept, coverage = join(gallery, manifest)
+    assert len(kept) == coverage.scored == 13 and coverage.rows == 20000
+    assert set(manifest["relpath"].iloc[kept[:, 0]]) <= set(gallery.paths[:, 0])
+    assert (manifest["identity"].iloc[kept[:, 0]].str.startswith("id1")).all()
 
 
 def test_present_rows_of_a_partly_available_list(tiny: Path, tmp_path: Path) -> None:
@@ -449,14 +435,10 @@ def test_present_rows_of_a_partly_available_list(tiny: Path, tmp_path: Path) -> 
         "2,1,2,0,Ann_A/vid_A-1_0000002.wav,Bob_B/vid_A-1/0000050.jpg\n"
         "3,2,2,1,Bob_B/vid_A-1_0000009.wav,Bob_B/vid_A-1/0000025.jpg\n"
     )
-    with pytest.warns(UserWarning, match="1 of 6 referenced files are missing.*1 of 3 rows"):
-        lst = read_verification_list(veriflist, tiny / "vox1_meta.csv", root=tiny)
-    assert lst.resolution.present.tolist() == [True, True, False]
-    assert lst.resolution.missing == ("wav/id00002/vid_A-1/00009.wav",)
-    kept = lst.subset(lst.resolution.present)
-    assert kept.labels.tolist() == [1, 0] and kept.resolution.missing == ()
-    manifest = read_dataset(tiny)
-    assert (manifest_rows(kept.path_matrix(), manifest) >= 0).all()
+    lst, manifest = read_verification_list(veriflist, tiny / "vox1_meta.csv"), read_dataset(tiny)
+    kept, coverage = join(lst, manifest)
+    assert coverage.missing_rows.tolist() == [2] and coverage.missing_files == (("wav/id00002/vid_A-1/00009.wav",),)
+    assert manifest["relpath"].to_numpy()[kept].tolist() == lst.paths[:2].tolist()
 
 
 TINY_META = ["id00001\tAnn_A\tf\tUK\tdev", "id00002\tBob_B\tm\tUSA\tdev"]

@@ -17,7 +17,7 @@ from vfcross.evaluation.fame import (
     write_submission,
 )
 from vfcross.metrics import eer, roc_auc
-from vfcross.evaluation.protocols import verification_pairs, verification_scores
+from vfcross.evaluation.protocols import verification_pairs
 from vfcross.reporting.multilingual import fame_figure, fame_table
 from vfcross.reporting.reported import FAME_BASELINE, REPORTED
 
@@ -95,7 +95,7 @@ def test_heard_and_unheard_scores_match_a_direct_computation():
         vectors, table = systems[entry["train"]]
         rows = evaluation_rows(table, entry["test"])
         pairs = verification_pairs(table[rows].reset_index(drop=True), "random", 400, 5, "test")
-        scores = verification_scores(pairs, vectors[rows])
+        scores = pairs.scores(vectors[rows])
         assert entry["eer"] == pytest.approx(eer(scores, pairs.labels))
         assert entry["auc"] == pytest.approx(roc_auc(scores, pairs.labels))
         assert entry["pairs"] == 400 and entry["identities"] == 12

@@ -1,5 +1,4 @@
-"""vfcross.metrics: verification, matching, retrieval and bootstrap metrics against
-scikit-learn and hand-solved cases."""
+"""vfcross.metrics: verification, matching and retrieval metrics against scikit-learn and hand-solved cases."""
 
 import itertools
 import tracemalloc
@@ -11,7 +10,6 @@ from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from vfcross.metrics import (
     average_precisions,
-    bootstrap_ci,
     eer,
     chance_average_precision,
     chance_mean_average_precision,
@@ -240,55 +238,6 @@ def test_retrieval_map_20k_by_20k_stays_within_memory():
     np.testing.assert_allclose(aps[sample], dense, rtol=0, atol=1e-12)
 
 
-# --- bootstrap ------------------------------------------------------------------------------------
-
-
-def test_bootstrap_ci_contains_estimate_and_narrows_with_data():
-    rng = np.random.default_rng(0)
-    small, large = rng.normal(size=100), rng.normal(size=10_000)
-    low_s, high_s = bootstrap_ci(np.mean, small, n_boot=500)
-    low_l, high_l = bootstrap_ci(np.mean, large, n_boot=500)
-    assert low_s <= small.mean() <= high_s and low_l <= large.mean() <= high_l
-    assert (high_l - low_l) < (high_s - low_s) / 5  # ~ 1/sqrt(100) times as wide
-    assert high_s - low_s == pytest.approx(2 * 1.96 / np.sqrt(100), rel=0.25)
-
-
-def test_bootstrap_ci_resamples_paired_rows_and_is_deterministic():
-    rng = np.random.default_rng(1)
-    labels = rng.integers(0, 2, 400)
-    scores = rng.normal(size=400) + labels
-    first = bootstrap_ci(roc_auc, scores, labels, n_boot=200, seed=3)
-    assert first == bootstrap_ci(roc_auc, scores, labels, n_boot=200, seed=3)
-    assert first != bootstrap_ci(roc_auc, scores, labels, n_boot=200, seed=4)
-    assert first[0] <= roc_auc_score(labels, scores) <= first[1]
-
-
-def test_bootstrap_ci_skips_a_few_failures_but_not_many():
-    calls = {"n": 0}
-
-    def sometimes_fails(every):
-        def statistic(values):
-            calls["n"] += 1
-            if calls["n"] % every == 0:
-                raise ValueError("one class only")
-            return float(values.mean())
-
-        return statistic
-
-    values = np.arange(50.0)
-    low, high = bootstrap_ci(sometimes_fails(50), values, n_boot=400)  # 2% fail: skipped
-    assert low < values.mean() < high
-    with pytest.raises(ValueError, match="failed on 40 of 400"):
-        bootstrap_ci(sometimes_fails(10), values, n_boot=400)  # 10% fail
-
-
-def test_bootstrap_ci_validates_input():
-    with pytest.raises(ValueError, match="equally long"):
-        bootstrap_ci(roc_auc, np.zeros(3), np.zeros(4))
-    with pytest.raises(ValueError, match="level"):
-        bootstrap_ci(np.mean, np.zeros(3), level=1.5)
-
-
 def test_mean_of_average_precisions_without_nan_does_not_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -375,24 +324,23 @@ def test_bad_weights_are_rejected():
         eer(scores, labels, sample_weight=np.array([0, 1, 1]))
 
 
-@pytest.mark.parametrize("metric", [roc_auc, eer])
-def test_identity_batched_path_equals_the_metric_with_weights(scored, metric):
-    from vfcross.metrics import by_identity
+@pytest.mark.parametrize("metric", ["auc", "eer"])
+def test_identity_replicates_equal_the_metric_with_weights(scored, metric):
+    from vfcross.scores import ListScore, _IdentityEER
 
     scores, labels = scored
+    function = {"auc": roc_auc, "eer": eer}[metric]
     codes = np.random.default_rng(5).integers(1, 40, len(scores))  # each pair's identity
     codes[np.flatnonzero(labels == 1)[:5]] = 0  # identity 0 has positive pairs only
     counts = np.random.default_rng(7).integers(0, 3, (30, 40)).astype(float)  # zeros leave identities (and ties) out
     counts[0] = np.arange(40) == 0  # a resample of identity 0 alone has no negative: undefined
-    got = by_identity(metric, codes, 40, scores, labels)(counts)
+    got = ListScore.of(scores, labels, codes).replicates(metric, counts)
     assert np.isnan(got[0])
-    expected = [metric(scores, labels, sample_weight=c[codes]) for c in counts[1:]]
+    expected = [function(scores, labels, sample_weight=c[codes]) for c in counts[1:]]
     np.testing.assert_allclose(got[1:], expected, rtol=0, atol=1e-12)
-    if metric is eer:  # a coarse grid: the crossing is found within segments of many tie groups
-        from vfcross.metrics import _IdentityEER
-
-        np.testing.assert_allclose(_IdentityEER(scores, labels, codes, 40, grid=7)(counts[1:]), expected, atol=1e-12)
-    if metric is roc_auc:  # and scikit-learn's weighted AUC, ties included
+    if metric == "eer":  # a coarse grid: the crossing is found within segments of many tie groups
+        np.testing.assert_allclose(_IdentityEER(scores, labels.astype(bool), codes, 40, grid=7)(counts[1:]), expected,
+                                   atol=1e-12)
+    else:  # and scikit-learn's weighted AUC, ties included
         expected = [roc_auc_score(labels, scores, sample_weight=c[codes]) for c in counts[1:]]
         np.testing.assert_allclose(got[1:], expected, rtol=0, atol=1e-12)
-    assert by_identity(np.mean, codes, 40, scores, labels) is None  # other statistics are called per resample

@@ -8,37 +8,15 @@ import pandas as pd
 import pytest
 from fakes import make_table, unit_vectors
 
-from vfcross.data.protocol_files import (
-    manifest_rows,
-    read_matching_list,
-    read_retrieval_gallery,
-    read_verification_list,
-)
+from vfcross.config import EvalConfig
+from vfcross.data.protocol_files import manifest_rows, read_matching_list, read_retrieval_gallery, read_verification_list
 from vfcross.data.voxceleb import scan_dataset
-from vfcross.evaluation.bootstrap import cluster_bootstrap_ci, paired_cluster_bootstrap_ci, weighted_mean
-from vfcross.evaluation.evaluate import compare, evaluate, scored_pairs
-from vfcross.metrics import (
-    chance_mean_average_precision,
-    eer,
-    matching_credits,
-    mean_of_average_precisions,
-    roc_auc,
-)
-from vfcross.evaluation.protocols import (
-    RESTRICTIONS,
-    MatchingTrials,
-    VerificationPairs,
-    from_galleries,
-    from_matching_list,
-    from_verification_list,
-    matching_similarities,
-    matching_trials,
-    retrieval_average_precisions,
-    retrieval_task,
-    split_identities,
-    verification_pairs,
-    verification_scores,
-)
+from vfcross.evaluation.evaluate import compare, evaluate
+from vfcross.evaluation.intervals import cluster_values, paired_interval, percentiles, weighted_mean
+from vfcross.evaluation.protocols import (RESTRICTIONS, MatchingTrials, matching_trials, official_protocols,
+                                          read_official_lists, retrieval_task, split_identities, verification_pairs)
+from vfcross.metrics import chance_mean_average_precision, eer, matching_credits, mean_of_average_precisions, roc_auc
+from vfcross.scores import AllPairs
 
 
 
@@ -77,8 +55,10 @@ def every_eligible_pair(table, restriction):
 
 @pytest.mark.parametrize("restriction", list(RESTRICTIONS))
 def test_verification_scores_every_eligible_pair_exactly_once(table, restriction):
-    pairs = quiet_pairs(table, restriction, n_pairs=0)
-    assert isinstance(pairs, VerificationPairs) and pairs.name == restriction and pairs.sampling == ""
+    every = quiet_pairs(table, restriction, n_pairs=0)
+    assert isinstance(every, AllPairs) and every.name == restriction and every.sampling == ""
+    pairs = every.explicit()
+    assert len(pairs) == len(every) == sum(every.counts()) and every.counts()[0] == pairs.labels.sum()
     drawn = list(zip(pairs.voice.tolist(), pairs.face.tolist()))
     assert len(drawn) == len(set(drawn))  # no pair twice
     assert set(drawn) == every_eligible_pair(table, restriction)  # ... and none missing or out of the restriction
@@ -90,7 +70,7 @@ def test_verification_scores_every_eligible_pair_exactly_once(table, restriction
 
 @pytest.mark.parametrize("restriction", ["random", "G"])
 def test_sampled_pairs_are_distinct_balanced_and_labelled(table, restriction):
-    every = quiet_pairs(table, restriction, n_pairs=0)
+    every = quiet_pairs(table, restriction, n_pairs=0).explicit()
     pairs = quiet_pairs(table, restriction, n_pairs=200)
     drawn = list(zip(pairs.voice.tolist(), pairs.face.tolist()))
     assert len(pairs) == 200 and pairs.labels.sum() == 100 and len(set(drawn)) == 200  # without replacement
@@ -148,9 +128,6 @@ def test_matching_trials_are_nested_and_well_formed(table, direction, probe_moda
     candidate_ids = column(table, "identity", trials.candidates)
     assert (candidate_ids[:, 0] == probe_ids).all()
     assert all(len(set(row)) == 10 for row in candidate_ids)  # distinct identities, none the probe's
-    five = trials.subset_n(5)
-    np.testing.assert_array_equal(five.candidates, trials.candidates[:, :5])
-    np.testing.assert_array_equal(five.probes, trials.probes)
 
 
 def test_matching_trials_are_deterministic_and_checked(table):
@@ -160,8 +137,6 @@ def test_matching_trials_are_deterministic_and_checked(table):
         matching_trials(table, "v2f", 50, seed=0, max_n=31)
     with pytest.raises(ValueError, match="direction"):
         matching_trials(table, "v2v", 50, seed=0)
-    with pytest.raises(ValueError, match="n must be in 2..10"):
-        first.subset_n(11)
 
 
 # --- retrieval and scoring ---------------------------------------------------------------------
@@ -182,10 +157,10 @@ def test_scoring_helpers_are_cosines_of_row_vectors(table):
     vectors = unit_vectors(np.random.default_rng(0), len(table))
     pairs = quiet_pairs(table, "random", n_pairs=20)
     expected = [vectors[v] @ vectors[f] for v, f in zip(pairs.voice, pairs.face)]
-    np.testing.assert_allclose(verification_scores(pairs, vectors), expected)
+    np.testing.assert_allclose(pairs.scores(vectors, chunk=3), expected)
     trials = matching_trials(table, "f2v", 30, seed=0, max_n=4)
     expected = np.einsum("td,tnd->tn", vectors[trials.probes], vectors[trials.candidates])
-    np.testing.assert_allclose(matching_similarities(trials, vectors, chunk_size=7), expected)
+    np.testing.assert_allclose(trials.similarities(vectors, chunk=7), expected)
 
 
 # --- evaluator ----------------------------------------------------------------------------------
@@ -203,7 +178,7 @@ def identity_vectors(table, noise, seed=0):
 def quiet_evaluate(vectors, table, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return evaluate(vectors, table, n_pairs=400, n_trials=200, n_boot=50, **kwargs)
+        return evaluate(vectors, table, EvalConfig(n_pairs=400, n_trials=200, n_boot=50, **kwargs))
 
 
 def test_evaluate_returns_json_ready_fractions(table):
@@ -236,24 +211,23 @@ def test_evaluate_intervals_are_identity_level(table):
     result = quiet_evaluate(vectors, table, seed=3)
     assert result["settings"]["interval"] == "identity cluster bootstrap"
     assert result["settings"]["identities"] == len(split_identities(table))
-    # verification: the same pairs, each belonging to its voice identity
-    pairs = scored_pairs(vectors, table, "random", 400, 3, "test")
+    # verification: the same pairs, each belonging to its voice identity, resampled as the metric with weights
     identity = table["identity"].to_numpy(dtype=str)
-    drawn = verification_pairs(table, "random", 400, 3)
-    np.testing.assert_array_equal(pairs.clusters, identity[drawn.voice])
-    np.testing.assert_array_equal(pairs.face_identities, identity[drawn.face])
-    for metric, key in ((roc_auc, "auc_ci"), (eer, "eer_ci")):
-        expected = cluster_bootstrap_ci(metric, pairs.clusters, pairs.scores, pairs.labels, n_boot=50, seed=3)
-        assert result["verification"][key] == pytest.approx(list(expected))
-    g = scored_pairs(vectors, table, "G", 400, 3, "test")
-    assert result["grouped_auc"]["G"]["ci"] == pytest.approx(
-        list(cluster_bootstrap_ci(roc_auc, g.clusters, g.scores, g.labels, n_boot=50, seed=3)))
+    for restriction, key, metric in (("random", ("verification", "auc_ci"), roc_auc),
+                                     ("random", ("verification", "eer_ci"), eer), ("G", ("grouped_auc", "G", "ci"), roc_auc)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            drawn = verification_pairs(table, restriction, 400, 3)
+        values = cluster_values(metric, identity[drawn.voice], drawn.scores(vectors), drawn.labels, n_boot=50, seed=3)
+        found = result
+        for part in key:
+            found = found[part]
+        assert found == pytest.approx(list(percentiles(values)))
     # matching: trials belong to their probe identity
     trials = matching_trials(table, "v2f", 200, 3, 10)
-    credits = matching_credits(matching_similarities(trials, vectors)[:, :4])
-    probes = table["identity"].to_numpy(dtype=str)[trials.probes]
-    assert result["matching_vf"]["4"]["ci"] == pytest.approx(
-        list(cluster_bootstrap_ci(weighted_mean, probes, credits, n_boot=50, seed=3)))
+    credits = matching_credits(trials.similarities(vectors)[:, :4])
+    values = cluster_values(weighted_mean, identity[trials.probes], credits, n_boot=50, seed=3)
+    assert result["matching_vf"]["4"]["ci"] == pytest.approx(list(percentiles(values)))
 
 
 def test_evaluate_reports_the_chance_map_of_the_gallery(table):
@@ -270,9 +244,9 @@ def test_compare_gives_paired_differences_on_the_same_pairs(table):
     good, poor = identity_vectors(table, noise=0.8), identity_vectors(table, noise=2.0, seed=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = compare(good, poor, table, seed=2, n_pairs=400, n_boot=100)
-        same = compare(good, good, table, seed=2, n_pairs=400, n_boot=100, lists=("random",))
-        evaluated = evaluate(good, table, seed=2, n_pairs=400, n_trials=50, n_boot=100)
+        result = compare(good, poor, table, EvalConfig(seed=2, n_pairs=400, n_boot=100))
+        same = compare(good, good, table, EvalConfig(seed=2, n_pairs=400, n_boot=100), lists=("random",))
+        evaluated = evaluate(good, table, EvalConfig(seed=2, n_pairs=400, n_trials=50, n_boot=100))
     assert set(result["verification"]) == {"random", "G", "N", "A", "GNA"}
     assert result["settings"]["difference"] == "a - b"
     auc = result["verification"]["random"]["auc"]
@@ -282,10 +256,9 @@ def test_compare_gives_paired_differences_on_the_same_pairs(table):
     assert result["verification"]["random"]["eer"]["ci"][1] < 0  # ... with a lower EER
     assert result["verification"]["N"]["auc"]["a"] == pytest.approx(evaluated["grouped_auc"]["N"]["auc"])
     with pytest.warns(UserWarning, match="have no age"):
-        a, b = scored_pairs(good, table, "A", 400, 2, "test"), scored_pairs(poor, table, "A", 400, 2, "test")
-    expected = paired_cluster_bootstrap_ci(eer, a.clusters, (a.scores, a.labels), (b.scores, b.labels), n_boot=100,
-                                           seed=2)
-    assert result["verification"]["A"]["eer"] == expected.as_dict()
+        drawn = verification_pairs(table, "A", 400, 2)
+    expected = paired_interval(drawn.score(table, good), drawn.score(table, poor), "eer", 100, 2)
+    assert result["verification"]["A"]["eer"] == expected
     zero = same["verification"]["random"]["auc"]
     assert zero["difference"] == 0 and zero["ci"] == [0, 0]
     assert json.loads(json.dumps(result)) == result
@@ -301,7 +274,7 @@ def test_evaluate_notes_what_the_data_cannot_support():
     assert set(result["matching_vf"]) == {"2", "3", "4", "5"}
     assert any("N goes up to 5" in note for note in result["notes"])
     with pytest.raises(ValueError, match="L2-normalised"):
-        evaluate(2 * identity_vectors(small, noise=1.0), small)
+        evaluate(2 * identity_vectors(small, noise=1.0), small, EvalConfig())
 
 
 def test_too_few_identities_for_an_interval_give_none_and_a_note():
@@ -312,10 +285,10 @@ def test_too_few_identities_for_an_interval_give_none_and_a_note():
                           "nationality": nationality, "age": "20s"}
                          for i, nationality in enumerate(nationalities) for modality in ("voice", "face")])
     vectors = identity_vectors(tiny, noise=1.0)
-    result = evaluate(vectors, tiny, n_pairs=200, n_trials=50, n_boot=200)
+    result = evaluate(vectors, tiny, EvalConfig(n_pairs=200, n_trials=50, n_boot=200))
     assert result["grouped_auc"]["N"]["ci"] is None and result["grouped_auc"]["G"]["ci"] is not None
     assert any(note.startswith("grouped AUC N: no identity-level interval") for note in result["notes"])
-    paired = compare(vectors, identity_vectors(tiny, noise=1.0, seed=1), tiny, n_pairs=200, n_boot=200,
+    paired = compare(vectors, identity_vectors(tiny, noise=1.0, seed=1), tiny, EvalConfig(n_pairs=200, n_boot=200),
                      lists=("random", "N"))
     assert "note" in paired["verification"]["N"]["auc"] and "difference" in paired["verification"]["random"]["auc"]
     assert any(note.startswith("verification N auc: no identity-level interval") for note in paired["notes"])
@@ -337,21 +310,21 @@ def test_official_galleries_reach_the_metrics(mini):
     voices = read_retrieval_gallery(lists / "wav_20k.csv", "voice", lists / "vox1_meta.csv")
     faces = read_retrieval_gallery(lists / "jpg_20k.csv", "face", lists / "vox1_meta.csv")
     in_mini = set(manifest["relpath"])
-    voice_paths = [p for p in voices.paths if p in in_mini]
-    face_paths = [p for p in faces.paths if p in in_mini]
+    voice_paths = [p for p in voices.paths[:, 0] if p in in_mini]
+    face_paths = [p for p in faces.paths[:, 0] if p in in_mini]
     assert voice_paths and face_paths
-    task = from_galleries(voices, faces, manifest, "v2f")
+    protocols = official_protocols(read_official_lists(lists), manifest)
+    task = protocols.get(("map", "vf")).protocol
     np.testing.assert_array_equal(task.queries, manifest_rows(np.array(voice_paths), manifest))
     np.testing.assert_array_equal(task.gallery, manifest_rows(np.array(face_paths), manifest))
     voice_cov, face_cov = task.coverage  # the entries left out are recorded, query gallery first
     assert (voice_cov.name, voice_cov.rows, voice_cov.scored) == ("wav_20k.csv", len(voices), len(voice_paths))
     assert (face_cov.name, face_cov.rows, face_cov.scored) == ("jpg_20k.csv", len(faces), len(face_paths))
-    absent = [i for i, p in enumerate(faces.paths) if p not in in_mini]
+    absent = [i for i, p in enumerate(faces.paths[:, 0]) if p not in in_mini]
     np.testing.assert_array_equal(face_cov.missing_rows, absent)
-    assert face_cov.missing_files[0] == (faces.paths[absent[0]],)
-    assert [c.name for c in from_galleries(voices, faces, manifest, "f2v").coverage] == ["jpg_20k.csv", "wav_20k.csv"]
-
-    per_query = retrieval_average_precisions(task, unit_vectors(np.random.default_rng(0), len(manifest)), manifest)
+    assert face_cov.missing_files[0] == (faces.paths[absent[0], 0],)
+    assert [c.name for c in protocols.get(("map", "fv")).coverage] == ["jpg_20k.csv", "wav_20k.csv"]
+    per_query = task.average_precisions(unit_vectors(np.random.default_rng(0), len(manifest)), manifest)
     assert per_query.shape == (len(voice_paths),) and not np.isnan(per_query).all()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # queries whose identity has no face in the gallery
@@ -361,14 +334,14 @@ def test_official_galleries_reach_the_metrics(mini):
 def test_official_verification_and_matching_lists_miss_the_mini_set(mini):
     """No row of these lists has all its files in the slice: nothing is scored, every row is recorded."""
     manifest, lists = mini
+    protocols = official_protocols(read_official_lists(lists), manifest)
     vlist = read_verification_list(lists / "veriflist_test_G_unseenunheard.txt", lists / "vox1_meta.csv")
-    pairs = from_verification_list(vlist, manifest)
+    pairs = protocols.verification("G").protocol
     assert len(pairs) == 0 and pairs.coverage[0].rows == len(vlist) and pairs.coverage[0].scored == 0
     in_mini = set(manifest["relpath"])
-    first = tuple(p for p in (vlist.voice_paths[0], vlist.face_paths[0]) if p not in in_mini)
-    assert pairs.coverage[0].missing_files[0] == first
+    assert pairs.coverage[0].missing_files[0] == tuple(p for p in vlist.paths[0] if p not in in_mini)
     mlist = read_matching_list(lists / "matching_v2f_U.csv", lists / "vox1_meta.csv")
-    trials = from_matching_list(mlist, manifest)
+    trials = protocols.get(("matching_vf",)).protocol
     assert len(trials) == 0 and trials.candidates.shape == (0, 2)
     assert trials.coverage[0].as_dict() == {"list": "matching_v2f_U.csv", "rows": len(mlist), "scored": 0,
                                             "missing": len(mlist)}
@@ -395,7 +368,7 @@ def mini_paths(manifest, identity, modality):
 
 def test_handwritten_lists_map_to_manifest_rows(mini, tmp_path):
     manifest, lists = mini
-    meta = lists / "vox1_meta.csv"
+    (tmp_path / "vox1_meta.csv").write_bytes((lists / "vox1_meta.csv").read_bytes())
     brian_voice, asner_voice = mini_paths(manifest, "id10108", "voice")[0], mini_paths(manifest, "id10278", "voice")[0]
     brian_face, asner_face = mini_paths(manifest, "id10108", "face")[0], mini_paths(manifest, "id10278", "face")[0]
 
@@ -407,38 +380,32 @@ def test_handwritten_lists_map_to_manifest_rows(mini, tmp_path):
         _, name, _, video, frame = relpath.split("/")
         return f"{name}/{video}/{frame}"
 
-    veriflist = tmp_path / "veriflist_test_G_unseenunheard.txt"
-    veriflist.write_text(
+    (tmp_path / "veriflist_test_G_unseenunheard.txt").write_text(
         "id,voice-speaker-id,face-speaker-id,label,voice-path,face-path\n"
         f"0,id10108,id10108,1,{veriflist_voice(brian_voice, 'Brian_Dennehy')},{veriflist_face(brian_face)}\n"
         f"1,id10108,id10278,0,{veriflist_voice(brian_voice, 'Brian_Dennehy')},{veriflist_face(asner_face)}\n"
         f"2,id10278,id10278,1,Edward_Asner/notthere_0000001.wav,{veriflist_face(asner_face)}\n"
     )
-    pairs = from_verification_list(read_verification_list(veriflist, meta), manifest)
+    official_face = lambda relpath: relpath.removeprefix("unzippedFaces/")  # noqa: E731
+    (tmp_path / "matching_v2f_U.csv").write_text(
+        f"{asner_voice.removeprefix('wav/')} {official_face(asner_face)} {official_face(brian_face)}\n"
+        f"id10278/notthere/00001.wav {official_face(asner_face)} {official_face(brian_face)}\n"
+    )
+    protocols = official_protocols(read_official_lists(tmp_path), manifest)
+    pairs = protocols.verification("G").protocol
     assert pairs.name == "G" and pairs.coverage[0].scored == 2
     np.testing.assert_array_equal(pairs.coverage[0].missing_rows, [2])
     assert pairs.coverage[0].missing_files == (("wav/id10278/notthere/00001.wav",),)
     np.testing.assert_array_equal(pairs.voice, manifest_rows(np.array([brian_voice] * 2), manifest))
     np.testing.assert_array_equal(pairs.face, manifest_rows(np.array([brian_face, asner_face]), manifest))
     np.testing.assert_array_equal(pairs.labels, [1, 0])
-    assert verification_scores(pairs, unit_vectors(np.random.default_rng(0), len(manifest))).shape == (2,)
-
-    renamed = tmp_path / "my_pairs.txt"
-    renamed.write_text(veriflist.read_text())
-    with pytest.raises(ValueError, match="pass name="):
-        from_verification_list(read_verification_list(renamed, meta), manifest)
-
-    official_face = lambda relpath: relpath.removeprefix("unzippedFaces/")  # noqa: E731
-    matching = tmp_path / "matching_v2f_U.csv"
-    matching.write_text(
-        f"{asner_voice.removeprefix('wav/')} {official_face(asner_face)} {official_face(brian_face)}\n"
-        f"id10278/notthere/00001.wav {official_face(asner_face)} {official_face(brian_face)}\n"
-    )
-    trials = from_matching_list(read_matching_list(matching, meta), manifest)
+    assert pairs.scores(unit_vectors(np.random.default_rng(0), len(manifest))).shape == (2,)
+    trials = protocols.get(("matching_vf",)).protocol
     assert trials.direction == "v2f" and trials.coverage[0].as_dict()["missing"] == 1
     np.testing.assert_array_equal(trials.probes, manifest_rows(np.array([asner_voice]), manifest))
     np.testing.assert_array_equal(trials.candidates, manifest_rows(np.array([[asner_face, brian_face]]), manifest))
-    assert matching_similarities(trials, unit_vectors(np.random.default_rng(0), len(manifest))).shape == (1, 2)
+    assert trials.similarities(unit_vectors(np.random.default_rng(0), len(manifest))).shape == (1, 2)
+    assert protocols.verification("random").note.startswith("veriflist_test_random_unseenunheard.txt not found")
 
 
 def test_split_identities_of_the_mini_set(mini):

@@ -15,9 +15,9 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from fakes import make_table, unit_vectors
 
 from vfcross.config import EvalConfig
-from vfcross.data.protocol_files import MatchingList, RetrievalGallery, VerificationList
+from vfcross.data.protocol_files import ListFile
 from vfcross.evaluation.evaluate import compare, evaluate, evaluate_protocols
-from vfcross.evaluation.registry import (
+from vfcross.evaluation.protocols import (
     ABSENT,
     NOT_IN_TABLE,
     OFFICIAL_FILES,
@@ -46,22 +46,21 @@ def paths(table, identity, modality):
 def vlist(name, rows):
     """A verification list of (voice path, face path, voice id, face id) rows."""
     voice, face, vid, fid = (np.array(column, dtype=str) for column in zip(*rows))
-    return VerificationList(name, f"lists/{VERIF.format(name)}", voice, face, (vid == fid).astype(np.int64), vid, fid)
+    return ListFile("verification", name, f"lists/{VERIF.format(name)}", np.c_[voice, face], np.c_[vid, fid],
+                    (vid == fid).astype(np.int64))
 
 
 def test_every_registry_entry_has_a_distinct_key_a_scorer_and_files():
-    from vfcross.evaluation.evaluate import SCORERS
-
     keys = [spec.key for spec in REGISTRY]
     assert len(keys) == len(set(keys))
-    assert {spec.metric for spec in REGISTRY} <= set(SCORERS)
+    assert {spec.metric for spec in REGISTRY} == {"verification", "roc", "auc", "matching", "retrieval"}
     assert all(spec.files for spec in REGISTRY)
     assert len(OFFICIAL_FILES) == 5 + 8 + 2  # veriflists, matching lists, galleries
 
 
 def test_generated_results_name_their_protocol_and_every_drawn_row(table):
     vectors = unit_vectors(np.random.default_rng(0), len(table))
-    result = evaluate(vectors, table, seed=3, n_trials=30, n_boot=30)  # every pair of each list
+    result = evaluate(vectors, table, EvalConfig(seed=3, n_trials=30, n_boot=30))  # every pair of each list
     where = {"protocol": "generated (seed 3)"}
     n = len(generated_protocols(table, 3, kinds=("verification",)).verification("random").protocol)
     assert result["verification"]["protocol"] == where["protocol"] and result["verification"]["pairs"] == n
@@ -82,7 +81,7 @@ def test_generated_protocols_are_the_default_of_evaluate_and_evaluate_protocols(
     vectors = unit_vectors(np.random.default_rng(1), len(table))
     cfg = EvalConfig(seed=2, n_pairs=100, n_trials=20, n_boot=20)
     a = evaluate_protocols(vectors, table, cfg)
-    b = evaluate(vectors, table, 2, 100, 20, 20, "test", generated_protocols(table, 2, 100, 20, "test"))
+    b = evaluate(vectors, table, cfg, generated_protocols(table, 2, 100, 20, "test"))
     assert a == b
 
 
@@ -98,14 +97,13 @@ def official(table):
     verification = vlist("random", rows)
     trials = [[v[0][0], f[0][0], f[1][0]], [v[2][0], f[2][0], f[3][0]], [v[4][0], f[4][0], "face/id007/missing"]]
     ids = [["id000", "id000", "id001"], ["id002", "id002", "id003"], ["id004", "id004", "id007"]]
-    matching = MatchingList("v2f", "U", "lists/matching_v2f_U.csv", np.array(trials)[:, 0], np.array(trials)[:, 1:],
-                            np.array(ids)[:, 0], np.array(ids)[:, 1:])
+    matching = ListFile("matching", "U", "lists/matching_v2f_U.csv", np.array(trials), np.array(ids), direction="v2f")
     voices = [v[i][0] for i in range(4)] + ["voice/id009/missing"]
     faces = [f[i][0] for i in range(4)] + [f[0][1]]
-    gallery_v = RetrievalGallery("voice", "wav_20k", "lists/wav_20k.csv", np.array(voices),
-                                 np.array(["id000", "id001", "id002", "id003", "id009"]))
-    gallery_f = RetrievalGallery("face", "jpg_20k", "lists/jpg_20k.csv", np.array(faces),
-                                 np.array(["id000", "id001", "id002", "id003", "id000"]))
+    gallery_v = ListFile("gallery", "wav_20k", "lists/wav_20k.csv", np.array(voices)[:, None],
+                         np.array(["id000", "id001", "id002", "id003", "id009"])[:, None], direction="voice")
+    gallery_f = ListFile("gallery", "jpg_20k", "lists/jpg_20k.csv", np.array(faces)[:, None],
+                         np.array(["id000", "id001", "id002", "id003", "id000"])[:, None], direction="face")
     lists = {VERIF.format("random"): verification, "matching_v2f_U.csv": matching,
              "wav_20k.csv": gallery_v, "jpg_20k.csv": gallery_f}
     present = OfficialLists(Path("lists"), lists, tuple(n for n in OFFICIAL_FILES if n not in lists))
@@ -118,11 +116,11 @@ def test_official_lists_are_scored_on_the_rows_whose_files_are_all_there(officia
     lists, table, skipped = official
     protocols = official_protocols(lists, table, split="test", root=None, skipped=skipped)
     vectors = unit_vectors(np.random.default_rng(2), len(table))
-    result = evaluate(vectors, table, n_boot=30, protocols=protocols)
+    result = evaluate(vectors, table, EvalConfig(n_boot=30), protocols)
     row = {p: i for i, p in enumerate(table.relpath)}
     v = lists.lists[VERIF.format("random")]
     scored = slice(0, 4)  # rows 5 and 6 lack a file
-    scores = [vectors[row[a]] @ vectors[row[b]] for a, b in zip(v.voice_paths[scored], v.face_paths[scored])]
+    scores = [vectors[row[a]] @ vectors[row[b]] for a, b in v.paths[scored]]
     entry = result["verification"]
     assert entry["auc"] == pytest.approx(roc_auc_score(v.labels[scored], scores))
     assert entry["pairs"] == 4 and entry["protocol"] == f"official: {VERIF.format('random')}"
@@ -132,14 +130,14 @@ def test_official_lists_are_scored_on_the_rows_whose_files_are_all_there(officia
         "protocol": f"official: {VERIF.format('A')}", "coverage": {"rows": 0, "scored": 0, "missing": 0}}
 
     m = lists.lists["matching_v2f_U.csv"]
-    sims = np.array([[vectors[row[m.probes[t]]] @ vectors[row[c]] for c in m.candidates[t]] for t in range(2)])
+    sims = np.array([[vectors[row[m.paths[t, 0]]] @ vectors[row[c]] for c in m.paths[t, 1:]] for t in range(2)])
     assert set(result["matching_vf"]) == {"2"}  # official matching is 1:2
     assert result["matching_vf"]["2"]["accuracy"] == pytest.approx(np.mean(sims[:, 0] > sims[:, 1]))
     assert result["matching_vf"]["2"]["coverage"] == {"rows": 3, "scored": 2, "missing": 1}
     assert result["matching_fv"]["protocol"] == "official: matching_f2v_U.csv" and "note" in result["matching_fv"]
 
-    queries, gallery = [row[p] for p in lists.lists["wav_20k.csv"].paths[:4]], [row[p] for p in
-                                                                                 lists.lists["jpg_20k.csv"].paths]
+    queries = [row[p] for p in lists.lists["wav_20k.csv"].paths[:4, 0]]
+    gallery = [row[p] for p in lists.lists["jpg_20k.csv"].paths[:, 0]]
     ids = table.identity.to_numpy(dtype=str)
     aps = [average_precision_score(ids[gallery] == ids[q], vectors[gallery] @ vectors[q]) for q in queries]
     assert result["map"]["vf"]["map"] == pytest.approx(np.mean(aps))
@@ -176,8 +174,8 @@ def test_missing_rows_are_listed_with_the_reason_for_each_file(official, tmp_pat
 def test_a_list_using_identities_outside_the_split_is_noted(official):
     lists, table, _ = official
     train = table.assign(split=np.where(table.identity == "id000", "train", table.split))
-    result = evaluate(unit_vectors(np.random.default_rng(3), len(train)), train, n_boot=20,
-                      protocols=official_protocols(lists, train, split="test"))
+    result = evaluate(unit_vectors(np.random.default_rng(3), len(train)), train, EvalConfig(n_boot=20),
+                      official_protocols(lists, train, split="test"))
     assert any(f"official: {VERIF.format('random')}: 1 identities of its scored rows are not in split 'test'" in n
                for n in result["notes"])
 
@@ -186,8 +184,8 @@ def test_compare_scores_both_systems_on_the_official_pairs(official):
     lists, table, _ = official
     protocols = official_protocols(lists, table)
     a, b = (unit_vectors(np.random.default_rng(s), len(table)) for s in (4, 5))
-    paired = compare(a, b, table, n_boot=30, lists=("random", "G"), protocols=protocols)
-    single = evaluate(a, table, n_boot=30, protocols=protocols)
+    paired = compare(a, b, table, EvalConfig(n_boot=30), protocols, lists=("random", "G"))
+    single = evaluate(a, table, EvalConfig(n_boot=30), protocols)
     assert paired["verification"]["random"]["auc"]["a"] == pytest.approx(single["verification"]["auc"])
     assert paired["verification"]["random"]["coverage"]["scored"] == 4
     assert "not found" in paired["verification"]["G"]["note"]

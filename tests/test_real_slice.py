@@ -52,8 +52,7 @@ def test_preprocess_train_embed_fuse_and_evaluate_the_real_slice(shared_data, tm
     table = emb.table[test].reset_index(drop=True)
     vectors = project(load_fusion(cfg.run_dir(FUSION_RUN), cfg.fusion), emb.vectors[test], table)
     e = cfg.eval
-    results = evaluate(vectors, table, seed=e.seed, n_pairs=e.n_pairs, n_trials=e.n_trials, n_boot=e.n_boot,
-                       split=e.split)
+    results = evaluate(vectors, table, e)
     verification = results["verification"]
     assert verification["pairs"] > 0 and 0.0 <= verification["auc"] <= 1.0 and 0.0 <= verification["eer"] <= 1.0
 

@@ -50,7 +50,7 @@ import torch
 from fakes import make_table
 
 from vfcross.backbone.objective import BackboneObjective
-from vfcross.config import RunConfig, override, preset
+from vfcross.config import EvalConfig, RunConfig, override, preset
 from vfcross.evaluation.evaluate import evaluate
 from vfcross.fusion.task import FusionObjective
 
@@ -124,7 +124,7 @@ def fixed_embeddings() -> tuple[np.ndarray, object]:
 def evaluation_numbers() -> dict[str, float]:
     """The paper's evaluations (with intervals) on :func:`fixed_embeddings`, flattened to ``key: value``."""
     vectors, table = fixed_embeddings()
-    result = evaluate(vectors, table, seed=0, n_trials=120, n_boot=100)  # every pair of each verification list
+    result = evaluate(vectors, table, EvalConfig(seed=0, n_trials=120, n_boot=100))  # every pair of each list
     numbers = {"verification.eer": result["verification"]["eer"], "verification.auc": result["verification"]["auc"]}
     numbers.update({f"verification.auc_ci.{i}": v for i, v in enumerate(result["verification"]["auc_ci"])})
     numbers.update({f"grouped_auc.{r}": entry["auc"] for r, entry in result["grouped_auc"].items() if "auc" in entry})
@@ -179,13 +179,13 @@ def test_numbers_match_the_committed_values(measured):
 
 def test_a_changed_loss_or_metric_fails_the_check(measured, monkeypatch):
     """The check can fail: a 1% stronger center loss, a 1% stronger OPL, and an EER read off-by-one-pair each do."""
-    import vfcross.evaluation.evaluate as evaluate_module
+    import vfcross.scores as scores_module
 
     cfg = preset("smoke")
     cfg = override(cfg, {"backbone.center_weight": cfg.backbone.center_weight * 1.01,
                          "fusion.alpha": cfg.fusion.alpha * 1.01})
-    true_eer = evaluate_module.eer
-    monkeypatch.setattr(evaluate_module, "eer", lambda s, y, sample_weight=None: true_eer(s, y, sample_weight) + 1 / 600)
+    true_eer = scores_module.eer
+    monkeypatch.setattr(scores_module, "eer", lambda s, y, sample_weight=None: true_eer(s, y, sample_weight) + 1 / 600)
     with torch.autocast("cpu", enabled=False):
         problems = mismatches(measure(cfg), measured)
     assert any(p.startswith("backbone_steps[0].center") for p in problems), problems

@@ -9,7 +9,7 @@ import pytest
 from vfcross import config
 from vfcross.config import CE_ONLY, FULL_MODEL, NO_FUSION, OPL_ONLY, TABLE6_VARIANTS
 from vfcross.reporting import claims as claims_module
-from vfcross.evaluation.decision import Decision
+from vfcross.evaluation.intervals import Decision
 from vfcross.reporting.claims import (
     DUAL_BACKBONE,
     EQUIVALENCE_MARGIN,

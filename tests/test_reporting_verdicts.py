@@ -5,7 +5,7 @@ import json
 import pytest
 from scipy import stats
 
-from vfcross.evaluation.decision import Decision
+from vfcross.evaluation.intervals import Decision
 from vfcross.reporting.verdicts import CONTRADICTED, HOLDS, INCONCLUSIVE, Claim, decide
 
 AUC = Claim("full model", "fusion + CE", "AUC")  # higher is better

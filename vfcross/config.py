@@ -480,7 +480,7 @@ class EvalConfig:
     seed: int = 0
     #: Folder of the official VoxCeleb1 protocol files (Learnable-PINs verification lists,
     #: 1:2 matching lists, 20k retrieval galleries): when set, they are scored instead of
-    #: protocols generated from the split (see vfcross.evaluation.registry).
+    #: protocols generated from the split (see vfcross.evaluation.protocols).
     lists: str = ""
     #: Verification pairs per generated list (random, G, N, A, GNA): 0 scores every voice-face pair
     #: the list's restriction allows; a positive number samples that many without replacement
@@ -491,6 +491,8 @@ class EvalConfig:
     #: Bootstrap resamples for every 95% confidence interval.
     n_boot: int = 1000
     split: Split = "test"
+    #: Memory a list's scores may take above the embeddings: larger every-pair lists are scored in blocks.
+    memory_gb: float = 2.0
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -498,6 +500,7 @@ class EvalConfig:
         _at_least(self, "n_pairs", 0)
         for name in ("n_trials", "n_boot"):
             _at_least(self, name, 1)
+        _between(self, "memory_gb", 0.0, math.inf, low_open=True)
 
 
 def _bilingual_population() -> SynthConfig:

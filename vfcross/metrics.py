@@ -10,8 +10,6 @@ tie-breaking.
 from __future__ import annotations
 
 import warnings
-from typing import Callable
-
 import numpy as np
 from scipy.special import digamma
 
@@ -115,109 +113,6 @@ def _interpolated_eer(fpr: np.ndarray, tpr: np.ndarray) -> float:
         return float(fpr[i])
     t = gap[i - 1] / (gap[i - 1] - gap[i])
     return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
-
-
-class _IdentityAUC:
-    """AUC under identity weights as a quadratic form: exact, and independent of the number of pairs per resample.
-
-    A pair belongs to identity ``codes[j]`` (0 .. m - 1; its voice's, see
-    :mod:`vfcross.evaluation.bootstrap`) and counts w_i times when identity
-    i has weight w_i. Then, with P_i / N_k the positive / negative pairs of
-    identity i / k and C[i, k] the (positive of i, negative of k) pairs
-    ordered correctly (ties half),
-
-        AUC(w) = w' C w / ((w' P)(w' N)),
-
-    exactly :func:`roc_auc` with those sample weights. C is counted once
-    (each identity's negatives sorted, every positive searched in them);
-    a batch of resamples is then two matrix products.
-    """
-
-    def __init__(self, scores: np.ndarray, labels: np.ndarray, codes: np.ndarray, m: int) -> None:
-        scores, labels, _ = _check_binary(scores, labels)
-        codes = np.asarray(codes, dtype=np.int64).ravel()
-        if codes.shape != scores.shape or (codes < 0).any() or (codes >= m).any():
-            raise ValueError(f"codes must give each of the {len(scores)} pairs an identity in 0..{m - 1}")
-        positive, p_codes = scores[labels], codes[labels]
-        self.pairs = np.zeros((m, m))
-        for k in np.unique(codes[~labels]):
-            negative = np.sort(scores[~labels & (codes == k)])
-            below = np.searchsorted(negative, positive, "left") + np.searchsorted(negative, positive, "right")
-            self.pairs[:, k] = np.bincount(p_codes, weights=below / 2, minlength=m)
-        self.positives = np.bincount(p_codes, minlength=m).astype(np.float64)
-        self.negatives = np.bincount(codes[~labels], minlength=m).astype(np.float64)
-
-    def __call__(self, counts: np.ndarray) -> np.ndarray:
-        """AUC for each row of identity weights ``counts`` (resamples, m); NaN where a class has no weight."""
-        w = np.asarray(counts, dtype=np.float64)
-        denominator = (w @ self.positives) * (w @ self.negatives)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(denominator > 0, np.einsum("bi,bi->b", w @ self.pairs, w) / denominator, np.nan)
-
-
-class _IdentityEER:
-    """EER under identity weights, exactly, without a pass over every pair per resample.
-
-    EER has no decomposition by identity, but its crossing can be found in
-    two steps. Tie groups are sorted by decreasing score once, and for about
-    ``grid`` evenly spaced ROC points each identity's positive and negative
-    pairs above them are counted (an identities x grid matrix). A batch of
-    resamples gives its ROC at the grid points by two matrix products; the
-    crossing lies between two adjacent grid points, and only the pairs in
-    between (about pairs / grid) are weighted to find it. True positive and
-    false positive weights are sums of integer products, exact in floating
-    point, so the value equals :func:`eer` with those sample weights.
-    """
-
-    def __init__(self, scores: np.ndarray, labels: np.ndarray, codes: np.ndarray, m: int, grid: int = 512) -> None:
-        scores, labels, _ = _check_binary(scores, labels)
-        order = np.argsort(-scores, kind="mergesort")
-        ordered = -scores[order]
-        group = np.r_[0, np.cumsum(ordered[1:] != ordered[:-1])]
-        n_groups = int(group[-1]) + 1
-        self.codes, self.labels = np.asarray(codes, dtype=np.int64).ravel()[order], labels[order]
-        self.starts = np.r_[np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]), len(ordered)]
-        self.points = np.unique(np.linspace(0, n_groups, grid + 1).astype(np.int64))  # ROC point q: groups < q
-        segment = np.searchsorted(self.points, group, side="right") - 1
-        cells = len(self.points) - 1
-        count = np.bincount(self.codes * cells + segment, weights=self.labels, minlength=m * cells).reshape(m, cells)
-        total = np.bincount(self.codes * cells + segment, minlength=m * cells).reshape(m, cells)
-        self.above_positive = np.c_[np.zeros(m), np.cumsum(count, axis=1)]
-        self.above_negative = np.c_[np.zeros(m), np.cumsum(total - count, axis=1)]
-
-    def __call__(self, counts: np.ndarray) -> np.ndarray:
-        """EER for each row of identity weights ``counts`` (resamples, m); NaN where a class has no weight."""
-        w = np.atleast_2d(np.asarray(counts, dtype=np.float64))
-        tps, fps = w @ self.above_positive, w @ self.above_negative
-        with np.errstate(invalid="ignore", divide="ignore"):
-            gap = (1 - tps / tps[:, -1:]) - fps / fps[:, -1:]
-        out = np.full(len(w), np.nan)
-        for b in np.flatnonzero((tps[:, -1] > 0) & (fps[:, -1] > 0)):
-            r = int(np.argmax(gap[b] <= 0))  # >= 1: the gap is 1 at the first point
-            out[b] = self._crossing(w[b], r, tps[b], fps[b])
-        return out
-
-    def _crossing(self, w: np.ndarray, r: int, tps: np.ndarray, fps: np.ndarray) -> float:
-        """The EER of one resample whose crossing lies between grid points r - 1 and r."""
-        first, last = self.points[r - 1], self.points[r]
-        rows = slice(self.starts[first], self.starts[last])
-        weight, positive = w[self.codes[rows]], self.labels[rows]
-        bounds = self.starts[first:last] - self.starts[first]
-        tp = tps[r - 1] + np.r_[0.0, np.cumsum(np.add.reduceat(np.where(positive, weight, 0.0), bounds))]
-        fp = fps[r - 1] + np.r_[0.0, np.cumsum(np.add.reduceat(np.where(positive, 0.0, weight), bounds))]
-        return _interpolated_eer(fp / fps[-1], tp / tps[-1])
-
-
-def by_identity(statistic: Callable[..., float], codes: np.ndarray, m: int,
-                *arrays: np.ndarray) -> Callable[[np.ndarray], np.ndarray] | None:
-    """A batched ``identity weights (resamples, m) -> statistic per resample`` for :func:`roc_auc` and :func:`eer`.
-
-    ``arrays`` are (scores, labels) and ``codes`` each pair's identity; the
-    values are those of ``statistic(*arrays, sample_weight=counts[:, codes])``
-    row by row (NaN where undefined). None for any other statistic.
-    """
-    batched = {roc_auc: _IdentityAUC, eer: _IdentityEER}.get(statistic)
-    return None if batched is None else batched(*arrays, codes, m)
 
 
 def matching_credits(similarities: np.ndarray) -> np.ndarray:
@@ -409,40 +304,3 @@ def retrieval_map(
         raise ValueError("labels must have one entry per vector")
     return _chunked_average_precisions(lambda start, stop: query_vectors[start:stop] @ gallery_vectors.T,
                                        query_codes, gallery_codes, chunk_size)
-
-
-def bootstrap_ci(
-    statistic: Callable[..., float],
-    *arrays: np.ndarray,
-    n_boot: int = 1000,
-    level: float = 0.95,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of ``statistic(*arrays)``.
-
-    Each of ``n_boot`` resamples draws rows (axis 0) with replacement, the
-    same rows from every array, so paired data (scores with their labels)
-    stay paired. A resample on which the statistic raises ValueError (e.g.
-    only one class drawn) is skipped; more than 5% of them skipped means
-    the interval would be biased, and raises. Deterministic from ``seed``.
-    """
-    if not arrays:
-        raise ValueError("bootstrap_ci needs at least one array")
-    arrays = tuple(np.asarray(a) for a in arrays)
-    n = len(arrays[0])
-    if n == 0 or any(len(a) != n for a in arrays):
-        raise ValueError(f"arrays must be non-empty and equally long, got {[len(a) for a in arrays]}")
-    if not 0 < level < 1 or n_boot < 1:
-        raise ValueError(f"need 0 < level < 1 and n_boot >= 1, got level={level}, n_boot={n_boot}")
-    rng = np.random.default_rng(seed)
-    values, failures = [], 0
-    for _ in range(n_boot):
-        rows = rng.integers(0, n, n)
-        try:
-            values.append(float(statistic(*(a[rows] for a in arrays))))
-        except ValueError:
-            failures += 1
-    if failures > 0.05 * n_boot:
-        raise ValueError(f"the statistic failed on {failures} of {n_boot} bootstrap resamples (more than 5%)")
-    low, high = np.percentile(values, [50 * (1 - level), 50 * (1 + level)])
-    return float(low), float(high)

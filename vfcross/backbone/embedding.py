@@ -26,6 +26,7 @@ from vfcross.backbone.sampler import fit_frames, load_faces, utterance_offsets
 from vfcross.config import BackboneConfig, run_config
 from vfcross.io import atomic_write, sha256_file
 from vfcross.metrics import roc_auc
+from vfcross.scores import every_pair, exact_pairs
 from vfcross.preprocess import load_spectrogram
 from vfcross.training import (
     autocast_dtype,
@@ -38,13 +39,14 @@ from vfcross.training import (
 )
 
 
-def all_pairs_auc(embeddings: np.ndarray, table: pd.DataFrame) -> float:
-    """Verification AUC of cosine similarity over every voice-face pair of ``table``.
+def all_pairs_auc(embeddings: np.ndarray, table: pd.DataFrame, memory_gb: float = 2.0) -> float:
+    """Verification AUC of cosine similarity over every voice-face pair of ``table`` (it picks the kept epoch).
 
-    The training loops' validation score (it picks the kept epoch), computed by
-    :func:`vfcross.metrics.roc_auc`, the function every reported AUC comes from.
+    One matrix product where the pairs fit ``memory_gb``, else block by block (:mod:`vfcross.scores`), exactly.
     """
     is_voice = (table["modality"] == "voice").to_numpy()
+    if is_voice.sum() * (~is_voice).sum() > exact_pairs(memory_gb):
+        return every_pair(table).score(table, embeddings, memory_gb=memory_gb).auc
     ids = table["identity"].to_numpy()
     same = ids[is_voice][:, None] == ids[~is_voice][None, :]
     return roc_auc((embeddings[is_voice] @ embeddings[~is_voice].T).ravel(), same.ravel().astype(int))

@@ -1,79 +1,34 @@
-"""The whole evaluation of one set of embeddings, and paired comparisons of two, as plain JSON-ready data.
+"""The whole evaluation of one set of embeddings, paired comparisons of two, and systems scored over seeds.
 
-:func:`evaluate` scores every protocol of the registry
-(:mod:`.registry`: generated from one split of a manifest-like table, or
-the official VoxCeleb1 lists) with the row embeddings and returns every
-number of the paper's Tables 2-5 with an identity-level (cluster bootstrap)
-confidence interval, plus the ROC points the figures need and the chance
-level of retrieval mAP for the actual gallery. Every result says which
-protocol it used and how many of its rows were scored.
-:func:`evaluate_protocols` does the same from an
-:class:`~vfcross.config.EvalConfig`, picking generated or official
-protocols from its ``lists`` setting. :func:`compare` scores two systems on
-the same verification pairs and gives the paired difference of their AUC
-and EER with an identity-level interval: what a claim "a is better than b"
-or "a is as good as b" is decided on (:mod:`vfcross.reporting.verdicts`).
-All metric values are fractions in [0, 1].
-
-Each protocol is scored by the scorer its registry entry names
-(:data:`SCORERS`). A verification pair belongs to its voice identity, a
-matching trial to its probe identity, a retrieval query to its query
-identity; why (a simulation of the spread across test sets) is said in
-:mod:`.bootstrap`.
+:func:`evaluate` scores every protocol of the registry (:mod:`.protocols`: generated from one split, or the
+official VoxCeleb1 lists) and returns every number of the paper's Tables 2-5 with an identity-level interval
+(:mod:`.intervals`), the ROC points the figures need and the chance level of retrieval mAP, as JSON-ready data;
+each result names its protocol and how many of its rows were scored. :func:`compare` gives paired differences of
+two systems on the same rows; :func:`score_seeds` scores one list with every training seed of every system.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from vfcross.config import EvalConfig
-from vfcross.evaluation.bootstrap import (
-    cluster_bootstrap_ci,
-    paired_cluster_bootstrap_ci,
-    weighted_mean,
-)
-from vfcross.metrics import (
-    chance_mean_average_precision,
-    eer,
-    matching_credits,
-    roc_auc,
-    roc_points,
-)
-from vfcross.evaluation.protocols import (
-    MatchingTrials,
-    RetrievalTask,
-    VerificationPairs,
-    matching_similarities,
-    retrieval_average_precisions,
-    split_identities,
-    verification_pairs,
-    verification_scores,
-)
-from vfcross.evaluation.registry import (
-    GROUPED,
-    MAX_N,
-    REGISTRY,
-    Made,
-    Protocols,
-    generated_protocols,
-    protocol_rows,
-    protocols_for,
-)
+from vfcross.evaluation.intervals import (LEVEL, contrast, interval, list_interval, paired_decision, paired_interval,
+                                          seed_summary, weighted_mean, cluster_values)
+from vfcross.evaluation.protocols import (GROUPED, MAX_N, REGISTRY, Made, Protocols, generated_protocols,
+                                          protocols_for, split_identities, verification_pairs)
+from vfcross.scores import ListScore, SeedScores
+from vfcross.metrics import chance_mean_average_precision, matching_credits
 
-#: Most points kept of the ROC curve for plotting.
+#: Most points kept of the ROC curve for plotting; how the intervals are made, as the settings state it.
 ROC_POINTS = 200
-#: Confidence level of every interval.
-LEVEL = 0.95
-#: How the intervals are made, as stated in the results' settings.
 INTERVAL = "identity cluster bootstrap"
 
 
-def _check_vectors(vectors: np.ndarray, table: pd.DataFrame) -> np.ndarray:
+def check_vectors(vectors: np.ndarray, table: pd.DataFrame) -> np.ndarray:
     """Row embeddings: one finite, L2-normalised row per table row (cosine = dot product)."""
     vectors = np.asarray(vectors)
     if vectors.ndim != 2 or len(vectors) != len(table):
@@ -85,200 +40,70 @@ def _check_vectors(vectors: np.ndarray, table: pd.DataFrame) -> np.ndarray:
     return vectors
 
 
-def _identities(table: pd.DataFrame) -> np.ndarray:
-    """Each table row's identity as a string array (the bootstrap's cluster labels)."""
-    return table["identity"].to_numpy(dtype=str)
-
-
 def downsample_curve(fpr: np.ndarray, tpr: np.ndarray, max_points: int = ROC_POINTS) -> dict[str, list[float]]:
-    """At most ``max_points`` ROC points, evenly spaced along the thresholds, first and last kept.
-
-    The points are exact points of the curve (no interpolation), which keeps
-    both the ROC and the DET plot faithful at the resolution of a figure.
-    """
+    """At most ``max_points`` exact ROC points, evenly spaced along the thresholds, first and last kept."""
     keep = np.unique(np.round(np.linspace(0, len(fpr) - 1, min(max_points, len(fpr)))).astype(int))
     return {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist()}
 
 
-@dataclass(frozen=True)
-class ScoredPairs:
-    """One verification list scored by one system: cosine scores, labels and each pair's two identities."""
-
-    scores: np.ndarray
-    labels: np.ndarray
-    voice_identities: np.ndarray
-    face_identities: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @property
-    def clusters(self) -> np.ndarray:
-        """The identity each pair belongs to in the bootstrap: its voice's (see :mod:`.bootstrap`)."""
-        return self.voice_identities
-
-
-def scored_pairs(
-    vectors: np.ndarray, table: pd.DataFrame, restriction: str, n_pairs: int, seed: int, split: str
-) -> ScoredPairs:
-    """Draw the ``restriction`` verification list (deterministic from ``seed``) and score it with ``vectors``.
-
-    ValueError where the list cannot be drawn on this data (see
-    :func:`~vfcross.evaluation.protocols.verification_pairs`).
-    """
-    return _scored(verification_pairs(table, restriction, n_pairs, seed, split), vectors, table)
-
-
-def _scored(pairs: VerificationPairs, vectors: np.ndarray, table: pd.DataFrame) -> ScoredPairs:
-    """``pairs`` scored with ``vectors``, with each pair's voice and face identity."""
-    identity = _identities(table)
-    return ScoredPairs(verification_scores(pairs, vectors), pairs.labels, identity[pairs.voice], identity[pairs.face])
-
-
-def identity_ci(
-    what: str, notes: list[str], statistic: Callable[..., float], clusters: np.ndarray, *arrays: np.ndarray,
-    n_boot: int, seed: int, single: str = "all its units belong to one identity",
-) -> list[float] | None:
-    """Identity-level interval of ``statistic`` as a JSON list.
-
-    None, with the reason appended to ``notes``, where all ``clusters`` are
-    one identity (``single`` says so in the note) or the statistic is
-    undefined on too many resamples (too few identities: e.g. a resample
-    drawing one identity three times holds no negative pair).
-    """
-    if len(np.unique(clusters)) < 2:
-        notes.append(f"{what}: no identity-level interval ({single})")
-        return None
-    try:
-        return list(cluster_bootstrap_ci(statistic, clusters, *arrays, n_boot=n_boot, level=LEVEL, seed=seed))
-    except ValueError as error:
-        notes.append(f"{what}: no identity-level interval ({error}); too few identities")
-        return None
-
-
-@dataclass(frozen=True)
-class Setting:
-    """What every scorer reads: the embeddings, the table and the bootstrap settings."""
-
-    vectors: np.ndarray
-    table: pd.DataFrame
-    seed: int
-    n_boot: int
-    split: str
-
-
-#: A scorer: (a made protocol, the setting, the title for notes) -> (its result, notes).
-Scorer = Callable[[Made, Setting, str], tuple[dict, list[str]]]
-
-
-def _score_verification(made: Made, s: Setting, title: str) -> tuple[dict, list[str]]:
-    """Table 2: EER and AUC of a verification list, each with an identity-level interval."""
-    pairs = _scored(made.protocol, s.vectors, s.table)
-    notes: list[str] = []
-    arrays = (pairs.clusters, pairs.scores, pairs.labels)
-    return {
-        "eer": eer(pairs.scores, pairs.labels),
-        "eer_ci": identity_ci(f"{title} EER", notes, eer, *arrays, n_boot=s.n_boot, seed=s.seed),
-        "auc": roc_auc(pairs.scores, pairs.labels),
-        "auc_ci": identity_ci(f"{title} AUC", notes, roc_auc, *arrays, n_boot=s.n_boot, seed=s.seed),
-        "pairs": len(pairs),
-    }, notes
-
-
-def _score_roc(made: Made, s: Setting, title: str) -> tuple[dict, list[str]]:
-    """The ROC curve of a verification list (at most :data:`ROC_POINTS` exact points)."""
-    pairs = _scored(made.protocol, s.vectors, s.table)
-    return downsample_curve(*roc_points(pairs.scores, pairs.labels)[:2]), []
-
-
-def _score_auc(made: Made, s: Setting, title: str) -> tuple[dict, list[str]]:
-    """Table 3: AUC of a restricted verification list with its identity-level interval."""
-    pairs = _scored(made.protocol, s.vectors, s.table)
-    notes: list[str] = []
-    return {
-        "auc": roc_auc(pairs.scores, pairs.labels),
-        "ci": identity_ci(title, notes, roc_auc, pairs.clusters, pairs.scores, pairs.labels, n_boot=s.n_boot, seed=s.seed),
-        "pairs": len(pairs),
-    }, notes
-
-
-def _score_matching(made: Made, s: Setting, title: str) -> tuple[dict, list[str]]:
-    """Table 4: accuracy for N = 2 .. the trials' N on one set of nested trials (clusters: probes).
-
-    A note when generated trials stop short of 1:10 (a small split).
-    """
-    trials: MatchingTrials = made.protocol
-    notes: list[str] = []
-    if not made.official and trials.max_n < MAX_N and trials.direction == "v2f":
-        notes.append(f"matching: split {s.split!r} has only {trials.max_n} identities, so N goes up to "
-                     f"{trials.max_n}, not {MAX_N}")
-    similarities = matching_similarities(trials, s.vectors)
-    probes = _identities(s.table)[trials.probes]
-    result = {}
-    for n in range(2, trials.max_n + 1):
-        credits = matching_credits(similarities[:, :n])
-        result[str(n)] = {
-            "accuracy": float(credits.mean()),
-            "ci": identity_ci(f"{title} N={n}", notes, weighted_mean, probes, credits, n_boot=s.n_boot, seed=s.seed),
-            "trials": len(trials),
-        }
-    return result, notes
-
-
-def _score_retrieval(made: Made, s: Setting, title: str) -> tuple[dict, list[str]]:
-    """Table 5: mAP of ranking the gallery, a CI over query identities, and its chance level.
-
-    Queries without any item of their identity in the gallery have no
-    average precision: they are counted (``excluded_queries``) and left out.
-    """
-    task: RetrievalTask = made.protocol
-    notes: list[str] = []
-    per_query = retrieval_average_precisions(task, s.vectors, s.table)
-    scored = ~np.isnan(per_query)
-    if not scored.any():
-        raise ValueError("no query has an item of its identity in the gallery")
-    identity = _identities(s.table)
-    if not scored.all():
-        notes.append(f"{title}: {int((~scored).sum())} of {len(per_query)} queries have no item of their identity "
-                     "in the gallery and are left out")
-    return {
-        "map": float(np.mean(per_query[scored])),
-        "ci": identity_ci(title, notes, weighted_mean, identity[task.queries][scored], per_query[scored],
-                  n_boot=s.n_boot, seed=s.seed),
-        "chance": chance_mean_average_precision(identity[task.queries], identity[task.gallery]),
-        "queries": int(scored.sum()),
-        "excluded_queries": int((~scored).sum()),
-        "gallery": len(task.gallery),
-    }, notes
-
-
-#: How each registry entry is scored (:attr:`vfcross.evaluation.registry.Spec.metric` -> scorer).
-SCORERS: dict[str, Scorer] = {
-    "verification": _score_verification,
-    "roc": _score_roc,
-    "auc": _score_auc,
-    "matching": _score_matching,
-    "retrieval": _score_retrieval,
-}
-
-
 def provenance(made: Made) -> dict:
-    """What a result says about its protocol: ``{"protocol": label, "coverage": {"rows", "scored", "missing"}}``."""
+    """What a result says of its protocol: ``{"protocol": label, "coverage": {"rows", "scored", "missing"}}``."""
     return {"protocol": made.label, "coverage": made.counts()}
 
 
-def _score(made: Made, s: Setting, metric: str, title: str) -> tuple[dict, list[str]]:
-    """One protocol's result with its provenance; ``{"note", ...}`` where nothing can be scored."""
-    if not made.scorable:
-        return {"note": made.note, **provenance(made)}, [f"{title}: {made.note}"]
-    try:
-        result, notes = SCORERS[metric](made, s, title)
-    except ValueError as error:
-        return {"note": str(error), **provenance(made)}, [f"{title}: {error}"]
-    notes = [*made.notes, *notes]
-    if metric == "matching":  # one entry per N, each saying where its trials came from
-        return {n: {**entry, **provenance(made)} for n, entry in result.items()}, notes
-    return {**result, **provenance(made)}, notes
+def _verification(score: ListScore, title: str, n_boot: int, seed: int, notes: list[str], eer: bool = True) -> dict:
+    """AUC (and EER) of a scored list with identity-level intervals; the EER bound where it was binned."""
+    out = {}
+    if eer:
+        out = {"eer": score.eer, "eer_ci": list_interval(score, "eer", f"{title} EER", notes, n_boot, seed)}
+    out.update({"auc": score.auc, "auc_ci" if eer else "ci": list_interval(score, "auc", f"{title} AUC" if eer else title,
+                                                                          notes, n_boot, seed), "pairs": len(score)})
+    if score.eer_bound:
+        out["eer_ci_bound"] = score.eer_bound
+        notes.append(f"{title}: EER intervals read from score histograms, each resample within "
+                     f"{score.eer_bound:.1e} of its exact EER")
+    return out
+
+
+def _score(made: Made, spec, vectors: np.ndarray, table: pd.DataFrame, cfg: EvalConfig,
+           scored: dict) -> tuple[dict, list[str]]:
+    """One protocol's result (per the spec's metric) and its notes; ``scored`` caches lists scored once."""
+    notes: list[str] = []
+    identity = table["identity"].to_numpy(dtype=str)
+    if spec.kind == "verification":
+        if id(made) not in scored:
+            scored[id(made)] = made.protocol.score(table, vectors, memory_gb=cfg.memory_gb)
+        score = scored[id(made)]
+        if spec.metric == "roc":
+            return downsample_curve(*score.roc()), notes
+        return _verification(score, spec.title, cfg.n_boot, cfg.seed, notes, eer=spec.metric == "verification"), notes
+    if spec.kind == "matching":
+        trials = made.protocol
+        if not made.official and trials.max_n < MAX_N and trials.direction == "v2f":
+            notes.append(f"matching: split {cfg.split!r} has only {trials.max_n} identities, so N goes up to "
+                         f"{trials.max_n}, not {MAX_N}")
+        similarities, probes = trials.similarities(vectors), identity[trials.probes]
+        result = {}
+        for n in range(2, trials.max_n + 1):
+            credits = matching_credits(similarities[:, :n])
+            values = lambda c=credits: cluster_values(weighted_mean, probes, c, n_boot=cfg.n_boot, seed=cfg.seed)
+            result[str(n)] = {"accuracy": float(credits.mean()),
+                              "ci": interval(values, f"{spec.title} N={n}", notes, len(np.unique(probes))),
+                              "trials": len(trials)}
+        return result, notes
+    task = made.protocol
+    per_query = task.average_precisions(vectors, table, cfg.memory_gb)
+    ok = ~np.isnan(per_query)
+    if not ok.any():
+        raise ValueError("no query has an item of its identity in the gallery")
+    if not ok.all():
+        notes.append(f"{spec.title}: {int((~ok).sum())} of {len(per_query)} queries have no item of their identity "
+                     "in the gallery and are left out")
+    queries = identity[task.queries][ok]
+    values = lambda: cluster_values(weighted_mean, queries, per_query[ok], n_boot=cfg.n_boot, seed=cfg.seed)
+    return {"map": float(np.mean(per_query[ok])), "ci": interval(values, spec.title, notes, len(np.unique(queries))),
+            "chance": chance_mean_average_precision(identity[task.queries], identity[task.gallery]),
+            "queries": int(ok.sum()), "excluded_queries": int((~ok).sum()), "gallery": len(task.gallery)}, notes
 
 
 def _put(result: dict, key: tuple[str, ...], value: dict) -> None:
@@ -288,211 +113,176 @@ def _put(result: dict, key: tuple[str, ...], value: dict) -> None:
     result[key[-1]] = value
 
 
-def evaluate(
-    vectors: np.ndarray,
-    table: pd.DataFrame,
-    seed: int = 0,
-    n_pairs: int = 0,
-    n_trials: int = 2000,
-    n_boot: int = 1000,
-    split: str = "test",
-    protocols: Protocols | None = None,
-) -> dict:
-    """Every evaluation of the paper on ``table``'s embeddings, as JSON-ready data.
+def evaluate(vectors: np.ndarray, table: pd.DataFrame, cfg: EvalConfig | None = None,
+             protocols: Protocols | None = None) -> dict:
+    """Every evaluation of the paper on ``table``'s embeddings (v for voice rows, u for face rows), as JSON data.
 
-    ``vectors`` holds one L2-normalised embedding per table row (v for the
-    voice rows, u for the face rows; the caller decides). ``protocols``
-    (:mod:`.registry`) are the generated protocols of the ``split`` rows
-    when not given (every voice-face pair of each verification list, or
-    ``n_pairs`` sampled without replacement; ``n_trials``
-    matching trials per direction, deterministic from ``seed``); pass
-    :func:`~vfcross.evaluation.registry.protocols_for`'s to score the
-    official lists. Returns::
-
-        {"verification": {"eer", "eer_ci", "auc", "auc_ci", "pairs", "protocol", "coverage"},
-         "roc": {"fpr": [...], "tpr": [...], ...},           # <= 200 exact curve points
-         "grouped_auc": {"G"|"N"|"A"|"GNA": {"auc", "ci", "pairs", "protocol", "coverage"}},
-         "matching_vf": {"2": {"accuracy", "ci", "trials", "protocol", "coverage"}, ..., "10": ...},
-         "matching_fv": {...},
-         "grouped_matching": {"vf"|"fv": {"G"|"N"|"GN": {"2": {...}}}},   # official lists only
-         "map": {"vf": {"map", "ci", "chance", "queries", "excluded_queries", "gallery", "protocol",
-                        "coverage"}, "fv": {...}},
-         "coverage": [{"protocol", "results", "rows", "scored", "missing", ...}, ...],
-         "notes": [...], "settings": {..., "protocols", "interval", "identities"}}
-
-    ``protocol`` says where a result's rows came from (``"generated (seed
-    0)"``, ``"official: veriflist_test_G_unseenunheard.txt"``) and
-    ``coverage`` how many of its list's rows were scored (every drawn row,
-    for generated protocols). A protocol with nothing to score (a
-    restriction impossible on this data, an official list none of whose
-    rows has all its files in the table) gives ``{"note", "protocol",
-    "coverage"}`` instead of numbers, and the note is repeated in "notes".
-    Official matching lists are 1:2, so their results hold N = 2 only;
-    generated matching goes up to N = 10, or the number of split
-    identities when fewer (said in "notes").
-
-    Intervals are 95% percentile intervals of an identity cluster bootstrap
-    (:mod:`.bootstrap`): test identities are resampled, so they say what
-    another set of test identities would give. ``map.*.chance`` is the mAP a
-    random ranking of this gallery is expected to reach. An interval that
-    cannot be made (too few identities: the statistic is undefined on more
-    than 5% of the resamples) is None, with the reason in "notes".
+    ``protocols`` default to those ``cfg`` asks for (:func:`~vfcross.evaluation.protocols.protocols_for`).
+    Returns ``verification`` {eer, eer_ci, auc, auc_ci, pairs}, ``roc`` {fpr, tpr}, ``grouped_auc``
+    {G|N|A|GNA: {auc, ci, pairs}}, ``matching_vf``/``matching_fv`` {N: {accuracy, ci, trials}},
+    ``grouped_matching`` (official lists), ``map`` {vf|fv: {map, ci, chance, queries, excluded_queries, gallery}},
+    each with its ``protocol`` and ``coverage``, or ``{"note", ...}`` where nothing could be scored; then
+    ``coverage``, ``notes`` and ``settings``. Intervals are 95% identity-level (None, with a note, where undefined).
     """
-    vectors = _check_vectors(vectors, table)
-    if protocols is None:
-        protocols = generated_protocols(table, seed, n_pairs, n_trials, split)
-    setting = Setting(vectors, table, seed, n_boot, split)
+    cfg = cfg or EvalConfig()
+    vectors = check_vectors(vectors, table)
+    protocols = protocols or protocols_for(table, cfg)
     result: dict = {}
     notes: list[str] = []
+    scored: dict[int, ListScore] = {}
     for spec in REGISTRY:
         made = protocols.get(spec.key)
         if made is None:
             continue
-        entry, entry_notes = _score(made, setting, spec.metric, spec.title)
+        if not made.scorable:
+            entry, entry_notes = {"note": made.note, **provenance(made)}, [f"{spec.title}: {made.note}"]
+        else:
+            try:
+                entry, entry_notes = _score(made, spec, vectors, table, cfg, scored)
+                entry_notes = [*made.notes, *entry_notes]
+                if spec.metric == "matching":  # one entry per N, each naming its trials' source
+                    entry = {n: {**value, **provenance(made)} for n, value in entry.items()}
+                else:
+                    entry = {**entry, **provenance(made)}
+            except ValueError as error:
+                entry, entry_notes = {"note": str(error), **provenance(made)}, [f"{spec.title}: {error}"]
         _put(result, spec.key, entry)
         notes += [n for n in entry_notes if n not in notes]
-    settings = {
-        "protocols": protocols.source,
-        "seed": seed,
-        "split": split,
-        "n_pairs": n_pairs,
-        "n_trials": n_trials,
-        "n_boot": n_boot,
-        "level": LEVEL,
-        "interval": INTERVAL,
-        "identities": _population(protocols, table, split),
-    }
+    settings = {"protocols": protocols.source, "seed": cfg.seed, "split": cfg.split, "n_pairs": cfg.n_pairs,
+                "n_trials": cfg.n_trials, "n_boot": cfg.n_boot, "level": LEVEL, "interval": INTERVAL,
+                "identities": _population(protocols, table, cfg.split)}
     if protocols.folder:
         settings["lists"] = protocols.folder
     return {**result, "coverage": protocols.coverage(), "notes": notes, "settings": settings}
 
 
 def _population(protocols: Protocols, table: pd.DataFrame, split: str) -> int:
-    """How many identities the protocols draw on: the split's (generated), or those of the scored rows (official)."""
+    """Identities the protocols draw on: the split's (generated), or those of the scored rows (official)."""
     if not protocols.folder:
         return len(split_identities(table, split))
-    identity = _identities(table)
-    rows = [np.asarray(r).ravel() for m in protocols.made.values() if m.scorable for r in protocol_rows(m.protocol)]
-    return len(set(identity[np.concatenate(rows)].tolist())) if rows else 0
+    rows = []
+    for m in protocols.made.values():
+        if m.scorable:
+            p = m.protocol
+            rows += [np.ravel(getattr(p, name)) for name in ("voice", "face", "probes", "candidates", "queries",
+                                                            "gallery") if hasattr(p, name)]
+    return len(set(table["identity"].to_numpy(dtype=str)[np.concatenate(rows)])) if rows else 0
 
 
-def evaluate_protocols(
-    vectors: np.ndarray, table: pd.DataFrame, cfg: EvalConfig, protocols: Protocols | None = None,
-    root: str | os.PathLike | None = None,
-) -> dict:
-    """:func:`evaluate` with the protocols ``cfg`` asks for: the official lists of ``cfg.lists``, else generated.
+def compare(vectors_a: np.ndarray, vectors_b: np.ndarray, table: pd.DataFrame, cfg: EvalConfig | None = None,
+            protocols: Protocols | None = None, lists: tuple[str, ...] = ("random", *GROUPED)) -> dict:
+    """Paired comparison of two systems' verification on the same lists: a - b with identity-level intervals.
 
-    ``protocols`` (from :func:`~vfcross.evaluation.registry.protocols_for`)
-    saves making them again when several systems are scored on the same
-    table; ``root`` is the dataset (where ``vox1_meta.csv`` may be, and what
-    tells a file absent from the dataset apart from one not in ``table``).
-    Write the list rows left out with ``protocols.write_missing(folder)``.
+    Each list is scored by both and each resample of identities scores both, so the identities they share cancel.
+    Returns ``{"verification": {list: {"auc": {difference, ci, a, a_ci, b, b_ci, ...}, "eer": {...}, "pairs",
+    "protocol", "coverage"}}, "notes", "settings"}``. For AUC a positive difference favours a; for EER a negative.
     """
-    if protocols is None:
-        protocols = protocols_for(table, cfg, root)
-    return evaluate(vectors, table, cfg.seed, cfg.n_pairs, cfg.n_trials, cfg.n_boot, cfg.split, protocols)
-
-
-def compare(
-    vectors_a: np.ndarray,
-    vectors_b: np.ndarray,
-    table: pd.DataFrame,
-    seed: int = 0,
-    n_pairs: int = 0,
-    n_boot: int = 1000,
-    split: str = "test",
-    lists: tuple[str, ...] = ("random", *GROUPED),
-    protocols: Protocols | None = None,
-) -> dict:
-    """Paired comparison of two systems' verification on the same pairs: a - b with identity-level CIs.
-
-    ``vectors_a`` and ``vectors_b`` embed the same ``table`` rows (e.g. the
-    single- and the dual-stream backbone). Each list of ``lists`` is taken
-    once from ``protocols`` (by default generated as :func:`evaluate` draws
-    them, from ``seed``; or the official lists, see
-    :func:`~vfcross.evaluation.registry.protocols_for`) and scored by both;
-    each bootstrap resample of test identities scores both systems, and the
-    interval is taken on the difference, so what the two share (which
-    identities happen to be in the test set) cancels. Returns::
-
-        {"verification": {"random"|"G"|...: {"auc": {...}, "eer": {...}, "pairs", "protocol", "coverage"}
-                          or {"note", "protocol", "coverage"}},
-         "notes": [...], "settings": {..., "protocols", "difference": "a - b", "interval", "identities"}}
-
-    where each metric entry is :meth:`PairedInterval.as_dict
-    <vfcross.evaluation.bootstrap.PairedInterval.as_dict>` (``difference``,
-    ``ci``, ``a``, ``a_ci``, ``b``, ``b_ci``, ...), or ``{"note"}`` where too
-    few identities make the interval undefined (also said in "notes"). For
-    AUC a positive difference favours a; for EER a negative one does.
-    """
-    vectors_a, vectors_b = _check_vectors(vectors_a, table), _check_vectors(vectors_b, table)
+    cfg = cfg or EvalConfig()
+    vectors_a, vectors_b = check_vectors(vectors_a, table), check_vectors(vectors_b, table)
     unknown = set(lists) - {"random", *GROUPED}
     if unknown:
         raise ValueError(f"lists must be among {('random', *GROUPED)}, got {sorted(unknown)}")
-    if protocols is None:
-        protocols = generated_protocols(table, seed, n_pairs, split=split, kinds=("verification",))
-    result: dict[str, dict] = {}
+    protocols = protocols or (protocols_for(table, cfg) if cfg.lists else
+                              generated_protocols(table, cfg.seed, cfg.n_pairs, split=cfg.split, kinds=("verification",)))
+    result, notes = {}, []
     for restriction in lists:
         made = protocols.verification(restriction)
         if made is None or not made.scorable:
             result[restriction] = {"note": made.note if made else "no such list", **(provenance(made) if made else {})}
+            notes.append(f"verification {restriction}: {result[restriction]['note']}")
             continue
-        a, b = _scored(made.protocol, vectors_a, table), _scored(made.protocol, vectors_b, table)
+        a, b = (made.protocol.score(table, v, memory_gb=cfg.memory_gb) for v in (vectors_a, vectors_b))
         entry: dict = {}
-        for name, metric in (("auc", roc_auc), ("eer", eer)):
+        for metric in ("auc", "eer"):
             try:
-                entry[name] = paired_cluster_bootstrap_ci(
-                    metric, a.clusters, (a.scores, a.labels), (b.scores, b.labels), n_boot=n_boot, level=LEVEL,
-                    seed=seed,
-                ).as_dict()
+                entry[metric] = paired_interval(a, b, metric, cfg.n_boot, cfg.seed)
             except ValueError as error:
-                entry[name] = {"note": f"no identity-level interval ({error}); too few identities"}
+                entry[metric] = {"note": f"no identity-level interval ({error}); too few identities"}
+                notes.append(f"verification {restriction} {metric}: {entry[metric]['note']}")
         result[restriction] = {**entry, "pairs": len(a), **provenance(made)}
-    settings = {
-        "protocols": protocols.source,
-        "seed": seed,
-        "split": split,
-        "n_pairs": n_pairs,
-        "n_boot": n_boot,
-        "level": LEVEL,
-        "difference": "a - b",
-        "interval": f"paired {INTERVAL}",
-        "identities": _population(protocols, table, split),
-    }
-    notes = [f"verification {name}: {entry['note']}" for name, entry in result.items() if "note" in entry]
-    notes += [
-        f"verification {name} {metric}: {value['note']}"
-        for name, entry in result.items()
-        for metric, value in entry.items()
-        if isinstance(value, dict) and "note" in value
-    ]
+    settings = {"protocols": protocols.source, "seed": cfg.seed, "split": cfg.split, "n_pairs": cfg.n_pairs,
+                "n_boot": cfg.n_boot, "level": LEVEL, "difference": "a - b", "interval": f"paired {INTERVAL}",
+                "identities": _population(protocols, table, cfg.split)}
     return {"verification": result, "notes": notes, "settings": settings}
 
 
-# --- the identities a model may be scored on ---------------------------------------------------
+def list_contrasts(vectors: np.ndarray, table: pd.DataFrame, protocols: Protocols, lists: Iterable[str] = ("N", "A"),
+                   n_boot: int = 1000, seed: int = 0, memory_gb: float = 2.0) -> dict[str, dict]:
+    """Per restricted list, one system's AUC on it minus its AUC on the random list, paired on the same identity
+    draws (:func:`~vfcross.evaluation.intervals.contrast`), or ``{"note"}`` where one cannot be scored."""
+    base, out = protocols.verification("random"), {}
+    for name in lists:
+        made = protocols.verification(name)
+        if base is None or made is None or not (base.scorable and made.scorable):
+            out[name] = {"note": f"no contrast of the {name} list with the random list: one of them cannot be scored"}
+        else:
+            out[name] = contrast(*(m.protocol.score(table, vectors, memory_gb=memory_gb) for m in (made, base)),
+                                 n_boot, seed)
+    return out
+
+
+def score_seeds(systems: Mapping[str, Mapping[int, np.ndarray]], table: pd.DataFrame, restriction: str = "random",
+                n_pairs: int = 0, seed: int = 0, split: str = "test", pairs=None, memory_gb: float = 2.0) -> SeedScores:
+    """One verification list (drawn from ``seed``, or ``pairs``) scored by every seed of every system.
+
+    ``systems`` maps a name to {training seed: row vectors of ``table``}; ``pairs`` (e.g. an official list's
+    protocol) replaces the generated list.
+    """
+    if not systems or any(not runs for runs in systems.values()):
+        raise ValueError("every system needs at least one trained seed")
+    pairs = pairs if pairs is not None else verification_pairs(table, restriction, n_pairs, seed, split)
+    scores = {name: [pairs.score(table, runs[s], memory_gb=memory_gb) for s in sorted(runs)]
+              for name, runs in systems.items()}
+    first = next(iter(scores.values()))[0]
+    return SeedScores(pairs.name, first.identities, scores, {name: sorted(runs) for name, runs in systems.items()})
+
+
+def seed_summaries(scored: SeedScores, systems, n_boot: int = 1000, seed: int = 0) -> dict[str, dict[str, dict]]:
+    """:func:`~vfcross.evaluation.intervals.seed_summary` of AUC and EER for each of ``systems``."""
+    return {system: {metric: seed_summary(scored, system, metric, n_boot, seed) for metric in ("auc", "eer")}
+            for system in systems}
+
+
+def selection_certainty(kept: Mapping[int, np.ndarray], last: Mapping[int, np.ndarray], table: pd.DataFrame,
+                        split: str, eval_cfg: EvalConfig) -> list[dict]:
+    """Per seed, its kept epoch's model against its last epoch's on ``split`` (vectors of that split's rows in
+    ``table``'s order): both AUCs with intervals and the paired difference. The kept epoch maximised this very
+    AUC on the validation split, so there an interval reaching 0 says the selection could not tell them apart."""
+    part = table[(table["split"] == split).fillna(False).to_numpy()].reset_index(drop=True)
+    out = []
+    for seed in sorted(kept):
+        scored = score_seeds({"kept": {seed: kept[seed]}, "last": {seed: last[seed]}}, part, "random",
+                             eval_cfg.n_pairs, eval_cfg.seed, split, memory_gb=eval_cfg.memory_gb)
+        ci = paired_decision(scored, "kept", "last", "auc", eval_cfg.n_boot, eval_cfg.seed).interval(0.95)
+        row = {"seed": int(seed), "difference": scored.scores["kept"][0].auc - scored.scores["last"][0].auc,
+               "ci": None if ci is None else list(ci)}
+        for name in ("kept", "last"):
+            summary = seed_summary(scored, name, "auc", eval_cfg.n_boot, eval_cfg.seed)
+            row[f"{name}_auc"], row[f"{name}_ci"] = summary["mean"], summary["ci"]
+        out.append(row)
+    return out
 
 
 def trained_identities_note(trained_on: Mapping[str, Mapping[str, list[str]] | None], scored: Iterable[str],
                             what: str) -> str:
-    """One line when identities to be ``scored`` may be ones the model's runs trained or validated on, else "".
-
-    ``trained_on`` maps each run of the model (``"backbone"``, ``"fusion"``)
-    to the identities its record lists by split (train and val: training and
-    epoch selection; :func:`vfcross.training.recorded_identities`), or None
-    where the run records none (trained by an older vfcross), which leaves
-    nothing checked and says so. The line names ``what``, how many scored
-    identities were trained on and the first five of them.
-    """
+    """One line when identities to be ``scored`` may be ones the model's runs (backbone, fusion) trained or
+    validated on, or when a run records none (made by an older vfcross); else ""."""
     scored = set(map(str, scored))
     unrecorded = [run for run, splits in trained_on.items() if splits is None] if trained_on else ["backbone", "fusion"]
     if unrecorded:
         return (f"{what}: the record of its {' and '.join(unrecorded)} run{'s' * (len(unrecorded) > 1)} lists no "
                 f"identities (made by an older vfcross), so none of the {len(scored)} identities to score is known to "
                 "be unseen")
-    seen = {name for splits in trained_on.values() for names in splits.values() for name in names}
-    overlap = sorted(seen & scored)
+    overlap = sorted({name for splits in trained_on.values() for names in splits.values() for name in names} & scored)
     if not overlap:
         return ""
-    first = ", ".join(overlap[:5]) + (", ..." if len(overlap) > 5 else "")
-    return (f"{what} was trained or validated on {len(overlap)} of the {len(scored)} identities to score ({first}): "
-            "its numbers are not those of unseen identities")
+    return (f"{what} was trained or validated on {len(overlap)} of the {len(scored)} identities to score "
+            f"({', '.join(overlap[:5]) + (', ...' if len(overlap) > 5 else '')}): its numbers are not those of "
+            "unseen identities")
+
+
+def evaluate_protocols(vectors: np.ndarray, table: pd.DataFrame, cfg: EvalConfig, protocols: Protocols | None = None,
+                       root: str | os.PathLike | None = None) -> dict:
+    """:func:`evaluate` with the protocols ``cfg`` asks for; ``root`` is the dataset (for its meta table and for
+    telling a file absent from it apart from one not in ``table``)."""
+    return evaluate(vectors, table, cfg, protocols or protocols_for(table, cfg, root))

@@ -50,9 +50,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vfcross.evaluation.evaluate import LEVEL, identity_ci
+from vfcross.evaluation.intervals import LEVEL, cluster_values, interval, list_interval
+from vfcross.evaluation.protocols import verification_pairs
 from vfcross.metrics import eer, roc_auc
-from vfcross.evaluation.protocols import verification_pairs, verification_scores
+from vfcross.scores import AllPairs
 
 HEARD, UNHEARD = "heard", "unheard"
 #: The languages of each MAV-Celeb version (English and one other), as the organisers' computeScore.py pairs them.
@@ -167,17 +168,16 @@ def fame_evaluation(systems: Mapping[str, tuple[np.ndarray, pd.DataFrame]], lang
             rows = evaluation_rows(table, test)
             sub = table[rows].reset_index(drop=True)
             pairs = verification_pairs(sub, "random", n_pairs, seed, split)
-            scores = verification_scores(pairs, vectors[rows])
-            clusters = sub["identity"].to_numpy(dtype=str)[pairs.voice]
+            pairs = pairs.explicit() if isinstance(pairs, AllPairs) else pairs  # fewer than n_pairs: every pair
+            scored = pairs.score(sub, vectors[rows])
+            scores, clusters = scored.arrays[0], sub["identity"].to_numpy(dtype=str)[pairs.voice]
             what = f"trained on {train}, tested on {test}"
             results.append({
                 "train": train, "test": test, "condition": HEARD if test == train else UNHEARD,
-                "eer": eer(scores, pairs.labels),
-                "eer_ci": identity_ci(f"{what}: EER", notes, eer, clusters, scores, pairs.labels, n_boot=n_boot,
-                                      seed=seed, single=ONE_IDENTITY),
-                "auc": roc_auc(scores, pairs.labels),
-                "auc_ci": identity_ci(f"{what}: AUC", notes, roc_auc, clusters, scores, pairs.labels, n_boot=n_boot,
-                                      seed=seed, single=ONE_IDENTITY),
+                "eer": scored.eer,
+                "eer_ci": list_interval(scored, "eer", f"{what}: EER", notes, n_boot, seed, ONE_IDENTITY),
+                "auc": scored.auc,
+                "auc_ci": list_interval(scored, "auc", f"{what}: AUC", notes, n_boot, seed, ONE_IDENTITY),
                 "pairs": len(pairs), "identities": int(np.unique(clusters).size),
             })
             parts.append((clusters, scores, pairs.labels))
@@ -185,9 +185,9 @@ def fame_evaluation(systems: Mapping[str, tuple[np.ndarray, pd.DataFrame]], lang
     groups = np.repeat(np.arange(len(parts)), [len(p[0]) for p in parts])
     overall = None
     if len(systems) == len(languages):
+        values = lambda: cluster_values(_mean_eer, clusters, groups, scores, labels, n_boot=n_boot, seed=seed)
         overall = {"eer": _mean_eer(groups, scores, labels),
-                   "ci": identity_ci("overall score", notes, _mean_eer, clusters, groups, scores, labels, n_boot=n_boot,
-                                     seed=seed, single=ONE_IDENTITY),
+                   "ci": interval(values, "overall score", notes, len(np.unique(clusters)), ONE_IDENTITY),
                    "definition": OVERALL}
     gaps = {}
     for index, entry in enumerate(results[::2]):
@@ -198,9 +198,10 @@ def fame_evaluation(systems: Mapping[str, tuple[np.ndarray, pd.DataFrame]], lang
         for name, metric in (("eer", eer), ("auc", roc_auc)):
             statistic = _gap(metric)
             gaps[train][name] = statistic(local, scores[keep], labels[keep])
-            gaps[train][f"{name}_ci"] = identity_ci(
-                f"trained on {train}: unheard - heard {name.upper()}", notes, statistic, clusters[keep], local,
-                scores[keep], labels[keep], n_boot=n_boot, seed=seed, single=ONE_IDENTITY)
+            values = lambda s=statistic: cluster_values(s, clusters[keep], local, scores[keep], labels[keep],
+                                                        n_boot=n_boot, seed=seed)
+            gaps[train][f"{name}_ci"] = interval(values, f"trained on {train}: unheard - heard {name.upper()}", notes,
+                                                 len(np.unique(clusters[keep])), ONE_IDENTITY)
     settings = {"n_pairs": n_pairs, "seed": seed, "n_boot": n_boot, "split": split, "level": LEVEL,
                 "interval": "identity cluster bootstrap (a pair belongs to its voice's identity)",
                 "negatives": "random (another test identity's face)"}

@@ -25,9 +25,8 @@ from vfcross.data.synthetic.writer import (
     read_population,
     read_population_config,
 )
-from vfcross.evaluation.bootstrap import cluster_bootstrap_ci
 from vfcross.evaluation.evaluate import downsample_curve
-from vfcross.metrics import eer, roc_auc, roc_points
+from vfcross.evaluation.intervals import list_interval
 from vfcross.evaluation.protocols import RESTRICTIONS, verification_pairs
 
 #: Stand-in for a log-likelihood ratio of -inf (e.g. a gender mismatch), so
@@ -114,15 +113,10 @@ def population_table(people: list[Identity]) -> pd.DataFrame:
 
 
 def oracle_evaluation(table: pd.DataFrame, population_root: str | Path, n_pairs: int, seed: int, n_boot: int,
-                      split: str = "test") -> tuple[dict[str, dict], list[str]]:
-    """The oracle on every verification list that :func:`~vfcross.evaluation.evaluate.evaluate` scores.
-
-    The lists are drawn exactly as ``evaluate`` draws them (same ``seed``), so
-    the oracle is scored on the very pairs the learned models are. Returns
-    ``({list: {"auc", "eer", "auc_ci", "eer_ci", "roc"}}, notes)``, with
-    identity-level intervals; a list that cannot be drawn on this data is
-    left out with a note.
-    """
+                      split: str = "test", memory_gb: float = 2.0) -> tuple[dict[str, dict], list[str]]:
+    """The oracle on every verification list that :func:`~vfcross.evaluation.evaluate.evaluate` scores, drawn as it
+    draws them (same ``seed``): ``({list: {"auc", "eer", "auc_ci", "eer_ci", "roc"}}, notes)``; a list that cannot
+    be drawn on this data is left out with a note."""
     cfg, people = read_population_config(population_root), read_population(population_root)
     identity = table["identity"].to_numpy(dtype=str)
     out, notes = {}, []
@@ -132,16 +126,11 @@ def oracle_evaluation(table: pd.DataFrame, population_root: str | Path, n_pairs:
         except ValueError as error:
             notes.append(f"oracle {restriction}: {error}")
             continue
-        voices, faces = identity[pairs.voice], identity[pairs.face]
-        scores = oracle_pair_scores(people, cfg, voices, faces, restriction)
-        entry = {"auc": roc_auc(scores, pairs.labels), "eer": eer(scores, pairs.labels)}
-        for name, metric in (("auc", roc_auc), ("eer", eer)):
-            try:
-                entry[f"{name}_ci"] = list(cluster_bootstrap_ci(metric, voices, scores, pairs.labels, n_boot=n_boot,
-                                                                seed=seed))
-            except ValueError as error:
-                entry[f"{name}_ci"] = None
-                notes.append(f"oracle {restriction} {name}: no identity-level interval ({error})")
-        entry["roc"] = downsample_curve(*roc_points(scores, pairs.labels)[:2])
+        llr = lambda v, f, r=restriction: oracle_pair_scores(people, cfg, identity[v], identity[f], r)
+        score = pairs.score(table, pair_scores=llr, memory_gb=memory_gb)
+        entry = {"auc": score.auc, "eer": score.eer}
+        for name in ("auc", "eer"):
+            entry[f"{name}_ci"] = list_interval(score, name, f"oracle {restriction} {name}", notes, n_boot, seed)
+        entry["roc"] = downsample_curve(*score.roc())
         out[restriction] = entry
     return out, notes

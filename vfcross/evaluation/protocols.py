@@ -1,173 +1,90 @@
-"""Evaluation protocols: verification pairs, 1:N matching trials, retrieval tasks.
+"""Evaluation protocols, generated or official, and the one registry of what the evaluation scores.
 
-Every protocol object refers to ROW POSITIONS (0 .. len(table) - 1, not
-index labels) of one manifest-like table whose row i corresponds to
-embedding vector i. The table has at least the columns ``identity``,
-``modality`` ('voice' | 'face') and ``split``; the demographic restrictions
-read ``gender``, ``nationality`` and ``age``, the official lists ``relpath``.
-
-Protocols come from two places and end up as the same objects:
-
-* generators over the rows of one split: :func:`verification_pairs`
-  takes every voice-face pair its restriction allows (or a sample of
-  them without replacement), :func:`retrieval_task` every query against
-  every gallery item, and :func:`matching_trials` draws trials from a
-  seed (an identity first, then one of its samples, so identities with
-  many samples do not dominate);
-* the official VoxCeleb1 lists parsed by :mod:`vfcross.data.protocol_files`
-  (:func:`from_verification_list`, :func:`from_matching_list`,
-  :func:`from_galleries`), joined to the table through ``relpath``. A list
-  row is scored only when all its files are rows of the table; the others
-  are never dropped silently: the protocol's :class:`Coverage` counts them
-  and names each one with the files it lacks.
-
-The scoring helpers turn a protocol plus L2-normalised row vectors (the
-voice rows hold voice embeddings v, the face rows face embeddings u) into
-the inputs of :mod:`vfcross.metrics`.
+A protocol refers to row positions of one manifest-like table (``identity``, ``modality``, ``split``; ``gender``,
+``nationality``, ``age`` for the restrictions; ``relpath`` for official lists) whose row i is embedding i.
+Generated protocols come from the rows of one split: every voice-face pair a restriction allows
+(:class:`AllPairs`, scored in blocks, never held whole) or a sample of them, matching trials drawn from a seed,
+every query against the whole gallery. Official VoxCeleb1 lists are joined to the rows in one place
+(:func:`join`), each with one :class:`Coverage` record naming every row left out and why.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from vfcross.data.protocol_files import (
-    MatchingList,
-    RetrievalGallery,
-    VerificationList,
-    manifest_rows,
-)
+from vfcross.config import EvalConfig
+from vfcross.data.protocol_files import (ListFile, manifest_rows, read_matching_list, read_retrieval_gallery,
+                                         read_verification_list)
+from vfcross.data.voxceleb import META_FILE, read_meta
+from vfcross.scores import AllPairs, Groups, VerificationPairs, positions
 from vfcross.metrics import retrieval_map
 
 #: Attributes that a negative pair must share, per verification restriction.
-RESTRICTIONS: dict[str, tuple[str, ...]] = {
-    "random": (),
-    "G": ("gender",),
-    "N": ("nationality",),
-    "A": ("age",),
-    "GNA": ("gender", "nationality", "age"),
-}
-#: The restricted lists (paper Table 3), in that order: every restriction but "random".
+RESTRICTIONS: dict[str, tuple[str, ...]] = {"random": (), "G": ("gender",), "N": ("nationality",), "A": ("age",),
+                                            "GNA": ("gender", "nationality", "age")}
+#: The restricted lists (paper Table 3), in that order.
 GROUPED: tuple[str, ...] = tuple(name for name in RESTRICTIONS if name != "random")
-#: Probe and candidate modality of each matching/retrieval direction.
+#: Probe and candidate modality of each matching/retrieval direction, and its short name in result keys.
 DIRECTIONS: dict[str, tuple[str, str]] = {"v2f": ("voice", "face"), "f2v": ("face", "voice")}
-
-
-def _positions(values: np.ndarray, name: str, ndim: int) -> np.ndarray:
-    """A read-only int64 copy of row positions, checked to be ``ndim``-dimensional and >= 0."""
-    array = np.asarray(values)
-    if array.ndim != ndim or (array.size and not np.issubdtype(array.dtype, np.integer)):
-        raise ValueError(f"{name} must be a {ndim}-d integer array, got shape {array.shape}, dtype {array.dtype}")
-    array = array.astype(np.int64)
-    if (array < 0).any():
-        raise ValueError(f"{name} holds negative row positions")
-    array.flags.writeable = False
-    return array
-
-
-def _check_direction(direction: str) -> tuple[str, str]:
-    """(probe modality, candidate modality) of a direction; ValueError for unknown ones."""
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}")
-    return DIRECTIONS[direction]
+SHORT = {"v2f": "vf", "f2v": "fv"}
+#: Largest generated 1:N matching gallery (paper Table 4: N = 2 .. 10); the official 1:2 lists' restrictions.
+MAX_N = 10
+GROUPED_MATCHING = ("G", "N", "GN")
+#: Why a list row's file is not scored.
+ABSENT, NOT_IN_TABLE = "absent from the dataset", "not in the evaluated table"
 
 
 @dataclass(frozen=True, eq=False)
 class Coverage:
-    """Which rows of one official list file a protocol scores: those whose files are all rows of the table.
-
-    ``rows`` is the number of rows in the file; ``missing_rows`` the 0-based
-    positions (in file order) of the rows left out, and ``missing_files``
-    for each of them the root-relative paths it references that the table
-    lacks. Nothing leaves a protocol without being listed here.
-    """
+    """Which rows of one official list a protocol scores: ``missing_rows`` (0-based, file order) are left out,
+    each with the root-relative ``missing_files`` the table lacks."""
 
     source: str
     rows: int
     missing_rows: np.ndarray
     missing_files: tuple[tuple[str, ...], ...]
 
-    def __post_init__(self) -> None:
-        """Check that every left-out row names the files it lacks; freeze the positions."""
-        object.__setattr__(self, "missing_rows", _positions(self.missing_rows, "missing_rows", 1))
-        if len(self.missing_files) != len(self.missing_rows):
-            raise ValueError("missing_files must name the absent files of every missing row")
-
-    @classmethod
-    def of(cls, source: str, paths: np.ndarray, positions: np.ndarray) -> Coverage:
-        """Coverage of a list whose rows reference ``paths`` (rows, k), found at table ``positions`` (-1: absent)."""
-        paths = np.asarray(paths).reshape(len(positions), -1)
-        absent = np.asarray(positions).reshape(len(positions), -1) < 0
-        missing = np.flatnonzero(absent.any(axis=1))
-        return cls(source, len(positions), missing, tuple(tuple(paths[i][absent[i]].tolist()) for i in missing))
-
     @property
     def name(self) -> str:
-        """The list's file name."""
         return Path(self.source).name
 
     @property
     def scored(self) -> int:
-        """Rows whose files are all in the table."""
         return self.rows - len(self.missing_rows)
 
     def as_dict(self) -> dict:
-        """JSON-ready counts: ``{"list", "rows", "scored", "missing"}``."""
         return {"list": self.name, "rows": self.rows, "scored": self.scored, "missing": len(self.missing_rows)}
 
 
-@dataclass(frozen=True, eq=False)
-class VerificationPairs:
-    """Voice-face verification pairs: row positions of the voice and the face, label 1 = same identity.
+def join(listed: ListFile, table: pd.DataFrame) -> tuple[np.ndarray, Coverage]:
+    """The table positions (kept rows, k) of a list's rows whose files are all in ``table``, and its coverage.
 
-    ``name`` is the restriction the negatives obey ('random', 'G', 'N', 'A', 'GNA').
-    ``coverage`` is empty for generated pairs; for an official list it says
-    which of the list's rows these pairs are (:class:`Coverage`).
-    ``drawn_from`` is the number of pairs of the generated list these were
-    sampled from without replacement (0: every pair of it, or an official list).
+    The one place where a list meets the rows; ValueError when a kept row's identities disagree with the table's.
     """
+    positions = manifest_rows(listed.paths, table)
+    absent = positions < 0
+    missing = np.flatnonzero(absent.any(axis=1))
+    coverage = Coverage(listed.source, len(listed), missing,
+                        tuple(tuple(listed.paths[i][absent[i]].tolist()) for i in missing))
+    kept = positions[~absent.any(axis=1)]
+    if (table["identity"].to_numpy(dtype=str)[kept] != listed.identities[~absent.any(axis=1)]).any():
+        raise ValueError(f"{listed.source}: the table's identities disagree with the list's (is it the same dataset?)")
+    return kept, coverage
 
-    name: str
-    voice: np.ndarray
-    face: np.ndarray
-    labels: np.ndarray
-    coverage: tuple[Coverage, ...] = ()
-    drawn_from: int = 0
 
-    def __post_init__(self) -> None:
-        """Check names, shapes and labels; freeze the arrays."""
-        if self.name not in RESTRICTIONS:
-            raise ValueError(f"name must be one of {list(RESTRICTIONS)}, got {self.name!r}")
-        object.__setattr__(self, "voice", _positions(self.voice, "voice", 1))
-        object.__setattr__(self, "face", _positions(self.face, "face", 1))
-        object.__setattr__(self, "labels", _positions(self.labels, "labels", 1))
-        if not len(self.voice) == len(self.face) == len(self.labels):
-            raise ValueError("voice, face and labels differ in length")
-        if not np.isin(self.labels, (0, 1)).all():
-            raise ValueError("labels must be 0 or 1")
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @property
-    def sampling(self) -> str:
-        """How a sampled list was drawn, e.g. "sampled 200 of 1,440 pairs without replacement" ("" if not sampled)."""
-        return f"sampled {len(self):,} of {self.drawn_from:,} pairs without replacement" if self.drawn_from else ""
+# --- the protocols -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, eq=False)
 class MatchingTrials:
-    """1:N matching trials: a probe row and N_max candidate rows of the other modality.
-
-    ``direction`` 'v2f' means voice probes and face candidates, 'f2v' the
-    reverse. Column 0 of ``candidates`` is the true match; the columns are
-    nested, so :meth:`subset_n` gives the 1:n trials for any n <= N_max.
-    ``coverage`` as in :class:`VerificationPairs`.
-    """
+    """1:N trials: a probe row and N candidate rows of the other modality, column 0 the true match, nested."""
 
     direction: str
     probes: np.ndarray
@@ -175,37 +92,30 @@ class MatchingTrials:
     coverage: tuple[Coverage, ...] = ()
 
     def __post_init__(self) -> None:
-        """Check the direction and shapes; freeze the arrays."""
         _check_direction(self.direction)
-        object.__setattr__(self, "probes", _positions(self.probes, "probes", 1))
-        object.__setattr__(self, "candidates", _positions(self.candidates, "candidates", 2))
-        if len(self.candidates) != len(self.probes) or self.candidates.ndim != 2 or self.candidates.shape[1] < 2:
-            raise ValueError(
-                f"candidates must have shape (trials={len(self.probes)}, N >= 2), got {self.candidates.shape}"
-            )
+        object.__setattr__(self, "probes", positions(self.probes, "probes", 1))
+        object.__setattr__(self, "candidates", positions(self.candidates, "candidates", 2))
+        if len(self.candidates) != len(self.probes) or self.candidates.shape[1] < 2:
+            raise ValueError(f"candidates must have shape (trials={len(self.probes)}, N >= 2), "
+                             f"got {self.candidates.shape}")
 
     def __len__(self) -> int:
         return len(self.probes)
 
     @property
     def max_n(self) -> int:
-        """Number of candidates per trial."""
         return self.candidates.shape[1]
 
-    def subset_n(self, n: int) -> MatchingTrials:
-        """The same trials with only the first ``n`` candidates (the true match and n - 1 impostors)."""
-        if not 2 <= n <= self.max_n:
-            raise ValueError(f"n must be in 2..{self.max_n}, got {n}")
-        return MatchingTrials(self.direction, self.probes, self.candidates[:, :n], self.coverage)
+    def similarities(self, vectors: np.ndarray, chunk: int = 4096) -> np.ndarray:
+        """(trials, N) cosine similarities of each probe to its candidates, in chunks of trials."""
+        vectors = _rows(vectors, max(self.probes.max(), self.candidates.max()) + 1)
+        return np.concatenate([np.einsum("td,tnd->tn", vectors[self.probes[s:s + chunk]],
+                                         vectors[self.candidates[s:s + chunk]]) for s in range(0, len(self), chunk)])
 
 
 @dataclass(frozen=True, eq=False)
 class RetrievalTask:
-    """Every query row ranks all gallery rows (the other modality); relevant = same identity.
-
-    ``coverage`` as in :class:`VerificationPairs`: for official galleries,
-    one entry per gallery file (the query modality's first).
-    """
+    """Every query row ranks all gallery rows (the other modality); relevant = same identity."""
 
     direction: str
     queries: np.ndarray
@@ -213,196 +123,125 @@ class RetrievalTask:
     coverage: tuple[Coverage, ...] = ()
 
     def __post_init__(self) -> None:
-        """Check the direction; freeze the arrays."""
         _check_direction(self.direction)
-        object.__setattr__(self, "queries", _positions(self.queries, "queries", 1))
-        object.__setattr__(self, "gallery", _positions(self.gallery, "gallery", 1))
+        object.__setattr__(self, "queries", positions(self.queries, "queries", 1))
+        object.__setattr__(self, "gallery", positions(self.gallery, "gallery", 1))
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    def average_precisions(self, vectors: np.ndarray, table: pd.DataFrame, memory_gb: float = 2.0) -> np.ndarray:
+        """Per-query average precision (NaN: no item of its identity in the gallery), in memory-bounded chunks."""
+        vectors = _rows(vectors, len(table))
+        identity = table["identity"].to_numpy(dtype=str)
+        chunk = max(1, int(memory_gb * 1e9 / (24 * max(1, len(self.gallery)))))
+        return retrieval_map(vectors[self.queries], vectors[self.gallery], identity[self.queries],
+                             identity[self.gallery], chunk)
 
 
-@dataclass(frozen=True)
-class _Groups:
-    """Rows of one modality grouped by identity, for drawing a random sample of an identity."""
-
-    rows: np.ndarray  # row positions sorted by identity code
-    starts: np.ndarray  # per identity code: first index into rows
-    counts: np.ndarray  # per identity code: number of rows
-
-    @classmethod
-    def of(cls, codes: np.ndarray, positions: np.ndarray, n_identities: int) -> _Groups:
-        """Group ``positions`` by their identity ``codes`` (0 .. n_identities - 1)."""
-        order = np.argsort(codes, kind="stable")
-        counts = np.bincount(codes, minlength=n_identities)
-        return cls(positions[order], np.r_[0, np.cumsum(counts)[:-1]], counts)
-
-    def draw(self, identities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """One uniformly drawn row of each identity code in ``identities``."""
-        return self.rows[self.starts[identities] + rng.integers(0, self.counts[identities])]
+Protocol = VerificationPairs | AllPairs | MatchingTrials | RetrievalTask
 
 
-@dataclass(frozen=True)
-class _Population:
-    """The identities of one split that have both a voice and a face, with their rows."""
+def _check_direction(direction: str) -> tuple[str, str]:
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}")
+    return DIRECTIONS[direction]
 
-    identities: np.ndarray  # sorted identity strings; index = identity code
-    voices: _Groups
-    faces: _Groups
-    first_row: np.ndarray  # per identity code: one row position, for identity-level attributes
 
-    def groups(self, modality: str) -> _Groups:
-        """The row groups of ``modality``."""
-        return self.voices if modality == "voice" else self.faces
+def _rows(vectors: np.ndarray, needed: int) -> np.ndarray:
+    """``vectors`` as a 2-d array with a row for every position below ``needed``."""
+    vectors = np.asarray(vectors)
+    if vectors.ndim != 2 or len(vectors) < needed:
+        raise ValueError(f"vectors must be (rows, d) with at least {needed} rows, got {vectors.shape}")
+    return vectors
+
+
+# --- generated protocols -------------------------------------------------------------------------
 
 
 def _split_rows(table: pd.DataFrame, split: str) -> np.ndarray:
-    """Row positions of ``table`` whose split is ``split`` (NA never matches)."""
+    """Row positions of ``split`` (NA never matches)."""
     if split not in set(table["split"].dropna()):
         raise ValueError(f"no rows with split == {split!r}")
     return np.flatnonzero(table["split"].eq(split).fillna(False).to_numpy(dtype=bool))
 
 
-def _population(table: pd.DataFrame, rows: np.ndarray) -> _Population:
-    """Group ``rows`` of ``table`` into identities having both modalities."""
+def _population(table: pd.DataFrame, rows: np.ndarray) -> tuple[np.ndarray, Groups, Groups, np.ndarray]:
+    """(identities with both modalities, their voice rows, face rows, one row each for identity attributes)."""
     identity = table["identity"].to_numpy(dtype=str)[rows]
     modality = table["modality"].to_numpy(dtype=str)[rows]
     complete = np.intersect1d(identity[modality == "voice"], identity[modality == "face"])
     keep = np.isin(identity, complete)
     rows, identity, modality = rows[keep], identity[keep], modality[keep]
     codes = np.searchsorted(complete, identity)
-    voice, face = modality == "voice", modality == "face"
     _, first = np.unique(codes, return_index=True)
-    return _Population(
-        identities=complete,
-        voices=_Groups.of(codes[voice], rows[voice], len(complete)),
-        faces=_Groups.of(codes[face], rows[face], len(complete)),
-        first_row=rows[first],
-    )
+    voice, face = modality == "voice", modality == "face"
+    return (complete, Groups.of(codes[voice], rows[voice], len(complete)),
+            Groups.of(codes[face], rows[face], len(complete)), rows[first])
 
 
 def split_identities(table: pd.DataFrame, split: str = "test") -> np.ndarray:
-    """Sorted identities of ``split`` that have at least one voice and one face: the protocols' population."""
-    return _population(table, _split_rows(table, split)).identities
+    """Sorted identities of ``split`` with at least one voice and one face: the generated protocols' population."""
+    return _population(table, _split_rows(table, split))[0]
 
 
-def _without_missing(table: pd.DataFrame, rows: np.ndarray, attributes: tuple[str, ...], what: str) -> np.ndarray:
-    """``rows`` minus those with NA in any of ``attributes``, warning how many were excluded."""
-    if not attributes:
-        return rows
-    missing = table[list(attributes)].iloc[rows].isna().any(axis=1).to_numpy(dtype=bool)
-    if missing.any():
-        identities = table["identity"].iloc[rows[missing]].nunique()
-        warnings.warn(
-            f"{what}: {int(missing.sum())} of {len(rows)} rows ({identities} identities) have no "
-            f"{'/'.join(attributes)} and are excluded",
-            stacklevel=3,
-        )
-    return rows[~missing]
+def verification_pairs(table: pd.DataFrame, restriction: str, n_pairs: int, seed: int,
+                       split: str = "test") -> AllPairs | VerificationPairs:
+    """Every voice-face pair of ``split``'s identities that ``restriction`` allows, or ``n_pairs`` sampled.
 
-
-def _attribute_keys(table: pd.DataFrame, population: _Population, attributes: tuple[str, ...]) -> np.ndarray:
-    """Per identity code, an integer key equal for identities sharing all ``attributes``."""
-    if not attributes:
-        return np.zeros(len(population.identities), dtype=np.int64)
-    values = table[list(attributes)].iloc[population.first_row].astype(str)
-    return values.groupby(list(attributes), sort=True).ngroup().to_numpy(dtype=np.int64)
-
-
-def _all_pairs(population: _Population, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(voice rows, face rows, labels) of every voice of A against every face of B, for A and B sharing a key.
-
-    B == A gives the positives; B != A with the same key the negatives. Each
-    pair occurs exactly once, grouped by (voice identity, face identity).
-    """
-    a, b = np.nonzero(keys[:, np.newaxis] == keys[np.newaxis, :])
-    voices, faces = population.voices, population.faces
-    sizes = voices.counts[a] * faces.counts[b]
-    pair = np.repeat(np.arange(len(a)), sizes)
-    within = np.arange(len(pair)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-    per_face = faces.counts[b[pair]]
-    voice = voices.rows[voices.starts[a[pair]] + within // per_face]
-    face = faces.rows[faces.starts[b[pair]] + within % per_face]
-    return voice, face, (a[pair] == b[pair]).astype(np.int64)
-
-
-def _sample(labels: np.ndarray, n_pairs: int, rng: np.random.Generator) -> np.ndarray:
-    """Sorted indices of ``n_pairs`` distinct pairs: half positive, half negative where each class has enough."""
-    positives, negatives = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
-    n_negative = min(n_pairs - min(n_pairs // 2, len(positives)), len(negatives))
-    n_positive = n_pairs - n_negative
-    return np.sort(np.r_[rng.choice(positives, n_positive, replace=False),
-                         rng.choice(negatives, n_negative, replace=False)])
-
-
-def verification_pairs(
-    table: pd.DataFrame, restriction: str, n_pairs: int, seed: int, split: str = "test"
-) -> VerificationPairs:
-    """Every voice-face verification pair of the identities of ``split`` (or ``n_pairs`` of them, sampled).
-
-    Positives are every (voice, face) of one identity, negatives every
-    (voice of A, face of B != A); under restriction G, N, A or GNA, B must
-    share A's gender, nationality, age or all three. Why every pair: the
-    identity, not the pair, is the unit of the (cluster bootstrap) interval,
-    scoring is cheap, and sampling with replacement repeated about half of
-    the positives of a 60-identity split. ``n_pairs`` = 0 scores every pair;
-    a positive ``n_pairs`` below the total samples that many WITHOUT
-    replacement, half positive and half negative where each class has
-    enough (``seed``), and the result's ``drawn_from`` records the total.
-    Rows with NA in a restricted attribute are excluded (with a warning);
-    ValueError if no identity shares the restriction with another (no
-    negative). Only identities with both a voice and a face in the split
-    take part.
+    Positives are every (voice, face) of one identity; negatives every (voice of A, face of B != A), B sharing
+    A's restricted attributes. ``n_pairs`` = 0 keeps every pair (the identity, not the pair, is the unit of the
+    intervals); a positive number below the total samples that many without replacement (``seed``). Rows with NA
+    in a restricted attribute are left out with a warning; ValueError when no negative pair exists.
     """
     if restriction not in RESTRICTIONS:
         raise ValueError(f"restriction must be one of {list(RESTRICTIONS)}, got {restriction!r}")
     if n_pairs < 0:
         raise ValueError(f"n_pairs must be 0 (every pair) or a number of pairs to sample, got {n_pairs}")
     attributes = RESTRICTIONS[restriction]
-    rows = _without_missing(table, _split_rows(table, split), attributes, f"verification {restriction}")
-    population = _population(table, rows)
-    if len(population.identities) == 0:
+    rows = _split_rows(table, split)
+    if attributes:
+        missing = table[list(attributes)].iloc[rows].isna().any(axis=1).to_numpy(dtype=bool)
+        if missing.any():
+            warnings.warn(f"verification {restriction}: {int(missing.sum())} of {len(rows)} rows "
+                          f"({table['identity'].iloc[rows[missing]].nunique()} identities) have no "
+                          f"{'/'.join(attributes)} and are excluded", stacklevel=2)
+        rows = rows[~missing]
+    identities, voices, faces, first = _population(table, rows)
+    if len(identities) == 0:
         raise ValueError(f"verification {restriction}: no identity of split {split!r} has both a voice and a face")
-    voice, face, labels = _all_pairs(population, _attribute_keys(table, population, attributes))
-    if labels.all():
-        raise ValueError(
-            f"verification {restriction}: no identity of split {split!r} shares "
-            f"{'/'.join(attributes) or 'the split'} with another identity, so no negative pair exists"
-        )
-    if not 0 < n_pairs < len(labels):
-        return VerificationPairs(restriction, voice, face, labels)
-    keep = _sample(labels, n_pairs, np.random.default_rng(seed))
-    return VerificationPairs(restriction, voice[keep], face[keep], labels[keep], drawn_from=len(labels))
+    keys = (table[list(attributes)].iloc[first].astype(str).groupby(list(attributes), sort=True).ngroup()
+            .to_numpy(dtype=np.int64) if attributes else np.zeros(len(identities), dtype=np.int64))
+    pairs = AllPairs(restriction, identities, voices, faces, keys)
+    positives, negatives = pairs.counts()
+    if not negatives:
+        raise ValueError(f"verification {restriction}: no identity of split {split!r} shares "
+                         f"{'/'.join(attributes) or 'the split'} with another identity, so no negative pair exists")
+    return pairs.sample(n_pairs, np.random.default_rng(seed)) if 0 < n_pairs < positives + negatives else pairs
 
 
-def matching_trials(
-    table: pd.DataFrame, direction: str, n_trials: int, seed: int, max_n: int = 10, split: str = "test"
-) -> MatchingTrials:
-    """1:N matching trials drawn from the identities of ``split``, nested for N = 2 .. ``max_n``.
-
-    Each trial draws a probe identity A uniformly and one of its samples of
-    the probe modality; the true match (column 0) is a random sample of A's
-    other modality, followed by ``max_n - 1`` impostors: random samples of
-    distinct identities != A, in random order, so the first k columns are a
-    1:k trial. ValueError if the split has fewer than ``max_n`` identities
-    with both modalities.
-    """
+def matching_trials(table: pd.DataFrame, direction: str, n_trials: int, seed: int, max_n: int = 10,
+                    split: str = "test") -> MatchingTrials:
+    """1:N trials drawn from ``split``, nested for N = 2 .. ``max_n``: a probe identity uniformly, one of its samples,
+    the true match a random sample of its other modality, then impostors of distinct other identities."""
     probe_modality, candidate_modality = _check_direction(direction)
     if max_n < 2 or n_trials < 1:
         raise ValueError(f"need max_n >= 2 and n_trials >= 1, got max_n={max_n}, n_trials={n_trials}")
-    population = _population(table, _split_rows(table, split))
-    n_identities = len(population.identities)
-    if n_identities < max_n:
-        raise ValueError(
-            f"matching {direction}: 1:{max_n} trials need {max_n} identities with both modalities in "
-            f"split {split!r}, found {n_identities}"
-        )
+    identities, voices, faces, _ = _population(table, _split_rows(table, split))
+    m = len(identities)
+    if m < max_n:
+        raise ValueError(f"matching {direction}: 1:{max_n} trials need {max_n} identities with both modalities in "
+                         f"split {split!r}, found {m}")
     rng = np.random.default_rng(seed)
-    truth = rng.integers(0, n_identities, n_trials)
-    identities = np.empty((n_trials, max_n), dtype=np.int64)
-    identities[:, 0] = truth
+    truth = rng.integers(0, m, n_trials)
+    drawn = np.empty((n_trials, max_n), dtype=np.int64)
+    drawn[:, 0] = truth
     for trial, identity in enumerate(truth):
-        others = rng.choice(n_identities - 1, size=max_n - 1, replace=False)
-        identities[trial, 1:] = others + (others >= identity)
-    probes = population.groups(probe_modality).draw(truth, rng)
-    candidates = population.groups(candidate_modality).draw(identities.ravel(), rng).reshape(identities.shape)
+        others = rng.choice(m - 1, size=max_n - 1, replace=False)
+        drawn[trial, 1:] = others + (others >= identity)
+    groups = {"voice": voices, "face": faces}
+    probes = groups[probe_modality].draw(truth, rng)
+    candidates = groups[candidate_modality].draw(drawn.ravel(), rng).reshape(drawn.shape)
     return MatchingTrials(direction, probes, candidates)
 
 
@@ -414,130 +253,268 @@ def retrieval_task(table: pd.DataFrame, direction: str, split: str = "test") -> 
     return RetrievalTask(direction, rows[modality == query_modality], rows[modality == gallery_modality])
 
 
-def _check_identities(table: pd.DataFrame, positions: np.ndarray, identities: np.ndarray, what: str) -> None:
-    """Raise if the table's identities at ``positions`` disagree with the list's."""
-    found = table["identity"].to_numpy(dtype=str)[positions]
-    if (found != np.asarray(identities, dtype=str)).any():
-        raise ValueError(f"{what}: the table's identities disagree with the list's (is it the same dataset?)")
+# --- the registry ----------------------------------------------------------------------------------
 
 
-def _present(coverage: Coverage) -> np.ndarray:
-    """Mask of the list rows that ``coverage`` scores."""
-    keep = np.ones(coverage.rows, dtype=bool)
-    keep[coverage.missing_rows] = False
-    return keep
+@dataclass(frozen=True)
+class Spec:
+    """One protocol of the evaluation: where its result goes (``key``), its ``kind`` and ``variant`` (restriction
+    or direction), its scorer (``metric``), its official ``files`` and whether it is drawn without lists."""
+
+    key: tuple[str, ...]
+    kind: str
+    variant: str
+    metric: str
+    title: str
+    files: tuple[str, ...] = ()
+    generated: bool = True
+
+    @property
+    def source_key(self) -> tuple:
+        return self.kind, self.variant, self.files
 
 
-def from_verification_list(vlist: VerificationList, table: pd.DataFrame, name: str | None = None) -> VerificationPairs:
-    """The pairs of an official verification list whose voice and face are both rows of ``table``.
+def _veriflist(restriction: str) -> tuple[str]:
+    return (f"veriflist_test_{restriction}_unseenunheard.txt",)
 
-    The other pairs are left out and recorded in the result's ``coverage``
-    (possibly all of them: then the pairs are empty). ``name`` overrides the
-    list's own (needed when the file is not named as in the official release).
+
+#: Every protocol of the evaluation, in the order of the result.
+REGISTRY: tuple[Spec, ...] = (
+    Spec(("verification",), "verification", "random", "verification", "verification", _veriflist("random")),
+    Spec(("roc",), "verification", "random", "roc", "roc", _veriflist("random")),
+    *(Spec(("grouped_auc", r), "verification", r, "auc", f"grouped AUC {r}", _veriflist(r)) for r in GROUPED),
+    *(Spec((f"matching_{SHORT[d]}",), "matching", d, "matching", f"matching {d}", (f"matching_{d}_U.csv",))
+      for d in DIRECTIONS),
+    *(Spec(("grouped_matching", SHORT[d], g), "matching", d, "matching", f"matching {d} {g}",
+           (f"matching_{d}_{g}.csv",), generated=False) for d in DIRECTIONS for g in GROUPED_MATCHING),
+    *(Spec(("map", SHORT[d]), "retrieval", d, "retrieval", f"retrieval {d}", ("wav_20k.csv", "jpg_20k.csv"))
+      for d in DIRECTIONS),
+)
+OFFICIAL_FILES: tuple[str, ...] = tuple(dict.fromkeys(f for spec in REGISTRY for f in spec.files))
+
+
+@dataclass(frozen=True)
+class Made:
+    """One protocol made on a table, labelled by where it came from; None (with ``notes``) where it could not be."""
+
+    label: str
+    protocol: Protocol | None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def official(self) -> bool:
+        return self.label.startswith("official")
+
+    @property
+    def coverage(self) -> tuple[Coverage, ...]:
+        return getattr(self.protocol, "coverage", ())
+
+    @property
+    def scorable(self) -> bool:
+        return self.protocol is not None and len(self.protocol) > 0
+
+    @property
+    def note(self) -> str:
+        """Why nothing can be scored ("" when something can)."""
+        if self.scorable:
+            return ""
+        return "; ".join(self.notes) or "no row of the list has all its files in the evaluated table"
+
+    def counts(self) -> dict[str, int]:
+        """``{"rows", "scored", "missing"}``: list rows, rows scored and rows left out (generated: every unit)."""
+        if self.protocol is None:
+            return {"rows": 0, "scored": 0, "missing": 0}
+        if not self.coverage:
+            n = len(self.protocol) + (len(self.protocol.gallery) if isinstance(self.protocol, RetrievalTask) else 0)
+            return {"rows": n, "scored": n, "missing": 0}
+        rows, scored = sum(c.rows for c in self.coverage), sum(c.scored for c in self.coverage)
+        return {"rows": rows, "scored": scored, "missing": rows - scored}
+
+
+@dataclass
+class Protocols:
+    """The registry made on one table: one :class:`Made` per spec key, and why each missing list file is missing."""
+
+    source: str
+    made: dict[tuple[str, ...], Made]
+    reasons: dict[str, str] = field(default_factory=dict)
+    folder: str = ""
+
+    def get(self, key: tuple[str, ...]) -> Made | None:
+        return self.made.get(key)
+
+    def verification(self, restriction: str) -> Made | None:
+        return self.get(("verification",) if restriction == "random" else ("grouped_auc", restriction))
+
+    def coverage(self) -> list[dict]:
+        """One record per distinct protocol: label, result keys, rows, scored, missing (by reason), note."""
+        records: dict[int, dict] = {}
+        for key, made in self.made.items():
+            if id(made) not in records:
+                record = records[id(made)] = {"protocol": made.label, "results": [], **made.counts()}
+                if made.coverage:
+                    record["missing_by_reason"] = dict(Counter(
+                        self._row_reason(files) for c in made.coverage for files in c.missing_files))
+                if made.note:
+                    record["note"] = made.note
+            records[id(made)]["results"].append(".".join(key))
+        return list(records.values())
+
+    def missing_rows(self) -> pd.DataFrame:
+        """Every official list row left out: ``list, row`` (1-based), the ``missing`` files and the ``reason``."""
+        seen: dict[str, Coverage] = {c.source: c for made in self.made.values() for c in made.coverage}
+        columns = ["list", "row", "missing", "reason"]
+        parts = [pd.DataFrame({"list": c.name, "row": c.missing_rows + 1,
+                               "missing": [" ".join(files) for files in c.missing_files],
+                               "reason": [self._row_reason(files) for files in c.missing_files]}, columns=columns)
+                 for c in seen.values()]
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+    def write_missing(self, folder: str | os.PathLike, name: str = "missing_rows.csv.gz") -> Path:
+        """Write :meth:`missing_rows` (gzip by the suffix: a partial copy leaves out hundreds of thousands of rows)."""
+        path = Path(folder) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.missing_rows().to_csv(path, index=False)
+        return path
+
+    def _row_reason(self, files: tuple[str, ...]) -> str:
+        return "; ".join(dict.fromkeys(self.reasons.get(f, NOT_IN_TABLE) for f in files))
+
+
+def generated_protocols(table: pd.DataFrame, seed: int = 0, n_pairs: int = 0, n_trials: int = 2000,
+                        split: str = "test", kinds: tuple[str, ...] = ("verification", "matching", "retrieval"),
+                        ) -> Protocols:
+    """The registry's generated protocols of ``kinds`` on the ``split`` rows, deterministic from ``seed``.
+
+    Matching goes up to N = 10, or to the number of split identities when fewer; a protocol that cannot be
+    drawn on this data is kept with the reason in its notes.
     """
-    name = vlist.name if name is None else name
-    if name not in RESTRICTIONS:
-        raise ValueError(f"verification list name {name!r} is not one of {list(RESTRICTIONS)}; pass name=")
-    voice = manifest_rows(vlist.voice_paths, table)
-    face = manifest_rows(vlist.face_paths, table)
-    coverage = Coverage.of(vlist.source, vlist.path_matrix(), np.stack([voice, face], axis=1))
-    keep = _present(coverage)
-    _check_identities(table, voice[keep], vlist.voice_identities[keep], vlist.source)
-    _check_identities(table, face[keep], vlist.face_identities[keep], vlist.source)
-    return VerificationPairs(name, voice[keep], face[keep], vlist.labels[keep], (coverage,))
+    label = f"generated (seed {seed})"
+    max_n = min(MAX_N, len(split_identities(table, split)))
+    made: dict[tuple, Made] = {}
+
+    def draw(spec: Spec) -> Made:
+        try:
+            if spec.kind == "verification":
+                pairs = verification_pairs(table, spec.variant, n_pairs, seed, split)
+                return Made(f"{label}, {pairs.sampling}" if pairs.sampling else label, pairs)
+            if spec.kind == "matching":
+                if max_n < 2:
+                    return Made(label, None, (f"split {split!r} has fewer than 2 identities with both modalities",))
+                return Made(label, matching_trials(table, spec.variant, n_trials, seed, max_n, split))
+            return Made(label, retrieval_task(table, spec.variant, split))
+        except ValueError as error:
+            return Made(label, None, (str(error),))
+
+    by_source = {}
+    for spec in REGISTRY:
+        if spec.generated and spec.kind in kinds:
+            made[spec.key] = by_source[spec.source_key] = by_source.get(spec.source_key) or draw(spec)
+    return Protocols(label, made)
 
 
-def from_matching_list(mlist: MatchingList, table: pd.DataFrame) -> MatchingTrials:
-    """The trials of an official matching list whose probe and candidates are all rows of ``table``.
+@dataclass(frozen=True)
+class OfficialLists:
+    """The parsed official files of one lists folder, and those of :data:`OFFICIAL_FILES` it lacks."""
 
-    The other trials are left out and recorded in the result's ``coverage``
-    (possibly all of them: then there are no trials).
-    """
-    probes = manifest_rows(mlist.probes, table)
-    candidates = manifest_rows(mlist.candidates, table)
-    coverage = Coverage.of(mlist.source, mlist.path_matrix(), np.column_stack([probes, candidates]))
-    keep = _present(coverage)
-    _check_identities(table, probes[keep], mlist.probe_identities[keep], mlist.source)
-    _check_identities(table, candidates[keep], mlist.candidate_identities[keep], mlist.source)
-    return MatchingTrials(mlist.direction, probes[keep], candidates[keep], (coverage,))
+    folder: Path
+    lists: dict[str, ListFile]
+    absent: tuple[str, ...]
+
+    def relpaths(self) -> set[str]:
+        """Every root-relative path the lists reference."""
+        return {p for lst in self.lists.values() for p in np.unique(lst.paths).tolist()}
 
 
-def _gallery_rows(gallery: RetrievalGallery, table: pd.DataFrame, modality: str) -> tuple[np.ndarray, Coverage]:
-    """Row positions of a gallery's files in ``table`` (absent ones left out) and the gallery's coverage."""
-    if gallery.modality != modality:
-        raise ValueError(f"{gallery.source} is a {gallery.modality} gallery, expected {modality}")
-    positions = manifest_rows(gallery.paths, table)
-    coverage = Coverage.of(gallery.source, gallery.paths, positions)
-    keep = _present(coverage)
-    _check_identities(table, positions[keep], gallery.identities[keep], gallery.source)
-    return positions[keep], coverage
+def find_meta(folder: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
+    """The meta table (``vox1_meta.csv``) of a lists folder: in the folder, else in the dataset ``root``."""
+    for place in (folder, root):
+        if place is not None and (Path(place) / META_FILE).is_file():
+            return Path(place) / META_FILE
+    raise FileNotFoundError(f"no {META_FILE} in {folder}" + (f" or {root}" if root is not None else "")
+                            + ": the lists name faces by VGGFace1 name, which it maps to IDs")
 
 
-def from_galleries(
-    voice_gallery: RetrievalGallery, face_gallery: RetrievalGallery, table: pd.DataFrame, direction: str
-) -> RetrievalTask:
-    """A retrieval task from the official galleries: the query modality's gallery queries the other.
-
-    Gallery entries whose files are not in ``table`` are left out and
-    recorded in the result's ``coverage`` (one entry per gallery, the query
-    gallery first).
-    """
-    _check_direction(direction)
-    voices, voice_coverage = _gallery_rows(voice_gallery, table, "voice")
-    faces, face_coverage = _gallery_rows(face_gallery, table, "face")
-    if direction == "v2f":
-        return RetrievalTask(direction, voices, faces, (voice_coverage, face_coverage))
-    return RetrievalTask(direction, faces, voices, (face_coverage, voice_coverage))
-
-
-def _check_vectors(vectors: np.ndarray, needed: int) -> np.ndarray:
-    """``vectors`` as a 2-d array with a row for every position up to ``needed``."""
-    vectors = np.asarray(vectors)
-    if vectors.ndim != 2 or len(vectors) < needed:
-        raise ValueError(f"vectors must be (rows, d) with at least {needed} rows, got {vectors.shape}")
-    return vectors
+def read_official_lists(folder: str | os.PathLike, root: str | os.PathLike | None = None) -> OfficialLists:
+    """Parse the official files of ``folder``; absent ones are recorded, none at all is FileNotFoundError."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"lists folder not found: {folder}")
+    present = [name for name in OFFICIAL_FILES if (folder / name).is_file()]
+    if not present:
+        raise FileNotFoundError(f"{folder} holds none of the official list files (e.g. {OFFICIAL_FILES[0]}, "
+                                "matching_v2f_U.csv, wav_20k.csv)")
+    meta = read_meta(find_meta(folder, root))
+    lists = {}
+    for name in present:
+        if name.startswith("veriflist"):
+            lists[name] = read_verification_list(folder / name, meta)
+        elif name.startswith("matching"):
+            lists[name] = read_matching_list(folder / name, meta)
+        else:
+            lists[name] = read_retrieval_gallery(folder / name, "voice" if name.startswith("wav") else "face", meta)
+    return OfficialLists(folder, lists, tuple(n for n in OFFICIAL_FILES if n not in lists))
 
 
-def verification_scores(pairs: VerificationPairs, vectors: np.ndarray, chunk_size: int = 65536) -> np.ndarray:
-    """Cosine similarity of every pair: row-wise dot products of L2-normalised row ``vectors``.
+def _official(spec: Spec, lists: OfficialLists, table: pd.DataFrame, split: str | None) -> Made:
+    """One official protocol joined to ``table``, with a note on identities outside ``split``."""
+    label = "official: " + " + ".join(spec.files)
+    absent = [f for f in spec.files if f not in lists.lists]
+    if absent:
+        return Made(label, None, (f"{', '.join(absent)} not found in {lists.folder}",))
+    listed = [lists.lists[f] for f in spec.files]
+    joined = [join(lst, table) for lst in listed]
+    if spec.kind == "verification":
+        (rows, coverage), = joined
+        protocol = VerificationPairs(spec.variant, rows[:, 0], rows[:, 1], listed[0].labels[~_missing(coverage)],
+                                     (coverage,))
+    elif spec.kind == "matching":
+        if listed[0].direction != spec.variant:
+            raise ValueError(f"{spec.files[0]} holds {listed[0].direction} trials, expected {spec.variant}")
+        (rows, coverage), = joined
+        protocol = MatchingTrials(spec.variant, rows[:, 0], rows[:, 1:], (coverage,))
+    else:
+        (voices, voice_cov), (faces, face_cov) = joined
+        queries, gallery = (voices, faces) if spec.variant == "v2f" else (faces, voices)
+        coverage = (voice_cov, face_cov) if spec.variant == "v2f" else (face_cov, voice_cov)
+        protocol = RetrievalTask(spec.variant, queries[:, 0], gallery[:, 0], coverage)
+    notes = ()
+    if split is not None and "split" in table and not table["split"].isna().all():
+        rows = np.unique(np.concatenate([r.ravel() for r, _ in joined]))
+        outside = table["identity"].iloc[rows][table["split"].iloc[rows].ne(split).fillna(True).to_numpy(bool)]
+        if outside.nunique():
+            notes = (f"{label}: {outside.nunique()} identities of its scored rows are not in split {split!r} "
+                     "of the table",)
+    return Made(label, protocol, notes)
 
-    ``chunk_size`` pairs at a time, so a list of every pair never gathers all its vectors at once.
-    """
-    vectors = _check_vectors(vectors, int(max(pairs.voice.max(initial=-1), pairs.face.max(initial=-1))) + 1)
-    parts = [np.einsum("ij,ij->i", vectors[pairs.voice[start : start + chunk_size]],
-                       vectors[pairs.face[start : start + chunk_size]]) for start in range(0, len(pairs), chunk_size)]
-    return np.concatenate(parts) if parts else np.empty(0, dtype=vectors.dtype)
+
+def _missing(coverage: Coverage) -> np.ndarray:
+    mask = np.zeros(coverage.rows, dtype=bool)
+    mask[coverage.missing_rows] = True
+    return mask
 
 
-def matching_similarities(trials: MatchingTrials, vectors: np.ndarray, chunk_size: int = 4096) -> np.ndarray:
-    """(trials, N_max) cosine similarities of each probe to its candidates, column 0 the true match.
-
-    Computed ``chunk_size`` trials at a time so the gathered candidate
-    vectors stay small.
-    """
-    vectors = _check_vectors(vectors, int(max(trials.probes.max(), trials.candidates.max())) + 1)
-    parts = [
-        np.einsum(
-            "td,tnd->tn",
-            vectors[trials.probes[start : start + chunk_size]],
-            vectors[trials.candidates[start : start + chunk_size]],
-        )
-        for start in range(0, len(trials), chunk_size)
-    ]
-    return np.concatenate(parts)
+def official_protocols(lists: OfficialLists, table: pd.DataFrame, split: str | None = "test",
+                       root: str | os.PathLike | None = None, skipped: dict[str, str] | None = None) -> Protocols:
+    """The registry's official protocols joined to ``table``; a file a row lacks is explained by ``skipped``
+    (preprocessing's reason), else :data:`ABSENT` when not under ``root``, else :data:`NOT_IN_TABLE`."""
+    made, by_source = {}, {}
+    for spec in REGISTRY:
+        if spec.files:
+            made[spec.key] = by_source[spec.source_key] = (by_source.get(spec.source_key)
+                                                           or _official(spec, lists, table, split))
+    missing = {f for m in by_source.values() for c in m.coverage for files in c.missing_files for f in files}
+    skipped, root = skipped or {}, Path(root) if root is not None else None
+    reasons = {f: f"skipped in preprocessing: {skipped[f]}" if f in skipped
+               else ABSENT if root is not None and not (root / f).is_file() else NOT_IN_TABLE for f in missing}
+    return Protocols(f"official lists in {lists.folder.name}", made, reasons, str(lists.folder))
 
 
-def retrieval_average_precisions(
-    task: RetrievalTask, vectors: np.ndarray, table: pd.DataFrame, chunk_size: int = 1024
-) -> np.ndarray:
-    """Per-query average precision of a retrieval task (NaN: no same-identity item in the gallery).
-
-    Relevance is identity equality read from ``table``; similarity is the
-    dot product of L2-normalised row ``vectors`` (see
-    :func:`~vfcross.metrics.retrieval_map`).
-    """
-    vectors = _check_vectors(vectors, len(table))
-    identity = table["identity"].to_numpy(dtype=str)
-    return retrieval_map(
-        vectors[task.queries], vectors[task.gallery], identity[task.queries], identity[task.gallery], chunk_size
-    )
+def protocols_for(table: pd.DataFrame, cfg: EvalConfig, root: str | os.PathLike | None = None,
+                  skipped: dict[str, str] | None = None, lists: OfficialLists | None = None) -> Protocols:
+    """The official lists of ``cfg.lists`` (or ``lists``) when set, else protocols generated from ``cfg.split``."""
+    if lists is None and cfg.lists:
+        lists = read_official_lists(cfg.lists, root)
+    if lists is not None:
+        return official_protocols(lists, table, cfg.split, root, skipped)
+    return generated_protocols(table, cfg.seed, cfg.n_pairs, cfg.n_trials, cfg.split)

@@ -5,7 +5,7 @@ metric and, for "a is as good as b", an equivalence margin. Its verdict is
 "holds", "contradicted" or "inconclusive", decided by
 :func:`vfcross.reporting.verdicts.decide` on one interval of the mean over
 training seeds of the paired difference a - b
-(:func:`vfcross.evaluation.seeds.paired_decision`), with δ, the smallest
+(:func:`vfcross.evaluation.intervals.paired_decision`), with δ, the smallest
 gain that matters, from :func:`smallest_gain`. The names of
 the systems are the Table 6 variant keys of the configuration (named
 constants, never positions in the table, so reordering its rows cannot
@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vfcross.config import CE_ONLY, FULL_MODEL, NO_FUSION, OPL_ONLY, TABLE6_VARIANTS
-from vfcross.evaluation.decision import Decision
+from vfcross.evaluation.intervals import Decision
 from vfcross.reporting.reported import paper_ablation
 from vfcross.reporting.verdicts import Claim, Verdict, decide
 
@@ -72,7 +72,7 @@ def smallest_gain(claim: PaperClaim) -> tuple[float, str]:
 
 
 def judge(claim: PaperClaim, decision: Decision) -> Verdict:
-    """The verdict of one claim from its decision (:func:`~vfcross.evaluation.seeds.paired_decision`, AUC)."""
+    """The verdict of one claim from its decision (:func:`~vfcross.evaluation.intervals.paired_decision`, AUC)."""
     return decide(claim.claim, decision, *smallest_gain(claim))
 
 

@@ -162,9 +162,9 @@ def fusion_record(runs: dict, loop, chance: float, gate, comparison, selection: 
     ``runs`` maps a training seed to (run folder, history); ``chance`` is
     ln(number of training identities), the cross-entropy of a uniform guess;
     ``gate`` the gate values k on validation pairs; ``comparison`` a
-    :class:`vfcross.evaluation.seeds.SplitComparison`; ``selection`` the
+    :class:`vfcross.workflows.compare.SplitComparison`; ``selection`` the
     kept-against-last-epoch check of each seed
-    (:func:`vfcross.evaluation.seeds.selection_certainty`).
+    (:func:`vfcross.evaluation.evaluate.selection_certainty`).
     """
     chosen = {row["seed"]: row for row in selection or []}
     import numpy as np
@@ -205,7 +205,7 @@ def evaluation_record(ours: dict, backbone: dict, oracle: dict, oracle_notes: li
     Also each learned AUC as its share of the oracle's gain over chance,
     ``(AUC - 0.5) / (oracle AUC - 0.5)``, per list (synthetic data only),
     and ``contrasts``: per restricted list, its AUC minus the random list's
-    with a paired interval (:func:`vfcross.evaluation.decision.list_contrast`).
+    with a paired interval (:func:`vfcross.evaluation.evaluate.list_contrasts`).
     """
     share = {}
     lists = {"random": ours["verification"], **ours["grouped_auc"]}

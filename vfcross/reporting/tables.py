@@ -163,7 +163,7 @@ def coverage_table(result: dict, provenance: dict[str, str]) -> pd.DataFrame:
 
     Made from the result's ``coverage`` records (:func:`vfcross.evaluation.evaluate.evaluate`);
     the list rows left out are listed one by one by
-    :meth:`vfcross.evaluation.registry.Protocols.write_missing`.
+    :meth:`vfcross.evaluation.protocols.Protocols.write_missing`.
     """
     labels = {key: str(value) for key, value in provenance.items()}
     columns = ["source", "protocol", "results", "rows", "scored", "missing", "missing because", "note", *labels]
@@ -227,7 +227,7 @@ def grouped_bars(results: dict[str, dict], oracle: dict[str, dict] | None, paper
 
 # --- tables of systems trained with several seeds (Table 6, single vs dual) ------------------------
 def _seed_columns(summary: dict) -> dict:
-    """AUC and EER of one system (its :func:`vfcross.evaluation.seeds.seed_summaries` entry): mean over
+    """AUC and EER of one system (its :func:`vfcross.evaluation.evaluate.seed_summaries` entry): mean over
     training seeds, seed spread, the interval of the mean (identities resampled, seed spread counted), the seeds."""
     row = {}
     for metric in ("auc", "eer"):
@@ -242,7 +242,7 @@ def _seed_columns(summary: dict) -> dict:
 
 def seed_table(summaries: dict, systems: list[str], name: str, provenance: dict[str, str]) -> pd.DataFrame:
     """A table of ``systems`` trained with several seeds, from their ``summaries``
-    (:func:`vfcross.evaluation.seeds.seed_summaries`).
+    (:func:`vfcross.evaluation.evaluate.seed_summaries`).
 
     Per system: AUC and EER as the mean over its seeds, the seeds' standard
     deviation and range, and the 95% interval of the seed mean, which

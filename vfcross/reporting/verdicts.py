@@ -3,8 +3,8 @@
 A claim compares system a with system b on one metric (a fraction in
 [0, 1], e.g. AUC or EER). Its difference a - b is the mean over training
 seeds of the paired difference, with one interval that resamples test
-identities and counts the seed spread (:class:`vfcross.evaluation.decision.Decision`,
-made by :func:`vfcross.evaluation.seeds.paired_decision`); this module only
+identities and counts the seed spread (:class:`vfcross.evaluation.intervals.Decision`,
+made by :func:`vfcross.evaluation.intervals.paired_decision`); this module only
 applies the rules to it:
 
 * superiority, "a is better than b" (better = higher for AUC, lower for
@@ -19,7 +19,7 @@ applies the rules to it:
 
 Every verdict states its interval, the number of test identities and seeds,
 δ or m with its reason, and the smallest difference the design could have
-detected (:meth:`~vfcross.evaluation.decision.Decision.mde`, 80% power): an
+detected (:meth:`~vfcross.evaluation.intervals.Decision.mde`, 80% power): an
 inconclusive verdict says how far the design is from deciding. With one
 seed the seed spread is not measured, and the verdict says so.
 """
@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from vfcross.evaluation.decision import POWER, Decision
+from vfcross.evaluation.intervals import POWER, Decision
 
 HOLDS, CONTRADICTED, INCONCLUSIVE = "holds", "contradicted", "inconclusive"
 #: The widest decision interval (half-width, AUC as a fraction) a default run aims for: a verdict whose

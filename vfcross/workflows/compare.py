@@ -1,6 +1,6 @@
 """Train-and-compare workflows of notebooks 03 and 05: fusion against its backbone, the Table 6 variants, the backbones.
 
-The evaluation stage scores vectors it is given (:mod:`vfcross.evaluation.seeds`);
+The evaluation stage scores vectors it is given (:mod:`vfcross.evaluation.evaluate`);
 the functions here train (or reuse) the runs and hand their vectors to it, so
 that no evaluation module trains a model or imports the fusion stage.
 """
@@ -16,10 +16,10 @@ import pandas as pd
 from vfcross.backbone.embedding import Embeddings
 from vfcross.backbone.task import stage_embeddings, train_backbone
 from vfcross.config import TABLE6_VARIANTS, RunConfig
-from vfcross.evaluation.decision import Decision
-from vfcross.evaluation.protocols import VerificationPairs
-from vfcross.evaluation.registry import protocols_for
-from vfcross.evaluation.seeds import paired_decision, score_seeds
+from vfcross.evaluation.intervals import Decision, paired_decision
+from vfcross.scores import VerificationPairs
+from vfcross.evaluation.protocols import protocols_for
+from vfcross.evaluation.evaluate import score_seeds
 from vfcross.fusion.task import project, split_projection, train_fusion
 from vfcross.reporting.claims import DUAL_BACKBONE, SINGLE_BACKBONE
 
@@ -91,11 +91,12 @@ def compare_on_split(models: Mapping[int, object], embeddings: Mapping[int, obje
             raise ValueError(f"backbone seed {seed}'s embeddings are of other rows than seed {first}'s")
     systems = {"fusion": {seed: project(model, embeddings[seed].vectors[rows], part) for seed, model in models.items()},
                "backbone": {seed: embeddings[seed].vectors[rows] for seed in models}}
-    scored = score_seeds(systems, part, "random", eval_cfg.n_pairs, eval_cfg.seed, split)
+    scored = score_seeds(systems, part, "random", eval_cfg.n_pairs, eval_cfg.seed, split, memory_gb=eval_cfg.memory_gb)
     decision = paired_decision(scored, "fusion", "backbone", "auc", eval_cfg.n_boot, eval_cfg.seed)
     at = {name: scored.seeds[name].index(first) for name in systems}
-    histograms = {f"backbone (seed {first})": (scored.scores["backbone"][at["backbone"]], scored.labels),
-                  f"fusion + FOP (seed {first})": (scored.scores["fusion"][at["fusion"]], scored.labels)}
+    shown = {f"backbone (seed {first})": scored.scores["backbone"][at["backbone"]],
+             f"fusion + FOP (seed {first})": scored.scores["fusion"][at["fusion"]]}
+    histograms = {name: score.arrays[:2] for name, score in shown.items() if score.arrays is not None}
     return SplitComparison(split, int(part["identity"].nunique()), decision, histograms)
 
 

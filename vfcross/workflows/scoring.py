@@ -43,11 +43,7 @@ import pandas as pd
 from vfcross.config import RunConfig, override, preset, to_dict
 from vfcross.data.dataset import prepare_dataset
 from vfcross.evaluation.evaluate import evaluate, trained_identities_note
-from vfcross.evaluation.registry import (
-    OfficialLists,
-    protocols_for,
-    read_official_lists,
-)
+from vfcross.evaluation.protocols import OfficialLists, protocols_for, read_official_lists
 from vfcross.workflows.inference import VoiceFaceModel, load
 from vfcross.io import atomic_write
 from vfcross.preprocess.run import (
@@ -167,8 +163,7 @@ def evaluate_model(
     table = prepared.manifest
     skipped = prepared.report[prepared.report["outcome"] == "skipped"]
     protocols = protocols_for(table, cfg.eval, root, dict(zip(skipped["relpath"], skipped["reason"])), official)
-    result = evaluate(model.embed_preprocessed(table), table, cfg.eval.seed, cfg.eval.n_pairs, cfg.eval.n_trials,
-                      cfg.eval.n_boot, cfg.eval.split, protocols)
+    result = evaluate(model.embed_preprocessed(table), table, cfg.eval, protocols)
 
     out.mkdir(parents=True, exist_ok=True)
     name = f"VoxCeleb1 layout at {root.name}"
@@ -196,3 +191,4 @@ def evaluate_model(
     }
     atomic_write(out / "summary.json", lambda stream: stream.write((json.dumps(summary, indent=2) + "\n").encode()))
     return summary
+

@@ -1,0 +1,291 @@
+"""Identity-level intervals: one resampling of test identities for every interval, paired difference and decision.
+
+Resample b draws the m test identities with replacement (``rng.integers(0, m, m)``, the b-th call of
+``default_rng(seed)``, identities in sorted order), so one seed gives every statistic the same draws. A unit (a
+verification pair, a matching trial, a retrieval query) belongs to one identity and counts as often as it is
+drawn; verification lists are resampled from their :class:`~vfcross.scores.ListScore`. A paired
+difference is taken on the same draws; a claim's decision adds the seed spread, SE² = SE²(identities) +
+SD²(seeds)/S. Evidence for these choices: docs/statistics.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from vfcross.scores import ListScore, SeedScores
+
+#: Most resamples a statistic may be undefined on (as a fraction) before its interval is refused.
+MAX_FAILED = 0.05
+#: Confidence level of every reported interval; power at which the smallest detectable difference is stated.
+LEVEL, POWER = 0.95, 0.8
+
+
+def identity_draws(n_identities: int, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n_identities) counts of how often each identity is drawn in each resample."""
+    if n_identities < 1 or n_boot < 1:
+        raise ValueError(f"need n_identities >= 1 and n_boot >= 1, got {n_identities} and {n_boot}")
+    rng = np.random.default_rng(seed)
+    return np.stack([np.bincount(rng.integers(0, n_identities, n_identities), minlength=n_identities)
+                     for _ in range(n_boot)])
+
+
+def weighted_mean(values: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
+    """Mean of ``values`` each counted ``sample_weight`` times: matching accuracy and mAP under resampling."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    weights = np.ones(len(values)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).ravel()
+    if weights.shape != values.shape:
+        raise ValueError(f"values and sample_weight differ in length: {values.shape} vs {weights.shape}")
+    if np.isnan(values).any():
+        raise ValueError("values hold NaN; leave undefined units out before averaging")
+    if not weights.sum() > 0:
+        raise ValueError("the total weight is 0: no unit to average")
+    return float(np.dot(weights, values) / weights.sum())
+
+
+def cluster_values(statistic: Callable[..., float], clusters: np.ndarray, *arrays: np.ndarray, n_boot: int = 1000,
+                   seed: int = 0, identities: np.ndarray | None = None) -> np.ndarray:
+    """``statistic(*arrays, sample_weight=w)`` on each identity resample, ``w`` each unit's multiplicity.
+
+    ``clusters`` gives each unit's identity among ``identities`` (default: those seen); NaN where the statistic
+    raises ValueError (e.g. one class drawn).
+    """
+    clusters = np.asarray(clusters)
+    universe = np.unique(clusters) if identities is None else np.unique(np.asarray(identities))
+    codes = np.searchsorted(universe, clusters)
+    if len(clusters) == 0 or (codes >= len(universe)).any() or (universe[np.minimum(codes, len(universe) - 1)]
+                                                                 != clusters).any():
+        raise ValueError("clusters must be a non-empty array of labels among the given identities")
+    if any(len(a) != len(clusters) for a in arrays):
+        raise ValueError(f"arrays must have one row per unit ({len(clusters)}), got {[len(a) for a in arrays]}")
+    out = []
+    for counts in identity_draws(len(universe), n_boot, seed):
+        try:
+            out.append(float(statistic(*arrays, sample_weight=counts[codes].astype(np.float64))))
+        except ValueError:
+            out.append(np.nan)
+    return np.array(out)
+
+
+def percentiles(values: np.ndarray, level: float = LEVEL, what: str = "identity bootstrap") -> tuple[float, float]:
+    """Percentile interval of the defined values; ValueError when more than :data:`MAX_FAILED` are undefined."""
+    failures = int(np.isnan(values).sum())
+    if failures > MAX_FAILED * len(values):
+        raise ValueError(f"{what}: the statistic failed on {failures} of {len(values)} bootstrap resamples "
+                         "(more than 5%)")
+    low, high = np.percentile(values[~np.isnan(values)], [50 * (1 - level), 50 * (1 + level)])
+    return float(low), float(high)
+
+
+def interval(values: Callable[[], np.ndarray], what: str, notes: list[str], n_identities: int,
+             single: str = "all its units belong to one identity") -> list[float] | None:
+    """The 95% interval of the replicates ``values()`` as a JSON list; None, with the reason in ``notes``, where the
+    units hold one identity or the statistic is undefined on too many resamples (too few identities)."""
+    if n_identities < 2:
+        notes.append(f"{what}: no identity-level interval ({single})")
+        return None
+    try:
+        return list(percentiles(values(), LEVEL, "cluster bootstrap"))
+    except ValueError as error:
+        notes.append(f"{what}: no identity-level interval ({error}); too few identities")
+        return None
+
+
+def list_interval(score: ListScore, metric: str, what: str, notes: list[str], n_boot: int, seed: int,
+                  single: str = "all its units belong to one identity") -> list[float] | None:
+    """:func:`interval` of one verification list's ``metric`` ("auc" or "eer")."""
+    draws = lambda: score.replicates(metric, identity_draws(len(score.identities), n_boot, seed))
+    return interval(draws, what, notes, len(score.identities), single)
+
+
+def paired(a: ListScore, b: ListScore, metric: str, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, 2) replicates of a and b on the same draws of the identities of both (NaN rows where either is)."""
+    universe = np.union1d(a.identities, b.identities)
+    draws = identity_draws(len(universe), n_boot, seed)
+    values = np.stack([s.replicates(metric, draws, universe) for s in (a, b)], axis=1)
+    values[np.isnan(values).any(axis=1)] = np.nan
+    return values
+
+
+def paired_interval(a: ListScore, b: ListScore, metric: str, n_boot: int, seed: int) -> dict:
+    """a - b on one list scored by two systems, with the 95% intervals of the difference and of each."""
+    values = paired(a, b, metric, n_boot, seed)
+    what = "paired cluster bootstrap"
+    return {"difference": a.value(metric) - b.value(metric), "ci": list(percentiles(values[:, 0] - values[:, 1], LEVEL, what)),
+            "a": a.value(metric), "a_ci": list(percentiles(values[:, 0], LEVEL, what)), "b": b.value(metric),
+            "b_ci": list(percentiles(values[:, 1], LEVEL, what)), "level": LEVEL, "n_boot": n_boot,
+            "failures": int(np.isnan(values[:, 0]).sum()), "identities": len(np.union1d(a.identities, b.identities))}
+
+
+def contrast(score: ListScore, base: ListScore, n_boot: int = 1000, seed: int = 0) -> dict:
+    """One system's AUC on a list minus its AUC on ``base`` (same test identities): difference, 95% and 90% CIs."""
+    values = paired(score, base, "auc", n_boot, seed)
+    defined = (values[:, 0] - values[:, 1])[~np.isnan(values[:, 0])]
+    if len(defined) < max(2, (1 - MAX_FAILED) * n_boot):
+        return {"note": f"no identity-level interval: undefined on {n_boot - len(defined)} of {n_boot} resamples"}
+    out = {"difference": score.auc - base.auc, "identities": len(np.union1d(score.identities, base.identities))}
+    for key, level in (("ci", 0.95), ("ci_90", 0.90)):
+        out[key] = [float(x) for x in np.percentile(defined, [50 * (1 - level), 50 * (1 + level)])]
+    return out
+
+
+# --- a claim's decision: identities and training seeds ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A claim's difference a - b: mean over seeds, its standard error and its parts.
+
+    ``per_seed`` holds ``{"seed", "difference", "a", "b"}`` per matched seed; ``seed_sd`` is None with one seed;
+    ``df`` the t interval's degrees of freedom; ``note`` why there is no interval (then ``se`` is None).
+    """
+
+    difference: float
+    se: float | None
+    se_identities: float | None
+    seed_sd: float | None
+    df: float
+    identities: int
+    per_seed: tuple[dict, ...]
+    note: str = ""
+
+    @property
+    def seeds(self) -> int:
+        return len(self.per_seed)
+
+    def _t(self, p: float) -> float:
+        return float(stats.t.ppf(p, self.df))
+
+    def interval(self, level: float) -> tuple[float, float] | None:
+        """difference ± t·SE at two-sided ``level`` (None without an SE)."""
+        if self.se is None:
+            return None
+        half = self._t(0.5 + level / 2) * self.se
+        return self.difference - half, self.difference + half
+
+    def mde(self, level: float, equivalence: bool = False, power: float = POWER) -> float | None:
+        """Smallest difference detected with ``power`` (superiority), or smallest margin shown (equivalence, TOST)."""
+        if self.se is None:
+            return None
+        return (self._t(0.5 + level / 2) + self._t(0.5 + power / 2 if equivalence else power)) * self.se
+
+    def identities_for(self, target: float, level: float, equivalence: bool = False) -> int | None:
+        """Test identities that would bring :meth:`mde` to ``target`` at these seeds (None: the seed part alone is
+        too large); the identity variance scales as 1/identities."""
+        mde = self.mde(level, equivalence)
+        if mde is None or not target > 0:
+            return None
+        if mde <= target:
+            return self.identities
+        room = (target * self.se / mde) ** 2 - (self.seed_sd or 0.0) ** 2 / self.seeds
+        return None if room <= 0 else math.ceil(self.identities * self.se_identities ** 2 / room)
+
+    def half_width(self, level: float) -> float | None:
+        return None if self.se is None else self._t(0.5 + level / 2) * self.se
+
+    def seeds_for(self, half_width: float, level: float, most: int = 100) -> int | None:
+        """Seeds that would bring the half-width to ``half_width`` with the measured spread (None: unknown spread,
+        or ``most`` seeds would not do)."""
+        if self.se is None or self.seed_sd is None:
+            return None
+        for s in range(2, most + 1):
+            parts = [(self.se_identities ** 2, self.identities - 1), (self.seed_sd ** 2 / s, s - 1)]
+            if float(stats.t.ppf(0.5 + level / 2, _satterthwaite(parts))) * math.sqrt(sum(v for v, _ in parts)) \
+                    <= half_width:
+                return s
+        return None
+
+    def as_dict(self) -> dict:
+        return {"difference": self.difference, "se": self.se, "se_identities": self.se_identities,
+                "seed_sd": self.seed_sd, "df": self.df, "identities": self.identities, "seeds": self.seeds,
+                "per_seed": list(self.per_seed), "note": self.note}
+
+
+def _satterthwaite(parts: Sequence[tuple[float, float]]) -> float:
+    """Welch-Satterthwaite degrees of freedom of a sum of variances, each (variance, its df)."""
+    total = sum(v for v, _ in parts)
+    denominator = sum(v * v / df for v, df in parts if df > 0)
+    return float(total * total / denominator) if denominator > 0 else float(max(df for _, df in parts))
+
+
+def seed_decision(per_seed: Sequence[Mapping], replicates: np.ndarray, identities: int) -> Decision:
+    """The decision from per-seed differences and their replicates (n_boot, seeds) on the same identity draws.
+
+    A resample undefined for any seed is skipped; more than 5% skipped gives no interval (``note`` says why).
+    """
+    per_seed = tuple(dict(p) for p in per_seed)
+    if not per_seed or np.ndim(replicates) != 2 or np.shape(replicates)[1] != len(per_seed):
+        raise ValueError(f"replicates must be (n_boot, {len(per_seed)} seeds), got shape {np.shape(replicates)}")
+    if identities < 2:
+        raise ValueError(f"a decision needs at least 2 test identities, got {identities}")
+    differences = np.array([p["difference"] for p in per_seed], dtype=float)
+    s = len(differences)
+    seed_sd = float(np.std(differences, ddof=1)) if s > 1 else None
+    mean = float(differences.mean())
+    means = np.asarray(replicates, dtype=float).mean(axis=1)
+    failed = int(np.isnan(means).sum())
+    if failed > MAX_FAILED * len(means) or len(means) - failed < 2:
+        return Decision(mean, None, None, seed_sd, identities - 1, identities, per_seed,
+                        note=f"no identity-level interval: the difference is undefined on {failed} of "
+                             f"{len(means)} identity resamples (too few identities)")
+    se_identities = float(np.std(means[~np.isnan(means)], ddof=1))
+    parts = [(se_identities ** 2, identities - 1)] + ([(seed_sd ** 2 / s, s - 1)] if seed_sd is not None else [])
+    return Decision(mean, math.sqrt(sum(v for v, _ in parts)), se_identities, seed_sd, _satterthwaite(parts),
+                    identities, per_seed)
+
+
+def seed_summary(scored: SeedScores, system: str, metric: str = "auc", n_boot: int = 1000, seed: int = 0,
+                 level: float = LEVEL) -> dict:
+    """A system's metric per seed, their mean and SD, and one interval of the mean over seeds built as a claim's
+    (identities and seeds; identities only with one seed). The interval is cut to [0, 1]."""
+    runs = scored.scores[system]
+    values = [s.value(metric) for s in runs]
+    out = {"mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+           "min": float(np.min(values)), "max": float(np.max(values)),
+           "per_seed": {int(s): float(v) for s, v in zip(scored.seeds[system], values)}}
+    draws = identity_draws(len(scored.identities), n_boot, seed)
+    try:
+        replicates = np.stack([s.replicates(metric, draws, scored.identities) for s in runs], axis=1)
+        decision = seed_decision([{"seed": s, "difference": v} for s, v in zip(scored.seeds[system], values)],
+                                 replicates, len(scored.identities))
+    except ValueError as error:
+        out["ci"], out["note"] = None, f"no identity-level interval ({error})"
+        return out
+    ci = decision.interval(level)
+    out["ci"] = None if ci is None else [max(0.0, float(ci[0])), min(1.0, float(ci[1]))]
+    out["se_identities"] = decision.se_identities
+    if ci is None:
+        out["note"] = decision.note
+    return out
+
+
+def paired_decision(scored: SeedScores, a: str, b: str, metric: str = "auc", n_boot: int = 1000,
+                    seed: int = 0) -> Decision:
+    """a - b as the mean over seeds of the paired difference (seed s of a against seed s of b; a system with one
+    seed pairs with every seed of the other), with one interval of identities and seeds."""
+    runs_a, runs_b = (dict(zip(scored.seeds[x], scored.scores[x])) for x in (a, b))
+    if len(runs_b) == 1:
+        matched = [(s, runs_a[s], next(iter(runs_b.values()))) for s in runs_a]
+    elif len(runs_a) == 1:
+        matched = [(s, next(iter(runs_a.values())), runs_b[s]) for s in runs_b]
+    else:
+        common = sorted(set(runs_a) & set(runs_b))
+        if not common:
+            raise ValueError(f"{a} (seeds {sorted(runs_a)}) and {b} (seeds {sorted(runs_b)}) share no training seed")
+        matched = [(s, runs_a[s], runs_b[s]) for s in common]
+    draws = identity_draws(len(scored.identities), n_boot, seed)
+    cache: dict[int, np.ndarray] = {}
+
+    def replicates(score: ListScore) -> np.ndarray:
+        if id(score) not in cache:
+            cache[id(score)] = score.replicates(metric, draws, scored.identities)
+        return cache[id(score)]
+
+    per_seed = [{"seed": int(s), "difference": sa.value(metric) - sb.value(metric), "a": sa.value(metric),
+                 "b": sb.value(metric)} for s, sa, sb in matched]
+    values = np.stack([replicates(sa) - replicates(sb) for _, sa, sb in matched], axis=1)
+    return seed_decision(per_seed, values, len(scored.identities))
