@@ -163,9 +163,24 @@ def _match(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    """Score a trained model on a dataset (generated protocols or the official lists): tables and summary.json."""
-    from vfcross.workflows.scoring import default_out, evaluate_model
+    """Score a trained model, or anyone's embeddings, on a dataset (generated protocols or the official lists)."""
+    from vfcross.workflows.scoring import default_out, evaluate_embeddings, evaluate_model
 
+    if (args.model is None) == (args.embeddings is None):
+        raise ValueError("give a model or --embeddings FILE.npz (one of them)")
+    if args.embeddings:
+        changes = _changes(args.set)
+        if any(not key.startswith("eval.") for key in changes):
+            raise ValueError("--embeddings takes eval.* settings only")
+        cfg = override(preset(args.preset or "default"), changes).eval
+        out = args.out or default_out(args.embeddings)
+        summary = evaluate_embeddings(args.embeddings, args.root, out, args.lists, args.against, cfg)
+        auc = summary["verification"].get("auc")
+        print(f"{args.embeddings}: {summary['protocols']}; verification AUC "
+              f"{'n/a' if auc is None else f'{100 * auc:.2f}%'}; tables and summary.json in {out}")
+        return
+    if args.against:
+        raise ValueError("--against compares two embeddings files: use it with --embeddings")
     out = args.out or default_out(args.model)
     summary = evaluate_model(args.model, args.root, out, args.splits, args.lists, args.preset,
                              _changes(args.set), allow_trained_identities=args.allow_trained_identities)
@@ -258,8 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_match)
 
     p = sub.add_parser("evaluate", help=_evaluate.__doc__)
-    p.add_argument("model", help="model file from `vfcross export`, a work folder or a fusion run folder")
-    p.add_argument("--root", required=True, help="dataset in the VoxCeleb1 layout")
+    p.add_argument("model", nargs="?", help="model file from `vfcross export`, a work folder or a fusion run folder")
+    p.add_argument("--embeddings", help="an .npz of anyone's embeddings (relpath, embedding) to score instead of a model")
+    p.add_argument("--against", help="a second embeddings file of the same paths: adds paired differences")
+    p.add_argument("--root", required=True, help="dataset in the VoxCeleb1 layout (for --embeddings, vox1_meta.csv)")
     p.add_argument("--splits", default=None, help="identity_splits.txt (default: the one in --root, if any)")
     p.add_argument("--lists", default=None,
                    help="folder of the official lists (veriflist_test_*, matching_*, wav_20k.csv, jpg_20k.csv): "

@@ -38,12 +38,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from vfcross.config import RunConfig, override, preset, to_dict
+from vfcross.config import EvalConfig, RunConfig, override, preset, to_dict
 from vfcross.data.dataset import prepare_dataset
-from vfcross.evaluation.evaluate import evaluate, trained_identities_note
-from vfcross.evaluation.protocols import OfficialLists, protocols_for, read_official_lists
+from vfcross.data.voxceleb import FACE_DIR, FACE_VERSION, WAV_DIR, read_meta
+from vfcross.evaluation.evaluate import compare, evaluate, trained_identities_note
+from vfcross.evaluation.protocols import (OfficialLists, find_meta, generated_protocols, official_protocols, protocols_for,
+                                          read_official_lists)
 from vfcross.workflows.inference import VoiceFaceModel, load
 from vfcross.io import atomic_write
 from vfcross.preprocess.run import (
@@ -192,3 +195,96 @@ def evaluate_model(
     atomic_write(out / "summary.json", lambda stream: stream.write((json.dumps(summary, indent=2) + "\n").encode()))
     return summary
 
+
+# --- anyone's embeddings --------------------------------------------------------------------------
+
+
+def read_embeddings(path: str | os.PathLike, meta: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows (a manifest-like table, every row in split "test") and L2-normalised vectors of an embeddings file.
+
+    The ``.npz`` holds ``relpath`` (``wav/<id>/<video>/<n>.wav`` or ``unzippedFaces/<name>/1.6/<video>/<frame>.jpg``)
+    and ``embedding`` (one finite, non-zero float row per path); identities come from the path through ``meta``.
+    Anything else is a ValueError naming the file and the reason.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such embeddings file") from None
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: not a readable .npz of plain arrays ({error})") from None
+    missing = [key for key in ("relpath", "embedding") if key not in arrays]
+    if missing:
+        raise ValueError(f"{path}: missing key {', '.join(map(repr, missing))} (it holds {sorted(arrays) or 'nothing'})")
+    relpaths, vectors = arrays["relpath"], arrays["embedding"]
+    if relpaths.ndim != 1 or relpaths.dtype.kind not in "US":
+        raise ValueError(f"{path}: relpath must be a 1-d array of strings, got {relpaths.dtype} of shape {relpaths.shape}")
+    if vectors.ndim != 2 or vectors.dtype.kind != "f" or len(vectors) != len(relpaths) or not vectors.shape[1]:
+        raise ValueError(f"{path}: embedding must be one float row per relpath ({len(relpaths)}), got {vectors.dtype} "
+                         f"of shape {vectors.shape}")
+    norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
+    bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1) | (norms == 0))
+    if len(bad):
+        raise ValueError(f"{path}: {len(bad)} embeddings are not finite or all zero, e.g. {relpaths[bad[0]]}")
+    relpaths = relpaths.astype(str)
+    seen, first = np.unique(relpaths, return_counts=True)
+    if (first > 1).any():
+        raise ValueError(f"{path}: {int((first > 1).sum())} paths occur more than once, e.g. {seen[first > 1][0]}")
+    parts = pd.Series(relpaths).str.split("/", expand=True).reindex(columns=range(5))
+    voice = (parts[0] == WAV_DIR) & parts[3].notna() & parts[4].isna() & parts[3].str.lower().str.endswith(".wav")
+    face = (parts[0] == FACE_DIR) & (parts[2] == FACE_VERSION) & parts[4].notna()
+    outside = np.flatnonzero(~(voice | face).to_numpy())
+    if len(outside):
+        raise ValueError(f"{path}: {len(outside)} paths are not in the VoxCeleb1 layout (wav/<id>/<video>/<n>.wav or "
+                         f"{FACE_DIR}/<name>/{FACE_VERSION}/<video>/<frame>.jpg), e.g. {relpaths[outside[0]]}")
+    by_name = dict(zip(meta["name"], meta["identity"]))
+    identity = np.where(voice, parts[1], parts[1].map(by_name)).astype(object)
+    unknown = np.flatnonzero(~pd.Series(identity).isin(set(meta["identity"])).to_numpy())
+    if len(unknown):
+        raise ValueError(f"{path}: {len(unknown)} paths name identities the meta table does not know, "
+                         f"e.g. {relpaths[unknown[0]]}")
+    table = pd.DataFrame({"identity": identity.astype(str), "modality": np.where(voice, "voice", "face"),
+                          "relpath": relpaths, "split": "test"})
+    attributes = meta.set_index("identity")[[c for c in ("gender", "nationality", "age") if c in meta]]
+    table = table.join(attributes, on="identity").reindex(columns=[*table.columns, "gender", "nationality", "age"])
+    return table, (vectors / norms[:, None]).astype(vectors.dtype)
+
+
+def evaluate_embeddings(path: str | os.PathLike, root: str | os.PathLike, out: str | os.PathLike,
+                        lists: str | os.PathLike | None = None, against: str | os.PathLike | None = None,
+                        eval_cfg: EvalConfig | None = None) -> dict:
+    """Score an embeddings file (:func:`read_embeddings`) as a vfcross model is scored; write tables and summary.json.
+
+    ``root`` needs only ``vox1_meta.csv``. With ``lists`` the official lists are scored (a row whose files the file
+    lacks is counted and named); without, every voice-face pair of the rows. ``against`` (another file of the same
+    paths) adds paired differences. Every input is checked before anything is written.
+    """
+    cfg = eval_cfg or EvalConfig()
+    meta = read_meta(find_meta(root, lists))
+    table, vectors = read_embeddings(path, meta)
+    other = None
+    if against is not None:
+        other_table, other_vectors = read_embeddings(against, meta)
+        order = pd.Index(other_table["relpath"]).get_indexer(table["relpath"])
+        if len(other_table) != len(table) or (order < 0).any():
+            raise ValueError(f"{against}: holds other paths than {path} ({len(other_table)} vs {len(table)} rows): "
+                             "a paired comparison needs the same rows")
+        other = other_vectors[order]
+    official = read_official_lists(lists, root) if lists else None
+    protocols = (official_protocols(official, table, None) if official is not None
+                 else generated_protocols(table, cfg.seed, cfg.n_pairs, cfg.n_trials, "test"))
+    result = evaluate(vectors, table, cfg, protocols)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    method, provenance = Path(path).stem, {"embeddings": str(path), "eval seed": str(cfg.seed)}
+    for table_name, frame in evaluation_tables({method: result}, None, provenance).items():
+        write_table(frame, table_name, out)
+    summary = {"embeddings": str(path), "method": method, "protocols": protocols.source,
+               "missing_rows": protocols.write_missing(out).name, "rows": {m: int((table["modality"] == m).sum())
+                                                                          for m in ("voice", "face")},
+               "eval": to_dict(cfg), "python": platform.python_version(), "packages": package_versions(), **result}
+    if other is not None:
+        summary["against"] = {"embeddings": str(against), **compare(vectors, other, table, cfg, protocols)}
+    atomic_write(out / "summary.json", lambda stream: stream.write((json.dumps(summary, indent=2) + "\n").encode()))
+    return summary
