@@ -109,14 +109,16 @@ def main() -> None:
         if "val" in args.only:
             file = split_embeddings(args.lists, "val", scratch / "val.npz")
             entry = measured([python, "-c", VALIDATION, str(file), str(args.lists / "vox1_meta.csv")])
-            results["val_all_pairs_auc"] = {**entry, **json.loads(entry.pop("stdout").splitlines()[-1])}
+            found = json.loads(entry.pop("stdout").splitlines()[-1])
+            results["val_all_pairs_auc"] = {**entry, **found}
             print("val", results["val_all_pairs_auc"], flush=True)
         if "test" in args.only:
             file = split_embeddings(args.lists, "test", scratch / "test.npz")
-            results["test_evaluate_every_pair"] = measured(
+            results["test_evaluate_every_pair"] = entry = measured(
                 [python, "-m", "vfcross.workflows.cli", "evaluate", "--embeddings", str(file), "--root",
                  str(args.lists), "--out", str(scratch / "test-out")])
             summary = json.loads((scratch / "test-out" / "summary.json").read_text())
+            entry.pop("stdout")
             results["test_evaluate_every_pair"]["verification"] = summary["verification"]
             results["test_evaluate_every_pair"]["grouped_auc"] = summary["grouped_auc"]
             print("test", results["test_evaluate_every_pair"], flush=True)
@@ -125,6 +127,7 @@ def main() -> None:
             entry = measured([python, "-m", "vfcross.workflows.cli", "evaluate", "--embeddings", str(file), "--root",
                               str(args.lists), "--lists", str(args.lists), "--out", str(scratch / "lists-out")])
             summary = json.loads((scratch / "lists-out" / "summary.json").read_text())
+            entry.pop("stdout")
             results["official_lists"] = {**entry, "coverage": summary["coverage"],
                                          "auc": summary["verification"]["auc"],
                                          "auc_sklearn": _sklearn_auc(file, args.lists)}

@@ -89,7 +89,7 @@ class ListScore:
     def stream(cls, blocks: Blocks, identities: np.ndarray, memory_gb: float = 2.0) -> ListScore:
         """A list given as ``blocks(positive)``, each (voice identity code, scores), never held whole.
 
-        Positives are gathered and sorted once (they must fit a quarter of ``memory_gb``); each block of negatives
+        Positives are gathered and sorted once (they must fit half of ``memory_gb``); each block of negatives
         is sorted and every positive ranked in it, which gives ``pairs`` exactly; the EER's crossing is found on
         the histograms and refined exactly on one more pass over the negatives inside its bin.
         """
@@ -97,7 +97,7 @@ class ListScore:
         bins = int(min(BINS, max(256, budget / 4 / (16 * m))))
         edges = np.r_[-np.inf, np.linspace(*SCORE_RANGE, bins - 1), np.inf]
         codes, positive = _gathered(blocks(True))
-        if 24 * len(positive) > budget / 4:
+        if 24 * len(positive) > budget / 2:  # float32 scores, int32 codes, and an int64 order while sorting
             raise ValueError(f"the list's {len(positive):,} positive pairs do not fit eval.memory_gb = {memory_gb}: "
                              "raise it, or sample pairs with eval.n_pairs")
         chunk = block_pairs(memory_gb)

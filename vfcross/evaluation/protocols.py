@@ -207,6 +207,8 @@ def verification_pairs(table: pd.DataFrame, restriction: str, n_pairs: int, seed
                           f"({table['identity'].iloc[rows[missing]].nunique()} identities) have no "
                           f"{'/'.join(attributes)} and are excluded", stacklevel=2)
         rows = rows[~missing]
+        if not len(rows):
+            raise ValueError(f"verification {restriction}: no row of split {split!r} has {'/'.join(attributes)}")
     identities, voices, faces, first = _population(table, rows)
     if len(identities) == 0:
         raise ValueError(f"verification {restriction}: no identity of split {split!r} has both a voice and a face")
