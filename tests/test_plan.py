@@ -18,7 +18,7 @@ from vfcross.data.voxceleb import read_dataset
 from vfcross.workflows import plan as P
 from vfcross.workflows.cli import main
 
-RATES = {"device": "cpu", "train_image_s": 0.3, "params": 1_000_000, "forward_gflops": 1.0, "face_s": 0.05,
+RATES = {"device": "cpu", "train_image_s": 0.3, "forward_image_s": 0.1, "params": 1_000_000, "forward_gflops": 1.0, "face_s": 0.05,
          "voice_s_per_s": 0.01, "preprocess_source": "fixed", "fusion_step_s": 0.002, "auc_pair_s": 1e-7}
 
 
@@ -107,7 +107,7 @@ def test_the_projection_is_the_arithmetic_of_the_run_reproduce_makes():
     assert back["passes_over_training_set"] == pytest.approx(120 / train_samples)
     crops = 1  # 2 s = 200 frames: one test-time crop of 200
     held = cfg.backbone.holdout_fraction
-    validation = (held * 60 + 12 + (held * 40 + 8) * crops) * 0.1 + 8 * 12 * 1e-7  # embed at a third of a step
+    validation = (held * 60 + 12 + (held * 40 + 8) * crops) * 0.1 + 8 * 12 * 1e-7
     expected = back["runs"] * (120 * 0.3 + 3 * validation)  # epochs 2, 4 and 5 are validated
     assert back["hours_here"] == pytest.approx(expected / 3600)
     assert fusion["images_trained_on"] == 7 * math.ceil(100 / 128) * 128 and fusion["passes_over_training_set"] == 7 * 128 / 100
@@ -147,7 +147,7 @@ def test_plan_prints_writes_json_and_refuses_what_does_not_fit(fixed_rates, monk
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "GB of memory" in err[0] and "--force" in err[0]
     assert main(argv + ["--force"]) == 0
-    assert "started anyway" in capsys.readouterr().out
+    assert "going on (--force)" in capsys.readouterr().out
 
 
 def test_reproduce_prints_the_plan_and_stops_before_any_notebook(fixed_rates, monkeypatch, tmp_path, capsys):
@@ -160,5 +160,5 @@ def test_reproduce_prints_the_plan_and_stops_before_any_notebook(fixed_rates, mo
     assert main(argv) == 2
     out, err = capsys.readouterr()
     assert "plan of `reproduce --preset smoke`" in out and not ran
-    assert len(err.strip().splitlines()) == 1 and "GB of disk" in err and "not started" in err
+    assert len(err.strip().splitlines()) == 1 and "GB of disk" in err and "does not fit" in err
     assert main(argv + ["--force"]) == 0 and len(ran) == 1

@@ -187,9 +187,9 @@ def _plan(args: argparse.Namespace, cfg: RunConfig | None = None, manifest=None)
         atomic_write(Path(args.json), lambda stream: stream.write((json.dumps(plan, indent=2) + "\n").encode()))
     why = shortfall(plan, cfg.work_dir)
     if why and not args.force:
-        raise ValueError(f"{why}: not started (--force starts it anyway)")
+        raise ValueError(f"{why}: the run does not fit here (--force goes on anyway)")
     if why:
-        print(f"note: {why}; started anyway (--force)")
+        print(f"note: {why}; going on (--force)")
 
 
 def _reproduce(args: argparse.Namespace) -> None:

@@ -153,9 +153,14 @@ def _backbone_rates(cfg: RunConfig, steps: int = 2) -> dict:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    return {"device": dev.type, "train_image_s": (time.perf_counter() - start) / steps / (2 * n),
+    sync = torch.cuda.synchronize if dev.type == "cuda" else lambda: None
+    sync()
+    train_s = (time.perf_counter() - start) / steps / (2 * n)
+    with torch.no_grad(), precision(dev, autocast_dtype(b.loop.amp, dev)):
+        start = time.perf_counter()
+        objective.net.eval().features(faces, "face")
+        sync()
+    return {"device": dev.type, "train_image_s": train_s, "forward_image_s": (time.perf_counter() - start) / n,
             "params": sum(p.numel() for p in objective.net.parameters()), "forward_gflops": counter.get_total_flops() / 1e9}
 
 
@@ -243,7 +248,7 @@ def project(cfg: RunConfig, counts: dict, data: dict, here: dict, ref: dict, lis
     seconds = data["mean_voice_s"]
     crops = len(utterance_offsets(int(seconds * 1000 / cfg.voice.hop_ms), b.voice_crop_frames))
     face_bytes, voice_bytes = cache_bytes(cfg, seconds)
-    fwd_here, fwd_ref = here["train_image_s"] / 3, ref["forward_image_s"]
+    fwd_here, fwd_ref = here["forward_image_s"], ref["forward_image_s"]
     base = PROCESS_BYTES + ROW_BYTES * rows
     cpu = here["device"] == "cpu"
     stages = []
