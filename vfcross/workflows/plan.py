@@ -47,11 +47,9 @@ REFERENCE_GPU = {"source": "estimate", "flops_per_s": 40e12, "mtcnn_frames_per_s
 #: voice-face pair of ``all_pairs_auc`` (78 B); one materialised generated evaluation pair; one MTCNN worker.
 PROCESS_BYTES, ROW_BYTES, ACTIVATION_BYTES_PER_PIXEL = 0.65e9, 500, 1800
 AUC_PAIR_BYTES, EVAL_PAIR_BYTES, MTCNN_WORKER_BYTES = 80, 60, 0.4e9
-#: Seconds of one synthetic clip (the population is counted from its settings before it is written).
-SYNTH_CLIP_SECONDS = 3.0
-#: Single-core seconds per face and per second of audio where the dataset is not there to time (run.py's
-#: typical values for 128-160 px synthetic frames and 2-3 s clips).
-TYPICAL_FACE_S, TYPICAL_VOICE_S_PER_S = 0.02, 0.002
+#: Mean seconds of a synthetic clip, and single-core seconds per synthetic face and per second of audio
+#: (run.py's typical values): a population not written yet is planned from its settings.
+SYNTH_CLIP_SECONDS, TYPICAL_FACE_S, TYPICAL_VOICE_S_PER_S = 5.3, 0.02, 0.002
 _GB = 2**30
 
 
@@ -59,14 +57,12 @@ def epoch_shape(cfg: BackboneConfig, train: dict[str, int]) -> tuple[int, int]:
     """Steps per backbone epoch and images per step: today one pass over the training identities, P x (K + K)."""
     n, p = train["identities"], cfg.identities_per_batch
     steps = (math.ceil(n / p) - (n > p and n % p == 1)) * cfg.epoch_repeats  # a lone last identity joins a batch
-    return (min(steps, cfg.loop.max_batches_per_epoch) if cfg.loop.max_batches_per_epoch else steps,
-            2 * p * cfg.samples_per_identity)
+    return min(steps, cfg.loop.max_batches_per_epoch or steps), 2 * p * cfg.samples_per_identity
 
 
 def cache_bytes(cfg: RunConfig, seconds: float) -> tuple[float, float]:
     """Bytes of one cached face and of one cached voice of ``seconds``: today uint8 and float16 ``.npy`` files."""
-    frames = seconds * 1000 / cfg.voice.hop_ms
-    return 128 + 3 * cfg.face.size**2, 128 + 2 * cfg.voice.frequency_rows * frames
+    return 128 + 3 * cfg.face.size**2, 128 + 2 * cfg.voice.frequency_rows * seconds * 1000 / cfg.voice.hop_ms
 
 
 def validation_work(cfg: RunConfig, counts: dict) -> tuple[float, float, float]:
@@ -74,93 +70,84 @@ def validation_work(cfg: RunConfig, counts: dict) -> tuple[float, float, float]:
 
     Today: the held-out part of the training samples and every validation sample; all validation pairs.
     """
-    held, val = cfg.backbone.holdout_fraction, counts["val"]
-    return (held * counts["train"]["faces"] + val["faces"], held * counts["train"]["voices"] + val["voices"],
-            val["voices"] * val["faces"])
+    held, train, val = cfg.backbone.holdout_fraction, counts["train"], counts["val"]
+    return held * train["faces"] + val["faces"], held * train["voices"] + val["voices"], val["voices"] * val["faces"]
 
 
 def count_dataset(cfg: RunConfig, manifest: pd.DataFrame | None = None) -> tuple[dict, dict, pd.DataFrame | None]:
-    """(counts by split, facts of the data, manifest) of ``cfg``'s dataset (its ``manifest``, if read); nothing decoded.
+    """(counts by split, facts of the data, manifest) of ``cfg``'s dataset (or of its ``manifest``); nothing decoded.
 
     A synthetic population not yet written is counted from its settings (manifest None).
     """
     if manifest is None and not cfg.dataset_root.is_dir():
-        return _synthetic_counts(cfg), {"mean_voice_s": SYNTH_CLIP_SECONDS, "source_gb": None}, None
+        s, people = cfg.synth, Counter(SPLIT_CODES[str(p.split)] for p in sample_population(cfg.synth))
+        shapes = {split: (people.get(split, 0), *s.samples(split != "train")) for split in SPLITS}
+        counts = {split: {"identities": n, "voices": n * v * c * max(1, len(s.languages)),
+                          "faces": n * v * f * max(1, len(s.languages))} for split, (n, v, f, c) in shapes.items()}
+        return counts, {"mean_voice_s": SYNTH_CLIP_SECONDS, "source_gb": None}, None
     if manifest is None:
         manifest, _ = scan_dataset(cfg.dataset_root, cfg.splits_file or None, cfg.skip_unlisted_identities)
     counts = {split: {"identities": 0, "voices": 0, "faces": 0} for split in SPLITS}
     for (split, modality), group in manifest.groupby([manifest["split"].fillna("none"), "modality"]):
         part = counts.setdefault(split, {"identities": 0, "voices": 0, "faces": 0})
-        part[f"{modality}s"] = len(group)
-        part["identities"] = max(part["identities"], group["identity"].nunique())
+        part.update({f"{modality}s": len(group), "identities": group["identity"].nunique()})
     sizes = np.fromiter((os.stat(p).st_size for p in manifest["path"]), dtype=np.int64, count=len(manifest))
     voices = (manifest["modality"] == "voice").to_numpy()
-    return counts, {"mean_voice_s": _seconds_per_byte(manifest[voices]) * sizes[voices].mean(),
-                    "source_gb": sizes.sum() / _GB}, manifest
-
-
-def _synthetic_counts(cfg: RunConfig) -> dict:
-    """Counts of the synthetic population ``cfg.synth`` describes, drawn (not rendered) from its settings."""
-    s, languages = cfg.synth, max(1, len(cfg.synth.languages))
-    people = Counter(SPLIT_CODES[str(p.split)] for p in sample_population(s))
-    counts = {}
-    for split in SPLITS:
-        videos, faces, clips = s.samples(split != "train")
-        n = people.get(split, 0)
-        counts[split] = {"identities": n, "voices": n * videos * clips * languages, "faces": n * videos * faces * languages}
-    return counts
-
-
-def _seconds_per_byte(voices: pd.DataFrame, sample: int = 32) -> float:
-    """Seconds of audio per byte of file, from the headers of a few clips."""
-    paths = voices["path"].sample(min(sample, len(voices)), random_state=0)
-    return sum(sf.info(p).duration for p in paths) / max(1, sum(os.stat(p).st_size for p in paths))
+    sample = manifest.loc[voices, "path"].sample(min(32, voices.sum()), random_state=0)  # wav headers: s per byte
+    per_byte = sum(sf.info(p).duration for p in sample) / max(1, sum(os.stat(p).st_size for p in sample))
+    return counts, {"mean_voice_s": per_byte * sizes[voices].mean(), "source_gb": sizes.sum() / _GB}, manifest
 
 
 def list_rows(lists: str | os.PathLike | None) -> int:
     """Voice-face comparisons the official lists in ``lists`` hold (verification pairs, matching candidates)."""
-    lists = Path(lists) if lists else None
-    return 0 if lists is None else (sum(len(p.read_text().splitlines()) - 1 for p in lists.glob("veriflist_test_*unseen*"))
-                                    + sum(len(line.split()) - 1 for p in lists.glob("matching_*.csv")
-                                          for line in p.read_text().splitlines()))
+    if not lists:
+        return 0
+    return (sum(len(p.read_text().splitlines()) - 1 for p in Path(lists).glob("veriflist_test_*unseen*"))
+            + sum(len(line.split()) - 1 for p in Path(lists).glob("matching_*.csv") for line in p.open()))
 
 
 def measure_here(cfg: RunConfig, manifest: pd.DataFrame | None, samples: int = 6) -> dict:
     """Rates measured on this machine: a few training steps, MTCNN frames, spectrograms, fusion steps, an AUC."""
-    rates = _backbone_rates(cfg)
-    rates.update(_preprocess_rates(cfg, manifest, samples))
-    rates["fusion_step_s"], rates["auc_pair_s"] = _fusion_and_auc(cfg)
-    return rates
+    return {**_backbone_rates(cfg), **_preprocess_rates(cfg, manifest, samples), **_fusion_and_auc_rates(cfg)}
 
 
-def _backbone_rates(cfg: RunConfig, steps: int = 2) -> dict:
-    """Seconds per image of a training step of the preset's network (2 identities a batch), its size and FLOPs."""
+def _timed(step, repeats: int) -> float:
+    """Mean seconds of ``step()`` over ``repeats`` calls after one warm-up call."""
+    step()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    return (time.perf_counter() - start) / repeats
+
+
+def _backbone_rates(cfg: RunConfig) -> dict:
+    """Seconds per image of a training step and of a forward pass of the preset's network, its size and FLOPs."""
     torch.manual_seed(0)
     dev, b = device(), dataclasses.replace(cfg.backbone, identities_per_batch=2)
-    objective = BackboneObjective(b, 2).to(dev)
+    objective, sync = BackboneObjective(b, 2).to(dev), torch.cuda.synchronize if dev.type == "cuda" else lambda: None
     size, n = b.input_size, 2 * b.samples_per_identity
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         objective.net.eval().features(torch.zeros(1, 3, size, size, device=dev), "face")
     optimizer = make_optimizer(list(objective.parameters()), b.loop)
-    faces, voices = torch.randn(n, 3, size, size, device=dev), torch.randn(n, 1, cfg.voice.frequency_rows,
-                                                                            b.voice_crop_frames, device=dev)
-    labels, start = torch.arange(n, device=dev) % 2, 0.0
-    objective.train()
-    for step in range(steps + 1):  # the first is a warm-up
-        start = time.perf_counter() if step == 1 else start
+    faces = torch.randn(n, 3, size, size, device=dev)
+    voices, labels = torch.randn(n, 1, cfg.voice.frequency_rows, b.voice_crop_frames, device=dev), torch.arange(n) % 2
+
+    def train_step() -> None:
         with precision(dev, autocast_dtype(b.loop.amp, dev)):
-            loss = objective(faces, voices, labels, labels)["loss"]
+            loss = objective(faces, voices, labels.to(dev), labels.to(dev))["loss"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    sync = torch.cuda.synchronize if dev.type == "cuda" else lambda: None
-    sync()
-    train_s = (time.perf_counter() - start) / steps / (2 * n)
-    with torch.no_grad(), precision(dev, autocast_dtype(b.loop.amp, dev)):
-        start = time.perf_counter()
-        objective.net.eval().features(faces, "face")
         sync()
-    return {"device": dev.type, "train_image_s": train_s, "forward_image_s": (time.perf_counter() - start) / n,
+
+    def forward() -> None:
+        with torch.no_grad(), precision(dev, autocast_dtype(b.loop.amp, dev)):
+            objective.net.features(faces, "face")
+        sync()
+
+    train_s = _timed(train_step, 2) / (2 * n)
+    objective.eval()
+    return {"device": dev.type, "train_image_s": train_s, "forward_image_s": _timed(forward, 1) / n,
             "params": sum(p.numel() for p in objective.net.parameters()), "forward_gflops": counter.get_total_flops() / 1e9}
 
 
@@ -168,44 +155,33 @@ def _preprocess_rates(cfg: RunConfig, manifest: pd.DataFrame | None, samples: in
     """Single-core seconds per face (MTCNN + alignment) and per second of audio, on a few of the dataset's files."""
     if manifest is None:
         return {"face_s": TYPICAL_FACE_S, "voice_s_per_s": TYPICAL_VOICE_S_PER_S, "preprocess_source": "typical"}
-    def pick(modality: str) -> list[str]:
-        rows = manifest[manifest["modality"] == modality]
-        return rows["path"].sample(min(samples, len(rows)), random_state=0).tolist()
-
-    faces, clips = pick("face"), pick("voice")
+    faces, clips = (manifest.loc[manifest["modality"] == m, "path"].sample(samples, replace=True, random_state=0)
+                    .tolist() for m in ("face", "voice"))
     with single_torch_thread():
-        detector = FaceDetector(cfg.face, "cpu")
-        images = [open_rgb(p) for p in faces]
-        crop_faces(images[:1], detector)  # warm-up
-        start = time.perf_counter()
-        crop_faces(images, detector)
-        face_s = (time.perf_counter() - start) / len(images)
+        detector, images = FaceDetector(cfg.face, "cpu"), [open_rgb(p) for p in faces]
+        face_s = _timed(lambda: crop_faces(images, detector), 1) / len(images)
         start = time.perf_counter()
         for clip in clips:
             process_voice(clip, cfg.voice)
         voice_s = (time.perf_counter() - start) / max(1e-3, sum(sf.info(c).duration for c in clips))
-    return {"face_s": face_s, "voice_s_per_s": voice_s, "preprocess_source": f"{len(faces)} faces, {len(clips)} clips"}
+    return {"face_s": face_s, "voice_s_per_s": voice_s, "preprocess_source": f"{samples} of its faces and clips"}
 
 
-def _fusion_and_auc(cfg: RunConfig, steps: int = 5) -> tuple[float, float]:
+def _fusion_and_auc_rates(cfg: RunConfig) -> dict:
     """Seconds of one fusion training step, and of one voice-face pair of a validation AUC."""
     torch.manual_seed(0)
-    objective = FusionObjective(cfg.fusion, 100)
+    objective, n = FusionObjective(cfg.fusion, 100), cfg.fusion.batch_size
     optimizer = make_optimizer(list(objective.parameters()), cfg.fusion.loop)
-    n = cfg.fusion.batch_size
     inputs = torch.randn(n, 512), torch.randn(n, 512), torch.arange(n) % 100
-    start = 0.0
-    for step in range(steps + 1):
-        start = time.perf_counter() if step == 1 else start
+
+    def step() -> None:
         optimizer.zero_grad()
         objective(*inputs)["loss"].backward()
         optimizer.step()
-    fusion_s = (time.perf_counter() - start) / steps
-    rng = np.random.default_rng(0)
+
     table = pd.DataFrame({"modality": ["voice"] * 200 + ["face"] * 1000, "identity": np.arange(1200) % 50})
-    start = time.perf_counter()
-    all_pairs_auc(rng.standard_normal((1200, 16)).astype(np.float32), table)
-    return fusion_s, (time.perf_counter() - start) / 200_000
+    vectors = np.random.default_rng(0).standard_normal((1200, 16)).astype(np.float32)
+    return {"fusion_step_s": _timed(step, 5), "auc_pair_s": _timed(lambda: all_pairs_auc(vectors, table), 1) / 200_000}
 
 
 def reference_rates(here: dict, gpu_check: str | os.PathLike | None = None, cfg: RunConfig | None = None) -> dict:
@@ -215,106 +191,83 @@ def reference_rates(here: dict, gpu_check: str | os.PathLike | None = None, cfg:
     preset's batch; dtype ``float32``, or ``bfloat16`` when ``backbone.loop.amp``), with ``batch`` (images
     per step) when it measured another batch than the preset's.
     """
-    flops = 3 * here["forward_gflops"] * 1e9  # a training step: a forward and a backward of twice its cost
-    ref = {**REFERENCE_GPU, "train_image_s": flops / REFERENCE_GPU["flops_per_s"],
-           "forward_image_s": flops / 3 / REFERENCE_GPU["flops_per_s"]}
+    forward = here["forward_gflops"] * 1e9 / REFERENCE_GPU["flops_per_s"]  # training: forward + backward (2x)
+    ref = {**REFERENCE_GPU, "train_image_s": 3 * forward, "forward_image_s": forward}
     if gpu_check:
-        record = json.loads(Path(gpu_check).read_text())
         dtype = "bfloat16" if cfg.backbone.loop.amp else "float32"
+        record = json.loads(Path(gpu_check).read_text())
         seconds = record.get("step_time_s", {}).get(dtype)
         if seconds is None:
             raise ValueError(f"{gpu_check}: no step_time_s[{dtype!r}] (the paper preset's measured step time)")
-        batch = record.get("batch") or epoch_shape(cfg.backbone, {"identities": 10**6})[1]
-        ref.update(source=f"measured ({gpu_check})", train_image_s=seconds / batch, forward_image_s=seconds / batch / 3)
+        per_image = seconds / (record.get("batch") or epoch_shape(cfg.backbone, {"identities": 10**6})[1])
+        ref.update(source=f"measured ({gpu_check})", train_image_s=per_image, forward_image_s=per_image / 3)
     return ref
-
-
-def _validations(epochs: int, every: int) -> int:
-    """Validated epochs of a run: every ``every``-th and the last."""
-    return epochs // every + (epochs % every > 0)
-
-
-def _on_disk(size: float) -> float:
-    """Bytes a file of ``size`` bytes takes in 4 KiB blocks."""
-    return math.ceil(size / 4096) * 4096
 
 
 def project(cfg: RunConfig, counts: dict, data: dict, here: dict, ref: dict, lists_rows: int = 0) -> dict:
     """The plan of the run ``reproduce`` makes: ``counts``, ``stages`` and ``total`` (keys of DESIGN.md)."""
-    b, f = cfg.backbone, cfg.fusion
-    tr, va, te = (counts[s] for s in SPLITS)
+    b, f, (tr, va, te) = cfg.backbone, cfg.fusion, (counts[s] for s in SPLITS)
     faces, voices = (sum(c[m] for c in counts.values()) for m in ("faces", "voices"))
-    rows = faces + voices
-    seconds = data["mean_voice_s"]
-    crops = len(utterance_offsets(int(seconds * 1000 / cfg.voice.hop_ms), b.voice_crop_frames))
-    face_bytes, voice_bytes = cache_bytes(cfg, seconds)
-    fwd_here, fwd_ref = here["forward_image_s"], ref["forward_image_s"]
+    rows, seconds, auc_s, cpu = faces + voices, data["mean_voice_s"], here["auc_pair_s"], here["device"] == "cpu"
+    crops = len(utterance_offsets(int(seconds * 1000 / cfg.voice.hop_ms), b.voice_crop_frames))  # test-time crops
     base = PROCESS_BYTES + ROW_BYTES * rows
-    cpu = here["device"] == "cpu"
+    activations = cpu * b.input_size**2 * ACTIVATION_BYTES_PER_PIXEL  # host bytes per image in a CPU batch
     stages = []
 
-    def stage(name: str, hours_here: float, hours_ref: float, disk: float, ram: float, **extra) -> None:
-        stages.append({"name": name, **extra, "hours_here": hours_here / 3600, "hours_reference_gpu": hours_ref / 3600,
+    def stage(name: str, hours: tuple[float, float], disk: float, ram: float, **extra) -> None:
+        stages.append({"name": name, **extra, "hours_here": hours[0] / 3600, "hours_reference_gpu": hours[1] / 3600,
                        "disk_gb": disk / _GB, "peak_ram_gb": ram / _GB})
 
     workers = min(cfg.preprocess.workers, os.cpu_count() or 1)
-    face_work, voice_work = faces * here["face_s"], voices * seconds * here["voice_s_per_s"]
-    stage("preprocess", (face_work + voice_work) / workers,
-          max(faces / ref["mtcnn_frames_per_s"], voice_work / ref["cpu_cores"]),
-          faces * _on_disk(face_bytes) + voices * _on_disk(voice_bytes),
+    face_s, voice_s = faces * here["face_s"], voices * seconds * here["voice_s_per_s"]
+    face_bytes, voice_bytes = (math.ceil(x / 4096) * 4096 for x in cache_bytes(cfg, seconds))  # in 4 KiB blocks
+    stage("preprocess", ((face_s + voice_s) / workers, max(faces / ref["mtcnn_frames_per_s"], voice_s / ref["cpu_cores"])),
+          faces * face_bytes + voices * voice_bytes,
           base + 2 * ROW_BYTES * rows + MTCNN_WORKER_BYTES + (workers - 1) * (PROCESS_BYTES + MTCNN_WORKER_BYTES),
           runs=1, samples=rows)
 
-    steps, per_step = epoch_shape(b, tr)
-    images = b.loop.epochs * steps * per_step
-    v_faces, v_voices, v_pairs = validation_work(cfg, counts)
-    validations = _validations(b.loop.epochs, b.loop.validate_every)
-    val_images = v_faces + v_voices * crops
-    runs = 2 * len(b.seeds)  # single and dual stream, every seed
+    (steps, per_step), (v_faces, v_voices, v_pairs) = epoch_shape(b, tr), validation_work(cfg, counts)
+    images, runs = b.loop.epochs * steps * per_step, 2 * len(b.seeds)  # single and dual stream, every seed
+    checks = b.loop.epochs // b.loop.validate_every + (b.loop.epochs % b.loop.validate_every > 0)
     train_samples = (1 - b.holdout_fraction) * (tr["faces"] + tr["voices"])
-    stage(f"backbone training x {runs}",
-          runs * (images * here["train_image_s"] + validations * (val_images * fwd_here + v_pairs * here["auc_pair_s"])),
-          runs * (images * ref["train_image_s"] + validations * (val_images * fwd_ref + v_pairs * here["auc_pair_s"])),
+    train = {m: images * r["train_image_s"] for m, r in (("here", here), ("ref", ref))}
+    check = {m: checks * ((v_faces + v_voices * crops) * r["forward_image_s"] + v_pairs * auc_s)
+             for m, r in (("here", here), ("ref", ref))}
+    stage(f"backbone training x {runs}", (runs * (train["here"] + check["here"]), runs * (train["ref"] + check["ref"])),
           runs * 4 * here["params"] * (3 + bool(b.loop.select_best)),
-          base + 16 * here["params"] + cpu * per_step * b.input_size**2 * ACTIVATION_BYTES_PER_PIXEL
-          + 2048 * (v_faces + v_voices) + AUC_PAIR_BYTES * v_pairs,
+          base + 16 * here["params"] + per_step * activations + 2048 * (v_faces + v_voices) + AUC_PAIR_BYTES * v_pairs,
           runs=runs, samples=int(train_samples), steps_per_epoch=steps, images_per_step=per_step, epochs=b.loop.epochs,
           images_trained_on=images, passes_over_training_set=images / max(1, train_samples),
-          validation_share_here=validations * (val_images * fwd_here + v_pairs * here["auc_pair_s"])
-          / max(1e-9, images * here["train_image_s"]),
-          validation_share_reference_gpu=validations * (val_images * fwd_ref + v_pairs * here["auc_pair_s"])
-          / max(1e-9, images * ref["train_image_s"]))
+          validation_share_here=check["here"] / max(1e-9, train["here"]),
+          validation_share_reference_gpu=check["ref"] / max(1e-9, train["ref"]))
 
-    passes_all, passes_test = len(f.seeds), 2 * len(b.seeds)  # notebook 03 embeds all, 02 and 05 the test split
-    embedded = passes_all * (faces + voices * crops) + passes_test * (te["faces"] + te["voices"] * crops)
-    stage("embedding", embedded * fwd_here, embedded * fwd_ref,
-          2048 * (passes_all * rows + passes_test * (te["faces"] + te["voices"])),
-          base + 2048 * rows + 8 * 512 * voices + cpu * b.embed_chunk_crops * b.input_size**2 * ACTIVATION_BYTES_PER_PIXEL / 3,
-          runs=passes_all + passes_test, samples=rows)
+    everything, tests = len(f.seeds), 2 * len(b.seeds)  # notebook 03 embeds all samples, 02 and 05 the test split
+    embedded = everything * (faces + voices * crops) + tests * (te["faces"] + te["voices"] * crops)
+    stage("embedding", (embedded * here["forward_image_s"], embedded * ref["forward_image_s"]),
+          2048 * (everything * rows + tests * (te["faces"] + te["voices"])),
+          base + 2048 * rows + 4096 * voices + b.embed_chunk_crops * activations / 3,
+          runs=everything + tests, samples=rows)
 
-    pairs = tr["faces"] + tr["voices"]
-    f_steps = math.ceil(pairs / f.batch_size)
-    if f.loop.max_batches_per_epoch:
-        f_steps = min(f_steps, f.loop.max_batches_per_epoch)
-    f_runs = len(TABLE6_VARIANTS) * len(f.seeds)
-    f_checks = _validations(f.loop.epochs, f.loop.validate_every) * va["voices"] * va["faces"] * here["auc_pair_s"]
-    stage(f"fusion training x {f_runs}", f_runs * (f.loop.epochs * f_steps * here["fusion_step_s"] + f_checks),
-          f_runs * (f.loop.epochs * f_steps * ref["fusion_step_s"] + f_checks), f_runs * 2e7,
-          base + 2048 * rows + AUC_PAIR_BYTES * va["voices"] * va["faces"],
-          runs=f_runs, samples=pairs, images_trained_on=f.loop.epochs * f_steps * f.batch_size,
-          passes_over_training_set=f.loop.epochs * f_steps * f.batch_size / max(1, pairs))
+    pairs = tr["faces"] + tr["voices"]  # an epoch pairs every training face and every training voice
+    f_steps = min(math.ceil(pairs / f.batch_size), f.loop.max_batches_per_epoch or math.inf)
+    f_runs, f_epochs = len(TABLE6_VARIANTS) * len(f.seeds), f.loop.epochs
+    f_checks = (f_epochs // f.loop.validate_every + (f_epochs % f.loop.validate_every > 0)) * va["voices"] * va["faces"]
+    stage(f"fusion training x {f_runs}", tuple(f_runs * (f_epochs * f_steps * r["fusion_step_s"] + f_checks * auc_s)
+                                               for r in (here, ref)),
+          f_runs * 2e7, base + 2048 * rows + AUC_PAIR_BYTES * va["voices"] * va["faces"],
+          runs=f_runs, samples=pairs, images_trained_on=f_epochs * f_steps * f.batch_size,
+          passes_over_training_set=f_epochs * f_steps * f.batch_size / max(1, pairs))
 
     scored = lists_rows or 5 * te["voices"] * te["faces"]  # generated: every pair of five lists, at most
-    systems = 2 + len(TABLE6_VARIANTS) * len(f.seeds) + 2 * len(b.seeds)
-    seconds_eval = systems * scored * here["auc_pair_s"]
-    stage("evaluation", seconds_eval, seconds_eval, 0.0,
+    systems = 2 + len(TABLE6_VARIANTS) * len(f.seeds) + 2 * len(b.seeds)  # notebook 04's two, 05's Table 6 and backbones
+    stage("evaluation", (systems * scored * auc_s,) * 2, 0.0,
           base + 2048 * (te["faces"] + te["voices"]) + (0 if lists_rows else EVAL_PAIR_BYTES * scored),
           runs=systems, samples=te["faces"] + te["voices"])
 
     total = {key: sum(s[key] for s in stages) for key in ("hours_here", "hours_reference_gpu", "disk_gb")}
-    total["peak_ram_gb"] = max(s["peak_ram_gb"] for s in stages)
-    return {"preset": cfg.preset, "counts": counts, "data": data, "stages": stages, "total": total,
-            "rates_here": here, "reference_gpu": ref}
+    return {"preset": cfg.preset, "counts": counts, "data": data, "stages": stages,
+            "total": {**total, "peak_ram_gb": max(s["peak_ram_gb"] for s in stages)}, "rates_here": here,
+            "reference_gpu": ref}
 
 
 def make_plan(cfg: RunConfig, lists: str | os.PathLike | None = None, gpu_check: str | os.PathLike | None = None,
@@ -325,8 +278,7 @@ def make_plan(cfg: RunConfig, lists: str | os.PathLike | None = None, gpu_check:
     data["count_seconds"] = time.perf_counter() - start
     here = measure_here(cfg, manifest)
     plan = project(cfg, counts, data, here, reference_rates(here, gpu_check, cfg), list_rows(lists or cfg.eval.lists))
-    plan["seconds"] = time.perf_counter() - start
-    return plan
+    return {**plan, "seconds": time.perf_counter() - start}
 
 
 def physical_memory() -> float | None:
@@ -337,7 +289,8 @@ def physical_memory() -> float | None:
         return float(psutil.virtual_memory().total)
     except ImportError:
         names = ("SC_PAGE_SIZE", "SC_PHYS_PAGES")
-        return float(np.prod([os.sysconf(n) for n in names])) if all(n in getattr(os, "sysconf_names", {}) for n in names) else None
+        return float(np.prod([os.sysconf(n) for n in names])) if all(n in getattr(os, "sysconf_names", {})
+                                                                     for n in names) else None
 
 
 def shortfall(plan: dict, work_dir: str | os.PathLike) -> str | None:
