@@ -180,6 +180,16 @@ def write_tree(root: Path, layout: list[dict], lists: Path, workers: int = 2) ->
             "write_seconds": round(seconds, 1), "files_per_s": round(files / seconds)}
 
 
+def delete_tree(root: Path, workers: int = 8) -> float:
+    """Delete the tree, many identity folders at once (one ``rm -rf`` deleted 250 files/s here, 8 processes 9,000)."""
+    start = time.perf_counter()
+    tops = [d for top in (WAV_DIR, FACE_DIR) if (root / top).is_dir() for d in (root / top).iterdir()]
+    with Pool(workers) as pool:
+        list(pool.imap_unordered(shutil.rmtree, tops))
+    shutil.rmtree(root, ignore_errors=True)
+    return time.perf_counter() - start
+
+
 # --------------------------------------------------------------------------------- measurements
 
 def run_measured(command: list[str]) -> dict:
@@ -387,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         step("plan", measure_plan, tree, args.lists, scratch, expected)
     finally:
         if not args.keep:
-            shutil.rmtree(tree, ignore_errors=True)
+            record["delete_seconds"] = round(delete_tree(tree), 1)
     try:
         step("slice_plan", measure_plan, args.slice, args.lists, scratch, None)
         step("cache", measure_cache, args.slice, scratch)

@@ -18,7 +18,7 @@ from vfcross.data.voxceleb import read_dataset
 from vfcross.workflows import plan as P
 from vfcross.workflows.cli import main
 
-RATES = {"device": "cpu", "train_image_s": 0.3, "forward_image_s": 0.1, "params": 1_000_000, "forward_gflops": 1.0, "face_s": 0.05,
+RATES = {"device": "cpu", "train_step_s": 0.5, "train_image_s": 0.3, "forward_image_s": 0.1, "params": 1_000_000, "forward_gflops": 1.0, "face_s": 0.05,
          "voice_s_per_s": 0.01, "preprocess_source": "fixed", "fusion_step_s": 0.002, "auc_pair_s": 1e-7}
 
 
@@ -108,7 +108,7 @@ def test_the_projection_is_the_arithmetic_of_the_run_reproduce_makes():
     crops = 1  # 2 s = 200 frames: one test-time crop of 200
     held = cfg.backbone.holdout_fraction
     validation = (held * 60 + 12 + (held * 40 + 8) * crops) * 0.1 + 8 * 12 * 1e-7
-    expected = back["runs"] * (120 * 0.3 + 3 * validation)  # epochs 2, 4 and 5 are validated
+    expected = back["runs"] * (5 * 3 * 0.5 + 120 * 0.3 + 3 * validation)  # epochs 2, 4 and 5 are validated
     assert back["hours_here"] == pytest.approx(expected / 3600)
     assert fusion["images_trained_on"] == 7 * math.ceil(100 / 128) * 128 and fusion["passes_over_training_set"] == 7 * 128 / 100
     assert stages["preprocess"]["samples"] == 156  # 96 faces, 60 voices
@@ -162,3 +162,13 @@ def test_reproduce_prints_the_plan_and_stops_before_any_notebook(fixed_rates, mo
     assert "plan of `reproduce --preset smoke`" in out and not ran
     assert len(err.strip().splitlines()) == 1 and "GB of disk" in err and "does not fit" in err
     assert main(argv + ["--force"]) == 0 and len(ran) == 1
+
+
+def test_the_rates_are_measured_here_on_the_dataset_s_own_files(shared_data):
+    cfg = C.preset("smoke")
+    manifest = read_dataset(shared_data / "voxceleb1-mini")
+    rates = P.measure_here(cfg, manifest, samples=2)
+    assert set(RATES) <= set(rates) and rates["preprocess_source"] == "2 of its faces and clips"
+    assert all(rates[k] > 0 for k in ("train_image_s", "forward_image_s", "face_s", "voice_s_per_s", "fusion_step_s",
+                                      "auc_pair_s")) and rates["train_step_s"] >= 0
+    assert rates["params"] > 20e6 and 0.3 < rates["forward_gflops"] < 0.6  # InceptionResNet-V1 at 75 px

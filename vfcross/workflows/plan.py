@@ -111,9 +111,10 @@ def measure_here(cfg: RunConfig, manifest: pd.DataFrame | None, samples: int = 6
     return {**_backbone_rates(cfg), **_preprocess_rates(cfg, manifest, samples), **_fusion_and_auc_rates(cfg)}
 
 
-def _timed(step, repeats: int) -> float:
-    """Mean seconds of ``step()`` over ``repeats`` calls after one warm-up call."""
-    step()
+def _timed(step, repeats: int, warm_up: bool = True) -> float:
+    """Mean seconds of ``step()`` over ``repeats`` calls (after one warm-up call)."""
+    if warm_up:
+        step()
     start = time.perf_counter()
     for _ in range(repeats):
         step()
@@ -121,20 +122,22 @@ def _timed(step, repeats: int) -> float:
 
 
 def _backbone_rates(cfg: RunConfig) -> dict:
-    """Seconds per image of a training step and of a forward pass of the preset's network, its size and FLOPs."""
+    """Seconds of a training step (fixed, and per image: steps of 2 and 4 identities), of a forward pass per image,
+    and the preset's network's size and FLOPs."""
     torch.manual_seed(0)
-    dev, b = device(), dataclasses.replace(cfg.backbone, identities_per_batch=2)
-    objective, sync = BackboneObjective(b, 2).to(dev), torch.cuda.synchronize if dev.type == "cuda" else lambda: None
-    size, n = b.input_size, 2 * b.samples_per_identity
+    dev, b, k = device(), cfg.backbone, cfg.backbone.samples_per_identity
+    objective, sync = BackboneObjective(b, 4).to(dev), torch.cuda.synchronize if dev.type == "cuda" else lambda: None
+    size = b.input_size
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         objective.net.eval().features(torch.zeros(1, 3, size, size, device=dev), "face")
     optimizer = make_optimizer(list(objective.parameters()), b.loop)
-    faces = torch.randn(n, 3, size, size, device=dev)
-    voices, labels = torch.randn(n, 1, cfg.voice.frequency_rows, b.voice_crop_frames, device=dev), torch.arange(n) % 2
+    faces = torch.randn(4 * k, 3, size, size, device=dev)
+    voices = torch.randn(4 * k, 1, cfg.voice.frequency_rows, b.voice_crop_frames, device=dev)
+    labels = torch.arange(4 * k, device=dev) % 4
 
-    def train_step() -> None:
+    def train_step(n: int) -> None:
         with precision(dev, autocast_dtype(b.loop.amp, dev)):
-            loss = objective(faces, voices, labels.to(dev), labels.to(dev))["loss"]
+            loss = objective(faces[:n], voices[:n], labels[:n], labels[:n])["loss"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -145,10 +148,14 @@ def _backbone_rates(cfg: RunConfig) -> dict:
             objective.net.features(faces, "face")
         sync()
 
-    train_s = _timed(train_step, 2) / (2 * n)
+    objective.train()
+    train_step(4 * k)  # warm-up
+    small, large = (min(_timed(lambda: train_step(n), 1, warm_up=False) for _ in range(2)) for n in (2 * k, 4 * k))
+    per_image = max((large - small) / (4 * k), large / (16 * k))  # at least half of a step's time per image
     objective.eval()
-    return {"device": dev.type, "train_image_s": train_s, "forward_image_s": _timed(forward, 1) / n,
-            "params": sum(p.numel() for p in objective.net.parameters()), "forward_gflops": counter.get_total_flops() / 1e9}
+    return {"device": dev.type, "train_step_s": max(0.0, large - 8 * k * per_image), "train_image_s": per_image,
+            "forward_image_s": _timed(forward, 1) / (4 * k), "params": sum(p.numel() for p in objective.net.parameters()),
+            "forward_gflops": counter.get_total_flops() / 1e9}
 
 
 def _preprocess_rates(cfg: RunConfig, manifest: pd.DataFrame | None, samples: int) -> dict:
@@ -192,7 +199,7 @@ def reference_rates(here: dict, gpu_check: str | os.PathLike | None = None, cfg:
     per step) when it measured another batch than the preset's.
     """
     forward = here["forward_gflops"] * 1e9 / REFERENCE_GPU["flops_per_s"]  # training: forward + backward (2x)
-    ref = {**REFERENCE_GPU, "train_image_s": 3 * forward, "forward_image_s": forward}
+    ref = {**REFERENCE_GPU, "train_step_s": 0.0, "train_image_s": 3 * forward, "forward_image_s": forward}
     if gpu_check:
         dtype = "bfloat16" if cfg.backbone.loop.amp else "float32"
         record = json.loads(Path(gpu_check).read_text())
@@ -230,7 +237,8 @@ def project(cfg: RunConfig, counts: dict, data: dict, here: dict, ref: dict, lis
     images, runs = b.loop.epochs * steps * per_step, 2 * len(b.seeds)  # single and dual stream, every seed
     checks = b.loop.epochs // b.loop.validate_every + (b.loop.epochs % b.loop.validate_every > 0)
     train_samples = (1 - b.holdout_fraction) * (tr["faces"] + tr["voices"])
-    train = {m: images * r["train_image_s"] for m, r in (("here", here), ("ref", ref))}
+    train = {m: b.loop.epochs * steps * (r["train_step_s"] + per_step * r["train_image_s"])
+             for m, r in (("here", here), ("ref", ref))}
     check = {m: checks * ((v_faces + v_voices * crops) * r["forward_image_s"] + v_pairs * auc_s)
              for m, r in (("here", here), ("ref", ref))}
     stage(f"backbone training x {runs}", (runs * (train["here"] + check["here"]), runs * (train["ref"] + check["ref"])),
@@ -323,5 +331,5 @@ def describe(plan: dict) -> str:
                 f"frames/s, {ref['cpu_cores']} CPU cores)") if ref["source"] == "estimate" else ""
     return (f"plan of `reproduce --preset {plan['preset']}`: {splits}; voices {data['mean_voice_s']:.1f} s on average; "
             f"{source}\n\n{markdown_table(table)}\nhours here from rates measured on this machine ({here['device']}: "
-            f"{here['train_image_s'] * 1e3:.0f} ms a training image, MTCNN {here['face_s'] * 1e3:.0f} ms a frame on one "
+            f"{here['train_step_s'] * 1e3:.0f} ms a training step + {here['train_image_s'] * 1e3:.0f} ms an image, MTCNN {here['face_s'] * 1e3:.0f} ms a frame on one "
             f"core, from {here['preprocess_source']}); reference GPU: {ref['source']}{estimate}")
