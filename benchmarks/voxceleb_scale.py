@@ -201,8 +201,9 @@ def run_measured(command: list[str]) -> dict:
     if done.returncode:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
-    return {"seconds": round(seconds, 1), "peak_rss_gb": round(int(rss[1]) / 2**20, 2) if rss else None,
-            "stdout": done.stdout.strip()[-1500:]}
+    cpu = [float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", done.stderr)]
+    return {"seconds": round(seconds, 1), "cpu_seconds": round(sum(cpu), 1) if cpu else None,
+            "peak_rss_gb": round(int(rss[1]) / 2**20, 2) if rss else None, "stdout": done.stdout.strip()[-1500:]}
 
 
 def vfcross(*args: str) -> list[str]:
