@@ -10,7 +10,6 @@ decoded), times a few steps here (:func:`measure_here`) and projects the run ``r
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
