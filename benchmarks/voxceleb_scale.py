@@ -1,21 +1,22 @@
-"""VoxCeleb1 at full file count: write a VoxCeleb1-shaped tree, then measure ingest and the plan on it.
+"""VoxCeleb1 at full file count: write a VoxCeleb1-shaped tree, measure ingest and the plan on it, delete it.
 
     python benchmarks/voxceleb_scale.py --lists ../shared/data/voxceleb1-lists --out docs/voxceleb_scale.json
 
 The tree (``--tree``, default a fresh temporary folder) holds every identity and
 name of the official meta table, every file the official lists in ``--lists``
 name (verification lists, matching lists, 20k galleries), and as many more as
-make ``--utterances`` clips and ``--faces`` frames in all, about ``--videos``
+make ``--utterances`` clips and ``--faces`` frames in all, at least ``--videos``
 videos a person: tiny but valid and distinct files (a 0.1 s 16 kHz wav, a 32 px
 jpg, each with its own bytes). It is deleted at the end unless ``--keep``.
 
-Measured on the tree: ``vfcross ingest`` (time and peak RSS, from
-``/usr/bin/time -v`` or ``resource``) and ``vfcross plan`` (time, and its counts
+Measured on the tree: ``vfcross ingest`` and ``vfcross plan --preset paper``
+(wall and CPU seconds and peak RSS from ``/usr/bin/time -v``; the plan's counts
 against the tree's). Measured on the real slice (``--slice``), each in a
-function of its own so it can be re-run alone against a changed API: the cache
-(bytes per face and per voice, write rate), the training batches through a
-torch DataLoader with 0, 1 and 2 workers against the preset's step time, and
-MTCNN's images/s on mixed-size frames. Results go to ``--out`` (JSON).
+function of its own so it can be re-run alone against a changed API: the plan
+(its rates), the cache (bytes per face and per voice, write rate), the training
+input through a torch DataLoader with 0, 1 and 2 workers against the preset's
+step time, and MTCNN's images/s on mixed-size frames. Last, the projection of
+``reproduce --preset paper`` on all of VoxCeleb1. Results go to ``--out`` (JSON).
 """
 
 from __future__ import annotations
