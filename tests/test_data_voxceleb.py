@@ -10,6 +10,7 @@ import importlib.util
 import sys
 import warnings
 import wave
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -311,6 +312,21 @@ def test_unexpected_files_are_recorded(tiny: Path) -> None:
     assert sorted(skipped["path"]) == sorted(str(p) for p in extras)
     with pytest.warns(UserWarning, match=f"{REASON_UNEXPECTED}: 4"):
         read_dataset(tiny)
+
+
+def test_extensions_are_path_suffixes_and_rows_are_in_path_order(tiny: Path) -> None:
+    samples = [tiny / "wav" / "id00001" / "vid_A" / "00009.WAV", tiny / "wav" / "id00001" / "vid_A-" / "00001.wav",
+               tiny / "unzippedFaces" / "Ann_A" / "1.6" / "vid_A" / "0000009.JPG"]
+    dotfile = tiny / "wav" / "id00001" / "vid_A" / ".wav"
+    for path in [*samples, dotfile]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    manifest, skipped = scan_dataset(tiny)
+    assert set(map(str, samples)) <= set(manifest["path"]) and len(manifest) == 13
+    assert skipped[["path", "reason"]].values.tolist() == [[str(dotfile), REASON_UNEXPECTED]]
+    order = sorted(zip(manifest["identity"], manifest["modality"], manifest["path"]))  # "vid_A-/" before "vid_A/"
+    assert list(zip(manifest["identity"], manifest["modality"], manifest["path"])) == order
+    assert manifest["relpath"].tolist() == [p[len(str(tiny)) + 1:].replace(os.sep, "/") for p in manifest["path"]]
 
 
 def test_symlinked_identity_folders_are_followed(tiny: Path, tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import os
 import unicodedata
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -210,48 +211,58 @@ def read_languages(path: str | os.PathLike) -> dict[str, str]:
 
 def _walk_files(top: Path) -> list[tuple[str, ...]]:
     """All files under ``top`` as path parts relative to it, symlinks followed."""
-    found = []
+    return [(*rel, f) for _, rel, files in _walk_folders(top) for f in files]
+
+
+def _walk_folders(top: Path) -> Iterator[tuple[str, tuple[str, ...], list[str]]]:
+    """(folder, its parts relative to ``top``, its sorted file names) for every folder under ``top``, symlinks followed."""
+    start = len(str(top)) + 1
     for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
         dirnames.sort()
-        rel = Path(dirpath).relative_to(top).parts
-        found.extend((*rel, f) for f in sorted(filenames))
-    return found
+        yield dirpath, tuple(dirpath[start:].split(os.sep)) if len(dirpath) >= start else (), sorted(filenames)
 
 
-def _well_placed(parts: tuple[str, ...], modality: str) -> bool:
-    """Whether a file (path parts below wav/ or unzippedFaces/) sits where the layout puts samples."""
-    if modality == "voice":
-        return len(parts) == 3 and Path(parts[-1]).suffix.lower() in VOICE_EXTENSIONS
-    return len(parts) == 4 and parts[1] == FACE_VERSION and Path(parts[-1]).suffix.lower() in FACE_EXTENSIONS
+def _suffix(name: str) -> str:
+    """A file name's extension in lower case, as ``Path(name).suffix.lower()`` (a leading dot starts no suffix)."""
+    dot = name.rfind(".")
+    return name[dot:].lower() if 0 < dot < len(name) - 1 else ""
 
 
-def _candidates(root: Path, meta: pd.DataFrame) -> tuple[list[dict], list[dict]]:
+def _candidates(root: Path, meta: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
     """Classify every file under wav/ and unzippedFaces/.
 
-    Returns (samples, skipped): samples well placed in the layout and known
-    to the meta table, each with identity, name, modality, path, relpath,
-    video; skipped records for the rest (wrong place or extension, folder
-    absent from the meta table). A skipped record's identity is the
-    VoxCeleb1 ID where known, otherwise the folder name as found.
+    Returns (samples, skipped): a frame of the samples well placed in the
+    layout and known to the meta table (identity, name, modality, path,
+    relpath, video), and skipped records for the rest (wrong place or
+    extension, folder absent from the meta table). A skipped record's
+    identity is the VoxCeleb1 ID where known, otherwise the folder name as
+    found. Work is per folder: a sample costs one path string and one relpath.
     """
     name_of = dict(zip(meta["identity"], meta["name"]))
     identity_of = dict(zip(meta["name"], meta["identity"]))
-    samples: list[dict] = []
+    columns: dict[str, list] = {c: [] for c in ("identity", "name", "modality", "path", "relpath", "video")}
     skipped: list[dict] = []
-    for top, modality in ((WAV_DIR, "voice"), (FACE_DIR, "face")):
+    for top, modality, extensions in ((WAV_DIR, "voice", VOICE_EXTENSIONS), (FACE_DIR, "face", FACE_EXTENSIONS)):
         known = name_of if modality == "voice" else identity_of
-        for parts in _walk_files(root / top):
-            relpath = "/".join((top, *parts))
-            folder = nfc(parts[0]) if len(parts) > 1 else None
+        for folder_path, rel, files in _walk_folders(root / top):
+            folder = nfc(rel[0]) if rel else None
             identity = folder if modality == "voice" else identity_of.get(folder, folder)
-            record = {"path": str(root / relpath), "identity": identity, "modality": modality}
-            if not _well_placed(parts, modality):
-                skipped.append({**record, "reason": REASON_UNEXPECTED})
-            elif identity not in name_of:
-                skipped.append({**record, "reason": REASON_NO_META + _near_miss(folder, known)})
-            else:
-                samples.append({**record, "name": name_of[identity], "relpath": relpath, "video": parts[-2]})
-    return samples, skipped
+            placed = len(rel) == (2 if modality == "voice" else 3) and (modality == "voice" or rel[1] == FACE_VERSION)
+            good = [f for f in files if placed and _suffix(f) in extensions]
+            skipped += [{"path": os.path.join(folder_path, f), "identity": identity, "modality": modality,
+                         "reason": REASON_UNEXPECTED} for f in files if not placed or _suffix(f) not in extensions]
+            if good and identity not in name_of:
+                reason = REASON_NO_META + _near_miss(folder, known)
+                skipped += [{"path": os.path.join(folder_path, f), "identity": identity, "modality": modality,
+                             "reason": reason} for f in good]
+            elif good:
+                prefix, rel_prefix = folder_path + os.sep, "/".join((top, *rel)) + "/"
+                columns["path"] += [prefix + f for f in good]
+                columns["relpath"] += [rel_prefix + f for f in good]
+                for column, value in (("identity", identity), ("name", name_of[identity]),
+                                      ("modality", modality), ("video", rel[-1])):
+                    columns[column] += [value] * len(good)
+    return pd.DataFrame(columns), skipped
 
 
 def _near_miss(folder: str, known: dict[str, str]) -> str:
@@ -336,8 +347,7 @@ def scan_dataset(
         splits_file = root / SPLITS_FILE
     splits = read_identity_splits(splits_file) if splits_file is not None else {}
 
-    samples, skipped = _candidates(root, meta)
-    frame = pd.DataFrame(samples, columns=["identity", "name", "modality", "path", "relpath", "video"])
+    frame, skipped = _candidates(root, meta)
     frame = keep_identities_with_both_modalities(frame, skipped)
     if splits_file is not None:
         listed = frame["name"].isin(list(splits))

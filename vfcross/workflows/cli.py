@@ -190,16 +190,37 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(f"tables, summary.json and missing_rows.csv.gz in {out}")
 
 
+def _plan(args: argparse.Namespace, cfg: RunConfig | None = None, manifest=None) -> None:
+    """Print what a run will cost (counts, and per stage: hours, disk, memory); stop if it cannot fit here."""
+    from vfcross.io import atomic_write
+    from vfcross.workflows.plan import describe, make_plan, shortfall
+
+    cfg = cfg or _config(args)
+    plan = make_plan(cfg, args.lists or None, getattr(args, "gpu_check", None), manifest)
+    print(describe(plan), flush=True)
+    if getattr(args, "json", None):
+        atomic_write(Path(args.json), lambda stream: stream.write((json.dumps(plan, indent=2) + "\n").encode()))
+    why = shortfall(plan, cfg.work_dir)
+    if why and not args.force:
+        raise ValueError(f"{why}: the run does not fit here (--force goes on anyway)")
+    if why:
+        print(f"note: {why}; going on (--force)")
+
+
 def _reproduce(args: argparse.Namespace) -> None:
-    """Run every notebook headlessly and publish reports/."""
+    """Print the plan, then run every notebook headlessly and publish reports/."""
     from vfcross.data.dataset import prepare_dataset
     from vfcross.workflows.pipeline import reproduce
 
     if args.lists:
         args.set = [*(args.set or []), f"eval.lists={Path(args.lists).resolve()}"]
     cfg = _config(args)  # every setting is checked before the notebooks start
+    manifest = None
     if cfg.data_root:  # a real dataset can be checked too
-        _print_notes(list(prepare_dataset(cfg).notes))
+        dataset = prepare_dataset(cfg)
+        manifest = dataset.manifest
+        _print_notes(list(dataset.notes))
+    _plan(args, override(cfg, {"work_dir": args.work_dir}), manifest)
     overrides = _changes(args.set)
     overrides.pop("data_root", None), overrides.pop("splits_file", None)  # passed as the notebooks' own parameters
     if cfg.skip_unlisted_identities:
@@ -291,14 +312,25 @@ def build_parser() -> argparse.ArgumentParser:
                         "tables and summary.json")
     p.set_defaults(func=_evaluate)
 
+    def plan_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--preset", choices=PRESETS, default="default")
+        dataset_flags(p)
+        p.add_argument("--lists", default="", help="folder of the official VoxCeleb1 lists to score (sets eval.lists)")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override a setting in every notebook, e.g. backbone.loop.epochs=40")
+        p.add_argument("--force", action="store_true", help="go on where the disk or the memory would not suffice")
+
+    p = sub.add_parser("plan", help=_plan.__doc__)
+    plan_flags(p)
+    p.add_argument("--json", default=None, help="also write the plan as JSON (counts, stages, total)")
+    p.add_argument("--gpu-check", default=None,
+                   help="JSON of benchmarks/gpu_check.py: its measured step time replaces the reference GPU's estimate")
+    p.set_defaults(func=_plan)
+
     p = sub.add_parser("reproduce", help=_reproduce.__doc__)
-    p.add_argument("--preset", choices=PRESETS, default="default")
+    plan_flags(p)
     p.add_argument("--reports", default="reports")
     p.add_argument("--work-dir", default="work")
-    dataset_flags(p)
-    p.add_argument("--lists", default="", help="folder of the official VoxCeleb1 lists to score (sets eval.lists)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a setting in every notebook, e.g. backbone.loop.epochs=40")
     p.set_defaults(func=_reproduce)
     return parser
 

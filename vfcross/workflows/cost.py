@@ -1,7 +1,7 @@
 """What a backbone architecture costs to train: parameters, seconds per step and peak memory, in a fresh process.
 
 The single- vs dual-stream comparison reports it beside the AUC (notebooks 02
-and 05); ``benchmarks/throughput.py`` uses the same measurement.
+and 05).
 """
 
 from __future__ import annotations
