@@ -34,11 +34,14 @@ UNHASHED_FIELDS = frozenset({"batch_size", "batch_pixels", "no_face"})
 CACHE_VERSION = 3
 INDEX = "index.json"
 SETTINGS = "settings.json"
-#: Bytes of a cached face crop per pixel, by storage (JPEG by quality), and of FLAC speech per second,
-#: measured on the real VoxCeleb1 slice's 256x256 crops and clips (docs/preprocessing.md).
-_LOSSLESS_BYTES_PER_PIXEL = 0.70
-_JPEG_BYTES_PER_PIXEL = {75: 0.104, 85: 0.140, 90: 0.169, 95: 0.235}
+#: Bytes per pixel of a cached 256x256 face crop, by storage (JPEG by quality), the power of the side that its
+#: bytes grow with, and FLAC bytes per second of speech: measured on the real VoxCeleb1 slice (docs/preprocessing.md).
+_LOSSLESS_BYTES_PER_PIXEL = 0.700
+_JPEG_BYTES_PER_PIXEL = {75: 0.108, 85: 0.139, 90: 0.170, 95: 0.234}
+_SIDE_POWER = {"lossless": 1.6, "jpeg": 1.25}
 _FLAC_BYTES_PER_SECOND = 18_600
+#: Share of a clip that the energy VAD keeps (on the slice, with the default VAD settings).
+_SPEECH_FRACTION = 0.954
 #: Zip headers and index line of one entry.
 _ENTRY_OVERHEAD = 220
 
@@ -133,21 +136,23 @@ def _settings(folder: str) -> dict:
     return json.loads((Path(folder) / SETTINGS).read_text())
 
 
-def bytes_per_sample(face: FaceConfig, voice: VoiceConfig, voice_seconds: float) -> dict[str, float]:
-    """Projected cache bytes of one face and of one voice of ``voice_seconds`` seconds of speech.
+def bytes_per_sample(face: FaceConfig, voice: VoiceConfig, voice_seconds: float = 8.2) -> dict[str, float]:
+    """Projected cache bytes of one face and of one voice clip ``voice_seconds`` long (VoxCeleb1's mean: 8.2 s).
 
-    From the rates measured on the real slice (see docs/preprocessing.md); the one function
-    ``vfcross plan`` sizes the cache with.
+    From the rates measured on the real slice (docs/preprocessing.md); the function ``vfcross plan`` sizes the
+    cache with.
     """
+    speech = _SPEECH_FRACTION * voice_seconds
     qualities = sorted(_JPEG_BYTES_PER_PIXEL)
     per_pixel = (_LOSSLESS_BYTES_PER_PIXEL if face.storage == "lossless" else
                  float(np.interp(face.jpeg_quality, qualities, [_JPEG_BYTES_PER_PIXEL[q] for q in qualities])))
+    crop = per_pixel * 256**2 * (face.size / 256) ** _SIDE_POWER[face.storage]
     if voice.storage == "audio":
-        clip = _FLAC_BYTES_PER_SECOND * voice_seconds
+        clip = _FLAC_BYTES_PER_SECOND * speech
     else:
         hop = round(voice.sample_rate * voice.hop_ms / 1000.0)
-        clip = 128 + 2 * voice.frequency_rows * max(1, 1 + int(voice_seconds * voice.sample_rate - voice.n_fft) // hop)
-    return {"face": per_pixel * face.size**2 + _ENTRY_OVERHEAD, "voice": clip + _ENTRY_OVERHEAD}
+        clip = 128 + 2 * voice.frequency_rows * max(1, 1 + int(speech * voice.sample_rate - voice.n_fft) // hop)
+    return {"face": crop + _ENTRY_OVERHEAD, "voice": clip + _ENTRY_OVERHEAD}
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
