@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from vfcross.config import override, preset
+from vfcross.config import override, parse_setting, preset
 from vfcross.preprocess import preprocess
 
 
@@ -28,7 +28,9 @@ def main() -> None:
     parser.add_argument("root", type=Path, help="a dataset in the VoxCeleb1 layout (its unzippedFaces are used)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--preset", default="paper")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting, as `vfcross --set`")
     args = parser.parse_args()
+    changes = {key: parse_setting(key, value) for key, value in (item.split("=", 1) for item in args.set)}
     frames = sorted(args.root.glob("unzippedFaces/*/1.6/*/*.jpg"))
     with tempfile.TemporaryDirectory() as tmp:
         rows = []
@@ -39,7 +41,7 @@ def main() -> None:
                 shutil.copyfile(frame, path)
                 rows.append({"identity": frame.parts[-4], "modality": "face", "path": str(path), "relpath": path.name,
                              "video": frame.parts[-2], "split": "train"})
-        cfg = override(preset(args.preset), {"work_dir": str(Path(tmp, "work")), "preprocess.workers": 1})
+        cfg = override(preset(args.preset), {"work_dir": str(Path(tmp, "work")), "preprocess.workers": 1, **changes})
         wall, cpu = time.perf_counter(), time.process_time()
         result = preprocess(pd.DataFrame(rows), cfg, progress=False)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu

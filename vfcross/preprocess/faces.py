@@ -1,18 +1,9 @@
 """Face preprocessing: MTCNN detection, 5-landmark similarity alignment, crop.
 
-facenet-pytorch's MTCNN (its bundled P/R/O-Net weights) finds faces and their
-five landmarks (eye centres, nose tip, mouth corners). Its own crops are plain
-box crops, not rotated upright, so the alignment is done here: a similarity
-transform (rotation, uniform scale, translation; Umeyama's least-squares
-estimate) maps the detected landmarks onto a canonical five-point template and
-the image is warped with it into a ``size x size`` RGB crop.
-
-The template is the widely used ArcFace 112x112 one, zoomed out and shifted
-down (:data:`TEMPLATE_ZOOM`, :data:`TEMPLATE_SHIFT`) so that the whole face,
-the chin and some hair fit into the crop rather than only the inner face.
-
-Coordinates follow the usual image convention (OpenCV, scikit-image, MTCNN):
-``(x, y)`` in pixels with the centre of the top-left pixel at ``(0, 0)``.
+facenet-pytorch's MTCNN (its bundled weights) finds faces and five landmarks; a similarity transform
+(Umeyama's least squares) maps them onto the ArcFace 112x112 template, zoomed out and shifted down
+(:data:`TEMPLATE_ZOOM`, :data:`TEMPLATE_SHIFT`) so that chin and hair fit, and warps the image into a
+``size x size`` RGB crop. Coordinates are ``(x, y)`` pixels with the top-left pixel's centre at ``(0, 0)``.
 """
 
 from __future__ import annotations
@@ -172,11 +163,8 @@ def centre_crop(image: Image.Image, size: int) -> np.ndarray:
 def single_torch_thread() -> Iterator[None]:
     """Run the block with one torch thread, then restore the previous setting.
 
-    MTCNN on CPU is thousands of tiny operations (one resize per candidate
-    box) and synchronising threads costs more than they gain: on a 2-core
-    machine one thread took ~30 ms per face, two threads 20-650 ms depending
-    on other load. The same holds for one clip's spectrogram. Parallelism
-    comes from processes instead.
+    MTCNN and one clip's spectrogram are many tiny operations that threads slow down on a CPU
+    (docs/preprocessing.md): the parallelism comes from processes.
     """
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -250,7 +238,7 @@ class FaceDetector:
 
 
 class _ChannelsLastMaxPool(torch.nn.Module):
-    """``pool`` run on a channels-last copy of a contiguous input: the same maxima, in the same layout, faster on CPU."""
+    """``pool`` run on a channels-last copy of a contiguous input: the same maxima in the same layout, faster on CPU."""
 
     def __init__(self, pool: torch.nn.MaxPool2d) -> None:
         super().__init__()

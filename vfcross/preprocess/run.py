@@ -1,21 +1,11 @@
 """The preprocessing stage: a manifest in, cached tensors and a report out.
 
-:func:`preprocess` turns every manifest row into a cached tensor (a face crop
-or a spectrogram) or a recorded reason why not. Faces (batched MTCNN) and
-voices are cut into small tasks, each written to the cache as one pack, that
-``PreprocessConfig.workers`` processes work through together, one torch
-thread each: this process and ``workers - 1`` spawned helpers (see
-:func:`_schedule`); with CUDA, every one of them detects faces on the GPU.
-Small jobs, where starting helpers would cost more than they save, run in
-this process alone. Finished work is found in the cache
-(:mod:`vfcross.preprocess.cache`, by path, size and mtime) and not redone.
-
-Helpers die with their parent (see :func:`vfcross.processes.init_worker_process`):
-a killed or interrupted run leaves no process behind.
-
-Because the pool uses the ``spawn`` start method, a script calling
-:func:`preprocess` must guard its entry point with
-``if __name__ == "__main__":``; notebooks and the command line need nothing.
+:func:`preprocess` turns every manifest row into a cache entry (a face crop or a clip) or a recorded reason
+why not. The work is cut into tasks, one cache pack each, that this process and ``PreprocessConfig.workers - 1``
+spawned helpers (one torch thread each; with CUDA each detects faces on the GPU) work through together; small
+jobs run here alone (:func:`_schedule`). Finished work is found in the cache by path, size and mtime. Helpers
+die with their parent (:func:`vfcross.processes.init_worker_process`); a script calling :func:`preprocess`
+must guard its entry point with ``if __name__ == "__main__":`` (spawn), notebooks and the CLI need nothing.
 """
 
 from __future__ import annotations

@@ -1,19 +1,10 @@
-"""Voice preprocessing: read, 16 kHz mono, short-time-energy VAD, spectrogram.
+"""Voice preprocessing: read, 16 kHz mono, short-time-energy VAD, spectrogram (the paper's first step, VGGVox).
 
-The steps follow the paper's preprocessing (its first step) and VGGVox:
-
-1. read any soundfile-readable file (8-bit unsigned to float PCM), mix the
-   channels to mono (refusing channels that cancel each other, such as
-   opposite-phase stereo) and resample to ``VoiceConfig.sample_rate``;
-2. drop low-energy frames (:func:`vad`), and keep at most
-   ``VoiceConfig.max_seconds`` of the speech left when that is set;
-3. take a short-term magnitude spectrogram with a Hamming window, optionally
-   ``log1p`` compressed, and normalise every frequency bin to zero mean and
-   unit variance over time (:func:`spectrogram`).
-
-The cache keeps the float16 spectrogram, or (``VoiceConfig.storage = "audio"``)
-the speech of step 2 rounded to 16 bits as FLAC, the spectrogram being made
-when it is loaded; :func:`load_spectrogram` gives the same float32 array either way.
+:func:`read_audio` reads any soundfile-readable file, mixes it to mono (refusing channels that cancel) and
+resamples it; :func:`vad` drops low-energy frames (``max_seconds`` may cut the rest); :func:`spectrogram` takes a
+Hamming-window magnitude spectrogram, optionally ``log1p``, each frequency row standardised. The cache keeps the
+float16 spectrogram or (``VoiceConfig.storage = "audio"``) the speech as 16-bit FLAC, the spectrogram made when
+it is loaded; :func:`load_spectrogram` gives the same float32 array either way.
 """
 
 from __future__ import annotations
