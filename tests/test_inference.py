@@ -24,6 +24,7 @@ from vfcross import config as C
 from vfcross.backbone.embedding import extract_embeddings
 from vfcross.workflows.cli import main
 from vfcross.fusion.task import load_fusion, project
+from vfcross.preprocess import load_face
 from vfcross.workflows.inference import (
     BACKBONE_RUN,
     FORMAT,
@@ -235,7 +236,7 @@ def test_raw_files_embed_as_the_preprocessing_cache_does(slice_work, tmp_path):
     faces = manifest[manifest.modality == "face"].groupby("identity").head(2)
     voices = manifest[manifest.modality == "voice"].groupby("identity").head(1)
     crops = model.face_crops(list(faces.path))
-    cached = [np.load(p) for p in faces.cache_path]
+    cached = [load_face(p) for p in faces.cache_path]
     # MTCNN batches images of equal size together, so a different set of images can move a landmark by
     # float rounding and a pixel by one level; the embeddings then agree closely, not bit for bit.
     assert max(np.abs(c.astype(int) - k.astype(int)).max() for c, k in zip(crops, cached)) <= 1

@@ -48,6 +48,10 @@ PresetName = Literal["paper", "default", "smoke"]
 Split = Literal["train", "val", "seen_heard", "test"]
 #: What happens to an image in which MTCNN finds no face.
 NoFace = Literal["skip", "fallback"]
+#: How the cache stores an aligned face crop: exactly (WebP lossless) or as JPEG at ``face.jpeg_quality``.
+FaceStorage = Literal["lossless", "jpeg"]
+#: How the cache stores a clip: its float16 spectrogram, or its speech as 16-bit FLAC (spectrogram made when loaded).
+VoiceStorage = Literal["spectrogram", "audio"]
 Architecture = Literal["single", "dual"]
 #: How a spectrogram enters the backbone (see :mod:`vfcross.backbone.inception`).
 SpectrogramInput = Literal["image"]
@@ -250,12 +254,26 @@ class FaceConfig:
     #: about 50 MB per megapixel on CPU). An image larger than this on its own
     #: is detected on a downscaled copy; its crop still comes from the full image.
     batch_pixels: int = 4_000_000
+    #: MTCNN looks at each image scaled to this many pixels on its longer side
+    #: and padded to a square, so that images of any size share its batches
+    #: (0 = at full size, batched by size); faces below ``min_face_size`` in
+    #: that copy are missed, and the crop comes from the full image. Right for
+    #: face-track frames (VoxCeleb1's are mostly face); for photos with small
+    #: faces set 0. See docs/preprocessing.md.
+    detect_size: int = 160
+    #: Cached crops: "lossless" (exact) or "jpeg" (about a quarter of the bytes).
+    storage: FaceStorage = "lossless"
+    jpeg_quality: int = 90
 
     def __post_init__(self) -> None:
         _check_types(self)
         for name in ("size", "min_face_size", "batch_size"):
             _at_least(self, name, 1)
         _at_least(self, "batch_pixels", 10_000)
+        if self.detect_size and self.detect_size < self.min_face_size:
+            raise ConfigError("detect_size", f"must be 0 or at least min_face_size = {self.min_face_size}, "
+                                             f"got {self.detect_size!r}")
+        _between(self, "jpeg_quality", 1, 100)
 
 
 @dataclass
@@ -291,6 +309,10 @@ class VoiceConfig:
     #: longer clip keeps its first ``max_seconds`` of speech, and the report
     #: notes it; this bounds the memory and time of very long recordings.
     max_seconds: float = 0.0
+    #: Cached clips: "spectrogram" (float16, read as is) or "audio" (the speech
+    #: as 16-bit FLAC, about a third of the bytes at 257 rows; the spectrogram
+    #: is made when loaded, from the speech rounded to 16 bits).
+    storage: VoiceStorage = "spectrogram"
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -635,7 +657,9 @@ def preset(name: str) -> RunConfig:
         # 256x256 input, batch 45 (45 identities x one face and one voice), lambda = 1 on the formula's sum over
         # the features f, dropout as facenet-pytorch, float32 (the paper names no mixed precision). The paper does
         # not state the backbone's epochs or learning rate: ours. It reports one run; we keep 3 fusion seeds.
-        return RunConfig(preset="paper", voice=VoiceConfig(log_compress=False),
+        # The cache stores JPEG crops and FLAC speech, so that it takes less disk than VoxCeleb1 itself.
+        return RunConfig(preset="paper", face=FaceConfig(storage="jpeg"),
+                         voice=VoiceConfig(log_compress=False, storage="audio"),
                          backbone=BackboneConfig(input_size=256, identities_per_batch=45, samples_per_identity=1,
                                                  dropout=0.6, center_reduction="sum", center_input="features",
                                                  loop=LoopConfig(epochs=50, lr=1e-3, lr_decay=0.95, amp=False)),

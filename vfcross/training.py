@@ -118,8 +118,8 @@ def rows_fingerprint(table: Any, columns: Iterable[str]) -> dict[str, Any]:
     """Row count and SHA-256 of the sorted rows of ``table`` (a DataFrame) over ``columns``, and their identities.
 
     Sorting makes the fingerprint independent of row order; a ``cache_path``
-    column is reduced to its last two parts (the settings-keyed cache folder
-    and the content-keyed file name), so moving a work folder keeps it.
+    column is reduced to its entry's name (which hashes the settings and the
+    source file's path, size and mtime), so moving a work folder keeps it.
     ``identities`` lists the identities of each split of the rows (sorted):
     what evaluation checks its test identities against
     (:func:`recorded_identities`).
@@ -127,7 +127,7 @@ def rows_fingerprint(table: Any, columns: Iterable[str]) -> dict[str, Any]:
     present = [c for c in columns if c in table.columns]
     rows = table[present].astype(str)
     if "cache_path" in rows:
-        rows = rows.assign(cache_path=rows["cache_path"].map(lambda p: "/".join(Path(p).parts[-2:])))
+        rows = rows.assign(cache_path=rows["cache_path"].map(lambda p: Path(p).name))
     lines = sorted("\t".join(row) for row in rows.itertuples(index=False))
     digest = hashlib.sha256("\n".join(["\t".join(present), *lines]).encode()).hexdigest()
     identities = {str(split): sorted(map(str, names.unique())) for split, names in table.groupby("split")["identity"]}

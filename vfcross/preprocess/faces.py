@@ -1,18 +1,9 @@
 """Face preprocessing: MTCNN detection, 5-landmark similarity alignment, crop.
 
-facenet-pytorch's MTCNN (its bundled P/R/O-Net weights) finds faces and their
-five landmarks (eye centres, nose tip, mouth corners). Its own crops are plain
-box crops, not rotated upright, so the alignment is done here: a similarity
-transform (rotation, uniform scale, translation; Umeyama's least-squares
-estimate) maps the detected landmarks onto a canonical five-point template and
-the image is warped with it into a ``size x size`` RGB crop.
-
-The template is the widely used ArcFace 112x112 one, zoomed out and shifted
-down (:data:`TEMPLATE_ZOOM`, :data:`TEMPLATE_SHIFT`) so that the whole face,
-the chin and some hair fit into the crop rather than only the inner face.
-
-Coordinates follow the usual image convention (OpenCV, scikit-image, MTCNN):
-``(x, y)`` in pixels with the centre of the top-left pixel at ``(0, 0)``.
+facenet-pytorch's MTCNN (its bundled weights) finds faces and five landmarks; a similarity transform
+(Umeyama's least squares) maps them onto the ArcFace 112x112 template, zoomed out and shifted down
+(:data:`TEMPLATE_ZOOM`, :data:`TEMPLATE_SHIFT`) so that chin and hair fit, and warps the image into a
+``size x size`` RGB crop. Coordinates are ``(x, y)`` pixels with the top-left pixel's centre at ``(0, 0)``.
 """
 
 from __future__ import annotations
@@ -25,9 +16,11 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vfcross.config import FaceConfig
+from vfcross.preprocess.cache import read_entry
 
 #: Reason attached to crops taken without a detected face.
 FALLBACK_REASON = "fallback: no face detected"
@@ -170,14 +163,9 @@ def centre_crop(image: Image.Image, size: int) -> np.ndarray:
 def single_torch_thread() -> Iterator[None]:
     """Run the block with one torch thread, then restore the previous setting.
 
-    MTCNN on CPU is thousands of tiny operations (one resize per candidate
-    box) and synchronising threads costs more than they gain: on a 2-core
-    machine one thread took ~30 ms per face, two threads 20-650 ms depending
-    on other load. The same holds for one clip's spectrogram. Parallelism
-    comes from processes instead.
+    MTCNN and one clip's spectrogram are many tiny operations that threads slow down on a CPU
+    (docs/preprocessing.md): the parallelism comes from processes.
     """
-    import torch
-
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -205,60 +193,78 @@ class FaceDetector:
 
     def __init__(self, cfg: FaceConfig, device: str | None = None) -> None:
         """Load MTCNN's bundled weights (no download) on ``device`` (CUDA if present)."""
-        import torch
         from facenet_pytorch import MTCNN
 
         self.cfg = cfg
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self._mtcnn = MTCNN(keep_all=True, select_largest=True, min_face_size=cfg.min_face_size,
                             device=device)
+        if torch.device(device).type == "cpu":
+            for net in (self._mtcnn.pnet, self._mtcnn.rnet, self._mtcnn.onet):
+                for name, child in list(net.named_children()):
+                    if isinstance(child, torch.nn.MaxPool2d):
+                        setattr(net, name, _ChannelsLastMaxPool(child))
 
     def detect(self, images: Sequence[Image.Image]) -> list[Detection | None]:
         """The largest face of each image, or None where MTCNN finds none.
 
-        MTCNN batches only equally sized images, so images are grouped by size
-        and each group is detected in batches of at most ``cfg.batch_size``
-        images and ``cfg.batch_pixels`` pixels, with one torch thread (see
-        :func:`single_torch_thread`). An image larger than ``batch_pixels`` is
-        detected on a copy downscaled to that many pixels (faces smaller than
-        ``min_face_size`` in the copy are then missed) and its landmarks are
-        mapped back to the full image. Images smaller than ``min_face_size``
-        cannot hold a face of that size (and MTCNN fails on them), so they are
-        not passed to it.
+        With ``cfg.detect_size`` S, every image is scaled so that its longer side is S and padded with grey to
+        S x S, so images of any size share batches and each image's result is its own, whatever else is in its
+        batch; with S = 0 images are detected at full size (a copy of at most ``cfg.batch_pixels`` pixels), in
+        batches of one size. Batches hold at most ``cfg.batch_size`` images and ``cfg.batch_pixels`` pixels;
+        landmarks are mapped back to the full image. An image smaller than ``min_face_size`` cannot hold a face
+        of that size (and MTCNN fails on it): it is not passed to MTCNN.
         """
         found: list[Detection | None] = [None] * len(images)
-        scaled: dict[int, tuple[Image.Image, float]] = {}
+        frames = {i: _detection_frame(image, self.cfg) for i, image in enumerate(images)
+                  if min(image.size) >= self.cfg.min_face_size}
         by_size: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for i, image in enumerate(images):
-            copy, scale = _fit_pixels(image, self.cfg.batch_pixels)
-            if min(copy.size) >= self.cfg.min_face_size:
-                scaled[i] = (copy, scale)
-                by_size[copy.size].append(i)
+        for i, (frame, _) in frames.items():
+            by_size[frame.size].append(i)
         batches = []
         for (width, height), indices in by_size.items():
             per_batch = max(1, min(self.cfg.batch_size, self.cfg.batch_pixels // (width * height)))
             batches += [indices[start:start + per_batch] for start in range(0, len(indices), per_batch)]
         with single_torch_thread():
             for batch in batches:
-                boxes, _, points = self._mtcnn.detect([scaled[i][0] for i in batch], landmarks=True)
+                boxes, _, points = self._mtcnn.detect([frames[i][0] for i in batch], landmarks=True)
                 for i, box, point in zip(batch, boxes, points):
                     if point is not None and len(point):
                         box = np.asarray(box, dtype=np.float64)
                         largest = int(np.argmax((box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])))
-                        scale = scaled[i][1]
-                        landmarks = (np.asarray(point, dtype=np.float64)[largest] + 0.5) / scale - 0.5
+                        landmarks = (np.asarray(point, dtype=np.float64)[largest] + 0.5) / frames[i][1] - 0.5
                         found[i] = Detection(landmarks, len(point))
         return found
 
 
-def _fit_pixels(image: Image.Image, max_pixels: int) -> tuple[Image.Image, float]:
-    """``image``, or a copy downscaled to at most ``max_pixels`` pixels, and the scale applied."""
-    pixels = image.width * image.height
-    if pixels <= max_pixels:
-        return image, 1.0
-    scale = (max_pixels / pixels) ** 0.5
-    size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
-    return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0), size[0] / image.width
+class _ChannelsLastMaxPool(torch.nn.Module):
+    """``pool`` run on a channels-last copy of a contiguous input: the same maxima in the same layout, faster on CPU."""
+
+    def __init__(self, pool: torch.nn.MaxPool2d) -> None:
+        super().__init__()
+        self.pool = pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not x.is_contiguous():
+            return self.pool(x)
+        return self.pool(x.contiguous(memory_format=torch.channels_last)).contiguous()
+
+
+def _detection_frame(image: Image.Image, cfg: FaceConfig) -> tuple[Image.Image, np.ndarray]:
+    """What MTCNN sees of ``image`` (see :meth:`FaceDetector.detect`) and its x and y scale."""
+    side = cfg.detect_size
+    if side:
+        scale = side / max(image.size)
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    else:  # full size, or a copy of at most batch_pixels pixels
+        scale = min(1.0, (cfg.batch_pixels / (image.width * image.height)) ** 0.5)
+        size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
+    frame = image if size == image.size else image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    if side and frame.size != (side, side):
+        canvas = Image.new("RGB", (side, side), (128, 128, 128))
+        canvas.paste(frame)
+        frame = canvas
+    return frame, np.array(size) / image.size if side else np.full(2, size[0] / image.width)
 
 
 def crop_faces(images: Sequence[Image.Image], detector: FaceDetector) -> list[tuple[np.ndarray, str]]:
@@ -281,6 +287,20 @@ def crop_faces(images: Sequence[Image.Image], detector: FaceDetector) -> list[tu
     return results
 
 
+def encode_face(crop: np.ndarray, cfg: FaceConfig) -> tuple[bytes, str]:
+    """A crop as the bytes and suffix of its cache entry: WebP lossless (exact) or JPEG (``cfg.storage``)."""
+    buffer = io.BytesIO()
+    if cfg.storage == "lossless":
+        Image.fromarray(crop).save(buffer, "WEBP", lossless=True, quality=0, method=0)
+        return buffer.getvalue(), ".webp"
+    Image.fromarray(crop).save(buffer, "JPEG", quality=cfg.jpeg_quality)
+    return buffer.getvalue(), ".jpg"
+
+
 def load_face(path: str | Path) -> np.ndarray:
-    """A cached face crop: ``size x size x 3`` uint8 RGB."""
-    return np.load(path)
+    """A cached face crop (an entry of :mod:`vfcross.preprocess.cache`, or an ``.npy`` file): uint8 RGB (H, W, 3)."""
+    data, suffix = read_entry(path)
+    if suffix == ".npy":
+        return np.load(io.BytesIO(data))
+    with Image.open(io.BytesIO(data)) as image:
+        return np.array(image.convert("RGB"))

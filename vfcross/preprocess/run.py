@@ -1,21 +1,11 @@
 """The preprocessing stage: a manifest in, cached tensors and a report out.
 
-:func:`preprocess` turns every manifest row into a cached tensor (a face crop
-or a spectrogram) or a recorded reason why not. Faces (batched MTCNN) and
-voices are cut into small tasks that ``PreprocessConfig.workers`` processes
-work through together, one torch thread each: this process and
-``workers - 1`` spawned helpers (see :func:`_schedule`); with CUDA, this
-process detects the faces on the GPU while the helpers make the
-spectrograms. Small jobs, where starting helpers would cost more than they
-save, run in this process alone. Finished work is found in the cache
-(:mod:`vfcross.preprocess.cache`) and not redone.
-
-Helpers die with their parent (see :func:`vfcross.processes.init_worker_process`):
-a killed or interrupted run leaves no process behind.
-
-Because the pool uses the ``spawn`` start method, a script calling
-:func:`preprocess` must guard its entry point with
-``if __name__ == "__main__":``; notebooks and the command line need nothing.
+:func:`preprocess` turns every manifest row into a cache entry (a face crop or a clip) or a recorded reason
+why not. The work is cut into tasks, one cache pack each, that this process and ``PreprocessConfig.workers - 1``
+spawned helpers (one torch thread each; with CUDA each detects faces on the GPU) work through together; small
+jobs run here alone (:func:`_schedule`). Finished work is found in the cache by path, size and mtime. Helpers
+die with their parent (:func:`vfcross.processes.init_worker_process`); a script calling :func:`preprocess`
+must guard its entry point with ``if __name__ == "__main__":`` (spawn), notebooks and the CLI need nothing.
 """
 
 from __future__ import annotations
@@ -38,7 +28,7 @@ from vfcross.data.manifest import write_manifest
 from vfcross.data.splits import check_splits
 from vfcross.markdown import markdown_table
 from vfcross.processes import worker_pool
-from vfcross.preprocess.cache import Outcome, cache_folder, content_hash, lookup, store
+from vfcross.preprocess.cache import Outcome, change_key, open_folder, read_index, store
 from vfcross.preprocess.faces import (
     FALLBACK_REASON,
     IMAGE_ERRORS,
@@ -46,10 +36,11 @@ from vfcross.preprocess.faces import (
     FaceDetector,
     crop_faces,
     describe_image_error,
+    encode_face,
     open_rgb,
     single_torch_thread,
 )
-from vfcross.preprocess.voices import process_voice
+from vfcross.preprocess.voices import encode_voice, speech
 
 MODALITIES = ("face", "voice")
 #: Outcomes that leave a usable tensor.
@@ -72,8 +63,10 @@ _MIN_POOL_SECONDS = 10.0
 #: memory held by decoded images.
 _BATCHES_PER_CHUNK = 8
 
-#: A sample still to be processed: manifest position, source path, content hash.
+#: A sample still to be processed: manifest position, source path, cache key.
 Job = tuple[int, str, str]
+#: A result for a pack: key, entry bytes (None: skipped), suffix, reason.
+Entry = tuple[str, bytes | None, str, str]
 #: A unit of work for a worker: modality, its jobs, the cache folder, the modality's settings.
 Task = tuple[str, list[Job], Path, Any]
 
@@ -140,9 +133,10 @@ def preprocess(manifest: pd.DataFrame, cfg: RunConfig, progress: bool = True) ->
     usable <modality> samples" (their tensors stay cached).
     """
     start = time.perf_counter()
-    folders = {m: cache_folder(cfg.cache_dir, m, getattr(cfg, m)) for m in MODALITIES}
-    outcomes, todo = _triage(manifest, folders)
+    folders = {m: open_folder(cfg.cache_dir, m, getattr(cfg, m)) for m in MODALITIES}
+    outcomes, todo, copies = _triage(manifest, folders)
     outcomes.update(_process(todo, folders, cfg, progress))
+    outcomes.update({index: outcomes[first] for index, first in copies.items()})
 
     ordered = [_apply_no_face(outcomes[i], cfg.face) if modality == "face" else outcomes[i]
                for i, modality in enumerate(manifest["modality"])]
@@ -165,25 +159,40 @@ def _apply_no_face(outcome: Outcome, cfg: FaceConfig) -> Outcome:
     return outcome
 
 
-def _triage(manifest: pd.DataFrame, folders: dict[str, Path]) -> tuple[dict[int, Outcome], dict[str, list[Job]]]:
-    """Outcomes already known (cache hits, remembered skips, unreadable files) and the work left."""
+def _triage(manifest: pd.DataFrame, folders: dict[str, Path]
+            ) -> tuple[dict[int, Outcome], dict[str, list[Job]], dict[int, int]]:
+    """Outcomes already known (cache hits, remembered skips, unreadable files), the work left, and repeated rows.
+
+    A file is known by its change key (:func:`vfcross.preprocess.cache.change_key`: one ``stat``, not a read).
+    A row repeating an earlier row's file is made once: ``copies`` maps it to that row.
+    """
     outcomes: dict[int, Outcome] = {}
     todo: dict[str, list[Job]] = {m: [] for m in MODALITIES}
+    known = {m: read_index(folders[m]) if (manifest["modality"] == m).any() else {} for m in MODALITIES}
+    first: dict[str, int] = {}
+    copies: dict[int, int] = {}
     for index, (modality, path) in enumerate(zip(manifest["modality"], manifest["path"].astype(str))):
         if modality not in MODALITIES:
             outcomes[index] = Outcome("skipped", f"unknown modality {modality!r}")
             continue
         try:
-            key = content_hash(Path(path).read_bytes())
+            key = change_key(path, folders[modality])
         except OSError as err:
-            outcomes[index] = Outcome("skipped", f"unreadable {_SOURCE_NOUN[modality]}: {err.strerror or err}")
+            outcomes[index] = _unreadable(modality, err)
             continue
-        known = lookup(folders[modality], key)
-        if known is None:
-            todo[modality].append((index, path, key))
+        if key in known[modality]:
+            outcomes[index] = known[modality][key]
+        elif key in first:
+            copies[index] = first[key]
         else:
-            outcomes[index] = known
-    return outcomes, todo
+            first[key] = index
+            todo[modality].append((index, path, key))
+    return outcomes, todo, copies
+
+
+def _unreadable(modality: str, err: OSError) -> Outcome:
+    """The outcome of a source file that cannot be read (not cached: the next run tries again)."""
+    return Outcome("skipped", f"unreadable {_SOURCE_NOUN[modality]}: {err.strerror or err}")
 
 
 def _drop_incomplete_identities(report: pd.DataFrame) -> pd.DataFrame:
@@ -232,39 +241,24 @@ def _schedule(tasks: list[Task], pool: Pool | None, helpers: int,
     handed tasks from the front, at most two at a time, only once it has
     reported ready. So a pool never makes the work slower than this process
     alone would, and a small job ends before the helpers are even ready.
-    With a ``face_device`` (CUDA), this process takes the faces there and the
-    helpers take the voices.
+    Faces and voices are interleaved, so both advance together; with a
+    ``face_device`` (CUDA) every process detects its faces there.
     """
     waiting = deque(tasks)
     probes = [pool.apply_async(_ready) for _ in range(helpers)] if pool else []
     ready, running = 0, []
-
-    def take(here: bool) -> Task | None:
-        """The next task for this process (``here``) or for a helper, if there is one for it."""
-        if face_device is None or not pool:
-            return (waiting.pop() if here else waiting.popleft()) if waiting else None
-        wanted = "face" if here else "voice"
-        for task in (reversed(waiting) if here else waiting):
-            if task[0] == wanted:
-                waiting.remove(task)
-                return task
-        return waiting.pop() if here and waiting else None  # no faces left: this process helps with voices
-
     while waiting or running:
         ready += sum(p.ready() for p in probes)
         probes = [p for p in probes if not p.ready()]
-        while len(running) < 2 * ready and (task := take(here=False)) is not None:
-            running.append(pool.apply_async(_run_task, (task,)))
+        while len(running) < 2 * ready and waiting:
+            running.append(pool.apply_async(_run_task, (waiting.popleft(), face_device)))
         for finished in [r for r in running if r.ready()]:
             running.remove(finished)
             yield finished.get()
-        task = take(here=True)
-        if task is not None:
-            yield _run_task(task, face_device)
+        if waiting:
+            yield _run_task(waiting.pop(), face_device)
         elif running:
             running[0].wait(0.05)
-        elif waiting:  # only helper work is left, and no helper is ready yet
-            probes[0].wait(0.05) if probes else time.sleep(0.05)
 
 
 def _tasks(modality: str, jobs: list[Job], size: int, folder: Path, settings: Any) -> list[Task]:
@@ -278,12 +272,26 @@ def _ready() -> bool:
 
 
 def _run_task(task: Task, face_device: str | None = None) -> tuple[str, list[tuple[int, Outcome]]]:
-    """Process one task (in a helper or in this process); returns its modality and outcomes."""
+    """Process one task (in a helper or in this process) and store its pack; returns its modality and outcomes.
+
+    A file that cannot be read is not stored (a later run tries it again); everything else is.
+    """
     torch.set_num_threads(1)  # processes are the parallelism; one thread each is fastest on CPU
     modality, jobs, folder, settings = task
+    outcomes: dict[int, Outcome] = {}
+    readable = []
+    for index, path, key in jobs:
+        try:
+            readable.append((index, key, Path(path).read_bytes()))
+        except OSError as err:
+            outcomes[index] = _unreadable(modality, err)
     if modality == "face":
-        return modality, _face_task(jobs, folder, settings, face_device)
-    return modality, [(index, _voice_job(path, key, folder, settings)) for index, path, key in jobs]
+        entries = dict(_face_entries(readable, settings, face_device))
+    else:
+        entries = {index: (key, *_voice_job(data, settings)) for index, key, data in readable}
+    if entries:
+        outcomes.update(zip(entries, store(folder, list(entries.values()))))
+    return modality, [(index, outcomes[index]) for index, _, _ in jobs]
 
 
 #: This process's face detectors, by settings and device (a worker builds its own once).
@@ -298,48 +306,35 @@ def _detector(cfg: FaceConfig, device: str | None) -> FaceDetector:
     return _DETECTORS[key]
 
 
-def _face_task(jobs: list[Job], folder: Path, cfg: FaceConfig,
-               device: str | None = None) -> list[tuple[int, Outcome]]:
-    """Decode, detect, align and cache the faces of ``jobs``.
+def _face_entries(jobs: list[tuple[int, str, bytes]], cfg: FaceConfig,
+                  device: str | None = None) -> Iterator[tuple[int, Entry]]:
+    """Decode, detect, align and encode the faces of ``(index, key, file bytes)`` jobs.
 
     Images are decoded until they hold :data:`_BATCHES_PER_CHUNK` times
     ``cfg.batch_pixels`` pixels, then detected together, so memory stays
     bounded whatever the image sizes.
     """
     detector = _detector(cfg, device)
-    results: list[tuple[int, Outcome]] = []
     images, waiting, pixels = [], [], 0
-
-    def detect_waiting() -> None:
-        for (index, key), (array, reason) in zip(waiting, crop_faces(images, detector)):
-            results.append((index, store(folder, key, array, reason)))
-        images.clear()
-        waiting.clear()
-
-    for index, path, key in jobs:
+    for position, (index, key, data) in enumerate(jobs):
         try:
-            image = open_rgb(path)
+            image = open_rgb(data)
         except IMAGE_ERRORS as err:
-            results.append((index, store(folder, key, None, f"unreadable image: {describe_image_error(err)}")))
-            continue
-        images.append(image)
-        waiting.append((index, key))
-        pixels += image.width * image.height
-        if pixels >= _BATCHES_PER_CHUNK * cfg.batch_pixels:
-            detect_waiting()
-            pixels = 0
-    detect_waiting()
-    return results
+            yield index, (key, None, "", f"unreadable image: {describe_image_error(err)}")
+        else:
+            images.append(image)
+            waiting.append((index, key))
+            pixels += image.width * image.height
+        if waiting and (pixels >= _BATCHES_PER_CHUNK * cfg.batch_pixels or position == len(jobs) - 1):
+            for (index, key), (crop, reason) in zip(waiting, crop_faces(images, detector)):
+                yield index, (key, *encode_face(crop, cfg), reason)
+            images, waiting, pixels = [], [], 0
 
 
-def _voice_job(path: str, key: str, folder: Path, cfg: VoiceConfig) -> Outcome:
-    """Make and cache the spectrogram of one audio file."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as err:
-        return Outcome("skipped", f"unreadable audio: {err.strerror or err}")
-    array, reason = process_voice(data, cfg)
-    return store(folder, key, array, reason)
+def _voice_job(data: bytes, cfg: VoiceConfig) -> tuple[bytes | None, str, str]:
+    """The cache entry of one audio file: bytes, suffix and reason (``None`` bytes: skipped)."""
+    kept, reason = speech(data, cfg)
+    return (None, "", reason) if kept is None else (*encode_voice(kept, cfg), reason)
 
 
 def write_report(result: PreprocessResult, out_dir: str | Path,

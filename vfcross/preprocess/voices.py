@@ -1,17 +1,10 @@
-"""Voice preprocessing: read, 16 kHz mono, short-time-energy VAD, spectrogram.
+"""Voice preprocessing: read, 16 kHz mono, short-time-energy VAD, spectrogram (the paper's first step, VGGVox).
 
-The steps follow the paper's preprocessing (its first step) and VGGVox:
-
-1. read any soundfile-readable file (8-bit unsigned to float PCM), mix the
-   channels to mono (refusing channels that cancel each other, such as
-   opposite-phase stereo) and resample to ``VoiceConfig.sample_rate``;
-2. drop low-energy frames (:func:`vad`), and keep at most
-   ``VoiceConfig.max_seconds`` of the speech left when that is set;
-3. take a short-term magnitude spectrogram with a Hamming window, optionally
-   ``log1p`` compressed, and normalise every frequency bin to zero mean and
-   unit variance over time (:func:`spectrogram`).
-
-The result is stored as float16 of shape ``(n_fft // 2 + 1, frames)``.
+:func:`read_audio` reads any soundfile-readable file, mixes it to mono (refusing channels that cancel) and
+resamples it; :func:`vad` drops low-energy frames (``max_seconds`` may cut the rest); :func:`spectrogram` takes a
+Hamming-window magnitude spectrogram, optionally ``log1p``, each frequency row standardised. The cache keeps the
+float16 spectrogram or (``VoiceConfig.storage = "audio"``) the speech as 16-bit FLAC, the spectrogram made when
+it is loaded; :func:`load_spectrogram` gives the same float32 array either way.
 """
 
 from __future__ import annotations
@@ -25,7 +18,8 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from vfcross.config import VoiceConfig
+from vfcross.config import VoiceConfig, from_dict
+from vfcross.preprocess.cache import folder_settings, npy_bytes, read_entry
 
 #: Added to each bin's standard deviation so that constant bins (digital
 #: silence, pure tones) normalise to zeros instead of NaN.
@@ -172,11 +166,12 @@ def spectrogram(signal: np.ndarray, cfg: VoiceConfig) -> np.ndarray:
     return ((magnitude - mean) / (std + NORM_EPS)).float().numpy()
 
 
-def process_voice(source: bytes | str | Path, cfg: VoiceConfig) -> tuple[np.ndarray | None, str]:
-    """The float16 spectrogram of one audio file, or ``(None, reason)`` if unusable.
+def speech(source: bytes | str | Path, cfg: VoiceConfig) -> tuple[np.ndarray | None, str]:
+    """The speech of one audio file after VAD (float32), or ``(None, reason)`` if unusable.
 
     A usable clip's reason is "" or, when ``cfg.max_seconds`` cut its speech,
-    :func:`truncation_note`.
+    :func:`truncation_note`. With ``cfg.storage = "audio"`` the samples are
+    rounded to 16 bits, as the cache stores them.
     """
     try:
         audio = read_audio(source, cfg.sample_rate)
@@ -196,9 +191,36 @@ def process_voice(source: bytes | str | Path, cfg: VoiceConfig) -> tuple[np.ndar
     note = ""
     if cfg.max_seconds and len(kept) > cfg.max_seconds * cfg.sample_rate:
         kept, note = kept[: int(cfg.max_seconds * cfg.sample_rate)], truncation_note(cfg.max_seconds)
-    return spectrogram(kept, cfg).astype(np.float16), note
+    if cfg.storage == "audio":
+        kept = _pcm16(kept).astype(np.float32) / 32768.0
+    return kept, note
+
+
+def process_voice(source: bytes | str | Path, cfg: VoiceConfig) -> tuple[np.ndarray | None, str]:
+    """The float16 spectrogram of one audio file, as the cache gives it, or ``(None, reason)`` (see :func:`speech`)."""
+    kept, reason = speech(source, cfg)
+    return (None, reason) if kept is None else (spectrogram(kept, cfg).astype(np.float16), reason)
+
+
+def encode_voice(kept: np.ndarray, cfg: VoiceConfig) -> tuple[bytes, str]:
+    """The speech of :func:`speech` as the bytes and suffix of its cache entry (see ``cfg.storage``)."""
+    if cfg.storage == "spectrogram":
+        return npy_bytes(spectrogram(kept, cfg).astype(np.float16)), ".npy"
+    buffer = io.BytesIO()
+    sf.write(buffer, _pcm16(kept), cfg.sample_rate, format="FLAC", subtype="PCM_16")
+    return buffer.getvalue(), ".flac"
+
+
+def _pcm16(signal: np.ndarray) -> np.ndarray:
+    """``signal`` (floats in [-1, 1]) rounded to 16-bit integers."""
+    return np.clip(np.rint(signal * 32768.0), -32768, 32767).astype(np.int16)
 
 
 def load_spectrogram(path: str | Path) -> np.ndarray:
-    """A cached spectrogram as float32 ``(n_fft // 2 + 1, frames)``."""
-    return np.load(path).astype(np.float32)
+    """A cached spectrogram (an entry of :mod:`vfcross.preprocess.cache`, or an ``.npy`` file) as float32 (F, T)."""
+    data, suffix = read_entry(path)
+    if suffix == ".npy":
+        return np.load(io.BytesIO(data)).astype(np.float32)
+    cfg = from_dict(VoiceConfig, folder_settings(path))
+    samples, _ = sf.read(io.BytesIO(data), dtype="float32")
+    return spectrogram(samples, cfg).astype(np.float16).astype(np.float32)

@@ -135,6 +135,8 @@ ROWS: list[tuple[str, tuple[str, ...], str, Callable[[RunConfig], str], str]] = 
 NOT_DEPARTURES = {
     "preset": "the preset's own name",
     "backbone.loop.validate_every": "how often the loop validates, not what it trains",
+    "face.storage": "how the cache stores crops (docs/preprocessing.md)",
+    "voice.storage": "how the cache stores clips (docs/preprocessing.md)",
     "multilingual": "notebook 06 is beyond the paper (its own README section)",
 }
 
