@@ -312,10 +312,10 @@ def test_embedding_through_the_loader_gives_the_vectors_of_before(manifest, trai
     task, _, _ = trained
     net = task.objective.net.eval()
     cfg = dataclasses.replace(task.cfg, loop=dataclasses.replace(task.cfg.loop, workers=workers))
-    rows = manifest.sample(frac=1, random_state=1).reset_index(drop=True)  # faces and voices interleaved
+    rows = manifest.sample(n=14, random_state=1).reset_index(drop=True)  # faces and voices interleaved
     with torch.no_grad():
-        expected = _embedded_as_before(net, rows, cfg, chunk=8)
-    np.testing.assert_array_equal(embed_rows(net, rows, cfg, torch.device("cpu"), batch_size=8, progress=False),
+        expected = _embedded_as_before(net, rows, cfg, chunk=5)  # chunks that cut utterances' crops apart
+    np.testing.assert_array_equal(embed_rows(net, rows, cfg, torch.device("cpu"), batch_size=5, progress=False),
                                   expected)
 
 

@@ -420,9 +420,9 @@ def planned_schedules(cfg: RunConfig, counts: Mapping[str, Mapping[str, int]], w
 
     ``counts["train"]`` holds the training split's ``identities``, ``voices``
     and ``faces`` (as ``vfcross plan`` counts them). The backbone's held-out
-    share is taken from every identity alike, and a voice pass's last batches
-    (fewer identities, or one more) are not counted, so a run's own record may differ by a
-    few steps an epoch. Also gives ``epoch``: what an epoch passes over.
+    share is taken from every identity alike and a voice pass's last batches
+    are taken as full, so a run's own record may differ by a few steps an
+    epoch. Also gives ``epoch``: what an epoch passes over.
     """
     train, b, f = counts["train"], cfg.backbone, cfg.fusion
     ids = int(train["identities"])
