@@ -170,6 +170,30 @@ def test_fusion_without_validation_identities_trains_and_notes_it(tmp_path):
     assert "val_auc" not in record and np.isfinite(record["loss"])
 
 
+def test_validation_scores_a_fixed_subset_and_the_run_records_it(tmp_path):
+    import json
+
+    from vfcross.backbone.sampler import subset_mask
+
+    emb = _embeddings()  # 6 validation identities of 4 faces and 4 voices
+    cfg = FusionConfig(dim=8, batch_size=16, loop=LoopConfig(epochs=1, lr=1e-3, val_voices=1, val_faces=2))
+    task = FusionTask(emb, cfg)
+    (record,) = train(task, cfg.loop, tmp_path, progress=False)
+    val = (emb.table.split == "val").to_numpy()
+    keep = np.flatnonzero(val)[subset_mask(emb.table[val], 1, 2)]
+    rows = emb.table.iloc[keep].reset_index(drop=True)
+    assert record["val_auc"] == all_pairs_auc(project(task.objective.model, emb.vectors[keep], rows), rows)
+    saved = json.loads((tmp_path / "trained_from.json").read_text())
+    names = sorted(emb.table.identity[val].unique())
+    assert saved["validation"] == {"voices_per_identity": 1, "faces_per_identity": 2, "voices": 6, "faces": 12,
+                                   "identities": 6, "identity_names": names}
+    # an epoch pairs each of the 96 training faces and 96 voices with a partner: 12 batches of 16 pairs
+    assert saved["schedule"] == {"steps_per_epoch": 12, "processes": 1, "images_per_step": 32.0, "epochs": 1,
+                                 "images": 384, "passes": {"face": 2.0, "voice": 2.0}}
+    everything = FusionTask(emb, dataclasses.replace(cfg, loop=LoopConfig(epochs=1)))  # 0: every sample
+    assert everything.validation["voices"] == everything.validation["faces"] == 24
+
+
 def test_test_time_embeddings_are_u_and_v_not_the_fused_vector():
     emb = _embeddings()
     model = FusionModel(num_classes=24, dim=16, fusion="gated")

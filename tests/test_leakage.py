@@ -14,13 +14,14 @@ from fakes import fake_preprocessed
 import vfcross
 from vfcross import config as C
 from vfcross.config import FULL_MODEL
+from vfcross.backbone import sampler
 from vfcross.backbone import task as backbone_task
 from vfcross.backbone.embedding import extract_embeddings
 from vfcross.backbone.task import train_backbone
 from vfcross.evaluation import probes
 from vfcross.evaluation.evaluate import trained_identities_note
 from vfcross.fusion import task as fusion_task
-from vfcross.fusion.task import FusionTask, train_fusion
+from vfcross.fusion.task import train_fusion
 from vfcross.training import recorded_identities
 
 
@@ -39,19 +40,20 @@ def test_test_identities_never_reach_training_epoch_selection_or_probe_fitting(t
             return function(*args, **kwargs)
         return watched
 
-    monkeypatch.setattr(backbone_task, "load_faces", watch(backbone_task.load_faces, "training",
+    # the training batches' loading (sampler.pk_inputs reads through these two)
+    monkeypatch.setattr(sampler, "load_faces", watch(sampler.load_faces, "training",
+                                                     lambda paths, *_: map(identity_of.get, paths)))
+    monkeypatch.setattr(sampler, "load_voice_crops", watch(sampler.load_voice_crops, "training",
                                                            lambda paths, *_: map(identity_of.get, paths)))
-    monkeypatch.setattr(backbone_task, "load_voice_crops", watch(backbone_task.load_voice_crops, "training",
-                                                                 lambda paths, *_: map(identity_of.get, paths)))
     monkeypatch.setattr(backbone_task, "embed_rows", watch(backbone_task.embed_rows, "epoch selection",
                                                            lambda net, rows, *_: rows["identity"]))
-    monkeypatch.setattr(FusionTask, "inputs", watch(FusionTask.inputs, "training", lambda task, batch, *_: (
-        task.embeddings.table["identity"].iloc[np.concatenate([batch.faces, batch.voices])])))
     monkeypatch.setattr(fusion_task, "project", watch(fusion_task.project, "epoch selection",
                                                       lambda model, vectors, table, *_: table["identity"]))
 
     backbone, history = train_backbone(cfg, manifest, progress=False)
     emb = extract_embeddings(backbone, manifest, cfg.backbone, cfg.cache_dir / "embeddings", progress=False)
+    monkeypatch.setattr(fusion_task, "_pair_inputs", watch(fusion_task._pair_inputs, "training", lambda _, batch: (
+        emb.table["identity"].iloc[np.concatenate([batch.faces, batch.voices])])))
     fusion, fusion_history = train_fusion(cfg, emb, FULL_MODEL)
     assert "val_auc" in history[-1] and all("val_auc" in record for record in fusion_history)
     assert read["training"] == set(splits["train"])

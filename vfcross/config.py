@@ -62,6 +62,8 @@ CenterReduction = Literal["mean", "sum"]
 #: formula) or their L2-normalised copies (the embeddings compared at test time).
 CenterInput = Literal["features", "normalised"]
 Optimizer = Literal["adam", "sgd"]
+#: What one backbone epoch passes over: every training identity once, or every training voice once.
+EpochUnit = Literal["identities", "voices"]
 #: The fusion of face and voice projections (see :mod:`vfcross.fusion.model`).
 Fusion = Literal["gated", "linear", "none"]
 #: The loss of the fusion stage: the paper's "ce+opl" or one of its parts (Table 6).
@@ -382,12 +384,19 @@ class LoopConfig:
     #: the objective of the epoch where it was highest (``best.pt``), and the
     #: later stages use that one. "" keeps the last epoch's.
     select_best: str = ""
+    #: Validation subset: at most this many voices and faces of each identity that validation embeds
+    #: or scores (the validation identities; the backbone's held-out samples too), drawn once with
+    #: a fixed seed (vfcross.backbone.sampler.subset_mask); 0 = all of them.
+    val_voices: int = 0
+    val_faces: int = 0
+    #: DataLoader worker processes that load the batches (0: the training process itself).
+    workers: int = 0
 
     def __post_init__(self) -> None:
         _check_types(self)
         for name in ("epochs", "validate_every"):
             _at_least(self, name, 1)
-        for name in ("seed", "weight_decay", "max_batches_per_epoch"):
+        for name in ("seed", "weight_decay", "max_batches_per_epoch", "val_voices", "val_faces", "workers"):
             _at_least(self, name, 0)
         _between(self, "lr", 0.0, math.inf, low_open=True)
         _between(self, "lr_decay", 0.0, 1.0, low_open=True)
@@ -427,7 +436,10 @@ class BackboneConfig:
     #: Fraction of each training identity's samples (per modality) held out
     #: to measure identification accuracy during training.
     holdout_fraction: float = 0.15
-    #: Batches per epoch = ceil(train identities / P) * epoch_repeats.
+    #: What an epoch passes over: "identities" (each training identity once, ``epoch_repeats``
+    #: times: ceil(identities / P) * epoch_repeats batches) or "voices" (each training voice once,
+    #: with as many faces: see vfcross.backbone.sampler.voice_pass_batches).
+    epoch: EpochUnit = "identities"
     epoch_repeats: int = 1
     #: Most images (face crops or spectrogram crops) per forward pass when
     #: embedding; a long utterance is embedded in chunks of this many crops,
@@ -656,14 +668,20 @@ def preset(name: str) -> RunConfig:
     if name == "paper":
         # 256x256 input, batch 45 (45 identities x one face and one voice), lambda = 1 on the formula's sum over
         # the features f, dropout as facenet-pytorch, float32 (the paper names no mixed precision). The paper does
-        # not state the backbone's epochs or learning rate: ours. It reports one run; we keep 3 fusion seeds.
-        # The cache stores JPEG crops and FLAC speech, so that it takes less disk than VoxCeleb1 itself.
+        # not state the backbone's epochs or learning rate: ours, 20 passes over the training voices (README's
+        # departures table). Validation on a fixed subset, the backbone's every 5 epochs and the fusion's every
+        # 10 (neither selects an epoch here): under 10% of training (docs/training.md). It reports one run; we
+        # keep 3 fusion seeds. The cache stores JPEG crops and FLAC speech, so that it takes less disk than VoxCeleb1.
         return RunConfig(preset="paper", face=FaceConfig(storage="jpeg"),
                          voice=VoiceConfig(log_compress=False, storage="audio"),
                          backbone=BackboneConfig(input_size=256, identities_per_batch=45, samples_per_identity=1,
                                                  dropout=0.6, center_reduction="sum", center_input="features",
-                                                 loop=LoopConfig(epochs=50, lr=1e-3, lr_decay=0.95, amp=False)),
-                         fusion=FusionConfig(loop=dataclasses.replace(FusionConfig().loop, amp=False)),
+                                                 epoch="voices",
+                                                 loop=LoopConfig(epochs=20, lr=1e-3, lr_decay=0.9, amp=False,
+                                                                 validate_every=5, val_voices=4, val_faces=8,
+                                                                 workers=8)),
+                         fusion=FusionConfig(loop=dataclasses.replace(FusionConfig().loop, amp=False, validate_every=10,
+                                                                      val_voices=10, val_faces=10)),
                          multilingual=MultilingualConfig(
                              synth=SynthConfig(languages=("English", "German")), backbone="per_language",
                              n_pairs=10000))

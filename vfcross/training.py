@@ -18,22 +18,23 @@ becomes the objective's inputs, and a validation. :func:`train` does the rest:
   matches it, so a folder never holds a model other than the one its
   configuration describes;
 * a metrics log (``metrics.jsonl``) with each loss component and the task's
-  validation numbers per epoch; tqdm progress;
+  validation numbers per epoch; tqdm progress; the schedule (steps, images,
+  passes over the training set) printed at the start and kept in
+  ``trained_from.json``;
+* batches loaded by a torch DataLoader (:func:`loader`), in worker processes
+  when ``LoopConfig.workers`` asks, pinned on CUDA;
 * distributed data parallel under ``torchrun`` (gloo on CPU, nccl on GPU),
-  see :func:`whole_steps`: ``W`` processes take ``W`` consecutive batches per
-  step (their gradients averaged), the last ``n mod W`` batches of an epoch's
-  shuffled order are left out so that every process runs the same number of
-  steps, and the logged losses are means over every process's batches. Every
-  process validates its copy of the model, so none waits for another's
-  validation in a collective (whose timeout a long validation would exceed);
-  rank 0's numbers are logged, and rank 0 writes.
+  see :func:`rank_share` and docs/training.md: each process takes its share of
+  an epoch's batches, rank 0 alone validates and writes while the others wait.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import json
+import math
 import os
 import time
 from collections import defaultdict
@@ -44,6 +45,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from vfcross.config import LoopConfig, Optimizer, RunConfig, choices, save_config, to_dict
@@ -61,14 +63,17 @@ TRAINED_FROM = "trained_from.json"
 #: may be extended: epoch ``e`` is the same whatever the total, since batches,
 #: randomness and the learning rate depend on ``e`` alone; asking for fewer
 #: epochs than a run holds is refused). Everything else is part of the record.
-UNRECORDED_LOOP_FIELDS = ("validate_every", "epochs")
+UNRECORDED_LOOP_FIELDS = ("validate_every", "epochs", "workers")
 #: Stage settings that do not change a run's weights either: which seeds a
 #: notebook compares (a run has its own ``loop.seed``) and how many crops
 #: go through the network at once when embedding.
 UNRECORDED_STAGE_FIELDS = ("seeds", "embed_chunk_crops")
 #: Settings added to the record later, with the value every run recorded before them was trained
 #: with: a record that lacks one is read as holding that value.
-ADDED_SETTINGS = {"backbone.center_input": "normalised"}
+ADDED_SETTINGS = {"backbone.center_input": "normalised", "backbone.epoch": "identities",
+                  **{f"{stage}.loop.val_{m}": 0 for stage in ("backbone", "fusion") for m in ("voices", "faces")}}
+#: How long the other processes of a torchrun wait for rank 0 to validate and write an epoch.
+VALIDATION_WAIT = datetime.timedelta(hours=6)
 
 
 class RunMismatchError(ValueError):
@@ -80,12 +85,19 @@ class Task(Protocol):
 
     #: Returns a dict with a scalar ``"loss"`` and other scalar components.
     objective: nn.Module
+    #: Training samples by modality (``{"face": n, "voice": m}``): what a pass over the training set is.
+    samples: dict[str, int]
+    #: What validation scores (the subset's settings, counts, identities): kept in ``trained_from.json``.
+    validation: dict[str, Any]
 
     def batches(self, epoch: int, rng: np.random.Generator) -> Sequence[Any]:
         """All batches of one epoch, drawn from ``rng`` only."""
 
-    def inputs(self, batch: Any, device: torch.device) -> tuple[Tensor, ...]:
-        """The objective's positional inputs for ``batch``, on ``device``."""
+    def load(self, batch: Any) -> tuple[Tensor, ...]:
+        """The objective's positional inputs for ``batch``, on the CPU (run in DataLoader workers: picklable)."""
+
+    def shown(self, batch: Any) -> dict[str, int]:
+        """How many samples of each modality ``batch`` shows."""
 
     def validate(self, device: torch.device) -> dict[str, Any]:
         """Validation numbers of the current objective (called in eval mode).
@@ -231,11 +243,24 @@ def precision(dev: torch.device, dtype: torch.dtype | None) -> contextlib.Abstra
 
 
 def _distributed() -> tuple[int, int]:
-    """(rank, world size), joining the process group that torchrun describes."""
+    """(rank, world size), joining the process group that torchrun describes (its GPU made current first)."""
     world = int(os.environ.get("WORLD_SIZE", 1))
     if world > 1 and not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def loader(load: Any, keys: Sequence[Any], workers: int, dev: torch.device) -> DataLoader:
+    """``load(key)`` of every key (a whole batch, say), in order, made by ``workers`` processes (0: this one).
+
+    Pinned for CUDA. Its own generator: iterating it draws nothing from torch's
+    global RNG (which dropout uses), so a run's numbers do not depend on ``workers``.
+    """
+    # without automatic batching (batch_size=None) collate_fn is applied to each item, in the workers
+    return DataLoader(keys, batch_size=None, collate_fn=load, num_workers=workers, pin_memory=dev.type == "cuda",
+                      generator=torch.Generator())
 
 
 def make_optimizer(params: list[nn.Parameter], cfg: LoopConfig) -> torch.optim.Optimizer:
@@ -310,21 +335,28 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
         scaler.load_state_dict(state["scaler"])
         history = state["history"]
     module = nn.parallel.DistributedDataParallel(objective) if world > 1 else objective
+    # the others wait for rank 0's validation and writing here, not in a collective of the training's timeout
+    waiting = dist.new_group(backend="gloo", timeout=VALIDATION_WAIT) if world > 1 else None
+    plan: dict[str, Any] = {}
     for epoch in range(len(history), cfg.epochs):
         t0 = time.perf_counter()
         batches = list(task.batches(epoch, _seed_epoch(cfg.seed, epoch)))
         if cfg.max_batches_per_epoch:
             batches = batches[: cfg.max_batches_per_epoch]
-        sums = _run_epoch(module, task, whole_steps(batches, world)[rank::world], optimizer, scaler, amp_dtype,
-                          dev, desc=f"epoch {epoch + 1}/{cfg.epochs}", show=progress and rank == 0)
+        if not plan:
+            plan = schedule(task, batches, cfg.epochs, world)
+            if rank == 0:
+                print(describe_schedule(fingerprint["stage"], plan, task.samples), flush=True)
+        sums = _run_epoch(module, loader(task.load, rank_share(batches, world, rank), cfg.workers, dev), optimizer,
+                          scaler, amp_dtype, dev, desc=f"epoch {epoch + 1}/{cfg.epochs}", show=progress and rank == 0)
         if world > 1:
             sums = _summed_over_processes(sums, dev)
         record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "processes": world,
                   **{k: v / max(1, sums["batches"]) for k, v in sums.items() if k != "batches"}}
         scheduler.step()
         validated = (epoch + 1) % cfg.validate_every == 0 or epoch + 1 == cfg.epochs
-        if validated:
-            objective.eval()  # on every process: none waits in a collective while another validates
+        if rank == 0 and validated:
+            objective.eval()
             with torch.no_grad():
                 record.update(task.validate(dev))
         if rank == 0:
@@ -339,10 +371,11 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
                 best = {"objective": state["objective"], "epoch": epoch + 1}
                 atomic_write(out_dir / BEST, lambda stream: torch.save(best, stream))
             _write_log(history, out_dir / METRICS)
-            record_text = json.dumps({**fingerprint, "epochs": epoch + 1}, indent=2) + "\n"
+            record_text = json.dumps({**fingerprint, "epochs": epoch + 1, "schedule": plan,
+                                      "validation": task.validation}, indent=2) + "\n"
             atomic_write(out_dir / TRAINED_FROM, lambda stream, text=record_text: stream.write(text.encode()))
         if world > 1:
-            dist.barrier()
+            dist.barrier(group=waiting)
     return history
 
 
@@ -357,19 +390,75 @@ def record_run_config(cfg: RunConfig, out_dir: str | Path) -> Path:
     return path
 
 
-def whole_steps(batches: Sequence[Any], world: int) -> Sequence[Any]:
-    """The batches of an epoch that ``world`` processes train on: the first ``world * (n // world)``.
+def rank_share(batches: Sequence[Any], world: int, rank: int) -> list[Any]:
+    """Process ``rank``'s batches of an epoch among ``world``, as torch's DistributedSampler shares samples.
 
-    Step ``s`` of process ``r`` takes batch ``s * world + r``. Leaving out the
-    last ``n mod world`` batches (other ones each epoch, since the epoch's
-    order is shuffled) gives every process the same number of steps, so none
-    waits forever in a gradient or center all-reduce that the others never
-    join. With one process nothing is left out.
+    The epoch's order is padded to a multiple of ``world`` by repeating its
+    first batches, and step ``s`` of process ``r`` takes batch ``s * world + r``:
+    no batch is left out, and every process runs the same number of steps (so
+    none waits for ever in an all-reduce the others never join).
     """
-    if world > 1 and len(batches) < world:
-        raise ValueError(f"an epoch of {len(batches)} batches cannot feed {world} processes: "
-                         "use fewer processes or smaller batches")
-    return batches[: len(batches) - len(batches) % world]
+    padded = [batches[i % len(batches)] for i in range(-(-len(batches) // world) * world)]
+    return padded[rank::world]
+
+
+def schedule(task: Task, batches: Sequence[Any], epochs: int, world: int = 1) -> dict[str, Any]:
+    """What a run of ``epochs`` epochs of ``batches`` each trains on: steps, images, passes over the training set.
+
+    Padding batches (:func:`rank_share`) count as images but not as passes.
+    """
+    steps = -(-len(batches) // world)
+    shown = {m: sum(task.shown(b)[m] for b in batches) for m in task.samples}
+    images = sum(sum(task.shown(batches[i % len(batches)]).values()) for i in range(steps * world))
+    return {"steps_per_epoch": steps, "processes": world, "images_per_step": round(images / steps, 2),
+            "epochs": epochs, "images": epochs * images,
+            "passes": {m: round(epochs * shown[m] / max(1, task.samples[m]), 2) for m in task.samples}}
+
+
+def planned_schedules(cfg: RunConfig, counts: Mapping[str, Mapping[str, int]], world: int = 1) -> dict[str, dict]:
+    """:func:`schedule` of the backbone and the fusion stage of ``cfg``, projected from a dataset's counts.
+
+    ``counts["train"]`` holds the training split's ``identities``, ``voices``
+    and ``faces`` (as ``vfcross plan`` counts them). The backbone's held-out
+    share is taken from every identity alike and a voice pass's last batches
+    are taken as full, so a run's own record may differ by a few steps an
+    epoch. Also gives ``epoch``: what an epoch passes over.
+    """
+    train, b, f = counts["train"], cfg.backbone, cfg.fusion
+    ids = int(train["identities"])
+    per = {m: train[f"{m}s"] / max(1, ids) for m in ("face", "voice")}
+    per = {m: n - min(round(b.holdout_fraction * n), max(0, math.ceil(n) - 1)) for m, n in per.items()}  # kept
+    kept = {m: round(ids * n) for m, n in per.items()}
+    p, k = b.identities_per_batch, b.samples_per_identity
+    if b.epoch == "voices":
+        groups = ids * math.ceil(per["voice"] / k)
+        batches, shown = math.ceil(groups / p), {m: groups * k for m in kept}
+    else:
+        batches = (math.ceil(ids / p) - (ids > p and ids % p == 1)) * b.epoch_repeats
+        shown = {m: ids * k * b.epoch_repeats for m in kept}
+    pairs = int(train["faces"]) + int(train["voices"])
+    stages = {"backbone": (b.loop, batches, shown, kept, b.epoch),
+              "fusion": (f.loop, math.ceil(pairs / f.batch_size), {m: pairs for m in kept},
+                         {"face": int(train["faces"]), "voice": int(train["voices"])}, "pairs")}
+    out = {}
+    for stage, (loop, full, shown, samples, unit) in stages.items():
+        batches = min(full, loop.max_batches_per_epoch or full)
+        shown = {m: n * batches / max(1, full) for m, n in shown.items()}
+        steps = -(-batches // world)
+        images = steps * world * sum(shown.values()) / max(1, batches)
+        out[stage] = {"epoch": unit, "steps_per_epoch": steps, "processes": world,
+                      "images_per_step": round(images / max(1, steps), 2), "epochs": loop.epochs,
+                      "images": round(loop.epochs * images),
+                      "passes": {m: round(loop.epochs * shown[m] / max(1, samples[m]), 2) for m in samples}}
+    return out
+
+
+def describe_schedule(stage: str, plan: Mapping[str, Any], samples: Mapping[str, int]) -> str:
+    """One line saying what a run trains on (:func:`schedule`)."""
+    passes = ", ".join(f"{plan['passes'][m]:g} passes over the {samples[m]:,} training {m}s" for m in samples)
+    world = f" on {plan['processes']} processes" if plan["processes"] > 1 else ""
+    return (f"{stage}: {plan['epochs']} epochs of {plan['steps_per_epoch']:,} steps{world}, "
+            f"{plan['images_per_step']:g} images a step: {plan['images']:,} images, {passes}")
 
 
 def _summed_over_processes(sums: Mapping[str, float], dev: torch.device) -> dict[str, float]:
@@ -380,15 +469,15 @@ def _summed_over_processes(sums: Mapping[str, float], dev: torch.device) -> dict
     return dict(zip(keys, total.tolist()))
 
 
-def _run_epoch(module: nn.Module, task: Task, batches: Sequence[Any], optimizer: torch.optim.Optimizer,
+def _run_epoch(module: nn.Module, batches: DataLoader, optimizer: torch.optim.Optimizer,
                scaler: torch.amp.GradScaler, amp_dtype: torch.dtype | None, dev: torch.device, desc: str,
                show: bool) -> dict[str, float]:
-    """One pass over ``batches``; returns the summed loss components and the batch count."""
+    """One pass over the loaded ``batches``; returns the summed loss components and the batch count."""
     module.train()
     sums: dict[str, float] = defaultdict(float)
-    for batch in tqdm(batches, desc=desc, disable=not show, leave=False):
+    for inputs in tqdm(batches, desc=desc, disable=not show, leave=False):
         with precision(dev, amp_dtype):
-            parts = module(*task.inputs(batch, dev))
+            parts = module(*(x.to(dev, non_blocking=True) for x in inputs))
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(parts["loss"]).backward()
         scaler.step(optimizer)

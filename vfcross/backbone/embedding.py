@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,21 +23,13 @@ from tqdm.auto import tqdm
 
 from vfcross.backbone.inception import EMBEDDING_DIM
 from vfcross.backbone.objective import backbone_from_state
-from vfcross.backbone.sampler import fit_frames, load_faces, utterance_offsets
+from vfcross.backbone.sampler import load_faces, spectrogram_crops, utterance_crops
 from vfcross.config import BackboneConfig, run_config
 from vfcross.io import atomic_write, sha256_file
 from vfcross.metrics import roc_auc
 from vfcross.scores import every_pair, exact_pairs
-from vfcross.preprocess import load_spectrogram
-from vfcross.training import (
-    autocast_dtype,
-    check_run,
-    device,
-    objective_state,
-    precision,
-    stage_settings,
-    state_path,
-)
+from vfcross.training import (autocast_dtype, check_run, device, loader, objective_state, precision, stage_settings,
+                              state_path)
 
 
 def all_pairs_auc(embeddings: np.ndarray, table: pd.DataFrame, memory_gb: float = 2.0) -> float:
@@ -60,10 +53,11 @@ def embed_rows(net: nn.Module, rows: pd.DataFrame, cfg: BackboneConfig, dev: tor
     A face is embedded from its (unmirrored) crop. A voice is embedded as the
     mean of the embeddings of its half-overlapping ``voice_crop_frames`` crops
     (re-normalised), so every utterance is used whole at the length the
-    network was trained on. At most ``batch_size`` images (default
-    ``cfg.embed_chunk_crops``) go through the network at once: the crops of
-    consecutive utterances are streamed through it in chunks, one spectrogram
-    in memory at a time, so memory does not grow with an utterance's length.
+    network was trained on. Files are read through a DataLoader
+    (``cfg.loop.workers`` processes); at most ``batch_size`` images (default
+    ``cfg.embed_chunk_crops``) go through the network at once, the crops of
+    consecutive utterances regrouped into such chunks, so memory does not grow
+    with the rows or an utterance's length.
     """
     chunk = batch_size or cfg.embed_chunk_crops
     was_training = net.training
@@ -72,36 +66,37 @@ def embed_rows(net: nn.Module, rows: pd.DataFrame, cfg: BackboneConfig, dev: tor
     modality, paths = rows["modality"].to_numpy(), rows["cache_path"].to_numpy()
     faces = np.flatnonzero(modality == "face")
     bar = tqdm(total=len(rows), desc="embedding", disable=not progress, leave=False)
-    for start in range(0, len(faces), chunk):
-        idx = faces[start:start + chunk]
-        out[idx] = embed_face_batch(net, load_faces(list(paths[idx]), cfg.input_size), dev, normalise, cfg.loop.amp)
-        bar.update(len(idx))
+    chunks = [paths[faces[start:start + chunk]] for start in range(0, len(faces), chunk)]
+    start = 0
+    for images in loader(partial(load_faces, size=cfg.input_size), chunks, cfg.loop.workers, dev):
+        out[faces[start:start + len(images)]] = embed_face_batch(net, images, dev, normalise, cfg.loop.amp)
+        start += len(images)
+        bar.update(len(images))
     voices = np.flatnonzero(modality == "voice")
-    spectrograms = (load_spectrogram(paths[i]) for i in voices)  # loaded one at a time, as the crops need them
-    out[voices] = _pooled(net, _crop_chunks(spectrograms, cfg.voice_crop_frames, chunk), len(voices), dev,
-                          normalise, bar.update, cfg.loop.amp)
+    crops = loader(partial(utterance_crops, frames=cfg.voice_crop_frames), paths[voices], cfg.loop.workers, dev)
+    out[voices] = _pooled(net, _crop_chunks(crops, chunk), len(voices), dev, normalise, bar.update, cfg.loop.amp)
     bar.close()
     net.train(was_training)
     return out
 
 
-def _crop_chunks(spectrograms: Iterable[np.ndarray], frames: int, chunk: int) -> Iterator[tuple[np.ndarray, Tensor]]:
-    """The test-time crops of utterances ``spectrograms`` (each (F, T)) in chunks of at most ``chunk``.
+def _crop_chunks(utterances: Iterable[Tensor], chunk: int) -> Iterator[tuple[np.ndarray, Tensor]]:
+    """The crops of consecutive utterances (each (n, 1, F, frames)) regrouped in chunks of at most ``chunk``.
 
     Yields ``(owners, crops)``: the position of each crop's utterance and the
-    crops (n, 1, F, frames). The spectrograms are taken one at a time, and
-    only ``chunk`` crops exist at once.
+    crops; only the crops of one chunk and one utterance exist at once.
     """
-    owners, crops = [], []
-    for position, spec in enumerate(spectrograms):
-        for offset in utterance_offsets(spec.shape[1], frames):
+    owners: list[int] = []
+    pieces: list[Tensor] = []
+    for position, crops in enumerate(utterances):
+        for crop in crops.split(1):
             owners.append(position)
-            crops.append(fit_frames(spec, frames, offset))
-            if len(crops) == chunk:
-                yield np.asarray(owners), torch.from_numpy(np.stack(crops)).unsqueeze(1)
-                owners, crops = [], []
-    if crops:
-        yield np.asarray(owners), torch.from_numpy(np.stack(crops)).unsqueeze(1)
+            pieces.append(crop)
+            if len(pieces) == chunk:
+                yield np.asarray(owners), torch.cat(pieces)
+                owners, pieces = [], []
+    if pieces:
+        yield np.asarray(owners), torch.cat(pieces)
 
 
 def _pooled(net: nn.Module, chunks: Iterable[tuple[np.ndarray, Tensor]], count: int, dev: torch.device,
@@ -157,8 +152,8 @@ def embed_utterances(net: nn.Module, spectrograms: Iterable[np.ndarray], frames:
     not grow with an utterance's length. The caller puts ``net`` in eval mode; ``amp`` embeds in
     the mixed precision the network was trained in (see :func:`embed_face_batch`).
     """
-    spectrograms = list(spectrograms)
-    return _pooled(net, _crop_chunks(spectrograms, frames, chunk), len(spectrograms), dev, normalise, amp=amp)
+    crops = [spectrogram_crops(spec, frames) for spec in spectrograms]
+    return _pooled(net, _crop_chunks(crops, chunk), len(crops), dev, normalise, amp=amp)
 
 
 @dataclass(frozen=True)

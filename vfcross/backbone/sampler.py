@@ -5,7 +5,9 @@ one row per usable sample with a ``cache_path`` to an ``.npy`` array: an
 aligned uint8 face crop (H, W, 3) or a normalised spectrogram (F, T). This
 module turns rows into backbone inputs and draws the batches of the
 single-stream training: P identities, each with K faces and K voices, so that
-every identity center sees both modalities at every step.
+every identity center sees both modalities at every step. An epoch passes over
+the identities (:func:`pk_batches`) or over the training voices
+(:func:`voice_pass_batches`); :func:`subset_mask` draws the validation subset.
 """
 
 from __future__ import annotations
@@ -73,12 +75,12 @@ def utterance_offsets(length: int, frames: int) -> np.ndarray:
 
 
 def utterance_crops(path: str, frames: int) -> Tensor:
-    """All half-overlapping crops (n, 1, F, frames) of one cached utterance, at :func:`utterance_offsets`.
+    """All half-overlapping crops (n, 1, F, frames) of one cached utterance: the test-time voice input."""
+    return spectrogram_crops(load_spectrogram(path), frames)
 
-    The test-time voice input, one utterance at a time; the embedding stage
-    makes the same crops in bounded chunks of many utterances.
-    """
-    spec = load_spectrogram(path)
+
+def spectrogram_crops(spec: np.ndarray, frames: int) -> Tensor:
+    """All crops (n, 1, F, frames) of a spectrogram (F, T) at :func:`utterance_offsets`."""
     crops = [fit_frames(spec, frames, offset) for offset in utterance_offsets(spec.shape[1], frames)]
     return torch.from_numpy(np.stack(crops)).unsqueeze(1)
 
@@ -96,6 +98,22 @@ def holdout_mask(manifest: pd.DataFrame, fraction: float, seed: int) -> pd.Serie
         if n_out > 0:
             held[rng.choice(group.index.to_numpy(), n_out, replace=False)] = True
     return held
+
+
+def subset_mask(table: pd.DataFrame, voices: int, faces: int, seed: int = 0) -> np.ndarray:
+    """At most ``voices`` voices and ``faces`` faces of each identity of ``table`` (0 = all), as a row mask.
+
+    The validation subset: drawn with a fixed ``seed``, so every epoch, every
+    training seed and both stages validate on the same rows of the same table.
+    """
+    keep = np.ones(len(table), dtype=bool)
+    rng = np.random.default_rng(seed)
+    for (_, modality), rows in sorted(table.groupby(["identity", "modality"]).indices.items()):
+        limit = voices if modality == "voice" else faces
+        if 0 < limit < len(rows):
+            keep[rows] = False
+            keep[rng.choice(rows, limit, replace=False)] = True
+    return keep
 
 
 @dataclass(frozen=True)
@@ -140,11 +158,70 @@ def pk_batches(table: pd.DataFrame, identities_per_batch: int, samples_per_ident
     return batches
 
 
+def voice_pass_batches(table: pd.DataFrame, identities_per_batch: int, samples_per_identity: int,
+                       rng: np.random.Generator) -> list[PKBatch]:
+    """One epoch that shows every training voice once, in batches of P identities x (K voices + K faces).
+
+    Each identity's voices are shuffled and cut into groups of K (the last
+    topped up with its first ones); a batch takes one group from each of P
+    identities drawn with probability proportional to the groups they have
+    left, so they run out together (the last batches hold fewer identities).
+    The groups of an identity left alone at the end join the last batches
+    that lack it (in a degenerate table, also ones that hold it already).
+    Faces: each identity's frames in a shuffled order, K per group (repeated
+    when it has fewer faces than voices).
+    """
+    p, k = identities_per_batch, samples_per_identity
+    pools = {m: _pools(table, m) for m in ("face", "voice")}
+    labels = np.array(sorted(set(pools["face"]) & set(pools["voice"])))
+    if len(labels) < 2:
+        raise ValueError("need at least two identities with both modalities to form a batch")
+    voices = [np.resize(rng.permutation(pools["voice"][c]), -(-len(pools["voice"][c]) // k) * k) for c in labels]
+    left = np.array([len(v) // k for v in voices])
+    plan: list[np.ndarray] = []
+    while np.count_nonzero(left) >= 2:
+        live = np.flatnonzero(left)
+        plan.append(np.sort(rng.choice(live, min(p, len(live)), replace=False, p=left[live] / left[live].sum())))
+        left[plan[-1]] -= 1
+    for lone in np.flatnonzero(left):  # at most one identity: its groups join the last batches without it
+        spare = [j for j in range(len(plan) - 1, -1, -1) if lone not in plan[j]] or range(len(plan) - 1, -1, -1)
+        for j in range(left[lone]):
+            plan[spare[j % len(spare)]] = np.append(plan[spare[j % len(spare)]], lone)
+    owner = np.concatenate(plan)  # the identity of every group taken, batch after batch
+    order = np.argsort(owner, kind="stable")
+    nth = np.empty_like(owner)  # how many of its identity's groups came before it
+    nth[order] = np.arange(len(owner)) - np.searchsorted(owner[order], owner[order])
+    faces = [rng.permutation(pools["face"][c]) for c in labels]
+    within = nth[:, None] * k + np.arange(k)
+    voice_rows = np.concatenate(voices)[_starts(voices)[owner][:, None] + within]
+    counts = np.array([len(f) for f in faces])
+    face_rows = np.concatenate(faces)[_starts(faces)[owner][:, None] + within % counts[owner][:, None]]
+    flips, offsets = rng.random(within.shape) < 0.5, rng.random(within.shape)
+    names = np.broadcast_to(labels[owner][:, None], within.shape)
+    ends = np.cumsum([len(b) for b in plan])
+    return [PKBatch(*(x[a:b].ravel() for x in (face_rows, voice_rows, names, names, flips, offsets)))
+            for a, b in zip(np.r_[0, ends[:-1]], ends)]
+
+
+def _starts(arrays: list[np.ndarray]) -> np.ndarray:
+    """Where each of ``arrays`` starts in their concatenation."""
+    return np.r_[0, np.cumsum([len(a) for a in arrays])[:-1]]
+
+
+def pk_inputs(paths: np.ndarray, size: int, frames: int, batch: PKBatch) -> tuple[Tensor, ...]:
+    """A batch's backbone inputs: face crops (mirrored as drawn), voice crops (at its offsets), labels."""
+    return (load_faces(list(paths[batch.face_rows]), size, batch.flips),
+            load_voice_crops(list(paths[batch.voice_rows]), frames, batch.offsets),
+            torch.as_tensor(batch.face_labels), torch.as_tensor(batch.voice_labels))
+
+
 def _pools(table: pd.DataFrame, modality: str) -> dict[int, np.ndarray]:
-    """Positional row numbers of each label's samples of one modality."""
+    """Positional row numbers (ascending) of each label's samples of one modality."""
     positions = np.flatnonzero(table["modality"].to_numpy() == modality)
     labels = table["label"].to_numpy()[positions]
-    return {int(c): positions[labels == c] for c in np.unique(labels)}
+    order = np.argsort(labels, kind="stable")
+    found, first = np.unique(labels[order], return_index=True)
+    return {int(c): rows for c, rows in zip(found, np.split(positions[order], first[1:]))}
 
 
 def _draw(pool: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:

@@ -6,27 +6,22 @@ training identities plus the cross-modal center loss, on batches of P
 identities x (K faces + K voices). Validation reports per-modality
 identification accuracy on held-out samples of the training identities and
 cross-modal verification AUC over all voice-face pairs of the validation
-identities; without at least two validation identities the AUC is left out
-and the log records a note saying so (training still runs).
+identities (both on the subset ``loop.val_voices`` / ``loop.val_faces`` set);
+without two validation identities the AUC is left out and the log says why.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor
 
 from vfcross.backbone.embedding import Embeddings, all_pairs_auc, embed_rows, extract_embeddings
 from vfcross.backbone.objective import BackboneObjective
-from vfcross.backbone.sampler import (
-    holdout_mask,
-    load_faces,
-    load_voice_crops,
-    pk_batches,
-)
+from vfcross.backbone.sampler import holdout_mask, pk_batches, pk_inputs, subset_mask, voice_pass_batches
 from vfcross.config import BackboneConfig, RunConfig, override
 from vfcross.data.splits import validation_note
 from vfcross.training import record_run_config, rows_fingerprint, task_fingerprint, train
@@ -51,21 +46,30 @@ class BackboneTask:
         self.train_table = train[~held].reset_index(drop=True)
         self.heldout_table = train[held].reset_index(drop=True)
         self.val_table = manifest[manifest["split"] == "val"].reset_index(drop=True)
+        self.samples = {m: int((self.train_table["modality"] == m).sum()) for m in ("face", "voice")}
+        loop = cfg.loop
+        self.validated = {name: table[subset_mask(table, loop.val_voices, loop.val_faces)].reset_index(drop=True)
+                          for name, table in (("heldout", self.heldout_table), ("val", self.val_table))}
+        self.validation = validation_record(self.validated["val"], loop.val_voices, loop.val_faces)
+        self.validation["heldout"] = validation_record(self.validated["heldout"], loop.val_voices, loop.val_faces,
+                                                       names=False)
+        # a picklable loader of batches (no model inside) for DataLoader workers
+        self.load = partial(pk_inputs, self.train_table["cache_path"].to_numpy(), cfg.input_size,
+                            cfg.voice_crop_frames)
         torch.manual_seed(cfg.loop.seed)  # weight initialisation is part of the run's determinism
         self.objective = BackboneObjective(cfg, len(self.classes))
 
     def batches(self, epoch: int, rng: np.random.Generator) -> list:
-        """P x (K + K) batches over the training identities."""
-        return pk_batches(self.train_table, self.cfg.identities_per_batch, self.cfg.samples_per_identity,
-                          rng, self.cfg.epoch_repeats)
+        """P x (K + K) batches over the training identities or voices (``cfg.epoch``)."""
+        p, k = self.cfg.identities_per_batch, self.cfg.samples_per_identity
+        if self.cfg.epoch == "voices":
+            return voice_pass_batches(self.train_table, p, k, rng)
+        return pk_batches(self.train_table, p, k, rng, self.cfg.epoch_repeats)
 
-    def inputs(self, batch, dev: torch.device) -> tuple[Tensor, ...]:
-        """Load the batch's face crops (mirrored at random) and voice crops (random offsets)."""
-        paths = self.train_table["cache_path"].to_numpy()
-        faces = load_faces(list(paths[batch.face_rows]), self.cfg.input_size, batch.flips)
-        voices = load_voice_crops(list(paths[batch.voice_rows]), self.cfg.voice_crop_frames, batch.offsets)
-        return (faces.to(dev), voices.to(dev), torch.as_tensor(batch.face_labels, device=dev),
-                torch.as_tensor(batch.voice_labels, device=dev))
+    @staticmethod
+    def shown(batch) -> dict[str, int]:
+        """The faces and voices of a batch."""
+        return {"face": len(batch.face_rows), "voice": len(batch.voice_rows)}
 
     def fingerprint(self) -> dict:
         """This stage's settings and the manifest rows it trains and validates on (see vfcross.training)."""
@@ -76,19 +80,28 @@ class BackboneTask:
         """Held-out identification accuracy per modality and validation-identity AUC (or a note why not)."""
         net = self.objective.net
         out: dict[str, float | str] = {}
+        heldout, val = self.validated["heldout"], self.validated["val"]
         for modality in ("face", "voice"):
-            rows = self.heldout_table[self.heldout_table["modality"] == modality]
+            rows = heldout[heldout["modality"] == modality]
             if len(rows):
                 raw = embed_rows(net, rows, self.cfg, dev, normalise=False, progress=False)
                 pred = net.classifier(torch.from_numpy(raw).to(dev)).argmax(1).cpu().numpy()
                 out[f"val_{modality}_id_accuracy"] = float((pred == rows["label"].to_numpy()).mean())
-        note = validation_note(self.val_table["identity"].nunique())
+        note = validation_note(val["identity"].nunique())
         if note:
             out["note"] = note
         else:
-            emb = embed_rows(net, self.val_table, self.cfg, dev, progress=False)
-            out["val_auc"] = all_pairs_auc(emb, self.val_table)
+            emb = embed_rows(net, val, self.cfg, dev, progress=False)
+            out["val_auc"] = all_pairs_auc(emb, val)
         return out
+
+
+def validation_record(rows: pd.DataFrame, voices: int, faces: int, names: bool = True) -> dict:
+    """What a validation scores: the subset's settings (0 = all), its voices and faces, and its identities."""
+    count = rows["modality"].value_counts()
+    record = {"voices_per_identity": voices, "faces_per_identity": faces, "voices": int(count.get("voice", 0)),
+              "faces": int(count.get("face", 0)), "identities": int(rows["identity"].nunique())}
+    return {**record, "identity_names": sorted(map(str, rows["identity"].unique()))} if names else record
 
 
 def backbone_run_name(architecture: str, seed: int, default_seed: int) -> str:

@@ -9,13 +9,14 @@ through :class:`~vfcross.fusion.model.FusionModel`, and the loss is
 parts (``FusionConfig.loss``) with or without the fusion module
 (``FusionConfig.fusion``). Validation reports the cross-modal verification
 AUC of test-time embeddings (``v`` for voices, ``u`` for faces) over all
-voice-face pairs of the validation identities, or, without two validation
-identities, a note saying so (training still runs).
+voice-face pairs of the validation identities (of the subset ``loop.val_voices``
+/ ``loop.val_faces`` set), or, without two of them, a note saying why.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,8 @@ from torch import Tensor, nn
 
 from vfcross.backbone.embedding import Embeddings, all_pairs_auc
 from vfcross.backbone.inception import EMBEDDING_DIM
-from vfcross.backbone.task import FINGERPRINT_COLUMNS
+from vfcross.backbone.sampler import subset_mask
+from vfcross.backbone.task import FINGERPRINT_COLUMNS, validation_record
 from vfcross.config import (
     FULL_MODEL,
     TABLE6_VARIANTS,
@@ -108,7 +110,11 @@ class FusionTask:
                                                    and len(self.pools["voice"][label_of[c]]))]
         if missing:
             raise ValueError(f"training identities without both modalities: {missing[:5]}")
+        self.samples = {m: sum(len(pool) for pool in self.pools[m].values()) for m in ("face", "voice")}
         self.val = table["split"].eq("val").fillna(False).to_numpy()
+        self.val[self.val] = subset_mask(table[self.val], cfg.loop.val_voices, cfg.loop.val_faces)
+        self.validation = validation_record(table[self.val], cfg.loop.val_voices, cfg.loop.val_faces)
+        self.load = partial(_pair_inputs, self.vectors)
         torch.manual_seed(cfg.loop.seed)  # weight initialisation is part of the run's determinism
         self.objective = FusionObjective(cfg, len(self.classes), embeddings.vectors.shape[1])
 
@@ -126,10 +132,10 @@ class FusionTask:
         return [PairBatch(faces[idx], voices[idx], labels[idx])
                 for idx in (order[i:i + size] for i in range(0, len(order), size))]
 
-    def inputs(self, batch: PairBatch, dev: torch.device) -> tuple[Tensor, ...]:
-        """Embeddings of the batch's faces and voices, and their labels."""
-        return (self.vectors[batch.faces].to(dev), self.vectors[batch.voices].to(dev),
-                torch.as_tensor(batch.labels, device=dev))
+    @staticmethod
+    def shown(batch: PairBatch) -> dict[str, int]:
+        """The faces and voices of a batch (one of each per pair)."""
+        return {"face": len(batch.faces), "voice": len(batch.voices)}
 
     def fingerprint(self) -> dict:
         """This stage's settings, the backbone checkpoint and the embedding rows it trains and validates on."""
@@ -147,6 +153,11 @@ class FusionTask:
             return {"note": note}
         projected = project(self.objective.model, self.embeddings.vectors[self.val], table[self.val], dev)
         return {"val_auc": all_pairs_auc(projected, table[self.val])}
+
+
+def _pair_inputs(vectors: Tensor, batch: PairBatch) -> tuple[Tensor, ...]:
+    """Embeddings of a batch's faces and voices, and their labels."""
+    return vectors[batch.faces], vectors[batch.voices], torch.as_tensor(batch.labels)
 
 
 @torch.no_grad()

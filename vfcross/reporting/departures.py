@@ -105,10 +105,19 @@ ROWS: list[tuple[str, tuple[str, ...], str, Callable[[RunConfig], str], str]] = 
      lambda c: "the features f" if c.backbone.center_input == "features" else "the L2-normalised features f / ‖f‖",
      "every run of docs/experiments.md used the normalised features; not measured against the paper's choice "
      "at this budget"),
+    ("backbone epoch", ("backbone.epoch", "backbone.epoch_repeats"), "not stated",
+     lambda c: "each training voice once, one face with each" if c.backbone.epoch == "voices" else
+               "each training identity once" + (f", {c.backbone.epoch_repeats} times" if c.backbone.epoch_repeats > 1
+                                                else ""),
+     "VoxCeleb1's training identities hold ~110k utterances and ~900k face frames (~65 of each video, ~8 per "
+     "utterance): a pass over the voices shows every utterance and as many frames in an eighth of the steps of a "
+     "pass over the frames (docs/training.md); the default keeps the identity pass its schedule was measured with"),
     ("backbone schedule", ("backbone.loop.epochs", "backbone.loop.lr", "backbone.loop.lr_decay"), "not stated",
      lambda c: _schedule(c.backbone.loop),
-     "the budget; at 20 epochs the single stream was still learning; on the development population both "
-     "architectures' validation AUC is flat from about epoch 25 to 30 (docs/experiments.md)"),
+     "`paper`: 20 passes over the training voices (~42k steps, at least the 10 a run should see), the rate "
+     "ending near a tenth; `default`: the budget; at 20 epochs the single stream was still learning; on the "
+     "development population both architectures' validation AUC is flat from about epoch 25 to 30 "
+     "(docs/experiments.md)"),
     ("arithmetic", ("backbone.loop.amp", "fusion.loop.amp"), "no mixed precision named", _precision,
      "1.7× faster CPU step with bfloat16 (0.65 → 0.38 s), same learning curve"),
     ("fusion schedule", ("fusion.loop.epochs", "fusion.loop.lr", "fusion.loop.lr_decay", "fusion.loop.select_best",
@@ -134,7 +143,10 @@ ROWS: list[tuple[str, tuple[str, ...], str, Callable[[RunConfig], str], str]] = 
 #: Keys where the presets differ that are not departures from the paper's method, and why.
 NOT_DEPARTURES = {
     "preset": "the preset's own name",
-    "backbone.loop.validate_every": "how often the loop validates, not what it trains",
+    **{f"{stage}.loop.{key}": "how often the loop validates and on which samples, not what it trains "
+                              "(docs/training.md)"
+       for stage in ("backbone", "fusion") for key in ("validate_every", "val_voices", "val_faces")},
+    "backbone.loop.workers": "how batches are loaded, not what they hold",
     "face.storage": "how the cache stores crops (docs/preprocessing.md)",
     "voice.storage": "how the cache stores clips (docs/preprocessing.md)",
     "multilingual": "notebook 06 is beyond the paper (its own README section)",
