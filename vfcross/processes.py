@@ -19,9 +19,6 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-#: Where Linux keeps this process's memory counters (see :class:`PeakMemory`).
-PROC_SELF = Path("/proc/self")
-
 
 def linux_calls() -> bool:
     """Whether Linux-only calls (``prctl``, ``/proc``) may be made: on Linux, unless ``VFCROSS_PORTABLE`` is set."""
@@ -119,7 +116,7 @@ class PeakMemory:
         self.reading, self.mb = "sampled", 0.0
         if linux_calls():
             with contextlib.suppress(OSError):
-                (PROC_SELF / "clear_refs").write_text("5")  # 5: reset VmHWM to the current resident size
+                Path("/proc/self/clear_refs").write_text("5")  # 5: reset VmHWM to the current resident size
                 self.reading = "VmHWM"
         self._start = self._process.memory_info().rss
         if self.reading == "sampled" and _max_rss() is not None and _max_rss() <= 1.02 * self._start + 2**24:
@@ -135,7 +132,7 @@ class PeakMemory:
 
     def __exit__(self, *exc) -> None:
         if self.reading == "VmHWM":
-            status = (PROC_SELF / "status").read_text()
+            status = Path("/proc/self/status").read_text()
             peak = int(status.split("VmHWM:")[1].split()[0]) * 1024
         elif self.reading == "ru_maxrss":
             peak = _max_rss()

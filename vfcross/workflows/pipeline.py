@@ -138,19 +138,11 @@ def _relative(path: str | Path, start: Path) -> str:
 
 
 def _replace_paths(notebook: Path, paths: dict[str, str]) -> None:
-    """Rewrite every string of an executed ``notebook`` (parameters, outputs, metadata) with ``paths``: the
-    staging folder becomes the published one, absolute paths relative ones (never inside a relative path)."""
-    pattern = re.compile(r"(?<![\w.])(?:" + "|".join(map(re.escape, sorted(paths, key=len, reverse=True))) + ")")
-
-    def fix(item):
-        if isinstance(item, dict):
-            return {key: fix(value) for key, value in item.items()}
-        if isinstance(item, list):
-            return [fix(value) for value in item]
-        return pattern.sub(lambda found: paths[found.group()], item) if isinstance(item, str) else item
-
-    text = json.dumps(fix(json.loads(notebook.read_text())), indent=1, sort_keys=True, ensure_ascii=False)
-    notebook.write_text(text + "\n")
+    """Rewrite an executed ``notebook`` (its parameters, outputs, metadata) with ``paths``: the staging folder
+    becomes the published one, absolute paths relative ones (never inside a relative path)."""
+    escaped = {json.dumps(old)[1:-1]: json.dumps(new)[1:-1] for old, new in paths.items()}  # as JSON holds them
+    pattern = re.compile(r"(?<![\w.])(?:" + "|".join(map(re.escape, sorted(escaped, key=len, reverse=True))) + ")")
+    notebook.write_text(pattern.sub(lambda found: escaped[found.group()], notebook.read_text()))
 
 
 def previous_timings(reports: str | Path, preset: str) -> dict[str, float]:
