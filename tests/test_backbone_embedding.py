@@ -20,19 +20,15 @@ from vfcross.training import train
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: Runs in a fresh process: embeds one utterance and prints the growth of the
-#: resident-memory high-water mark (Linux /proc) while doing so, in MB.
+#: Runs in a fresh process: embeds one utterance and prints the growth of its peak resident memory while
+#: doing so (:class:`vfcross.processes.PeakMemory`), in MB.
 _MEASURE = """
 import json, sys
-from pathlib import Path
 import numpy as np, pandas as pd, torch
 from vfcross.backbone.embedding import embed_rows
 from vfcross.backbone.objective import build_network
 from vfcross.config import BackboneConfig
-
-
-def kb(field):
-    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(field + ":"))
+from vfcross.processes import PeakMemory
 
 path, frames, chunk = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 np.save(path, np.random.default_rng(0).normal(size=(257, frames)).astype(np.float16))
@@ -40,15 +36,13 @@ cfg = BackboneConfig(input_size=75, voice_crop_frames=200, embed_chunk_crops=chu
 torch.manual_seed(0)
 net = build_network(cfg, 4)
 rows = pd.DataFrame({"modality": ["voice"], "cache_path": [path]})
-Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark to the current resident size
-before = kb("VmRSS")
-vector = embed_rows(net, rows, cfg, torch.device("cpu"), progress=False)
-print(json.dumps({"peak_growth_mb": (kb("VmHWM") - before) / 1024, "norm": float(np.linalg.norm(vector))}))
+with PeakMemory() as peak:
+    vector = embed_rows(net, rows, cfg, torch.device("cpu"), progress=False)
+print(json.dumps({"peak_growth_mb": peak.mb, "norm": float(np.linalg.norm(vector))}))
 """
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc to read peak memory")
 def test_a_ten_minute_utterance_embeds_within_a_bounded_memory(tmp_path):
     """600 s of speech (60,000 frames, 599 crops) in chunks of 16 crops: peak growth under 400 MB.
 

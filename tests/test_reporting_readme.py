@@ -3,9 +3,11 @@
 import json
 from importlib import metadata
 
+from vfcross.config import LoopConfig
 from vfcross.reporting.readme import reports_readme
-from vfcross.reporting.summary import merge_summary, targets, write_part
-from vfcross.training import autocast_dtype, device
+from vfcross.reporting.summary import fusion_record, merge_summary, targets, training_record, write_part
+from vfcross.training import device
+from vfcross.workflows.compare import SplitComparison
 
 
 def _summary(tmp_path, g_ci=(0.48, 0.56), preset="default", total=550.0, claims=(), n_contrast=None):
@@ -31,11 +33,32 @@ def test_summary_merges_parts_and_records_the_environment(tmp_path):
     summary = _summary(tmp_path)
     assert summary["verification"]["auc"] == .75 and summary["wall_time_s"]["total"] == 550.0
     assert summary["packages"]["torch"] == metadata.version("torch")  # the versions that ran, whichever
-    # the precision path the times were measured on: the one training actually takes on this machine
-    dtype = autocast_dtype(True, device())
-    assert summary["machine"]["amp_precision"] == ("float32" if dtype is None else str(dtype)[len("torch."):])
-    assert f"training arithmetic {summary['machine']['amp_precision']}" in reports_readme(summary)
+    assert summary["machine"]["device"] == device().type and summary["machine"]["cpu_cores"] >= 1
+    assert summary["machine"]["amp_precision"] == "unrecorded"  # no training run's record among these parts
     json.dumps(summary)  # plain JSON
+
+
+def test_the_record_names_the_precision_the_runs_trained_in_not_the_machines(tmp_path):
+    """An amp=false run on a CPU with native bfloat16 trained in float32, and the record must say so."""
+    loop = LoopConfig(epochs=2)
+    history = [{"epoch": e, "time_s": 1.0, "loss": 1.0, "precision": "float32"} for e in (1, 2)]
+    write_part(tmp_path, "02", {"backbone_single": training_record(history, loop)})
+    runs = {seed: ("run", [{**r, "ce": 1.0, "opl": 0.5, "precision": p} for r in history])
+            for seed, p in ((0, "float32"), (1, "float32"))}
+    gate = SplitComparison("val", 0, None, {}, "no validation identities")
+    write_part(tmp_path, "03", {"fusion": fusion_record(runs, loop, 5.0, [0.5], gate)})
+    summary = merge_summary(tmp_path, {"total": 2000.0}, "default")
+    assert summary["machine"]["trained_in"] == {"backbone": "float32", "fusion": "float32"}
+    assert summary["machine"]["amp_precision"] == "float32"
+    assert "training arithmetic float32" in reports_readme(summary)
+    assert next(t for t in summary["targets"] if t["target"].startswith("whole run"))["met"] is None  # not judged
+    # a fusion stage trained in another precision than the backbone: each stage is named
+    first, second = runs[1][1]
+    runs[1] = ("run", [{k: v for k, v in first.items() if k != "precision"}, {**second, "precision": "bfloat16"}])
+    write_part(tmp_path, "03", {"fusion": fusion_record(runs, loop, 5.0, [0.5], gate)})
+    mixed = merge_summary(tmp_path, {"total": 2000.0}, "default")["machine"]
+    assert mixed["trained_in"] == {"backbone": "float32", "fusion": "bfloat16, float32, unrecorded"}
+    assert mixed["amp_precision"] == "backbone float32; fusion bfloat16, float32, unrecorded"
 
 
 def test_readme_shows_identity_level_intervals_chance_map_and_the_oracle_share(tmp_path):

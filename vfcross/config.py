@@ -372,8 +372,8 @@ class LoopConfig:
     lr_decay: float = 0.95
     weight_decay: float = 0.0
     seed: int = 0
-    #: Mixed precision: float16 on CUDA, bfloat16 on CPUs with native bfloat16
-    #: arithmetic, float32 elsewhere (see vfcross.training.autocast_dtype).
+    #: Mixed precision: bfloat16 on CUDA cards and CPUs with native bfloat16, float16 with loss
+    #: scaling on older CUDA cards, float32 elsewhere (see vfcross.training.autocast_dtype).
     amp: bool = True
     #: Cap on batches per epoch (0 = the whole epoch); smoke runs use it.
     max_batches_per_epoch: int = 0

@@ -1,6 +1,9 @@
-"""Worker processes that ignore Ctrl-C while starting and die with their parent (preprocessing, rendering).
+"""Worker processes that ignore Ctrl-C while starting and die with their parent, and a peak-memory reading.
 
 This module imports nothing from the rest of vfcross, so any stage may use it.
+Its Linux-only calls (``prctl``, ``/proc``) are made only where
+:func:`linux_calls` allows them, with a portable fallback beside each
+(``VFCROSS_PORTABLE=1`` turns them off, to run on Linux what macOS and Windows run).
 """
 
 from __future__ import annotations
@@ -10,9 +13,16 @@ import ctypes
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Iterator
+
+
+def linux_calls() -> bool:
+    """Whether Linux-only calls (``prctl``, ``/proc``) may be made: on Linux, unless ``VFCROSS_PORTABLE`` is set."""
+    return sys.platform.startswith("linux") and not os.environ.get("VFCROSS_PORTABLE")
 
 
 def init_worker_process(parent: int) -> None:
@@ -21,20 +31,28 @@ def init_worker_process(parent: int) -> None:
     Pass the creating process's ``os.getpid()`` as the pool's ``initargs``.
     A worker would otherwise go on with the queued work of a parent that was
     killed. On Linux the kernel sends SIGKILL when the parent goes
-    (``PR_SET_PDEATHSIG``); everywhere a watchdog thread exits once the
-    worker's parent is no longer ``parent``, and a worker whose parent died
-    while it was starting exits at once. SIGINT is ignored, because Ctrl-C
-    reaches the whole process group: the parent stops the pool, and the
-    workers print no tracebacks of their own.
+    (``PR_SET_PDEATHSIG``); everywhere a watchdog thread exits within 0.5 s
+    once the parent is gone (POSIX: the worker's parent is no longer
+    ``parent``; Windows, where that never changes: multiprocessing's handle
+    on the parent says it ended), and a worker whose parent died while it
+    was starting exits at once. SIGINT is ignored, because Ctrl-C reaches
+    the whole process group: the parent stops the pool, and the workers
+    print no tracebacks of their own.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with contextlib.suppress(OSError, AttributeError):  # not Linux: the watchdog alone
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before the kernel could be told
+    if linux_calls():
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    known = multiprocessing.parent_process()
+
+    def alive() -> bool:
+        return os.getppid() == parent and (known is None or known.is_alive())
+
+    if not alive():  # the parent died before the kernel could be told
         os._exit(1)
 
     def watch() -> None:
-        while os.getppid() == parent:
+        while alive():
             time.sleep(0.5)
         os._exit(1)
 
@@ -77,3 +95,59 @@ def worker_pool(processes: int, start_method: str | None = None) -> Iterator[mul
                                                               initargs=(os.getpid(),))
     with pool:
         yield pool
+
+
+class PeakMemory:
+    """The peak resident memory of this process inside a ``with`` block, above its size at the start.
+
+    After the block, ``mb`` holds it (MiB) and ``reading`` names how it was
+    read, the first that applies: ``VmHWM`` (Linux /proc: the kernel's
+    high-water mark, reset at the start; exact), ``ru_maxrss`` (``getrusage``,
+    Unix and macOS: the lifetime peak, the block's own when the process was
+    never larger before it, as in a fresh process), else ``sampled`` (the
+    resident size read every 10 ms by a thread, via psutil: Windows; it can
+    miss a peak shorter than that).
+    """
+
+    def __enter__(self) -> "PeakMemory":
+        import psutil
+
+        self._process, self._peak, self._stop = psutil.Process(), 0, threading.Event()
+        self.reading, self.mb = "sampled", 0.0
+        if linux_calls():
+            with contextlib.suppress(OSError):
+                Path("/proc/self/clear_refs").write_text("5")  # 5: reset VmHWM to the current resident size
+                self.reading = "VmHWM"
+        self._start = self._process.memory_info().rss
+        if self.reading == "sampled" and _max_rss() is not None and _max_rss() <= 1.02 * self._start + 2**24:
+            self.reading = "ru_maxrss"
+        if self.reading == "sampled":
+            self._thread = threading.Thread(target=self._sample, name="peak-memory", daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.01):
+            self._peak = max(self._peak, self._process.memory_info().rss)
+
+    def __exit__(self, *exc) -> None:
+        if self.reading == "VmHWM":
+            status = Path("/proc/self/status").read_text()
+            peak = int(status.split("VmHWM:")[1].split()[0]) * 1024
+        elif self.reading == "ru_maxrss":
+            peak = _max_rss()
+        else:
+            self._stop.set()
+            self._thread.join()
+            peak = max(self._peak, self._process.memory_info().rss)
+        self.mb = max(0, peak - self._start) / 2**20
+
+
+def _max_rss() -> int | None:
+    """This process's lifetime peak resident size in bytes from ``getrusage``, or None where there is none."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB elsewhere

@@ -6,7 +6,7 @@ plus its losses and any loss state such as identity centers, so that one
 becomes the objective's inputs, and a validation. :func:`train` does the rest:
 
 * optimizer and exponential learning-rate decay from :class:`LoopConfig`;
-* mixed precision on CUDA;
+* mixed precision (:func:`autocast_dtype`), recorded in every epoch's record;
 * determinism: each epoch's batches and torch's RNG are seeded from
   ``(seed, epoch)``, so a run resumed from the last epoch checkpoint repeats
   the interrupted epoch exactly and ends with the uninterrupted run's weights;
@@ -36,6 +36,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -214,27 +215,60 @@ def check_record(out_dir: Path, state: Mapping[str, Any], fingerprint: Mapping[s
         raise _refuse(out_dir, f"it holds {len(state['history'])} trained epochs, more than the {epochs} asked for")
 
 
+#: What does not run on a device type, and what is used there instead: the one place such fallbacks are
+#: written (see :func:`runs_on`). MTCNN's adaptive pooling has failed on MPS; mixed precision has not been
+#: measured there. Fused Adam has kernels on CUDA, MPS and the CPU (torch >= 2.4), so it has no entry.
+FALLBACKS = {("mps", "MTCNN"): "the CPU", ("mps", "mixed precision"): "float32"}
+_NOTED: set[tuple[str, str]] = set()
+
+
 def device() -> torch.device:
-    """CUDA (this process's local GPU under torchrun) when present, else the CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
+    """Where to compute: ``VFCROSS_DEVICE`` (cpu, cuda, cuda:N or mps) when set; else CUDA (this process's
+    local GPU under torchrun), then Apple's GPU (MPS), then the CPU."""
+    forced = os.environ.get("VFCROSS_DEVICE", "")
+    found = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
+    kind = forced.split(":")[0] or next(name for name, present in found.items() if present)
+    if not found.get(kind):
+        raise ValueError(f"VFCROSS_DEVICE={forced}: " + (f"torch sees no {kind} device here" if kind in found
+                                                         else "choose cpu, cuda, cuda:N or mps"))
+    if kind == "cuda":
+        return torch.device(forced if ":" in forced else f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
+    return torch.device(kind)
+
+
+def runs_on(dev: torch.device | str, feature: str) -> bool:
+    """Whether ``feature`` runs on ``dev``; where it does not (:data:`FALLBACKS`), a one-line note, once
+    per process, says what is used instead, and the caller uses that."""
+    kind = torch.device(dev).type
+    instead = FALLBACKS.get((kind, feature))
+    if instead and (kind, feature) not in _NOTED:
+        _NOTED.add((kind, feature))
+        print(f"note: {feature} does not run on {kind} in vfcross; {instead} is used instead", file=sys.stderr)
+    return instead is None
 
 
 def autocast_dtype(amp: bool, dev: torch.device) -> torch.dtype | None:
     """The mixed-precision type of the training step, or None for float32.
 
-    On CUDA float16 (with loss scaling). On a CPU with native bfloat16
-    arithmetic (AVX512-BF16 or AMX) bfloat16: there it made the default
-    backbone's training step 1.7x faster (0.65 -> 0.38 s, with channels-last
-    convolutions) at the same learning curve, see docs/experiments.md. On
-    other CPUs bfloat16 is emulated and slower, so float32 is kept.
+    CUDA: bfloat16 on cards with native bfloat16 (ROCm, or compute capability
+    8.0 and up, as ``torch.cuda.is_bf16_supported(including_emulation=False)``
+    checks: float32's range, no loss scaling), else float16 with loss scaling
+    (T4, V100). A CPU with native bfloat16 arithmetic (AVX512-BF16 or AMX):
+    bfloat16, which made the default backbone's step 1.7x faster at the same
+    learning curve (docs/experiments.md); other CPUs emulate it, slower, so
+    float32. Elsewhere see :data:`FALLBACKS`.
     """
-    if not amp:
+    if not amp or not runs_on(dev, "mixed precision"):
         return None
     if dev.type == "cuda":
-        return torch.float16
+        native = torch.version.hip or torch.cuda.get_device_capability(dev) >= (8, 0)
+        return torch.bfloat16 if native else torch.float16
     return torch.bfloat16 if dev.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
+
+
+def dtype_name(dtype: torch.dtype | None) -> str:
+    """How a run records an :func:`autocast_dtype`: "bfloat16", "float16" or "float32" (None)."""
+    return str(dtype or torch.float32).removeprefix("torch.")
 
 
 def precision(dev: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
@@ -264,10 +298,12 @@ def loader(load: Any, keys: Sequence[Any], workers: int, dev: torch.device) -> D
 
 
 def make_optimizer(params: list[nn.Parameter], cfg: LoopConfig) -> torch.optim.Optimizer:
-    """The optimizer named in ``cfg``. Adam is torch's fused one: the same update, in half the time of the
-    default on a 2-core CPU (dual-stream backbone step 80 -> 41 ms of about 0.4 s, docs/experiments.md)."""
+    """The optimizer named in ``cfg``. Adam is torch's fused one where it runs (:func:`runs_on`): the same
+    update, in half the time of the default on a 2-core CPU (dual-stream backbone step 80 -> 41 ms of about
+    0.4 s, docs/experiments.md)."""
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+        fused = runs_on(params[0].device, "fused Adam") if params else True
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose one of {choices(Optimizer)}")
@@ -352,6 +388,7 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
         if world > 1:
             sums = _summed_over_processes(sums, dev)
         record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "processes": world,
+                  "precision": dtype_name(amp_dtype),
                   **{k: v / max(1, sums["batches"]) for k, v in sums.items() if k != "batches"}}
         scheduler.step()
         validated = (epoch + 1) % cfg.validate_every == 0 or epoch + 1 == cfg.epochs

@@ -192,11 +192,15 @@ class FaceDetector:
     """
 
     def __init__(self, cfg: FaceConfig, device: str | None = None) -> None:
-        """Load MTCNN's bundled weights (no download) on ``device`` (CUDA if present)."""
+        """Load MTCNN's bundled weights (no download) on ``device`` (default :func:`vfcross.training.device`;
+        the CPU where MTCNN does not run, see :func:`vfcross.training.runs_on`)."""
         from facenet_pytorch import MTCNN
 
+        from vfcross.training import device as default_device, runs_on
+
         self.cfg = cfg
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = device or default_device()
+        device = device if runs_on(device, "MTCNN") else "cpu"
         self._mtcnn = MTCNN(keep_all=True, select_largest=True, min_face_size=cfg.min_face_size,
                             device=device)
         if torch.device(device).type == "cpu":

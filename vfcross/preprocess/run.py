@@ -28,6 +28,7 @@ from vfcross.data.manifest import write_manifest
 from vfcross.data.splits import check_splits
 from vfcross.markdown import markdown_table
 from vfcross.processes import worker_pool
+from vfcross.training import device
 from vfcross.preprocess.cache import Outcome, change_key, open_folder, read_index, store
 from vfcross.preprocess.faces import (
     FALLBACK_REASON,
@@ -210,7 +211,8 @@ def _drop_incomplete_identities(report: pd.DataFrame) -> pd.DataFrame:
 def _process(todo: dict[str, list[Job]], folders: dict[str, Path], cfg: RunConfig,
              progress: bool) -> dict[int, Outcome]:
     """Make the tensors of ``todo`` with ``cfg.preprocess.workers`` processes and return their outcomes."""
-    face_device = "cuda" if torch.cuda.is_available() and todo["face"] else None
+    dev = device()
+    face_device = str(dev) if dev.type == "cuda" and todo["face"] else None
     face_tasks = _tasks("face", todo["face"], _FACES_PER_TASK, folders["face"], cfg.face)
     voice_tasks = _tasks("voice", todo["voice"], _CLIPS_PER_TASK, folders["voice"], cfg.voice)
     tasks = [t for pair in zip_longest(face_tasks, voice_tasks) for t in pair if t is not None]

@@ -62,7 +62,8 @@ def _schedule(loop: LoopConfig, batch: str = "") -> str:
 def _precision(c: RunConfig) -> str:
     """The arithmetic of both training stages (see vfcross.training.autocast_dtype)."""
     def one(amp: bool) -> str:
-        return "float16 autocast on CUDA, bfloat16 on CPUs with native bfloat16, else float32" if amp else "float32"
+        return ("bfloat16 autocast on CUDA cards and CPUs with native bfloat16, float16 with loss scaling on older "
+                "CUDA cards, else float32" if amp else "float32")
     b, f = one(c.backbone.loop.amp), one(c.fusion.loop.amp)
     return b if b == f else f"backbone: {b}; fusion: {f}"
 
@@ -119,7 +120,8 @@ ROWS: list[tuple[str, tuple[str, ...], str, Callable[[RunConfig], str], str]] = 
      "development population both architectures' validation AUC is flat from about epoch 25 to 30 "
      "(docs/experiments.md)"),
     ("arithmetic", ("backbone.loop.amp", "fusion.loop.amp"), "no mixed precision named", _precision,
-     "1.7× faster CPU step with bfloat16 (0.65 → 0.38 s), same learning curve"),
+     "1.7× faster CPU step with bfloat16 (0.65 → 0.38 s), same learning curve; the `paper` preset keeps float32, "
+     "as the paper names no mixed precision (`--set backbone.loop.amp=true --set fusion.loop.amp=true` turns it on)"),
     ("fusion schedule", ("fusion.loop.epochs", "fusion.loop.lr", "fusion.loop.lr_decay", "fusion.loop.select_best",
                          "fusion.batch_size"),
      "Adam, lr 1e-5 with exponential decay, batch 128, 100 epochs",

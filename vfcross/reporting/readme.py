@@ -115,10 +115,12 @@ def _what_ran(summary: dict) -> list[str]:
 
 
 def _machine_line(machine: dict | None) -> str:
-    """Where the times were measured: device, cores and the precision training ran in."""
+    """Where the times were measured: device (its name), cores and the precision training ran in."""
     if not machine:
         return ""
-    return (f"; on {machine['device']} with {machine['cpu_cores']} cores, training arithmetic "
+    name = machine.get("device_name") and f" ({machine['device_name']}" + (
+        f", compute capability {machine['compute_capability']})" if machine.get("compute_capability") else ")")
+    return (f"; on {machine['device']}{name or ''} with {machine['cpu_cores']} cores, training arithmetic "
             f"{machine['amp_precision']} (times compare only within one precision path)")
 
 

@@ -9,6 +9,7 @@ writers for figures, tables and its part of ``summary.json``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,6 +19,9 @@ import pandas as pd
 from vfcross import config as C
 from vfcross.reporting.summary import write_part
 from vfcross.reporting.tables import write_table
+
+#: The numbered notebooks' folder in a checkout of vfcross: their parameters' paths are relative to it.
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 @dataclass
@@ -64,9 +68,11 @@ def setup(preset: str, work_dir: str, reports_dir: str, data_root: str = "", spl
           overrides: Mapping[str, Any] | None = None) -> Session:
     """The notebook's :class:`Session`: the preset with the parameters and dotted ``overrides`` applied.
 
-    Paths are taken as given (papermill passes absolute ones; a notebook
-    opened by hand resolves them against ``notebooks/``).
+    Relative paths are relative to the checkout's ``notebooks/`` (:data:`NOTEBOOK_DIR`), wherever the
+    notebook was opened (an executed copy in ``reports/notebooks/`` too): the working folder becomes it.
     """
+    if NOTEBOOK_DIR.is_dir():  # absent where vfcross was installed without its checkout
+        os.chdir(NOTEBOOK_DIR)
     cfg = C.override(C.preset(preset), {"work_dir": work_dir, "data_root": data_root, "splits_file": splits_file,
                                         **(overrides or {})})
     reports = Path(reports_dir)

@@ -22,30 +22,49 @@ def write_part(reports_dir: str | Path, name: str, data: dict) -> Path:
 
 def merge_summary(reports_dir: Path, timings: dict[str, float], preset: str) -> dict:
     """The machine-readable record of a run: wall times, environment and every notebook's part."""
-    summary: dict = {"preset": preset, "wall_time_s": timings, "machine": machine(),
+    summary: dict = {"preset": preset, "wall_time_s": timings, "machine": {},
                      "python": platform.python_version(), "packages": package_versions()}
     for part in sorted((reports_dir / "summary_parts").glob("*.json")):
         summary.update(json.loads(part.read_text()))
+    summary["machine"] = machine(trained_in(summary))
     if preset == "default":
         summary["targets"] = targets(summary)
     return summary
 
 
-def machine() -> dict:
-    """What the run's times depend on: the device, the CPU cores and the precision training ran in there.
+def trained_in(summary: dict) -> dict[str, str]:
+    """The arithmetic each stage's runs trained in, as their records say (notebooks 02 and 03's parts)."""
+    runs = {"backbone": [summary.get("backbone_single", {})],
+            "fusion": list(summary.get("fusion", {}).get("per_seed", {}).values())}
+    found = {stage: ", ".join(sorted({p for r in records for p in r.get("precision", "").split(", ") if p}))
+             for stage, records in runs.items()}
+    return {stage: precision for stage, precision in found.items() if precision}
+
+
+def machine(trained: dict[str, str]) -> dict:
+    """What the run's times depend on: the device (its name; a CUDA card's compute capability), the CPU cores,
+    and the arithmetic the runs trained in (``trained``, see :func:`trained_in`).
 
     Wall times are comparable only within one precision path: the same commit's
     default run took 543 s on a 2-core CPU with native bfloat16 and 1,801 s on
-    one without it (float32).
+    one without it (float32). ``amp_precision`` is the stages' one precision,
+    else each stage's, or "unrecorded".
     """
     import os
 
-    from vfcross.training import autocast_dtype, device
+    import torch
+
+    from vfcross.training import device
 
     dev = device()
-    dtype = autocast_dtype(True, dev)
-    return {"device": dev.type, "cpu_cores": os.cpu_count(),
-            "amp_precision": "float32" if dtype is None else str(dtype).removeprefix("torch.")}
+    cuda = dev.type == "cuda"
+    both = set(trained.values())
+    return {"device": dev.type,
+            "device_name": torch.cuda.get_device_name(dev) if cuda else platform.processor() or platform.machine(),
+            "compute_capability": ".".join(map(str, torch.cuda.get_device_capability(dev))) if cuda else None,
+            "cpu_cores": os.cpu_count(), "trained_in": trained,
+            "amp_precision": both.pop() if len(both) == 1 else "; ".join(f"{k} {v}" for k, v in trained.items())
+            or "unrecorded"}
 
 
 #: Targets of the default preset: the learning ones (issue "Learning that can test the paper"), the time
@@ -140,7 +159,8 @@ def data_record(dataset, result, name: str) -> dict:
 
 
 def training_record(history: list[dict], loop, select: str = "") -> dict:
-    """What ``summary.json`` keeps of a training run: its length, time, seed, and first, last and selected numbers.
+    """What ``summary.json`` keeps of a training run: its length, time, seed, precision (of its epochs' records),
+    and first, last and selected numbers.
 
     ``loop`` is the run's :class:`~vfcross.config.LoopConfig`; the selected
     epoch is the one its ``select_best`` metric kept (the last without one).
@@ -152,6 +172,7 @@ def training_record(history: list[dict], loop, select: str = "") -> dict:
     numeric = lambda record: {k: round(v, 4) for k, v in record.items()  # noqa: E731
                               if isinstance(v, (int, float)) and k not in ("epoch", "processes")}
     return {"seed": loop.seed, "epochs": len(history), "train_time_s": round(sum(r["time_s"] for r in history), 1),
+            "precision": ", ".join(sorted({r.get("precision", "unrecorded") for r in history})),
             "selected_epoch": chosen, "first": numeric(history[0]), "last": numeric(history[-1]),
             "selected": numeric(history[chosen - 1])}
 
@@ -178,7 +199,8 @@ def fusion_record(runs: dict, loop, chance: float, gate, comparison, selection: 
             "ce_selected": record["selected"].get("ce"),
             "opl_first": record["first"].get("opl"), "opl_final": record["last"].get("opl"),
             "train_accuracy_final": record["last"].get("train_accuracy"),
-            "val_auc_selected": record["selected"].get("val_auc"), "train_time_s": record["train_time_s"]}
+            "val_auc_selected": record["selected"].get("val_auc"), "train_time_s": record["train_time_s"],
+            "precision": record["precision"]}
         if int(seed) in chosen:
             per_seed[str(seed)]["selection"] = {k: v for k, v in chosen[int(seed)].items() if k != "seed"}
     k = np.ravel(gate)

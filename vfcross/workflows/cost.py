@@ -14,6 +14,7 @@ import torch
 
 from vfcross.backbone.objective import BackboneObjective
 from vfcross.config import BackboneConfig, RunConfig, override
+from vfcross.processes import PeakMemory
 from vfcross.training import device, make_optimizer
 
 
@@ -41,11 +42,12 @@ def measure_training_step(cfg: BackboneConfig, num_classes: int, steps: int = 3,
     """Parameters, seconds per training step and peak memory of one architecture.
 
     Runs in a fresh spawned process so that the peak-memory reading belongs to
-    this model alone: on CUDA ``max_memory_allocated``; on CPU (Linux) the
-    kernel's resident-memory high-water mark, reset just before the model is
-    built, minus the resident size at that moment. Steps use random inputs of
-    the configured batch shape (P x K faces and as many voice crops); the
-    first step is a warm-up and not timed.
+    this model alone: on CUDA ``max_memory_allocated``, on MPS the driver's
+    allocation after the steps, on a CPU the resident-memory peak above the
+    size before the model was built (:class:`vfcross.processes.PeakMemory`);
+    ``memory_reading`` names which. Steps use random inputs of the configured
+    batch shape (P x K faces and as many voice crops); the first step is a
+    warm-up and not timed.
     """
     import multiprocessing
 
@@ -59,36 +61,29 @@ def _measure_in_process(cfg: BackboneConfig, num_classes: int, steps: int, freq_
 
     torch.manual_seed(0)
     dev = device()
-    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current resident size
-    rss_before = _proc_status_kb("VmRSS")
-    objective = BackboneObjective(cfg, num_classes).to(dev).train()
-    optimizer = make_optimizer(list(objective.parameters()), cfg.loop)
-    n = cfg.identities_per_batch * cfg.samples_per_identity
-    labels = torch.arange(n, device=dev) % num_classes
-    faces = torch.randn(n, 3, cfg.input_size, cfg.input_size, device=dev)
-    voices = torch.randn(n, 1, freq_bins, cfg.voice_crop_frames, device=dev)
-    times = []
-    for _ in range(steps + 1):
-        t0 = time.perf_counter()
-        loss = objective(faces, voices, labels, labels)["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
+    with PeakMemory() as host:
+        objective = BackboneObjective(cfg, num_classes).to(dev).train()
+        optimizer = make_optimizer(list(objective.parameters()), cfg.loop)
+        n = cfg.identities_per_batch * cfg.samples_per_identity
+        labels = torch.arange(n, device=dev) % num_classes
+        faces = torch.randn(n, 3, cfg.input_size, cfg.input_size, device=dev)
+        voices = torch.randn(n, 1, freq_bins, cfg.voice_crop_frames, device=dev)
+        times = []
+        for _ in range(steps + 1):
+            t0 = time.perf_counter()
+            loss = objective(faces, voices, labels, labels)["loss"]
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if dev.type != "cpu":
+                getattr(torch, dev.type).synchronize()
+            times.append(time.perf_counter() - t0)
+        if dev.type == "mps":
+            peak_mb, reading = torch.mps.driver_allocated_memory() / 2**20, "mps driver_allocated_memory"
     if dev.type == "cuda":
-        peak_mb = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak_mb = (_proc_status_kb("VmHWM") - rss_before) / 1024
+        peak_mb, reading = torch.cuda.max_memory_allocated(dev) / 2**20, "cuda max_memory_allocated"
+    elif dev.type == "cpu":
+        peak_mb, reading = host.mb, host.reading
     return {"params": sum(p.numel() for p in objective.net.parameters()),
             "step_time_s": float(np.median(times[1:])), "peak_memory_mb": round(peak_mb, 1),
-            "batch": 2 * n, "device": dev.type}
-
-
-def _proc_status_kb(field: str) -> int:
-    """A memory field of /proc/self/status (Linux), in kB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(f"{field} not in /proc/self/status")
+            "batch": 2 * n, "device": dev.type, "memory_reading": reading}

@@ -14,6 +14,8 @@ executed copy to open.
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import sys
 import time
@@ -21,9 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vfcross.reporting.readme import reports_readme
+from vfcross.reporting.session import NOTEBOOK_DIR
 from vfcross.reporting.summary import merge_summary
-
-NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
 #: Seconds each notebook took, by its number, in the committed default run (reports/summary.json,
 #: ``wall_time_s``: 763 s on a 2-core CPU with native bfloat16, the bfloat16 path). Their shares
@@ -85,10 +86,13 @@ def reproduce(preset: str, reports: str | Path, work_dir: str | Path = "work",
     staging = reports.with_name(reports.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "notebooks").mkdir(parents=True)
-    # the notebooks run in notebooks/: every path they get is absolute
-    params = {"preset": preset, "work_dir": str(Path(work_dir).resolve()), "reports_dir": str(staging),
-              "data_root": _absolute(data_root), "splits_file": _absolute(splits_file),
-              "overrides": dict(overrides or {})}
+    # the notebooks run in notebooks/ and get every path relative to it, as their parameters cell has them
+    notebook_dir = Path(notebook_dir).resolve()
+    params = {"preset": preset, "work_dir": _relative(work_dir, notebook_dir),
+              "reports_dir": _relative(staging, notebook_dir), "data_root": _relative(data_root, notebook_dir),
+              "splits_file": _relative(splits_file, notebook_dir),
+              "overrides": {k: _relative(v, notebook_dir) if isinstance(v, str) and os.path.isabs(v) else v
+                            for k, v in (overrides or {}).items()}}
     found = notebooks(notebook_dir)
     weights, absolute = run_weights([nb.stem for nb in found], previous_timings(reports, preset))
     timings: dict[str, float] = {}
@@ -112,14 +116,33 @@ def reproduce(preset: str, reports: str | Path, work_dir: str | Path = "work",
     summary = merge_summary(staging, timings, preset)
     (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (staging / "README.md").write_text(reports_readme(summary))
+    published = _relative(reports, notebook_dir)  # where the notebooks' reports_dir is once the run is published
+    paths = {str(staging): published, params["reports_dir"]: published,
+             str(Path(work_dir).resolve()): params["work_dir"], str(notebook_dir): "."}
+    for executed in (staging / "notebooks").glob("*.ipynb"):
+        _replace_paths(executed, paths)
     _swap_in(staging, reports)
     say(f"all {len(found)} notebooks ran in {clock(timings['total'])}; reports in {reports}")
     return timings
 
 
-def _absolute(path: str) -> str:
-    """``path`` made absolute against the current folder; "" stays "" (no dataset, no split file)."""
-    return str(Path(path).resolve()) if path else ""
+def _relative(path: str | Path, start: Path) -> str:
+    """``path`` (against the current folder) relative to ``start``, or absolute where it cannot be (another
+    Windows drive); "" stays "" (no dataset, no split file)."""
+    if not str(path):
+        return ""
+    try:
+        return Path(os.path.relpath(Path(path).resolve(), start)).as_posix()
+    except ValueError:
+        return str(Path(path).resolve())
+
+
+def _replace_paths(notebook: Path, paths: dict[str, str]) -> None:
+    """Rewrite an executed ``notebook`` (its parameters, outputs, metadata) with ``paths``: the staging folder
+    becomes the published one, absolute paths relative ones (never inside a relative path)."""
+    escaped = {json.dumps(old)[1:-1]: json.dumps(new)[1:-1] for old, new in paths.items()}  # as JSON holds them
+    pattern = re.compile(r"(?<![\w.])(?:" + "|".join(map(re.escape, sorted(escaped, key=len, reverse=True))) + ")")
+    notebook.write_text(pattern.sub(lambda found: escaped[found.group()], notebook.read_text()))
 
 
 def previous_timings(reports: str | Path, preset: str) -> dict[str, float]:
