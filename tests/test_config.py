@@ -90,6 +90,9 @@ def test_unknown_preset():
     ("eval.split", "dev", "choose one of 'train', 'val', 'seen_heard', 'test'"),
     ("backbone.loop.optimizer", "rmsprop", "choose one of 'adam', 'sgd'"),
     ("backbone.loop.lr", 0, "must lie in \\(0.0, inf\\]"),
+    ("backbone.loop.average_epochs", 2, r"must lie in \[0, 1\], got 2"),  # smoke: 1 epoch
+    ("fusion.loop.average_decay", 1.0, r"must lie in \[0.0, 1.0\)"),
+    ("fusion.loop.lr_schedule", "step", "choose one of 'exponential', 'cosine'"),
     ("synth.coupling_age", 1.5, r"must lie in \[0.0, 1.0\]"),
     ("synth.split_fractions", [0.5, 0.5, 0.5], "summing to 1"),
     ("voice.n_fft", 256, "shorter than the 400-sample window"),

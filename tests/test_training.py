@@ -13,8 +13,9 @@ import torch
 from fakes import fake_preprocessed
 
 from vfcross import config as C
-from vfcross.backbone.embedding import embed_rows, extract_embeddings
-from vfcross.backbone.objective import load_backbone
+from vfcross import training
+from vfcross.backbone.embedding import all_pairs_auc, embed_rows, extract_embeddings
+from vfcross.backbone.objective import backbone_from_state, load_backbone
 from vfcross.backbone.sampler import (
     fit_frames,
     load_faces,
@@ -30,6 +31,7 @@ from vfcross.data.manifest import write_manifest
 from vfcross.training import (
     RunMismatchError,
     make_optimizer,
+    objective_state,
     _seed_epoch,
     loader,
     planned_schedules,
@@ -216,14 +218,20 @@ def test_training_logs_every_component_and_validation(trained):
     assert task.objective.center.centers.abs().sum() > 0
 
 
-@pytest.mark.parametrize("epochs, validate_every, saved", [(2, 1, 1), (4, 2, 2)])  # epoch 3 is not validated
+AVERAGED = {"average_epochs": 3, "lr_schedule": "cosine", "lr_min": 1e-5}  # averaging from epoch 2 of 4
+
+
+@pytest.mark.parametrize("epochs, validate_every, saved, levers", [
+    (2, 1, 1, {}), (4, 2, 2, {}),  # epoch 3 is not validated
+    (4, 2, 2, AVERAGED),  # the average (SWA: its step count matters) and the cosine schedule are resumed too
+])
 def test_resume_after_interrupted_epoch_reproduces_uninterrupted_run(manifest, tmp_path, epochs, validate_every,
-                                                                    saved):
+                                                                    saved, levers):
     """Killed in the last epoch, a run resumes from its last validated epoch (where its state is written)."""
-    full = BackboneTask(manifest, _cfg(epochs=epochs, validate_every=validate_every))
+    full = BackboneTask(manifest, _cfg(epochs=epochs, validate_every=validate_every, **levers))
     train(full, full.cfg.loop, tmp_path / "full", progress=False)
 
-    interrupted = BackboneTask(manifest, _cfg(epochs=epochs, validate_every=validate_every))
+    interrupted = BackboneTask(manifest, _cfg(epochs=epochs, validate_every=validate_every, **levers))
     calls = {"n": 0}
     real_load = interrupted.load
 
@@ -239,13 +247,49 @@ def test_resume_after_interrupted_epoch_reproduces_uninterrupted_run(manifest, t
     assert len(read_log(tmp_path / "resumed")) == saved
     assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)["epoch"] == saved
 
-    resumed = BackboneTask(manifest, _cfg(epochs=epochs, validate_every=validate_every))  # as a fresh process
+    resumed = BackboneTask(manifest, _cfg(epochs=epochs, validate_every=validate_every, **levers))  # a new process
     history = train(resumed, resumed.cfg.loop, tmp_path / "resumed", progress=False)
     assert [r["epoch"] for r in history] == list(range(1, epochs + 1))
     wf, wr = _weights(full), _weights(resumed)
     assert all(torch.equal(wf[k], wr[k]) for k in wf), "resumed weights differ from the uninterrupted run"
+    kf, kr = (objective_state(tmp_path / name) for name in ("full", "resumed"))  # the model handed on
+    assert all(torch.equal(kf[k], kr[k]) for k in kf)
+    assert any(not torch.equal(kf[k], wf[k]) for k in kf) == bool(levers)  # the average where there is one
     # A finished run resumes to nothing new.
     assert train(resumed, resumed.cfg.loop, tmp_path / "resumed", progress=False) == history
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.6])
+def test_the_weight_average_of_the_last_epochs_is_the_model_validated_and_kept(manifest, tmp_path, monkeypatch, decay):
+    """SWA: the plain mean of the weights and buffers after each step of the last 2 of 3 epochs; EMA: ``decay``
+    per step. The cosine schedule's last epoch runs at lr_min, and the total epochs become part of the record."""
+    cfg = _cfg(epochs=3, average_epochs=2, average_decay=decay, lr_schedule="cosine", lr_min=1e-4)
+    task = BackboneTask(manifest, cfg)
+    snapshots, real = [], training.make_optimizer
+
+    def recording(params, loop):  # the objective's state after every optimizer step, written out by hand
+        optimizer = real(params, loop)
+        optimizer.register_step_post_hook(lambda *_: snapshots.append(_weights(task)))
+        return optimizer
+
+    monkeypatch.setattr(training, "make_optimizer", recording)
+    history = train(task, cfg.loop, tmp_path, progress=False)
+    assert len(snapshots) == 6 and history[-1]["lr"] == pytest.approx(1e-4) and history[0]["lr"] == 1e-3
+    kept = objective_state(tmp_path)
+    for key, value in kept.items():
+        if not value.is_floating_point():
+            continue
+        steps = [s[key].double() for s in snapshots[2:]]  # epochs 2 and 3, 2 steps each
+        expected = sum(steps) / len(steps) if not decay else steps[0]
+        for step in steps[1:] if decay else []:
+            expected = decay * expected + (1 - decay) * step
+        torch.testing.assert_close(value.double(), expected, rtol=1e-5, atol=1e-6, msg=key)
+    net = backbone_from_state(kept, cfg).net
+    validated = all_pairs_auc(embed_rows(net, task.val_table, cfg, torch.device("cpu"), progress=False), task.val_table)
+    assert history[-1]["val_auc"] == pytest.approx(validated)
+    longer = BackboneTask(manifest, dataclasses.replace(cfg, loop=dataclasses.replace(cfg.loop, epochs=4)))
+    with pytest.raises(RunMismatchError, match=r"backbone\.loop\.epochs: 3 -> 4"):
+        train(longer, longer.cfg.loop, tmp_path, progress=False)
 
 
 def test_extracted_embeddings_are_cached_with_their_checkpoint(manifest, trained, tmp_path):

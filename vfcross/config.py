@@ -64,6 +64,8 @@ CenterInput = Literal["features", "normalised"]
 Optimizer = Literal["adam", "sgd"]
 #: What one backbone epoch passes over: every training identity once, or every training voice once.
 EpochUnit = Literal["identities", "voices"]
+#: The learning rate over epochs: ``lr * lr_decay**epoch``, or a cosine from ``lr`` to ``lr_min`` at the last epoch.
+LrSchedule = Literal["exponential", "cosine"]
 #: The fusion of face and voice projections (see :mod:`vfcross.fusion.model`).
 Fusion = Literal["gated", "linear", "none"]
 #: The loss of the fusion stage: the paper's "ce+opl" or one of its parts (Table 6).
@@ -370,6 +372,14 @@ class LoopConfig:
     lr: float = 1e-3
     #: Exponential learning-rate decay per epoch (1.0 = constant).
     lr_decay: float = 0.95
+    #: "exponential" (``lr_decay``) or "cosine" (``lr`` to ``lr_min`` at the last epoch, so ``epochs`` is recorded).
+    lr_schedule: LrSchedule = "exponential"
+    lr_min: float = 0.0
+    #: Average the weights and buffers (BatchNorm statistics too) over every step of the last this many epochs
+    #: (0 = off): the average is the model validated, kept and handed on. ``average_decay`` 0 weighs the steps
+    #: equally (SWA); d > 0 is an exponential moving average (EMA) of decay d per step.
+    average_epochs: int = 0
+    average_decay: float = 0.0
     weight_decay: float = 0.0
     seed: int = 0
     #: Mixed precision: bfloat16 on CUDA cards and CPUs with native bfloat16, float16 with loss
@@ -400,6 +410,9 @@ class LoopConfig:
             _at_least(self, name, 0)
         _between(self, "lr", 0.0, math.inf, low_open=True)
         _between(self, "lr_decay", 0.0, 1.0, low_open=True)
+        _between(self, "lr_min", 0.0, self.lr)
+        _between(self, "average_epochs", 0, self.epochs)
+        _between(self, "average_decay", 0.0, 1.0, high_open=True)
 
 
 @dataclass

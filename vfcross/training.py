@@ -5,7 +5,8 @@ plus its losses and any loss state such as identity centers, so that one
 ``state_dict`` checkpoints everything), the batches of an epoch, how a batch
 becomes the objective's inputs, and a validation. :func:`train` does the rest:
 
-* optimizer and exponential learning-rate decay from :class:`LoopConfig`;
+* optimizer, exponential or cosine learning-rate schedule and weight averaging
+  (:class:`WeightAverage`) from :class:`LoopConfig`;
 * mixed precision (:func:`autocast_dtype`), recorded in every epoch's record;
 * determinism: each epoch's batches and torch's RNG are seeded from
   ``(seed, epoch)``, so a run resumed from the last epoch checkpoint repeats
@@ -40,13 +41,14 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
+from torch.optim import swa_utils
 from tqdm.auto import tqdm
 
 from vfcross.config import LoopConfig, Optimizer, RunConfig, choices, save_config, to_dict
@@ -63,7 +65,8 @@ TRAINED_FROM = "trained_from.json"
 #: validation numbers, and ``epochs`` is where training stops (a finished run
 #: may be extended: epoch ``e`` is the same whatever the total, since batches,
 #: randomness and the learning rate depend on ``e`` alone; asking for fewer
-#: epochs than a run holds is refused). Everything else is part of the record.
+#: epochs than a run holds is refused). Everything else is part of the record, and so is ``epochs``
+#: under a cosine schedule or weight averaging, which depend on the total.
 UNRECORDED_LOOP_FIELDS = ("validate_every", "epochs", "workers")
 #: Stage settings that do not change a run's weights either: which seeds a
 #: notebook compares (a run has its own ``loop.seed``) and how many crops
@@ -72,7 +75,9 @@ UNRECORDED_STAGE_FIELDS = ("seeds", "embed_chunk_crops")
 #: Settings added to the record later, with the value every run recorded before them was trained
 #: with: a record that lacks one is read as holding that value.
 ADDED_SETTINGS = {"backbone.center_input": "normalised", "backbone.epoch": "identities",
-                  **{f"{stage}.loop.val_{m}": 0 for stage in ("backbone", "fusion") for m in ("voices", "faces")}}
+                  **{f"{stage}.loop.val_{m}": 0 for stage in ("backbone", "fusion") for m in ("voices", "faces")},
+                  **{f"{stage}.loop.{key}": value for stage in ("backbone", "fusion") for key, value in
+                     (("lr_schedule", "exponential"), ("lr_min", 0.0), ("average_epochs", 0), ("average_decay", 0.0))}}
 #: How long the other processes of a torchrun wait for rank 0 to validate and write an epoch.
 VALIDATION_WAIT = datetime.timedelta(hours=6)
 
@@ -123,7 +128,9 @@ def stage_settings(stage: str, cfg: Any) -> dict[str, Any]:
 
 def loop_settings(stage: str, cfg: LoopConfig) -> dict[str, Any]:
     """The loop settings that a run's weights depend on, as dotted keys (``backbone.loop.lr``)."""
-    data = {k: v for k, v in to_dict(cfg).items() if k not in UNRECORDED_LOOP_FIELDS}
+    total_free = cfg.lr_schedule == "exponential" and not cfg.average_epochs  # see UNRECORDED_LOOP_FIELDS
+    free = UNRECORDED_LOOP_FIELDS if total_free else ("validate_every",)
+    data = {k: v for k, v in to_dict(cfg).items() if k not in free}
     return _flatten(data, f"{stage}.loop")
 
 
@@ -309,6 +316,63 @@ def make_optimizer(params: list[nn.Parameter], cfg: LoopConfig) -> torch.optim.O
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose one of {choices(Optimizer)}")
 
 
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: LoopConfig) -> torch.optim.lr_scheduler.LRScheduler:
+    """The per-epoch learning-rate schedule named in ``cfg`` (a cosine reaches ``lr_min`` at the last epoch)."""
+    if cfg.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, cfg.epochs - 1), eta_min=cfg.lr_min)
+    return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.lr_decay)
+
+
+class WeightAverage:
+    """SWA or EMA (``torch.optim.swa_utils``) of the objective's weights and buffers over the last epochs' steps.
+
+    Off (every method a no-op) when ``cfg.average_epochs`` is 0. Once it holds a
+    step, it is the model validated (:meth:`swapped`), checkpointed and kept (:func:`kept_objective`).
+    """
+
+    def __init__(self, objective: nn.Module, cfg: LoopConfig) -> None:
+        self.first = cfg.epochs - cfg.average_epochs
+        fn = swa_utils.get_ema_multi_avg_fn(cfg.average_decay) if cfg.average_decay else None
+        self.model = (swa_utils.AveragedModel(objective, multi_avg_fn=fn, use_buffers=True)
+                      if cfg.average_epochs else None)
+
+    def update(self, objective: nn.Module, epoch: int) -> None:
+        """Add the objective's weights after an optimizer step of ``epoch`` (0-based)."""
+        if self.model is not None and epoch >= self.first:
+            self.model.update_parameters(objective)
+
+    def state(self) -> dict | None:
+        """The averaged objective's ``state_dict`` and step count, or None while nothing is averaged."""
+        if self.model is None or not int(self.model.n_averaged):
+            return None
+        return {"objective": self.model.module.state_dict(), "steps": int(self.model.n_averaged)}
+
+    def load(self, state: dict | None) -> None:
+        """Resume from :meth:`state`."""
+        if state is not None:
+            self.model.module.load_state_dict(state["objective"])
+            self.model.n_averaged.fill_(state["steps"])
+
+    @contextlib.contextmanager
+    def swapped(self, objective: nn.Module):
+        """The averaged weights in ``objective`` for the block (validation), its own restored after."""
+        state = self.state()
+        if state is None:
+            yield
+            return
+        own = {k: v.clone() for k, v in objective.state_dict().items()}
+        objective.load_state_dict(state["objective"])
+        try:
+            yield
+        finally:
+            objective.load_state_dict(own)
+
+
+def kept_objective(state: Mapping[str, Any]) -> dict[str, Tensor]:
+    """The objective a checkpoint hands on: its weight average where it holds one, else its own weights."""
+    return (state.get("average") or state)["objective"]
+
+
 def _seed_epoch(seed: int, epoch: int) -> np.random.Generator:
     """Seed torch for this epoch and return its batch-drawing generator."""
     torch.manual_seed(seed * 1_000_003 + epoch)
@@ -359,7 +423,8 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
         dist.barrier()
     objective = task.objective.to(dev)
     optimizer = make_optimizer([p for p in objective.parameters() if p.requires_grad], cfg)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.lr_decay)
+    scheduler = make_scheduler(optimizer, cfg)
+    average = WeightAverage(objective, cfg)
     amp_dtype = autocast_dtype(cfg.amp, dev)
     # float16 needs loss scaling against underflow; bfloat16 has float32's range and does not
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
@@ -369,6 +434,7 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
+        average.load(state.get("average"))
         history = state["history"]
     module = nn.parallel.DistributedDataParallel(objective) if world > 1 else objective
     # the others wait for rank 0's validation and writing here, not in a collective of the training's timeout
@@ -384,7 +450,8 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
             if rank == 0:
                 print(describe_schedule(fingerprint["stage"], plan, task.samples), flush=True)
         sums = _run_epoch(module, loader(task.load, rank_share(batches, world, rank), cfg.workers, dev), optimizer,
-                          scaler, amp_dtype, dev, desc=f"epoch {epoch + 1}/{cfg.epochs}", show=progress and rank == 0)
+                          scaler, amp_dtype, dev, desc=f"epoch {epoch + 1}/{cfg.epochs}", show=progress and rank == 0,
+                          after_step=lambda: average.update(objective, epoch))
         if world > 1:
             sums = _summed_over_processes(sums, dev)
         record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "processes": world,
@@ -394,7 +461,7 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
         validated = (epoch + 1) % cfg.validate_every == 0 or epoch + 1 == cfg.epochs
         if rank == 0 and validated:
             objective.eval()
-            with torch.no_grad():
+            with torch.no_grad(), average.swapped(objective):
                 record.update(task.validate(dev))
         if rank == 0:
             record["time_s"] = round(time.perf_counter() - t0, 2)
@@ -403,9 +470,11 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
             state = {"objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                      "history": history, "epoch": epoch + 1, "fingerprint": fingerprint}
+            if average.state() is not None:  # the average, kept and resumed (absent while off)
+                state["average"] = average.state()
             atomic_write(ckpt_path, lambda stream: torch.save(state, stream))
             if cfg.select_best and best_epoch(history, cfg.select_best) == epoch + 1:
-                best = {"objective": state["objective"], "epoch": epoch + 1}
+                best = {"objective": kept_objective(state), "epoch": epoch + 1}
                 atomic_write(out_dir / BEST, lambda stream: torch.save(best, stream))
             _write_log(history, out_dir / METRICS)
             record_text = json.dumps({**fingerprint, "epochs": epoch + 1, "schedule": plan,
@@ -508,8 +577,9 @@ def _summed_over_processes(sums: Mapping[str, float], dev: torch.device) -> dict
 
 def _run_epoch(module: nn.Module, batches: DataLoader, optimizer: torch.optim.Optimizer,
                scaler: torch.amp.GradScaler, amp_dtype: torch.dtype | None, dev: torch.device, desc: str,
-               show: bool) -> dict[str, float]:
-    """One pass over the loaded ``batches``; returns the summed loss components and the batch count."""
+               show: bool, after_step: Callable[[], None]) -> dict[str, float]:
+    """One pass over the loaded ``batches`` (``after_step`` called after each optimizer step); returns the summed
+    loss components and the batch count."""
     module.train()
     sums: dict[str, float] = defaultdict(float)
     for inputs in tqdm(batches, desc=desc, disable=not show, leave=False):
@@ -519,6 +589,7 @@ def _run_epoch(module: nn.Module, batches: DataLoader, optimizer: torch.optim.Op
         scaler.scale(parts["loss"]).backward()
         scaler.step(optimizer)
         scaler.update()
+        after_step()
         for key, value in parts.items():
             sums[key] += float(value.detach())
         sums["batches"] += 1
@@ -553,7 +624,7 @@ def objective_state(run_dir: str | Path, expected: Mapping[str, Any] | None = No
     state = check_run(run_dir, expected) if expected is not None else None
     if state is None or path.name != CHECKPOINT:  # the checked checkpoint is read once, not twice
         state = torch.load(path, map_location="cpu", weights_only=False)
-    return state["objective"]
+    return kept_objective(state)
 
 
 def check_run(run_dir: str | Path, expected: Mapping[str, Any]) -> dict[str, Any]:
