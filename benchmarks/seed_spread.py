@@ -41,7 +41,8 @@ from vfcross.backbone.task import BackboneTask, backbone_run, stage_embeddings, 
 from vfcross.config import override, preset
 from vfcross.data import prepare_dataset
 from vfcross.data.manifest import read_manifest
-from vfcross.evaluation.seeds import paired_decision, score_seeds
+from vfcross.evaluation.evaluate import score_seeds
+from vfcross.evaluation.intervals import paired_decision
 from vfcross.preprocess.run import run_preprocessing
 from vfcross.reporting.claims import judge, paper_claims
 from vfcross.training import autocast_dtype, device, make_optimizer, precision, read_log
