@@ -1,32 +1,10 @@
 """The one training loop, used by every trained stage and every variant.
 
-A stage is described by a :class:`Task`: an *objective* module (the model
-plus its losses and any loss state such as identity centers, so that one
-``state_dict`` checkpoints everything), the batches of an epoch, how a batch
-becomes the objective's inputs, and a validation. :func:`train` does the rest:
-
-* optimizer, exponential or cosine learning-rate schedule and weight averaging
-  (:class:`WeightAverage`) from :class:`LoopConfig`;
-* mixed precision (:func:`autocast_dtype`), recorded in every epoch's record;
-* determinism: each epoch's batches and torch's RNG are seeded from
-  ``(seed, epoch)``, so a run resumed from the last epoch checkpoint repeats
-  the interrupted epoch exactly and ends with the uninterrupted run's weights;
-* a checkpoint after every epoch, written atomically, and ``resume``;
-* a record of what the run was trained from (:func:`run_fingerprint`: the
-  stage's settings and a fingerprint of its data), kept in the checkpoint and
-  in ``trained_from.json``. A run folder resumes only under the same record,
-  and :func:`objective_state` hands a model only to a configuration that
-  matches it, so a folder never holds a model other than the one its
-  configuration describes;
-* a metrics log (``metrics.jsonl``) with each loss component and the task's
-  validation numbers per epoch; tqdm progress; the schedule (steps, images,
-  passes over the training set) printed at the start and kept in
-  ``trained_from.json``;
-* batches loaded by a torch DataLoader (:func:`loader`), in worker processes
-  when ``LoopConfig.workers`` asks, pinned on CUDA;
-* distributed data parallel under ``torchrun`` (gloo on CPU, nccl on GPU),
-  see :func:`rank_share` and docs/training.md: each process takes its share of
-  an epoch's batches, rank 0 alone validates and writes while the others wait.
+A stage is a :class:`Task` (its objective module with losses and loss state, its batches, how a batch becomes
+inputs, its validation); :func:`train` adds the optimizer, schedule, weight averaging, mixed precision, a
+DataLoader, torchrun, checkpoints and resume. Each epoch is seeded from ``(seed, epoch)``, so a resumed run ends
+with the uninterrupted run's weights; a run folder records what it was trained from (:func:`run_fingerprint`)
+and resumes, or hands its model on, only under the same record. docs/training.md says how and why.
 """
 
 from __future__ import annotations
@@ -60,20 +38,12 @@ BEST = "best.pt"
 METRICS = "metrics.jsonl"
 #: Human-readable copy of the record of what a run was trained from.
 TRAINED_FROM = "trained_from.json"
-#: Loop settings that do not change the trained weights, so a run may resume
-#: under other values: ``validate_every`` only chooses which epochs also carry
-#: validation numbers, and ``epochs`` is where training stops (a finished run
-#: may be extended: epoch ``e`` is the same whatever the total, since batches,
-#: randomness and the learning rate depend on ``e`` alone; asking for fewer
-#: epochs than a run holds is refused). Everything else is part of the record, and so is ``epochs``
-#: under a cosine schedule or weight averaging, which depend on the total.
+#: Loop settings that do not change the trained weights, so a run may resume (or be extended) under other
+#: values; ``epochs`` is recorded under a cosine schedule or weight averaging, which depend on the total.
 UNRECORDED_LOOP_FIELDS = ("validate_every", "epochs", "workers")
-#: Stage settings that do not change a run's weights either: which seeds a
-#: notebook compares (a run has its own ``loop.seed``) and how many crops
-#: go through the network at once when embedding.
+#: Stage settings that do not change a run's weights either (a run has its own ``loop.seed``).
 UNRECORDED_STAGE_FIELDS = ("seeds", "embed_chunk_crops")
-#: Settings added to the record later, with the value every run recorded before them was trained
-#: with: a record that lacks one is read as holding that value.
+#: Settings added to the record later, with the value every run recorded before them was trained with.
 ADDED_SETTINGS = {"backbone.center_input": "normalised", "backbone.epoch": "identities",
                   **{f"{stage}.loop.val_{m}": 0 for stage in ("backbone", "fusion") for m in ("voices", "faces")},
                   **{f"{stage}.loop.{key}": value for stage in ("backbone", "fusion") for key, value in
@@ -106,22 +76,14 @@ class Task(Protocol):
         """How many samples of each modality ``batch`` shows."""
 
     def validate(self, device: torch.device) -> dict[str, Any]:
-        """Validation numbers of the current objective (called in eval mode).
-
-        A task that cannot validate (no validation identities) returns a
-        ``"note"`` saying why instead, which the metrics log keeps.
-        """
+        """Validation numbers of the current objective (in eval mode), or a ``"note"`` saying why there are none."""
 
     def fingerprint(self) -> dict[str, Any]:
         """What the trained weights depend on besides the loop settings (see :func:`task_fingerprint`)."""
 
 
 def stage_settings(stage: str, cfg: Any) -> dict[str, Any]:
-    """A stage's settings that its weights depend on, as dotted keys (``backbone.dropout``).
-
-    Its ``loop`` section (see :func:`loop_settings`) and
-    :data:`UNRECORDED_STAGE_FIELDS` are left out.
-    """
+    """A stage's settings that its weights depend on, as dotted keys (``backbone.dropout``), without its loop."""
     data = {k: v for k, v in to_dict(cfg).items() if k != "loop" and k not in UNRECORDED_STAGE_FIELDS}
     return _flatten(data, stage)
 
@@ -135,14 +97,10 @@ def loop_settings(stage: str, cfg: LoopConfig) -> dict[str, Any]:
 
 
 def rows_fingerprint(table: Any, columns: Iterable[str]) -> dict[str, Any]:
-    """Row count and SHA-256 of the sorted rows of ``table`` (a DataFrame) over ``columns``, and their identities.
+    """Row count and SHA-256 of the sorted rows of ``table`` over ``columns``, and the identities of each split.
 
-    Sorting makes the fingerprint independent of row order; a ``cache_path``
-    column is reduced to its entry's name (which hashes the settings and the
-    source file's path, size and mtime), so moving a work folder keeps it.
-    ``identities`` lists the identities of each split of the rows (sorted):
-    what evaluation checks its test identities against
-    (:func:`recorded_identities`).
+    A ``cache_path`` counts by its entry's name (which hashes its settings and source), so a moved work folder
+    keeps its fingerprint.
     """
     present = [c for c in columns if c in table.columns]
     rows = table[present].astype(str)
@@ -155,22 +113,15 @@ def rows_fingerprint(table: Any, columns: Iterable[str]) -> dict[str, Any]:
 
 
 def task_fingerprint(stage: str, cfg: Any, data: Mapping[str, Any]) -> dict[str, Any]:
-    """What a :class:`Task` returns from ``fingerprint()``: its stage, settings, data and the data's identities.
-
-    The identities (of :func:`rows_fingerprint`) are kept beside ``data``,
-    not in it: the rows' hash already covers them, and a run recorded before
-    they were is resumed as before.
-    """
+    """What a :class:`Task` returns from ``fingerprint()``: stage, settings, data, and the identities beside the
+    data (the rows' hash covers them, and a run recorded before them resumes as before)."""
     data = dict(data)
     return {"stage": stage, "settings": stage_settings(stage, cfg), "data": data,
             "identities": data.pop("identities", {})}
 
 
 def recorded_identities(run_dir: str | Path) -> dict[str, list[str]] | None:
-    """The identities a run trained and validated on, by split, from its ``trained_from.json``.
-
-    None when the run records none (trained by an older vfcross).
-    """
+    """The identities a run trained and validated on, by split (its ``trained_from.json``); None if unrecorded."""
     path = Path(run_dir) / TRAINED_FROM
     return json.loads(path.read_text()).get("identities") if path.is_file() else None
 
@@ -222,9 +173,7 @@ def check_record(out_dir: Path, state: Mapping[str, Any], fingerprint: Mapping[s
         raise _refuse(out_dir, f"it holds {len(state['history'])} trained epochs, more than the {epochs} asked for")
 
 
-#: What does not run on a device type, and what is used there instead: the one place such fallbacks are
-#: written (see :func:`runs_on`). MTCNN's adaptive pooling has failed on MPS; mixed precision has not been
-#: measured there. Fused Adam has kernels on CUDA, MPS and the CPU (torch >= 2.4), so it has no entry.
+#: What does not run on a device type, and what is used there instead (see :func:`runs_on`, docs/platforms.md).
 FALLBACKS = {("mps", "MTCNN"): "the CPU", ("mps", "mixed precision"): "float32"}
 _NOTED: set[tuple[str, str]] = set()
 
@@ -257,13 +206,8 @@ def runs_on(dev: torch.device | str, feature: str) -> bool:
 def autocast_dtype(amp: bool, dev: torch.device) -> torch.dtype | None:
     """The mixed-precision type of the training step, or None for float32.
 
-    CUDA: bfloat16 on cards with native bfloat16 (ROCm, or compute capability
-    8.0 and up, as ``torch.cuda.is_bf16_supported(including_emulation=False)``
-    checks: float32's range, no loss scaling), else float16 with loss scaling
-    (T4, V100). A CPU with native bfloat16 arithmetic (AVX512-BF16 or AMX):
-    bfloat16, which made the default backbone's step 1.7x faster at the same
-    learning curve (docs/experiments.md); other CPUs emulate it, slower, so
-    float32. Elsewhere see :data:`FALLBACKS`.
+    bfloat16 on CUDA cards of compute capability 8.0 and up (or ROCm) and on CPUs with native bfloat16; float16
+    with loss scaling on older CUDA cards; float32 elsewhere (docs/platforms.md).
     """
     if not amp or not runs_on(dev, "mixed precision"):
         return None
@@ -294,20 +238,16 @@ def _distributed() -> tuple[int, int]:
 
 
 def loader(load: Any, keys: Sequence[Any], workers: int, dev: torch.device) -> DataLoader:
-    """``load(key)`` of every key (a whole batch, say), in order, made by ``workers`` processes (0: this one).
+    """``load(key)`` of every key, in order, made by ``workers`` processes (0: this one); pinned for CUDA.
 
-    Pinned for CUDA. Its own generator: iterating it draws nothing from torch's
-    global RNG (which dropout uses), so a run's numbers do not depend on ``workers``.
+    Its own generator draws nothing from torch's global RNG, so a run's numbers do not depend on ``workers``.
     """
-    # without automatic batching (batch_size=None) collate_fn is applied to each item, in the workers
     return DataLoader(keys, batch_size=None, collate_fn=load, num_workers=workers, pin_memory=dev.type == "cuda",
                       generator=torch.Generator())
 
 
 def make_optimizer(params: list[nn.Parameter], cfg: LoopConfig) -> torch.optim.Optimizer:
-    """The optimizer named in ``cfg``. Adam is torch's fused one where it runs (:func:`runs_on`): the same
-    update, in half the time of the default on a 2-core CPU (dual-stream backbone step 80 -> 41 ms of about
-    0.4 s, docs/experiments.md)."""
+    """The optimizer named in ``cfg``; Adam is torch's fused one where it runs (the same update, faster)."""
     if cfg.optimizer == "adam":
         fused = runs_on(params[0].device, "fused Adam") if params else True
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
@@ -324,10 +264,9 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: LoopConfig) -> torch.o
 
 
 class WeightAverage:
-    """SWA or EMA (``torch.optim.swa_utils``) of the objective's weights and buffers over the last epochs' steps.
+    """SWA or EMA of the objective's weights and buffers over the last epochs' steps (off: no-ops).
 
-    Off (every method a no-op) when ``cfg.average_epochs`` is 0. Once it holds a
-    step, it is the model validated (:meth:`swapped`), checkpointed and kept (:func:`kept_objective`).
+    Once it holds a step, it is the model validated (:meth:`swapped`), checkpointed and kept.
     """
 
     def __init__(self, objective: nn.Module, cfg: LoopConfig) -> None:
@@ -395,14 +334,8 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
           progress: bool = True) -> list[dict]:
     """Train ``task.objective`` for ``cfg.epochs`` epochs; return the per-epoch records.
 
-    The state (checkpoint, log, record) is written after each validated epoch:
-    a default backbone's checkpoint takes 0.9-1.7 s to write, a third of an epoch.
-    With ``resume`` and a checkpoint in ``out_dir``, training continues
-    after the last validated epoch, and a finished run returns its history at once,
-    but only when the checkpoint was trained from the same settings and data
-    (:func:`run_fingerprint`); otherwise :class:`RunMismatchError` says which
-    keys differ. ``resume=False`` deletes the folder's previous model and
-    starts afresh. Temporary files an earlier, killed run left are removed.
+    The state is written after each validated epoch. ``resume`` continues a run trained from the same settings
+    and data (else :class:`RunMismatchError` names what differs); ``resume=False`` starts afresh.
     """
     out_dir = Path(out_dir)
     rank, world = _distributed()
@@ -486,10 +419,7 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
 
 
 def record_run_config(cfg: RunConfig, out_dir: str | Path) -> Path:
-    """Write a run's ``config.json`` if it trained since the file was written (its checkpoint is newer).
-
-    A run reused from settings outside its fingerprint keeps the file it was trained under.
-    """
+    """Write a run's ``config.json`` if it trained since the file was written (a reused run keeps its own)."""
     path = Path(out_dir) / "config.json"
     if not path.exists() or path.stat().st_mtime_ns < (Path(out_dir) / CHECKPOINT).stat().st_mtime_ns:
         save_config(cfg, path)
@@ -499,20 +429,15 @@ def record_run_config(cfg: RunConfig, out_dir: str | Path) -> Path:
 def rank_share(batches: Sequence[Any], world: int, rank: int) -> list[Any]:
     """Process ``rank``'s batches of an epoch among ``world``, as torch's DistributedSampler shares samples.
 
-    The epoch's order is padded to a multiple of ``world`` by repeating its
-    first batches, and step ``s`` of process ``r`` takes batch ``s * world + r``:
-    no batch is left out, and every process runs the same number of steps (so
-    none waits for ever in an all-reduce the others never join).
+    Padded with the first batches to a multiple of ``world``: none is left out, and every process runs the same
+    number of steps, so none waits for ever in an all-reduce.
     """
     padded = [batches[i % len(batches)] for i in range(-(-len(batches) // world) * world)]
     return padded[rank::world]
 
 
 def schedule(task: Task, batches: Sequence[Any], epochs: int, world: int = 1) -> dict[str, Any]:
-    """What a run of ``epochs`` epochs of ``batches`` each trains on: steps, images, passes over the training set.
-
-    Padding batches (:func:`rank_share`) count as images but not as passes.
-    """
+    """What a run of ``epochs`` epochs of ``batches`` trains on: steps, images (padding too), passes over the data."""
     steps = -(-len(batches) // world)
     shown = {m: sum(task.shown(b)[m] for b in batches) for m in task.samples}
     images = sum(sum(task.shown(batches[i % len(batches)]).values()) for i in range(steps * world))
@@ -522,13 +447,9 @@ def schedule(task: Task, batches: Sequence[Any], epochs: int, world: int = 1) ->
 
 
 def planned_schedules(cfg: RunConfig, counts: Mapping[str, Mapping[str, int]], world: int = 1) -> dict[str, dict]:
-    """:func:`schedule` of the backbone and the fusion stage of ``cfg``, projected from a dataset's counts.
+    """:func:`schedule` of both stages of ``cfg``, projected from ``counts["train"]`` (identities, voices, faces).
 
-    ``counts["train"]`` holds the training split's ``identities``, ``voices``
-    and ``faces`` (as ``vfcross plan`` counts them). The backbone's held-out
-    share is taken from every identity alike and a voice pass's last batches
-    are taken as full, so a run's own record may differ by a few steps an
-    epoch. Also gives ``epoch``: what an epoch passes over.
+    A voice pass's last batches are taken as full, so a run's own record may differ by a few steps an epoch.
     """
     train, b, f = counts["train"], cfg.backbone, cfg.fusion
     ids = int(train["identities"])
@@ -578,8 +499,7 @@ def _summed_over_processes(sums: Mapping[str, float], dev: torch.device) -> dict
 def _run_epoch(module: nn.Module, batches: DataLoader, optimizer: torch.optim.Optimizer,
                scaler: torch.amp.GradScaler, amp_dtype: torch.dtype | None, dev: torch.device, desc: str,
                show: bool, after_step: Callable[[], None]) -> dict[str, float]:
-    """One pass over the loaded ``batches`` (``after_step`` called after each optimizer step); returns the summed
-    loss components and the batch count."""
+    """One pass over the loaded ``batches``; returns the summed loss components and the batch count."""
     module.train()
     sums: dict[str, float] = defaultdict(float)
     for inputs in tqdm(batches, desc=desc, disable=not show, leave=False):
@@ -614,11 +534,9 @@ def state_path(run_dir: str | Path, last: bool = False) -> Path:
 
 def objective_state(run_dir: str | Path, expected: Mapping[str, Any] | None = None,
                     last: bool = False) -> dict[str, torch.Tensor]:
-    """The trained objective's ``state_dict`` of a run (see :func:`state_path`; ``last``: the last epoch's), on the CPU.
+    """The trained objective's ``state_dict`` of a run (:func:`state_path`), on the CPU.
 
-    With ``expected`` stage settings (dotted keys, as :func:`stage_settings`
-    gives them), the run must have been trained with exactly those, or
-    :class:`RunMismatchError` says what differs (see :func:`check_run`).
+    With ``expected`` stage settings the run must have been trained with exactly those (:func:`check_run`).
     """
     path = state_path(run_dir, last)
     state = check_run(run_dir, expected) if expected is not None else None
@@ -628,15 +546,10 @@ def objective_state(run_dir: str | Path, expected: Mapping[str, Any] | None = No
 
 
 def check_run(run_dir: str | Path, expected: Mapping[str, Any]) -> dict[str, Any]:
-    """Raise :class:`RunMismatchError` unless the run in ``run_dir`` was trained with ``expected`` stage settings.
+    """The run's last checkpoint, or :class:`RunMismatchError` unless it was trained with ``expected`` stage settings.
 
-    ``expected`` holds dotted keys as :func:`stage_settings` gives them: the
-    settings that describe the model (architecture, sizes, losses, ...), so
-    a model is never handed to a configuration that describes another one.
-    How it was trained (the loop settings, the seed, the epochs) is recorded
-    in the run (``trained_from.json``) and checked when training resumes, not
-    here: several runs of one configuration may differ in their seeds. Returns the run's last
-    checkpoint, loaded once.
+    Only the settings that describe the model are compared, not the loop's: runs of one configuration may differ
+    in their seeds.
     """
     ckpt = Path(run_dir) / CHECKPOINT
     if not ckpt.exists():
