@@ -1,15 +1,12 @@
 """Metrics of cross-modal verification, matching and retrieval.
 
-Conventions (public and fixed, as the README says): a higher score means "more likely the same
-person"; label 1 means the same identity; results are fractions in [0, 1].
-Tied scores are handled as scikit-learn does (verification, retrieval);
-in 1:N matching a tie at the maximum earns its expected credit under random
-tie-breaking.
+A higher score means "more likely the same person"; label 1 means the same identity; results are fractions in
+[0, 1]. Ties are handled as scikit-learn does (verification, retrieval); in 1:N matching a tie at the maximum
+earns its expected credit under random tie-breaking.
 """
 
 from __future__ import annotations
 
-import warnings
 import numpy as np
 from scipy.special import digamma
 
@@ -17,11 +14,9 @@ from scipy.special import digamma
 def _check_binary(
     scores: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Validate verification scores, 0/1 labels and optional weights; rows of weight 0 are dropped.
+    """Checked (scores, boolean labels, float weights); rows of weight 0 dropped, weights 1 when none are given.
 
-    Returns (scores, boolean labels, float weights), with weights all 1 when
-    none are given. A weight is a row's multiplicity: integer weights give
-    exactly the result of repeating each row that many times.
+    A weight is a row's multiplicity: integer weights give exactly the result of repeating the rows.
     """
     scores = np.asarray(scores, dtype=np.float64).ravel()
     labels = np.asarray(labels).ravel()
@@ -60,13 +55,7 @@ def _tie_groups(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> 
 
 
 def roc_auc(scores: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
-    """Area under the ROC curve: P(score of a positive > score of a negative), ties counting half.
-
-    Equals scikit-learn's trapezoidal ``roc_auc_score`` including its
-    treatment of tied scores (the Mann-Whitney U statistic). With
-    ``sample_weight`` each row counts that many times (integer weights give
-    exactly the AUC of the rows repeated); rows of weight 0 are left out.
-    """
+    """P(score of a positive > score of a negative), ties half: scikit-learn's ``roc_auc_score``, with weights."""
     scores, labels, weights = _check_binary(scores, labels, sample_weight)
     _, positive, negative = _tie_groups(scores, labels, weights)
     below = np.cumsum(negative) - negative  # negative weight strictly below each tie group
@@ -76,11 +65,9 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | 
 def roc_points(
     scores: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """False and true positive rates at every distinct threshold, from (0, 0) to (1, 1).
+    """False and true positive rates at every distinct threshold from (0, 0) to (1, 1), and the thresholds.
 
-    Tied scores form one step, as in ``sklearn.metrics.roc_curve`` with
-    ``drop_intermediate=False``; thresholds are returned in decreasing order
-    (the first is ``inf``). ``sample_weight`` as in :func:`roc_auc`.
+    As ``sklearn.metrics.roc_curve(drop_intermediate=False)``; thresholds decrease from ``inf``.
     """
     scores, labels, weights = _check_binary(scores, labels, sample_weight)
     values, positive, negative = _tie_groups(scores, labels, weights)
@@ -91,22 +78,13 @@ def roc_points(
 
 
 def eer(scores: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
-    """Equal error rate: where the false-acceptance rate equals the false-rejection rate.
-
-    The ROC is a step curve between thresholds; the EER is taken where the
-    straight line between the two ROC points that bracket FPR = 1 - TPR
-    crosses it (linear interpolation, as is usual in speaker verification).
-    ``sample_weight`` as in :func:`roc_auc`.
-    """
+    """Equal error rate: where the line between the two ROC points that bracket FPR = 1 - TPR crosses it."""
     fpr, tpr, _ = roc_points(scores, labels, sample_weight)
     return _interpolated_eer(fpr, tpr)
 
 
 def _interpolated_eer(fpr: np.ndarray, tpr: np.ndarray) -> float:
-    """Where the ROC points (in order of falling threshold) cross FPR = 1 - TPR, by linear interpolation.
-
-    The first point must lie before the crossing (FPR < 1 - TPR).
-    """
+    """Where ROC points (in order of falling threshold, the first before it) cross FPR = 1 - TPR, interpolated."""
     gap = (1 - tpr) - fpr  # decreases towards -1 at (1, 1)
     i = int(np.flatnonzero(gap <= 0)[0])
     if gap[i] == 0:
@@ -116,13 +94,8 @@ def _interpolated_eer(fpr: np.ndarray, tpr: np.ndarray) -> float:
 
 
 def matching_credits(similarities: np.ndarray) -> np.ndarray:
-    """Per-trial credit of a 1:N matching decision; column 0 of each row is the true match.
-
-    A trial scores 1 when the true match alone has the highest similarity.
-    When several candidates tie at the maximum, it scores 1/(number tied) if
-    the true match is among them and 0 otherwise: the expected accuracy of
-    breaking the tie at random, so ties neither help nor hurt on average.
-    """
+    """Per-trial credit of a 1:N matching decision (column 0 is the true match): 1 when it alone is highest,
+    1/(number tied) when it ties at the maximum, else 0 (the expected accuracy of random tie-breaking)."""
     s = np.asarray(similarities, dtype=np.float64)
     if s.ndim != 2 or s.shape[0] == 0 or s.shape[1] < 2:
         raise ValueError(f"similarities must have shape (trials >= 1, N >= 2), got {s.shape}")
@@ -130,16 +103,6 @@ def matching_credits(similarities: np.ndarray) -> np.ndarray:
         raise ValueError("similarities must be finite")
     at_max = s == s.max(axis=1, keepdims=True)
     return at_max[:, 0] / at_max.sum(axis=1)
-
-
-def matching_accuracy(similarities: np.ndarray) -> float:
-    """Fraction of 1:N trials in which the true match (column 0) is picked.
-
-    Ties at the maximum earn 1/(number tied) when the true match is among
-    them (expected accuracy under random tie-breaking); see
-    :func:`matching_credits`.
-    """
-    return float(matching_credits(similarities).mean())
 
 
 def _label_codes(query_labels: np.ndarray, gallery_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -151,16 +114,10 @@ def _label_codes(query_labels: np.ndarray, gallery_labels: np.ndarray) -> tuple[
 
 
 def _chunk_average_precisions(similarity: np.ndarray, query_codes: np.ndarray, gallery_codes: np.ndarray) -> np.ndarray:
-    """Average precision of each row of a similarity chunk; NaN for rows without a relevant item.
+    """Average precision of each row of a similarity chunk (NaN without a relevant item), as scikit-learn's.
 
-    Equals ``sklearn.metrics.average_precision_score`` with its tie handling:
-    with one threshold per distinct score, AP = sum_n (R_n - R_{n-1}) P_n,
-    i.e. the mean, over the relevant items, of the precision at the
-    threshold equal to each item's score, precision(t) = #relevant with
-    score >= t / #items with score >= t. So only the relevant items' scores
-    and, per row, the sorted scores are needed. ``similarity`` is SORTED IN
-    PLACE (callers pass a fresh chunk), which keeps the temporaries to the
-    chunk itself plus a boolean mask.
+    AP is the mean, over the relevant items, of the precision at the threshold of each one's score, so only
+    their scores and each sorted row are needed. Sorts ``similarity`` in place (callers pass a fresh chunk).
     """
     if not np.isfinite(similarity).all():
         raise ValueError("similarities must be finite")
@@ -191,14 +148,10 @@ def _chunked_average_precisions(chunk, query_codes: np.ndarray, gallery_codes: n
 def average_precisions(
     similarity: np.ndarray, query_labels: np.ndarray, gallery_labels: np.ndarray, chunk_size: int = 1024
 ) -> np.ndarray:
-    """Average precision of every query (row of ``similarity``, queries x gallery).
+    """Average precision of every query (row of ``similarity``, queries x gallery), ``chunk_size`` rows at a time.
 
-    Row i is scored exactly as ``average_precision_score(gallery_labels ==
-    query_labels[i], similarity[i])`` (tied scores form one threshold step).
-    Queries with no relevant item in the gallery get NaN, where scikit-learn
-    would give 0 with a warning; :func:`mean_of_average_precisions` excludes
-    them. Rows are processed ``chunk_size`` at a time, so temporaries stay
-    near ``chunk_size x gallery`` floats.
+    Row i as ``average_precision_score(gallery_labels == query_labels[i], similarity[i])``; NaN without a
+    relevant item (scikit-learn: 0 with a warning).
     """
     similarity = np.asarray(similarity)
     query_codes, gallery_codes = _label_codes(query_labels, gallery_labels)
@@ -211,44 +164,10 @@ def average_precisions(
                                        query_codes, gallery_codes, chunk_size)
 
 
-def mean_of_average_precisions(per_query: np.ndarray) -> float:
-    """Mean of per-query average precisions, leaving out the NaN ones (no relevant item).
-
-    Warns with the number of queries left out; raises ValueError when none remain.
-    """
-    per_query = np.asarray(per_query, dtype=np.float64)
-    excluded = int(np.isnan(per_query).sum())
-    if excluded == len(per_query):
-        raise ValueError("no query has a relevant item in the gallery; mean average precision is undefined")
-    if excluded:
-        warnings.warn(
-            f"{excluded} of {len(per_query)} queries have no relevant item in the gallery and are "
-            "excluded from the mean average precision",
-            stacklevel=2,
-        )
-    return float(np.nanmean(per_query))
-
-
-def mean_average_precision(
-    similarity: np.ndarray, query_labels: np.ndarray, gallery_labels: np.ndarray, chunk_size: int = 1024
-) -> float:
-    """Mean over queries of :func:`average_precisions`; similarity is (queries x gallery).
-
-    Queries without any relevant gallery item are excluded with a warning
-    (scikit-learn would count them as 0); ValueError if none remain.
-    """
-    return mean_of_average_precisions(average_precisions(similarity, query_labels, gallery_labels, chunk_size))
-
-
 def chance_average_precision(n_relevant: np.ndarray | int, gallery_size: np.ndarray | int) -> np.ndarray:
-    """Expected average precision of a uniformly random ranking with R relevant items among G.
+    """Expected average precision of a uniformly random ranking of R relevant items among G, elementwise.
 
-    E[AP] = (R - 1)/(G - 1) + (1 - (R - 1)/(G - 1)) * H_G / G, with H_G the
-    G-th harmonic number (for G = 1: 1). Why: AP is the mean over relevant
-    items of the precision at their rank k; the k - 1 items above a relevant
-    one hold on average (k - 1)(R - 1)/(G - 1) relevant ones, and E[1/k] over
-    a uniform rank is H_G / G. NaN where R = 0 (AP is undefined, as in
-    :func:`average_precisions`). Works elementwise on arrays.
+    E[AP] = (R - 1)/(G - 1) + (1 - (R - 1)/(G - 1)) * H_G / G (H_G the G-th harmonic number); NaN where R = 0.
     """
     r = np.asarray(n_relevant, dtype=np.float64)
     g = np.asarray(gallery_size, dtype=np.float64)
@@ -260,14 +179,8 @@ def chance_average_precision(n_relevant: np.ndarray | int, gallery_size: np.ndar
 
 
 def chance_mean_average_precision(query_labels: np.ndarray, gallery_labels: np.ndarray) -> float:
-    """Mean average precision that a random ranking of this gallery is expected to reach.
-
-    The chance level to print beside a measured mAP: per query, the exact
-    :func:`chance_average_precision` for its number of relevant items in the
-    gallery (same label); queries without a relevant item are left out, as
-    the measured mAP leaves them out (:func:`mean_of_average_precisions`
-    warns about them). ValueError if no query has a relevant item.
-    """
+    """Mean average precision a random ranking of this gallery is expected to reach: the chance level beside a
+    measured mAP, leaving out queries without a relevant item as it does (ValueError if none has one)."""
     query_codes, gallery_codes = _label_codes(query_labels, gallery_labels)
     if len(gallery_codes) == 0:
         raise ValueError("the gallery is empty")
@@ -285,13 +198,9 @@ def retrieval_map(
     gallery_labels: np.ndarray,
     chunk_size: int = 1024,
 ) -> np.ndarray:
-    """Per-query average precision of ranking a gallery by dot-product similarity.
+    """Per-query average precision of ranking a gallery by dot-product similarity (NaN: no relevant item).
 
-    The similarity (cosine when both sets are L2-normalised, as vfcross's
-    embeddings are) is computed ``chunk_size`` queries at a time, so a
-    20k x 20k problem never holds the full matrix: peak memory is about
-    ``chunk_size x gallery`` floats of the vectors' dtype. NaN marks queries
-    with no relevant item; summarise with :func:`mean_of_average_precisions`.
+    Computed ``chunk_size`` queries at a time, so a 20k x 20k problem never holds the full matrix.
     """
     query_vectors, gallery_vectors = np.asarray(query_vectors), np.asarray(gallery_vectors)
     if query_vectors.ndim != 2 or gallery_vectors.ndim != 2 or query_vectors.shape[1] != gallery_vectors.shape[1]:
