@@ -1,7 +1,4 @@
-"""File helpers every stage shares: atomic writes, stale temporaries, checksums.
-
-This module imports nothing from the rest of vfcross, so any stage may use it.
-"""
+"""File helpers every stage shares: atomic writes, stale temporaries, checksums (imports nothing of vfcross)."""
 
 from __future__ import annotations
 
@@ -20,16 +17,10 @@ DISK_FULL_BYTES = 64 * 2**20
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` through a temporary file in its folder and ``os.replace``.
+    """Write ``path`` through a temporary file in its folder, fsync and ``os.replace``: readers never see a half
+    file, a power loss leaves the old or the whole new one, and a full disk is said so (docs/preprocessing.md).
 
-    Readers never see a half-written file, and an interrupted write leaves no
-    temporary file behind. The file gets the mode any new file gets (0666 less
-    the umask, or the folder's default ACL), so colleagues sharing a folder can
-    read it; its bytes are fsynced before the rename and the folder after it
-    (where the OS allows), so a power loss leaves the old file or the whole new
-    one. Used for every file vfcross writes that a later step or a resumed run
-    reads back (cache entries, checkpoints, logs, manifests, embeddings). A write
-    that fails on a full disk says so (torch's own message is "unexpected pos").
+    The file gets the mode any new file gets (0666 less the umask), unlike ``tempfile.mkstemp``'s 0600.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = _create_temporary(path)
@@ -49,11 +40,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
 
 
 def _create_temporary(path: Path) -> tuple[int, Path]:
-    """A new ``.<name>.<random>.tmp`` beside ``path``, opened for writing.
-
-    Unlike ``tempfile.mkstemp`` (always 0600) it is created with mode 0666, which
-    the OS reduces by the umask (or sets from the folder's default ACL).
-    """
+    """A new ``.<name>.<random>.tmp`` beside ``path``, opened for writing with mode 0666 (less the umask)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
         temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
@@ -74,12 +61,9 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def remove_stale_temporaries(folder: Path, names: tuple[str, ...]) -> list[Path]:
-    """Delete the temporary files :func:`atomic_write` left in ``folder`` for ``names``.
+    """Delete the temporary files a killed :func:`atomic_write` left in ``folder`` for ``names``; returns them.
 
-    A process killed outright (SIGKILL, power loss) during a write cannot
-    clean up after itself; its ``.<name>.*.tmp`` file is never read, only
-    wasted space (a checkpoint's is as large as the checkpoint). Call this
-    where no other process can be writing those files. Returns what was removed.
+    Call it where no other process can be writing those files.
     """
     removed = []
     for name in names:

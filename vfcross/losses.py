@@ -11,22 +11,11 @@ from vfcross.config import CenterReduction, choices
 
 
 class CrossModalCenterLoss(nn.Module):
-    """Center loss whose identity centers are shared by faces AND voices.
+    """Center loss whose identity centers are shared by faces AND voices, pulling both to one point.
 
-    ``loss = weight / 2 * sum_i ||f_i - c_{y_i}||^2``, divided by the batch size
-    when ``reduction="mean"`` (as Wen et al.'s reference implementation does,
-    which keeps the term on the scale of the batch-mean cross-entropy) or
-    left as the plain sum of the paper's formula with ``reduction="sum"``. The
-    caller chooses what f is (the backbone: ``backbone.center_input``).
-
-    Centers are not learned by the optimizer: they are a buffer moved towards
-    the batch features by :meth:`update_centers` after each step, following
-    Wen et al. 2016 (ECCV), eq. 4:
-    ``c_j <- c_j - center_lr * sum_{i: y_i = j} (c_j - f_i) / (1 + n_j)``.
-    Because faces and voices of one identity share ``c_j``, both modalities are
-    pulled to the same point, which is what makes the space cross-modal.
-    Under torch.distributed the update sums over all processes, so every
-    process keeps identical centers.
+    ``weight / 2 * sum_i ||f_i - c_{y_i}||^2``, divided by the batch size for ``reduction="mean"`` (Wen et al.'s
+    code) or the formula's sum. Centers are a buffer moved by :meth:`update_centers` (Wen et al. 2016, eq. 4),
+    summed over all processes under torch.distributed.
     """
 
     def __init__(self, num_classes: int, dim: int, weight: float = 1.0, center_lr: float = 0.5,
@@ -59,14 +48,8 @@ class CrossModalCenterLoss(nn.Module):
 
 
 def orthogonal_projection_loss(features: Tensor, labels: Tensor) -> Tensor:
-    """Orthogonal projection loss (Ranasinghe et al. 2021) as the method states it.
-
-    ``(1 - mean cos over same-identity pairs) + |mean cos over different-identity
-    pairs|``, over ordered pairs i != j of the batch, with features
-    L2-normalised here. A batch without any same-identity (or any
-    different-identity) pair contributes 0 for that term, since its mean is
-    undefined.
-    """
+    """Orthogonal projection loss (Ranasinghe et al. 2021): ``(1 - mean cos of same-identity pairs) + |mean cos of
+    different-identity pairs|`` over ordered pairs i != j; a term without pairs is 0."""
     _check_labels(features, labels)
     z = F.normalize(features, dim=1)
     cos = z @ z.t()

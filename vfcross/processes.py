@@ -1,9 +1,7 @@
 """Worker processes that ignore Ctrl-C while starting and die with their parent, and a peak-memory reading.
 
-This module imports nothing from the rest of vfcross, so any stage may use it.
-Its Linux-only calls (``prctl``, ``/proc``) are made only where
-:func:`linux_calls` allows them, with a portable fallback beside each
-(``VFCROSS_PORTABLE=1`` turns them off, to run on Linux what macOS and Windows run).
+Imports nothing from the rest of vfcross. Linux-only calls (``prctl``, ``/proc``) are made only where
+:func:`linux_calls` allows them, each with a portable fallback (``VFCROSS_PORTABLE=1`` turns them off).
 """
 
 from __future__ import annotations
@@ -26,18 +24,11 @@ def linux_calls() -> bool:
 
 
 def init_worker_process(parent: int) -> None:
-    """Set up a worker process of a pool: it dies with its ``parent`` (pid) and leaves Ctrl-C to it.
+    """Set up a pool worker: it dies with its ``parent`` (pid, the pool's ``initargs``) and leaves Ctrl-C to it.
 
-    Pass the creating process's ``os.getpid()`` as the pool's ``initargs``.
-    A worker would otherwise go on with the queued work of a parent that was
-    killed. On Linux the kernel sends SIGKILL when the parent goes
-    (``PR_SET_PDEATHSIG``); everywhere a watchdog thread exits within 0.5 s
-    once the parent is gone (POSIX: the worker's parent is no longer
-    ``parent``; Windows, where that never changes: multiprocessing's handle
-    on the parent says it ended), and a worker whose parent died while it
-    was starting exits at once. SIGINT is ignored, because Ctrl-C reaches
-    the whole process group: the parent stops the pool, and the workers
-    print no tracebacks of their own.
+    Linux: the kernel kills it when the parent goes (``PR_SET_PDEATHSIG``); everywhere a watchdog thread exits
+    within 0.5 s of the parent's end. SIGINT is ignored: Ctrl-C reaches the whole group, and the parent stops
+    the pool (docs/platforms.md).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if linux_calls():
@@ -61,15 +52,9 @@ def init_worker_process(parent: int) -> None:
 
 @contextlib.contextmanager
 def workers_starting() -> Iterator[None]:
-    """Start worker processes inside this block: they are born ignoring Ctrl-C.
+    """Start worker processes inside this block: they are born ignoring Ctrl-C (no traceback while starting).
 
-    :func:`init_worker_process` ignores SIGINT only once a worker runs its
-    initialiser; a Ctrl-C while it is still starting up would print its
-    traceback. Ignoring SIGINT here while the workers are created closes that
-    gap (an ignored signal stays ignored across ``exec``, and Python then
-    leaves it so). The price is that a Ctrl-C in the milliseconds the block
-    lasts is lost. Only the main thread may change signal handling; elsewhere
-    the block does nothing.
+    A Ctrl-C in the milliseconds the block lasts is lost; outside the main thread it does nothing.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -83,13 +68,8 @@ def workers_starting() -> Iterator[None]:
 
 @contextlib.contextmanager
 def worker_pool(processes: int, start_method: str | None = None) -> Iterator[multiprocessing.pool.Pool]:
-    """A pool of ``processes`` workers, born ignoring Ctrl-C and dying with this process.
-
-    Leaving the block, normally or by an exception such as Ctrl-C,
-    terminates the workers at once (see :func:`workers_starting` and
-    :func:`init_worker_process`). ``start_method`` as in
-    :func:`multiprocessing.get_context` (None: the platform's default).
-    """
+    """A pool of ``processes`` workers, born ignoring Ctrl-C, dying with this process and ended on leaving the
+    block (``start_method`` as :func:`multiprocessing.get_context`)."""
     with workers_starting():
         pool = multiprocessing.get_context(start_method).Pool(processes, initializer=init_worker_process,
                                                               initargs=(os.getpid(),))
@@ -98,15 +78,10 @@ def worker_pool(processes: int, start_method: str | None = None) -> Iterator[mul
 
 
 class PeakMemory:
-    """The peak resident memory of this process inside a ``with`` block, above its size at the start.
+    """The peak resident memory (``mb``, MiB) of this process inside a ``with`` block, above its size at the start.
 
-    After the block, ``mb`` holds it (MiB) and ``reading`` names how it was
-    read, the first that applies: ``VmHWM`` (Linux /proc: the kernel's
-    high-water mark, reset at the start; exact), ``ru_maxrss`` (``getrusage``,
-    Unix and macOS: the lifetime peak, the block's own when the process was
-    never larger before it, as in a fresh process), else ``sampled`` (the
-    resident size read every 10 ms by a thread, via psutil: Windows; it can
-    miss a peak shorter than that).
+    ``reading`` names how: ``VmHWM`` (Linux, exact), ``ru_maxrss`` (the lifetime peak, when the process was never
+    larger before), else ``sampled`` every 10 ms (Windows). docs/platforms.md.
     """
 
     def __enter__(self) -> "PeakMemory":

@@ -1,10 +1,8 @@
 """Verification lists (listed pairs, or every pair of grouped rows) scored in memory that does not grow with the pairs.
 
-:class:`ListScore` holds what every later number needs: the exact AUC and EER and the identity-level replicates of
-both (a pair belongs to its voice's identity). A list small enough for ``memory_gb`` keeps its scores; a larger
-every-pair list (:class:`AllPairs`) is streamed in blocks of one voice identity against the faces it meets, which
-keeps the AUC, its replicates and the EER exact and reads the EER's replicates from per-identity score histograms
-within a stated bound (``eer_bound``). How, and what it costs at VoxCeleb1's size: docs/evaluation.md.
+:class:`ListScore` holds the exact AUC and EER and the identity-level replicates of both (a pair belongs to its
+voice's identity). A large every-pair list (:class:`AllPairs`) is streamed in blocks of one voice identity, the
+EER's replicates read from per-identity histograms within a stated bound (``eer_bound``). docs/evaluation.md.
 """
 
 from __future__ import annotations
@@ -42,8 +40,7 @@ class ListScore:
     """One verification list scored by one system.
 
     ``pairs[i, k]`` counts the (positive of identity i, negative of identity k) pairs in the right order, ties
-    half; ``arrays`` keeps (scores, labels, codes) of a small list; ``histograms`` (edges, positive, negative
-    counts per identity and bin) stand in for them on a streamed one.
+    half; a small list keeps its ``arrays`` (scores, labels, codes), a streamed one per-identity ``histograms``.
     """
 
     identities: np.ndarray
@@ -89,10 +86,9 @@ class ListScore:
     def stream(cls, blocks: Blocks, identities: np.ndarray, memory_gb: float = 2.0) -> ListScore:
         """A list given as ``blocks(positive)``, each (voice identity code, scores), never held whole.
 
-        Positives are gathered and sorted once (they must fit half of ``memory_gb``); each block of negatives
-        is sorted and every positive ranked in it, which gives ``pairs`` exactly; the EER's crossing is found on
-        the histograms and refined exactly on one more pass over the negatives inside its bin.
-        """
+    ``pairs`` is exact (every positive ranked in each sorted block); the EER's crossing is found on the
+    histograms and refined exactly on one more pass over the negatives inside its bin.
+    """
         m, budget = len(identities), memory_gb * 1e9
         bins = int(min(BINS, max(256, budget / 4 / (16 * m))))
         edges = np.r_[-np.inf, np.linspace(*SCORE_RANGE, bins - 1), np.inf]
@@ -122,11 +118,10 @@ class ListScore:
         return score
 
     def replicates(self, metric: str, draws: np.ndarray, identities: np.ndarray | None = None) -> np.ndarray:
-        """The metric on each identity resample: ``draws`` (resamples, identities) counts how often each is drawn.
+        """The metric on each identity resample (``draws``: resamples x identities, how often each is drawn).
 
-        ``identities`` names the draws' columns when they are not this list's own (they must include them).
-        NaN where a resample holds no positive or no negative pair.
-        """
+    ``identities`` names the draws' columns when they are not this list's own; NaN where a class is missing.
+    """
         w = np.atleast_2d(np.asarray(draws, dtype=np.float64))
         if identities is not None and not np.array_equal(identities, self.identities):
             w = w[:, _codes(self.identities, identities, len(self.identities))[1]]
@@ -200,10 +195,8 @@ def _streamed_eer(blocks: Blocks, positive: np.ndarray, edges: np.ndarray, posit
 
 def _binned_eer(w: np.ndarray, edges: np.ndarray, positive: np.ndarray, negative: np.ndarray,
                 batch: int = 16) -> tuple[np.ndarray, float]:
-    """Each resample's EER interpolated between the histogram edges around its crossing, and the largest error.
-
-    The exact crossing lies in the same bin, so the error is at most the resample's share of negatives there.
-    """
+    """Each resample's EER interpolated between the histogram edges around its crossing, and the largest error
+    (the resample's share of negatives in that bin)."""
     out, bound = np.full(len(w), np.nan), 0.0
     for start in range(0, len(w), batch):
         part = w[start:start + batch]
@@ -223,10 +216,8 @@ def _binned_eer(w: np.ndarray, edges: np.ndarray, positive: np.ndarray, negative
 class _IdentityEER:
     """EER under identity weights, exactly, without a pass over every pair per resample.
 
-    Tie groups are sorted by decreasing score once, and each identity's positive and negative pairs above about
-    ``grid`` evenly spaced ROC points counted; a resample's ROC at those points is two matrix products, and only
-    the pairs between the two points around its crossing are weighted to find it. Integer weights make every
-    count exact, so the value equals :func:`~vfcross.metrics.eer` with those sample weights.
+    Per identity, positives and negatives above ~``grid`` ROC points are counted once; a resample finds its
+    crossing by two matrix products and weighs only the pairs between the two points around it.
     """
 
     def __init__(self, scores: np.ndarray, labels: np.ndarray, codes: np.ndarray, m: int, grid: int = 512) -> None:
@@ -278,8 +269,7 @@ def positions(values: np.ndarray, name: str, ndim: int) -> np.ndarray:
 class VerificationPairs:
     """Listed voice-face pairs (row positions, label 1 = same identity) under restriction ``name``.
 
-    ``coverage`` says which rows of an official list these are; ``drawn_from`` is the number of pairs of the
-    generated list they were sampled from without replacement (0: not sampled).
+    ``coverage``: which rows of an official list these are; ``drawn_from``: pairs they were sampled from (0: none).
     """
 
     name: str
@@ -353,8 +343,7 @@ class Groups:
 class AllPairs:
     """Every voice of identity A against every face of B, for A and B sharing ``keys`` (B == A: positives).
 
-    ``identities`` (sorted) are the split's identities with both modalities; the pairs are never held whole:
-    :meth:`score` computes them in blocks of one voice identity, so memory does not grow with their number.
+    Never held whole: :meth:`score` computes them in blocks of one voice identity.
     """
 
     name: str
@@ -411,9 +400,8 @@ class AllPairs:
     def sample(self, n_pairs: int, rng: np.random.Generator) -> VerificationPairs:
         """``n_pairs`` distinct pairs, half positive where each class has enough, in the order of every pair.
 
-        The pairs are drawn by their ordinal among the positives and among the negatives, so none is built
-        beyond the sample.
-        """
+    Drawn by their ordinal among the positives and the negatives, so none is built beyond the sample.
+    """
         a, b = np.nonzero(self.keys[:, None] == self.keys[None, :])
         sizes = self.voices.counts[a] * self.faces.counts[b]
         starts = np.cumsum(sizes) - sizes
@@ -450,11 +438,8 @@ def every_pair(table: pd.DataFrame) -> AllPairs:
 
 @dataclass(frozen=True)
 class SeedScores:
-    """One verification list scored by every training seed of every system.
-
-    ``scores[system][i]`` is the list scored by seed ``seeds[system][i]``; ``identities`` are the list's, the
-    units every interval resamples.
-    """
+    """One verification list scored by every training seed of every system (``scores[system][i]``: seed
+    ``seeds[system][i]``); ``identities`` are the units every interval resamples."""
 
     restriction: str
     identities: np.ndarray

@@ -15,12 +15,8 @@ from vfcross.backbone.inception import (
 
 
 class DualStream(nn.Module):
-    """A face InceptionResNet-V1 and a separate voice InceptionResNet-V1.
-
-    Same inputs, outputs, classifier and losses as
-    :class:`~vfcross.backbone.single_stream.SingleStream`; only the parameter
-    sharing differs, which is what the paper's comparison isolates.
-    """
+    """A face and a separate voice InceptionResNet-V1: :class:`~vfcross.backbone.single_stream.SingleStream`
+    but for the parameter sharing, which is what the paper's comparison isolates."""
 
     def __init__(self, num_classes: int, input_size: int, dropout: float = 0.6,
                  spectrogram_input: str = "image") -> None:

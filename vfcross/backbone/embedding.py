@@ -1,8 +1,7 @@
 """Embeddings of a trained backbone: whole utterances and faces into the shared 512-d space.
 
-:func:`extract_embeddings` embeds every face and voice of a manifest with a
-run's checkpoint, caching the result with the checkpoint it came from; a
-voice is the mean embedding of its half-overlapping training-length crops.
+:func:`extract_embeddings` embeds every face and voice of a manifest with a run's checkpoint, caching the result
+with the checkpoint it came from; a voice is the mean embedding of its half-overlapping training-length crops.
 """
 
 from __future__ import annotations
@@ -33,10 +32,8 @@ from vfcross.training import (autocast_dtype, check_run, device, loader, objecti
 
 
 def all_pairs_auc(embeddings: np.ndarray, table: pd.DataFrame, memory_gb: float = 2.0) -> float:
-    """Verification AUC of cosine similarity over every voice-face pair of ``table`` (it picks the kept epoch).
-
-    One matrix product where the pairs fit ``memory_gb``, else block by block (:mod:`vfcross.scores`), exactly.
-    """
+    """Verification AUC of cosine similarity over every voice-face pair of ``table`` (it picks the kept epoch);
+    block by block (:mod:`vfcross.scores`) where the pairs do not fit ``memory_gb``, exactly."""
     is_voice = (table["modality"] == "voice").to_numpy()
     if is_voice.sum() * (~is_voice).sum() > exact_pairs(memory_gb):
         return every_pair(table).score(table, embeddings, memory_gb=memory_gb).auc
@@ -50,14 +47,9 @@ def embed_rows(net: nn.Module, rows: pd.DataFrame, cfg: BackboneConfig, dev: tor
                normalise: bool = True, batch_size: int | None = None, progress: bool = True) -> np.ndarray:
     """Embeddings (N, 512) of a manifest's faces and whole voice utterances, in row order.
 
-    A face is embedded from its (unmirrored) crop. A voice is embedded as the
-    mean of the embeddings of its half-overlapping ``voice_crop_frames`` crops
-    (re-normalised), so every utterance is used whole at the length the
-    network was trained on. Files are read through a DataLoader
-    (``cfg.loop.workers`` processes); at most ``batch_size`` images (default
-    ``cfg.embed_chunk_crops``) go through the network at once, the crops of
-    consecutive utterances regrouped into such chunks, so memory does not grow
-    with the rows or an utterance's length.
+    A voice is the re-normalised mean of its half-overlapping ``voice_crop_frames`` crops. At most
+    ``batch_size`` images (default ``cfg.embed_chunk_crops``) go through the network at once, so memory does
+    not grow with the rows or an utterance's length; files are read by ``cfg.loop.workers`` processes.
     """
     chunk = batch_size or cfg.embed_chunk_crops
     was_training = net.training
@@ -81,11 +73,8 @@ def embed_rows(net: nn.Module, rows: pd.DataFrame, cfg: BackboneConfig, dev: tor
 
 
 def _crop_chunks(utterances: Iterable[Tensor], chunk: int) -> Iterator[tuple[np.ndarray, Tensor]]:
-    """The crops of consecutive utterances (each (n, 1, F, frames)) regrouped in chunks of at most ``chunk``.
-
-    Yields ``(owners, crops)``: the position of each crop's utterance and the
-    crops; only the crops of one chunk and one utterance exist at once.
-    """
+    """``(owners, crops)``: the crops of consecutive utterances regrouped in chunks of at most ``chunk``, with the
+    position of each crop's utterance."""
     owners: list[int] = []
     pieces: list[Tensor] = []
     for position, crops in enumerate(utterances):
@@ -101,12 +90,8 @@ def _crop_chunks(utterances: Iterable[Tensor], chunk: int) -> Iterator[tuple[np.
 
 def _pooled(net: nn.Module, chunks: Iterable[tuple[np.ndarray, Tensor]], count: int, dev: torch.device,
             normalise: bool, finished: Callable[[int], object] = lambda n: None, amp: bool = False) -> np.ndarray:
-    """Utterance embeddings (count, 512): the mean of their crops' embeddings, fed in ``chunks``.
-
-    Each crop embedding is L2-normalised first and the mean re-normalised
-    when ``normalise``. ``finished(n)`` is told of every ``n`` utterances
-    whose crops are all done (utterances arrive in order).
-    """
+    """Utterance embeddings (count, 512): the mean of their crops' (normalised) embeddings fed in ``chunks``;
+    ``finished(n)`` is told of every ``n`` utterances done."""
     sums = torch.zeros(count, EMBEDDING_DIM, dtype=torch.float64)
     counts = torch.zeros(count, dtype=torch.float64)
     done = 0
@@ -128,13 +113,8 @@ def _pooled(net: nn.Module, chunks: Iterable[tuple[np.ndarray, Tensor]], count: 
 @torch.no_grad()
 def embed_face_batch(net: nn.Module, faces: Tensor, dev: torch.device, normalise: bool = True,
                      amp: bool = False) -> np.ndarray:
-    """Embeddings (B, 512) of a batch of face inputs (B, 3, S, S) made by ``face_batch``.
-
-    The caller puts ``net`` in eval mode; ``amp`` embeds in the mixed
-    precision the network was trained in (:func:`vfcross.training.autocast_dtype`): on a CPU
-    with native bfloat16 this made embedding 1.8x faster (360 validation samples: 3.4 -> 1.9 s)
-    with cosine similarities within 1e-4 of float32's.
-    """
+    """Embeddings (B, 512) of face inputs (B, 3, S, S), in the mixed precision ``amp`` trained in (the caller
+    puts ``net`` in eval mode)."""
     with precision(dev, autocast_dtype(amp, dev)):
         feats = net.features(faces.to(dev), "face").float()
     return (F.normalize(feats, dim=1) if normalise else feats).cpu().numpy()
@@ -143,15 +123,8 @@ def embed_face_batch(net: nn.Module, faces: Tensor, dev: torch.device, normalise
 @torch.no_grad()
 def embed_utterances(net: nn.Module, spectrograms: Iterable[np.ndarray], frames: int, dev: torch.device,
                      normalise: bool = True, chunk: int = 64, amp: bool = False) -> np.ndarray:
-    """Embeddings (B, 512) of whole utterances given as float32 spectrograms (F, T) each.
-
-    An utterance's embedding is the mean of the embeddings of its
-    half-overlapping ``frames``-long crops (:func:`~vfcross.backbone.sampler.utterance_offsets`),
-    each L2-normalised first and the mean re-normalised when ``normalise``.
-    At most ``chunk`` crops go through the network at once, so memory does
-    not grow with an utterance's length. The caller puts ``net`` in eval mode; ``amp`` embeds in
-    the mixed precision the network was trained in (see :func:`embed_face_batch`).
-    """
+    """Embeddings (B, 512) of whole utterances given as float32 spectrograms (F, T), as :func:`embed_rows`
+    embeds a cached voice (at most ``chunk`` crops at once; ``net`` in eval mode)."""
     crops = [spectrogram_crops(spec, frames) for spec in spectrograms]
     return _pooled(net, _crop_chunks(crops, chunk), len(crops), dev, normalise, amp=amp)
 
@@ -168,16 +141,10 @@ class Embeddings:
 
 def extract_embeddings(run_dir: str | Path, manifest: pd.DataFrame, cfg: BackboneConfig | None,
                        cache_dir: str | Path, progress: bool = True) -> Embeddings:
-    """Embed every row of ``manifest`` with the backbone checkpoint in ``run_dir``.
+    """Embed every row of ``manifest`` with the backbone in ``run_dir`` (``cfg`` None: the run's own), cached.
 
-    ``cfg`` None takes the run's own configuration (its ``config.json``).
-
-    Results are cached in ``cache_dir`` under a key made of the checkpoint's
-    hash, the precision the vectors are computed in on this device (float32,
-    or the mixed precision of :func:`vfcross.training.autocast_dtype`: bfloat16 and float32 vectors
-    differ) and the manifest's sample list, with the checkpoint path, hash and
-    precision recorded beside the vectors. The run must have been trained from ``cfg``
-    (see :func:`~vfcross.backbone.objective.load_backbone`), cached or not.
+    The cache key is the checkpoint's hash, the precision computed in on this device and the manifest's samples.
+    The run must have been trained from ``cfg``, cached or not.
     """
     cfg = run_config(run_dir).backbone if cfg is None else cfg
     ckpt = state_path(run_dir)

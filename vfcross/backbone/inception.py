@@ -1,18 +1,9 @@
-"""The InceptionResNet-V1 backbone and how each modality enters it.
+"""The InceptionResNet-V1 backbone (facenet-pytorch, trained from scratch) and how each modality enters it.
 
-Both models of this package use facenet-pytorch's InceptionResNet-V1,
-trained from scratch (pretrained weights would need a download). It is built
-with its classification head replaced by the identity, so its forward pass
-returns the raw 512-d bottleneck (after ``last_bn``); the models L2-normalise
-that for the embedding and feed the raw vector to the identity classifier,
-as facenet-pytorch itself does when ``classify=True``.
-
-A face enters as a standardised RGB image, ``(pixel - 127.5) / 128``.
-A voice enters as its (per-bin normalised) magnitude spectrogram treated as
-an image, the paper-faithful choice (``spectrogram_input="image"``): the
-1 x F x T crop is bilinearly resized to the face input size and replicated
-to 3 channels. This adapter has no parameters, so a single-stream model
-really is one parameter set for both modalities.
+Its head is the identity, so it returns the raw 512-d bottleneck: L2-normalised for the embedding, raw for the
+identity classifier. A face enters as ``(pixel - 127.5) / 128``; a voice's 1 x F x T spectrogram crop is
+bilinearly resized to the face size and replicated to 3 channels (``spectrogram_input="image"``, the paper's),
+an adapter without parameters, so a single stream really is one parameter set for both modalities.
 """
 
 from __future__ import annotations
@@ -30,12 +21,8 @@ SPECTROGRAM_INPUTS = choices(SpectrogramInput)
 
 
 class _ChannelsLast(nn.Module):
-    """Run a convolutional network in the channels-last memory layout.
-
-    The same arithmetic as the default layout; oneDNN's convolutions are
-    faster on it (the default backbone's CPU training step: 0.65 -> 0.62 s in
-    float32, 0.44 -> 0.38 s in bfloat16; docs/experiments.md).
-    """
+    """Run a convolutional network in the channels-last memory layout: the same arithmetic, faster in oneDNN
+    (docs/experiments.md)."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()

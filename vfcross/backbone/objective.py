@@ -1,11 +1,5 @@
-"""The backbone's training objective: network, identity softmax and cross-modal center loss.
-
-:func:`build_network` picks the single-stream network of the paper or the
-dual-stream baseline; :class:`BackboneObjective` wraps it with its losses so
-one ``state_dict`` checkpoints everything; :func:`load_backbone` reads a
-trained one back. What an architecture costs to train is measured in
-:mod:`vfcross.workflows.cost`.
-"""
+"""The backbone's training objective: network (single stream or the dual-stream baseline), identity softmax and
+cross-modal center loss; :func:`load_backbone` reads a trained one back."""
 
 from __future__ import annotations
 
@@ -33,13 +27,9 @@ def build_network(cfg: BackboneConfig, num_classes: int) -> nn.Module:
 
 
 class BackboneObjective(nn.Module):
-    """Network + identity classifier loss + cross-modal center loss, as one module.
+    """Network + identity softmax + cross-modal center loss, as one module (one ``state_dict``).
 
-    ``forward`` returns ``loss = CE + center`` and its components. The center
-    loss sees the features f (``center_input="features"``, the paper) or
-    f / ||f|| (``"normalised"``). In training mode it also moves the identity
-    centers towards the batch (the center update of Wen et al.), after the
-    loss has been computed with the old ones.
+    The center loss sees f or f / ||f|| (``center_input``); in training mode the centers then move (Wen et al.).
     """
 
     def __init__(self, cfg: BackboneConfig, num_classes: int) -> None:
@@ -67,13 +57,8 @@ class BackboneObjective(nn.Module):
 
 
 def load_backbone(run_dir: str | Path, cfg: BackboneConfig | None = None) -> BackboneObjective:
-    """The trained objective (network, classifier, centers) of a run folder, on the CPU.
-
-    Without ``cfg`` the run's own configuration (its ``config.json``) says
-    which network it is. Raises :class:`~vfcross.training.RunMismatchError`
-    when the run was trained with other settings than that configuration's
-    (its loop settings and seed may differ).
-    """
+    """The trained objective (network, classifier, centers) of a run folder, on the CPU; ``cfg`` None: the run's
+    own. :class:`~vfcross.training.RunMismatchError` if the run was trained with other model settings."""
     cfg = run_config(run_dir).backbone if cfg is None else cfg
     return backbone_from_state(objective_state(run_dir, stage_settings("backbone", cfg)), cfg)
 

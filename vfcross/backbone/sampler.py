@@ -1,12 +1,7 @@
-"""Training and test inputs from the preprocessing cache.
+"""Training and test inputs from the preprocessing cache, and the batches of the single-stream training.
 
-The preprocessed manifest (see :func:`vfcross.preprocess.run.preprocess`) has
-one row per usable sample with a ``cache_path`` to an ``.npy`` array: an
-aligned uint8 face crop (H, W, 3) or a normalised spectrogram (F, T). This
-module turns rows into backbone inputs and draws the batches of the
-single-stream training: P identities, each with K faces and K voices, so that
-every identity center sees both modalities at every step. An epoch passes over
-the identities (:func:`pk_batches`) or over the training voices
+A batch holds P identities, each with K faces and K voices, so that every identity center sees both modalities
+at every step. An epoch passes over the identities (:func:`pk_batches`) or over the training voices
 (:func:`voice_pass_batches`); :func:`subset_mask` draws the validation subset.
 """
 
@@ -31,11 +26,8 @@ def load_faces(paths: list[str], size: int, flips: np.ndarray | None = None) -> 
 
 
 def face_batch(crops: Sequence[np.ndarray], size: int, flips: np.ndarray | None = None) -> Tensor:
-    """Aligned uint8 face crops (H, W, 3) as the backbone's input (B, 3, size, size), optionally mirrored.
-
-    The one conversion of crops into network input, shared by training, the
-    cached embeddings and :mod:`vfcross.workflows.inference`'s raw files.
-    """
+    """Aligned uint8 face crops (H, W, 3) as the backbone's input (B, 3, size, size), optionally mirrored: the
+    one conversion, shared by training, cached embeddings and :mod:`vfcross.workflows.inference`."""
     images = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float()
     if images.shape[-1] != size:
         images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
@@ -46,11 +38,8 @@ def face_batch(crops: Sequence[np.ndarray], size: int, flips: np.ndarray | None 
 
 
 def fit_frames(spec: np.ndarray, frames: int, offset: float) -> np.ndarray:
-    """A window of ``frames`` columns starting at fraction ``offset`` of the free range.
-
-    Utterances shorter than the window are repeated (wrapped) to fill it,
-    rather than zero-padded, so no crop is mostly silence.
-    """
+    """A window of ``frames`` columns at fraction ``offset`` of the free range; a shorter utterance is wrapped to
+    fill it (not zero-padded, so no crop is mostly silence)."""
     if spec.shape[1] < frames:
         spec = np.pad(spec, ((0, 0), (0, frames - spec.shape[1])), mode="wrap")
     start = int(round(offset * (spec.shape[1] - frames)))
@@ -64,12 +53,8 @@ def load_voice_crops(paths: list[str], frames: int, offsets: np.ndarray) -> Tens
 
 
 def utterance_offsets(length: int, frames: int) -> np.ndarray:
-    """Offsets (fractions, see :func:`fit_frames`) of the test-time crops of a ``length``-frame utterance.
-
-    Crops start at evenly spaced offsets from the first to the last possible
-    one, about half a crop apart; an utterance no longer than a crop gives one
-    (wrapped) crop.
-    """
+    """Offsets (see :func:`fit_frames`) of the test-time crops of a ``length``-frame utterance: evenly spaced from
+    first to last, about half a crop apart; one crop when it is no longer than a crop."""
     n = max(1, math.ceil((length - frames) / (frames // 2)) + 1) if length > frames else 1
     return np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(1)
 
@@ -86,11 +71,7 @@ def spectrogram_crops(spec: np.ndarray, frames: int) -> Tensor:
 
 
 def holdout_mask(manifest: pd.DataFrame, fraction: float, seed: int) -> pd.Series:
-    """Mark ``fraction`` of each (identity, modality) group as held out.
-
-    At least one sample of every group stays in training, so every identity
-    keeps both modalities for the cross-modal center loss.
-    """
+    """Mark ``fraction`` of each (identity, modality) group as held out, keeping at least one of each in training."""
     rng = np.random.default_rng(seed)
     held = pd.Series(False, index=manifest.index)
     for _, group in manifest.groupby(["identity", "modality"], sort=True):
@@ -101,11 +82,8 @@ def holdout_mask(manifest: pd.DataFrame, fraction: float, seed: int) -> pd.Serie
 
 
 def subset_mask(table: pd.DataFrame, voices: int, faces: int, seed: int = 0) -> np.ndarray:
-    """At most ``voices`` voices and ``faces`` faces of each identity of ``table`` (0 = all), as a row mask.
-
-    The validation subset: drawn with a fixed ``seed``, so every epoch, every
-    training seed and both stages validate on the same rows of the same table.
-    """
+    """At most ``voices`` voices and ``faces`` faces of each identity of ``table`` (0 = all), as a row mask: the
+    validation subset, drawn with a fixed ``seed`` so every epoch, seed and stage validates the same rows."""
     keep = np.ones(len(table), dtype=bool)
     rng = np.random.default_rng(seed)
     for (_, modality), rows in sorted(table.groupby(["identity", "modality"]).indices.items()):
@@ -130,14 +108,10 @@ class PKBatch:
 
 def pk_batches(table: pd.DataFrame, identities_per_batch: int, samples_per_identity: int,
                rng: np.random.Generator, repeats: int = 1) -> list[PKBatch]:
-    """One epoch of P x (K faces + K voices) batches over ``table``.
+    """One epoch of P x (K faces + K voices) batches, positional rows of ``table`` (columns ``label``, ``modality``).
 
-    ``table`` has columns ``label`` (class index) and ``modality``; its
-    positional row numbers are returned. Identities are shuffled and visited
-    ``repeats`` times; samples are drawn without replacement within a batch
-    when an identity has enough of them. A single identity left over at the
-    end of a pass joins the previous batch rather than forming a batch alone
-    (which would teach nothing to contrast) or being dropped.
+    Identities are shuffled and visited ``repeats`` times, samples drawn without replacement where enough; a
+    lone identity left at the end of a pass joins the previous batch.
     """
     p, k = identities_per_batch, samples_per_identity
     pools = {m: _pools(table, m) for m in ("face", "voice")}
@@ -162,14 +136,9 @@ def voice_pass_batches(table: pd.DataFrame, identities_per_batch: int, samples_p
                        rng: np.random.Generator) -> list[PKBatch]:
     """One epoch that shows every training voice once, in batches of P identities x (K voices + K faces).
 
-    Each identity's voices are shuffled and cut into groups of K (the last
-    topped up with its first ones); a batch takes one group from each of P
-    identities drawn with probability proportional to the groups they have
-    left, so they run out together (the last batches hold fewer identities).
-    The groups of an identity left alone at the end join the last batches
-    that lack it (in a degenerate table, also ones that hold it already).
-    Faces: each identity's frames in a shuffled order, K per group (repeated
-    when it has fewer faces than voices).
+    Each identity's shuffled voices are cut into groups of K; a batch takes a group from each of P identities
+    drawn in proportion to the groups they have left, so they run out together. Faces: each identity's in a
+    shuffled order, K per group (repeated when it has fewer faces than voices).
     """
     p, k = identities_per_batch, samples_per_identity
     pools = {m: _pools(table, m) for m in ("face", "voice")}

@@ -16,12 +16,9 @@ from vfcross.backbone.inception import (
 
 
 class SingleStream(nn.Module):
-    """Faces and spectrogram images pass through the same parameters.
+    """Faces and spectrogram images pass through the same parameters, in one batch (so BatchNorm sees both).
 
-    ``forward`` runs both modalities in one batch through the one backbone
-    (so BatchNorm sees both, as a single stream does) and returns their raw
-    512-d features; :meth:`embed` gives L2-normalised embeddings;
-    ``classifier`` scores the training identities for the softmax loss.
+    ``forward`` gives the raw 512-d features, :meth:`embed` L2-normalised embeddings, ``classifier`` identity logits.
     """
 
     def __init__(self, num_classes: int, input_size: int, dropout: float = 0.6,

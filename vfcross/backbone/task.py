@@ -1,13 +1,8 @@
 """Stage 2: the training task of the shared face/voice embedding.
 
-The backbone (single-stream by default, dual-stream as the baseline) is
-trained by :func:`vfcross.training.train` with softmax cross-entropy over the
-training identities plus the cross-modal center loss, on batches of P
-identities x (K faces + K voices). Validation reports per-modality
-identification accuracy on held-out samples of the training identities and
-cross-modal verification AUC over all voice-face pairs of the validation
-identities (both on the subset ``loop.val_voices`` / ``loop.val_faces`` set);
-without two validation identities the AUC is left out and the log says why.
+Softmax cross-entropy over the training identities plus the cross-modal center loss, on P x (K + K) batches.
+Validation: per-modality identification accuracy on held-out samples of the training identities, and the
+verification AUC over all voice-face pairs of the validation identities (a note instead without two of them).
 """
 
 from __future__ import annotations
@@ -124,11 +119,8 @@ def train_backbone(cfg: RunConfig, manifest: pd.DataFrame, architecture: str = "
                    progress: bool = True) -> tuple[Path, list[dict]]:
     """Train (or resume, or reuse) one backbone of ``cfg`` on ``manifest``; returns its run folder and history.
 
-    ``architecture`` and ``seed`` override the configuration's; once trained,
-    the run's full configuration is saved beside its checkpoint
-    (``config.json``; a reused run keeps the one it was trained with). A run
-    folder trained from other settings or data is refused
-    (:class:`~vfcross.training.RunMismatchError`), and its ``config.json`` is left as it was.
+    The run's configuration is saved beside it once trained; a folder trained from other settings or data is
+    refused (:class:`~vfcross.training.RunMismatchError`).
     """
     run_cfg, run_dir = backbone_run(cfg, architecture, seed)
     history = train(BackboneTask(manifest, run_cfg.backbone), run_cfg.backbone.loop, run_dir, progress=progress)
@@ -138,12 +130,7 @@ def train_backbone(cfg: RunConfig, manifest: pd.DataFrame, architecture: str = "
 
 def stage_embeddings(cfg: RunConfig, rows: pd.DataFrame, seed: int | None = None, architecture: str = "single",
                      progress: bool = True) -> Embeddings:
-    """Every row of ``rows`` embedded by the trained backbone of ``seed`` (None: the evaluated run).
-
-    The one way later stages get a backbone's embeddings: the run must have
-    been trained from ``cfg``'s settings with that architecture and seed
-    (a run from other settings is refused), and the vectors are cached
-    (:func:`~vfcross.backbone.embedding.extract_embeddings`).
-    """
+    """Every row of ``rows`` embedded by the trained backbone of ``seed`` (None: the evaluated run): the one way
+    later stages get them (a run from other settings is refused; the vectors are cached)."""
     run_cfg, run_dir = backbone_run(cfg, architecture, seed)
     return extract_embeddings(run_dir, rows, run_cfg.backbone, cfg.cache_dir / "embeddings", progress=progress)

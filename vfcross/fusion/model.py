@@ -1,24 +1,9 @@
 """Attention-gated fusion of face and voice embeddings (the method's second half).
 
-On the backbone's 512-d embeddings, a face ``b`` and a voice ``e`` are
-projected to ``d`` dimensions and L2-normalised::
-
-    u = normalise(tanh(W_u b))        v = normalise(tanh(W_v e))
-
-and fused for training as ``I = k * u + (1 - k) * v``. What ``k`` is depends on
-``fusion``:
-
-* ``"gated"`` (the paper): ``k = sigmoid(W [e, b] + B)``, one weight per
-  dimension, computed from both raw inputs;
-* ``"linear"``: one learned scalar, ``k = sigmoid(s)`` (a comparison baseline);
-* ``"none"`` (Table 6, "without the fusion module"): there is no ``I``. The
-  losses see ``u`` and ``v`` themselves, stacked as two rows with the same
-  identity label, so the projections are still trained jointly by the same
-  classifier and the same orthogonal projection loss, but nothing is gated.
-
-An identity classifier acts on the training features. At test time a face is
-represented by its ``u`` and a voice by its ``v`` (:meth:`embed`); ``I``
-exists only for training.
+A face ``b`` and a voice ``e`` are projected: ``u = normalise(tanh(W_u b))``, ``v = normalise(tanh(W_v e))``, and
+fused for training as ``I = k * u + (1 - k) * v``: ``k = sigmoid(W [e, b] + B)`` per dimension ("gated", the
+paper), one learned scalar ("linear"), or no ``I`` ("none", Table 6: the losses see u and v stacked, one label).
+At test time a face is its ``u`` and a voice its ``v`` (:meth:`FusionModel.embed`).
 """
 
 from __future__ import annotations
@@ -66,11 +51,8 @@ class FusionModel(nn.Module):
         raise ValueError("fusion 'none' has no gate")
 
     def forward(self, faces: Tensor, voices: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Training features of paired faces and voices (N, 512) each, and the gate.
-
-        Returns ``(I, k)`` with ``I`` of shape (N, d); with ``fusion="none"``,
-        ``(cat[u, v], None)`` of shape (2N, d), rows i and N + i sharing a label.
-        """
+        """Training features ``(I, k)`` of paired faces and voices (N, 512); with ``fusion="none"``
+    ``(cat[u, v], None)`` of shape (2N, d), rows i and N + i sharing a label."""
         if faces.shape != voices.shape:
             raise ValueError(f"faces and voices must be paired: {tuple(faces.shape)} vs {tuple(voices.shape)}")
         u, v = self.embed(faces, "face"), self.embed(voices, "voice")

@@ -1,16 +1,8 @@
 """Stage 3: learn the voice-face association with fusion and the orthogonal projection loss.
 
-Trained by the same loop as the backbone (:func:`vfcross.training.train`) on
-the backbone's 512-d embeddings of the training identities. Every epoch pairs
-each training face with a random voice of the same identity, and each voice
-with a random face of the same identity; batches of ``batch_size`` pairs go
-through :class:`~vfcross.fusion.model.FusionModel`, and the loss is
-``CE(identity | I) + alpha * L_OC`` or, for the Table 6 ablations, one of its
-parts (``FusionConfig.loss``) with or without the fusion module
-(``FusionConfig.fusion``). Validation reports the cross-modal verification
-AUC of test-time embeddings (``v`` for voices, ``u`` for faces) over all
-voice-face pairs of the validation identities (of the subset ``loop.val_voices``
-/ ``loop.val_faces`` set), or, without two of them, a note saying why.
+Each epoch pairs every training face with a random voice of its identity and every voice with a random face;
+the loss is ``CE(identity | I) + alpha * L_OC`` or, for the Table 6 ablations, one part of it, with or without
+fusion. Validation: the verification AUC of ``u``/``v`` over the validation identities' voice-face pairs.
 """
 
 from __future__ import annotations
@@ -190,14 +182,8 @@ def gate_values(model: FusionModel, embeddings: Embeddings, split: str, rng: np.
 
 
 def load_fusion(run_dir: str | Path, cfg: FusionConfig | None = None, last: bool = False) -> FusionModel:
-    """The trained fusion model of a run folder (its kept epoch; ``last``: its last epoch), in eval mode on the CPU.
-
-    Without ``cfg`` the run's own configuration (its ``config.json``, saved
-    by :func:`train_fusion`) says which variant it is. Raises
-    :class:`~vfcross.training.RunMismatchError` when the run was trained with
-    other settings than that configuration's (its loop settings and seed may
-    differ).
-    """
+    """The trained fusion model of a run folder (kept epoch, or ``last``), in eval mode on the CPU; ``cfg`` None:
+    the run's own. :class:`~vfcross.training.RunMismatchError` if trained with other model settings."""
     cfg = run_config(run_dir).fusion if cfg is None else cfg
     return fusion_from_state(objective_state(run_dir, stage_settings("fusion", cfg), last), cfg)
 
@@ -233,15 +219,8 @@ def fusion_run(cfg: RunConfig, variant: str = FULL_MODEL, seed: int | None = Non
 
 def train_fusion(cfg: RunConfig, embeddings: Embeddings, variant: str = FULL_MODEL, seed: int | None = None,
                  progress: bool = False) -> tuple[Path, list[dict]]:
-    """Train (or resume, or reuse) one fusion variant on backbone ``embeddings``; returns its run folder and history.
-
-    ``variant`` names a Table 6 row (:data:`~vfcross.config.TABLE6_VARIANTS`),
-    applied to the configuration's fusion settings; ``seed`` overrides the
-    training seed. Once trained, the run's full configuration is saved beside
-    it (a reused run keeps the one it was trained with); a run folder trained
-    from other settings or data is refused
-    (:class:`~vfcross.training.RunMismatchError`) and its ``config.json`` left as it was.
-    """
+    """Train (or resume, or reuse) one fusion variant (a Table 6 row) on backbone ``embeddings``; returns its run
+    folder and history. As :func:`~vfcross.backbone.task.train_backbone`, the configuration is saved beside it."""
     seed = cfg.fusion.loop.seed if seed is None else seed
     run_dir = fusion_run(cfg, variant, seed)  # validates the variant
     change = {f"fusion.{key}": value for key, value in TABLE6_VARIANTS[variant].items()}
