@@ -101,18 +101,19 @@ def _check_types(obj: Any) -> None:
             raise ConfigError(f.name, problem)
 
 
-def _at_least(obj: Any, name: str, low: float, why: str = "") -> None:
-    value = getattr(obj, name)
-    if value < low:
-        raise ConfigError(name, f"must be at least {low}{why}, got {value!r}")
+def _at_least(obj: Any, low: float, *names: str, why: str = "") -> None:
+    for name in names:
+        if getattr(obj, name) < low:
+            raise ConfigError(name, f"must be at least {low}{why}, got {getattr(obj, name)!r}")
 
 
-def _between(obj: Any, name: str, low: float, high: float, high_open: bool = False, low_open: bool = False) -> None:
-    """Require ``low <= obj.name <= high`` (either end open on request)."""
-    value = getattr(obj, name)
-    if value < low or value > high or (high_open and value == high) or (low_open and value == low):
-        span = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-        raise ConfigError(name, f"must lie in {span}, got {value!r}")
+def _between(obj: Any, low: float, high: float, *names: str, high_open: bool = False, low_open: bool = False) -> None:
+    """Require ``low <= obj.name <= high`` for each of ``names`` (either end open on request)."""
+    for name in names:
+        value = getattr(obj, name)
+        if value < low or value > high or (high_open and value == high) or (low_open and value == low):
+            span = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+            raise ConfigError(name, f"must lie in {span}, got {value!r}")
 
 
 def _check_fractions(obj: Any) -> None:
@@ -154,13 +155,11 @@ class SynthConfig:
 
     def __post_init__(self) -> None:
         _check_types(self)
-        for name in ("identities", "videos_per_identity", "clips_per_video", "faces_per_video", "workers"):
-            _at_least(self, name, 1)
-        for name in ("eval_videos_per_identity", "eval_faces_per_video", "eval_clips_per_video"):
-            _at_least(self, name, 0, " (0 = as the training identities)")
-        _at_least(self, "image_size", 32)
-        for name in ("coupling_nationality", "coupling_age", "coupling_traits"):
-            _between(self, name, 0.0, 1.0)
+        _at_least(self, 1, "identities", "videos_per_identity", "clips_per_video", "faces_per_video", "workers")
+        _at_least(self, 0, "eval_videos_per_identity", "eval_faces_per_video", "eval_clips_per_video",
+                  why=" (0 = as the training identities)")
+        _at_least(self, 32, "image_size")
+        _between(self, 0.0, 1.0, "coupling_nationality", "coupling_age", "coupling_traits")
         _check_fractions(self)
         if self.snr_db[0] > self.snr_db[1]:
             raise ConfigError("snr_db", f"must be (low, high) with low <= high, got {self.snr_db!r}")
@@ -193,13 +192,12 @@ class FaceConfig:
 
     def __post_init__(self) -> None:
         _check_types(self)
-        for name in ("size", "min_face_size", "batch_size"):
-            _at_least(self, name, 1)
-        _at_least(self, "batch_pixels", 10_000)
+        _at_least(self, 1, "size", "min_face_size", "batch_size")
+        _at_least(self, 10_000, "batch_pixels")
         if self.detect_size and self.detect_size < self.min_face_size:
             raise ConfigError("detect_size", f"must be 0 or at least min_face_size = {self.min_face_size}, "
                                              f"got {self.detect_size!r}")
-        _between(self, "jpeg_quality", 1, 100)
+        _between(self, 1, 100, "jpeg_quality")
 
 
 @dataclass
@@ -229,14 +227,11 @@ class VoiceConfig:
 
     def __post_init__(self) -> None:
         _check_types(self)
-        for name in ("sample_rate", "n_fft"):
-            _at_least(self, name, 1)
-        for name in ("vad_window_ms", "vad_threshold_db", "win_ms", "hop_ms"):
-            _between(self, name, 0.0, math.inf, low_open=True)
-        _between(self, "vad_overlap", 0.0, 1.0, high_open=True)
-        for name in ("min_seconds", "max_seconds", "n_mels"):
-            _at_least(self, name, 0)
-        _between(self, "max_hz", 0.0, self.sample_rate / 2)
+        _at_least(self, 1, "sample_rate", "n_fft")
+        _between(self, 0.0, math.inf, "vad_window_ms", "vad_threshold_db", "win_ms", "hop_ms", low_open=True)
+        _between(self, 0.0, 1.0, "vad_overlap", high_open=True)
+        _at_least(self, 0, "min_seconds", "max_seconds", "n_mels")
+        _between(self, 0.0, self.sample_rate / 2, "max_hz")
         window = round(self.sample_rate * self.win_ms / 1000.0)
         if window > self.n_fft:
             raise ConfigError("n_fft", f"{self.n_fft} is shorter than the {window}-sample window "
@@ -262,7 +257,7 @@ class PreprocessConfig:
 
     def __post_init__(self) -> None:
         _check_types(self)
-        _at_least(self, "workers", 1)
+        _at_least(self, 1, "workers")
 
 
 @dataclass
@@ -297,15 +292,13 @@ class LoopConfig:
 
     def __post_init__(self) -> None:
         _check_types(self)
-        for name in ("epochs", "validate_every"):
-            _at_least(self, name, 1)
-        for name in ("seed", "weight_decay", "max_batches_per_epoch", "val_voices", "val_faces", "workers"):
-            _at_least(self, name, 0)
-        _between(self, "lr", 0.0, math.inf, low_open=True)
-        _between(self, "lr_decay", 0.0, 1.0, low_open=True)
-        _between(self, "lr_min", 0.0, self.lr)
-        _between(self, "average_epochs", 0, self.epochs)
-        _between(self, "average_decay", 0.0, 1.0, high_open=True)
+        _at_least(self, 1, "epochs", "validate_every")
+        _at_least(self, 0, "seed", "weight_decay", "max_batches_per_epoch", "val_voices", "val_faces", "workers")
+        _between(self, 0.0, math.inf, "lr", low_open=True)
+        _between(self, 0.0, 1.0, "lr_decay", low_open=True)
+        _between(self, 0.0, self.lr, "lr_min")
+        _between(self, 0, self.epochs, "average_epochs")
+        _between(self, 0.0, 1.0, "average_decay", high_open=True)
 
 
 @dataclass
@@ -341,15 +334,14 @@ class BackboneConfig:
 
     def __post_init__(self) -> None:
         _check_types(self)
-        _at_least(self, "input_size", MIN_INPUT_SIZE, " (InceptionResNet-V1's smallest input)")
-        _at_least(self, "voice_crop_frames", 2)
-        _at_least(self, "identities_per_batch", 2, " (a batch must contrast identities)")
-        for name in ("samples_per_identity", "epoch_repeats", "embed_chunk_crops"):
-            _at_least(self, name, 1)
-        _between(self, "dropout", 0.0, 1.0, high_open=True)
-        _at_least(self, "center_weight", 0.0)
-        _between(self, "center_lr", 0.0, 1.0)
-        _between(self, "holdout_fraction", 0.0, 1.0, high_open=True)
+        _at_least(self, MIN_INPUT_SIZE, "input_size", why=" (InceptionResNet-V1's smallest input)")
+        _at_least(self, 2, "voice_crop_frames")
+        _at_least(self, 2, "identities_per_batch", why=" (a batch must contrast identities)")
+        _at_least(self, 1, "samples_per_identity", "epoch_repeats", "embed_chunk_crops")
+        _between(self, 0.0, 1.0, "dropout", high_open=True)
+        _at_least(self, 0.0, "center_weight")
+        _between(self, 0.0, 1.0, "center_lr")
+        _between(self, 0.0, 1.0, "holdout_fraction", high_open=True)
         _check_seeds(self)
 
 
@@ -371,9 +363,9 @@ class FusionConfig:
 
     def __post_init__(self) -> None:
         _check_types(self)
-        _at_least(self, "dim", 1)
-        _at_least(self, "batch_size", 2, " (the orthogonal projection loss compares pairs)")
-        _at_least(self, "alpha", 0.0)
+        _at_least(self, 1, "dim")
+        _at_least(self, 2, "batch_size", why=" (the orthogonal projection loss compares pairs)")
+        _at_least(self, 0.0, "alpha")
         _check_seeds(self)
 
 
@@ -408,11 +400,9 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         _check_types(self)
-        _at_least(self, "seed", 0)
-        _at_least(self, "n_pairs", 0)
-        for name in ("n_trials", "n_boot"):
-            _at_least(self, name, 1)
-        _between(self, "memory_gb", 0.0, math.inf, low_open=True)
+        _at_least(self, 0, "seed", "n_pairs")
+        _at_least(self, 1, "n_trials", "n_boot")
+        _between(self, 0.0, math.inf, "memory_gb", low_open=True)
 
 
 def _bilingual_population() -> SynthConfig:
@@ -453,8 +443,7 @@ class MultilingualConfig:
         if len(self.synth.languages) != 2:
             raise ConfigError("synth.languages", f"the FAME protocol compares two languages, got "
                                                  f"{list(self.synth.languages)}")
-        for name in ("backbone_epochs", "fusion_epochs", "split_seed"):
-            _at_least(self, name, 0)
+        _at_least(self, 0, "backbone_epochs", "fusion_epochs", "split_seed")
         if self.n_pairs < 2 or self.n_pairs % 2:
             raise ConfigError("n_pairs", f"must be a positive even number (half positive pairs), got {self.n_pairs!r}")
         _check_fractions(self)

@@ -6,13 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vfcross.backbone.inception import (
-    EMBEDDING_DIM,
-    check_faces,
-    check_input_size,
-    inception_resnet_v1,
-    spectrogram_to_image,
-)
+from vfcross.backbone.inception import (EMBEDDING_DIM, check_faces, check_input_size, inception_resnet_v1,
+    spectrogram_to_image)
 
 
 class SingleStream(nn.Module):
@@ -26,8 +21,12 @@ class SingleStream(nn.Module):
         super().__init__()
         check_input_size(input_size)
         self.input_size, self.spectrogram_input = input_size, spectrogram_input
-        self.backbone = inception_resnet_v1(dropout)
+        self.build(dropout)
         self.classifier = nn.Linear(EMBEDDING_DIM, num_classes)
+
+    def build(self, dropout: float) -> None:
+        """Make the network(s), before the classifier (the order of their random initialisation)."""
+        self.backbone = inception_resnet_v1(dropout)
 
     def forward(self, faces: Tensor, voices: Tensor) -> tuple[Tensor, Tensor]:
         """Raw features of faces (B, 3, S, S) and spectrograms (B', 1, F, T)."""
@@ -35,6 +34,10 @@ class SingleStream(nn.Module):
         images = spectrogram_to_image(voices, self.input_size, self.spectrogram_input)
         features = self.backbone(torch.cat([faces, images]))
         return features[: len(faces)], features[len(faces):]
+
+    def stream(self, modality: str) -> nn.Module:
+        """The network that embeds ``modality``."""
+        return self.backbone
 
     def features(self, x: Tensor, modality: str) -> Tensor:
         """Raw features of one modality's batch."""
@@ -44,7 +47,7 @@ class SingleStream(nn.Module):
             check_faces(x, self.input_size)
         else:
             raise ValueError(f"modality must be 'face' or 'voice', got {modality!r}")
-        return self.backbone(x)
+        return self.stream(modality)(x)
 
     def embed(self, x: Tensor, modality: str) -> Tensor:
         """L2-normalised 512-d embeddings of one modality's batch."""
