@@ -58,7 +58,6 @@ class RunMismatchError(ValueError):
 
 class Task(Protocol):
     """What :func:`train` needs to know about a stage."""
-
     #: Returns a dict with a scalar ``"loss"`` and other scalar components.
     objective: nn.Module
     #: Training samples by modality (``{"face": n, "voice": m}``): what a pass over the training set is.
@@ -97,11 +96,8 @@ def loop_settings(stage: str, cfg: LoopConfig) -> dict[str, Any]:
 
 
 def rows_fingerprint(table: Any, columns: Iterable[str]) -> dict[str, Any]:
-    """Row count and SHA-256 of the sorted rows of ``table`` over ``columns``, and the identities of each split.
-
-    A ``cache_path`` counts by its entry's name (which hashes its settings and source), so a moved work folder
-    keeps its fingerprint.
-    """
+    """Row count and SHA-256 of the sorted rows of ``table`` over ``columns``, and the identities of each split; a
+    ``cache_path`` counts by its entry's name (which hashes settings and source), so a moved work folder keeps it."""
     present = [c for c in columns if c in table.columns]
     rows = table[present].astype(str)
     if "cache_path" in rows:
@@ -133,7 +129,6 @@ def run_fingerprint(task: Task, cfg: LoopConfig) -> dict[str, Any]:
 
 
 def _flatten(data: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    """Nested mappings as one level of dotted keys under ``prefix``."""
     flat: dict[str, Any] = {}
     for key, value in data.items():
         name = f"{prefix}.{key}"
@@ -154,23 +149,19 @@ def _differences(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> lis
             for key in sorted(set(old) | set(new)) if old.get(key, "absent") != new.get(key, "absent")]
 
 
-def _refuse(out_dir: Path, why: str) -> RunMismatchError:
-    """The one-line error for a run folder that cannot be used as asked."""
-    return RunMismatchError(f"{out_dir}: {why}; to train it afresh, pass resume=False (--no-resume on the "
-                            "command line, which replaces the folder's model) or use a new folder")
-
-
 def check_record(out_dir: Path, state: Mapping[str, Any], fingerprint: Mapping[str, Any], epochs: int) -> None:
     """Refuse a checkpoint whose record differs from ``fingerprint`` or that holds more than ``epochs`` epochs."""
     recorded = state.get("fingerprint")
     if recorded is None:
-        raise _refuse(out_dir, "its checkpoint does not record what it was trained from (written by an "
-                               "older vfcross)")
-    diff = _differences(recorded, fingerprint)
-    if diff:
-        raise _refuse(out_dir, f"it was trained from other settings or data ({'; '.join(diff)})")
-    if len(state["history"]) > epochs:
-        raise _refuse(out_dir, f"it holds {len(state['history'])} trained epochs, more than the {epochs} asked for")
+        why = "its checkpoint does not record what it was trained from (written by an older vfcross)"
+    elif diff := _differences(recorded, fingerprint):
+        why = f"it was trained from other settings or data ({'; '.join(diff)})"
+    elif len(state["history"]) > epochs:
+        why = f"it holds {len(state['history'])} trained epochs, more than the {epochs} asked for"
+    else:
+        return
+    raise RunMismatchError(f"{out_dir}: {why}; to train it afresh, pass resume=False (--no-resume on the "
+                           "command line, which replaces the folder's model) or use a new folder")
 
 
 #: What does not run on a device type, and what is used there instead (see :func:`runs_on`, docs/platforms.md).
@@ -204,11 +195,8 @@ def runs_on(dev: torch.device | str, feature: str) -> bool:
 
 
 def autocast_dtype(amp: bool, dev: torch.device) -> torch.dtype | None:
-    """The mixed-precision type of the training step, or None for float32.
-
-    bfloat16 on CUDA cards of compute capability 8.0 and up (or ROCm) and on CPUs with native bfloat16; float16
-    with loss scaling on older CUDA cards; float32 elsewhere (docs/platforms.md).
-    """
+    """The mixed-precision type of the training step (None: float32): bfloat16 on CUDA cards of compute capability
+    8.0 and up (or ROCm) and CPUs with native bfloat16, float16 on older CUDA cards (docs/platforms.md)."""
     if not amp or not runs_on(dev, "mixed precision"):
         return None
     if dev.type == "cuda":
@@ -238,10 +226,8 @@ def _distributed() -> tuple[int, int]:
 
 
 def loader(load: Any, keys: Sequence[Any], workers: int, dev: torch.device) -> DataLoader:
-    """``load(key)`` of every key, in order, made by ``workers`` processes (0: this one); pinned for CUDA.
-
-    Its own generator draws nothing from torch's global RNG, so a run's numbers do not depend on ``workers``.
-    """
+    """``load(key)`` of every key, in order, by ``workers`` processes (0: this one); pinned for CUDA. Its own
+    generator draws nothing from torch's global RNG, so a run's numbers do not depend on ``workers``."""
     return DataLoader(keys, batch_size=None, collate_fn=load, num_workers=workers, pin_memory=dev.type == "cuda",
                       generator=torch.Generator())
 
@@ -264,11 +250,8 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: LoopConfig) -> torch.o
 
 
 class WeightAverage:
-    """SWA or EMA of the objective's weights and buffers over the last epochs' steps (off: no-ops).
-
-    Once it holds a step, it is the model validated (:meth:`swapped`), checkpointed and kept.
-    """
-
+    """SWA or EMA of the objective's weights and buffers over the last epochs' steps (off: no-ops); once it holds a
+    step, it is the model validated (:meth:`swapped`), checkpointed and kept."""
     def __init__(self, objective: nn.Module, cfg: LoopConfig) -> None:
         self.first = cfg.epochs - cfg.average_epochs
         fn = swa_utils.get_ema_multi_avg_fn(cfg.average_decay) if cfg.average_decay else None
@@ -319,7 +302,6 @@ def _seed_epoch(seed: int, epoch: int) -> np.random.Generator:
 
 
 def _write_log(history: list[dict], path: Path) -> None:
-    """Rewrite the JSONL metrics log atomically from the complete history."""
     text = "".join(json.dumps(r) + "\n" for r in history)
     atomic_write(path, lambda stream: stream.write(text.encode()))
 
@@ -332,11 +314,8 @@ def read_log(out_dir: str | Path) -> list[dict]:
 
 def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
           progress: bool = True) -> list[dict]:
-    """Train ``task.objective`` for ``cfg.epochs`` epochs; return the per-epoch records.
-
-    The state is written after each validated epoch. ``resume`` continues a run trained from the same settings
-    and data (else :class:`RunMismatchError` names what differs); ``resume=False`` starts afresh.
-    """
+    """Train ``task.objective`` for ``cfg.epochs`` epochs, writing its state after each validated epoch; return the
+    per-epoch records. ``resume`` continues a run trained from the same record (else :class:`RunMismatchError`)."""
     out_dir = Path(out_dir)
     rank, world = _distributed()
     dev = device()
@@ -427,11 +406,8 @@ def record_run_config(cfg: RunConfig, out_dir: str | Path) -> Path:
 
 
 def rank_share(batches: Sequence[Any], world: int, rank: int) -> list[Any]:
-    """Process ``rank``'s batches of an epoch among ``world``, as torch's DistributedSampler shares samples.
-
-    Padded with the first batches to a multiple of ``world``: none is left out, and every process runs the same
-    number of steps, so none waits for ever in an all-reduce.
-    """
+    """Process ``rank``'s batches of an epoch among ``world``, as DistributedSampler shares samples: padded with the
+    first batches, so none is left out and every process runs as many steps (none waits for ever in an all-reduce)."""
     padded = [batches[i % len(batches)] for i in range(-(-len(batches) // world) * world)]
     return padded[rank::world]
 
@@ -447,10 +423,8 @@ def schedule(task: Task, batches: Sequence[Any], epochs: int, world: int = 1) ->
 
 
 def planned_schedules(cfg: RunConfig, counts: Mapping[str, Mapping[str, int]], world: int = 1) -> dict[str, dict]:
-    """:func:`schedule` of both stages of ``cfg``, projected from ``counts["train"]`` (identities, voices, faces).
-
-    A voice pass's last batches are taken as full, so a run's own record may differ by a few steps an epoch.
-    """
+    """:func:`schedule` of both stages of ``cfg``, projected from ``counts["train"]`` (identities, voices, faces); a
+    voice pass's last batches count as full, so a run's own record may differ by a few steps an epoch."""
     train, b, f = counts["train"], cfg.backbone, cfg.fusion
     ids = int(train["identities"])
     per = {m: train[f"{m}s"] / max(1, ids) for m in ("face", "voice")}
@@ -534,10 +508,8 @@ def state_path(run_dir: str | Path, last: bool = False) -> Path:
 
 def objective_state(run_dir: str | Path, expected: Mapping[str, Any] | None = None,
                     last: bool = False) -> dict[str, torch.Tensor]:
-    """The trained objective's ``state_dict`` of a run (:func:`state_path`), on the CPU.
-
-    With ``expected`` stage settings the run must have been trained with exactly those (:func:`check_run`).
-    """
+    """The trained objective's ``state_dict`` of a run (:func:`state_path`), on the CPU; with ``expected`` stage
+    settings the run must have been trained with exactly those (:func:`check_run`)."""
     path = state_path(run_dir, last)
     state = check_run(run_dir, expected) if expected is not None else None
     if state is None or path.name != CHECKPOINT:  # the checked checkpoint is read once, not twice
@@ -546,11 +518,8 @@ def objective_state(run_dir: str | Path, expected: Mapping[str, Any] | None = No
 
 
 def check_run(run_dir: str | Path, expected: Mapping[str, Any]) -> dict[str, Any]:
-    """The run's last checkpoint, or :class:`RunMismatchError` unless it was trained with ``expected`` stage settings.
-
-    Only the settings that describe the model are compared, not the loop's: runs of one configuration may differ
-    in their seeds.
-    """
+    """The run's last checkpoint, or :class:`RunMismatchError` unless it was trained with ``expected`` stage settings
+    (the model's, not the loop's: runs of one configuration may differ in their seeds)."""
     ckpt = Path(run_dir) / CHECKPOINT
     if not ckpt.exists():
         raise FileNotFoundError(f"no checkpoint in {run_dir}: train that stage first")
