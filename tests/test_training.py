@@ -15,7 +15,7 @@ from fakes import fake_preprocessed
 from vfcross import config as C
 from vfcross import training
 from vfcross.backbone.embedding import all_pairs_auc, embed_rows, extract_embeddings
-from vfcross.backbone.objective import backbone_from_state, load_backbone
+from vfcross.backbone.objective import backbone_from_state
 from vfcross.backbone.sampler import (
     fit_frames,
     load_faces,
@@ -529,6 +529,11 @@ def test_what_may_change_on_resume_extending_and_validation_spacing(manifest, tr
     shorter = BackboneTask(manifest, _cfg(epochs=1))
     with pytest.raises(RunMismatchError, match="it holds 2 trained epochs, more than the 1 asked for"):
         train(shorter, shorter.cfg.loop, run, progress=False)
+
+
+def load_backbone(run_dir, cfg: BackboneConfig):
+    """The trained backbone objective of a run folder, refused unless trained with ``cfg``'s model settings."""
+    return backbone_from_state(training.objective_state(run_dir, training.stage_settings("backbone", cfg)), cfg)
 
 
 def test_a_model_is_only_handed_to_the_configuration_it_was_trained_from(manifest, trained, tmp_path):

@@ -17,7 +17,6 @@ class CrossModalCenterLoss(nn.Module):
     code) or the formula's sum. Centers are a buffer moved by :meth:`update_centers` (Wen et al. 2016, eq. 4),
     summed over all processes under torch.distributed.
     """
-
     def __init__(self, num_classes: int, dim: int, weight: float = 1.0, center_lr: float = 0.5,
                  reduction: str = "mean") -> None:
         super().__init__()

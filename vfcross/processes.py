@@ -83,7 +83,6 @@ class PeakMemory:
     ``reading`` names how: ``VmHWM`` (Linux, exact), ``ru_maxrss`` (the lifetime peak, when the process was never
     larger before), else ``sampled`` every 10 ms (Windows). docs/platforms.md.
     """
-
     def __enter__(self) -> "PeakMemory":
         import psutil
 

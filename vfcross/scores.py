@@ -42,7 +42,6 @@ class ListScore:
     ``pairs[i, k]`` counts the (positive of identity i, negative of identity k) pairs in the right order, ties
     half; a small list keeps its ``arrays`` (scores, labels, codes), a streamed one per-identity ``histograms``.
     """
-
     identities: np.ndarray
     positives: np.ndarray
     negatives: np.ndarray
@@ -86,9 +85,9 @@ class ListScore:
     def stream(cls, blocks: Blocks, identities: np.ndarray, memory_gb: float = 2.0) -> ListScore:
         """A list given as ``blocks(positive)``, each (voice identity code, scores), never held whole.
 
-    ``pairs`` is exact (every positive ranked in each sorted block); the EER's crossing is found on the
-    histograms and refined exactly on one more pass over the negatives inside its bin.
-    """
+        ``pairs`` is exact (every positive ranked in each sorted block); the EER's crossing is found on the
+        histograms and refined exactly on one more pass over the negatives inside its bin.
+        """
         m, budget = len(identities), memory_gb * 1e9
         bins = int(min(BINS, max(256, budget / 4 / (16 * m))))
         edges = np.r_[-np.inf, np.linspace(*SCORE_RANGE, bins - 1), np.inf]
@@ -120,8 +119,8 @@ class ListScore:
     def replicates(self, metric: str, draws: np.ndarray, identities: np.ndarray | None = None) -> np.ndarray:
         """The metric on each identity resample (``draws``: resamples x identities, how often each is drawn).
 
-    ``identities`` names the draws' columns when they are not this list's own; NaN where a class is missing.
-    """
+        ``identities`` names the draws' columns when they are not this list's own; NaN where a class is missing.
+        """
         w = np.atleast_2d(np.asarray(draws, dtype=np.float64))
         if identities is not None and not np.array_equal(identities, self.identities):
             w = w[:, _codes(self.identities, identities, len(self.identities))[1]]
@@ -219,7 +218,6 @@ class _IdentityEER:
     Per identity, positives and negatives above ~``grid`` ROC points are counted once; a resample finds its
     crossing by two matrix products and weighs only the pairs between the two points around it.
     """
-
     def __init__(self, scores: np.ndarray, labels: np.ndarray, codes: np.ndarray, m: int, grid: int = 512) -> None:
         order = np.argsort(-scores, kind="mergesort")
         ordered = -scores[order]
@@ -271,7 +269,6 @@ class VerificationPairs:
 
     ``coverage``: which rows of an official list these are; ``drawn_from``: pairs they were sampled from (0: none).
     """
-
     name: str
     voice: np.ndarray
     face: np.ndarray
@@ -320,7 +317,6 @@ def _rows(vectors: np.ndarray, needed: int) -> np.ndarray:
 @dataclass(frozen=True)
 class Groups:
     """Rows of one modality grouped by identity code: ``rows[starts[c]:starts[c] + counts[c]]``."""
-
     rows: np.ndarray
     starts: np.ndarray
     counts: np.ndarray
@@ -345,7 +341,6 @@ class AllPairs:
 
     Never held whole: :meth:`score` computes them in blocks of one voice identity.
     """
-
     name: str
     identities: np.ndarray
     voices: Groups
@@ -400,8 +395,8 @@ class AllPairs:
     def sample(self, n_pairs: int, rng: np.random.Generator) -> VerificationPairs:
         """``n_pairs`` distinct pairs, half positive where each class has enough, in the order of every pair.
 
-    Drawn by their ordinal among the positives and the negatives, so none is built beyond the sample.
-    """
+        Drawn by their ordinal among the positives and the negatives, so none is built beyond the sample.
+        """
         a, b = np.nonzero(self.keys[:, None] == self.keys[None, :])
         sizes = self.voices.counts[a] * self.faces.counts[b]
         starts = np.cumsum(sizes) - sizes
@@ -440,7 +435,6 @@ def every_pair(table: pd.DataFrame) -> AllPairs:
 class SeedScores:
     """One verification list scored by every training seed of every system (``scores[system][i]``: seed
     ``seeds[system][i]``); ``identities`` are the units every interval resamples."""
-
     restriction: str
     identities: np.ndarray
     scores: dict[str, list[ListScore]]

@@ -132,7 +132,6 @@ def embed_utterances(net: nn.Module, spectrograms: Iterable[np.ndarray], frames:
 @dataclass(frozen=True)
 class Embeddings:
     """Embeddings of a manifest's samples and where they came from."""
-
     table: pd.DataFrame  # the manifest rows, in the order of ``vectors``
     vectors: np.ndarray  # (N, 512), L2-normalised
     checkpoint: str  # path of the checkpoint used

@@ -1,9 +1,7 @@
 """The backbone's training objective: network (single stream or the dual-stream baseline), identity softmax and
-cross-modal center loss; :func:`load_backbone` reads a trained one back."""
+cross-modal center loss; :func:`backbone_from_state` rebuilds a trained one."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -12,9 +10,8 @@ from torch import Tensor, nn
 from vfcross.backbone.dual_stream import DualStream
 from vfcross.backbone.inception import EMBEDDING_DIM
 from vfcross.backbone.single_stream import SingleStream
-from vfcross.config import Architecture, BackboneConfig, choices, run_config
+from vfcross.config import Architecture, BackboneConfig, choices
 from vfcross.losses import CrossModalCenterLoss
-from vfcross.training import objective_state, stage_settings
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"single": SingleStream, "dual": DualStream}
 
@@ -31,7 +28,6 @@ class BackboneObjective(nn.Module):
 
     The center loss sees f or f / ||f|| (``center_input``); in training mode the centers then move (Wen et al.).
     """
-
     def __init__(self, cfg: BackboneConfig, num_classes: int) -> None:
         super().__init__()
         self.net = build_network(cfg, num_classes)
@@ -54,13 +50,6 @@ class BackboneObjective(nn.Module):
         accuracy = (logits.argmax(1) == labels).float().mean()
         return {"loss": ce + center, "ce": ce.detach(), "center": center.detach(),
                 "train_accuracy": accuracy}
-
-
-def load_backbone(run_dir: str | Path, cfg: BackboneConfig | None = None) -> BackboneObjective:
-    """The trained objective (network, classifier, centers) of a run folder, on the CPU; ``cfg`` None: the run's
-    own. :class:`~vfcross.training.RunMismatchError` if the run was trained with other model settings."""
-    cfg = run_config(run_dir).backbone if cfg is None else cfg
-    return backbone_from_state(objective_state(run_dir, stage_settings("backbone", cfg)), cfg)
 
 
 def backbone_from_state(state: dict[str, Tensor], cfg: BackboneConfig) -> BackboneObjective:

@@ -97,7 +97,6 @@ def subset_mask(table: pd.DataFrame, voices: int, faces: int, seed: int = 0) -> 
 @dataclass(frozen=True)
 class PKBatch:
     """One training batch: rows of the faces and voices, their class labels and augmentations."""
-
     face_rows: np.ndarray
     voice_rows: np.ndarray
     face_labels: np.ndarray

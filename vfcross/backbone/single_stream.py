@@ -15,7 +15,6 @@ class SingleStream(nn.Module):
 
     ``forward`` gives the raw 512-d features, :meth:`embed` L2-normalised embeddings, ``classifier`` identity logits.
     """
-
     def __init__(self, num_classes: int, input_size: int, dropout: float = 0.6,
                  spectrogram_input: str = "image") -> None:
         super().__init__()

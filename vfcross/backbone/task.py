@@ -27,7 +27,6 @@ FINGERPRINT_COLUMNS = ("identity", "modality", "split", "cache_path")
 
 class BackboneTask:
     """The training task of the backbone on a preprocessed manifest."""
-
     def __init__(self, manifest: pd.DataFrame, cfg: BackboneConfig) -> None:
         train = manifest[manifest["split"] == "train"].reset_index(drop=True)
         if train.empty:

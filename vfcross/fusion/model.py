@@ -20,7 +20,6 @@ FUSIONS = choices(Fusion)
 
 class FusionModel(nn.Module):
     """Projections W_u, W_v, the fusion of ``fusion`` and an identity classifier."""
-
     def __init__(self, num_classes: int, in_dim: int = EMBEDDING_DIM, dim: int = 128, fusion: str = "gated") -> None:
         super().__init__()
         if fusion not in FUSIONS:
@@ -52,7 +51,7 @@ class FusionModel(nn.Module):
 
     def forward(self, faces: Tensor, voices: Tensor) -> tuple[Tensor, Tensor | None]:
         """Training features ``(I, k)`` of paired faces and voices (N, 512); with ``fusion="none"``
-    ``(cat[u, v], None)`` of shape (2N, d), rows i and N + i sharing a label."""
+        ``(cat[u, v], None)`` of shape (2N, d), rows i and N + i sharing a label."""
         if faces.shape != voices.shape:
             raise ValueError(f"faces and voices must be paired: {tuple(faces.shape)} vs {tuple(voices.shape)}")
         u, v = self.embed(faces, "face"), self.embed(voices, "voice")
