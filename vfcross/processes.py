@@ -51,28 +51,17 @@ def init_worker_process(parent: int) -> None:
 
 
 @contextlib.contextmanager
-def workers_starting() -> Iterator[None]:
-    """Start worker processes inside this block: they are born ignoring Ctrl-C (no traceback while starting).
-
-    A Ctrl-C in the milliseconds the block lasts is lost; outside the main thread it does nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-@contextlib.contextmanager
 def worker_pool(processes: int, start_method: str | None = None) -> Iterator[multiprocessing.pool.Pool]:
-    """A pool of ``processes`` workers, born ignoring Ctrl-C, dying with this process and ended on leaving the
-    block (``start_method`` as :func:`multiprocessing.get_context`)."""
-    with workers_starting():
+    """A pool of ``processes`` workers, dying with this process and ended on leaving the block (``start_method`` as
+    :func:`multiprocessing.get_context`). They are born ignoring Ctrl-C, so none prints a traceback while starting."""
+    main = threading.current_thread() is threading.main_thread()  # only it may change signal handling
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
         pool = multiprocessing.get_context(start_method).Pool(processes, initializer=init_worker_process,
                                                               initargs=(os.getpid(),))
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
     with pool:
         yield pool
 
