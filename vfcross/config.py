@@ -182,7 +182,6 @@ class FaceConfig:
     #: No face found: "skip" the image, or "fallback" to a centre crop (flagged in the manifest).
     no_face: NoFace = "skip"
     min_face_size: int = 20
-    #: Most images, and most pixels, per MTCNN call.
     batch_size: int = 16
     batch_pixels: int = 4_000_000
     #: MTCNN sees each image scaled to this longer side and padded square (0 = full size); see docs/preprocessing.md.
@@ -208,7 +207,6 @@ class VoiceConfig:
     vad_overlap: float = 0.5
     #: Frames more than this many dB below the utterance's loudest are dropped.
     vad_threshold_db: float = 35.0
-    #: Clips shorter than this after VAD are skipped (reason recorded).
     min_seconds: float = 0.5
     win_ms: float = 25.0
     hop_ms: float = 10.0
@@ -252,7 +250,6 @@ class VoiceConfig:
 @dataclass
 class PreprocessConfig:
     """Shared settings of the preprocessing stage."""
-    #: Processes making crops and spectrograms: this one plus ``workers - 1`` spawned helpers.
     workers: int = 2
 
     def __post_init__(self) -> None:
@@ -278,7 +275,6 @@ class LoopConfig:
     seed: int = 0
     #: Mixed precision where it runs (see vfcross.training.autocast_dtype).
     amp: bool = True
-    #: Cap on batches per epoch (0 = the whole epoch).
     max_batches_per_epoch: int = 0
     #: Validate (and checkpoint) every this many epochs and after the last.
     validate_every: int = 1
@@ -287,7 +283,6 @@ class LoopConfig:
     #: At most this many voices and faces of each validated identity, drawn once (0 = all).
     val_voices: int = 0
     val_faces: int = 0
-    #: DataLoader worker processes (0: the training process itself).
     workers: int = 0
 
     def __post_init__(self) -> None:
@@ -326,7 +321,6 @@ class BackboneConfig:
     #: An epoch passes over every training identity (``epoch_repeats`` times) or every training voice.
     epoch: EpochUnit = "identities"
     epoch_repeats: int = 1
-    #: Most images per forward pass when embedding.
     embed_chunk_crops: int = 64
     #: Training seeds of the backbones compared; fusion seed s trains on backbone seed s.
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -348,13 +342,11 @@ class BackboneConfig:
 @dataclass
 class FusionConfig:
     """Fusion + orthogonal projection loss on the backbone's embeddings."""
-    #: Dimension d of the projections u, v and the fused I.
     dim: int = 128
     #: "gated" (the paper), "linear" (one learned scalar) or "none" (Table 6 row a).
     fusion: Fusion = "gated"
     #: "ce+opl" (the paper), "ce" (Table 6 row b) or "opl" (row c).
     loss: FusionLoss = "ce+opl"
-    #: Weight alpha of the orthogonal projection loss in "ce+opl".
     alpha: float = 1.0
     batch_size: int = 128
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -392,7 +384,6 @@ class EvalConfig:
     n_pairs: int = 0
     #: 1:N matching trials per direction (galleries nested for N = 2..10).
     n_trials: int = 2000
-    #: Bootstrap resamples for every 95% confidence interval.
     n_boot: int = 1000
     split: Split = "test"
     #: Memory a list's scores may take above the embeddings: larger every-pair lists are scored in blocks.
@@ -427,7 +418,6 @@ class MultilingualConfig:
     #: Train fusion per language and score u, v; False scores the backbone's embeddings.
     fusion: bool = True
     fusion_epochs: int = 0
-    #: Verification pairs per (training, test) language pair, half positive.
     n_pairs: int = 2000
     #: A MAV-Celeb version folder, its list folder (empty: ``<root>_lists``), its identity split (empty: drawn
     #: with ``split_fractions``, ``split_seed``) and version (names the submission files); see vfcross.data.mavceleb.
@@ -453,13 +443,11 @@ class MultilingualConfig:
 class RunConfig:
     """Everything one run needs; presets fill it in, overrides adjust it."""
     preset: PresetName = "default"
-    #: Where generated data, caches and checkpoints go.
     work_dir: str = "work"
     #: Dataset root in the VoxCeleb1 layout; empty: the synthetic population under ``work_dir``.
     data_root: str = ""
     #: Identity-split file; empty: the one inside ``data_root`` if present.
     splits_file: str = ""
-    #: Identities the split file does not list: an error (False), or left out and recorded in the skip report.
     skip_unlisted_identities: bool = False
     synth: SynthConfig = field(default_factory=SynthConfig)
     face: FaceConfig = field(default_factory=FaceConfig)
