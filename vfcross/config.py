@@ -404,11 +404,9 @@ def _bilingual_population() -> SynthConfig:
 
 @dataclass
 class MultilingualConfig:
-    """Notebook 06: the FAME protocol (train on one language, verify on the heard and the unheard one).
-
-    It runs on its own data in ``<work_dir>/multilingual``: the bilingual population ``synth`` or a MAV-Celeb
-    version folder (``mavceleb_root``); everything else is the run's own configuration.
-    """
+    """Notebook 06: the FAME protocol (train on one language, verify on the heard and the unheard one). It runs on its
+    own data in ``<work_dir>/multilingual``: the bilingual population ``synth`` or a MAV-Celeb version folder
+    (``mavceleb_root``); everything else is the run's own configuration."""
     synth: SynthConfig = field(default_factory=_bilingual_population)
     #: "shared": notebook 02's backbone embeds both languages, only fusion is trained per language (falls back
     #: to "per_language" without it); "per_language": a backbone from scratch per language.
@@ -602,10 +600,8 @@ def _setting_hint(dotted: str) -> Any:
 
 
 def parse_setting(dotted: str, text: str) -> Any:
-    """The value of ``--set dotted=text``: kept as text for a str or choice setting, else read as JSON.
-
-    Text that is not JSON is passed on for the configuration's check to refuse, naming the key.
-    """
+    """The value of ``--set dotted=text``: kept as text for a str or choice setting, else read as JSON. Text that is
+    not JSON is passed on for the configuration's check to refuse, naming the key."""
     hint = _setting_hint(dotted)
     if hint is str or (typing.get_origin(hint) is Literal and all(isinstance(a, str) for a in typing.get_args(hint))):
         return text

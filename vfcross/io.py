@@ -17,11 +17,9 @@ DISK_FULL_BYTES = 64 * 2**20
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` through a temporary file in its folder, fsync and ``os.replace``: readers never see a half
-    file, a power loss leaves the old or the whole new one, and a full disk is said so (docs/preprocessing.md).
-
-    The file gets the mode any new file gets (0666 less the umask), unlike ``tempfile.mkstemp``'s 0600.
-    """
+    """Write ``path`` through a temporary file in its folder, fsync and ``os.replace``: readers never see a half file,
+    a power loss leaves the old or the whole new one, and a full disk is said so (docs/preprocessing.md). The file
+    gets the mode any new file gets (0666 less the umask), unlike ``tempfile.mkstemp``'s 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = _create_temporary(path)
     try:
@@ -61,10 +59,8 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def remove_stale_temporaries(folder: Path, names: tuple[str, ...]) -> list[Path]:
-    """Delete the temporary files a killed :func:`atomic_write` left in ``folder`` for ``names``; returns them.
-
-    Call it where no other process can be writing those files.
-    """
+    """Delete the temporary files a killed :func:`atomic_write` left in ``folder`` for ``names``; returns them. Call
+    it where no other process can be writing those files."""
     removed = []
     for name in names:
         for stale in Path(folder).glob(f".{name}.*.tmp"):

@@ -11,12 +11,11 @@ from vfcross.config import CenterReduction, choices
 
 
 class CrossModalCenterLoss(nn.Module):
-    """Center loss whose identity centers are shared by faces AND voices, pulling both to one point.
+    """Center loss whose identity centers are shared by faces AND voices, pulling both to one point. ``weight / 2 *
+    sum_i ||f_i - c_{y_i}||^2``, divided by the batch size for ``reduction="mean"`` (Wen et al.'s code) or the
+    formula's sum. Centers are a buffer moved by :meth:`update_centers` (Wen et al. 2016, eq. 4), summed over all
+    processes under torch.distributed."""
 
-    ``weight / 2 * sum_i ||f_i - c_{y_i}||^2``, divided by the batch size for ``reduction="mean"`` (Wen et al.'s
-    code) or the formula's sum. Centers are a buffer moved by :meth:`update_centers` (Wen et al. 2016, eq. 4),
-    summed over all processes under torch.distributed.
-    """
     def __init__(self, num_classes: int, dim: int, weight: float = 1.0, center_lr: float = 0.5,
                  reduction: str = "mean") -> None:
         super().__init__()

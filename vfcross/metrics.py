@@ -14,10 +14,8 @@ from scipy.special import digamma
 def _check_binary(
     scores: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Checked (scores, boolean labels, float weights); rows of weight 0 dropped, weights 1 when none are given.
-
-    A weight is a row's multiplicity: integer weights give exactly the result of repeating the rows.
-    """
+    """Checked (scores, boolean labels, float weights); rows of weight 0 dropped, weights 1 when none are given. A
+    weight is a row's multiplicity: integer weights give exactly the result of repeating the rows."""
     scores = np.asarray(scores, dtype=np.float64).ravel()
     labels = np.asarray(labels).ravel()
     if scores.shape != labels.shape:
@@ -65,10 +63,8 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | 
 def roc_points(
     scores: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """False and true positive rates at every distinct threshold from (0, 0) to (1, 1), and the thresholds.
-
-    As ``sklearn.metrics.roc_curve(drop_intermediate=False)``; thresholds decrease from ``inf``.
-    """
+    """False and true positive rates at every distinct threshold from (0, 0) to (1, 1), and the thresholds. As
+    ``sklearn.metrics.roc_curve(drop_intermediate=False)``; thresholds decrease from ``inf``."""
     scores, labels, weights = _check_binary(scores, labels, sample_weight)
     values, positive, negative = _tie_groups(scores, labels, weights)
     tps, fps = np.cumsum(positive[::-1]), np.cumsum(negative[::-1])
@@ -114,11 +110,9 @@ def _label_codes(query_labels: np.ndarray, gallery_labels: np.ndarray) -> tuple[
 
 
 def _chunk_average_precisions(similarity: np.ndarray, query_codes: np.ndarray, gallery_codes: np.ndarray) -> np.ndarray:
-    """Average precision of each row of a similarity chunk (NaN without a relevant item), as scikit-learn's.
-
-    AP is the mean, over the relevant items, of the precision at the threshold of each one's score, so only
-    their scores and each sorted row are needed. Sorts ``similarity`` in place (callers pass a fresh chunk).
-    """
+    """Average precision of each row of a similarity chunk (NaN without a relevant item), as scikit-learn's. AP is the
+    mean, over the relevant items, of the precision at the threshold of each one's score, so only their scores and
+    each sorted row are needed. Sorts ``similarity`` in place (callers pass a fresh chunk)."""
     if not np.isfinite(similarity).all():
         raise ValueError("similarities must be finite")
     rows, cols = np.nonzero(query_codes[:, np.newaxis] == gallery_codes[np.newaxis, :])
@@ -148,11 +142,9 @@ def _chunked_average_precisions(chunk, query_codes: np.ndarray, gallery_codes: n
 def average_precisions(
     similarity: np.ndarray, query_labels: np.ndarray, gallery_labels: np.ndarray, chunk_size: int = 1024
 ) -> np.ndarray:
-    """Average precision of every query (row of ``similarity``, queries x gallery), ``chunk_size`` rows at a time.
-
-    Row i as ``average_precision_score(gallery_labels == query_labels[i], similarity[i])``; NaN without a
-    relevant item (scikit-learn: 0 with a warning).
-    """
+    """Average precision of every query (row of ``similarity``, queries x gallery), ``chunk_size`` rows at a time. Row
+    i as ``average_precision_score(gallery_labels == query_labels[i], similarity[i])``; NaN without a relevant item
+    (scikit-learn: 0 with a warning)."""
     similarity = np.asarray(similarity)
     query_codes, gallery_codes = _label_codes(query_labels, gallery_labels)
     if similarity.ndim != 2 or similarity.shape != (len(query_codes), len(gallery_codes)):
@@ -165,10 +157,8 @@ def average_precisions(
 
 
 def chance_average_precision(n_relevant: np.ndarray | int, gallery_size: np.ndarray | int) -> np.ndarray:
-    """Expected average precision of a uniformly random ranking of R relevant items among G, elementwise.
-
-    E[AP] = (R - 1)/(G - 1) + (1 - (R - 1)/(G - 1)) * H_G / G (H_G the G-th harmonic number); NaN where R = 0.
-    """
+    """Expected average precision of a uniformly random ranking of R relevant items among G, elementwise. E[AP] = (R -
+    1)/(G - 1) + (1 - (R - 1)/(G - 1)) * H_G / G (H_G the G-th harmonic number); NaN where R = 0."""
     r = np.asarray(n_relevant, dtype=np.float64)
     g = np.asarray(gallery_size, dtype=np.float64)
     if (g < 1).any() or (r < 0).any() or (r > g).any() or (r != np.round(r)).any() or (g != np.round(g)).any():
@@ -198,10 +188,8 @@ def retrieval_map(
     gallery_labels: np.ndarray,
     chunk_size: int = 1024,
 ) -> np.ndarray:
-    """Per-query average precision of ranking a gallery by dot-product similarity (NaN: no relevant item).
-
-    Computed ``chunk_size`` queries at a time, so a 20k x 20k problem never holds the full matrix.
-    """
+    """Per-query average precision of ranking a gallery by dot-product similarity (NaN: no relevant item). Computed
+    ``chunk_size`` queries at a time, so a 20k x 20k problem never holds the full matrix."""
     query_vectors, gallery_vectors = np.asarray(query_vectors), np.asarray(gallery_vectors)
     if query_vectors.ndim != 2 or gallery_vectors.ndim != 2 or query_vectors.shape[1] != gallery_vectors.shape[1]:
         raise ValueError(

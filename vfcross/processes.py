@@ -25,11 +25,9 @@ def linux_calls() -> bool:
 
 def init_worker_process(parent: int) -> None:
     """Set up a pool worker: it dies with its ``parent`` (pid, the pool's ``initargs``) and leaves Ctrl-C to it.
-
-    Linux: the kernel kills it when the parent goes (``PR_SET_PDEATHSIG``); everywhere a watchdog thread exits
-    within 0.5 s of the parent's end. SIGINT is ignored: Ctrl-C reaches the whole group, and the parent stops
-    the pool (docs/platforms.md).
-    """
+    Linux: the kernel kills it when the parent goes (``PR_SET_PDEATHSIG``); everywhere a watchdog thread exits within
+    0.5 s of the parent's end. SIGINT is ignored: Ctrl-C reaches the whole group, and the parent stops the pool
+    (docs/platforms.md)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if linux_calls():
         with contextlib.suppress(OSError, AttributeError):
@@ -68,10 +66,9 @@ def worker_pool(processes: int, start_method: str | None = None) -> Iterator[mul
 
 class PeakMemory:
     """The peak resident memory (``mb``, MiB) of this process inside a ``with`` block, above its size at the start.
-
     ``reading`` names how: ``VmHWM`` (Linux, exact), ``ru_maxrss`` (the lifetime peak, when the process was never
-    larger before), else ``sampled`` every 10 ms (Windows). docs/platforms.md.
-    """
+    larger before), else ``sampled`` every 10 ms (Windows). docs/platforms.md."""
+
     def __enter__(self) -> "PeakMemory":
         import psutil
 

@@ -37,11 +37,9 @@ def block_pairs(memory_gb: float) -> int:
 
 @dataclass(eq=False)
 class ListScore:
-    """One verification list scored by one system.
-
-    ``pairs[i, k]`` counts the (positive of identity i, negative of identity k) pairs in the right order, ties
-    half; a small list keeps its ``arrays`` (scores, labels, codes), a streamed one per-identity ``histograms``.
-    """
+    """One verification list scored by one system. ``pairs[i, k]`` counts the (positive of identity i, negative of
+    identity k) pairs in the right order, ties half; a small list keeps its ``arrays`` (scores, labels, codes), a
+    streamed one per-identity ``histograms``."""
     identities: np.ndarray
     positives: np.ndarray
     negatives: np.ndarray
@@ -83,11 +81,9 @@ class ListScore:
 
     @classmethod
     def stream(cls, blocks: Blocks, identities: np.ndarray, memory_gb: float = 2.0) -> ListScore:
-        """A list given as ``blocks(positive)``, each (voice identity code, scores), never held whole.
-
-        ``pairs`` is exact (every positive ranked in each sorted block); the EER's crossing is found on the
-        histograms and refined exactly on one more pass over the negatives inside its bin.
-        """
+        """A list given as ``blocks(positive)``, each (voice identity code, scores), never held whole. ``pairs`` is
+        exact (every positive ranked in each sorted block); the EER's crossing is found on the histograms and refined
+        exactly on one more pass over the negatives inside its bin."""
         m, budget = len(identities), memory_gb * 1e9
         bins = int(min(BINS, max(256, budget / 4 / (16 * m))))
         edges = np.r_[-np.inf, np.linspace(*SCORE_RANGE, bins - 1), np.inf]
@@ -118,9 +114,7 @@ class ListScore:
 
     def replicates(self, metric: str, draws: np.ndarray, identities: np.ndarray | None = None) -> np.ndarray:
         """The metric on each identity resample (``draws``: resamples x identities, how often each is drawn).
-
-        ``identities`` names the draws' columns when they are not this list's own; NaN where a class is missing.
-        """
+        ``identities`` names the draws' columns when they are not this list's own; NaN where a class is missing."""
         w = np.atleast_2d(np.asarray(draws, dtype=np.float64))
         if identities is not None and not np.array_equal(identities, self.identities):
             w = w[:, _codes(self.identities, identities, len(self.identities))[1]]
@@ -213,11 +207,10 @@ def _binned_eer(w: np.ndarray, edges: np.ndarray, positive: np.ndarray, negative
 
 
 class _IdentityEER:
-    """EER under identity weights, exactly, without a pass over every pair per resample.
+    """EER under identity weights, exactly, without a pass over every pair per resample. Per identity, positives and
+    negatives above ~``grid`` ROC points are counted once; a resample finds its crossing by two matrix products and
+    weighs only the pairs between the two points around it."""
 
-    Per identity, positives and negatives above ~``grid`` ROC points are counted once; a resample finds its
-    crossing by two matrix products and weighs only the pairs between the two points around it.
-    """
     def __init__(self, scores: np.ndarray, labels: np.ndarray, codes: np.ndarray, m: int, grid: int = 512) -> None:
         order = np.argsort(-scores, kind="mergesort")
         ordered = -scores[order]
@@ -265,10 +258,8 @@ def positions(values: np.ndarray, name: str, ndim: int) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class VerificationPairs:
-    """Listed voice-face pairs (row positions, label 1 = same identity) under restriction ``name``.
-
-    ``coverage``: which rows of an official list these are; ``drawn_from``: pairs they were sampled from (0: none).
-    """
+    """Listed voice-face pairs (row positions, label 1 = same identity) under restriction ``name``. ``coverage``:
+    which rows of an official list these are; ``drawn_from``: pairs they were sampled from (0: none)."""
     name: str
     voice: np.ndarray
     face: np.ndarray
@@ -337,10 +328,8 @@ class Groups:
 
 @dataclass(frozen=True, eq=False)
 class AllPairs:
-    """Every voice of identity A against every face of B, for A and B sharing ``keys`` (B == A: positives).
-
-    Never held whole: :meth:`score` computes them in blocks of one voice identity.
-    """
+    """Every voice of identity A against every face of B, for A and B sharing ``keys`` (B == A: positives). Never held
+    whole: :meth:`score` computes them in blocks of one voice identity."""
     name: str
     identities: np.ndarray
     voices: Groups
@@ -393,10 +382,8 @@ class AllPairs:
         return self._pairs(np.arange(len(self)), 0)
 
     def sample(self, n_pairs: int, rng: np.random.Generator) -> VerificationPairs:
-        """``n_pairs`` distinct pairs, half positive where each class has enough, in the order of every pair.
-
-        Drawn by their ordinal among the positives and the negatives, so none is built beyond the sample.
-        """
+        """``n_pairs`` distinct pairs, half positive where each class has enough, in the order of every pair. Drawn by
+        their ordinal among the positives and the negatives, so none is built beyond the sample."""
         a, b = np.nonzero(self.keys[:, None] == self.keys[None, :])
         sizes = self.voices.counts[a] * self.faces.counts[b]
         starts = np.cumsum(sizes) - sizes

@@ -252,6 +252,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: LoopConfig) -> torch.o
 class WeightAverage:
     """SWA or EMA of the objective's weights and buffers over the last epochs' steps (off: no-ops); once it holds a
     step, it is the model validated (:meth:`swapped`), checkpointed and kept."""
+
     def __init__(self, objective: nn.Module, cfg: LoopConfig) -> None:
         self.first = cfg.epochs - cfg.average_epochs
         fn = swa_utils.get_ema_multi_avg_fn(cfg.average_decay) if cfg.average_decay else None

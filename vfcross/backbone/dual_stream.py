@@ -11,6 +11,7 @@ from vfcross.backbone.single_stream import SingleStream
 class DualStream(SingleStream):
     """A face and a separate voice InceptionResNet-V1: :class:`SingleStream` but for the parameter sharing, which
     is what the paper's comparison isolates."""
+
     def build(self, dropout: float) -> None:
         self.face_net = inception_resnet_v1(dropout)
         self.voice_net = inception_resnet_v1(dropout)

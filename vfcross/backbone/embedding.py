@@ -45,12 +45,10 @@ def all_pairs_auc(embeddings: np.ndarray, table: pd.DataFrame, memory_gb: float 
 @torch.no_grad()
 def embed_rows(net: nn.Module, rows: pd.DataFrame, cfg: BackboneConfig, dev: torch.device,
                normalise: bool = True, batch_size: int | None = None, progress: bool = True) -> np.ndarray:
-    """Embeddings (N, 512) of a manifest's faces and whole voice utterances, in row order.
-
-    A voice is the re-normalised mean of its half-overlapping ``voice_crop_frames`` crops. At most
-    ``batch_size`` images (default ``cfg.embed_chunk_crops``) go through the network at once, so memory does
-    not grow with the rows or an utterance's length; files are read by ``cfg.loop.workers`` processes.
-    """
+    """Embeddings (N, 512) of a manifest's faces and whole voice utterances, in row order. A voice is the
+    re-normalised mean of its half-overlapping ``voice_crop_frames`` crops. At most ``batch_size`` images (default
+    ``cfg.embed_chunk_crops``) go through the network at once, so memory does not grow with the rows or an utterance's
+    length; files are read by ``cfg.loop.workers`` processes."""
     chunk = batch_size or cfg.embed_chunk_crops
     was_training = net.training
     net.eval()
@@ -140,11 +138,9 @@ class Embeddings:
 
 def extract_embeddings(run_dir: str | Path, manifest: pd.DataFrame, cfg: BackboneConfig | None,
                        cache_dir: str | Path, progress: bool = True) -> Embeddings:
-    """Embed every row of ``manifest`` with the backbone in ``run_dir`` (``cfg`` None: the run's own), cached.
-
-    The cache key is the checkpoint's hash, the precision computed in on this device and the manifest's samples.
-    The run must have been trained from ``cfg``, cached or not.
-    """
+    """Embed every row of ``manifest`` with the backbone in ``run_dir`` (``cfg`` None: the run's own), cached. The
+    cache key is the checkpoint's hash, the precision computed in on this device and the manifest's samples. The run
+    must have been trained from ``cfg``, cached or not."""
     cfg = run_config(run_dir).backbone if cfg is None else cfg
     ckpt = state_path(run_dir)
     check_run(run_dir, stage_settings("backbone", cfg))  # the settings only: no network built for a cache hit

@@ -23,6 +23,7 @@ SPECTROGRAM_INPUTS = choices(SpectrogramInput)
 class _ChannelsLast(nn.Module):
     """Run a convolutional network in the channels-last memory layout: the same arithmetic, faster in oneDNN
     (docs/experiments.md)."""
+
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net.to(memory_format=torch.channels_last)

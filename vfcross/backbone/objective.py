@@ -24,10 +24,9 @@ def build_network(cfg: BackboneConfig, num_classes: int) -> nn.Module:
 
 
 class BackboneObjective(nn.Module):
-    """Network + identity softmax + cross-modal center loss, as one module (one ``state_dict``).
+    """Network + identity softmax + cross-modal center loss, as one module (one ``state_dict``). The center loss sees
+    f or f / ||f|| (``center_input``); in training mode the centers then move (Wen et al.)."""
 
-    The center loss sees f or f / ||f|| (``center_input``); in training mode the centers then move (Wen et al.).
-    """
     def __init__(self, cfg: BackboneConfig, num_classes: int) -> None:
         super().__init__()
         self.net = build_network(cfg, num_classes)

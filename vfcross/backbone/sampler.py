@@ -108,10 +108,8 @@ class PKBatch:
 def pk_batches(table: pd.DataFrame, identities_per_batch: int, samples_per_identity: int,
                rng: np.random.Generator, repeats: int = 1) -> list[PKBatch]:
     """One epoch of P x (K faces + K voices) batches, positional rows of ``table`` (columns ``label``, ``modality``).
-
-    Identities are shuffled and visited ``repeats`` times, samples drawn without replacement where enough; a
-    lone identity left at the end of a pass joins the previous batch.
-    """
+    Identities are shuffled and visited ``repeats`` times, samples drawn without replacement where enough; a lone
+    identity left at the end of a pass joins the previous batch."""
     p, k = identities_per_batch, samples_per_identity
     pools = {m: _pools(table, m) for m in ("face", "voice")}
     labels = np.array(sorted(set(pools["face"]) & set(pools["voice"])))
@@ -133,12 +131,10 @@ def pk_batches(table: pd.DataFrame, identities_per_batch: int, samples_per_ident
 
 def voice_pass_batches(table: pd.DataFrame, identities_per_batch: int, samples_per_identity: int,
                        rng: np.random.Generator) -> list[PKBatch]:
-    """One epoch that shows every training voice once, in batches of P identities x (K voices + K faces).
-
-    Each identity's shuffled voices are cut into groups of K; a batch takes a group from each of P identities
-    drawn in proportion to the groups they have left, so they run out together. Faces: each identity's in a
-    shuffled order, K per group (repeated when it has fewer faces than voices).
-    """
+    """One epoch that shows every training voice once, in batches of P identities x (K voices + K faces). Each
+    identity's shuffled voices are cut into groups of K; a batch takes a group from each of P identities drawn in
+    proportion to the groups they have left, so they run out together. Faces: each identity's in a shuffled order, K
+    per group (repeated when it has fewer faces than voices)."""
     p, k = identities_per_batch, samples_per_identity
     pools = {m: _pools(table, m) for m in ("face", "voice")}
     labels = np.array(sorted(set(pools["face"]) & set(pools["voice"])))

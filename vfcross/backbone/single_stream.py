@@ -12,9 +12,9 @@ from vfcross.backbone.inception import (EMBEDDING_DIM, check_faces, check_input_
 
 class SingleStream(nn.Module):
     """Faces and spectrogram images pass through the same parameters, in one batch (so BatchNorm sees both).
+    ``forward`` gives the raw 512-d features, :meth:`embed` L2-normalised embeddings, ``classifier`` identity
+    logits."""
 
-    ``forward`` gives the raw 512-d features, :meth:`embed` L2-normalised embeddings, ``classifier`` identity logits.
-    """
     def __init__(self, num_classes: int, input_size: int, dropout: float = 0.6,
                  spectrogram_input: str = "image") -> None:
         super().__init__()

@@ -27,6 +27,7 @@ FINGERPRINT_COLUMNS = ("identity", "modality", "split", "cache_path")
 
 class BackboneTask:
     """The training task of the backbone on a preprocessed manifest."""
+
     def __init__(self, manifest: pd.DataFrame, cfg: BackboneConfig) -> None:
         train = manifest[manifest["split"] == "train"].reset_index(drop=True)
         if train.empty:
@@ -116,11 +117,9 @@ def backbone_run(cfg: RunConfig, architecture: str = "single", seed: int | None 
 
 def train_backbone(cfg: RunConfig, manifest: pd.DataFrame, architecture: str = "single", seed: int | None = None,
                    progress: bool = True) -> tuple[Path, list[dict]]:
-    """Train (or resume, or reuse) one backbone of ``cfg`` on ``manifest``; returns its run folder and history.
-
-    The run's configuration is saved beside it once trained; a folder trained from other settings or data is
-    refused (:class:`~vfcross.training.RunMismatchError`).
-    """
+    """Train (or resume, or reuse) one backbone of ``cfg`` on ``manifest``; returns its run folder and history. The
+    run's configuration is saved beside it once trained; a folder trained from other settings or data is refused
+    (:class:`~vfcross.training.RunMismatchError`)."""
     run_cfg, run_dir = backbone_run(cfg, architecture, seed)
     history = train(BackboneTask(manifest, run_cfg.backbone), run_cfg.backbone.loop, run_dir, progress=progress)
     record_run_config(run_cfg, run_dir)

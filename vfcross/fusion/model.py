@@ -20,6 +20,7 @@ FUSIONS = choices(Fusion)
 
 class FusionModel(nn.Module):
     """Projections W_u, W_v, the fusion of ``fusion`` and an identity classifier."""
+
     def __init__(self, num_classes: int, in_dim: int = EMBEDDING_DIM, dim: int = 128, fusion: str = "gated") -> None:
         super().__init__()
         if fusion not in FUSIONS:

@@ -36,6 +36,7 @@ FUSION_RUN = "fusion-full"
 
 class FusionObjective(nn.Module):
     """Fusion model + the configured loss; logs CE and OPL whether or not they are trained."""
+
     def __init__(self, cfg: FusionConfig, num_classes: int, in_dim: int = EMBEDDING_DIM) -> None:
         super().__init__()
         if cfg.loss not in LOSSES:
@@ -69,6 +70,7 @@ class PairBatch:
 
 class FusionTask:
     """Training task of the fusion stage on backbone embeddings."""
+
     def __init__(self, embeddings: Embeddings, cfg: FusionConfig) -> None:
         table = embeddings.table.reset_index(drop=True)
         train = (table["split"] == "train").to_numpy()
