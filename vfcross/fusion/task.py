@@ -187,19 +187,15 @@ def fusion_from_state(state: dict[str, Tensor], cfg: FusionConfig) -> FusionMode
     return objective.model.eval()
 
 
-def fusion_run_name(variant: str, seed: int, default_seed: int) -> str:
-    """Run folder name of a fusion variant: ``fusion-full`` or ``fusion-<fusion>-<loss>``, ``-seed<k>`` for extra seeds."""
+def fusion_run(cfg: RunConfig, variant: str = FULL_MODEL, seed: int | None = None) -> Path:
+    """The run folder of one fusion variant and seed (None: ``fusion.loop.seed``, the evaluated run): ``fusion-full``
+    or ``fusion-<fusion>-<loss>``, with ``-seed<k>`` for another seed."""
     change = TABLE6_VARIANTS.get(variant)
     if change is None:
         raise ValueError(f"unknown variant {variant!r}; choose one of {list(TABLE6_VARIANTS)}")
-    base = FUSION_RUN if variant == FULL_MODEL else f"fusion-{change['fusion']}-{change['loss']}"
-    return base + ("" if seed == default_seed else f"-seed{seed}")
-
-
-def fusion_run(cfg: RunConfig, variant: str = FULL_MODEL, seed: int | None = None) -> Path:
-    """The run folder of one fusion variant and seed (``seed`` None: ``fusion.loop.seed``, the evaluated run)."""
     seed = cfg.fusion.loop.seed if seed is None else seed
-    return cfg.run_dir(fusion_run_name(variant, seed, cfg.fusion.loop.seed))
+    base = FUSION_RUN if variant == FULL_MODEL else f"fusion-{change['fusion']}-{change['loss']}"
+    return cfg.run_dir(base + ("" if seed == cfg.fusion.loop.seed else f"-seed{seed}"))
 
 
 def train_fusion(cfg: RunConfig, embeddings: Embeddings, variant: str = FULL_MODEL, seed: int | None = None,
