@@ -30,8 +30,7 @@ class Dataset:
         return "\n".join([line, *(f"note: {note}" for note in self.notes)])
 
 
-def prepare_dataset(cfg: RunConfig, progress: bool = True, training: bool = True,
-                    evaluation: bool = True) -> Dataset:
+def prepare_dataset(cfg: RunConfig, progress: bool = True, training: bool = True, evaluation: bool = True) -> Dataset:
     """Write the synthetic population when ``cfg.data_root`` is empty (reused if made alike), read the dataset,
     and check its splits for ``training`` and ``evaluation`` before any further work."""
     start = time.perf_counter()

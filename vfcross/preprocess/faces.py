@@ -162,8 +162,7 @@ class FaceDetector:
         self.cfg = cfg
         device = device or default_device()
         device = device if runs_on(device, "MTCNN") else "cpu"
-        self._mtcnn = MTCNN(keep_all=True, select_largest=True, min_face_size=cfg.min_face_size,
-                            device=device)
+        self._mtcnn = MTCNN(keep_all=True, select_largest=True, min_face_size=cfg.min_face_size, device=device)
         if torch.device(device).type == "cpu":
             for net in (self._mtcnn.pnet, self._mtcnn.rnet, self._mtcnn.onet):
                 for name, child in list(net.named_children()):

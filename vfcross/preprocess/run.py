@@ -74,8 +74,7 @@ class PreprocessResult:
 
     def summary(self) -> pd.DataFrame:
         """Sample counts per modality, outcome and reason."""
-        return (self.report.groupby(["modality", "outcome", "reason"], dropna=False).size()
-                .reset_index(name="count"))
+        return (self.report.groupby(["modality", "outcome", "reason"], dropna=False).size() .reset_index(name="count"))
 
 
 def run_preprocessing(manifest: pd.DataFrame, cfg: RunConfig, report_dir: str | Path,
@@ -114,8 +113,7 @@ def preprocess(manifest: pd.DataFrame, cfg: RunConfig, progress: bool = True) ->
     report = _drop_incomplete_identities(report)
     usable = report["outcome"].isin(USABLE).to_numpy()
     kept = manifest.reset_index(drop=True).assign(
-        cache_path=[o.cache_path for o in ordered],
-        fallback=[o.reason == FALLBACK_REASON for o in ordered],
+        cache_path=[o.cache_path for o in ordered], fallback=[o.reason == FALLBACK_REASON for o in ordered],
     )
     return PreprocessResult(manifest=kept[usable].reset_index(drop=True), report=report,
                             seconds=time.perf_counter() - start)

@@ -55,8 +55,7 @@ def read_audio(source: bytes | str | Path, sample_rate: int) -> np.ndarray:
     truncation = _truncation(source)
     if truncation:
         raise ValueError(truncation)
-    data, rate = sf.read(io.BytesIO(source) if isinstance(source, bytes) else source,
-                         dtype="float32", always_2d=True)
+    data, rate = sf.read(io.BytesIO(source) if isinstance(source, bytes) else source, dtype="float32", always_2d=True)
     if not np.isfinite(data).all():
         raise ValueError("non-finite samples")
     mono = data.mean(axis=1)

@@ -34,12 +34,9 @@ _EYE_COLOURS: dict[str, RGB] = {"brown": (0.33, 0.20, 0.11), "dark": (0.16, 0.10
 
 #: Per nationality: (mean, sd) of skin melanin and of hair darkness, P(red hair); overlapping on purpose.
 _NATIONALITY_COLOURING: dict[str, tuple[tuple[float, float], tuple[float, float], float]] = {
-    "USA": ((0.33, 0.24), (0.58, 0.22), 0.04),
-    "UK": ((0.15, 0.09), (0.50, 0.20), 0.09),
-    "Germany": ((0.14, 0.08), (0.45, 0.20), 0.04),
-    "Italy": ((0.30, 0.10), (0.78, 0.12), 0.01),
-    "Mexico": ((0.48, 0.11), (0.86, 0.09), 0.0),
-    "India": ((0.63, 0.12), (0.93, 0.05), 0.0),
+    "USA": ((0.33, 0.24), (0.58, 0.22), 0.04), "UK": ((0.15, 0.09), (0.50, 0.20), 0.09),
+    "Germany": ((0.14, 0.08), (0.45, 0.20), 0.04), "Italy": ((0.30, 0.10), (0.78, 0.12), 0.01),
+    "Mexico": ((0.48, 0.11), (0.86, 0.09), 0.0), "India": ((0.63, 0.12), (0.93, 0.05), 0.0),
 }
 #: Per age group: range of the grey-hair fraction and of wrinkle/sag strength.
 _AGE_LOOK: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
@@ -138,37 +135,26 @@ def face_style(identity: Identity) -> FaceStyle:
     hair = _mix(hair, _GREY_HAIR, float(rng.uniform(grey_lo, grey_hi)))
     hair_style, beard, stubble = _hair_and_beard(male, attrs.age_group, rng)
     return FaceStyle(
-        skin=skin,
-        hair=hair,
-        brow=_mix(hair, (0.08, 0.06, 0.05), 0.35),
-        eye=eye,
-        lip=_lip_colour(skin, male, rng),
+        skin=skin, hair=hair, brow=_mix(hair, (0.08, 0.06, 0.05), 0.35), eye=eye, lip=_lip_colour(skin, male, rng),
         face_width=(1.0 if male else 0.92) * (1 + 0.07 * build) * float(rng.uniform(0.96, 1.04)),
         face_length=1.35 * (1 + 0.05 * length) * float(rng.uniform(0.97, 1.03)),
         jaw_square=max(0.0, (0.9 if male else 0.15) + 0.25 * build + 0.3 * age),
-        jaw_taper=(0.10 if male else 0.26) - 0.03 * build - 0.06 * age,
-        eye_spacing=float(rng.uniform(0.36, 0.44)),
+        jaw_taper=(0.10 if male else 0.26) - 0.03 * build - 0.06 * age, eye_spacing=float(rng.uniform(0.36, 0.44)),
         eye_y=-0.12 + 0.02 * age,
         eye_width=0.21 * (1 + 0.07 * lively) * float(rng.uniform(0.92, 1.08)) * (0.95 if male else 1.03),
         eye_height=0.085 * (1 + 0.15 * lively) * float(rng.uniform(0.9, 1.1)) * (1 - 0.15 * age),
-        lash=(0.25 if male else 0.6) * float(rng.uniform(0.7, 1.3)),
-        brow_gap=0.24 * (1 + 0.15 * lively) - 0.03 * age,
+        lash=(0.25 if male else 0.6) * float(rng.uniform(0.7, 1.3)), brow_gap=0.24 * (1 + 0.15 * lively) - 0.03 * age,
         brow_thickness=(0.065 if male else 0.036) * float(rng.uniform(0.8, 1.2)),
         brow_arch=(0.035 if male else 0.07) * float(rng.uniform(0.6, 1.4)),
         nose_y=0.40 * (1 + 0.10 * length) * float(rng.uniform(0.95, 1.05)),
         nose_width=(0.17 if male else 0.145) * float(rng.uniform(0.85, 1.2)) * (1 + 0.05 * build),
         mouth_y=0.70 * (1 + 0.06 * length) + 0.04 * age,
         mouth_width=(0.30 if male else 0.28) * float(rng.uniform(0.88, 1.12)),
-        lip_height=(0.055 if male else 0.075) * float(rng.uniform(0.8, 1.2)) * (1 - 0.3 * age),
-        hair_style=hair_style,
+        lip_height=(0.055 if male else 0.075) * float(rng.uniform(0.8, 1.2)) * (1 - 0.3 * age), hair_style=hair_style,
         hair_volume=float(rng.uniform(0.0, 0.08) if hair_style == "short" else rng.uniform(0.08, 0.22)),
         hairline=-1.0 + float(rng.uniform(-0.08, 0.08)) + (0.25 if male else 0.08) * age * float(rng.random()),
         fringe=float(rng.uniform(0.25, 0.55)) if not male and rng.random() < 0.35 else 0.0,
-        parting=float(rng.uniform(-0.4, 0.4)),
-        beard=beard,
-        stubble=stubble,
-        wrinkles=age,
-        sag=age,
+        parting=float(rng.uniform(-0.4, 0.4)), beard=beard, stubble=stubble, wrinkles=age, sag=age,
         ear_size=float(rng.uniform(0.85, 1.15)),
         moles=tuple(_rgb(rng.uniform((-0.7, -0.6, 0.018), (0.7, 0.9, 0.035)))
                     for _ in range(int(rng.integers(0, 3)))),
@@ -221,19 +207,13 @@ def face_session(rng: np.random.Generator) -> FaceSession:
     light = np.array([math.sin(azimuth), math.sin(elevation), 1.2])
     light = light / np.linalg.norm(light)
     return FaceSession(
-        background=(_rgb(base), _rgb(other)),
-        background_angle=float(rng.uniform(0, 2 * math.pi)),
-        texture_seed=int(rng.integers(2**31)),
-        texture_strength=float(rng.uniform(0.0, 0.12)),
+        background=(_rgb(base), _rgb(other)), background_angle=float(rng.uniform(0, 2 * math.pi)),
+        texture_seed=int(rng.integers(2**31)), texture_strength=float(rng.uniform(0.0, 0.12)),
         light=(float(light[0]), float(light[1]), float(light[2])),
-        light_colour=_rgb(np.clip(1 + rng.normal(0, 0.03, 3), 0.9, 1.1)),
-        ambient=float(rng.uniform(0.45, 0.65)),
-        tint=_rgb(np.clip(1 + rng.normal(0, 0.03, 3), 0.92, 1.08)),
-        clothes=_rgb(rng.uniform(0.05, 0.85, 3)),
-        yaw=float(rng.uniform(-0.08, 0.08)),
-        angle=float(rng.uniform(-0.1, 0.1)),
-        noise=float(rng.uniform(0.005, 0.025)),
-        blur=float(rng.uniform(0.2, 0.7)),
+        light_colour=_rgb(np.clip(1 + rng.normal(0, 0.03, 3), 0.9, 1.1)), ambient=float(rng.uniform(0.45, 0.65)),
+        tint=_rgb(np.clip(1 + rng.normal(0, 0.03, 3), 0.92, 1.08)), clothes=_rgb(rng.uniform(0.05, 0.85, 3)),
+        yaw=float(rng.uniform(-0.08, 0.08)), angle=float(rng.uniform(-0.1, 0.1)),
+        noise=float(rng.uniform(0.005, 0.025)), blur=float(rng.uniform(0.2, 0.7)),
     )
 
 
@@ -265,8 +245,7 @@ def _draw_pose(session: FaceSession, rng: np.random.Generator, size: int) -> _Po
     cy = size * (0.46 + float(rng.uniform(-0.05, 0.05)))
     smiling = rng.random() < 0.5
     return _Pose(
-        cx=cx, cy=cy, scale=scale,
-        angle=session.angle + float(rng.uniform(-0.17, 0.17)),
+        cx=cx, cy=cy, scale=scale, angle=session.angle + float(rng.uniform(-0.17, 0.17)),
         yaw=session.yaw + float(rng.uniform(-0.08, 0.08)),
         gaze=(float(rng.uniform(-0.25, 0.25)), float(rng.uniform(-0.15, 0.15))),
         smile=float(rng.uniform(0.3, 1.0)) if smiling else 0.0,
@@ -325,8 +304,7 @@ def _blob(x: np.ndarray, y: np.ndarray, cx: float, cy: float, rx: float, ry: flo
     return np.exp(-(((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2))
 
 
-def _ellipse(x: np.ndarray, y: np.ndarray, cx: float, cy: float, rx: float, ry: float,
-             edge: float) -> np.ndarray:
+def _ellipse(x: np.ndarray, y: np.ndarray, cx: float, cy: float, rx: float, ry: float, edge: float) -> np.ndarray:
     """Anti-aliased coverage of a filled ellipse."""
     r = np.sqrt(((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2)
     return _ramp((1 - r) * min(rx, ry), edge)
@@ -497,8 +475,7 @@ def _paint_eye(img: np.ndarray, x: np.ndarray, y: np.ndarray, side: int, style: 
     _shade(img, crease, 0.82)
 
 
-def _paint_brow(img: np.ndarray, x: np.ndarray, y: np.ndarray, side: int, style: FaceStyle,
-                edge: float) -> None:
+def _paint_brow(img: np.ndarray, x: np.ndarray, y: np.ndarray, side: int, style: FaceStyle, edge: float) -> None:
     """One eyebrow: an arched, outward-thinning stroke above the eye."""
     ex = side * style.eye_spacing
     base = style.eye_y - style.brow_gap
@@ -530,8 +507,7 @@ def _paint_nose(img: np.ndarray, x: np.ndarray, y: np.ndarray, style: FaceStyle,
     _shade(img, _blob(x, y, 0.0, tip + 0.12, w * 0.9, 0.05), 0.82)
 
 
-def _paint_mouth(img: np.ndarray, x: np.ndarray, y: np.ndarray, style: FaceStyle, pose: _Pose,
-                 edge: float) -> None:
+def _paint_mouth(img: np.ndarray, x: np.ndarray, y: np.ndarray, style: FaceStyle, pose: _Pose, edge: float) -> None:
     """Mouth: upper and lower lip around a dark line whose corners rise with a smile; open shows teeth."""
     my, mw = style.mouth_y, style.mouth_width
     u = np.clip(x / mw, -1.2, 1.2)

@@ -76,28 +76,19 @@ def voice_style(identity: Identity) -> VoiceStyle:
     rate = 170.0 + rate_shift + 18.0 * traits["liveliness"] + 8.0 * rng.standard_normal()
     tremor_hz, tremor_depth = float(rng.uniform(4.0, 7.0)), float(rng.uniform(0.012, 0.025))
     return VoiceStyle(
-        language=NATIONALITIES[attrs.nationality],
-        variant=variant,
-        pitch=float(np.clip(pitch, 15.0, 85.0)),
-        pitch_range=float(np.clip(pitch_range, 15.0, 90.0)),
-        rate=float(np.clip(rate, 110.0, 250.0)),
-        word_gap=word_gap,
-        tremor_hz=tremor_hz if trembles else 0.0,
-        tremor_depth=tremor_depth if trembles else 0.0,
+        language=NATIONALITIES[attrs.nationality], variant=variant, pitch=float(np.clip(pitch, 15.0, 85.0)),
+        pitch_range=float(np.clip(pitch_range, 15.0, 90.0)), rate=float(np.clip(rate, 110.0, 250.0)), word_gap=word_gap,
+        tremor_hz=tremor_hz if trembles else 0.0, tremor_depth=tremor_depth if trembles else 0.0,
     )
 
 
 def voice_session(rng: np.random.Generator) -> VoiceSession:
     """Draw the recording conditions of one video."""
     return VoiceSession(
-        highpass_hz=float(rng.uniform(60.0, 250.0)),
-        lowpass_hz=float(rng.uniform(3800.0, 9500.0)),
-        peak_hz=float(np.exp(rng.uniform(np.log(300.0), np.log(3500.0)))),
-        peak_db=float(rng.uniform(-6.0, 6.0)),
-        noise_beta=float(rng.uniform(0.0, 2.0)),
-        hum_hz=float(rng.choice([0.0, 0.0, 50.0, 60.0])),
-        hum_share=float(rng.uniform(0.2, 0.6)),
-        gain=float(rng.uniform(0.3, 0.9)),
+        highpass_hz=float(rng.uniform(60.0, 250.0)), lowpass_hz=float(rng.uniform(3800.0, 9500.0)),
+        peak_hz=float(np.exp(rng.uniform(np.log(300.0), np.log(3500.0)))), peak_db=float(rng.uniform(-6.0, 6.0)),
+        noise_beta=float(rng.uniform(0.0, 2.0)), hum_hz=float(rng.choice([0.0, 0.0, 50.0, 60.0])),
+        hum_share=float(rng.uniform(0.2, 0.6)), gain=float(rng.uniform(0.3, 0.9)),
     )
 
 
@@ -177,8 +168,7 @@ def _background(length: int, session: VoiceSession, rng: np.random.Generator) ->
     noise /= np.sqrt(np.mean(noise**2))
     if session.hum_hz:
         t = np.arange(length) / SAMPLE_RATE
-        hum = sum(np.sin(2 * math.pi * k * session.hum_hz * t + rng.uniform(0, 2 * math.pi)) / k
-                  for k in range(1, 6))
+        hum = sum(np.sin(2 * math.pi * k * session.hum_hz * t + rng.uniform(0, 2 * math.pi)) / k for k in range(1, 6))
         hum /= np.sqrt(np.mean(hum**2))
         noise = math.sqrt(1 - session.hum_share) * noise + math.sqrt(session.hum_share) * hum
     return noise / np.sqrt(np.mean(noise**2))
