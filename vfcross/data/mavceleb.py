@@ -1,10 +1,9 @@
 """The MAV-Celeb layout (the FAME challenge's bilingual data) read into the same manifest as VoxCeleb1.
 
-A version folder holds ``voices/<id>/<Language>/<video>/<clip>.wav``, ``faces/<id>[/<Language>]/<video>/<frame>.jpg``,
-a meta table ``v<N>_meta.csv`` (``ids,name,gender``) and unlabelled challenge test files named by trial lists
+A version folder holds ``voices/<id>/<Language>/<video>/<clip>.wav``, ``faces/<id>[/<Language>]/<video>/<frame>.jpg``, a
+meta table ``v<N>_meta.csv`` (``ids,name,gender``) and unlabelled challenge test files named by trial lists
 (``<Language>_test.txt``). :func:`scan_mavceleb` reads the identity folders (the test files are skipped with their
-reason); :func:`read_trials` reads the trial lists. Details in docs/data.md.
-"""
+reason); :func:`read_trials` reads the trial lists. Details in docs/data.md."""
 
 from __future__ import annotations
 
@@ -26,11 +25,9 @@ _GENDERS = {"male": "m", "m": "m", "female": "f", "f": "f"}
 
 
 def read_meta(path: str | os.PathLike) -> pd.DataFrame:
-    """A MAV-Celeb meta table (``ids,name,gender``; name and gender optional) as ``identity, name, gender``.
-
-    Gender ``Male``/``Female`` becomes ``m``/``f``, anything else NA. ValueError naming the file for a missing
-    id column or an id listed twice.
-    """
+    """A MAV-Celeb meta table (``ids,name,gender``; name and gender optional) as ``identity, name, gender``. Gender
+    ``Male``/``Female`` becomes ``m``/``f``, anything else NA. ValueError naming the file for a missing id column or an
+    id listed twice."""
     path = Path(path)
     table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     table.columns = [str(c).strip().lower() for c in table.columns]
@@ -71,10 +68,8 @@ def _classify(parts: tuple[str, ...], modality: str) -> str | tuple[str | None, 
 def scan_mavceleb(root: str | os.PathLike, meta_file: str | os.PathLike | None = None,
                   splits_file: str | os.PathLike | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Scan one MAV-Celeb version folder into (manifest, skipped), as :func:`vfcross.data.scan_dataset` does.
-
-    ``meta_file`` defaults to :func:`find_meta`'s; ``splits_file`` names id folders (``id0001 1``), without it
-    ``split`` is NA. Only identities with both voices and faces enter the manifest.
-    """
+    ``meta_file`` defaults to :func:`find_meta`'s; ``splits_file`` names id folders (``id0001 1``), without it ``split``
+    is NA. Only identities with both voices and faces enter the manifest."""
     root = Path(os.path.abspath(os.path.expanduser(root)))
     if not (root / VOICE_DIR).is_dir() or not (root / FACE_DIR).is_dir():
         raise FileNotFoundError(f"{root} is not a MAV-Celeb version folder: it needs {VOICE_DIR}/ and {FACE_DIR}/")
@@ -115,9 +110,7 @@ def read_mavceleb(root: str | os.PathLike, meta_file: str | os.PathLike | None =
 def draw_identity_splits(identities: list[str] | np.ndarray, fractions: tuple[float, float, float],
                          seed: int) -> dict[str, str]:
     """A deterministic train/val/test split of ``identities`` (each split non-empty), from the set and ``seed``.
-
-    MAV-Celeb's own test identities are anonymous, so a local evaluation holds out labelled ones (as FAME did).
-    """
+    MAV-Celeb's own test identities are anonymous, so a local evaluation holds out labelled ones (as FAME did)."""
     ids = sorted(set(identities))
     if len(ids) < 3:
         raise ValueError(f"a train/val/test split needs at least 3 identities, got {len(ids)}")
@@ -130,10 +123,8 @@ def draw_identity_splits(identities: list[str] | np.ndarray, fractions: tuple[fl
 
 
 def read_trials(path: str | os.PathLike) -> pd.DataFrame:
-    """A FAME trial list (``<Language>_test.txt``) as columns ``key, voice, face``, in file order.
-
-    ValueError naming the file and line for a row without three fields or a key listed twice.
-    """
+    """A FAME trial list (``<Language>_test.txt``) as columns ``key, voice, face``, in file order. ValueError naming the
+    file and line for a row without three fields or a key listed twice."""
     path = Path(path)
     rows = []
     for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):

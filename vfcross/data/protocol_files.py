@@ -2,8 +2,7 @@
 
 Verification lists ``veriflist_test_*``, 1:N matching trials ``matching_{v2f,f2v}_*.csv`` and retrieval galleries
 ``wav_20k.csv``/``jpg_20k.csv``: every path becomes the manifest's ``relpath``, every identity a VoxCeleb1 ID; a
-malformed line is a ValueError naming the file and line. Parsing never touches the samples.
-"""
+malformed line is a ValueError naming the file and line. Parsing never touches the samples."""
 
 from __future__ import annotations
 
@@ -27,11 +26,9 @@ _NAME = re.compile(r"(?:veriflist_test|matching_(?:v2f|f2v))_(?P<name>.+?)(?:_(?
 
 @dataclass(frozen=True, eq=False)
 class ListFile:
-    """One protocol file: per row its root-relative ``paths`` and their ``identities`` (rows, k), read-only.
-
-    ``kind``: "verification" (voice, face; ``labels``), "matching" (probe, true match, impostors; ``direction``
-    v2f/f2v) or "gallery" (one path; ``direction`` the modality).
-    """
+    """One protocol file: per row its root-relative ``paths`` and their ``identities`` (rows, k), read-only. ``kind``:
+    "verification" (voice, face; ``labels``), "matching" (probe, true match, impostors; ``direction`` v2f/f2v) or
+    "gallery" (one path; ``direction`` the modality)."""
 
     kind: str
     name: str

@@ -1,7 +1,6 @@
 """Checking a manifest's identity splits at once, instead of failing minutes later inside a stage.
 
-Training needs two training identities, evaluation two in its split; validation is optional.
-"""
+Training needs two training identities, evaluation two in its split; validation is optional."""
 
 from __future__ import annotations
 
@@ -25,10 +24,8 @@ def split_counts(manifest: pd.DataFrame) -> dict[str, int]:
 
 def check_splits(manifest: pd.DataFrame, evaluation_split: str | None = "test", training: bool = True) -> list[str]:
     """Check that ``manifest`` can be trained (and evaluated on ``evaluation_split``, unless None); return notes.
-
-    ValueError naming the problem for an empty manifest, unsplit identities, or fewer than two identities in
-    ``train`` or the evaluation split; too few validation identities is a note (:func:`validation_note`).
-    """
+    ValueError naming the problem for an empty manifest, unsplit identities, or fewer than two identities in ``train``
+    or the evaluation split; too few validation identities is a note (:func:`validation_note`)."""
     if not training and evaluation_split is None:
         return []
     if manifest.empty:

@@ -1,10 +1,9 @@
 """The one reader of the official VoxCeleb1 layout (``wav/``, ``unzippedFaces/``, ``vox1_meta.csv``).
 
-:func:`scan_dataset` turns a dataset into a manifest, one row per sample, and a table of every file it left out
-with the reason. Voices (by VoxCeleb1 ID) and faces (by VGGFace1 name) are tied through the meta table, names
-compared in Unicode NFC; ``relpath`` (root-relative) is the join key with the protocol files. The scan works a
-folder at a time. The layout and rules are in docs/data.md.
-"""
+:func:`scan_dataset` turns a dataset into a manifest, one row per sample, and a table of every file it left out with the
+reason. Voices (by VoxCeleb1 ID) and faces (by VGGFace1 name) are tied through the meta table, names compared in Unicode
+NFC; ``relpath`` (root-relative) is the join key with the protocol files. The scan works a folder at a time. The layout
+and rules are in docs/data.md."""
 
 from __future__ import annotations
 
@@ -69,10 +68,8 @@ def face_relpath(name: str, video: str, frame: str) -> str:
 
 def read_meta(path: str | os.PathLike) -> pd.DataFrame:
     """A ``vox1_meta.csv``-style table as ``identity, name, gender, nationality, set, age`` strings (NA if empty).
-
-    ValueError naming the file (and line) for missing columns, a wrong field count, or an identity or name
-    listed twice (voices and faces could then not be paired).
-    """
+    ValueError naming the file (and line) for missing columns, a wrong field count, or an identity or name listed twice
+    (voices and faces could then not be paired)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"meta table not found: {path}")
@@ -106,9 +103,7 @@ def read_meta(path: str | os.PathLike) -> pd.DataFrame:
 
 def read_identity_splits(path: str | os.PathLike) -> dict[str, str]:
     """An identity-split file (``<name> <code>`` lines, :data:`SPLIT_CODES`) as ``{VGGFace1 name (NFC): split}``.
-
-    ValueError naming the file and line for malformed lines, unknown codes, or a name listed twice.
-    """
+    ValueError naming the file and line for malformed lines, unknown codes, or a name listed twice."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"identity-split file not found: {path}")
@@ -128,10 +123,8 @@ def read_identity_splits(path: str | os.PathLike) -> dict[str, str]:
 
 
 def read_languages(path: str | os.PathLike) -> dict[str, str]:
-    """A ``languages.csv`` table (header ``relpath,language``) as ``{relpath: language}``.
-
-    ValueError naming the file for a wrong header, an empty field or a path listed twice.
-    """
+    """A ``languages.csv`` table (header ``relpath,language``) as ``{relpath: language}``. ValueError naming the file
+    for a wrong header, an empty field or a path listed twice."""
     path = Path(path)
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
     if list(table.columns) != ["relpath", "language"]:
@@ -165,11 +158,9 @@ def _suffix(name: str) -> str:
 
 
 def _candidates(root: Path, meta: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
-    """(samples, skipped records) of every file under wav/ and unzippedFaces/, a folder at a time.
-
-    Samples are well placed and known to the meta table; a skipped record's identity is the VoxCeleb1 ID where
-    known, else the folder name.
-    """
+    """(samples, skipped records) of every file under wav/ and unzippedFaces/, a folder at a time. Samples are well
+    placed and known to the meta table; a skipped record's identity is the VoxCeleb1 ID where known, else the folder
+    name."""
     name_of = dict(zip(meta["identity"], meta["name"]))
     identity_of = dict(zip(meta["name"], meta["identity"]))
     columns: dict[str, list] = {c: [] for c in ("identity", "name", "modality", "path", "relpath", "video")}
@@ -242,12 +233,10 @@ def _skip(rows: pd.DataFrame, skipped: list[dict], reason) -> None:
 
 def scan_dataset(root: str | os.PathLike, splits_file: str | os.PathLike | None = None,
                  skip_unlisted: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Scan a dataset in the VoxCeleb1 layout into (manifest of :data:`MANIFEST_COLUMNS`, skipped files).
-
-    ``split`` comes from ``splits_file``, else ``<root>/identity_splits.txt`` if present; only identities with
-    both voices and faces enter. ValueError for identities the split file lacks (unless ``skip_unlisted``) and
-    for a dataset with no identity left.
-    """
+    """Scan a dataset in the VoxCeleb1 layout into (manifest of :data:`MANIFEST_COLUMNS`, skipped files). ``split``
+    comes from ``splits_file``, else ``<root>/identity_splits.txt`` if present; only identities with both voices and
+    faces enter. ValueError for identities the split file lacks (unless ``skip_unlisted``) and for a dataset with no
+    identity left."""
     root = _check_root(root)
     meta = read_meta(root / META_FILE)
     if splits_file is None and (root / SPLITS_FILE).is_file():

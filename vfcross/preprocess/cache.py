@@ -1,10 +1,9 @@
 """On-disk cache of preprocessed samples: packs of entries, keyed by settings and source file.
 
-``<cache_dir>/<modality>-<settings_hash>/`` holds ``settings.json`` and packs ``<xx>/<pack>.zip``; a pack holds
-one task's usable samples as members ``<key><suffix>`` and ``index.json`` (``{key: [member or "", reason]}``). A
-key hashes the settings and the source's absolute path, size and mtime. Packs are written whole and renamed into
-place. Layout and measurements: docs/preprocessing.md.
-"""
+``<cache_dir>/<modality>-<settings_hash>/`` holds ``settings.json`` and packs ``<xx>/<pack>.zip``; a pack holds one
+task's usable samples as members ``<key><suffix>`` and ``index.json`` (``{key: [member or "", reason]}``). A key hashes
+the settings and the source's absolute path, size and mtime. Packs are written whole and renamed into place. Layout and
+measurements: docs/preprocessing.md."""
 
 from __future__ import annotations
 

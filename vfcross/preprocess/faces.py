@@ -1,10 +1,9 @@
 """Face preprocessing: MTCNN detection, 5-landmark similarity alignment, crop.
 
-facenet-pytorch's MTCNN (its bundled weights) finds faces and five landmarks; a similarity transform
-(Umeyama's least squares) maps them onto the ArcFace 112x112 template, zoomed out and shifted down
-(:data:`TEMPLATE_ZOOM`, :data:`TEMPLATE_SHIFT`) so that chin and hair fit, and warps the image into a
-``size x size`` RGB crop. Coordinates are ``(x, y)`` pixels with the top-left pixel's centre at ``(0, 0)``.
-"""
+facenet-pytorch's MTCNN (its bundled weights) finds faces and five landmarks; a similarity transform (Umeyama's least
+squares) maps them onto the ArcFace 112x112 template, zoomed out and shifted down (:data:`TEMPLATE_ZOOM`,
+:data:`TEMPLATE_SHIFT`) so that chin and hair fit, and warps the image into a ``size x size`` RGB crop. Coordinates are
+``(x, y)`` pixels with the top-left pixel's centre at ``(0, 0)``."""
 
 from __future__ import annotations
 
@@ -63,10 +62,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def open_rgb(source: bytes | str | Path) -> Image.Image:
-    """Decode an image file (bytes or path) fully, now, into upright RGB (EXIF orientation applied).
-
-    Raises one of :data:`IMAGE_ERRORS` for unreadable or truncated files.
-    """
+    """Decode an image file (bytes or path) fully, now, into upright RGB (EXIF orientation applied). Raises one of
+    :data:`IMAGE_ERRORS` for unreadable or truncated files."""
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     with Image.open(stream) as image:
         image.load()
@@ -103,10 +100,8 @@ def _pil_affine(matrix: np.ndarray) -> tuple[float, ...]:
 
 
 def align_face(image: Image.Image, landmarks: np.ndarray, size: int) -> np.ndarray:
-    """Warp ``image`` so its five ``landmarks`` land on :func:`template`: a ``size x size x 3`` uint8 crop.
-
-    A face much larger than the crop is first shrunk by an integer box filter (a bilinear warp alone aliases).
-    """
+    """Warp ``image`` so its five ``landmarks`` land on :func:`template`: a ``size x size x 3`` uint8 crop. A face much
+    larger than the crop is first shrunk by an integer box filter (a bilinear warp alone aliases)."""
     image = to_rgb(image)
     landmarks = np.asarray(landmarks, dtype=np.float64)
     target = template(size)
@@ -170,11 +165,9 @@ class FaceDetector:
                         setattr(net, name, _ChannelsLastMaxPool(child))
 
     def detect(self, images: Sequence[Image.Image]) -> list[Detection | None]:
-        """The largest face of each image, or None where MTCNN finds none.
-
-        Images are scaled into ``cfg.detect_size`` squares (0: full size, up to ``cfg.batch_pixels``) and batched;
-        one smaller than ``min_face_size`` is not passed to MTCNN (it fails on such images).
-        """
+        """The largest face of each image, or None where MTCNN finds none. Images are scaled into ``cfg.detect_size``
+        squares (0: full size, up to ``cfg.batch_pixels``) and batched; one smaller than ``min_face_size`` is not passed
+        to MTCNN (it fails on such images)."""
         found: list[Detection | None] = [None] * len(images)
         frames = {i: _detection_frame(image, self.cfg) for i, image in enumerate(images)
                   if min(image.size) >= self.cfg.min_face_size}

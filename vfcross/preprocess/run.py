@@ -1,10 +1,9 @@
 """The preprocessing stage: a manifest in, cached tensors and a report out.
 
-:func:`preprocess` turns every manifest row into a cache entry (a face crop or a clip) or a recorded reason why
-not. The work is cut into tasks, one cache pack each, shared by this process and ``workers - 1`` spawned helpers
-(:func:`_schedule`); finished work is found in the cache by path, size and mtime. A script calling it must guard
-its entry point with ``if __name__ == "__main__":`` (spawn). See docs/preprocessing.md.
-"""
+:func:`preprocess` turns every manifest row into a cache entry (a face crop or a clip) or a recorded reason why not. The
+work is cut into tasks, one cache pack each, shared by this process and ``workers - 1`` spawned helpers
+(:func:`_schedule`); finished work is found in the cache by path, size and mtime. A script calling it must guard its
+entry point with ``if __name__ == "__main__":`` (spawn). See docs/preprocessing.md."""
 
 from __future__ import annotations
 
@@ -55,11 +54,9 @@ Task = tuple[str, list[Job], Path, Any]
 
 @dataclass
 class PreprocessResult:
-    """What :func:`preprocess` produced, and its wall seconds.
-
-    ``manifest``: the usable rows, with ``cache_path`` and ``fallback`` (a crop without a detected face).
-    ``report``: per input sample ``relpath, modality, identity, outcome ('processed' | 'cached' | 'skipped'), reason``.
-    """
+    """What :func:`preprocess` produced, and its wall seconds. ``manifest``: the usable rows, with ``cache_path`` and
+    ``fallback`` (a crop without a detected face). ``report``: per input sample ``relpath, modality, identity, outcome
+    ('processed' | 'cached' | 'skipped'), reason``."""
 
     manifest: pd.DataFrame
     report: pd.DataFrame
@@ -80,9 +77,7 @@ class PreprocessResult:
 def run_preprocessing(manifest: pd.DataFrame, cfg: RunConfig, report_dir: str | Path,
                       progress: bool = True, ingest_skipped: pd.DataFrame | None = None) -> PreprocessResult:
     """:func:`preprocess`, its report (and ``ingest_skipped``) to ``report_dir``, the manifest to ``cfg.manifest_path``.
-
-    The splits are checked again, since unusable samples may have cost identities (a ValueError naming the report).
-    """
+    The splits are checked again, since unusable samples may have cost identities (a ValueError naming the report)."""
     result = preprocess(manifest, cfg, progress)
     report_csv, _ = write_report(result, report_dir, ingest_skipped)
     write_manifest(result.manifest, cfg.manifest_path)
@@ -95,11 +90,9 @@ def run_preprocessing(manifest: pd.DataFrame, cfg: RunConfig, report_dir: str | 
 
 
 def preprocess(manifest: pd.DataFrame, cfg: RunConfig, progress: bool = True) -> PreprocessResult:
-    """Preprocess every sample of ``manifest`` into the cache under ``cfg.cache_dir``; unusable ones get a reason.
-
-    A face without a detection is skipped unless ``cfg.face.no_face == "fallback"`` (its centre crop, flagged).
-    An identity left without a usable sample of a modality leaves the manifest (its tensors stay cached).
-    """
+    """Preprocess every sample of ``manifest`` into the cache under ``cfg.cache_dir``; unusable ones get a reason. A
+    face without a detection is skipped unless ``cfg.face.no_face == "fallback"`` (its centre crop, flagged). An
+    identity left without a usable sample of a modality leaves the manifest (its tensors stay cached)."""
     start = time.perf_counter()
     folders = {m: open_folder(cfg.cache_dir, m, getattr(cfg, m)) for m in MODALITIES}
     outcomes, todo, copies = _triage(manifest, folders)
@@ -197,11 +190,9 @@ def _process(todo: dict[str, list[Job]], folders: dict[str, Path], cfg: RunConfi
 
 def _schedule(tasks: list[Task], pool: Pool | None, helpers: int,
               face_device: str | None) -> Iterator[tuple[str, list[tuple[int, Outcome]]]]:
-    """Run ``tasks`` here and in ``pool``'s ``helpers``; yield each task's outcomes.
-
-    This process works from the end of the list at once; a helper gets tasks from the front, two at a time, once
-    it reports ready, so a pool is never slower than this process alone. ``face_device``: CUDA for MTCNN.
-    """
+    """Run ``tasks`` here and in ``pool``'s ``helpers``; yield each task's outcomes. This process works from the end of
+    the list at once; a helper gets tasks from the front, two at a time, once it reports ready, so a pool is never
+    slower than this process alone. ``face_device``: CUDA for MTCNN."""
     waiting = deque(tasks)
     probes = [pool.apply_async(_ready) for _ in range(helpers)] if pool else []
     ready, running = 0, []

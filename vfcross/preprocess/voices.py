@@ -1,8 +1,7 @@
 """Voice preprocessing: read, 16 kHz mono, short-time-energy VAD, spectrogram (the paper's first step, VGGVox).
 
 The cache keeps the float16 spectrogram or (``VoiceConfig.storage = "audio"``) the speech as 16-bit FLAC, the
-spectrogram made when loaded; :func:`load_spectrogram` gives the same float32 array either way.
-"""
+spectrogram made when loaded; :func:`load_spectrogram` gives the same float32 array either way."""
 
 from __future__ import annotations
 
@@ -47,11 +46,9 @@ def _truncation(source: bytes | str | Path) -> str:
 
 
 def read_audio(source: bytes | str | Path, sample_rate: int) -> np.ndarray:
-    """Samples of an audio file (bytes or path) as mono float32 at ``sample_rate``.
-
-    Raises ``sf.LibsndfileError`` if unreadable, :class:`ChannelError` if the channels cancel in the mono mix,
-    ``ValueError`` if truncated or holding non-finite samples.
-    """
+    """Samples of an audio file (bytes or path) as mono float32 at ``sample_rate``. Raises ``sf.LibsndfileError`` if
+    unreadable, :class:`ChannelError` if the channels cancel in the mono mix, ``ValueError`` if truncated or holding
+    non-finite samples."""
     truncation = _truncation(source)
     if truncation:
         raise ValueError(truncation)
@@ -78,11 +75,9 @@ def frame_energies(signal: np.ndarray, window: int, hop: int) -> np.ndarray:
 
 
 def vad_mask(signal: np.ndarray, sr: int, cfg: VoiceConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Short-time-energy VAD: per-sample and per-frame keep masks (frame ``k`` starts at sample ``k * hop``).
-
-    A frame is kept when its energy is at most ``vad_threshold_db`` below the loudest; each sample belongs to the
-    frame whose centre is nearest (so overlapping frames repeat no audio) and is kept with it.
-    """
+    """Short-time-energy VAD: per-sample and per-frame keep masks (frame ``k`` starts at sample ``k * hop``). A frame is
+    kept when its energy is at most ``vad_threshold_db`` below the loudest; each sample belongs to the frame whose
+    centre is nearest (so overlapping frames repeat no audio) and is kept with it."""
     window = max(1, round(sr * cfg.vad_window_ms / 1000.0))
     hop = max(1, round(window * (1.0 - cfg.vad_overlap)))
     energies = frame_energies(signal, window, hop)
@@ -101,11 +96,9 @@ def vad(signal: np.ndarray, sr: int, cfg: VoiceConfig) -> tuple[np.ndarray, np.n
 
 
 def spectrogram(signal: np.ndarray, cfg: VoiceConfig) -> np.ndarray:
-    """Normalised magnitude spectrogram, float32 ``(cfg.frequency_rows, 1 + (samples - n_fft) // hop)``.
-
-    Hamming windows, bins up to ``max_hz`` (or ``n_mels`` mel bands), optional ``log1p``, each row standardised
-    over time as in VGGVox (or the whole, ``normalise="utterance"``). ``signal``: ``n_fft`` samples or more.
-    """
+    """Normalised magnitude spectrogram, float32 ``(cfg.frequency_rows, 1 + (samples - n_fft) // hop)``. Hamming
+    windows, bins up to ``max_hz`` (or ``n_mels`` mel bands), optional ``log1p``, each row standardised over time as in
+    VGGVox (or the whole, ``normalise="utterance"``). ``signal``: ``n_fft`` samples or more."""
     win = round(cfg.sample_rate * cfg.win_ms / 1000.0)
     hop = round(cfg.sample_rate * cfg.hop_ms / 1000.0)
     transform = torchaudio.transforms.Spectrogram(n_fft=cfg.n_fft, win_length=win, hop_length=hop,
@@ -127,10 +120,8 @@ def spectrogram(signal: np.ndarray, cfg: VoiceConfig) -> np.ndarray:
 
 
 def speech(source: bytes | str | Path, cfg: VoiceConfig) -> tuple[np.ndarray | None, str]:
-    """The speech of one audio file after VAD (float32) and a note, or ``(None, reason)`` if unusable.
-
-    With ``cfg.storage = "audio"`` the samples are rounded to 16 bits, as the cache stores them.
-    """
+    """The speech of one audio file after VAD (float32) and a note, or ``(None, reason)`` if unusable. With
+    ``cfg.storage = "audio"`` the samples are rounded to 16 bits, as the cache stores them."""
     try:
         audio = read_audio(source, cfg.sample_rate)
     except sf.LibsndfileError as err:  # its str() names the stream object; keep reasons stable

@@ -1,10 +1,8 @@
 """A ctypes binding of espeak-ng (the ``espeakng-loader`` wheel's library): speech and phonemes of a text.
 
-espeak-ng keeps global state between calls that changes its output, so each call loads the library afresh,
-seeds libc's ``rand()`` and espeak-ng's generator, and unloads it, under a lock that a fork waits for: every clip
-is a pure function of its inputs, whichever process renders it (docs/data.md). Nothing else in the process may
-hold libespeak-ng open.
-"""
+espeak-ng keeps global state between calls that changes its output, so each call loads the library afresh, seeds libc's
+``rand()`` and espeak-ng's generator, and unloads it, under a lock that a fork waits for: every clip is a pure function
+of its inputs, whichever process renders it (docs/data.md). Nothing else in the process may hold libespeak-ng open."""
 
 from __future__ import annotations
 

@@ -1,11 +1,10 @@
 """Identities of the synthetic population and what their voice and face share.
 
-Each identity has a gender, a nationality, an age group and three traits. Its face shows them exactly; its
-voice shows a noisy copy (gender always; nationality and age with the ``coupling_*`` probabilities of
+Each identity has a gender, a nationality, an age group and three traits. Its face shows them exactly; its voice shows a
+noisy copy (gender always; nationality and age with the ``coupling_*`` probabilities of
 :class:`~vfcross.config.SynthConfig`; each trait correlated by ``coupling_traits``). Since this model is known,
 :func:`oracle_score` gives the Bayes score of a voice-face pair, the ceiling a learned model is read against
-(docs/data.md).
-"""
+(docs/data.md)."""
 
 from __future__ import annotations
 
@@ -150,11 +149,9 @@ def voice_marginal(name: str, cfg: SynthConfig) -> dict[str, float]:
 
 
 def oracle_score(voice: Attributes, face: Attributes, cfg: SynthConfig, shared: tuple[str, ...] = ()) -> float:
-    """Log-likelihood ratio that ``voice`` and ``face`` belong to one identity (the Bayes score).
-
-    ``shared`` names the attributes of :data:`SHAREABLE` that a list forces negative pairs to share (G, N, A):
-    their terms drop out. ``-inf`` where the same-identity model gives probability 0.
-    """
+    """Log-likelihood ratio that ``voice`` and ``face`` belong to one identity (the Bayes score). ``shared`` names the
+    attributes of :data:`SHAREABLE` that a list forces negative pairs to share (G, N, A): their terms drop out. ``-inf``
+    where the same-identity model gives probability 0."""
     unknown = set(shared) - set(SHAREABLE)
     if unknown:
         raise ValueError(f"shared attributes must be among {SHAREABLE}, got {sorted(unknown)}")

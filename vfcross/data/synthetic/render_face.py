@@ -1,10 +1,8 @@
 """Synthetic face photographs rendered from an identity's face attributes.
 
-A face is painted in *face units* (origin between the eyes, x right, y down, head half-height about 1.35) as
-soft-edged regions with Gaussian shading and ellipsoid lighting, so that MTCNN detects it. :class:`FaceStyle` is
-fixed per identity, :class:`FaceSession` per video, pose and expression per image. The model is described in
-docs/data.md.
-"""
+A face is painted in *face units* (origin between the eyes, x right, y down, head half-height about 1.35) as soft-edged
+regions with Gaussian shading and ellipsoid lighting, so that MTCNN detects it. :class:`FaceStyle` is fixed per
+identity, :class:`FaceSession` per video, pose and expression per image. The model is described in docs/data.md."""
 
 from __future__ import annotations
 
@@ -121,10 +119,8 @@ class _Pose:
 
 
 def face_style(identity: Identity) -> FaceStyle:
-    """The look of ``identity``: attributes move the distributions, the seed draws the individual.
-
-    The random stream is keyed by the seed and a face-only constant, independent of the voice's.
-    """
+    """The look of ``identity``: attributes move the distributions, the seed draws the individual. The random stream is
+    keyed by the seed and a face-only constant, independent of the voice's."""
     attrs = identity.face
     rng = np.random.default_rng([identity.seed, 0xFACE])
     build, length, lively = (float(np.clip(t, -2.5, 2.5)) for t in attrs.traits)

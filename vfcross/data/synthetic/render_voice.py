@@ -1,9 +1,8 @@
 """Voices of the synthetic population: real speech from espeak-ng, driven by the voice attributes.
 
-Nationality sets the accent (the espeak-ng voice the text is read through), gender and the 'length' trait the
-variant, build, liveliness and age the pitch, range, rate, pauses and tremor; the seed adds idiosyncrasy. A
-:class:`VoiceSession` is one recording's channel, background noise and gain. The model is in docs/data.md.
-"""
+Nationality sets the accent (the espeak-ng voice the text is read through), gender and the 'length' trait the variant,
+build, liveliness and age the pitch, range, rate, pauses and tremor; the seed adds idiosyncrasy. A :class:`VoiceSession`
+is one recording's channel, background noise and gain. The model is in docs/data.md."""
 
 from __future__ import annotations
 
@@ -95,10 +94,8 @@ def voice_session(rng: np.random.Generator) -> VoiceSession:
 def render_clip(style: VoiceStyle, session: VoiceSession, sentence: str, rng: np.random.Generator,
                 snr_db: tuple[float, float], language: str = "English") -> tuple[np.ndarray, int]:
     """Speak ``sentence`` (in ``language``) in ``style`` under ``session``: (float32 waveform in [-1, 1], rate).
-
-    Per-clip jitter, the channel, 0.3-1.0 s pauses at both ends and noise at an SNR drawn from ``snr_db``;
-    deterministic given the arguments and ``rng``'s state.
-    """
+    Per-clip jitter, the channel, 0.3-1.0 s pauses at both ends and noise at an SNR drawn from ``snr_db``; deterministic
+    given the arguments and ``rng``'s state."""
     params = {
         "pitch": round(float(np.clip(style.pitch + 2.0 * rng.standard_normal(), 0, 100))),
         "range": round(float(np.clip(style.pitch_range + 4.0 * rng.standard_normal(), 0, 100))),

@@ -1,8 +1,7 @@
 """What the synthetic voices say: parallel sentence banks per language, and the respelling for the Hindi voice.
 
-espeak-ng reads Latin script in the Hindi voice with English rules, erasing the accent, so for that voice a
-sentence is respelled in Devanagari from its pronunciation by its own language's voice (docs/data.md).
-"""
+espeak-ng reads Latin script in the Hindi voice with English rules, erasing the accent, so for that voice a sentence is
+respelled in Devanagari from its pronunciation by its own language's voice (docs/data.md)."""
 
 from __future__ import annotations
 
@@ -59,10 +58,8 @@ _GERMAN_ENDINGS = (
 
 def _sentences(count: int = 400, parts: tuple[tuple[str, ...], ...] = (_SUBJECTS, _ACTIONS, _ENDINGS)
                ) -> tuple[str, ...]:
-    """``count`` different sentences of one language's subjects, actions and endings (subject x action pairs).
-
-    Built arithmetically, not drawn, so the bank cannot change with a random stream; banks are parallel.
-    """
+    """``count`` different sentences of one language's subjects, actions and endings (subject x action pairs). Built
+    arithmetically, not drawn, so the bank cannot change with a random stream; banks are parallel."""
     subjects, actions, endings = parts
     pairs = list(itertools.product(range(len(subjects)), range(len(actions))))
     if count > len(pairs):

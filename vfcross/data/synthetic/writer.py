@@ -1,10 +1,9 @@
 """Write the embedded synthetic population in the official VoxCeleb1 layout.
 
 :func:`write_population` renders every identity's sessions (clips and frames of one video share its recording
-conditions) into ``wav/``, ``unzippedFaces/``, ``vox1_meta.csv`` and ``identity_splits.txt``, plus
-``population.json`` (the config and every identity's true attributes) and, when bilingual, ``languages.csv``.
-The result depends only on the configuration, and the folder appears atomically (docs/data.md).
-"""
+conditions) into ``wav/``, ``unzippedFaces/``, ``vox1_meta.csv`` and ``identity_splits.txt``, plus ``population.json``
+(the config and every identity's true attributes) and, when bilingual, ``languages.csv``. The result depends only on the
+configuration, and the folder appears atomically (docs/data.md)."""
 
 from __future__ import annotations
 
@@ -32,11 +31,8 @@ _VIDEO_ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu
 
 
 def write_population(out: str | Path, cfg: SynthConfig, progress: bool = True) -> Path:
-    """Generate the population of ``cfg`` into folder ``out``.
-
-    An existing ``out`` from the same settings is kept (it would be rewritten identically); one from other
-    settings is an error, never mixed or replaced.
-    """
+    """Generate the population of ``cfg`` into folder ``out``. An existing ``out`` from the same settings is kept (it
+    would be rewritten identically); one from other settings is an error, never mixed or replaced."""
     out = Path(out)
     if out.exists():
         if _generation_settings(read_population_config(out)) != _generation_settings(cfg):
@@ -64,11 +60,9 @@ def write_population(out: str | Path, cfg: SynthConfig, progress: bool = True) -
 
 
 def _generation_settings(cfg: SynthConfig) -> dict:
-    """The settings that determine a population's content (all but the worker count).
-
-    Settings that change nothing (no languages; an ``eval_*`` count that is 0 or the training identities' own)
-    are left out, so a population's record is the one it had before they existed.
-    """
+    """The settings that determine a population's content (all but the worker count). Settings that change nothing (no
+    languages; an ``eval_*`` count that is 0 or the training identities' own) are left out, so a population's record is
+    the one it had before they existed."""
     settings = to_dict(cfg)
     del settings["workers"]
     if not settings["languages"]:
@@ -80,10 +74,8 @@ def _generation_settings(cfg: SynthConfig) -> dict:
 
 
 def _write_identity(job: tuple[Path, SynthConfig, Identity]) -> list[dict[str, str]]:
-    """Render and write all sessions of one identity (in a worker process); its files depend on its seed only.
-
-    Returns, when bilingual, a ``relpath``, ``language`` (and a clip's ``sentence``) record per sample.
-    """
+    """Render and write all sessions of one identity (in a worker process); its files depend on its seed only. Returns,
+    when bilingual, a ``relpath``, ``language`` (and a clip's ``sentence``) record per sample."""
     root, cfg, person = job
     n_videos, n_faces, n_clips = cfg.samples(evaluation=person.split != TRAIN_CODE)
     rng = np.random.default_rng(person.seed)
