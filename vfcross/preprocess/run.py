@@ -34,8 +34,6 @@ from vfcross.preprocess.voices import encode_voice, speech
 MODALITIES = ("face", "voice")
 #: Outcomes that leave a usable tensor.
 USABLE = ("processed", "cached")
-#: How a modality's unreadable source is named in reasons.
-_SOURCE_NOUN = {"face": "image", "voice": "audio"}
 #: Samples per task (one pack): enough to amortise the hand-over, few enough to balance the load.
 _FACES_PER_TASK, _CLIPS_PER_TASK = 32, 16
 #: Single-core seconds per face and per clip, and the least work worth spawning helpers for (each needs seconds
@@ -148,7 +146,7 @@ def _triage(manifest: pd.DataFrame, folders: dict[str, Path]
 
 def _unreadable(modality: str, err: OSError) -> Outcome:
     """The outcome of a source file that cannot be read (not cached: the next run tries again)."""
-    return Outcome("skipped", f"unreadable {_SOURCE_NOUN[modality]}: {err.strerror or err}")
+    return Outcome("skipped", f"unreadable {'image' if modality == 'face' else 'audio'}: {err.strerror or err}")
 
 
 def _drop_incomplete_identities(report: pd.DataFrame) -> pd.DataFrame:

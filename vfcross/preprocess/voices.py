@@ -19,7 +19,8 @@ from vfcross.preprocess.cache import folder_settings, npy_bytes, read_entry
 
 #: Added to each bin's standard deviation, so constant bins normalise to zeros instead of NaN.
 NORM_EPS = 1e-5
-#: What libsndfile logs when a WAV's data chunk is shorter than its header says ("unknown length" sizes aside).
+#: What libsndfile logs (its only sign) when a WAV's data chunk is shorter than its header says; sizes that
+#: streaming writers put in headers for "unknown length" are no sign.
 _SHORT_DATA = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 _UNKNOWN_SIZES = (0, 0xFFFFFFFF)
 #: A mono mix keeping less than this fraction (-30 dB) of the channels' mean energy: channels that cancel.
@@ -36,22 +37,13 @@ def truncation_note(max_seconds: float) -> str:
     return f"speech cut to voice.max_seconds = {max_seconds:g} s"
 
 
-def _truncation(source: bytes | str | Path) -> str:
-    """A description of the file's truncation, or "" (libsndfile reads a cut WAV silently; only its log tells)."""
-    log = sf.info(io.BytesIO(source) if isinstance(source, bytes) else source).extra_info
-    match = _SHORT_DATA.search(log)
-    if match and int(match.group(1)) not in _UNKNOWN_SIZES and int(match.group(1)) > int(match.group(2)):
-        return "truncated file (data chunk shorter than its header says)"
-    return ""
-
-
 def read_audio(source: bytes | str | Path, sample_rate: int) -> np.ndarray:
     """Samples of an audio file (bytes or path) as mono float32 at ``sample_rate``. Raises ``sf.LibsndfileError`` if
     unreadable, :class:`ChannelError` if the channels cancel in the mono mix, ``ValueError`` if truncated or holding
     non-finite samples."""
-    truncation = _truncation(source)
-    if truncation:
-        raise ValueError(truncation)
+    match = _SHORT_DATA.search(sf.info(io.BytesIO(source) if isinstance(source, bytes) else source).extra_info)
+    if match and int(match.group(1)) not in _UNKNOWN_SIZES and int(match.group(1)) > int(match.group(2)):
+        raise ValueError("truncated file (data chunk shorter than its header says)")
     data, rate = sf.read(io.BytesIO(source) if isinstance(source, bytes) else source, dtype="float32", always_2d=True)
     if not np.isfinite(data).all():
         raise ValueError("non-finite samples")
