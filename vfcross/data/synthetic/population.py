@@ -134,11 +134,6 @@ _CATEGORICAL = {
 SHAREABLE = tuple(_CATEGORICAL)
 
 
-def _value(attributes: Attributes, name: str) -> str:
-    """The value of a categorical attribute by its manifest column name."""
-    return attributes.age_group if name == "age" else getattr(attributes, name)
-
-
 def voice_marginal(name: str, cfg: SynthConfig) -> dict[str, float]:
     """P(voice value) of a categorical attribute for a random identity (the "different identity" model):
     the mean over the uniformly drawn face values of P(voice value | face value)."""
@@ -159,7 +154,7 @@ def oracle_score(voice: Attributes, face: Attributes, cfg: SynthConfig, shared: 
     for name, (_, given) in _CATEGORICAL.items():
         if name in shared:
             continue
-        v, f = _value(voice, name), _value(face, name)
+        v, f = (attrs.age_group if name == "age" else getattr(attrs, name) for attrs in (voice, face))
         p_same = given(v, f, cfg)
         if p_same == 0.0:
             return -math.inf
