@@ -11,9 +11,10 @@ from fakes import median_f0
 from vfcross.config import ConfigError, SpokenLanguage, SynthConfig, choices
 from vfcross.data import read_dataset
 from vfcross.data.synthetic import render_voice
+from vfcross.data.synthetic.espeak import phonemes
 from vfcross.data.synthetic.population import Attributes, Identity, sample_population
 from vfcross.data.synthetic.render_voice import render_clip, voice_session, voice_style
-from vfcross.data.synthetic.text import LANGUAGES, SENTENCES, pick_sentences, unmapped
+from vfcross.data.synthetic.text import LANGUAGES, SENTENCES, _ipa_table, _ipa_units, _wordphonemes, pick_sentences
 from vfcross.data.synthetic.writer import read_population_config, write_population
 from vfcross.data.voxceleb import LANGUAGES_FILE, read_languages
 
@@ -107,6 +108,13 @@ def test_pitch_follows_the_voice_not_the_language():
         assert abs(np.log(f0[gender, "German"] / f0[gender, "English"])) < np.log(1.15)
     assert min(f0["f", lang] for lang in ("English", "German")) > 1.3 * max(f0["m", lang] for lang in
                                                                             ("English", "German"))
+
+
+def unmapped(sentences, language):
+    """Characters of the pronunciation of ``sentences`` (in ``language``) that the Devanagari respelling leaves out."""
+    table = _ipa_table(language)
+    return {char for sentence in sentences for clause in phonemes(sentence, LANGUAGES[language].voice)
+            for word in clause.split() for phoneme in _wordphonemes(word) for char in _ipa_units(phoneme, table)[1]}
 
 
 def test_sentence_banks_are_parallel_and_fully_respelled():

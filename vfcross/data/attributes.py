@@ -8,11 +8,7 @@ import pandas as pd
 
 
 def synthetic_attributes(table: pd.DataFrame, population_root: str | Path) -> pd.DataFrame:
-    """The rendered attributes of each row's modality (voice rows: the voice's, face rows: the face's).
-
-    Columns gender, nationality, age and one per trait, from the population's
-    ``population.json``; rows in the table's order.
-    """
+    """Per row, the rendered attributes of its modality (gender, nationality, age, traits) from ``population.json``."""
     from vfcross.data.synthetic.population import TRAITS
     from vfcross.data.synthetic.writer import read_population
 
@@ -26,10 +22,6 @@ def synthetic_attributes(table: pd.DataFrame, population_root: str | Path) -> pd
 
 
 def metadata_attributes(table: pd.DataFrame) -> pd.DataFrame:
-    """The attributes a dataset's metadata gives (gender, nationality, age; NA where unknown), in row order.
-
-    On VoxCeleb1 these are the identity's, for both of its modalities (its
-    meta table has no age: that column stays NA and is not probed).
-    """
-    return table[["gender", "nationality", "age"]].astype("object").where(table[["gender", "nationality", "age"]]
-                                                                         .notna(), None)
+    """The attributes a dataset's metadata gives (gender, nationality, age; None where unknown), in row order."""
+    columns = table[["gender", "nationality", "age"]]
+    return columns.astype("object").where(columns.notna(), None)

@@ -15,11 +15,7 @@ from vfcross.data.voxceleb import scan_dataset
 
 @dataclass(frozen=True)
 class Dataset:
-    """A run's manifest (one row per sample), the files skipped with their reasons, and the time it took.
-
-    ``notes`` are what the split check found missing but not fatal (see
-    :func:`vfcross.data.splits.check_splits`), e.g. no validation identities.
-    """
+    """A run's manifest, the files skipped with their reasons, the seconds it took, and the split check's notes."""
 
     manifest: pd.DataFrame
     skipped: pd.DataFrame
@@ -34,18 +30,9 @@ class Dataset:
         return "\n".join([line, *(f"note: {note}" for note in self.notes)])
 
 
-def prepare_dataset(cfg: RunConfig, progress: bool = True, training: bool = True,
-                    evaluation: bool = True) -> Dataset:
-    """Write the synthetic population when ``cfg.data_root`` is empty, then read the dataset into a manifest.
-
-    The population is deterministic from ``cfg.synth``; an existing copy
-    made with the same settings is reused. Identities the split file does
-    not list are an error unless ``cfg.skip_unlisted_identities``; the splits
-    are checked before any further work (:func:`~vfcross.data.splits.check_splits`:
-    too few training identities, unless not ``training``, or evaluation
-    identities in ``cfg.eval.split``, unless not ``evaluation``, is an error;
-    no validation a note).
-    """
+def prepare_dataset(cfg: RunConfig, progress: bool = True, training: bool = True, evaluation: bool = True) -> Dataset:
+    """Write the synthetic population when ``cfg.data_root`` is empty (reused if made alike), read the dataset,
+    and check its splits for ``training`` and ``evaluation`` before any further work."""
     start = time.perf_counter()
     if not cfg.data_root:
         write_population(cfg.dataset_root, cfg.synth, progress=progress)

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from vfcross.data.voxceleb import MANIFEST_COLUMNS
 from vfcross.io import atomic_write
 
 #: Text columns of a manifest; read back as pandas "string" so NA stays NA.
-TEXT_COLUMNS = ("identity", "name", "modality", "path", "relpath", "video", "split", "gender", "nationality",
-                "age", "language", "cache_path")
+TEXT_COLUMNS = (*MANIFEST_COLUMNS, "cache_path")
 
 
 def write_manifest(manifest: pd.DataFrame, path: str | Path) -> Path:

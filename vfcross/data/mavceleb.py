@@ -1,73 +1,33 @@
-"""The MAV-Celeb layout (the FAME challenge's multilingual data) read into the same manifest as VoxCeleb1.
+"""The MAV-Celeb layout (the FAME challenge's bilingual data) read into the same manifest as VoxCeleb1.
 
-MAV-Celeb (Nawaz et al.) holds celebrities speaking two languages: English
-and Urdu (v1), English and Hindi (v2), English and German (v3). Each version
-is released as a folder in which clips are grouped by identity and language
-and face frames by identity (and, in v1, language too)::
-
-    <root>/voices/<id>/<Language>/<video>/<clip>.wav     e.g. voices/id0001/English/U3rWfLEkFvg/00000.wav
-    <root>/faces/<id>/<Language>/<video>/<frame>.jpg     e.g. faces/id0001/English/U3rWfLEkFvg/0010125.jpg
-    <root>/faces/<id>/<video>/<frame>.jpg                (versions whose frames are not grouped by language)
-
-plus the challenge's unlabelled test files, named by a trial list rather than
-by identity (``voices/<Language>/<n>.wav`` and ``faces/<Language>/<n>.jpg``
-in v1, ``<Language>_test/{voices,faces}/...`` in v3), the split lists (one
-folder per version, e.g. ``v1_lists/``)::
-
-    <Language>_train.txt   "<voice path below voices/> <face path below faces/>" per line
-    <Language>_test.txt    "<key> <voice path> <face path>" per line, paths relative to <root>
-
-and a meta table ``v<N>_meta.csv`` (``ids,name,gender``; gender ``Male`` or
-``Female``). :func:`scan_mavceleb` reads the identity folders into a
-manifest with the columns of :data:`vfcross.data.voxceleb.MANIFEST_COLUMNS`:
-``identity`` (the id folder), ``name`` (from the meta table, else the id),
-``modality``, ``path``, ``relpath`` (below ``root``), ``video``, ``split``
-(from an identity-split file keyed by id, else NA), ``gender`` (``m``/``f``
-from the meta table, else NA), ``nationality`` and ``age`` (NA: MAV-Celeb
-records neither) and ``language`` (the clip's language folder; a face
-frame's where its folder says it, else NA). The test files carry no
-identity, so they are not samples of the manifest: they are listed among
-the skipped files with that reason, and :func:`read_trials` reads the trial
-lists that name them (scored into submission files by
-:mod:`vfcross.evaluation.fame`).
-"""
+A version folder holds ``voices/<id>/<Language>/<video>/<clip>.wav``, ``faces/<id>[/<Language>]/<video>/<frame>.jpg``, a
+meta table ``v<N>_meta.csv`` (``ids,name,gender``) and unlabelled challenge test files named by trial lists
+(``<Language>_test.txt``). :func:`scan_mavceleb` reads the identity folders (the test files are skipped with their
+reason); :func:`read_trials` reads the trial lists. Details in docs/data.md."""
 
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from vfcross.data.voxceleb import (
-    FACE_EXTENSIONS,
-    REASON_UNEXPECTED,
-    _skipped_frame,
-    _walk_files,
-    keep_identities_with_both_modalities,
-    manifest_frame,
-    read_identity_splits,
-)
+from vfcross.data.voxceleb import (FACE_EXTENSIONS, REASON_UNEXPECTED, _skipped_frame, _walk_files,
+                                   keep_identities_with_both_modalities, manifest_frame, read_identity_splits,
+                                   warn_skipped)
 
 VOICE_DIR = "voices"
 FACE_DIR = "faces"
 VOICE_EXTENSIONS = frozenset({".wav"})
-#: Why a challenge test file is not a sample of the manifest.
 REASON_TEST_FILE = "unlabelled challenge test file (named by a <Language>_test.txt trial list)"
-#: Gender values of the meta table as the manifest writes them (VoxCeleb1's ``m``/``f``).
 _GENDERS = {"male": "m", "m": "m", "female": "f", "f": "f"}
 
 
 def read_meta(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a MAV-Celeb meta table (``ids,name,gender``) into ``identity, name, gender``.
-
-    Comma separated with a header; ``ids`` (or ``id``) is the identity
-    folder, ``name`` and ``gender`` are optional. Gender ``Male``/``Female``
-    becomes ``m``/``f`` and anything else NA. Raises ValueError naming the
-    file for a missing id column or an id listed twice.
-    """
+    """A MAV-Celeb meta table (``ids,name,gender``; name and gender optional) as ``identity, name, gender``. Gender
+    ``Male``/``Female`` becomes ``m``/``f``, anything else NA. ValueError naming the file for a missing id column or an
+    id listed twice."""
     path = Path(path)
     table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     table.columns = [str(c).strip().lower() for c in table.columns]
@@ -108,15 +68,8 @@ def _classify(parts: tuple[str, ...], modality: str) -> str | tuple[str | None, 
 def scan_mavceleb(root: str | os.PathLike, meta_file: str | os.PathLike | None = None,
                   splits_file: str | os.PathLike | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Scan one MAV-Celeb version folder into (manifest, skipped), as :func:`vfcross.data.scan_dataset` does.
-
-    ``meta_file`` defaults to :func:`find_meta`'s; ``splits_file`` is an
-    ``identity_splits.txt``-style file whose names are the id folders
-    (``id0001 1``); without one ``split`` is NA (see
-    :func:`draw_identity_splits`). Only identities with both voices and
-    faces enter the manifest; every other file is in ``skipped`` with its
-    reason (an unlabelled test file, a file in an unexpected place, an
-    identity without voices or without faces).
-    """
+    ``meta_file`` defaults to :func:`find_meta`'s; ``splits_file`` names id folders (``id0001 1``), without it ``split``
+    is NA. Only identities with both voices and faces enter the manifest."""
     root = Path(os.path.abspath(os.path.expanduser(root)))
     if not (root / VOICE_DIR).is_dir() or not (root / FACE_DIR).is_dir():
         raise FileNotFoundError(f"{root} is not a MAV-Celeb version folder: it needs {VOICE_DIR}/ and {FACE_DIR}/")
@@ -150,22 +103,14 @@ def read_mavceleb(root: str | os.PathLike, meta_file: str | os.PathLike | None =
                   splits_file: str | os.PathLike | None = None) -> pd.DataFrame:
     """The manifest of a MAV-Celeb version folder (:func:`scan_mavceleb`), one warning summarising what was left out."""
     manifest, skipped = scan_mavceleb(root, meta_file, splits_file)
-    if len(skipped):
-        counts = skipped["reason"].value_counts().sort_index()
-        warnings.warn(f"{len(skipped)} file(s) under {root} are not manifest samples ("
-                      + "; ".join(f"{reason}: {n}" for reason, n in counts.items()) + ")", stacklevel=2)
+    warn_skipped(skipped, f"under {root} are not manifest samples")
     return manifest
 
 
 def draw_identity_splits(identities: list[str] | np.ndarray, fractions: tuple[float, float, float],
                          seed: int) -> dict[str, str]:
-    """A deterministic train/val/test split of ``identities`` (each split non-empty), from ``seed``.
-
-    MAV-Celeb's own test identities are anonymous (their ground truth is the
-    challenge's), so a local heard/unheard evaluation holds out some of the
-    labelled identities instead, as the FAME baseline did. The identities
-    are sorted first, so the split depends only on the set and the seed.
-    """
+    """A deterministic train/val/test split of ``identities`` (each split non-empty), from the set and ``seed``.
+    MAV-Celeb's own test identities are anonymous, so a local evaluation holds out labelled ones (as FAME did)."""
     ids = sorted(set(identities))
     if len(ids) < 3:
         raise ValueError(f"a train/val/test split needs at least 3 identities, got {len(ids)}")
@@ -178,13 +123,8 @@ def draw_identity_splits(identities: list[str] | np.ndarray, fractions: tuple[fl
 
 
 def read_trials(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a FAME trial list (``<Language>_test.txt``): one ``<key> <voice> <face>`` row per trial, in file order.
-
-    Returns columns ``key, voice, face`` (paths as written, relative to the
-    version folder). Raises ValueError naming the file and line for a row
-    without exactly three fields and for a key listed twice (the submission
-    has one score per key).
-    """
+    """A FAME trial list (``<Language>_test.txt``) as columns ``key, voice, face``, in file order. ValueError naming the
+    file and line for a row without three fields or a key listed twice."""
     path = Path(path)
     rows = []
     for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):

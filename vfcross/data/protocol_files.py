@@ -1,11 +1,8 @@
 """Parsers of the VoxCeleb1 voice-face protocol files of the field, into one :class:`ListFile` each.
 
-Verification lists ``veriflist_test_*`` (CSV ``id,voice-speaker-id,face-speaker-id,label,voice-path,face-path``,
-voices named ``<name>/<ytid>_<nnnnnnn>.wav``), 1:N matching trials ``matching_{v2f,f2v}_*.csv`` (space-separated
-official paths, the true match first) and retrieval galleries ``wav_20k.csv``/``jpg_20k.csv`` (``VoxCeleb1 ID`` +
-path). Every path becomes the manifest's ``relpath`` form and every identity a VoxCeleb1 ID (through the meta
-table); a malformed line raises ValueError naming the file and the line. Parsing never touches the samples.
-"""
+Verification lists ``veriflist_test_*``, 1:N matching trials ``matching_{v2f,f2v}_*.csv`` and retrieval galleries
+``wav_20k.csv``/``jpg_20k.csv``: every path becomes the manifest's ``relpath``, every identity a VoxCeleb1 ID; a
+malformed line is a ValueError naming the file and line. Parsing never touches the samples."""
 
 from __future__ import annotations
 
@@ -29,11 +26,9 @@ _NAME = re.compile(r"(?:veriflist_test|matching_(?:v2f|f2v))_(?P<name>.+?)(?:_(?
 
 @dataclass(frozen=True, eq=False)
 class ListFile:
-    """One protocol file: per row its root-relative ``paths`` and their ``identities`` (rows, k), read-only.
-
-    ``kind`` is "verification" (columns voice, face; ``labels`` 1 = same identity), "matching" (probe, true
-    match, impostors; ``direction`` v2f or f2v) or "gallery" (one path; ``direction`` the modality).
-    """
+    """One protocol file: per row its root-relative ``paths`` and their ``identities`` (rows, k), read-only. ``kind``:
+    "verification" (voice, face; ``labels``), "matching" (probe, true match, impostors; ``direction`` v2f/f2v) or
+    "gallery" (one path; ``direction`` the modality)."""
 
     kind: str
     name: str

@@ -1,11 +1,6 @@
-"""Checking a manifest's identity splits before any work is done on it.
+"""Checking a manifest's identity splits at once, instead of failing minutes later inside a stage.
 
-Training needs at least two training identities, evaluation at least two
-identities in its split; validation is optional. :func:`check_splits` says so
-at once (the command line and the notebooks call it right after reading a
-dataset and again after preprocessing, which may drop identities), instead
-of failing minutes later inside a stage.
-"""
+Training needs two training identities, evaluation two in its split; validation is optional."""
 
 from __future__ import annotations
 
@@ -13,11 +8,7 @@ import pandas as pd
 
 
 def validation_note(identities: int) -> str | None:
-    """Why no validation AUC can be measured on ``identities`` validation identities (None if it can).
-
-    The training stages record this note in their metrics log in place of the
-    validation numbers, and still train.
-    """
+    """Why no validation AUC can be measured on ``identities`` validation identities (None if it can)."""
     if identities == 0:
         return "no validation identities: validation AUC not measured"
     if identities == 1:
@@ -32,16 +23,9 @@ def split_counts(manifest: pd.DataFrame) -> dict[str, int]:
 
 
 def check_splits(manifest: pd.DataFrame, evaluation_split: str | None = "test", training: bool = True) -> list[str]:
-    """Check that ``manifest`` can be trained (and evaluated on ``evaluation_split``); return notes.
-
-    Raises ValueError, naming the problem, when the manifest is empty, when
-    identities have no split, when (with ``training``) fewer than two
-    identities are in split ``train``, or (unless ``evaluation_split`` is
-    None) fewer than two in the evaluation split. Returns notes on what will
-    be missing but does not stop the work: no or one validation identity
-    (validation is skipped, see :func:`validation_note`). With neither
-    training nor an evaluation split there is nothing to check.
-    """
+    """Check that ``manifest`` can be trained (and evaluated on ``evaluation_split``, unless None); return notes.
+    ValueError naming the problem for an empty manifest, unsplit identities, or fewer than two identities in ``train``
+    or the evaluation split; too few validation identities is a note (:func:`validation_note`)."""
     if not training and evaluation_split is None:
         return []
     if manifest.empty:

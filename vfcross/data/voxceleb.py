@@ -1,34 +1,9 @@
-"""The one reader of the official VoxCeleb1 layout.
+"""The one reader of the official VoxCeleb1 layout (``wav/``, ``unzippedFaces/``, ``vox1_meta.csv``).
 
-Every dataset, VoxCeleb1 itself or the embedded synthetic population, enters
-vfcross through this layout::
-
-    <root>/wav/<VoxCeleb1 ID>/<video>/<nnnnn>.wav
-    <root>/unzippedFaces/<VGGFace1 name>/1.6/<video>/<frame>.jpg
-    <root>/vox1_meta.csv           tab separated: VoxCeleb1 ID, VGGFace1 ID,
-                                   Gender, Nationality, Set [, Age]
-    <root>/identity_splits.txt     optional: "<VGGFace1 name> <code>" lines
-    <root>/languages.csv           optional: "relpath,language" rows, the
-                                   spoken language of a clip (or of the
-                                   video a face frame comes from)
-
-:func:`scan_dataset` turns it into a *manifest*, one row per sample, and a
-table of everything it did not put there and why; :func:`read_dataset` is the
-manifest alone. Voices and faces are tied together through the meta table:
-voice folders are named by VoxCeleb1 ID, face folders by VGGFace1 name.
-Names are compared after Unicode NFC normalisation, so a folder written in
-decomposed form (NFD, as some file systems and archivers do) still finds its
-meta row and split.
-
-Every identity of the dataset ends in a split or in the skipped table with a
-reason; an identity the split file does not list is an error naming it,
-unless the caller asks to leave such identities out (``skip_unlisted``).
-
-Sample paths are identified by ``relpath``, the path relative to the dataset
-root (``wav/<id>/<video>/<n>.wav``, ``unzippedFaces/<name>/1.6/<video>/<f>.jpg``);
-:mod:`vfcross.data.protocol_files` converts every protocol file to the same
-strings, so ``relpath`` is the join key between protocols and the manifest.
-"""
+:func:`scan_dataset` turns a dataset into a manifest, one row per sample, and a table of every file it left out with the
+reason. Voices (by VoxCeleb1 ID) and faces (by VGGFace1 name) are tied through the meta table, names compared in Unicode
+NFC; ``relpath`` (root-relative) is the join key with the protocol files. The scan works a folder at a time. The layout
+and rules are in docs/data.md."""
 
 from __future__ import annotations
 
@@ -44,8 +19,7 @@ from vfcross.config import Split, choices
 
 WAV_DIR = "wav"
 FACE_DIR = "unzippedFaces"
-#: The single sub-folder level between a face identity and its videos in the
-#: VGGFace1 release that VoxCeleb1 faces come from.
+#: The sub-folder between a face identity and its videos in the VGGFace1 release.
 FACE_VERSION = "1.6"
 META_FILE = "vox1_meta.csv"
 SPLITS_FILE = "identity_splits.txt"
@@ -55,26 +29,14 @@ LANGUAGES_FILE = "languages.csv"
 VOICE_EXTENSIONS = frozenset({".wav"})
 FACE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
 
-#: Identity-split codes of the Learnable-PINs split file, spelled out: never derived from the order of
-#: :data:`vfcross.config.Split`, so reordering that type cannot move test identities into training.
+#: Identity-split codes of the Learnable-PINs split file, spelled out (never derived from the order of Split).
 SPLIT_CODES: dict[str, str] = {"1": "train", "2": "val", "3": "seen_heard", "4": "test"}
 if set(SPLIT_CODES.values()) != set(choices(Split)):
     raise RuntimeError(f"vfcross.data.voxceleb.SPLIT_CODES names {sorted(SPLIT_CODES.values())}, but "
                       f"vfcross.config.Split allows {sorted(choices(Split))}: make them the same splits")
 
-MANIFEST_COLUMNS = (
-    "identity",
-    "name",
-    "modality",
-    "path",
-    "relpath",
-    "video",
-    "split",
-    "gender",
-    "nationality",
-    "age",
-    "language",
-)
+MANIFEST_COLUMNS = ("identity", "name", "modality", "path", "relpath", "video", "split", "gender", "nationality",
+                    "age", "language")
 SKIPPED_COLUMNS = ("path", "identity", "modality", "reason")
 
 REASON_NO_META = "no meta row for identity"
@@ -83,14 +45,8 @@ REASON_NO_FACE = "identity has no face samples"
 REASON_UNEXPECTED = "unexpected file"
 REASON_UNLISTED = "identity not in the split file"
 
-#: Meta-table headers (compared case-insensitively after stripping) and the
-#: column names :func:`read_meta` gives them.
-_META_REQUIRED = {
-    "voxceleb1 id": "identity",
-    "vggface1 id": "name",
-    "gender": "gender",
-    "nationality": "nationality",
-}
+#: Meta-table headers (compared case-insensitively after stripping) and the column names :func:`read_meta` gives.
+_META_REQUIRED = {"voxceleb1 id": "identity", "vggface1 id": "name", "gender": "gender", "nationality": "nationality"}
 _META_OPTIONAL = {"set": "set", "age": "age"}
 META_COLUMNS = ("identity", "name", "gender", "nationality", "set", "age")
 
@@ -111,19 +67,9 @@ def face_relpath(name: str, video: str, frame: str) -> str:
 
 
 def read_meta(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a ``vox1_meta.csv``-style table.
-
-    Returns one row per identity with columns ``identity, name, gender,
-    nationality, set, age`` (``string`` dtype). Headers and values are
-    stripped of surrounding whitespace (the official file is tab separated
-    and some copies carry trailing blanks); empty values become NA. ``Set``
-    and ``Age`` are optional: absent, the column is all NA, never guessed.
-
-    Raises FileNotFoundError if the file is missing and ValueError, naming
-    the file (and line), if required columns are absent, a line has the wrong
-    number of fields, or an identity or name is listed twice (voices and faces
-    could then not be paired unambiguously).
-    """
+    """A ``vox1_meta.csv``-style table as ``identity, name, gender, nationality, set, age`` strings (NA if empty).
+    ValueError naming the file (and line) for missing columns, a wrong field count, or an identity or name listed twice
+    (voices and faces could then not be paired)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"meta table not found: {path}")
@@ -133,11 +79,8 @@ def read_meta(path: str | os.PathLike) -> pd.DataFrame:
     positions = {known[h.lower()]: i for i, h in enumerate(header) if h.lower() in known}
     missing = [h for h, col in _META_REQUIRED.items() if col not in positions]
     if missing:
-        raise ValueError(
-            f"{path}: meta table lacks required column(s) {missing} "
-            f"(found {header}); expected tab-separated 'VoxCeleb1 ID, VGGFace1 ID, "
-            "Gender, Nationality, Set[, Age]'"
-        )
+        raise ValueError(f"{path}: meta table lacks required column(s) {missing} (found {header}); expected "
+                         "tab-separated 'VoxCeleb1 ID, VGGFace1 ID, Gender, Nationality, Set[, Age]'")
     last_required = max(positions[col] for col in _META_REQUIRED.values())
     rows = []
     for lineno, line in enumerate(lines[1:], start=2):
@@ -147,8 +90,7 @@ def read_meta(path: str | os.PathLike) -> pd.DataFrame:
         if len(fields) > len(header) or len(fields) <= last_required:
             raise ValueError(f"{path}, line {lineno}: expected {len(header)} tab-separated fields, got {len(fields)}")
         rows.append({col: fields[i] if i < len(fields) else "" for col, i in positions.items()})
-    meta = pd.DataFrame(rows, columns=list(META_COLUMNS)).astype("string")
-    meta = meta.replace("", pd.NA)
+    meta = pd.DataFrame(rows, columns=list(META_COLUMNS)).astype("string").replace("", pd.NA)
     meta[["identity", "name"]] = meta[["identity", "name"]].apply(lambda col: col.map(nfc, na_action="ignore"))
     for col in ("identity", "name"):
         dup = meta[col][meta[col].duplicated()]
@@ -160,14 +102,8 @@ def read_meta(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def read_identity_splits(path: str | os.PathLike) -> dict[str, str]:
-    """Read an identity-split file into ``{VGGFace1 name: split}``.
-
-    Each line is ``<name> <code>`` (whitespace separated; trailing blanks, as
-    in the official file, are fine) with code 1 = ``train``, 2 = ``val``,
-    3 = ``seen_heard``, 4 = ``test`` (unseen-unheard). Names are NFC
-    normalised. Raises ValueError naming the file and line for malformed
-    lines, unknown codes, or a name listed twice.
-    """
+    """An identity-split file (``<name> <code>`` lines, :data:`SPLIT_CODES`) as ``{VGGFace1 name (NFC): split}``.
+    ValueError naming the file and line for malformed lines, unknown codes, or a name listed twice."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"identity-split file not found: {path}")
@@ -177,10 +113,8 @@ def read_identity_splits(path: str | os.PathLike) -> dict[str, str]:
         if not fields:
             continue
         if len(fields) != 2 or fields[1] not in SPLIT_CODES:
-            raise ValueError(
-                f"{path}, line {lineno}: expected '<name> <code>' with code in "
-                f"{sorted(SPLIT_CODES)}, got {line!r}"
-            )
+            raise ValueError(f"{path}, line {lineno}: expected '<name> <code>' with code in {sorted(SPLIT_CODES)}, "
+                             f"got {line!r}")
         name = nfc(fields[0])
         if name in splits:
             raise ValueError(f"{path}, line {lineno}: {fields[0]!r} listed twice")
@@ -189,13 +123,8 @@ def read_identity_splits(path: str | os.PathLike) -> dict[str, str]:
 
 
 def read_languages(path: str | os.PathLike) -> dict[str, str]:
-    """Read a ``languages.csv`` table into ``{relpath: language}``.
-
-    A CSV file with the header ``relpath,language`` and one row per sample
-    whose language is known (paths relative to the dataset root, as in the
-    manifest). Raises ValueError naming the file for a wrong header, an
-    empty field or a path listed twice.
-    """
+    """A ``languages.csv`` table (header ``relpath,language``) as ``{relpath: language}``. ValueError naming the file
+    for a wrong header, an empty field or a path listed twice."""
     path = Path(path)
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
     if list(table.columns) != ["relpath", "language"]:
@@ -229,15 +158,9 @@ def _suffix(name: str) -> str:
 
 
 def _candidates(root: Path, meta: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
-    """Classify every file under wav/ and unzippedFaces/.
-
-    Returns (samples, skipped): a frame of the samples well placed in the
-    layout and known to the meta table (identity, name, modality, path,
-    relpath, video), and skipped records for the rest (wrong place or
-    extension, folder absent from the meta table). A skipped record's
-    identity is the VoxCeleb1 ID where known, otherwise the folder name as
-    found. Work is per folder: a sample costs one path string and one relpath.
-    """
+    """(samples, skipped records) of every file under wav/ and unzippedFaces/, a folder at a time. Samples are well
+    placed and known to the meta table; a skipped record's identity is the VoxCeleb1 ID where known, else the folder
+    name."""
     name_of = dict(zip(meta["identity"], meta["name"]))
     identity_of = dict(zip(meta["name"], meta["identity"]))
     columns: dict[str, list] = {c: [] for c in ("identity", "name", "modality", "path", "relpath", "video")}
@@ -278,10 +201,8 @@ def _check_root(root: str | os.PathLike) -> Path:
     if not path.is_dir():
         raise FileNotFoundError(f"dataset root not found: {path}")
     if not (path / WAV_DIR).is_dir() and not (path / FACE_DIR).is_dir():
-        raise FileNotFoundError(
-            f"{path} is not a dataset in the VoxCeleb1 layout: it has neither "
-            f"{WAV_DIR}/ nor {FACE_DIR}/"
-        )
+        raise FileNotFoundError(f"{path} is not a dataset in the VoxCeleb1 layout: it has neither {WAV_DIR}/ nor "
+                                f"{FACE_DIR}/")
     return path
 
 
@@ -298,49 +219,24 @@ def _skipped_frame(records: list[dict]) -> pd.DataFrame:
 
 
 def keep_identities_with_both_modalities(frame: pd.DataFrame, skipped: list[dict]) -> pd.DataFrame:
-    """The rows of ``frame`` whose identity has faces and voices; each other row goes to ``skipped``.
-
-    A cross-modal model can neither train nor be scored on a person seen in one
-    modality only, so such rows are reported (path, identity, modality and
-    :data:`REASON_NO_FACE` / :data:`REASON_NO_VOICE`), never dropped silently.
-    """
+    """The rows of ``frame`` whose identity has faces and voices; each other row goes to ``skipped`` with why."""
     complete = frame["identity"].map(frame.groupby("identity")["modality"].nunique() == 2).astype(bool)
-    for record in frame[~complete].to_dict("records"):
-        reason = REASON_NO_FACE if record["modality"] == "voice" else REASON_NO_VOICE
-        skipped.append({key: record[key] for key in ("path", "identity", "modality")} | {"reason": reason})
+    _skip(frame[~complete], skipped, lambda modality: REASON_NO_FACE if modality == "voice" else REASON_NO_VOICE)
     return frame[complete]
 
 
-def scan_dataset(
-    root: str | os.PathLike, splits_file: str | os.PathLike | None = None, skip_unlisted: bool = False
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Scan a dataset in the VoxCeleb1 layout into (manifest, skipped).
+def _skip(rows: pd.DataFrame, skipped: list[dict], reason) -> None:
+    """Append a skipped record (path, identity, modality, ``reason(modality)``) for each of ``rows``."""
+    skipped += [{"path": path, "identity": identity, "modality": modality, "reason": reason(modality)}
+                for path, identity, modality in zip(rows["path"], rows["identity"], rows["modality"])]
 
-    ``manifest`` has one row per sample and exactly the columns
-    :data:`MANIFEST_COLUMNS`: ``identity`` (VoxCeleb1 ID), ``name`` (VGGFace1
-    ID), ``modality`` ('face' | 'voice'), ``path`` (absolute), ``relpath``
-    (relative to ``root``, see the module docstring), ``video``, ``split``,
-    ``gender``, ``nationality``, ``age``, all of pandas ``string`` dtype,
-    sorted by (identity, modality, path), plus ``language``: a sample's
-    spoken language from ``<root>/languages.csv`` where the dataset has one
-    (:func:`read_languages`; the bilingual synthetic populations do), else NA
-    (VoxCeleb1 records none). ``split`` comes from
-    ``splits_file``; when that is None, ``<root>/identity_splits.txt`` is
-    used if it exists. Without a split file ``split`` is NA; ``age`` is NA
-    unless the meta table has an Age value. Nothing is inferred.
 
-    Only identities with both voices and faces enter the manifest, since
-    every later stage pairs the two. Everything else is returned in
-    ``skipped`` (columns ``path, identity, modality, reason``), one row per
-    file, with reason :data:`REASON_UNEXPECTED` (wrong place or extension),
-    :data:`REASON_NO_META` (folder absent from the meta table),
-    :data:`REASON_NO_VOICE`, :data:`REASON_NO_FACE` or, with
-    ``skip_unlisted``, :data:`REASON_UNLISTED`.
-
-    Raises ValueError when the split file does not list some identity of the
-    dataset (naming them; ``skip_unlisted=True`` leaves them out instead) and
-    when no identity is left at all.
-    """
+def scan_dataset(root: str | os.PathLike, splits_file: str | os.PathLike | None = None,
+                 skip_unlisted: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scan a dataset in the VoxCeleb1 layout into (manifest of :data:`MANIFEST_COLUMNS`, skipped files). ``split``
+    comes from ``splits_file``, else ``<root>/identity_splits.txt`` if present; only identities with both voices and
+    faces enter. ValueError for identities the split file lacks (unless ``skip_unlisted``) and for a dataset with no
+    identity left."""
     root = _check_root(root)
     meta = read_meta(root / META_FILE)
     if splits_file is None and (root / SPLITS_FILE).is_file():
@@ -359,8 +255,7 @@ def scan_dataset(
                 f"{', '.join(unlisted[:10])}{' ...' if len(unlisted) > 10 else ''}; add "
                 f"{'it' if len(unlisted) == 1 else 'them'} to the split file, or leave such identities out "
                 "(skip_unlisted_identities = True; --skip-unlisted-identities)")
-        for record in frame[~listed].to_dict("records"):
-            skipped.append({key: record[key] for key in ("path", "identity", "modality")} | {"reason": REASON_UNLISTED})
+        _skip(frame[~listed], skipped, lambda modality: REASON_UNLISTED)
         frame = frame[listed]
     if frame.empty:
         counts = "; ".join(f"{reason}: {n}" for reason, n in
@@ -378,18 +273,15 @@ def scan_dataset(
 
 def read_dataset(root: str | os.PathLike, splits_file: str | os.PathLike | None = None,
                  skip_unlisted: bool = False) -> pd.DataFrame:
-    """The manifest of a dataset in the VoxCeleb1 layout (see :func:`scan_dataset`).
-
-    If any file was left out, one warning summarises how many and why; call
-    :func:`scan_dataset` for the per-file list.
-    """
+    """The manifest of :func:`scan_dataset`, with one warning summarising the files left out."""
     manifest, skipped = scan_dataset(root, splits_file, skip_unlisted)
-    if len(skipped):
-        counts = skipped["reason"].value_counts().sort_index()
-        summary = "; ".join(f"{reason}: {n}" for reason, n in counts.items())
-        warnings.warn(
-            f"{len(skipped)} file(s) under {root} were left out of the manifest ({summary}); "
-            "see vfcross.data.voxceleb.scan_dataset for the list",
-            stacklevel=2,
-        )
+    warn_skipped(skipped, f"under {root} were left out of the manifest", "; see vfcross.data.voxceleb.scan_dataset "
+                 "for the list")
     return manifest
+
+
+def warn_skipped(skipped: pd.DataFrame, what: str, hint: str = "") -> None:
+    """One warning counting the ``skipped`` files by reason (none if there are none)."""
+    if len(skipped):
+        counts = "; ".join(f"{reason}: {n}" for reason, n in skipped["reason"].value_counts().sort_index().items())
+        warnings.warn(f"{len(skipped)} file(s) {what} ({counts}){hint}", stacklevel=3)

@@ -1,8 +1,4 @@
-"""Preprocessing: faces (MTCNN + 5-landmark alignment), voices (VAD, spectrogram), cache.
-
-:func:`preprocess` runs the stage on a manifest; :func:`load_face` and
-:func:`load_spectrogram` read its cached tensors for later stages.
-"""
+"""Preprocessing: faces (MTCNN + 5-landmark alignment), voices (VAD, spectrogram), the cache they are read from."""
 
 from vfcross.preprocess.faces import align_face, load_face
 from vfcross.preprocess.run import PreprocessResult, preprocess, write_report

@@ -1,13 +1,9 @@
 """On-disk cache of preprocessed samples: packs of entries, keyed by settings and source file.
 
-``<cache_dir>/<modality>-<settings_hash>/`` holds ``settings.json`` and packs ``<xx>/<pack>.zip`` (``xx``: the
-pack name's first two hex digits, so no folder holds more than a few hundred packs). A pack holds one task's
-samples (up to 32 faces or 16 clips): a member ``<key><suffix>`` per usable sample and ``index.json``,
-``{key: [member or "", reason]}`` (a reason without a member says why the sample was skipped). An entry's
-``cache_path`` is ``<pack>.zip/<member>``. ``key`` hashes the settings and the source's absolute path, size and
-``st_mtime_ns``: a changed file is made again, and so is a moved dataset. A pack is written whole and renamed
-into place (:func:`vfcross.io.atomic_write`, one fsync per pack), so a crash leaves complete packs only.
-"""
+``<cache_dir>/<modality>-<settings_hash>/`` holds ``settings.json`` and packs ``<xx>/<pack>.zip``; a pack holds one
+task's usable samples as members ``<key><suffix>`` and ``index.json`` (``{key: [member or "", reason]}``). A key hashes
+the settings and the source's absolute path, size and mtime. Packs are written whole and renamed into place. Layout and
+measurements: docs/preprocessing.md."""
 
 from __future__ import annotations
 
@@ -24,36 +20,24 @@ from typing import Any
 
 import numpy as np
 
-from vfcross.config import FaceConfig, VoiceConfig, to_dict
+from vfcross.config import to_dict
 from vfcross.io import atomic_write
 
-#: Fields that do not change an entry, left out of the settings hash: batch sizes change how fast a result is
-#: made, and ``no_face`` only decides later whether a fallback crop (always cached, flagged) is used.
+#: Fields that do not change an entry, left out of the settings hash (speed settings, and the later ``no_face``).
 UNHASHED_FIELDS = frozenset({"batch_size", "batch_pixels", "no_face"})
 #: Version of how entries are made; part of the settings hash (3: packs, change keys, batched detection).
 CACHE_VERSION = 3
 INDEX = "index.json"
 SETTINGS = "settings.json"
-#: Bytes per pixel of a cached 256x256 face crop, by storage (JPEG by quality), the power of the side that its
-#: bytes grow with, and FLAC bytes per second of speech: measured on the real VoxCeleb1 slice (docs/preprocessing.md).
-_LOSSLESS_BYTES_PER_PIXEL = 0.700
-_JPEG_BYTES_PER_PIXEL = {75: 0.108, 85: 0.139, 90: 0.170, 95: 0.234}
-_SIDE_POWER = {"lossless": 1.6, "jpeg": 1.25}
-_FLAC_BYTES_PER_SECOND = 18_600
-#: Share of a clip that the energy VAD keeps (on the slice, with the default VAD settings).
-_SPEECH_FRACTION = 0.954
-#: Zip headers and index line of one entry.
-_ENTRY_OVERHEAD = 220
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one sample: ``processed``, ``cached`` or ``skipped``."""
+    """What became of one sample (``processed``, ``cached`` or ``skipped``), why or a remark, and its entry
+    (``<pack>.zip/<member>``; "" when skipped)."""
 
     outcome: str
-    #: Why it was skipped, or a remark on a produced tensor; "" if none.
     reason: str = ""
-    #: The entry (``<pack>.zip/<member>``); "" when skipped.
     cache_path: str = ""
 
 
@@ -92,7 +76,7 @@ def read_index(folder: Path) -> dict[str, Outcome]:
             with zipfile.ZipFile(pack) as archive:
                 index = json.loads(archive.read(INDEX))
         except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-            continue  # not a complete pack (never written by this module): its samples are made again
+            continue  # not a complete pack: its samples are made again
         for key, (member, reason) in index.items():
             known[key] = Outcome("cached", reason, f"{pack}/{member}") if member else Outcome("skipped", reason)
     return known
@@ -134,25 +118,6 @@ def folder_settings(cache_path: str | Path) -> dict:
 def _settings(folder: str) -> dict:
     """``folder``'s settings, read once per process."""
     return json.loads((Path(folder) / SETTINGS).read_text())
-
-
-def bytes_per_sample(face: FaceConfig, voice: VoiceConfig, voice_seconds: float = 8.2) -> dict[str, float]:
-    """Projected cache bytes of one face and of one voice clip ``voice_seconds`` long (VoxCeleb1's mean: 8.2 s).
-
-    From the rates measured on the real slice (docs/preprocessing.md); the function ``vfcross plan`` sizes the
-    cache with.
-    """
-    speech = _SPEECH_FRACTION * voice_seconds
-    qualities = sorted(_JPEG_BYTES_PER_PIXEL)
-    per_pixel = (_LOSSLESS_BYTES_PER_PIXEL if face.storage == "lossless" else
-                 float(np.interp(face.jpeg_quality, qualities, [_JPEG_BYTES_PER_PIXEL[q] for q in qualities])))
-    crop = per_pixel * 256**2 * (face.size / 256) ** _SIDE_POWER[face.storage]
-    if voice.storage == "audio":
-        clip = _FLAC_BYTES_PER_SECOND * speech
-    else:
-        hop = round(voice.sample_rate * voice.hop_ms / 1000.0)
-        clip = 128 + 2 * voice.frequency_rows * max(1, 1 + int(speech * voice.sample_rate - voice.n_fft) // hop)
-    return {"face": crop + _ENTRY_OVERHEAD, "voice": clip + _ENTRY_OVERHEAD}
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

@@ -1,10 +1,9 @@
 """Face preprocessing: MTCNN detection, 5-landmark similarity alignment, crop.
 
-facenet-pytorch's MTCNN (its bundled weights) finds faces and five landmarks; a similarity transform
-(Umeyama's least squares) maps them onto the ArcFace 112x112 template, zoomed out and shifted down
-(:data:`TEMPLATE_ZOOM`, :data:`TEMPLATE_SHIFT`) so that chin and hair fit, and warps the image into a
-``size x size`` RGB crop. Coordinates are ``(x, y)`` pixels with the top-left pixel's centre at ``(0, 0)``.
-"""
+facenet-pytorch's MTCNN (its bundled weights) finds faces and five landmarks; a similarity transform (Umeyama's least
+squares) maps them onto the ArcFace 112x112 template, zoomed out and shifted down (:data:`TEMPLATE_ZOOM`,
+:data:`TEMPLATE_SHIFT`) so that chin and hair fit, and warps the image into a ``size x size`` RGB crop. Coordinates are
+``(x, y)`` pixels with the top-left pixel's centre at ``(0, 0)``."""
 
 from __future__ import annotations
 
@@ -29,25 +28,15 @@ NO_FACE_REASON = "no face detected"
 #: Note on a crop from a frame in which MTCNN found more than one face.
 MULTI_FACE_REASON = "several faces detected: the largest kept"
 
-#: The ArcFace alignment template: left eye, right eye, nose tip, left and
-#: right mouth corner of a 112x112 crop (x, y in pixels).
-TEMPLATE_112 = np.array(
-    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]]
-)
-#: Scale of the template about the crop centre: below 1 adds margin around
-#: the inner face (0.72 keeps the chin and the top of the head in the crop).
-TEMPLATE_ZOOM = 0.72
-#: Vertical shift of the template as a fraction of the crop side (positive =
-#: down), leaving more room above the eyes for forehead and hair than below the
-#: mouth.
-TEMPLATE_SHIFT = 0.04
-
-#: What decoding a broken image file can raise in PIL (truncated data, unknown
-#: format, corrupt headers, absurd sizes).
+#: The ArcFace template: eyes, nose tip and mouth corners of a 112x112 crop (x, y pixels).
+TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655],
+                         [70.7299, 92.2041]])
+#: The template's scale about the crop centre (margin for chin and head top) and its downward shift (a fraction
+#: of the side: more room above the eyes for forehead and hair).
+TEMPLATE_ZOOM, TEMPLATE_SHIFT = 0.72, 0.04
+#: What decoding a broken image file can raise in PIL.
 IMAGE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
-
-#: Modes holding more than 8 bits per sample; they are rescaled to 8 bits
-#: instead of clipped (PIL's ``convert`` would clip 16-bit values at 255).
+#: Modes of more than 8 bits per sample: rescaled to 8 bits, not clipped as PIL's ``convert`` would.
 _WIDE_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
 
 
@@ -59,11 +48,7 @@ def template(size: int) -> np.ndarray:
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Return ``image`` as 8-bit RGB, whatever its mode.
-
-    16-bit and float greyscale is rescaled rather than clipped, and transparent
-    pixels are composited onto white so that they do not turn black.
-    """
+    """``image`` as 8-bit RGB: wide greyscale rescaled, not clipped; transparency composited onto white."""
     if image.mode in _WIDE_MODES:
         values = np.asarray(image, dtype=np.float64)
         if image.mode.startswith("I;16") or values.max(initial=0) > 255:
@@ -77,13 +62,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def open_rgb(source: bytes | str | Path) -> Image.Image:
-    """Decode an image file (its bytes or its path) fully into upright RGB.
-
-    EXIF orientation is applied, since photos from phones are often stored
-    sideways with a tag saying so. Raises one of :data:`IMAGE_ERRORS` for unreadable or truncated files: the
-    image is loaded completely here so that a truncated file fails now, not
-    later.
-    """
+    """Decode an image file (bytes or path) fully, now, into upright RGB (EXIF orientation applied). Raises one of
+    :data:`IMAGE_ERRORS` for unreadable or truncated files."""
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     with Image.open(stream) as image:
         image.load()
@@ -98,12 +78,7 @@ def describe_image_error(err: Exception) -> str:
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares similarity transform (2 x 3) taking points ``src`` to ``dst``.
-
-    Umeyama (1991): rotation, uniform scale and translation minimising the
-    squared distances; reflections are excluded, since a mirrored face is not
-    the same face.
-    """
+    """Least-squares similarity transform (2 x 3) taking points ``src`` to ``dst`` (Umeyama 1991, no reflection)."""
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
     src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
@@ -117,12 +92,7 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 
 def _pil_affine(matrix: np.ndarray) -> tuple[float, ...]:
-    """PIL ``Image.transform`` data for the forward transform ``matrix`` (2 x 3).
-
-    PIL wants the inverse map (output pixel -> input position) and measures
-    positions from pixel corners, while ``matrix`` maps pixel-centre
-    coordinates; both differences are folded in here.
-    """
+    """PIL ``Image.transform`` data for the forward, pixel-centre ``matrix`` (2 x 3): inverse, from pixel corners."""
     linear, shift = matrix[:, :2], matrix[:, 2]
     inverse = np.linalg.inv(linear)
     offset = 0.5 - inverse @ (shift + 0.5)
@@ -130,12 +100,8 @@ def _pil_affine(matrix: np.ndarray) -> tuple[float, ...]:
 
 
 def align_face(image: Image.Image, landmarks: np.ndarray, size: int) -> np.ndarray:
-    """Warp ``image`` so that its five ``landmarks`` land on :func:`template`.
-
-    Returns a ``size x size x 3`` uint8 RGB array; parts of the crop outside
-    the photo are black. A face much larger than the crop is first shrunk by
-    an integer box filter, because a bilinear warp alone would alias.
-    """
+    """Warp ``image`` so its five ``landmarks`` land on :func:`template`: a ``size x size x 3`` uint8 crop. A face much
+    larger than the crop is first shrunk by an integer box filter (a bilinear warp alone aliases)."""
     image = to_rgb(image)
     landmarks = np.asarray(landmarks, dtype=np.float64)
     target = template(size)
@@ -161,11 +127,7 @@ def centre_crop(image: Image.Image, size: int) -> np.ndarray:
 
 @contextlib.contextmanager
 def single_torch_thread() -> Iterator[None]:
-    """Run the block with one torch thread, then restore the previous setting.
-
-    MTCNN and one clip's spectrogram are many tiny operations that threads slow down on a CPU
-    (docs/preprocessing.md): the parallelism comes from processes.
-    """
+    """Run the block with one torch thread (tiny operations that threads slow down; processes are the parallelism)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -183,17 +145,11 @@ class Detection:
 
 
 class FaceDetector:
-    """Batched MTCNN returning, per image, the landmarks of its largest face.
-
-    When MTCNN finds several faces in a frame, the largest box is kept (the
-    person the frame is about is, in face-track frames and photos alike, the
-    one nearest the camera), not the most confident one, and the frame is
-    flagged (:data:`MULTI_FACE_REASON`) since it may show the wrong person.
-    """
+    """Batched MTCNN returning, per image, the landmarks of its largest face (the person nearest the camera)."""
 
     def __init__(self, cfg: FaceConfig, device: str | None = None) -> None:
-        """Load MTCNN's bundled weights (no download) on ``device`` (default :func:`vfcross.training.device`;
-        the CPU where MTCNN does not run, see :func:`vfcross.training.runs_on`)."""
+        """Load MTCNN's bundled weights on ``device`` (default :func:`vfcross.training.device`; CPU where MTCNN
+        does not run there)."""
         from facenet_pytorch import MTCNN
 
         from vfcross.training import device as default_device, runs_on
@@ -201,8 +157,7 @@ class FaceDetector:
         self.cfg = cfg
         device = device or default_device()
         device = device if runs_on(device, "MTCNN") else "cpu"
-        self._mtcnn = MTCNN(keep_all=True, select_largest=True, min_face_size=cfg.min_face_size,
-                            device=device)
+        self._mtcnn = MTCNN(keep_all=True, select_largest=True, min_face_size=cfg.min_face_size, device=device)
         if torch.device(device).type == "cpu":
             for net in (self._mtcnn.pnet, self._mtcnn.rnet, self._mtcnn.onet):
                 for name, child in list(net.named_children()):
@@ -210,15 +165,9 @@ class FaceDetector:
                         setattr(net, name, _ChannelsLastMaxPool(child))
 
     def detect(self, images: Sequence[Image.Image]) -> list[Detection | None]:
-        """The largest face of each image, or None where MTCNN finds none.
-
-        With ``cfg.detect_size`` S, every image is scaled so that its longer side is S and padded with grey to
-        S x S, so images of any size share batches and each image's result is its own, whatever else is in its
-        batch; with S = 0 images are detected at full size (a copy of at most ``cfg.batch_pixels`` pixels), in
-        batches of one size. Batches hold at most ``cfg.batch_size`` images and ``cfg.batch_pixels`` pixels;
-        landmarks are mapped back to the full image. An image smaller than ``min_face_size`` cannot hold a face
-        of that size (and MTCNN fails on it): it is not passed to MTCNN.
-        """
+        """The largest face of each image, or None where MTCNN finds none. Images are scaled into ``cfg.detect_size``
+        squares (0: full size, up to ``cfg.batch_pixels``) and batched; one smaller than ``min_face_size`` is not passed
+        to MTCNN (it fails on such images)."""
         found: list[Detection | None] = [None] * len(images)
         frames = {i: _detection_frame(image, self.cfg) for i, image in enumerate(images)
                   if min(image.size) >= self.cfg.min_face_size}
@@ -242,7 +191,7 @@ class FaceDetector:
 
 
 class _ChannelsLastMaxPool(torch.nn.Module):
-    """``pool`` run on a channels-last copy of a contiguous input: the same maxima in the same layout, faster on CPU."""
+    """``pool`` on a channels-last copy of a contiguous input: the same maxima, faster on CPU."""
 
     def __init__(self, pool: torch.nn.MaxPool2d) -> None:
         super().__init__()
@@ -272,23 +221,12 @@ def _detection_frame(image: Image.Image, cfg: FaceConfig) -> tuple[Image.Image, 
 
 
 def crop_faces(images: Sequence[Image.Image], detector: FaceDetector) -> list[tuple[np.ndarray, str]]:
-    """Aligned crops of ``images`` as ``(array, reason)`` pairs.
-
-    ``reason`` is empty for a frame with one detected face and
-    :data:`MULTI_FACE_REASON` for a frame with several (the largest is
-    aligned). An image without a face gives its centre crop flagged
-    :data:`FALLBACK_REASON`; whether such a crop is used at all is decided
-    later by ``FaceConfig.no_face`` (see :func:`vfcross.preprocess.run.preprocess`),
-    so the cache holds the same entry under either policy.
-    """
+    """Aligned crops of ``images`` as ``(array, reason)``: "", :data:`MULTI_FACE_REASON`, or a centre crop flagged
+    :data:`FALLBACK_REASON` (used or not by ``FaceConfig.no_face`` later, so the cache entry is the same)."""
     size = detector.cfg.size
-    results: list[tuple[np.ndarray, str]] = []
-    for image, found in zip(images, detector.detect(images)):
-        if found is None:
-            results.append((centre_crop(image, size), FALLBACK_REASON))
-        else:
-            results.append((align_face(image, found.landmarks, size), MULTI_FACE_REASON if found.faces > 1 else ""))
-    return results
+    return [(centre_crop(image, size), FALLBACK_REASON) if found is None else
+            (align_face(image, found.landmarks, size), MULTI_FACE_REASON if found.faces > 1 else "")
+            for image, found in zip(images, detector.detect(images))]
 
 
 def encode_face(crop: np.ndarray, cfg: FaceConfig) -> tuple[bytes, str]:

@@ -1,12 +1,9 @@
 """The preprocessing stage: a manifest in, cached tensors and a report out.
 
-:func:`preprocess` turns every manifest row into a cache entry (a face crop or a clip) or a recorded reason
-why not. The work is cut into tasks, one cache pack each, that this process and ``PreprocessConfig.workers - 1``
-spawned helpers (one torch thread each; with CUDA each detects faces on the GPU) work through together; small
-jobs run here alone (:func:`_schedule`). Finished work is found in the cache by path, size and mtime. Helpers
-die with their parent (:func:`vfcross.processes.init_worker_process`); a script calling :func:`preprocess`
-must guard its entry point with ``if __name__ == "__main__":`` (spawn), notebooks and the CLI need nothing.
-"""
+:func:`preprocess` turns every manifest row into a cache entry (a face crop or a clip) or a recorded reason why not. The
+work is cut into tasks, one cache pack each, shared by this process and ``workers - 1`` spawned helpers
+(:func:`_schedule`); finished work is found in the cache by path, size and mtime. A script calling it must guard its
+entry point with ``if __name__ == "__main__":`` (spawn). See docs/preprocessing.md."""
 
 from __future__ import annotations
 
@@ -30,38 +27,19 @@ from vfcross.markdown import markdown_table
 from vfcross.processes import worker_pool
 from vfcross.training import device
 from vfcross.preprocess.cache import Outcome, change_key, open_folder, read_index, store
-from vfcross.preprocess.faces import (
-    FALLBACK_REASON,
-    IMAGE_ERRORS,
-    NO_FACE_REASON,
-    FaceDetector,
-    crop_faces,
-    describe_image_error,
-    encode_face,
-    open_rgb,
-    single_torch_thread,
-)
+from vfcross.preprocess.faces import (FALLBACK_REASON, IMAGE_ERRORS, NO_FACE_REASON, FaceDetector, crop_faces,
+                                     describe_image_error, encode_face, open_rgb, single_torch_thread)
 from vfcross.preprocess.voices import encode_voice, speech
 
 MODALITIES = ("face", "voice")
 #: Outcomes that leave a usable tensor.
 USABLE = ("processed", "cached")
-#: How a modality's unreadable source is named in reasons.
-_SOURCE_NOUN = {"face": "image", "voice": "audio"}
-#: Samples per task handed to a worker: enough to amortise the hand-over,
-#: few enough to balance the load and move the progress bars.
-_FACES_PER_TASK = 32
-_CLIPS_PER_TASK = 16
-#: Single-core seconds per face (MTCNN and alignment of a 128-160 px image)
-#: and per clip (read, VAD, spectrogram) on a 2-core CPU machine, and the
-#: least estimated work worth starting helper processes for: a spawned helper
-#: needs 3-6 s to import torch before it can take any.
-_FACE_SECONDS = 0.02
-_CLIP_SECONDS = 0.005
-_MIN_POOL_SECONDS = 10.0
-#: A face task decodes at most this many MTCNN batches' worth of pixels
-#: (``FaceConfig.batch_pixels`` each) before detecting them, bounding the
-#: memory held by decoded images.
+#: Samples per task (one pack): enough to amortise the hand-over, few enough to balance the load.
+_FACES_PER_TASK, _CLIPS_PER_TASK = 32, 16
+#: Single-core seconds per face and per clip, and the least work worth spawning helpers for (each needs seconds
+#: to import torch).
+_FACE_SECONDS, _CLIP_SECONDS, _MIN_POOL_SECONDS = 0.02, 0.005, 10.0
+#: MTCNN batches' worth of pixels (``FaceConfig.batch_pixels``) a face task decodes before detecting: bounded memory.
 _BATCHES_PER_CHUNK = 8
 
 #: A sample still to be processed: manifest position, source path, cache key.
@@ -74,17 +52,12 @@ Task = tuple[str, list[Job], Path, Any]
 
 @dataclass
 class PreprocessResult:
-    """What :func:`preprocess` produced.
-
-    ``manifest`` holds the input rows that yielded a tensor, with its file in
-    ``cache_path`` and ``fallback`` marking face crops taken without a detected
-    face. ``report`` has one row per input sample: ``relpath, modality,
-    identity, outcome ('processed' | 'cached' | 'skipped'), reason``.
-    """
+    """What :func:`preprocess` produced, and its wall seconds. ``manifest``: the usable rows, with ``cache_path`` and
+    ``fallback`` (a crop without a detected face). ``report``: per input sample ``relpath, modality, identity, outcome
+    ('processed' | 'cached' | 'skipped'), reason``."""
 
     manifest: pd.DataFrame
     report: pd.DataFrame
-    #: Wall time of the stage, in seconds.
     seconds: float = 0.0
 
     def describe(self) -> str:
@@ -96,21 +69,13 @@ class PreprocessResult:
 
     def summary(self) -> pd.DataFrame:
         """Sample counts per modality, outcome and reason."""
-        return (self.report.groupby(["modality", "outcome", "reason"], dropna=False).size()
-                .reset_index(name="count"))
+        return (self.report.groupby(["modality", "outcome", "reason"], dropna=False).size() .reset_index(name="count"))
 
 
 def run_preprocessing(manifest: pd.DataFrame, cfg: RunConfig, report_dir: str | Path,
                       progress: bool = True, ingest_skipped: pd.DataFrame | None = None) -> PreprocessResult:
-    """The preprocessing stage of a run: :func:`preprocess`, then its outputs written where the next stages look.
-
-    The per-sample report and the summary go to ``report_dir`` (with the
-    files the dataset reader left out, ``ingest_skipped``, when given); the
-    manifest of usable samples to ``cfg.manifest_path``, with the
-    configuration beside it. Then the splits are checked again, since
-    unusable samples may have cost identities: too few training or
-    evaluation identities left is a ValueError pointing at the report.
-    """
+    """:func:`preprocess`, its report (and ``ingest_skipped``) to ``report_dir``, the manifest to ``cfg.manifest_path``.
+    The splits are checked again, since unusable samples may have cost identities (a ValueError naming the report)."""
     result = preprocess(manifest, cfg, progress)
     report_csv, _ = write_report(result, report_dir, ingest_skipped)
     write_manifest(result.manifest, cfg.manifest_path)
@@ -123,16 +88,9 @@ def run_preprocessing(manifest: pd.DataFrame, cfg: RunConfig, report_dir: str | 
 
 
 def preprocess(manifest: pd.DataFrame, cfg: RunConfig, progress: bool = True) -> PreprocessResult:
-    """Preprocess every sample of ``manifest`` into the cache under ``cfg.cache_dir``.
-
-    Unusable samples are skipped with a reason, never fatal. A face image in
-    which MTCNN finds no face is skipped ("no face detected") unless
-    ``cfg.face.no_face == "fallback"``, which keeps its centre crop, flagged.
-    Afterwards an identity left without any usable sample of a modality
-    present in the manifest cannot be paired across modalities, so its
-    remaining rows leave the returned manifest with reason "identity has no
-    usable <modality> samples" (their tensors stay cached).
-    """
+    """Preprocess every sample of ``manifest`` into the cache under ``cfg.cache_dir``; unusable ones get a reason. A
+    face without a detection is skipped unless ``cfg.face.no_face == "fallback"`` (its centre crop, flagged). An
+    identity left without a usable sample of a modality leaves the manifest (its tensors stay cached)."""
     start = time.perf_counter()
     folders = {m: open_folder(cfg.cache_dir, m, getattr(cfg, m)) for m in MODALITIES}
     outcomes, todo, copies = _triage(manifest, folders)
@@ -146,8 +104,7 @@ def preprocess(manifest: pd.DataFrame, cfg: RunConfig, progress: bool = True) ->
     report = _drop_incomplete_identities(report)
     usable = report["outcome"].isin(USABLE).to_numpy()
     kept = manifest.reset_index(drop=True).assign(
-        cache_path=[o.cache_path for o in ordered],
-        fallback=[o.reason == FALLBACK_REASON for o in ordered],
+        cache_path=[o.cache_path for o in ordered], fallback=[o.reason == FALLBACK_REASON for o in ordered],
     )
     return PreprocessResult(manifest=kept[usable].reset_index(drop=True), report=report,
                             seconds=time.perf_counter() - start)
@@ -162,11 +119,7 @@ def _apply_no_face(outcome: Outcome, cfg: FaceConfig) -> Outcome:
 
 def _triage(manifest: pd.DataFrame, folders: dict[str, Path]
             ) -> tuple[dict[int, Outcome], dict[str, list[Job]], dict[int, int]]:
-    """Outcomes already known (cache hits, remembered skips, unreadable files), the work left, and repeated rows.
-
-    A file is known by its change key (:func:`vfcross.preprocess.cache.change_key`: one ``stat``, not a read).
-    A row repeating an earlier row's file is made once: ``copies`` maps it to that row.
-    """
+    """Outcomes already known (by change key: one ``stat``), the work left, and rows repeating an earlier file."""
     outcomes: dict[int, Outcome] = {}
     todo: dict[str, list[Job]] = {m: [] for m in MODALITIES}
     known = {m: read_index(folders[m]) if (manifest["modality"] == m).any() else {} for m in MODALITIES}
@@ -193,7 +146,7 @@ def _triage(manifest: pd.DataFrame, folders: dict[str, Path]
 
 def _unreadable(modality: str, err: OSError) -> Outcome:
     """The outcome of a source file that cannot be read (not cached: the next run tries again)."""
-    return Outcome("skipped", f"unreadable {_SOURCE_NOUN[modality]}: {err.strerror or err}")
+    return Outcome("skipped", f"unreadable {'image' if modality == 'face' else 'audio'}: {err.strerror or err}")
 
 
 def _drop_incomplete_identities(report: pd.DataFrame) -> pd.DataFrame:
@@ -222,7 +175,6 @@ def _process(todo: dict[str, list[Job]], folders: dict[str, Path], cfg: RunConfi
                     disable=not progress or not todo[m]) for m in MODALITIES}
     results: dict[int, Outcome] = {}
     try:
-        # helpers are spawned processes, terminated when the block is left (normally or by Ctrl-C)
         pool_block = worker_pool(helpers, "spawn") if helpers > 0 else contextlib.nullcontext()
         with single_torch_thread(), pool_block as pool:
             for modality, outcomes in _schedule(tasks, pool, helpers, face_device):
@@ -236,16 +188,9 @@ def _process(todo: dict[str, list[Job]], folders: dict[str, Path], cfg: RunConfi
 
 def _schedule(tasks: list[Task], pool: Pool | None, helpers: int,
               face_device: str | None) -> Iterator[tuple[str, list[tuple[int, Outcome]]]]:
-    """Run ``tasks`` in this process and in ``pool``'s ``helpers`` processes; yield each task's outcomes.
-
-    This process works from the end of the list at once, while the helpers
-    start up (a spawned process needs seconds to import torch); a helper is
-    handed tasks from the front, at most two at a time, only once it has
-    reported ready. So a pool never makes the work slower than this process
-    alone would, and a small job ends before the helpers are even ready.
-    Faces and voices are interleaved, so both advance together; with a
-    ``face_device`` (CUDA) every process detects its faces there.
-    """
+    """Run ``tasks`` here and in ``pool``'s ``helpers``; yield each task's outcomes. This process works from the end of
+    the list at once; a helper gets tasks from the front, two at a time, once it reports ready, so a pool is never
+    slower than this process alone. ``face_device``: CUDA for MTCNN."""
     waiting = deque(tasks)
     probes = [pool.apply_async(_ready) for _ in range(helpers)] if pool else []
     ready, running = 0, []
@@ -274,10 +219,7 @@ def _ready() -> bool:
 
 
 def _run_task(task: Task, face_device: str | None = None) -> tuple[str, list[tuple[int, Outcome]]]:
-    """Process one task (in a helper or in this process) and store its pack; returns its modality and outcomes.
-
-    A file that cannot be read is not stored (a later run tries it again); everything else is.
-    """
+    """Process one task and store its pack (an unreadable file is not stored: a later run tries again)."""
     torch.set_num_threads(1)  # processes are the parallelism; one thread each is fastest on CPU
     modality, jobs, folder, settings = task
     outcomes: dict[int, Outcome] = {}
@@ -296,12 +238,11 @@ def _run_task(task: Task, face_device: str | None = None) -> tuple[str, list[tup
     return modality, [(index, outcomes[index]) for index, _, _ in jobs]
 
 
-#: This process's face detectors, by settings and device (a worker builds its own once).
 _DETECTORS: dict[tuple[str, str | None], FaceDetector] = {}
 
 
 def _detector(cfg: FaceConfig, device: str | None) -> FaceDetector:
-    """The MTCNN detector for ``cfg`` on ``device``, built on first use in this process."""
+    """The MTCNN detector for ``cfg`` on ``device``, built once per process."""
     key = (repr(cfg), device)
     if key not in _DETECTORS:
         _DETECTORS[key] = FaceDetector(cfg, device)
@@ -310,12 +251,7 @@ def _detector(cfg: FaceConfig, device: str | None) -> FaceDetector:
 
 def _face_entries(jobs: list[tuple[int, str, bytes]], cfg: FaceConfig,
                   device: str | None = None) -> Iterator[tuple[int, Entry]]:
-    """Decode, detect, align and encode the faces of ``(index, key, file bytes)`` jobs.
-
-    Images are decoded until they hold :data:`_BATCHES_PER_CHUNK` times
-    ``cfg.batch_pixels`` pixels, then detected together, so memory stays
-    bounded whatever the image sizes.
-    """
+    """Decode, detect, align and encode the faces of ``(index, key, file bytes)`` jobs, a bounded chunk at a time."""
     detector = _detector(cfg, device)
     images, waiting, pixels = [], [], 0
     for position, (index, key, data) in enumerate(jobs):
@@ -341,12 +277,8 @@ def _voice_job(data: bytes, cfg: VoiceConfig) -> tuple[bytes | None, str, str]:
 
 def write_report(result: PreprocessResult, out_dir: str | Path,
                  ingest_skipped: pd.DataFrame | None = None) -> tuple[Path, Path]:
-    """Write ``preprocess_report.csv`` (every sample) and ``preprocess_summary.md`` (counts).
-
-    With ``ingest_skipped`` (the files :func:`vfcross.data.voxceleb.scan_dataset`
-    left out), ``ingest_skipped.csv`` is written beside them and the summary
-    counts those files too, so every file of the dataset is accounted for.
-    """
+    """Write ``preprocess_report.csv`` (every sample) and ``preprocess_summary.md`` (counts); with
+    ``ingest_skipped`` (the files the scan left out) also ``ingest_skipped.csv``, counted in the summary."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "preprocess_report.csv"

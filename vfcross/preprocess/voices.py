@@ -1,11 +1,7 @@
 """Voice preprocessing: read, 16 kHz mono, short-time-energy VAD, spectrogram (the paper's first step, VGGVox).
 
-:func:`read_audio` reads any soundfile-readable file, mixes it to mono (refusing channels that cancel) and
-resamples it; :func:`vad` drops low-energy frames (``max_seconds`` may cut the rest); :func:`spectrogram` takes a
-Hamming-window magnitude spectrogram, optionally ``log1p``, each frequency row standardised. The cache keeps the
-float16 spectrogram or (``VoiceConfig.storage = "audio"``) the speech as 16-bit FLAC, the spectrogram made when
-it is loaded; :func:`load_spectrogram` gives the same float32 array either way.
-"""
+The cache keeps the float16 spectrogram or (``VoiceConfig.storage = "audio"``) the speech as 16-bit FLAC, the
+spectrogram made when loaded; :func:`load_spectrogram` gives the same float32 array either way."""
 
 from __future__ import annotations
 
@@ -21,18 +17,14 @@ import torchaudio
 from vfcross.config import VoiceConfig, from_dict
 from vfcross.preprocess.cache import folder_settings, npy_bytes, read_entry
 
-#: Added to each bin's standard deviation so that constant bins (digital
-#: silence, pure tones) normalise to zeros instead of NaN.
+#: Added to each bin's standard deviation, so constant bins normalise to zeros instead of NaN.
 NORM_EPS = 1e-5
-#: What libsndfile logs when a WAV's data chunk is shorter than its header says.
+#: What libsndfile logs (its only sign) when a WAV's data chunk is shorter than its header says; sizes that
+#: streaming writers put in headers for "unknown length" are no sign.
 _SHORT_DATA = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
-#: Data sizes that streaming writers put in headers meaning "unknown length";
-#: a file with one of them is not truncated.
 _UNKNOWN_SIZES = (0, 0xFFFFFFFF)
-#: A multichannel clip whose mono mix keeps less than this fraction of its
-#: channels' mean energy (-30 dB) has channels that cancel each other.
+#: A mono mix keeping less than this fraction (-30 dB) of the channels' mean energy: channels that cancel.
 CANCELLING_CHANNELS = 1e-3
-#: Reason of a clip whose channels cancel when mixed to mono.
 CHANNELS_CANCEL_REASON = "channel problem: channels cancel when mixed to mono (opposite-phase stereo)"
 
 
@@ -45,33 +37,14 @@ def truncation_note(max_seconds: float) -> str:
     return f"speech cut to voice.max_seconds = {max_seconds:g} s"
 
 
-def _truncation(source: bytes | str | Path) -> str:
-    """A description of the file's truncation, or "" if it is complete.
-
-    libsndfile silently reads the samples that are present when a WAV file was
-    cut short; its log names the declared and the actual data size, which is
-    the only sign of the damage.
-    """
-    log = sf.info(io.BytesIO(source) if isinstance(source, bytes) else source).extra_info
-    match = _SHORT_DATA.search(log)
-    if match and int(match.group(1)) not in _UNKNOWN_SIZES and int(match.group(1)) > int(match.group(2)):
-        return "truncated file (data chunk shorter than its header says)"
-    return ""
-
-
 def read_audio(source: bytes | str | Path, sample_rate: int) -> np.ndarray:
-    """Samples of an audio file (its bytes or its path) as mono float32 at ``sample_rate``.
-
-    Raises ``sf.LibsndfileError`` for unreadable files, :class:`ChannelError`
-    when the channels cancel each other in the mono mix (checked before the
-    mix, against :data:`CANCELLING_CHANNELS`) and ``ValueError`` for truncated
-    files or ones holding NaN or infinite (float) samples.
-    """
-    truncation = _truncation(source)
-    if truncation:
-        raise ValueError(truncation)
-    data, rate = sf.read(io.BytesIO(source) if isinstance(source, bytes) else source,
-                         dtype="float32", always_2d=True)
+    """Samples of an audio file (bytes or path) as mono float32 at ``sample_rate``. Raises ``sf.LibsndfileError`` if
+    unreadable, :class:`ChannelError` if the channels cancel in the mono mix, ``ValueError`` if truncated or holding
+    non-finite samples."""
+    match = _SHORT_DATA.search(sf.info(io.BytesIO(source) if isinstance(source, bytes) else source).extra_info)
+    if match and int(match.group(1)) not in _UNKNOWN_SIZES and int(match.group(1)) > int(match.group(2)):
+        raise ValueError("truncated file (data chunk shorter than its header says)")
+    data, rate = sf.read(io.BytesIO(source) if isinstance(source, bytes) else source, dtype="float32", always_2d=True)
     if not np.isfinite(data).all():
         raise ValueError("non-finite samples")
     mono = data.mean(axis=1)
@@ -85,18 +58,8 @@ def read_audio(source: bytes | str | Path, sample_rate: int) -> np.ndarray:
     return resampled.numpy()
 
 
-def vad_frames(sr: int, cfg: VoiceConfig) -> tuple[int, int]:
-    """Window and hop of the VAD frames in samples (both at least 1)."""
-    window = max(1, round(sr * cfg.vad_window_ms / 1000.0))
-    hop = max(1, round(window * (1.0 - cfg.vad_overlap)))
-    return window, hop
-
-
 def frame_energies(signal: np.ndarray, window: int, hop: int) -> np.ndarray:
-    """Sum of squared samples of each frame ``[k*hop, k*hop + window)``.
-
-    A signal shorter than one window is one (short) frame.
-    """
+    """Sum of squared samples of each frame ``[k*hop, k*hop + window)`` (a short signal is one frame)."""
     count = max(1, 1 + (len(signal) - window) // hop)
     cumulative = np.concatenate([[0.0], np.cumsum(np.square(signal, dtype=np.float64))])
     starts = np.arange(count) * hop
@@ -104,22 +67,11 @@ def frame_energies(signal: np.ndarray, window: int, hop: int) -> np.ndarray:
 
 
 def vad_mask(signal: np.ndarray, sr: int, cfg: VoiceConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Short-time-energy voice activity detection: which samples and which frames are kept.
-
-    The signal is cut into frames of ``vad_window_ms`` overlapping by
-    ``vad_overlap``; a frame is kept when its energy (sum of squared samples)
-    is at most ``vad_threshold_db`` below the loudest frame's. Returns the
-    boolean per-sample mask and the per-frame mask (frame ``k`` starts at
-    sample ``k * hop``). A silent signal keeps nothing.
-
-    Overlapping frames share samples, so concatenating whole frames would
-    repeat audio. Instead every sample belongs to exactly one frame, the one
-    whose centre is nearest: frame ``k`` owns the hop-long segment in the
-    middle of its window, ``[k*hop + (window-hop)/2, (k+1)*hop + (window-hop)/2)``,
-    (halves rounded down), the first frame also owns the samples before that
-    and the last frame those after. A sample is kept when its frame is.
-    """
-    window, hop = vad_frames(sr, cfg)
+    """Short-time-energy VAD: per-sample and per-frame keep masks (frame ``k`` starts at sample ``k * hop``). A frame is
+    kept when its energy is at most ``vad_threshold_db`` below the loudest; each sample belongs to the frame whose
+    centre is nearest (so overlapping frames repeat no audio) and is kept with it."""
+    window = max(1, round(sr * cfg.vad_window_ms / 1000.0))
+    hop = max(1, round(window * (1.0 - cfg.vad_overlap)))
     energies = frame_energies(signal, window, hop)
     loudest = energies.max(initial=0.0)
     if loudest <= 0.0:
@@ -136,16 +88,9 @@ def vad(signal: np.ndarray, sr: int, cfg: VoiceConfig) -> tuple[np.ndarray, np.n
 
 
 def spectrogram(signal: np.ndarray, cfg: VoiceConfig) -> np.ndarray:
-    """Normalised magnitude spectrogram, float32 ``(cfg.frequency_rows, frames)``.
-
-    Hamming windows of ``win_ms`` every ``hop_ms`` (zero-padded to ``n_fft``,
-    no padding at the signal's ends, so frames = 1 + (samples - n_fft) // hop);
-    the bins up to ``max_hz`` (all when 0), pooled into ``n_mels`` mel bands
-    when set; ``log1p`` when ``cfg.log_compress``; then each frequency row is
-    standardised over time, as in VGGVox (or, with ``normalise="utterance"``,
-    the whole spectrogram by one mean and standard deviation). ``signal`` must be at
-    ``cfg.sample_rate`` and hold at least ``n_fft`` samples.
-    """
+    """Normalised magnitude spectrogram, float32 ``(cfg.frequency_rows, 1 + (samples - n_fft) // hop)``. Hamming
+    windows, bins up to ``max_hz`` (or ``n_mels`` mel bands), optional ``log1p``, each row standardised over time as in
+    VGGVox (or the whole, ``normalise="utterance"``). ``signal``: ``n_fft`` samples or more."""
     win = round(cfg.sample_rate * cfg.win_ms / 1000.0)
     hop = round(cfg.sample_rate * cfg.hop_ms / 1000.0)
     transform = torchaudio.transforms.Spectrogram(n_fft=cfg.n_fft, win_length=win, hop_length=hop,
@@ -167,12 +112,8 @@ def spectrogram(signal: np.ndarray, cfg: VoiceConfig) -> np.ndarray:
 
 
 def speech(source: bytes | str | Path, cfg: VoiceConfig) -> tuple[np.ndarray | None, str]:
-    """The speech of one audio file after VAD (float32), or ``(None, reason)`` if unusable.
-
-    A usable clip's reason is "" or, when ``cfg.max_seconds`` cut its speech,
-    :func:`truncation_note`. With ``cfg.storage = "audio"`` the samples are
-    rounded to 16 bits, as the cache stores them.
-    """
+    """The speech of one audio file after VAD (float32) and a note, or ``(None, reason)`` if unusable. With
+    ``cfg.storage = "audio"`` the samples are rounded to 16 bits, as the cache stores them."""
     try:
         audio = read_audio(source, cfg.sample_rate)
     except sf.LibsndfileError as err:  # its str() names the stream object; keep reasons stable

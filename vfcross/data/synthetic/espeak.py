@@ -1,31 +1,8 @@
-"""A ctypes binding of espeak-ng: speech and phonemes of a text, each call a pure function of its inputs.
+"""A ctypes binding of espeak-ng (the ``espeakng-loader`` wheel's library): speech and phonemes of a text.
 
-The ctypes binding
-------------------
-espeak-ng ships as a shared library (with its data) in the ``espeakng-loader``
-wheel; there is no command-line program. We call its C API directly:
-``espeak_Initialize`` in synchronous mode with the wheel's data path,
-``espeak_SetSynthCallback`` to collect the 16-bit samples it produces,
-``espeak_SetVoiceByName`` (``"<language>+<variant>"``), ``espeak_SetParameter``
-for rate, pitch, range and word gap, and ``espeak_Synth``.
-
-espeak-ng keeps global state between calls that changes its output: a
-function-static pitch-flutter phase, a cycle counter for voice roughness and
-libc's ``rand()`` for breathiness. The same request therefore gives slightly
-different audio depending on what the process synthesized before, which would
-make a clip depend on which worker rendered it. To make every clip a pure
-function of its inputs, each synthesis loads the library afresh, initialises
-it, synthesizes, terminates and unloads it (``dlclose``; this costs about a
-millisecond), and seeds both libc's ``rand()`` and espeak-ng's own generator
-(``espeak_ng_SetRandSeed``, which must follow ``espeak_Initialize``: at
-initialisation espeak-ng seeds it from the clock, so breathy variants such as
-``f3`` otherwise sound slightly different in every process) from the clip's
-generator. The
-library is global to the process, so a lock serialises this; a fork waits for
-a synthesis in progress to finish, so a child never inherits a half-used
-library. Nothing else in the process may hold libespeak-ng open, or the
-unload - and with it the reset - would not happen.
-"""
+espeak-ng keeps global state between calls that changes its output, so each call loads the library afresh, seeds libc's
+``rand()`` and espeak-ng's generator, and unloads it, under a lock that a fork waits for: every clip is a pure function
+of its inputs, whichever process renders it (docs/data.md). Nothing else in the process may hold libespeak-ng open."""
 
 from __future__ import annotations
 
@@ -45,10 +22,7 @@ import numpy as np
 SAMPLE_RATE = 22050
 
 #: espeak-ng C API constants (speak_lib.h).
-_AUDIO_OUTPUT_SYNCHRONOUS = 2
-_INITIALIZE_DONT_EXIT = 0x8000
-_CHARS_UTF8 = 1
-_POS_CHARACTER = 1
+_AUDIO_OUTPUT_SYNCHRONOUS, _INITIALIZE_DONT_EXIT, _CHARS_UTF8, _POS_CHARACTER = 2, 0x8000, 1, 1
 _PARAMETERS = {"rate": 1, "pitch": 3, "range": 4, "wordgap": 7}
 #: espeak_TextToPhonemes mode: IPA, with "_" between the phonemes of a word.
 _IPA_SEPARATED = 0x02 | (ord("_") << 8)

@@ -1,24 +1,10 @@
 """Identities of the synthetic population and what their voice and face share.
 
-Each identity has a gender, a nationality, an age group and a few continuous
-traits. Its FACE is rendered from these attributes exactly; its VOICE is
-rendered from a *noisy copy* of them whose noise is set by the coupling
-parameters of :class:`~vfcross.config.SynthConfig`:
-
-* gender is always shared (as in real speech, it is nearly always audible);
-* the accent shows the identity's nationality with probability
-  ``coupling_nationality``, otherwise a uniformly drawn other nationality;
-* the voice sounds the identity's own age group with probability
-  ``coupling_age``, otherwise a neighbouring group;
-* each voice trait is ``rho * face_trait + sqrt(1 - rho^2) * noise`` with
-  ``rho = coupling_traits``.
-
-Because this generative model is known exactly, :func:`oracle_score` gives the
-log-likelihood ratio "same identity vs different identities" of a voice-face
-pair from the true attributes, for the random list and for lists whose
-negatives share gender, nationality and/or age. Its AUC on a verification
-list is the ceiling against which a learned model is read.
-"""
+Each identity has a gender, a nationality, an age group and three traits. Its face shows them exactly; its voice shows a
+noisy copy (gender always; nationality and age with the ``coupling_*`` probabilities of
+:class:`~vfcross.config.SynthConfig`; each trait correlated by ``coupling_traits``). Since this model is known,
+:func:`oracle_score` gives the Bayes score of a voice-face pair, the ceiling a learned model is read against
+(docs/data.md)."""
 
 from __future__ import annotations
 
@@ -31,21 +17,12 @@ from vfcross.config import SynthConfig
 from vfcross.data.voxceleb import SPLIT_CODES
 
 GENDERS = ("m", "f")
-#: Nationality -> espeak-ng voice giving its accent. English text is spoken
-#: through each voice, so the accent, not the language, carries nationality.
-NATIONALITIES: dict[str, str] = {
-    "USA": "en-us",
-    "UK": "en-gb-x-rp",
-    "India": "hi",
-    "Germany": "de",
-    "Mexico": "es-419",
-    "Italy": "it",
-}
+#: Nationality -> espeak-ng voice giving its accent (the accent, not the language, carries nationality).
+NATIONALITIES: dict[str, str] = {"USA": "en-us", "UK": "en-gb-x-rp", "India": "hi", "Germany": "de",
+                                 "Mexico": "es-419", "Italy": "it"}
 AGE_GROUPS = ("young", "middle", "old")
-#: Continuous traits; each has a visible and an audible expression.
-#: build: face width and jaw <-> lower pitch; length: face and nose length <->
-#: formant variant; liveliness: eyebrow height and eye size <-> speaking rate
-#: and pitch range.
+#: Continuous traits, each seen and heard: build (face width, jaw <-> pitch), length (face, nose <-> formants),
+#: liveliness (eyebrows, eyes <-> rate, pitch range).
 TRAITS = ("build", "length", "liveliness")
 
 
@@ -61,11 +38,11 @@ class Attributes:
 
 @dataclass(frozen=True)
 class Identity:
-    """One synthetic person: its ids, its face and voice attributes, its seed."""
+    """One synthetic person: VoxCeleb1-style id and VGGFace1-style name, split code, attributes, seed."""
 
-    vox_id: str  # VoxCeleb1-style id used under wav/ (see identity_names)
-    name: str  # VGGFace1-style name used under unzippedFaces/
-    split: int  # identity_splits.txt code: 1 train, 2 val, 4 test
+    vox_id: str
+    name: str
+    split: int
     face: Attributes
     voice: Attributes
     seed: int
@@ -76,7 +53,6 @@ class Identity:
         return self.face.age_group
 
 
-#: identity_splits.txt codes of the three splits a population is drawn into (one source: the reader's table).
 _CODE_OF = {name: int(code) for code, name in SPLIT_CODES.items()}
 TRAIN_CODE, VAL_CODE, TEST_CODE = _CODE_OF["train"], _CODE_OF["val"], _CODE_OF["test"]
 
@@ -103,23 +79,16 @@ def sample_population(cfg: SynthConfig) -> list[Identity]:
 
 
 def identity_names(number: int, cfg: SynthConfig) -> tuple[str, str]:
-    """The VoxCeleb1-style id and VGGFace1-style name of identity ``number`` (from 1) of a population.
-
-    An English-only population's are ``id00001`` and ``Synth_00001``; a
-    bilingual one's (``cfg.languages`` set) ``ml00001`` and ``Synth_ml00001``,
-    so that notebook 06's bilingual identities never share a name with the
-    main population's, whose backbone may embed them (vfcross.workflows.multilingual
-    checks that none of its identities is a test identity there).
-    """
+    """The id and name of identity ``number`` (from 1): ``id00001``/``Synth_00001``, or when bilingual
+    ``ml00001``/``Synth_ml00001`` (never a name of the main population, whose backbone may embed them)."""
     tag = "ml" if cfg.languages else ""
     return f"{tag or 'id'}{number:05d}", f"Synth_{tag}{number:05d}"
 
 
 def _split_codes(n: int, fractions: tuple[float, float, float], rng: np.random.Generator) -> list[int]:
-    """Assign split codes with the given fractions (each split non-empty), shuffled."""
+    """Split codes with the given fractions, shuffled; a positive fraction gets at least one identity."""
     if len(fractions) != 3 or min(fractions) < 0 or not math.isclose(sum(fractions), 1.0, abs_tol=1e-6):
         raise ValueError(f"split_fractions must be three non-negative numbers summing to 1, got {fractions}")
-    # a split with a positive fraction gets at least one identity; one with fraction 0 gets none
     n_val, n_test = (max(1, round(f * n)) if f > 0 else 0 for f in fractions[1:])
     if n - n_val - n_test < 0 or (fractions[0] > 0 and n - n_val - n_test < 1):
         raise ValueError(f"split_fractions {fractions} of {n} identities leave no training identity")
@@ -129,7 +98,7 @@ def _split_codes(n: int, fractions: tuple[float, float, float], rng: np.random.G
 
 
 def _voice_attributes(face: Attributes, cfg: SynthConfig, rng: np.random.Generator) -> Attributes:
-    """The face attributes as the voice expresses them (see module docstring)."""
+    """The face attributes as the voice expresses them (the noisy copy)."""
     nats = list(NATIONALITIES)
     nationality = face.nationality
     if rng.random() >= cfg.coupling_nationality:
@@ -154,42 +123,20 @@ def _age_prob_given(voice_age: str, face_age: str, coupling: float) -> float:
     return (1 - coupling) / len(neighbours) if v in neighbours else 0.0
 
 
-def _nationality_prob_given(voice_nationality: str, face_nationality: str, coupling: float) -> float:
-    """P(voice accent | face nationality) under the same-identity model."""
-    if voice_nationality == face_nationality:
-        return coupling
-    return (1 - coupling) / (len(NATIONALITIES) - 1)
-
-
-def _gender_prob_given(voice_gender: str, face_gender: str) -> float:
-    """P(voice gender | face gender) under the same-identity model: gender is always shared."""
-    return float(voice_gender == face_gender)
-
-
-#: The categorical attributes, by their manifest column name: (values, P(voice value | face value, same
-#: identity)). Face values are drawn uniformly by :func:`sample_population`.
+#: Categorical attributes by manifest column: (values, P(voice value | face value, same identity)).
 _CATEGORICAL = {
-    "gender": (GENDERS, lambda v, f, cfg: _gender_prob_given(v, f)),
-    "nationality": (tuple(NATIONALITIES), lambda v, f, cfg: _nationality_prob_given(v, f, cfg.coupling_nationality)),
+    "gender": (GENDERS, lambda v, f, cfg: float(v == f)),
+    "nationality": (tuple(NATIONALITIES), lambda v, f, cfg: cfg.coupling_nationality if v == f
+                    else (1 - cfg.coupling_nationality) / (len(NATIONALITIES) - 1)),
     "age": (AGE_GROUPS, lambda v, f, cfg: _age_prob_given(v, f, cfg.coupling_age)),
 }
 #: Attributes that a verification list can force a negative pair to share.
 SHAREABLE = tuple(_CATEGORICAL)
 
 
-def _value(attributes: Attributes, name: str) -> str:
-    """The value of a categorical attribute by its manifest column name."""
-    return attributes.age_group if name == "age" else getattr(attributes, name)
-
-
 def voice_marginal(name: str, cfg: SynthConfig) -> dict[str, float]:
-    """P(voice value) of a categorical attribute for a random identity: the "different identity" model.
-
-    The sum over face values (uniform, as :func:`sample_population` draws
-    them) of P(face value) * P(voice value | face value). For the age group
-    it is not uniform: with ``coupling_age`` 0.6 the middle group gains from
-    both neighbours (young/middle/old = 0.267/0.467/0.267).
-    """
+    """P(voice value) of a categorical attribute for a random identity (the "different identity" model):
+    the mean over the uniformly drawn face values of P(voice value | face value)."""
     if name not in _CATEGORICAL:
         raise ValueError(f"attribute must be one of {SHAREABLE}, got {name!r}")
     values, given = _CATEGORICAL[name]
@@ -197,19 +144,9 @@ def voice_marginal(name: str, cfg: SynthConfig) -> dict[str, float]:
 
 
 def oracle_score(voice: Attributes, face: Attributes, cfg: SynthConfig, shared: tuple[str, ...] = ()) -> float:
-    """Log-likelihood ratio that ``voice`` and ``face`` belong to one identity (the Bayes score).
-
-    Under "same identity" the voice attributes are the noisy copy of the
-    face's (module docstring). Under "different identities" they are those
-    of another identity: each categorical attribute follows its
-    :func:`voice_marginal`, each trait is standard normal. ``shared`` names
-    the attributes (of :data:`SHAREABLE`) that a verification list forces
-    every negative pair to share (G: gender, N: nationality, A: age): the
-    other identity then has the face's value of that attribute, so the
-    voice's value is equally likely under both hypotheses and its term is
-    dropped. ``shared=()`` scores the random list. Returns ``-inf`` where
-    the same-identity model gives probability 0 (e.g. a gender mismatch).
-    """
+    """Log-likelihood ratio that ``voice`` and ``face`` belong to one identity (the Bayes score). ``shared`` names the
+    attributes of :data:`SHAREABLE` that a list forces negative pairs to share (G, N, A): their terms drop out. ``-inf``
+    where the same-identity model gives probability 0."""
     unknown = set(shared) - set(SHAREABLE)
     if unknown:
         raise ValueError(f"shared attributes must be among {SHAREABLE}, got {sorted(unknown)}")
@@ -217,7 +154,7 @@ def oracle_score(voice: Attributes, face: Attributes, cfg: SynthConfig, shared: 
     for name, (_, given) in _CATEGORICAL.items():
         if name in shared:
             continue
-        v, f = _value(voice, name), _value(face, name)
+        v, f = (attrs.age_group if name == "age" else getattr(attrs, name) for attrs in (voice, face))
         p_same = given(v, f, cfg)
         if p_same == 0.0:
             return -math.inf

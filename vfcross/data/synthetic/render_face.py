@@ -1,41 +1,8 @@
 """Synthetic face photographs rendered from an identity's face attributes.
 
-Rendering model
----------------
-A face is drawn in *face units*: the origin lies between the eyes, x points
-to the image's right, y points down, and the head is an ellipse of half-width
-about 1 and half-height about 1.35 whose lower half is shaped into a jaw. Every
-part is a soft-edged region in these coordinates (an alpha ramp about one
-pixel wide, which also anti-aliases), painted in a fixed order: background,
-hair hanging behind the head, neck and clothes, locks over the shoulders,
-ears, skin, eye sockets, eyes, eyebrows, nose, mouth, beard, wrinkles, moles,
-hair in front. Soft Gaussian shading (eye sockets, nose flanks, the shadow
-under the nose and lower lip) and lighting of the head as an ellipsoid (a
-pseudo-normal from the head ellipse dotted with the light direction) give the
-relief that face detectors such as MTCNN key on; flat cartoon shapes are not
-detected. Images are held channel-first while painting, so that per-pixel
-coverage broadcasts cheaply over the colour channels.
-
-Three levels of variation drive the pixels:
-
-* :class:`FaceStyle` - fixed for one identity (:func:`face_style`). Its
-  attributes shape it: gender sets jaw and face shape, hair style, eyebrow
-  thickness, eyelashes and beards; nationality sets overlapping distributions
-  of skin tone, hair colour and eye colour; age sets grey hair, wrinkles and
-  sag; the traits set face width and jaw (build), face and nose length
-  (length), eyebrow height and eye size (liveliness). Idiosyncratic details
-  drawn from the identity's seed (eye spacing, mouth and nose width, hairline,
-  eye colour, moles, ...) make people with equal attributes look different.
-* :class:`FaceSession` - shared by all frames of one video
-  (:func:`face_session`): background, light direction and colour, camera tint,
-  clothes.
-* per image (:func:`render_face`): in-plane rotation, a yaw-like shift of the
-  features against the head outline, scale and position, expression (smile,
-  open mouth), gaze, noise and blur.
-
-:func:`render_face_landmarks` also returns where the five MTCNN landmarks
-(eye centres, nose tip, mouth corners) were drawn.
-"""
+A face is painted in *face units* (origin between the eyes, x right, y down, head half-height about 1.35) as soft-edged
+regions with Gaussian shading and ellipsoid lighting, so that MTCNN detects it. :class:`FaceStyle` is fixed per
+identity, :class:`FaceSession` per video, pose and expression per image. The model is described in docs/data.md."""
 
 from __future__ import annotations
 
@@ -48,46 +15,30 @@ from PIL import Image, ImageFilter
 from vfcross.config import MIN_INPUT_SIZE
 from vfcross.data.synthetic.population import Identity
 
-#: Smallest image side accepted: MTCNN's O-Net and InceptionResNet-V1 need
-#: inputs of at least this many pixels (the backbone's minimum, defined once in the configuration).
+#: Smallest image side accepted (MTCNN's O-Net and InceptionResNet-V1 need at least this).
 MIN_SIZE = MIN_INPUT_SIZE
 
 RGB = tuple[float, float, float]
 
-# Skin tone from a scalar "melanin" in [0, 1] and hair colour from a scalar
-# "darkness" in [0, 1], both by piecewise-linear interpolation between anchors.
-_SKIN_ANCHORS = np.array([
-    (0.97, 0.85, 0.77), (0.91, 0.73, 0.61), (0.80, 0.59, 0.44),
-    (0.60, 0.41, 0.28), (0.40, 0.26, 0.18),
-])
-_HAIR_ANCHORS = np.array([
-    (0.86, 0.73, 0.47), (0.63, 0.46, 0.28), (0.34, 0.22, 0.14),
-    (0.15, 0.11, 0.09), (0.07, 0.06, 0.06),
-])
+#: Skin tone by "melanin" and hair colour by "darkness" in [0, 1]: piecewise-linear between these anchors.
+_SKIN_ANCHORS = np.array([(0.97, 0.85, 0.77), (0.91, 0.73, 0.61), (0.80, 0.59, 0.44), (0.60, 0.41, 0.28),
+                          (0.40, 0.26, 0.18)])
+_HAIR_ANCHORS = np.array([(0.86, 0.73, 0.47), (0.63, 0.46, 0.28), (0.34, 0.22, 0.14), (0.15, 0.11, 0.09),
+                          (0.07, 0.06, 0.06)])
 _RED_HAIR: RGB = (0.58, 0.27, 0.13)
 _GREY_HAIR: RGB = (0.80, 0.80, 0.79)
-_EYE_COLOURS: dict[str, RGB] = {
-    "brown": (0.33, 0.20, 0.11), "dark": (0.16, 0.10, 0.07),
-    "blue": (0.33, 0.47, 0.62), "green": (0.36, 0.45, 0.30), "grey": (0.45, 0.49, 0.52),
-}
+_EYE_COLOURS: dict[str, RGB] = {"brown": (0.33, 0.20, 0.11), "dark": (0.16, 0.10, 0.07), "blue": (0.33, 0.47, 0.62),
+                                "green": (0.36, 0.45, 0.30), "grey": (0.45, 0.49, 0.52)}
 
-#: Per nationality: (mean, sd) of skin melanin, (mean, sd) of hair darkness,
-#: probability of red hair. Distributions overlap on purpose: a face gives
-#: evidence about nationality, not a label.
+#: Per nationality: (mean, sd) of skin melanin and of hair darkness, P(red hair); overlapping on purpose.
 _NATIONALITY_COLOURING: dict[str, tuple[tuple[float, float], tuple[float, float], float]] = {
-    "USA": ((0.33, 0.24), (0.58, 0.22), 0.04),
-    "UK": ((0.15, 0.09), (0.50, 0.20), 0.09),
-    "Germany": ((0.14, 0.08), (0.45, 0.20), 0.04),
-    "Italy": ((0.30, 0.10), (0.78, 0.12), 0.01),
-    "Mexico": ((0.48, 0.11), (0.86, 0.09), 0.0),
-    "India": ((0.63, 0.12), (0.93, 0.05), 0.0),
+    "USA": ((0.33, 0.24), (0.58, 0.22), 0.04), "UK": ((0.15, 0.09), (0.50, 0.20), 0.09),
+    "Germany": ((0.14, 0.08), (0.45, 0.20), 0.04), "Italy": ((0.30, 0.10), (0.78, 0.12), 0.01),
+    "Mexico": ((0.48, 0.11), (0.86, 0.09), 0.0), "India": ((0.63, 0.12), (0.93, 0.05), 0.0),
 }
 #: Per age group: range of the grey-hair fraction and of wrinkle/sag strength.
 _AGE_LOOK: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
-    "young": ((0.0, 0.03), (0.0, 0.1)),
-    "middle": ((0.1, 0.45), (0.35, 0.6)),
-    "old": ((0.55, 1.0), (0.75, 1.0)),
-}
+    "young": ((0.0, 0.03), (0.0, 0.1)), "middle": ((0.1, 0.45), (0.35, 0.6)), "old": ((0.55, 1.0), (0.75, 1.0))}
 
 
 @dataclass(frozen=True)
@@ -99,8 +50,7 @@ class FaceStyle:
     brow: RGB
     eye: RGB
     lip: RGB
-    #: Head half-width, half-height, squareness of the jaw (superellipse
-    #: exponent added in the lower half) and chin taper.
+    #: Head half-width and half-height, jaw squareness (superellipse exponent added below) and chin taper.
     face_width: float
     face_length: float
     jaw_square: float
@@ -156,28 +106,23 @@ class FaceSession:
 
 @dataclass(frozen=True)
 class _Pose:
-    """Per-image geometry and expression."""
+    """Per-image geometry and expression: centre, pixels per face unit, in-plane angle, yaw (feature shift)."""
 
     cx: float
     cy: float
-    scale: float  # pixels per face unit
-    angle: float  # radians, in-plane
-    yaw: float  # feature shift per unit depth, in face units
+    scale: float
+    angle: float
+    yaw: float
     gaze: tuple[float, float]
     smile: float
     mouth_open: float
 
 
 def face_style(identity: Identity) -> FaceStyle:
-    """The look of ``identity``: deterministic from ``identity.face`` and ``identity.seed``.
-
-    Attributes move the distributions; the seed draws the individual from them.
-    The random stream is keyed by the seed *and* a face-specific constant so
-    that it is independent of whatever else uses the same seed (the voice).
-    """
+    """The look of ``identity``: attributes move the distributions, the seed draws the individual. The random stream is
+    keyed by the seed and a face-only constant, independent of the voice's."""
     attrs = identity.face
     rng = np.random.default_rng([identity.seed, 0xFACE])
-    # Traits are standard normal; clipping keeps extreme draws anatomically plausible.
     build, length, lively = (float(np.clip(t, -2.5, 2.5)) for t in attrs.traits)
     male = attrs.gender == "m"
     (grey_lo, grey_hi), (age_lo, age_hi) = _AGE_LOOK[attrs.age_group]
@@ -186,37 +131,26 @@ def face_style(identity: Identity) -> FaceStyle:
     hair = _mix(hair, _GREY_HAIR, float(rng.uniform(grey_lo, grey_hi)))
     hair_style, beard, stubble = _hair_and_beard(male, attrs.age_group, rng)
     return FaceStyle(
-        skin=skin,
-        hair=hair,
-        brow=_mix(hair, (0.08, 0.06, 0.05), 0.35),
-        eye=eye,
-        lip=_lip_colour(skin, male, rng),
+        skin=skin, hair=hair, brow=_mix(hair, (0.08, 0.06, 0.05), 0.35), eye=eye, lip=_lip_colour(skin, male, rng),
         face_width=(1.0 if male else 0.92) * (1 + 0.07 * build) * float(rng.uniform(0.96, 1.04)),
         face_length=1.35 * (1 + 0.05 * length) * float(rng.uniform(0.97, 1.03)),
         jaw_square=max(0.0, (0.9 if male else 0.15) + 0.25 * build + 0.3 * age),
-        jaw_taper=(0.10 if male else 0.26) - 0.03 * build - 0.06 * age,
-        eye_spacing=float(rng.uniform(0.36, 0.44)),
+        jaw_taper=(0.10 if male else 0.26) - 0.03 * build - 0.06 * age, eye_spacing=float(rng.uniform(0.36, 0.44)),
         eye_y=-0.12 + 0.02 * age,
         eye_width=0.21 * (1 + 0.07 * lively) * float(rng.uniform(0.92, 1.08)) * (0.95 if male else 1.03),
         eye_height=0.085 * (1 + 0.15 * lively) * float(rng.uniform(0.9, 1.1)) * (1 - 0.15 * age),
-        lash=(0.25 if male else 0.6) * float(rng.uniform(0.7, 1.3)),
-        brow_gap=0.24 * (1 + 0.15 * lively) - 0.03 * age,
+        lash=(0.25 if male else 0.6) * float(rng.uniform(0.7, 1.3)), brow_gap=0.24 * (1 + 0.15 * lively) - 0.03 * age,
         brow_thickness=(0.065 if male else 0.036) * float(rng.uniform(0.8, 1.2)),
         brow_arch=(0.035 if male else 0.07) * float(rng.uniform(0.6, 1.4)),
         nose_y=0.40 * (1 + 0.10 * length) * float(rng.uniform(0.95, 1.05)),
         nose_width=(0.17 if male else 0.145) * float(rng.uniform(0.85, 1.2)) * (1 + 0.05 * build),
         mouth_y=0.70 * (1 + 0.06 * length) + 0.04 * age,
         mouth_width=(0.30 if male else 0.28) * float(rng.uniform(0.88, 1.12)),
-        lip_height=(0.055 if male else 0.075) * float(rng.uniform(0.8, 1.2)) * (1 - 0.3 * age),
-        hair_style=hair_style,
+        lip_height=(0.055 if male else 0.075) * float(rng.uniform(0.8, 1.2)) * (1 - 0.3 * age), hair_style=hair_style,
         hair_volume=float(rng.uniform(0.0, 0.08) if hair_style == "short" else rng.uniform(0.08, 0.22)),
         hairline=-1.0 + float(rng.uniform(-0.08, 0.08)) + (0.25 if male else 0.08) * age * float(rng.random()),
         fringe=float(rng.uniform(0.25, 0.55)) if not male and rng.random() < 0.35 else 0.0,
-        parting=float(rng.uniform(-0.4, 0.4)),
-        beard=beard,
-        stubble=stubble,
-        wrinkles=age,
-        sag=age,
+        parting=float(rng.uniform(-0.4, 0.4)), beard=beard, stubble=stubble, wrinkles=age, sag=age,
         ear_size=float(rng.uniform(0.85, 1.15)),
         moles=tuple(_rgb(rng.uniform((-0.7, -0.6, 0.018), (0.7, 0.9, 0.035)))
                     for _ in range(int(rng.integers(0, 3)))),
@@ -269,40 +203,24 @@ def face_session(rng: np.random.Generator) -> FaceSession:
     light = np.array([math.sin(azimuth), math.sin(elevation), 1.2])
     light = light / np.linalg.norm(light)
     return FaceSession(
-        background=(_rgb(base), _rgb(other)),
-        background_angle=float(rng.uniform(0, 2 * math.pi)),
-        texture_seed=int(rng.integers(2**31)),
-        texture_strength=float(rng.uniform(0.0, 0.12)),
+        background=(_rgb(base), _rgb(other)), background_angle=float(rng.uniform(0, 2 * math.pi)),
+        texture_seed=int(rng.integers(2**31)), texture_strength=float(rng.uniform(0.0, 0.12)),
         light=(float(light[0]), float(light[1]), float(light[2])),
-        light_colour=_rgb(np.clip(1 + rng.normal(0, 0.03, 3), 0.9, 1.1)),
-        ambient=float(rng.uniform(0.45, 0.65)),
-        tint=_rgb(np.clip(1 + rng.normal(0, 0.03, 3), 0.92, 1.08)),
-        clothes=_rgb(rng.uniform(0.05, 0.85, 3)),
-        yaw=float(rng.uniform(-0.08, 0.08)),
-        angle=float(rng.uniform(-0.1, 0.1)),
-        noise=float(rng.uniform(0.005, 0.025)),
-        blur=float(rng.uniform(0.2, 0.7)),
+        light_colour=_rgb(np.clip(1 + rng.normal(0, 0.03, 3), 0.9, 1.1)), ambient=float(rng.uniform(0.45, 0.65)),
+        tint=_rgb(np.clip(1 + rng.normal(0, 0.03, 3), 0.92, 1.08)), clothes=_rgb(rng.uniform(0.05, 0.85, 3)),
+        yaw=float(rng.uniform(-0.08, 0.08)), angle=float(rng.uniform(-0.1, 0.1)),
+        noise=float(rng.uniform(0.005, 0.025)), blur=float(rng.uniform(0.2, 0.7)),
     )
 
 
 def render_face(style: FaceStyle, session: FaceSession, rng: np.random.Generator, size: int) -> Image.Image:
-    """Render one ``size`` x ``size`` RGB photograph of ``style`` in ``session``.
-
-    Pose, expression, noise and blur are drawn from ``rng``; equal inputs and
-    an equally seeded ``rng`` give identical pixels.
-    """
+    """One ``size`` x ``size`` RGB photograph of ``style`` in ``session``; pose, noise and blur drawn from ``rng``."""
     return render_face_landmarks(style, session, rng, size)[0]
 
 
 def render_face_landmarks(style: FaceStyle, session: FaceSession, rng: np.random.Generator,
                           size: int) -> tuple[Image.Image, np.ndarray]:
-    """Like :func:`render_face`, also returning the drawn landmarks.
-
-    The landmarks are a (5, 2) array of pixel (x, y) in MTCNN's order: the eye
-    on the image's left, the other eye, the nose tip, the mouth corner on the
-    image's left, the other corner. It consumes ``rng`` exactly as
-    :func:`render_face` does.
-    """
+    """:func:`render_face` and the drawn landmarks, (5, 2) pixel (x, y) in MTCNN's order (left eye first)."""
     if size < MIN_SIZE:
         raise ValueError(f"image size must be at least {MIN_SIZE} pixels (MTCNN and InceptionResNet-V1 "
                          f"need inputs of {MIN_SIZE}x{MIN_SIZE} or more), got {size}")
@@ -316,15 +234,14 @@ def render_face_landmarks(style: FaceStyle, session: FaceSession, rng: np.random
 
 
 def _draw_pose(session: FaceSession, rng: np.random.Generator, size: int) -> _Pose:
-    """Per-image pose: the face spans roughly 35-60% of the frame width, rotated up to about 15 degrees."""
+    """Per-image pose: the face spans 35-60% of the frame width, rotated up to about 15 degrees."""
     width_fraction = float(rng.uniform(0.35, 0.6))
     scale = width_fraction * size / 2.0
     cx = size * (0.5 + float(rng.uniform(-0.07, 0.07)))
     cy = size * (0.46 + float(rng.uniform(-0.05, 0.05)))
     smiling = rng.random() < 0.5
     return _Pose(
-        cx=cx, cy=cy, scale=scale,
-        angle=session.angle + float(rng.uniform(-0.17, 0.17)),
+        cx=cx, cy=cy, scale=scale, angle=session.angle + float(rng.uniform(-0.17, 0.17)),
         yaw=session.yaw + float(rng.uniform(-0.08, 0.08)),
         gaze=(float(rng.uniform(-0.25, 0.25)), float(rng.uniform(-0.15, 0.15))),
         smile=float(rng.uniform(0.3, 1.0)) if smiling else 0.0,
@@ -362,9 +279,6 @@ def _feature_shifts(pose: _Pose) -> tuple[float, float, float]:
     return 0.35 * pose.yaw, 0.9 * pose.yaw, 0.5 * pose.yaw
 
 
-# --- painting -----------------------------------------------------------------------------------
-
-
 def _paint(img: np.ndarray, alpha: np.ndarray, colour: RGB | np.ndarray) -> None:
     """Composite ``colour`` over ``img`` in place with coverage ``alpha``."""
     colour = _col(colour) if isinstance(colour, tuple) else colour
@@ -386,8 +300,7 @@ def _blob(x: np.ndarray, y: np.ndarray, cx: float, cy: float, rx: float, ry: flo
     return np.exp(-(((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2))
 
 
-def _ellipse(x: np.ndarray, y: np.ndarray, cx: float, cy: float, rx: float, ry: float,
-             edge: float) -> np.ndarray:
+def _ellipse(x: np.ndarray, y: np.ndarray, cx: float, cy: float, rx: float, ry: float, edge: float) -> np.ndarray:
     """Anti-aliased coverage of a filled ellipse."""
     r = np.sqrt(((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2)
     return _ramp((1 - r) * min(rx, ry), edge)
@@ -558,8 +471,7 @@ def _paint_eye(img: np.ndarray, x: np.ndarray, y: np.ndarray, side: int, style: 
     _shade(img, crease, 0.82)
 
 
-def _paint_brow(img: np.ndarray, x: np.ndarray, y: np.ndarray, side: int, style: FaceStyle,
-                edge: float) -> None:
+def _paint_brow(img: np.ndarray, x: np.ndarray, y: np.ndarray, side: int, style: FaceStyle, edge: float) -> None:
     """One eyebrow: an arched, outward-thinning stroke above the eye."""
     ex = side * style.eye_spacing
     base = style.eye_y - style.brow_gap
@@ -591,8 +503,7 @@ def _paint_nose(img: np.ndarray, x: np.ndarray, y: np.ndarray, style: FaceStyle,
     _shade(img, _blob(x, y, 0.0, tip + 0.12, w * 0.9, 0.05), 0.82)
 
 
-def _paint_mouth(img: np.ndarray, x: np.ndarray, y: np.ndarray, style: FaceStyle, pose: _Pose,
-                 edge: float) -> None:
+def _paint_mouth(img: np.ndarray, x: np.ndarray, y: np.ndarray, style: FaceStyle, pose: _Pose, edge: float) -> None:
     """Mouth: upper and lower lip around a dark line whose corners rise with a smile; open shows teeth."""
     my, mw = style.mouth_y, style.mouth_width
     u = np.clip(x / mw, -1.2, 1.2)

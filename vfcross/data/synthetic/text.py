@@ -1,11 +1,7 @@
 """What the synthetic voices say: parallel sentence banks per language, and the respelling for the Hindi voice.
 
-espeak-ng reads Latin-script words in a language written in another script
-(Hindi) with its English rules and voice, which would erase the accent; for
-such voices a sentence is respelled in that script from its pronunciation by
-its own language's voice (English phonemes -> Devanagari letters, as Hindi
-speakers write English words; per-language entries for German r, ü, ö, ch).
-"""
+espeak-ng reads Latin script in the Hindi voice with English rules, erasing the accent, so for that voice a sentence is
+respelled in Devanagari from its pronunciation by its own language's voice (docs/data.md)."""
 
 from __future__ import annotations
 
@@ -62,21 +58,13 @@ _GERMAN_ENDINGS = (
 
 def _sentences(count: int = 400, parts: tuple[tuple[str, ...], ...] = (_SUBJECTS, _ACTIONS, _ENDINGS)
                ) -> tuple[str, ...]:
-    """``count`` different sentences: subject x action pairs (all distinct), each with an ending.
-
-    Built arithmetically rather than drawn at random, so the list cannot
-    change with a library's random-number stream. ``parts`` are the
-    subjects, actions and endings of one language; the banks of all
-    languages are parallel (sentence i says the same in each).
-    """
+    """``count`` different sentences of one language's subjects, actions and endings (subject x action pairs). Built
+    arithmetically, not drawn, so the bank cannot change with a random stream; banks are parallel."""
     subjects, actions, endings = parts
     pairs = list(itertools.product(range(len(subjects)), range(len(actions))))
     if count > len(pairs):
         raise ValueError(f"at most {len(pairs)} sentences can be built")
-    return tuple(
-        f"{subjects[s]} {actions[a]} {endings[(7 * s + 5 * a) % len(endings)]}"
-        for s, a in pairs[:count]
-    )
+    return tuple(f"{subjects[s]} {actions[a]} {endings[(7 * s + 5 * a) % len(endings)]}" for s, a in pairs[:count])
 
 
 #: The sentences clips are drawn from (deterministic; 8-15 words, ~2-5 s of speech).
@@ -85,23 +73,15 @@ SENTENCES: tuple[str, ...] = _sentences()
 
 @dataclass(frozen=True)
 class Language:
-    """A language the synthetic identities can speak.
-
-    ``sentences`` is its bank (parallel to :data:`SENTENCES`); ``voice`` the
-    espeak-ng voice that pronounces it natively, whose phonemes are respelled
-    for accent voices written in another script; ``phonemes`` the entries of
-    the IPA -> Devanagari map that differ from the English ones for this
-    language's phonemes (German r is a tap or trill, not an English flap; its
-    short a is Hindi अ; ü, ö and ch have no English counterpart).
-    """
+    """A language the synthetic identities speak: its sentence bank (parallel to :data:`SENTENCES`), the
+    espeak-ng voice that pronounces it natively, and its entries of the IPA -> Devanagari map."""
 
     sentences: tuple[str, ...]
     voice: str
     phonemes: dict[str, tuple[str, ...]]
 
 
-#: Languages the synthetic voices speak, under the names a manifest's ``language`` column uses (MAV-Celeb's
-#: folder names); the same names as :data:`vfcross.config.SpokenLanguage`.
+#: Languages the synthetic voices speak, named as a manifest's ``language`` column (MAV-Celeb's folder names).
 LANGUAGES: dict[str, Language] = {
     "English": Language(SENTENCES, "en-us", {}),
     "German": Language(
@@ -120,13 +100,11 @@ def pick_sentences(rng: np.random.Generator, n: int, language: str = "English") 
     return [bank[i] for i in index]
 
 
-# --- respelling for the Hindi voice ---------------------------------------------------------------
 #: Devanagari vowel letters -> their dependent signs (after a consonant).
 _VOWEL_SIGNS = {"अ": "", "आ": "ा", "इ": "ि", "ई": "ी", "उ": "ु", "ऊ": "ू",
                 "ए": "े", "ऐ": "ै", "ओ": "ो", "ऑ": "ॉ"}
 _ANUSVARA, _VIRAMA, _NG = "ं", "्", "ग"
-#: English IPA (espeak-ng en-us) -> Devanagari units, the way Hindi speakers
-#: spell English words: t/d become retroflex, w and v both व, æ ऐ, ŋ "ंग".
+#: English IPA (espeak-ng en-us) -> Devanagari units, as Hindi speakers spell English words.
 _IPA_TO_DEVANAGARI: dict[str, tuple[str, ...]] = {ipa: tuple(units.split()) for ipa, units in {
     "ə": "अ", "ʌ": "अ", "ɐ": "अ", "ɚ": "अ र", "ɜː": "अ र", "ɝ": "अ र",
     "æ": "ऐ", "a": "ऐ", "ɑː": "आ", "ɑ": "आ", "ɔː": "ऑ", "ɔ": "ऑ", "ɒ": "ऑ",
@@ -147,10 +125,7 @@ def _ipa_table(language: str) -> dict[str, tuple[str, ...]]:
 
 @functools.lru_cache(maxsize=4096)
 def respell_devanagari(sentence: str, language: str = "English") -> str:
-    """``sentence`` (in ``language``) respelled in Devanagari from its pronunciation by that language's voice.
-
-    English is pronounced by en-us, German by de (:data:`LANGUAGES`).
-    """
+    """``sentence`` (in ``language``) respelled in Devanagari from its pronunciation by that language's voice."""
     voice = LANGUAGES[language].voice
     table = _ipa_table(language)
     return ", ".join(" ".join(_devanagari_word(word, table) for word in clause.split())
@@ -158,12 +133,8 @@ def respell_devanagari(sentence: str, language: str = "English") -> str:
 
 
 def _devanagari_word(word: str, table: dict[str, tuple[str, ...]] = _IPA_TO_DEVANAGARI) -> str:
-    """One word's IPA phonemes ("_"-separated) as a Devanagari word, with the IPA map ``table``.
-
-    A consonant followed by a consonant takes a virama, a vowel after a
-    consonant becomes its dependent sign, and ŋ after a vowel an anusvara
-    (plus ग unless a consonant follows, as in "रिंग").
-    """
+    """One word's "_"-separated IPA as Devanagari: a virama between consonants, a vowel after a consonant as its
+    sign, ŋ after a vowel an anusvara (plus ग unless a consonant follows, as in "रिंग")."""
     units = [unit for phoneme in _wordphonemes(word) for unit in _ipa_units(phoneme, table)[0]]
     out, previous = [], None  # previous: "C" consonant, "V" vowel, "N" anusvara
     for i, unit in enumerate(units):
@@ -189,12 +160,7 @@ def _wordphonemes(word: str) -> list[str]:
 
 
 def _ipa_units(phoneme: str, table: dict[str, tuple[str, ...]] = _IPA_TO_DEVANAGARI) -> tuple[list[str], str]:
-    """Split one IPA phoneme string into Devanagari units by longest match in ``table``.
-
-    Returns the units and the characters no entry matched (left out of the
-    spelling; :func:`unmapped` lists them, and a test keeps them to marks
-    such as the length sign after a matched vowel).
-    """
+    """One IPA phoneme string as Devanagari units by longest match in ``table``, and the characters left out."""
     longest = max(map(len, table))
     units, dropped, i = [], "", 0
     while i < len(phoneme):
@@ -208,9 +174,3 @@ def _ipa_units(phoneme: str, table: dict[str, tuple[str, ...]] = _IPA_TO_DEVANAG
             i += 1
     return units, dropped
 
-
-def unmapped(sentences: list[str] | tuple[str, ...], language: str) -> set[str]:
-    """Characters of the pronunciation of ``sentences`` (in ``language``) that the respelling leaves out."""
-    table = _ipa_table(language)
-    return {char for sentence in sentences for clause in phonemes(sentence, LANGUAGES[language].voice)
-            for word in clause.split() for phoneme in _wordphonemes(word) for char in _ipa_units(phoneme, table)[1]}

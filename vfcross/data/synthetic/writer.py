@@ -1,34 +1,9 @@
 """Write the embedded synthetic population in the official VoxCeleb1 layout.
 
-``write_population(out, cfg)`` produces::
-
-    out/wav/<id>/<video>/<nnnnn>.wav                 speech at espeak's native rate
-    out/unzippedFaces/<name>/1.6/<video>/<frame>.jpg rendered face photographs
-    out/vox1_meta.csv                                VoxCeleb1 meta table + Age column
-    out/identity_splits.txt                          `name code` (1 train, 2 val, 4 test)
-    out/population.json                              the generating config and every
-                                                     identity's true face/voice attributes
-    out/languages.csv                                bilingual populations only: the
-                                                     language of every clip and face frame
-
-so that :func:`vfcross.data.read_dataset` reads it like VoxCeleb1, and the
-oracle of :mod:`vfcross.data.synthetic.population` can be scored from
-``population.json``. Every training identity has ``videos_per_identity`` sessions
-of ``faces_per_video`` frames and ``clips_per_video`` clips; a validation or test
-identity has the ``eval_*`` counts where they are set (``SynthConfig.samples``).
-The clips and frames of one session share its recording conditions. The result
-depends only on the configuration (not on the number of workers), and the
-folder appears atomically: it is built beside ``out`` and renamed at the end.
-
-With ``SynthConfig.languages`` set, every identity speaks each listed language:
-each language has ``videos_per_identity`` videos of its own (faces and clips,
-the clips spoken in that language with the identity's one voice), and every
-sample's language is recorded twice: in ``languages.csv`` (``relpath,
-language``, read by :func:`vfcross.data.read_dataset` into the manifest's
-``language`` column) and, for the clips with the sentence spoken, in
-``population.json`` (``"clips"``). Without languages nothing of this is
-written, and the files are exactly those of an English-only population.
-"""
+:func:`write_population` renders every identity's sessions (clips and frames of one video share its recording
+conditions) into ``wav/``, ``unzippedFaces/``, ``vox1_meta.csv`` and ``identity_splits.txt``, plus ``population.json``
+(the config and every identity's true attributes) and, when bilingual, ``languages.csv``. The result depends only on the
+configuration, and the folder appears atomically (docs/data.md)."""
 
 from __future__ import annotations
 
@@ -47,12 +22,7 @@ from vfcross.data.synthetic.population import TRAIN_CODE, Attributes, Identity, 
 from vfcross.data.synthetic.render_face import face_session, face_style, render_face
 from vfcross.data.synthetic.render_voice import render_clip, voice_session, voice_style
 from vfcross.data.synthetic.text import pick_sentences
-from vfcross.data.voxceleb import (
-    LANGUAGES_FILE,
-    SPLIT_CODES,
-    face_relpath,
-    voice_relpath,
-)
+from vfcross.data.voxceleb import LANGUAGES_FILE, SPLIT_CODES, face_relpath, voice_relpath
 from vfcross.processes import worker_pool
 
 #: Split names by the integer codes a population stores (``identity_splits.txt`` codes).
@@ -61,13 +31,8 @@ _VIDEO_ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu
 
 
 def write_population(out: str | Path, cfg: SynthConfig, progress: bool = True) -> Path:
-    """Generate the population described by ``cfg`` into folder ``out``.
-
-    An existing ``out`` written from the same configuration is kept as it is
-    (generation is deterministic, so it would be rewritten identically); one
-    written from a different configuration is an error rather than silently
-    mixed or replaced.
-    """
+    """Generate the population of ``cfg`` into folder ``out``. An existing ``out`` from the same settings is kept (it
+    would be rewritten identically); one from other settings is an error, never mixed or replaced."""
     out = Path(out)
     if out.exists():
         if _generation_settings(read_population_config(out)) != _generation_settings(cfg):
@@ -95,12 +60,9 @@ def write_population(out: str | Path, cfg: SynthConfig, progress: bool = True) -
 
 
 def _generation_settings(cfg: SynthConfig) -> dict:
-    """The settings that determine a population's content (all but the worker count).
-
-    Settings that change nothing are left out, so that a population's record
-    is the one it had before they existed: no languages (English only), and
-    an ``eval_*`` count that is 0 or the training identities' own.
-    """
+    """The settings that determine a population's content (all but the worker count). Settings that change nothing (no
+    languages; an ``eval_*`` count that is 0 or the training identities' own) are left out, so a population's record is
+    the one it had before they existed."""
     settings = to_dict(cfg)
     del settings["workers"]
     if not settings["languages"]:
@@ -112,15 +74,8 @@ def _generation_settings(cfg: SynthConfig) -> dict:
 
 
 def _write_identity(job: tuple[Path, SynthConfig, Identity]) -> list[dict[str, str]]:
-    """Render and write all sessions of one identity (runs in a worker process).
-
-    Returns, in a bilingual population, one record per written sample:
-    ``relpath`` and ``language`` (and the ``sentence`` of a clip); nothing
-    for an English-only one. The random draws of an English-only population
-    are those it always had, so its files do not change. The identity's own
-    stream (its seed) and its split's sample counts are all its files depend
-    on, so a training identity's files do not change with the ``eval_*`` counts.
-    """
+    """Render and write all sessions of one identity (in a worker process); its files depend on its seed only. Returns,
+    when bilingual, a ``relpath``, ``language`` (and a clip's ``sentence``) record per sample."""
     root, cfg, person = job
     n_videos, n_faces, n_clips = cfg.samples(evaluation=person.split != TRAIN_CODE)
     rng = np.random.default_rng(person.seed)
@@ -161,15 +116,10 @@ def _video_ids(rng: np.random.Generator, n: int, taken: list[str] | tuple[str, .
 
 def _write_tables(root: Path, people: list[Identity]) -> None:
     """Write ``vox1_meta.csv`` (tab separated, with Age) and ``identity_splits.txt``."""
-    meta = pd.DataFrame({
-        "VoxCeleb1 ID": [p.vox_id for p in people],
-        "VGGFace1 ID": [p.name for p in people],
-        "Gender": [p.face.gender for p in people],
-        "Nationality": [p.face.nationality for p in people],
-        # VoxCeleb1's own Set column is its speaker-verification split.
-        "Set": ["test" if p.split == 4 else "dev" for p in people],
-        "Age": [p.age for p in people],
-    })
+    meta = pd.DataFrame({  # VoxCeleb1's Set column is its speaker-verification split
+        "VoxCeleb1 ID": [p.vox_id for p in people], "VGGFace1 ID": [p.name for p in people],
+        "Gender": [p.face.gender for p in people], "Nationality": [p.face.nationality for p in people],
+        "Set": ["test" if p.split == 4 else "dev" for p in people], "Age": [p.age for p in people]})
     meta.to_csv(root / "vox1_meta.csv", sep="\t", index=False)
     (root / "identity_splits.txt").write_text("".join(f"{p.name} {p.split}\n" for p in people))
 
