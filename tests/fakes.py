@@ -107,3 +107,18 @@ def population_table(people) -> pd.DataFrame:
     return pd.DataFrame([{"identity": p.vox_id, "modality": modality, "split": SPLIT_NAMES[p.split],
                           "gender": p.face.gender, "nationality": p.face.nationality, "age": p.age}
                          for p in people for modality in ("voice", "face")])
+
+
+def check_submission(path, trials: pd.DataFrame) -> None:
+    """Raise ValueError unless ``path`` scores exactly the keys of ``trials``, in its order, one number each."""
+    lines, keys = Path(path).read_text().splitlines(), list(trials["key"])
+    if len(lines) != len(keys):
+        raise ValueError(f"{path}: {len(lines)} lines for {len(keys)} trials")
+    for lineno, (line, key) in enumerate(zip(lines, keys), start=1):
+        fields = line.split(" ")
+        if len(fields) != 2 or fields[0] != key:
+            raise ValueError(f"{path}, line {lineno}: expected '{key} <score>', got {line!r}")
+        try:
+            float(fields[1])
+        except ValueError:
+            raise ValueError(f"{path}, line {lineno}: {fields[1]!r} is not a number") from None
