@@ -74,7 +74,7 @@ def _score(made: Made, spec, vectors: np.ndarray, table: pd.DataFrame, cfg: Eval
         return _verification(score, spec.title, cfg.n_boot, cfg.seed, notes, eer=spec.metric == "verification"), notes
     if spec.kind == "matching":
         trials = made.protocol
-        if not made.official and trials.max_n < MAX_N and trials.direction == "v2f":
+        if not made.label.startswith("official") and trials.max_n < MAX_N and trials.direction == "v2f":
             notes.append(f"matching: split {cfg.split!r} has only {trials.max_n} identities, so N goes up to "
                          f"{trials.max_n}, not {MAX_N}")
         similarities, probes = trials.similarities(vectors), identity[trials.probes]
