@@ -51,8 +51,8 @@ def provenance(made: Made) -> dict:
 def _verification(score: ListScore, title: str, n_boot: int, seed: int, notes: list[str], eer: bool = True) -> dict:
     """AUC (and EER) of a scored list with identity-level intervals; the EER bound where it was binned."""
     out = {"eer": score.eer, "eer_ci": list_interval(score, "eer", f"{title} EER", notes, n_boot, seed)} if eer else {}
-    out.update({"auc": score.auc, "auc_ci" if eer else "ci": list_interval(score, "auc", f"{title} AUC" if eer else title,
-                                                                          notes, n_boot, seed), "pairs": len(score)})
+    auc_ci = list_interval(score, "auc", f"{title} AUC" if eer else title, notes, n_boot, seed)
+    out.update({"auc": score.auc, "auc_ci" if eer else "ci": auc_ci, "pairs": len(score)})
     if score.eer_bound:
         out["eer_ci_bound"] = score.eer_bound
         notes.append(f"{title}: EER intervals read from score histograms, each resample within "
@@ -165,8 +165,8 @@ def compare(vectors_a: np.ndarray, vectors_b: np.ndarray, table: pd.DataFrame, c
     unknown = set(lists) - {"random", *GROUPED}
     if unknown:
         raise ValueError(f"lists must be among {('random', *GROUPED)}, got {sorted(unknown)}")
-    protocols = protocols or (protocols_for(table, cfg) if cfg.lists else
-                              generated_protocols(table, cfg.seed, cfg.n_pairs, split=cfg.split, kinds=("verification",)))
+    protocols = protocols or (protocols_for(table, cfg) if cfg.lists else generated_protocols(
+        table, cfg.seed, cfg.n_pairs, split=cfg.split, kinds=("verification",)))
     result, notes = {}, []
     for restriction in lists:
         made = protocols.verification(restriction)

@@ -138,7 +138,6 @@ def _check_direction(direction: str) -> tuple[str, str]:
     return DIRECTIONS[direction]
 
 
-
 def _split_rows(table: pd.DataFrame, split: str) -> np.ndarray:
     """Row positions of ``split`` (NA never matches)."""
     if split not in set(table["split"].dropna()):
@@ -287,9 +286,8 @@ class Made:
     @property
     def note(self) -> str:
         """Why nothing can be scored ("" when something can)."""
-        if self.scorable:
-            return ""
-        return "; ".join(self.notes) or "no row of the list has all its files in the evaluated table"
+        return "" if self.scorable else ("; ".join(self.notes)
+                                         or "no row of the list has all its files in the evaluated table")
 
     def counts(self) -> dict[str, int]:
         """``{"rows", "scored", "missing"}``: list rows, rows scored and rows left out (generated: every unit)."""
