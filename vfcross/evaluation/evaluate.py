@@ -101,13 +101,6 @@ def _score(made: Made, spec, vectors: np.ndarray, table: pd.DataFrame, cfg: Eval
             "queries": int(ok.sum()), "excluded_queries": int((~ok).sum()), "gallery": len(task.gallery)}, notes
 
 
-def _put(result: dict, key: tuple[str, ...], value: dict) -> None:
-    """Set ``result[key[0]][key[1]]... = value``, making the intermediate dictionaries."""
-    for part in key[:-1]:
-        result = result.setdefault(part, {})
-    result[key[-1]] = value
-
-
 def evaluate(vectors: np.ndarray, table: pd.DataFrame, cfg: EvalConfig | None = None,
              protocols: Protocols | None = None, root: str | os.PathLike | None = None) -> dict:
     """Every evaluation of the paper on ``table``'s embeddings (v for voice rows, u for face rows), as JSON data:
@@ -136,7 +129,10 @@ def evaluate(vectors: np.ndarray, table: pd.DataFrame, cfg: EvalConfig | None = 
                     entry = {**entry, **provenance(made)}
             except ValueError as error:
                 entry, entry_notes = {"note": str(error), **provenance(made)}, [f"{spec.title}: {error}"]
-        _put(result, spec.key, entry)
+        node = result
+        for part in spec.key[:-1]:  # result[key[0]][key[1]]... = entry
+            node = node.setdefault(part, {})
+        node[spec.key[-1]] = entry
         notes += [n for n in entry_notes if n not in notes]
     settings = {"protocols": protocols.source, "seed": cfg.seed, "split": cfg.split, "n_pairs": cfg.n_pairs,
                 "n_trials": cfg.n_trials, "n_boot": cfg.n_boot, "level": LEVEL, "interval": INTERVAL,
