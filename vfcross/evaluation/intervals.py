@@ -56,12 +56,13 @@ def cluster_values(statistic: Callable[..., float], clusters: np.ndarray, *array
         raise ValueError("clusters must be a non-empty array of labels among the given identities")
     if any(len(a) != len(clusters) for a in arrays):
         raise ValueError(f"arrays must have one row per unit ({len(clusters)}), got {[len(a) for a in arrays]}")
-    def one(counts: np.ndarray) -> float:
+    out = []
+    for counts in identity_draws(len(universe), n_boot, seed):
         try:
-            return float(statistic(*arrays, sample_weight=counts[codes].astype(np.float64)))
+            out.append(float(statistic(*arrays, sample_weight=counts[codes].astype(np.float64))))
         except ValueError:
-            return np.nan
-    return np.array([one(counts) for counts in identity_draws(len(universe), n_boot, seed)])
+            out.append(np.nan)
+    return np.array(out)
 
 
 def percentiles(values: np.ndarray, level: float = LEVEL, what: str = "identity bootstrap") -> tuple[float, float]:
