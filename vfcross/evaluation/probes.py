@@ -42,21 +42,29 @@ class ProbeResult:
     samples: int
 
 
+def _group_folds(groups: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Identity-disjoint (train, test) folds by scikit-learn's ``GroupKFold``, the identities relabelled at random
+    from ``seed`` so that it orders them by seed (its ``shuffle`` needs scikit-learn 1.6)."""
+    _, codes = np.unique(groups, return_inverse=True)
+    shuffled = np.random.default_rng(seed).permutation(codes.max() + 1)[codes]
+    return list(GroupKFold(n_folds).split(shuffled, groups=shuffled))
+
+
 def _outer(groups: np.ndarray, n_folds: int, seed: int, fit: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
     """(fitted rows, scored rows) of each outer split: the rows ``fit`` marks against the rest (so no scored
     identity reaches a fit, not even in another fold), else identity-disjoint folds."""
     if fit is not None:
         fit = np.asarray(fit, dtype=bool)
         return [(np.flatnonzero(fit), np.flatnonzero(~fit))]
-    return list(GroupKFold(n_folds, shuffle=True, random_state=seed).split(groups, groups=groups))
+    return _group_folds(groups, n_folds, seed)
 
 
 def _fit_predict(estimator, x: np.ndarray, y: np.ndarray, groups: np.ndarray, train: np.ndarray, test: np.ndarray,
                  seed: int, **kwargs) -> np.ndarray:
     """Predictions of rows ``test`` by a ridge probe fitted on rows ``train``, its strength chosen by inner
     identity-grouped folds of ``train`` (so never by the identities it is scored on)."""
-    inner = GroupKFold(INNER_FOLDS, shuffle=True, random_state=seed + 1).split(train, groups=groups[train])
-    probe = make_pipeline(StandardScaler(), estimator(alphas=RIDGE_ALPHA, cv=list(inner), **kwargs))
+    inner = _group_folds(groups[train], INNER_FOLDS, seed + 1)
+    probe = make_pipeline(StandardScaler(), estimator(alphas=RIDGE_ALPHA, cv=inner, **kwargs))
     return probe.fit(x[train], y[train]).predict(x[test])
 
 
