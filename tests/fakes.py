@@ -97,3 +97,28 @@ def median_f0(audio: np.ndarray, sample_rate: int = 22050) -> float:
     from vfcross.evaluation.features import pitch_track
 
     return float(np.median(pitch_track(np.asarray(audio, dtype=np.float64), sample_rate)))
+
+
+def population_table(people) -> pd.DataFrame:
+    """One voice row and one face row per identity of a synthetic population, with its true attributes, so the
+    protocol generators can draw pairs for the oracle without rendering anything."""
+    from vfcross.data.synthetic.writer import SPLIT_NAMES
+
+    return pd.DataFrame([{"identity": p.vox_id, "modality": modality, "split": SPLIT_NAMES[p.split],
+                          "gender": p.face.gender, "nationality": p.face.nationality, "age": p.age}
+                         for p in people for modality in ("voice", "face")])
+
+
+def check_submission(path, trials: pd.DataFrame) -> None:
+    """Raise ValueError unless ``path`` scores exactly the keys of ``trials``, in its order, one number each."""
+    lines, keys = Path(path).read_text().splitlines(), list(trials["key"])
+    if len(lines) != len(keys):
+        raise ValueError(f"{path}: {len(lines)} lines for {len(keys)} trials")
+    for lineno, (line, key) in enumerate(zip(lines, keys), start=1):
+        fields = line.split(" ")
+        if len(fields) != 2 or fields[0] != key:
+            raise ValueError(f"{path}, line {lineno}: expected '{key} <score>', got {line!r}")
+        try:
+            float(fields[1])
+        except ValueError:
+            raise ValueError(f"{path}, line {lineno}: {fields[1]!r} is not a number") from None

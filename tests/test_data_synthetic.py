@@ -21,7 +21,7 @@ from vfcross.data.synthetic.writer import (
     write_population,
 )
 from vfcross.metrics import roc_auc
-from vfcross.evaluation.oracle import oracle_scores
+from vfcross.evaluation.oracle import oracle_pair_scores
 
 SMALL = SynthConfig(identities=6, videos_per_identity=2, clips_per_video=1, faces_per_video=2, image_size=96,
                     split_fractions=(0.5, 0.25, 0.25), workers=1)
@@ -123,18 +123,17 @@ def test_oracle_separates_same_from_different_identities():
 
 
 def test_oracle_scores_from_a_population_folder(population):
-    people = read_population(population)
+    people, cfg = read_population(population), read_population_config(population)
     ids = np.array([p.vox_id for p in people])
-    scores = oracle_scores(ids, ids, population)
+    scores = oracle_pair_scores(people, cfg, ids, ids)
     assert scores.shape == (6,) and np.isfinite(scores).all()
-    cfg = read_population_config(population)
-    np.testing.assert_allclose(oracle_scores(ids, ids[::-1], population, restriction="GNA"),
+    np.testing.assert_allclose(oracle_pair_scores(people, cfg, ids, ids[::-1], restriction="GNA"),
                                np.nan_to_num([oracle_score(p.voice, q.face, cfg, ("gender", "nationality", "age"))
                                               for p, q in zip(people, people[::-1])], neginf=-1e9))
     with pytest.raises(ValueError, match="restriction"):
-        oracle_scores(ids, ids, population, restriction="gender")
+        oracle_pair_scores(people, cfg, ids, ids, restriction="gender")
     with pytest.raises(KeyError, match="not in the population"):
-        oracle_scores(np.array(["id99999"]), ids[:1], population)
+        oracle_pair_scores(people, cfg, np.array(["id99999"]), ids[:1])
 
 
 def test_too_small_or_badly_split_population_is_rejected():

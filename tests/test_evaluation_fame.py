@@ -3,11 +3,11 @@
 import numpy as np
 import pandas as pd
 import pytest
+from fakes import check_submission
 
 from vfcross.evaluation.fame import (
     OVERALL,
     _mean_eer,
-    check_submission,
     evaluation_rows,
     fame_evaluation,
     heard_only,

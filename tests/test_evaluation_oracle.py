@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from fakes import population_table
 
 from vfcross.config import SynthConfig
 from vfcross.data.synthetic.population import (
@@ -14,7 +15,7 @@ from vfcross.data.synthetic.population import (
     voice_marginal,
 )
 from vfcross.metrics import roc_auc
-from vfcross.evaluation.oracle import IMPOSSIBLE, oracle_pair_scores, population_table
+from vfcross.evaluation.oracle import IMPOSSIBLE, oracle_pair_scores
 from vfcross.evaluation.protocols import RESTRICTIONS, verification_pairs
 
 CFG = SynthConfig(identities=3000, seed=11, split_fractions=(0.0, 0.0, 1.0))

@@ -7,20 +7,22 @@ import soundfile as sf
 
 from vfcross.config import VoiceConfig
 from vfcross.evaluation.features import voice_input_features
-from vfcross.evaluation.probes import _folds, probe_attributes, probe_category, probe_trait
+from vfcross.evaluation.probes import _outer, probe_attributes, probe_category, probe_trait
 
 
 def _identities(n_ids=40, per=5):
     return np.repeat(np.arange(n_ids), per)
 
 
-def test_folds_never_split_an_identity():
+def test_folds_never_split_an_identity_and_a_fit_split_scores_only_the_others():
     groups = _identities()
-    folds = _folds(groups, 5, seed=0)
-    assert sorted(np.concatenate(folds)) == list(range(len(groups)))
-    for fold in folds:
-        inside = set(groups[fold])
-        assert all(set(groups[other]).isdisjoint(inside) for other in folds if other is not fold)
+    splits = _outer(groups, 5, seed=0, fit=None)
+    assert sorted(np.concatenate([test for _, test in splits])) == list(range(len(groups)))
+    for train, test in splits:
+        assert set(groups[train]).isdisjoint(groups[test]) and len(train) + len(test) == len(groups)
+    fit = groups < 10
+    (train, test), = _outer(groups, 5, seed=0, fit=fit)
+    assert set(groups[train]) == set(range(10)) and set(groups[test]) == set(range(10, 40))
 
 
 def test_a_feature_carrying_the_attribute_is_read_and_chance_is_the_majority_rate():

@@ -341,8 +341,8 @@ def test_official_verification_and_matching_lists_miss_the_mini_set(mini):
     mlist = read_matching_list(lists / "matching_v2f_U.csv", lists / "vox1_meta.csv")
     trials = protocols.get(("matching_vf",)).protocol
     assert len(trials) == 0 and trials.candidates.shape == (0, 2)
-    assert trials.coverage[0].as_dict() == {"list": "matching_v2f_U.csv", "rows": len(mlist), "scored": 0,
-                                            "missing": len(mlist)}
+    c = trials.coverage[0]
+    assert (c.name, c.rows, c.scored, len(c.missing_rows)) == ("matching_v2f_U.csv", len(mlist), 0, len(mlist))
 
 
 def test_table6_falls_back_to_generated_pairs_when_the_official_list_cannot_be_scored(mini):
@@ -399,7 +399,7 @@ def test_handwritten_lists_map_to_manifest_rows(mini, tmp_path):
     np.testing.assert_array_equal(pairs.labels, [1, 0])
     assert pairs.scores(unit_vectors(np.random.default_rng(0), len(manifest))).shape == (2,)
     trials = protocols.get(("matching_vf",)).protocol
-    assert trials.direction == "v2f" and trials.coverage[0].as_dict()["missing"] == 1
+    assert trials.direction == "v2f" and len(trials.coverage[0].missing_rows) == 1
     np.testing.assert_array_equal(trials.probes, manifest_rows(np.array([asner_voice]), manifest))
     np.testing.assert_array_equal(trials.candidates, manifest_rows(np.array([[asner_face, brian_face]]), manifest))
     assert trials.similarities(unit_vectors(np.random.default_rng(0), len(manifest))).shape == (1, 2)

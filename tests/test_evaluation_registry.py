@@ -16,7 +16,7 @@ from fakes import make_table, unit_vectors
 
 from vfcross.config import EvalConfig
 from vfcross.data.protocol_files import ListFile
-from vfcross.evaluation.evaluate import compare, evaluate, evaluate_protocols
+from vfcross.evaluation.evaluate import compare, evaluate
 from vfcross.evaluation.protocols import (
     ABSENT,
     NOT_IN_TABLE,
@@ -77,10 +77,10 @@ def test_generated_results_name_their_protocol_and_every_drawn_row(table):
     assert [c["results"] for c in result["coverage"]][:2] == [["verification", "roc"], ["grouped_auc.G"]]
 
 
-def test_generated_protocols_are_the_default_of_evaluate_and_evaluate_protocols(table):
+def test_generated_protocols_are_the_default_of_evaluate(table):
     vectors = unit_vectors(np.random.default_rng(1), len(table))
     cfg = EvalConfig(seed=2, n_pairs=100, n_trials=20, n_boot=20)
-    a = evaluate_protocols(vectors, table, cfg)
+    a = evaluate(vectors, table, cfg)
     b = evaluate(vectors, table, cfg, generated_protocols(table, 2, 100, 20, "test"))
     assert a == b
 

@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from fakes import check_submission
 
 from vfcross import config as C
 from vfcross.backbone.task import BACKBONE_RUN
 from vfcross.data.mavceleb import read_trials
 from vfcross.data.synthetic.population import sample_population
-from vfcross.evaluation.fame import check_submission, submission_name
+from vfcross.evaluation.fame import submission_name
 from vfcross.workflows.multilingual import (
     BACKBONE_SYSTEM,
     FUSION_SYSTEM,

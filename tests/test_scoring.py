@@ -208,7 +208,7 @@ def test_without_lists_the_test_split_is_scored_with_generated_protocols(slice_w
     assert summary["protocols"] == "generated (seed 0)" and summary["settings"]["identities"] == 2
     assert summary["verification"]["pairs"] == 40  # eval.n_pairs=40: sampled, and the protocol says so
     assert summary["verification"]["protocol"] == "generated (seed 0), sampled 40 of 384 pairs without replacement"
-    assert summary["grouped_auc"]["A"]["note"].startswith("verification A: no identity")  # no age in the meta
+    assert summary["grouped_auc"]["A"]["note"] == "verification A: no row of split 'test' has age"  # no age in the meta
     assert set(summary["matching_vf"]) == {"2"}  # two test identities: 1:2 only
     assert pd.read_csv(tmp_path / "missing_rows.csv.gz").empty
     assert "generated (seed 0)" in (tmp_path / "tables" / "table2.md").read_text()

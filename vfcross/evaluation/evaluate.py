@@ -1,10 +1,8 @@
 """The whole evaluation of one set of embeddings, paired comparisons of two, and systems scored over seeds.
 
-:func:`evaluate` scores every protocol of the registry (:mod:`.protocols`: generated from one split, or the
-official VoxCeleb1 lists) and returns every number of the paper's Tables 2-5 with an identity-level interval
-(:mod:`.intervals`), the ROC points the figures need and the chance level of retrieval mAP, as JSON-ready data;
-each result names its protocol and how many of its rows were scored. :func:`compare` gives paired differences of
-two systems on the same rows; :func:`score_seeds` scores one list with every training seed of every system.
+:func:`evaluate` scores every protocol of the registry (:mod:`.protocols`) into every number of the paper's Tables
+2-5 with identity-level intervals (:mod:`.intervals`), as JSON-ready data naming each result's protocol and coverage;
+:func:`compare` gives paired differences of two systems; :func:`score_seeds` scores every training seed of systems.
 """
 
 from __future__ import annotations
@@ -24,8 +22,7 @@ from vfcross.scores import ListScore, SeedScores
 from vfcross.metrics import chance_mean_average_precision, matching_credits
 
 #: Most points kept of the ROC curve for plotting; how the intervals are made, as the settings state it.
-ROC_POINTS = 200
-INTERVAL = "identity cluster bootstrap"
+ROC_POINTS, INTERVAL = 200, "identity cluster bootstrap"
 
 
 def check_vectors(vectors: np.ndarray, table: pd.DataFrame) -> np.ndarray:
@@ -53,11 +50,9 @@ def provenance(made: Made) -> dict:
 
 def _verification(score: ListScore, title: str, n_boot: int, seed: int, notes: list[str], eer: bool = True) -> dict:
     """AUC (and EER) of a scored list with identity-level intervals; the EER bound where it was binned."""
-    out = {}
-    if eer:
-        out = {"eer": score.eer, "eer_ci": list_interval(score, "eer", f"{title} EER", notes, n_boot, seed)}
-    out.update({"auc": score.auc, "auc_ci" if eer else "ci": list_interval(score, "auc", f"{title} AUC" if eer else title,
-                                                                          notes, n_boot, seed), "pairs": len(score)})
+    out = {"eer": score.eer, "eer_ci": list_interval(score, "eer", f"{title} EER", notes, n_boot, seed)} if eer else {}
+    auc_ci = list_interval(score, "auc", f"{title} AUC" if eer else title, notes, n_boot, seed)
+    out.update({"auc": score.auc, "auc_ci" if eer else "ci": auc_ci, "pairs": len(score)})
     if score.eer_bound:
         out["eer_ci_bound"] = score.eer_bound
         notes.append(f"{title}: EER intervals read from score histograms, each resample within "
@@ -79,7 +74,7 @@ def _score(made: Made, spec, vectors: np.ndarray, table: pd.DataFrame, cfg: Eval
         return _verification(score, spec.title, cfg.n_boot, cfg.seed, notes, eer=spec.metric == "verification"), notes
     if spec.kind == "matching":
         trials = made.protocol
-        if not made.official and trials.max_n < MAX_N and trials.direction == "v2f":
+        if not made.label.startswith("official") and trials.max_n < MAX_N and trials.direction == "v2f":
             notes.append(f"matching: split {cfg.split!r} has only {trials.max_n} identities, so N goes up to "
                          f"{trials.max_n}, not {MAX_N}")
         similarities, probes = trials.similarities(vectors), identity[trials.probes]
@@ -106,27 +101,15 @@ def _score(made: Made, spec, vectors: np.ndarray, table: pd.DataFrame, cfg: Eval
             "queries": int(ok.sum()), "excluded_queries": int((~ok).sum()), "gallery": len(task.gallery)}, notes
 
 
-def _put(result: dict, key: tuple[str, ...], value: dict) -> None:
-    """Set ``result[key[0]][key[1]]... = value``, making the intermediate dictionaries."""
-    for part in key[:-1]:
-        result = result.setdefault(part, {})
-    result[key[-1]] = value
-
-
 def evaluate(vectors: np.ndarray, table: pd.DataFrame, cfg: EvalConfig | None = None,
-             protocols: Protocols | None = None) -> dict:
-    """Every evaluation of the paper on ``table``'s embeddings (v for voice rows, u for face rows), as JSON data.
-
-    ``protocols`` default to those ``cfg`` asks for (:func:`~vfcross.evaluation.protocols.protocols_for`).
-    Returns ``verification`` {eer, eer_ci, auc, auc_ci, pairs}, ``roc`` {fpr, tpr}, ``grouped_auc``
-    {G|N|A|GNA: {auc, ci, pairs}}, ``matching_vf``/``matching_fv`` {N: {accuracy, ci, trials}},
-    ``grouped_matching`` (official lists), ``map`` {vf|fv: {map, ci, chance, queries, excluded_queries, gallery}},
-    each with its ``protocol`` and ``coverage``, or ``{"note", ...}`` where nothing could be scored; then
-    ``coverage``, ``notes`` and ``settings``. Intervals are 95% identity-level (None, with a note, where undefined).
-    """
+             protocols: Protocols | None = None, root: str | os.PathLike | None = None) -> dict:
+    """Every evaluation of the paper on ``table``'s embeddings (v for voice rows, u for face rows), as JSON data:
+    one entry per registry key, each with its ``protocol`` and ``coverage`` (``{"note"}`` where nothing could be
+    scored), then ``coverage``, ``notes``, ``settings``. ``protocols`` default to those ``cfg`` asks for, ``root``
+    being the dataset (its meta table; a file absent from it is told apart from one not in ``table``)."""
     cfg = cfg or EvalConfig()
     vectors = check_vectors(vectors, table)
-    protocols = protocols or protocols_for(table, cfg)
+    protocols = protocols or protocols_for(table, cfg, root)
     result: dict = {}
     notes: list[str] = []
     scored: dict[int, ListScore] = {}
@@ -146,7 +129,10 @@ def evaluate(vectors: np.ndarray, table: pd.DataFrame, cfg: EvalConfig | None = 
                     entry = {**entry, **provenance(made)}
             except ValueError as error:
                 entry, entry_notes = {"note": str(error), **provenance(made)}, [f"{spec.title}: {error}"]
-        _put(result, spec.key, entry)
+        node = result
+        for part in spec.key[:-1]:  # result[key[0]][key[1]]... = entry
+            node = node.setdefault(part, {})
+        node[spec.key[-1]] = entry
         notes += [n for n in entry_notes if n not in notes]
     settings = {"protocols": protocols.source, "seed": cfg.seed, "split": cfg.split, "n_pairs": cfg.n_pairs,
                 "n_trials": cfg.n_trials, "n_boot": cfg.n_boot, "level": LEVEL, "interval": INTERVAL,
@@ -160,30 +146,23 @@ def _population(protocols: Protocols, table: pd.DataFrame, split: str) -> int:
     """Identities the protocols draw on: the split's (generated), or those of the scored rows (official)."""
     if not protocols.folder:
         return len(split_identities(table, split))
-    rows = []
-    for m in protocols.made.values():
-        if m.scorable:
-            p = m.protocol
-            rows += [np.ravel(getattr(p, name)) for name in ("voice", "face", "probes", "candidates", "queries",
-                                                            "gallery") if hasattr(p, name)]
+    rows = [np.ravel(getattr(m.protocol, name)) for m in protocols.made.values() if m.scorable
+            for name in ("voice", "face", "probes", "candidates", "queries", "gallery") if hasattr(m.protocol, name)]
     return len(set(table["identity"].to_numpy(dtype=str)[np.concatenate(rows)])) if rows else 0
 
 
 def compare(vectors_a: np.ndarray, vectors_b: np.ndarray, table: pd.DataFrame, cfg: EvalConfig | None = None,
             protocols: Protocols | None = None, lists: tuple[str, ...] = ("random", *GROUPED)) -> dict:
-    """Paired comparison of two systems' verification on the same lists: a - b with identity-level intervals.
-
-    Each list is scored by both and each resample of identities scores both, so the identities they share cancel.
-    Returns ``{"verification": {list: {"auc": {difference, ci, a, a_ci, b, b_ci, ...}, "eer": {...}, "pairs",
-    "protocol", "coverage"}}, "notes", "settings"}``. For AUC a positive difference favours a; for EER a negative.
-    """
+    """Paired comparison of two systems' verification on the same lists: a - b, each resample of identities scoring
+    both (:func:`~.intervals.paired_interval`). ``{"verification": {list: {"auc", "eer", "pairs", "protocol",
+    "coverage"}}, "notes", "settings"}``; for AUC a positive difference favours a, for EER a negative one."""
     cfg = cfg or EvalConfig()
     vectors_a, vectors_b = check_vectors(vectors_a, table), check_vectors(vectors_b, table)
     unknown = set(lists) - {"random", *GROUPED}
     if unknown:
         raise ValueError(f"lists must be among {('random', *GROUPED)}, got {sorted(unknown)}")
-    protocols = protocols or (protocols_for(table, cfg) if cfg.lists else
-                              generated_protocols(table, cfg.seed, cfg.n_pairs, split=cfg.split, kinds=("verification",)))
+    protocols = protocols or (protocols_for(table, cfg) if cfg.lists else generated_protocols(
+        table, cfg.seed, cfg.n_pairs, split=cfg.split, kinds=("verification",)))
     result, notes = {}, []
     for restriction in lists:
         made = protocols.verification(restriction)
@@ -223,11 +202,8 @@ def list_contrasts(vectors: np.ndarray, table: pd.DataFrame, protocols: Protocol
 
 def score_seeds(systems: Mapping[str, Mapping[int, np.ndarray]], table: pd.DataFrame, restriction: str = "random",
                 n_pairs: int = 0, seed: int = 0, split: str = "test", pairs=None, memory_gb: float = 2.0) -> SeedScores:
-    """One verification list (drawn from ``seed``, or ``pairs``) scored by every seed of every system.
-
-    ``systems`` maps a name to {training seed: row vectors of ``table``}; ``pairs`` (e.g. an official list's
-    protocol) replaces the generated list.
-    """
+    """One verification list (drawn from ``seed``, or ``pairs``, e.g. an official list's protocol) scored by every
+    seed of every system; ``systems`` maps a name to {training seed: row vectors of ``table``}."""
     if not systems or any(not runs for runs in systems.values()):
         raise ValueError("every system needs at least one trained seed")
     pairs = pairs if pairs is not None else verification_pairs(table, restriction, n_pairs, seed, split)
@@ -280,9 +256,3 @@ def trained_identities_note(trained_on: Mapping[str, Mapping[str, list[str]] | N
             f"({', '.join(overlap[:5]) + (', ...' if len(overlap) > 5 else '')}): its numbers are not those of "
             "unseen identities")
 
-
-def evaluate_protocols(vectors: np.ndarray, table: pd.DataFrame, cfg: EvalConfig, protocols: Protocols | None = None,
-                       root: str | os.PathLike | None = None) -> dict:
-    """:func:`evaluate` with the protocols ``cfg`` asks for; ``root`` is the dataset (for its meta table and for
-    telling a file absent from it apart from one not in ``table``)."""
-    return evaluate(vectors, table, cfg, protocols or protocols_for(table, cfg, root))

@@ -1,44 +1,11 @@
-"""The FAME protocol: face-voice verification across languages (MAV-Celeb, or a bilingual synthetic population).
+"""The FAME protocol (MAV-Celeb, or a bilingual synthetic population): face-voice verification across languages.
 
-The FAME challenge (Face-voice Association in Multilingual Environments,
-ACM MM 2024, ICASSP 2026; data MAV-Celeb) asks what a face-voice model
-learned in one language is worth in another. For a pair of languages A and B
-(English and Urdu, Hindi or German in MAV-Celeb):
-
-* a model is trained on the clips of ONE language only (:func:`heard_only`:
-  the voices of every other language leave the training and validation
-  identities; the faces stay, as usual);
-* it is scored by voice-face verification (EER, and AUC here) on test
-  identities, once on clips of the language it heard and once on the other,
-  unheard one (:func:`evaluation_rows`: the test language's clips against the test
-  identities' faces, of that language's videos where faces record one);
-* both directions are run: trained on A, tested on A (heard) and B
-  (unheard); trained on B, tested on B (heard) and A (unheard);
-* the challenge's overall score is the mean of these four EERs (the FAME
-  2026 evaluation plan: ``Overall Score = sum(EERs) / 4``; its baseline
-  tables agree, e.g. MAV-Celeb v3: (34.5 + 43.7 + 43.2 + 39.6) / 4 = 40.2).
-
-:func:`fame_evaluation` computes all of it from test-time embeddings, each
-number with the identity-level (cluster bootstrap) interval used everywhere
-in vfcross (:mod:`.bootstrap`; a pair belongs to its voice's identity): the
-four EERs and AUCs, the overall score, and per training language the gap
-"unheard minus heard" with its interval, from the same resamples of the test
-identities (the overall score and each gap are statistics of one resample
-across the lists, so what the lists share cancels).
-
-The challenge's own test identities are anonymous, their labels withheld; a
-team submits, for each trial list ``<Language>_test.txt`` and each of the two
-models, one score per trial key in the list's order (:func:`write_submission`).
-The files are named as the organisers' ``computeScore.py`` names them
-(mavceleb/mavceleb_baseline, revision e3c56df of 2025-09-12, the latest to
-change it): by the MAV-Celeb version, the TEST language and whether the model
-heard it, ``sub_score_<version>_<Language>_<heard|unheard>.txt``
-(:func:`submission_name`), four files zipped together (that repository's
-README names a third form, ``sub_scores_<Language>_heard.txt``; the script is
-what the organisers score with). The score is what that script writes: the
-L2 distance between the voice's and the face's test-time embeddings,
-``<key> <distance>`` with six decimals, a LOWER score meaning the same person
-(:func:`l2_distances`).
+A model is trained on the clips of ONE language (:func:`heard_only`) and scored by voice-face verification on test
+identities, on clips of the language it heard and of the unheard one (:func:`evaluation_rows`); with a model per
+language, the challenge's overall score is the mean of the four EERs. Every number, the overall score and each
+model's gap "unheard minus heard" have identity-level intervals on the same resamples (a pair belongs to its voice's
+identity). Submission files are named and scored as the organisers' ``computeScore.py`` does (mavceleb_baseline,
+revision e3c56df): ``sub_score_<version>_<Language>_<heard|unheard>.txt``, L2 distances, lower = same person.
 """
 
 from __future__ import annotations
@@ -66,14 +33,8 @@ ONE_IDENTITY = "one test identity"
 
 
 def heard_only(manifest: pd.DataFrame, language: str, split: str = "test") -> pd.DataFrame:
-    """The rows a model trained on ``language`` may see: every other language's clips leave train and val.
-
-    Voices of another language (or of no recorded language) are removed
-    from every split but the evaluation ``split``, whose rows all stay (its
-    identities are never trained on; both test languages are scored on
-    them). Faces stay everywhere. Raises ValueError when no training voice
-    of ``language`` is left, naming the languages the manifest has.
-    """
+    """The rows a model trained on ``language`` may see: other languages' clips (or of none recorded) leave every
+    split but ``split``, whose rows all stay; faces stay. ValueError when no training voice of ``language`` is left."""
     voice = manifest["modality"].eq("voice").to_numpy(dtype=bool)
     spoken = manifest["language"].eq(language).fillna(False).to_numpy(dtype=bool)
     evaluated = manifest["split"].eq(split).fillna(False).to_numpy(dtype=bool)
@@ -86,11 +47,8 @@ def heard_only(manifest: pd.DataFrame, language: str, split: str = "test") -> pd
 
 
 def evaluation_rows(table: pd.DataFrame, language: str) -> np.ndarray:
-    """Mask of the rows scored for test language ``language``: its clips, and the faces of its videos.
-
-    A face counts for every language where faces record none (the synthetic
-    population records its videos' languages; VoxCeleb1-layout data may not).
-    """
+    """Mask of the rows scored for test language ``language``: its clips, and the faces of its videos (a face that
+    records no language counts for every language)."""
     is_voice = table["modality"].eq("voice").to_numpy(dtype=bool)
     spoken = table["language"].eq(language).fillna(False).to_numpy(dtype=bool)
     unknown = table["language"].isna().to_numpy(dtype=bool)
@@ -105,10 +63,9 @@ def languages_of(table: pd.DataFrame) -> tuple[str, ...]:
 
 def _per_group(metric, groups: np.ndarray, scores: np.ndarray, labels: np.ndarray, wanted: tuple[int, ...],
                sample_weight: np.ndarray | None = None) -> list[float]:
-    """``metric`` of each group of pairs in ``wanted`` (weights as :mod:`.bootstrap` passes them)."""
-    masks = (groups == group for group in wanted)
+    """``metric`` of each group of pairs in ``wanted`` (weights as the identity bootstrap passes them)."""
     return [metric(scores[m], labels[m], sample_weight=None if sample_weight is None else sample_weight[m])
-            for m in masks]
+            for m in (groups == group for group in wanted)]
 
 
 def _mean_eer(groups, scores, labels, sample_weight=None) -> float:
@@ -128,29 +85,9 @@ def fame_evaluation(systems: Mapping[str, tuple[np.ndarray, pd.DataFrame]], lang
                     n_pairs: int = 2000, seed: int = 0, n_boot: int = 1000, split: str = "test") -> dict:
     """Heard and unheard verification of one model per training language, the overall score and the gaps.
 
-    ``systems`` maps a training language to ``(vectors, table)``: the
-    L2-normalised test-time embeddings (``v`` for voice rows, ``u`` for
-    face rows) of ``table``'s rows, which hold the evaluation ``split`` with
-    a ``language`` column. ``languages`` are the two languages compared
-    (default: the systems' own); each model is scored on both. For test
-    language L the pairs are drawn by
-    :func:`~vfcross.evaluation.protocols.verification_pairs` (``n_pairs``,
-    half positive, random negatives, from ``seed``) among
-    :func:`evaluation_rows` of L: the same draw for every model. Returns::
-
-        {"languages": [...],
-         "results": [{"train", "test", "condition": "heard"|"unheard", "eer", "eer_ci", "auc", "auc_ci",
-                      "pairs", "identities"}, ...],          # train-major, the heard language first
-         "gaps": {train: {"eer", "eer_ci", "auc", "auc_ci"}},  # unheard minus heard
-         "overall": {"eer", "ci", "definition"} or None,     # the challenge's score: mean of the four EERs
-         "notes": [...], "settings": {...}}
-
-    The overall score needs a model of each language (both directions);
-    with one model it is None. All numbers are fractions; intervals are
-    identity-level 95% percentile intervals (None, with a note, where too
-    few identities make them undefined). ValueError for anything but two
-    languages, a model of another language, or a test language without a
-    pair to draw.
+    ``systems`` maps a training language to ``(vectors, table)``, test-time embeddings of the ``split`` rows with a
+    ``language`` column; each model is scored on the same ``n_pairs`` drawn per test language. Returns ``languages``,
+    ``results`` (per model and test language), ``gaps`` (unheard - heard), ``overall`` (None with one model), notes.
     """
     languages = tuple(systems) if languages is None else tuple(languages)
     if len(languages) != 2 or len(set(languages)) != 2:
@@ -192,16 +129,14 @@ def fame_evaluation(systems: Mapping[str, tuple[np.ndarray, pd.DataFrame]], lang
     gaps = {}
     for index, entry in enumerate(results[::2]):
         keep = (groups == 2 * index) | (groups == 2 * index + 1)
-        local = groups[keep] - 2 * index  # 0 heard, 1 unheard
-        train = entry["train"]
-        gaps[train] = {}
+        arrays = (groups[keep] - 2 * index, scores[keep], labels[keep])  # group 0 heard, 1 unheard
+        gap = gaps[entry["train"]] = {}
         for name, metric in (("eer", eer), ("auc", roc_auc)):
             statistic = _gap(metric)
-            gaps[train][name] = statistic(local, scores[keep], labels[keep])
-            values = lambda s=statistic: cluster_values(s, clusters[keep], local, scores[keep], labels[keep],
-                                                        n_boot=n_boot, seed=seed)
-            gaps[train][f"{name}_ci"] = interval(values, f"trained on {train}: unheard - heard {name.upper()}", notes,
-                                                 len(np.unique(clusters[keep])), ONE_IDENTITY)
+            values = lambda s=statistic: cluster_values(s, clusters[keep], *arrays, n_boot=n_boot, seed=seed)
+            gap[name] = statistic(*arrays)
+            gap[f"{name}_ci"] = interval(values, f"trained on {entry['train']}: unheard - heard {name.upper()}",
+                                         notes, len(np.unique(clusters[keep])), ONE_IDENTITY)
     settings = {"n_pairs": n_pairs, "seed": seed, "n_boot": n_boot, "split": split, "level": LEVEL,
                 "interval": "identity cluster bootstrap (a pair belongs to its voice's identity)",
                 "negatives": "random (another test identity's face)"}
@@ -209,19 +144,9 @@ def fame_evaluation(systems: Mapping[str, tuple[np.ndarray, pd.DataFrame]], lang
             "settings": settings}
 
 
-# --- the challenge's submission files ------------------------------------------------------------------
-
-
 def submission_name(train_language: str, test_language: str, version: str) -> str:
-    """File name of the scores of the model trained on ``train_language`` for ``test_language``'s trial list.
-
-    ``sub_score_<version>_<test language>_<heard|unheard>.txt``, as the
-    organisers' computeScore.py writes it (see the module docstring):
-    ``sub_score_v3_German_unheard.txt`` holds the English-trained model's
-    scores of MAV-Celeb v3's ``German_test.txt``. ValueError when
-    ``version`` (``multilingual.mavceleb_version``) does not hold both
-    languages.
-    """
+    """File name of the scores of the model trained on ``train_language`` for ``test_language``'s trial list, e.g.
+    ``sub_score_v3_German_unheard.txt``; ValueError when MAV-Celeb ``version`` does not hold both languages."""
     languages = MAVCELEB_LANGUAGES.get(version)
     if languages is None or not {train_language, test_language} <= set(languages):
         raise ValueError(f"multilingual.mavceleb_version: MAV-Celeb {version} holds "
@@ -232,11 +157,8 @@ def submission_name(train_language: str, test_language: str, version: str) -> st
 
 
 def l2_distances(voice_vectors: np.ndarray, face_vectors: np.ndarray) -> np.ndarray:
-    """Row-wise L2 distance between voice and face embeddings: the challenge baseline's score (lower = same).
-
-    With L2-normalised embeddings it is ``sqrt(2 - 2 cos)``, a decreasing
-    function of the cosine similarity vfcross scores by, so EERs agree.
-    """
+    """Row-wise L2 distance of voice and face embeddings, the challenge's score (lower = same person); on unit
+    vectors ``sqrt(2 - 2 cos)``, so EERs agree with cosine scoring."""
     voice_vectors, face_vectors = np.asarray(voice_vectors, float), np.asarray(face_vectors, float)
     if voice_vectors.shape != face_vectors.shape or voice_vectors.ndim != 2:
         raise ValueError(f"voice and face embeddings must be (trials, d) alike, got {voice_vectors.shape} "
@@ -245,12 +167,8 @@ def l2_distances(voice_vectors: np.ndarray, face_vectors: np.ndarray) -> np.ndar
 
 
 def write_submission(path: str | os.PathLike, keys: pd.Series | list[str], scores: np.ndarray) -> Path:
-    """Write one ``<key> <score>`` line per trial, in the order given (the trial list's), six decimals.
-
-    Refuses (ValueError) keys and scores of different lengths, a repeated
-    or empty key, a key with blanks and a score that is not finite: the
-    challenge scores every key of the list exactly once.
-    """
+    """Write one ``<key> <score>`` line per trial, in the trial list's order, six decimals. ValueError on lengths
+    that differ, a repeated, empty or blank-holding key, or a score that is not finite: each key is scored once."""
     keys = [str(k) for k in keys]
     scores = np.asarray(scores, dtype=float).ravel()
     if len(keys) != len(scores):
@@ -267,19 +185,3 @@ def write_submission(path: str | os.PathLike, keys: pd.Series | list[str], score
     path.write_text("".join(f"{key} {score:f}\n" for key, score in zip(keys, scores)))
     return path
 
-
-def check_submission(path: str | os.PathLike, trials: pd.DataFrame) -> None:
-    """Raise ValueError unless ``path`` scores exactly the keys of ``trials``, in its order, one number each."""
-    path = Path(path)
-    lines = path.read_text().splitlines()
-    keys = list(trials["key"])
-    if len(lines) != len(keys):
-        raise ValueError(f"{path}: {len(lines)} lines for {len(keys)} trials")
-    for lineno, (line, key) in enumerate(zip(lines, keys), start=1):
-        fields = line.split(" ")
-        if len(fields) != 2 or fields[0] != key:
-            raise ValueError(f"{path}, line {lineno}: expected '{key} <score>', got {line!r}")
-        try:
-            float(fields[1])
-        except ValueError:
-            raise ValueError(f"{path}, line {lineno}: {fields[1]!r} is not a number") from None

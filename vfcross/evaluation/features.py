@@ -1,8 +1,7 @@
 """Input-level features: what the raw audio and the aligned face crop offer a linear reader.
 
-The attribute probes (:mod:`vfcross.evaluation.probes`) read these beside the
-learned embeddings, to tell a limit of the data from a limit of the learning;
-:func:`pitch_track` is also the tests' measure of a rendered voice's pitch.
+The attribute probes (:mod:`.probes`) read them beside the learned embeddings, to tell a limit of the data from a
+limit of the learning; :func:`pitch_track` is also the tests' measure of a rendered voice's pitch.
 """
 
 from __future__ import annotations
@@ -18,11 +17,8 @@ from vfcross.preprocess.voices import read_audio, vad
 
 
 def pitch_track(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Fundamental frequency (Hz) of the voiced frames, by normalised autocorrelation (60-400 Hz).
-
-    A 40 ms frame every 10 ms counts as voiced when its autocorrelation peak
-    in the pitch range exceeds 0.5 of its energy.
-    """
+    """Fundamental frequency (Hz) of the voiced frames by autocorrelation (60-400 Hz): a 40 ms frame every 10 ms is
+    voiced when its autocorrelation peak in the pitch range exceeds 0.5 of its energy."""
     frame, hop = int(0.04 * sample_rate), int(0.01 * sample_rate)
     if len(audio) < frame:
         return np.empty(0)
@@ -37,13 +33,8 @@ def pitch_track(audio: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 def voice_input_features(paths: list[str] | np.ndarray, cfg: VoiceConfig) -> np.ndarray:
-    """Simple acoustic statistics of each audio file: what the input offers a linear reader.
-
-    Per clip (after the same VAD as training): pitch (median, quartiles and
-    spread of log F0, voiced fraction), speech rate proxies (duration kept by
-    the VAD, rate of energy peaks), and the mean and standard deviation of
-    20 MFCCs. Returns an (n, 48) array.
-    """
+    """(n, 48) acoustic statistics of audio files after the training VAD: median, quartiles and spread of log F0,
+    voiced fraction, durations kept and in all, energy peaks per second, mean and SD of 20 MFCCs."""
     mfcc = torchaudio.transforms.MFCC(sample_rate=cfg.sample_rate, n_mfcc=20,
                                       melkwargs={"n_fft": 512, "hop_length": 160, "n_mels": 40})
     rows = []
@@ -66,8 +57,5 @@ def voice_input_features(paths: list[str] | np.ndarray, cfg: VoiceConfig) -> np.
 
 def face_input_features(cache_paths: list[str] | np.ndarray, side: int = 16) -> np.ndarray:
     """Downsampled aligned face crops (``side`` x ``side`` RGB, flattened): the pixels a linear reader sees."""
-    rows = []
-    for path in cache_paths:
-        image = Image.fromarray(load_face(path)).resize((side, side), Image.Resampling.BOX)
-        rows.append(np.asarray(image, dtype=np.float64).ravel() / 255.0)
-    return np.asarray(rows)
+    return np.asarray([np.asarray(Image.fromarray(load_face(path)).resize((side, side), Image.Resampling.BOX),
+                                  dtype=np.float64).ravel() / 255.0 for path in cache_paths])

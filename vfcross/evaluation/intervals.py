@@ -1,11 +1,9 @@
 """Identity-level intervals: one resampling of test identities for every interval, paired difference and decision.
 
-Resample b draws the m test identities with replacement (``rng.integers(0, m, m)``, the b-th call of
-``default_rng(seed)``, identities in sorted order), so one seed gives every statistic the same draws. A unit (a
-verification pair, a matching trial, a retrieval query) belongs to one identity and counts as often as it is
-drawn; verification lists are resampled from their :class:`~vfcross.scores.ListScore`. A paired
-difference is taken on the same draws; a claim's decision adds the seed spread, SE² = SE²(identities) +
-SD²(seeds)/S. Evidence for these choices: docs/statistics.md.
+Resample b draws the m test identities with replacement (the b-th ``rng.integers(0, m, m)`` of
+``default_rng(seed)``, identities sorted), so one seed gives every statistic the same draws. A unit (pair, trial,
+query) belongs to one identity and counts as often as it is drawn. A paired difference is taken on the same draws;
+a claim's decision adds the seed spread, SE² = SE²(identities) + SD²(seeds)/S. Evidence: docs/statistics.md.
 """
 
 from __future__ import annotations
@@ -49,16 +47,12 @@ def weighted_mean(values: np.ndarray, sample_weight: np.ndarray | None = None) -
 
 def cluster_values(statistic: Callable[..., float], clusters: np.ndarray, *arrays: np.ndarray, n_boot: int = 1000,
                    seed: int = 0, identities: np.ndarray | None = None) -> np.ndarray:
-    """``statistic(*arrays, sample_weight=w)`` on each identity resample, ``w`` each unit's multiplicity.
-
-    ``clusters`` gives each unit's identity among ``identities`` (default: those seen); NaN where the statistic
-    raises ValueError (e.g. one class drawn).
-    """
+    """``statistic(*arrays, sample_weight=w)`` on each identity resample, ``w`` each unit's multiplicity, ``clusters``
+    each unit's identity among ``identities`` (default: those seen); NaN where it raises ValueError (one class)."""
     clusters = np.asarray(clusters)
     universe = np.unique(clusters) if identities is None else np.unique(np.asarray(identities))
     codes = np.searchsorted(universe, clusters)
-    if len(clusters) == 0 or (codes >= len(universe)).any() or (universe[np.minimum(codes, len(universe) - 1)]
-                                                                 != clusters).any():
+    if not len(clusters) or (universe[np.minimum(codes, len(universe) - 1)] != clusters).any():
         raise ValueError("clusters must be a non-empty array of labels among the given identities")
     if any(len(a) != len(clusters) for a in arrays):
         raise ValueError(f"arrays must have one row per unit ({len(clusters)}), got {[len(a) for a in arrays]}")
@@ -114,35 +108,29 @@ def paired(a: ListScore, b: ListScore, metric: str, n_boot: int, seed: int) -> n
 def paired_interval(a: ListScore, b: ListScore, metric: str, n_boot: int, seed: int) -> dict:
     """a - b on one list scored by two systems, with the 95% intervals of the difference and of each."""
     values = paired(a, b, metric, n_boot, seed)
-    what = "paired cluster bootstrap"
-    return {"difference": a.value(metric) - b.value(metric), "ci": list(percentiles(values[:, 0] - values[:, 1], LEVEL, what)),
-            "a": a.value(metric), "a_ci": list(percentiles(values[:, 0], LEVEL, what)), "b": b.value(metric),
-            "b_ci": list(percentiles(values[:, 1], LEVEL, what)), "level": LEVEL, "n_boot": n_boot,
-            "failures": int(np.isnan(values[:, 0]).sum()), "identities": len(np.union1d(a.identities, b.identities))}
+    ci = lambda v: list(percentiles(v, LEVEL, "paired cluster bootstrap"))
+    return {"difference": a.value(metric) - b.value(metric), "ci": ci(values[:, 0] - values[:, 1]),
+            "a": a.value(metric), "a_ci": ci(values[:, 0]), "b": b.value(metric), "b_ci": ci(values[:, 1]),
+            "level": LEVEL, "n_boot": n_boot, "failures": int(np.isnan(values[:, 0]).sum()),
+            "identities": len(np.union1d(a.identities, b.identities))}
 
 
 def contrast(score: ListScore, base: ListScore, n_boot: int = 1000, seed: int = 0) -> dict:
     """One system's AUC on a list minus its AUC on ``base`` (same test identities): difference, 95% and 90% CIs."""
     values = paired(score, base, "auc", n_boot, seed)
-    defined = (values[:, 0] - values[:, 1])[~np.isnan(values[:, 0])]
-    if len(defined) < max(2, (1 - MAX_FAILED) * n_boot):
-        return {"note": f"no identity-level interval: undefined on {n_boot - len(defined)} of {n_boot} resamples"}
-    out = {"difference": score.auc - base.auc, "identities": len(np.union1d(score.identities, base.identities))}
-    for key, level in (("ci", 0.95), ("ci_90", 0.90)):
-        out[key] = [float(x) for x in np.percentile(defined, [50 * (1 - level), 50 * (1 + level)])]
-    return out
-
-
-# --- a claim's decision: identities and training seeds ---------------------------------------------------
+    differences = values[:, 0] - values[:, 1]
+    try:
+        cis = {key: list(percentiles(differences, level)) for key, level in (("ci", 0.95), ("ci_90", 0.90))}
+    except ValueError:
+        return {"note": f"no identity-level interval: undefined on {int(np.isnan(differences).sum())} of {n_boot} "
+                        "resamples"}
+    return {"difference": score.auc - base.auc, "identities": len(np.union1d(score.identities, base.identities)), **cis}
 
 
 @dataclass(frozen=True)
 class Decision:
-    """A claim's difference a - b: mean over seeds, its standard error and its parts.
-
-    ``per_seed`` holds ``{"seed", "difference", "a", "b"}`` per matched seed; ``seed_sd`` is None with one seed;
-    ``df`` the t interval's degrees of freedom; ``note`` why there is no interval (then ``se`` is None).
-    """
+    """A claim's difference a - b: mean over seeds, its standard error and its parts; ``per_seed`` holds ``{"seed",
+    "difference", "a", "b"}``, ``seed_sd`` is None with one seed, ``note`` says why there is no interval (no ``se``)."""
 
     difference: float
     se: float | None
@@ -160,12 +148,13 @@ class Decision:
     def _t(self, p: float) -> float:
         return float(stats.t.ppf(p, self.df))
 
+    def half_width(self, level: float) -> float | None:
+        return None if self.se is None else self._t(0.5 + level / 2) * self.se
+
     def interval(self, level: float) -> tuple[float, float] | None:
         """difference ± t·SE at two-sided ``level`` (None without an SE)."""
-        if self.se is None:
-            return None
-        half = self._t(0.5 + level / 2) * self.se
-        return self.difference - half, self.difference + half
+        half = self.half_width(level)
+        return None if half is None else (self.difference - half, self.difference + half)
 
     def mde(self, level: float, equivalence: bool = False, power: float = POWER) -> float | None:
         """Smallest difference detected with ``power`` (superiority), or smallest margin shown (equivalence, TOST)."""
@@ -184,9 +173,6 @@ class Decision:
         room = (target * self.se / mde) ** 2 - (self.seed_sd or 0.0) ** 2 / self.seeds
         return None if room <= 0 else math.ceil(self.identities * self.se_identities ** 2 / room)
 
-    def half_width(self, level: float) -> float | None:
-        return None if self.se is None else self._t(0.5 + level / 2) * self.se
-
     def seeds_for(self, half_width: float, level: float, most: int = 100) -> int | None:
         """Seeds that would bring the half-width to ``half_width`` with the measured spread (None: unknown spread,
         or ``most`` seeds would not do)."""
@@ -199,11 +185,6 @@ class Decision:
                 return s
         return None
 
-    def as_dict(self) -> dict:
-        return {"difference": self.difference, "se": self.se, "se_identities": self.se_identities,
-                "seed_sd": self.seed_sd, "df": self.df, "identities": self.identities, "seeds": self.seeds,
-                "per_seed": list(self.per_seed), "note": self.note}
-
 
 def _satterthwaite(parts: Sequence[tuple[float, float]]) -> float:
     """Welch-Satterthwaite degrees of freedom of a sum of variances, each (variance, its df)."""
@@ -213,10 +194,8 @@ def _satterthwaite(parts: Sequence[tuple[float, float]]) -> float:
 
 
 def seed_decision(per_seed: Sequence[Mapping], replicates: np.ndarray, identities: int) -> Decision:
-    """The decision from per-seed differences and their replicates (n_boot, seeds) on the same identity draws.
-
-    A resample undefined for any seed is skipped; more than 5% skipped gives no interval (``note`` says why).
-    """
+    """The decision from per-seed differences and their replicates (n_boot, seeds) on the same identity draws; a
+    resample undefined for any seed is skipped, more than 5% skipped gives no interval (``note`` says why)."""
     per_seed = tuple(dict(p) for p in per_seed)
     if not per_seed or np.ndim(replicates) != 2 or np.shape(replicates)[1] != len(per_seed):
         raise ValueError(f"replicates must be (n_boot, {len(per_seed)} seeds), got shape {np.shape(replicates)}")

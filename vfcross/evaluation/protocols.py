@@ -1,11 +1,9 @@
 """Evaluation protocols, generated or official, and the one registry of what the evaluation scores.
 
-A protocol refers to row positions of one manifest-like table (``identity``, ``modality``, ``split``; ``gender``,
-``nationality``, ``age`` for the restrictions; ``relpath`` for official lists) whose row i is embedding i.
-Generated protocols come from the rows of one split: every voice-face pair a restriction allows
-(:class:`AllPairs`, scored in blocks, never held whole) or a sample of them, matching trials drawn from a seed,
-every query against the whole gallery. Official VoxCeleb1 lists are joined to the rows in one place
-(:func:`join`), each with one :class:`Coverage` record naming every row left out and why.
+A protocol refers to row positions of one manifest-like table whose row i is embedding i. Generated protocols come
+from one split: every voice-face pair a restriction allows (:class:`AllPairs`, never held whole) or a sample,
+matching trials drawn from a seed, every query against the whole gallery. Official VoxCeleb1 lists are joined to
+the rows in one place (:func:`join`), with a :class:`Coverage` naming every row left out and why.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ from vfcross.config import EvalConfig
 from vfcross.data.protocol_files import (ListFile, manifest_rows, read_matching_list, read_retrieval_gallery,
                                          read_verification_list)
 from vfcross.data.voxceleb import META_FILE, read_meta
-from vfcross.scores import AllPairs, Groups, VerificationPairs, positions
+from vfcross.scores import AllPairs, Groups, VerificationPairs, _rows, positions
 from vfcross.metrics import retrieval_map
 
 #: Attributes that a negative pair must share, per verification restriction.
@@ -59,27 +57,19 @@ class Coverage:
     def scored(self) -> int:
         return self.rows - len(self.missing_rows)
 
-    def as_dict(self) -> dict:
-        return {"list": self.name, "rows": self.rows, "scored": self.scored, "missing": len(self.missing_rows)}
-
 
 def join(listed: ListFile, table: pd.DataFrame) -> tuple[np.ndarray, Coverage]:
-    """The table positions (kept rows, k) of a list's rows whose files are all in ``table``, and its coverage.
-
-    The one place where a list meets the rows; ValueError when a kept row's identities disagree with the table's.
-    """
-    positions = manifest_rows(listed.paths, table)
-    absent = positions < 0
-    missing = np.flatnonzero(absent.any(axis=1))
+    """The table positions (kept rows, k) of a list's rows whose files are all in ``table``, and its coverage: the
+    one place a list meets the rows. ValueError when a kept row's identities disagree with the table's."""
+    found = manifest_rows(listed.paths, table)
+    absent = found < 0
+    missing, whole = np.flatnonzero(absent.any(axis=1)), ~absent.any(axis=1)
     coverage = Coverage(listed.source, len(listed), missing,
                         tuple(tuple(listed.paths[i][absent[i]].tolist()) for i in missing))
-    kept = positions[~absent.any(axis=1)]
-    if (table["identity"].to_numpy(dtype=str)[kept] != listed.identities[~absent.any(axis=1)]).any():
+    kept = found[whole]
+    if (table["identity"].to_numpy(dtype=str)[kept] != listed.identities[whole]).any():
         raise ValueError(f"{listed.source}: the table's identities disagree with the list's (is it the same dataset?)")
     return kept, coverage
-
-
-# --- the protocols -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,17 +138,6 @@ def _check_direction(direction: str) -> tuple[str, str]:
     return DIRECTIONS[direction]
 
 
-def _rows(vectors: np.ndarray, needed: int) -> np.ndarray:
-    """``vectors`` as a 2-d array with a row for every position below ``needed``."""
-    vectors = np.asarray(vectors)
-    if vectors.ndim != 2 or len(vectors) < needed:
-        raise ValueError(f"vectors must be (rows, d) with at least {needed} rows, got {vectors.shape}")
-    return vectors
-
-
-# --- generated protocols -------------------------------------------------------------------------
-
-
 def _split_rows(table: pd.DataFrame, split: str) -> np.ndarray:
     """Row positions of ``split`` (NA never matches)."""
     if split not in set(table["split"].dropna()):
@@ -187,13 +166,9 @@ def split_identities(table: pd.DataFrame, split: str = "test") -> np.ndarray:
 
 def verification_pairs(table: pd.DataFrame, restriction: str, n_pairs: int, seed: int,
                        split: str = "test") -> AllPairs | VerificationPairs:
-    """Every voice-face pair of ``split``'s identities that ``restriction`` allows, or ``n_pairs`` sampled.
-
-    Positives are every (voice, face) of one identity; negatives every (voice of A, face of B != A), B sharing
-    A's restricted attributes. ``n_pairs`` = 0 keeps every pair (the identity, not the pair, is the unit of the
-    intervals); a positive number below the total samples that many without replacement (``seed``). Rows with NA
-    in a restricted attribute are left out with a warning; ValueError when no negative pair exists.
-    """
+    """Every voice-face pair of ``split``'s identities that ``restriction`` allows (negatives: voice of A, face of
+    B != A sharing A's restricted attributes), or ``n_pairs`` > 0 sampled without replacement from ``seed``. Rows
+    with NA in a restricted attribute are left out with a warning; ValueError when no negative pair exists."""
     if restriction not in RESTRICTIONS:
         raise ValueError(f"restriction must be one of {list(RESTRICTIONS)}, got {restriction!r}")
     if n_pairs < 0:
@@ -255,13 +230,10 @@ def retrieval_task(table: pd.DataFrame, direction: str, split: str = "test") -> 
     return RetrievalTask(direction, rows[modality == query_modality], rows[modality == gallery_modality])
 
 
-# --- the registry ----------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class Spec:
-    """One protocol of the evaluation: where its result goes (``key``), its ``kind`` and ``variant`` (restriction
-    or direction), its scorer (``metric``), its official ``files`` and whether it is drawn without lists."""
+    """One protocol: where its result goes (``key``), ``kind``, ``variant`` (restriction or direction), scorer
+    (``metric``), official ``files``, and whether it is drawn without lists."""
 
     key: tuple[str, ...]
     kind: str
@@ -304,10 +276,6 @@ class Made:
     notes: tuple[str, ...] = ()
 
     @property
-    def official(self) -> bool:
-        return self.label.startswith("official")
-
-    @property
     def coverage(self) -> tuple[Coverage, ...]:
         return getattr(self.protocol, "coverage", ())
 
@@ -318,9 +286,8 @@ class Made:
     @property
     def note(self) -> str:
         """Why nothing can be scored ("" when something can)."""
-        if self.scorable:
-            return ""
-        return "; ".join(self.notes) or "no row of the list has all its files in the evaluated table"
+        return "" if self.scorable else ("; ".join(self.notes)
+                                         or "no row of the list has all its files in the evaluated table")
 
     def counts(self) -> dict[str, int]:
         """``{"rows", "scored", "missing"}``: list rows, rows scored and rows left out (generated: every unit)."""
@@ -386,11 +353,8 @@ class Protocols:
 def generated_protocols(table: pd.DataFrame, seed: int = 0, n_pairs: int = 0, n_trials: int = 2000,
                         split: str = "test", kinds: tuple[str, ...] = ("verification", "matching", "retrieval"),
                         ) -> Protocols:
-    """The registry's generated protocols of ``kinds`` on the ``split`` rows, deterministic from ``seed``.
-
-    Matching goes up to N = 10, or to the number of split identities when fewer; a protocol that cannot be
-    drawn on this data is kept with the reason in its notes.
-    """
+    """The registry's generated protocols of ``kinds`` on the ``split`` rows, deterministic from ``seed``; matching
+    goes up to N = 10 (fewer with fewer identities); one that cannot be drawn is kept with the reason in its notes."""
     label = f"generated (seed {seed})"
     max_n = min(MAX_N, len(split_identities(table, split)))
     made: dict[tuple, Made] = {}
@@ -447,14 +411,10 @@ def read_official_lists(folder: str | os.PathLike, root: str | os.PathLike | Non
         raise FileNotFoundError(f"{folder} holds none of the official list files (e.g. {OFFICIAL_FILES[0]}, "
                                 "matching_v2f_U.csv, wav_20k.csv)")
     meta = read_meta(find_meta(folder, root))
-    lists = {}
-    for name in present:
-        if name.startswith("veriflist"):
-            lists[name] = read_verification_list(folder / name, meta)
-        elif name.startswith("matching"):
-            lists[name] = read_matching_list(folder / name, meta)
-        else:
-            lists[name] = read_retrieval_gallery(folder / name, "voice" if name.startswith("wav") else "face", meta)
+    lists = {name: read_verification_list(folder / name, meta) if name.startswith("veriflist")
+             else read_matching_list(folder / name, meta) if name.startswith("matching")
+             else read_retrieval_gallery(folder / name, "voice" if name.startswith("wav") else "face", meta)
+             for name in present}
     return OfficialLists(folder, lists, tuple(n for n in OFFICIAL_FILES if n not in lists))
 
 
@@ -468,8 +428,8 @@ def _official(spec: Spec, lists: OfficialLists, table: pd.DataFrame, split: str 
     joined = [join(lst, table) for lst in listed]
     if spec.kind == "verification":
         (rows, coverage), = joined
-        protocol = VerificationPairs(spec.variant, rows[:, 0], rows[:, 1], listed[0].labels[~_missing(coverage)],
-                                     (coverage,))
+        scored = ~np.isin(np.arange(coverage.rows), coverage.missing_rows)
+        protocol = VerificationPairs(spec.variant, rows[:, 0], rows[:, 1], listed[0].labels[scored], (coverage,))
     elif spec.kind == "matching":
         if listed[0].direction != spec.variant:
             raise ValueError(f"{spec.files[0]} holds {listed[0].direction} trials, expected {spec.variant}")
@@ -488,12 +448,6 @@ def _official(spec: Spec, lists: OfficialLists, table: pd.DataFrame, split: str 
             notes = (f"{label}: {outside.nunique()} identities of its scored rows are not in split {split!r} "
                      "of the table",)
     return Made(label, protocol, notes)
-
-
-def _missing(coverage: Coverage) -> np.ndarray:
-    mask = np.zeros(coverage.rows, dtype=bool)
-    mask[coverage.missing_rows] = True
-    return mask
 
 
 def official_protocols(lists: OfficialLists, table: pd.DataFrame, split: str | None = "test",
