@@ -161,10 +161,13 @@ def read_embeddings(path: str | os.PathLike, meta: pd.DataFrame) -> tuple[pd.Dat
     if vectors.ndim != 2 or vectors.dtype.kind != "f" or len(vectors) != len(relpaths) or not vectors.shape[1]:
         raise ValueError(f"{path}: embedding must be one float row per relpath ({len(relpaths)}), got {vectors.dtype} "
                          f"of shape {vectors.shape}")
+
+    def refuse(bad, what: str) -> None:
+        if (bad := np.flatnonzero(bad)).size:
+            raise ValueError(f"{path}: {len(bad)} {what}, e.g. {relpaths[bad[0]]}")
+
     norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
-    bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1) | (norms == 0))
-    if len(bad):
-        raise ValueError(f"{path}: {len(bad)} embeddings are not finite or all zero, e.g. {relpaths[bad[0]]}")
+    refuse(~np.isfinite(vectors).all(axis=1) | (norms == 0), "embeddings are not finite or all zero")
     relpaths = relpaths.astype(str)
     seen, first = np.unique(relpaths, return_counts=True)
     if (first > 1).any():
@@ -172,16 +175,11 @@ def read_embeddings(path: str | os.PathLike, meta: pd.DataFrame) -> tuple[pd.Dat
     parts = pd.Series(relpaths).str.split("/", expand=True).reindex(columns=range(5))
     voice = (parts[0] == WAV_DIR) & parts[3].notna() & parts[4].isna() & parts[3].str.lower().str.endswith(".wav")
     face = (parts[0] == FACE_DIR) & (parts[2] == FACE_VERSION) & parts[4].notna()
-    outside = np.flatnonzero(~(voice | face).to_numpy())
-    if len(outside):
-        raise ValueError(f"{path}: {len(outside)} paths are not in the VoxCeleb1 layout (wav/<id>/<video>/<n>.wav or "
-                         f"{FACE_DIR}/<name>/{FACE_VERSION}/<video>/<frame>.jpg), e.g. {relpaths[outside[0]]}")
-    by_name = dict(zip(meta["name"], meta["identity"]))
-    identity = np.where(voice, parts[1], parts[1].map(by_name)).astype(object)
-    unknown = np.flatnonzero(~pd.Series(identity).isin(set(meta["identity"])).to_numpy())
-    if len(unknown):
-        raise ValueError(f"{path}: {len(unknown)} paths name identities the meta table does not know, "
-                         f"e.g. {relpaths[unknown[0]]}")
+    refuse(~(voice | face).to_numpy(), "paths are not in the VoxCeleb1 layout (wav/<id>/<video>/<n>.wav or "
+                                        f"{FACE_DIR}/<name>/{FACE_VERSION}/<video>/<frame>.jpg)")
+    identity = np.where(voice, parts[1], parts[1].map(dict(zip(meta["name"], meta["identity"])))).astype(object)
+    refuse(~pd.Series(identity).isin(set(meta["identity"])).to_numpy(),
+           "paths name identities the meta table does not know")
     table = pd.DataFrame({"identity": identity.astype(str), "modality": np.where(voice, "voice", "face"),
                           "relpath": relpaths, "split": "test"})
     attributes = meta.set_index("identity")[[c for c in ("gender", "nationality", "age") if c in meta]]
