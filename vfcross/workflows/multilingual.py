@@ -193,8 +193,7 @@ class LanguageModel:
 
 def _rows(emb: Embeddings, rows: pd.DataFrame) -> Embeddings:
     """The embeddings of ``rows`` (matched by ``relpath``), taken from embeddings of a larger manifest."""
-    position = pd.Series(np.arange(len(emb.table)), index=emb.table["relpath"].to_numpy())
-    take = position.loc[rows["relpath"].to_numpy()].to_numpy()
+    take = pd.Index(emb.table["relpath"]).get_indexer(rows["relpath"])
     return Embeddings(emb.table.iloc[take].reset_index(drop=True), emb.vectors[take], emb.checkpoint,
                       emb.checkpoint_sha256)
 
@@ -241,7 +240,6 @@ def fame_results(models: list[LanguageModel], data: MultilingualData, cfg: RunCo
 
     own = {m.language: (m.vectors, m.table) for m in models}  # language -> (vectors, table)
     alone = {m.language: (m.backbone_vectors, m.table) for m in models}
-
     if shared is None:
         results = {FUSION_SYSTEM if ml.fusion else BACKBONE_SYSTEM: score(own)}
         if ml.fusion:
@@ -293,16 +291,13 @@ def write_submissions(models: list[LanguageModel], root: str | Path, lists: str 
     for model_entry in models:
         model = load(model_entry.folder, backbone=model_entry.backbone)
         for test_language, trials in tests.items():
-            voices, voice_failed = _embed_files(model, sorted(str(root / p) for p in set(trials["voice"])), "voice")
-            faces, face_failed = _embed_files(model, sorted(str(root / p) for p in set(trials["face"])), "face")
+            got = {m: _embed_files(model, sorted({str(root / p) for p in trials[m]}), m) for m in ("voice", "face")}
             neutral = np.full(model.dim, np.nan)
-            v = np.stack([voices.get(str(root / p), neutral) for p in trials["voice"]])
-            f = np.stack([faces.get(str(root / p), neutral) for p in trials["face"]])
+            v, f = (np.stack([got[m][0].get(str(root / p), neutral) for p in trials[m]]) for m in ("voice", "face"))
             distances = l2_distances(np.nan_to_num(v), np.nan_to_num(f))
-            unusable = np.isnan(v).any(axis=1) | np.isnan(f).any(axis=1)
-            distances[unusable] = np.sqrt(2.0)
+            distances[np.isnan(v).any(axis=1) | np.isnan(f).any(axis=1)] = np.sqrt(2.0)  # unusable: no evidence
             name = names[model_entry.language, test_language]
             written.append(write_submission(out / name, trials["key"], distances))
-            for reason in {**voice_failed, **face_failed}.values():
-                notes.append(f"{name}: {reason} (its trials scored sqrt(2), no evidence)")
+            notes += [f"{name}: {why} (its trials scored sqrt(2), no evidence)"
+                      for why in {**got["voice"][1], **got["face"][1]}.values()]
     return written, notes
