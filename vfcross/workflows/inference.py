@@ -148,9 +148,8 @@ class VoiceFaceModel:
                     "config": json.dumps(to_dict(self.cfg)), "sources": json.dumps(self.sources),
                     "trained_on": json.dumps(self.trained_on)}
         data = save(tensors, metadata=metadata)
-        path = Path(path)
-        atomic_write(path, lambda stream: stream.write(data))
-        return path
+        atomic_write(Path(path), lambda stream: stream.write(data))
+        return Path(path)
 
 
 def load(path: str | Path, dev: str | torch.device | None = None, backbone: str | Path | None = None
@@ -237,12 +236,10 @@ def match(model: VoiceFaceModel, query: FaceInput | VoiceInput, candidates: Sequ
 def _load_file(path: Path, dev: str | torch.device | None) -> VoiceFaceModel:
     """A model from a file written by :meth:`VoiceFaceModel.save`."""
     from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
 
     try:
         with safe_open(str(path), framework="pt") as stream:
-            metadata = stream.metadata() or {}
-        tensors = load_file(str(path))
+            metadata, tensors = stream.metadata() or {}, {key: stream.get_tensor(key) for key in stream.keys()}
     except (SafetensorError, OSError) as err:
         raise ValueError(f"{path} is not a vfcross model file (not readable as safetensors: {err})") from None
     if metadata.get("format") != FORMAT:
@@ -301,11 +298,9 @@ def _audio_source(voice: VoiceInput, name: str, sample_rate: int) -> bytes:
 
 def _voice_error(name: str, reason: str) -> str:
     """The one-line message for a voice the preprocessing stage could not use."""
-    prefix = "unreadable audio: "
-    if reason.startswith(prefix):
-        return f"unreadable {name} ({reason[len(prefix):]})"
+    if reason.startswith("unreadable audio: "):
+        return f"unreadable {name} ({reason.removeprefix('unreadable audio: ')})"
     if reason == "too short after VAD":
         return f"audio too short after VAD in {name}"
-    if reason in ("no speech after VAD", "empty audio"):
-        return f"audio too short after VAD in {name} ({reason})"
-    return f"unusable audio in {name} ({reason})"
+    short = reason in ("no speech after VAD", "empty audio")
+    return f"{'audio too short after VAD' if short else 'unusable audio'} in {name} ({reason})"

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vfcross.backbone.embedding import Embeddings, extract_embeddings
+from vfcross.backbone.embedding import extract_embeddings
 from vfcross.backbone.task import BACKBONE_RUN, train_backbone
 from vfcross.config import FULL_MODEL, RunConfig
 from vfcross.data.mavceleb import draw_identity_splits, read_trials, scan_mavceleb, trial_lists
@@ -191,13 +191,6 @@ class LanguageModel:
     train_identities: int
 
 
-def _rows(emb: Embeddings, rows: pd.DataFrame) -> Embeddings:
-    """The embeddings of ``rows`` (matched by ``relpath``), taken from embeddings of a larger manifest."""
-    take = pd.Index(emb.table["relpath"]).get_indexer(rows["relpath"])
-    return Embeddings(emb.table.iloc[take].reset_index(drop=True), emb.vectors[take], emb.checkpoint,
-                      emb.checkpoint_sha256)
-
-
 def train_language(cfg: RunConfig, manifest: pd.DataFrame, language: str, backbone: Path | None = None,
                    progress: bool = True) -> LanguageModel:
     """The model of ``language``: a backbone trained on its clips only (or the shared ``backbone``, checked by
@@ -213,8 +206,9 @@ def train_language(cfg: RunConfig, manifest: pd.DataFrame, language: str, backbo
         emb = extract_embeddings(backbone, heard, None, cfg.cache_dir / "embeddings", progress=progress)
     else:
         check_unseen(Path(backbone), manifest, cfg.eval.split)
-        emb = _rows(extract_embeddings(backbone, manifest, None, cfg.cache_dir / "embeddings", progress=progress),
-                    heard)
+        emb = extract_embeddings(backbone, manifest, None, cfg.cache_dir / "embeddings", progress=progress)
+        take = pd.Index(emb.table["relpath"]).get_indexer(heard["relpath"])  # the heard rows of the whole manifest
+        emb = dataclasses.replace(emb, table=emb.table.iloc[take].reset_index(drop=True), vectors=emb.vectors[take])
     test = emb.table["split"].eq(cfg.eval.split).fillna(False).to_numpy(dtype=bool)
     table = emb.table[test].reset_index(drop=True)
     fusion_history, vectors = None, emb.vectors[test]
