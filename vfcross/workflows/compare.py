@@ -25,10 +25,8 @@ from vfcross.reporting.claims import DUAL_BACKBONE, SINGLE_BACKBONE
 
 @dataclass(frozen=True)
 class SplitComparison:
-    """Fusion models (one per seed) against their backbone on one split: the paired AUC difference over seeds.
-
-    ``decision`` is None (with ``note``) where the split has too few identities.
-    """
+    """Fusion models (one per seed) against their backbone on one split: the paired AUC difference over seeds
+    (``decision`` None, with a ``note``, where the split has too few identities)."""
 
     split: str
     identities: int
@@ -95,10 +93,8 @@ def compare_on_split(models: Mapping[int, object], embeddings: Mapping[int, obje
 
 def train_variants(cfg: RunConfig, embeddings: Mapping[int, Embeddings], split: str,
                    progress: bool = False) -> dict[str, dict[int, np.ndarray]]:
-    """``{variant: {seed: u/v of the split's rows}}``: every Table 6 variant trained (or reused) for every seed.
-
-    Fusion seed s is trained on backbone seed s's embeddings, so each seed replicates the whole method.
-    """
+    """``{variant: {seed: u/v of the split's rows}}``: every Table 6 variant trained (or reused) for every seed,
+    fusion seed s on backbone seed s's embeddings, so that each seed replicates the whole method."""
     return {variant: {seed: split_projection(train_fusion(cfg, embeddings[seed], variant, seed, progress)[0],
                                              embeddings[seed], split)
                       for seed in cfg.fusion.seeds}

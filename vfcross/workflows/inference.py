@@ -74,11 +74,8 @@ class VoiceFaceModel:
                 f"d = {self.dim}, preset {self.cfg.preset!r})")
 
     def face_crops(self, faces: Sequence[FaceInput]) -> list[np.ndarray]:
-        """Aligned uint8 crops (size, size, 3) of ``faces``, as the preprocessing stage makes them.
-
-        :class:`InputError` for an unreadable image or one without a face MTCNN finds (training's centre-crop
-        fallback would give a user's photo a meaningless embedding).
-        """
+        """Aligned uint8 crops of ``faces`` as preprocessing makes them; :class:`InputError` for an unreadable image
+        or one without a face (training's centre-crop fallback would give a photo a meaningless embedding)."""
         images = [_open_image(face, _name(face, i, "image")) for i, face in enumerate(faces)]
         crops = []
         for i, (crop, reason) in enumerate(crop_faces(images, self._face_detector())):
@@ -154,10 +151,8 @@ class VoiceFaceModel:
 
 def load(path: str | Path, dev: str | torch.device | None = None, backbone: str | Path | None = None
          ) -> VoiceFaceModel:
-    """The trained model in ``path``: a model file, a work folder, its ``runs/`` or a fusion run folder.
-
-    ``backbone`` names the backbone run folder when it is not where the layout puts it; ``dev``: :func:`device`'s.
-    """
+    """The trained model in ``path`` (a model file, a work folder, its ``runs/`` or a fusion run folder);
+    ``backbone`` names the backbone run folder when it is not where the layout puts it."""
     path = Path(path)
     if path.is_file():
         if backbone is not None:
@@ -196,10 +191,8 @@ def find_runs(path: str | Path, backbone: str | Path | None = None) -> tuple[Pat
 
 
 def model_config(backbone_cfg: RunConfig, fusion_cfg: RunConfig) -> RunConfig:
-    """The backbone run's configuration with the fusion run's ``fusion`` section, local paths dropped.
-
-    The runs must agree on what shapes the fusion stage's inputs (preprocessing, input size, voice crop length).
-    """
+    """The backbone run's configuration with the fusion run's ``fusion`` section, local paths dropped; the runs
+    must agree on what shapes the fusion stage's inputs (preprocessing, input size, voice crop length)."""
     b, f = backbone_cfg, fusion_cfg
     for section in ("face", "voice"):
         if settings_hash(getattr(b, section)) != settings_hash(getattr(f, section)):
@@ -214,10 +207,8 @@ def model_config(backbone_cfg: RunConfig, fusion_cfg: RunConfig) -> RunConfig:
 
 def match(model: VoiceFaceModel, query: FaceInput | VoiceInput, candidates: Sequence, query_modality: str
           ) -> pd.DataFrame:
-    """Candidates of the other modality than ``query_modality`` ranked by cosine similarity to ``query``.
-
-    Columns ``rank`` (1 = best), ``candidate`` (its name) and ``similarity``; ties keep the input order.
-    """
+    """Candidates (of the other modality than ``query_modality``) ranked by cosine similarity to ``query``:
+    columns ``rank`` (1 = best), ``candidate`` (its name) and ``similarity``; ties keep the input order."""
     if query_modality not in ("voice", "face"):
         raise ValueError(f"query_modality must be 'voice' or 'face', got {query_modality!r}")
     embed = {"face": model.embed_faces, "voice": model.embed_voices}

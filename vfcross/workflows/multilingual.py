@@ -39,11 +39,8 @@ SHARED_BACKBONE_SYSTEM = "ours: notebook 02's backbone alone (trained on English
 
 @dataclass(frozen=True)
 class MultilingualData:
-    """The data of the FAME protocol (``manifest`` None when skipped), or in ``note`` why there is none.
-
-    ``cfg`` configures the multilingual runs; ``languages`` are the two compared, English first; ``lists`` is a
-    MAV-Celeb trial list folder (or None); ``notes`` say what else the reader should know.
-    """
+    """The data of the FAME protocol, or in ``note`` why there is none: ``cfg`` configures the multilingual runs,
+    ``languages`` are the two compared (English first), ``lists`` a MAV-Celeb trial list folder (or None)."""
 
     cfg: RunConfig
     source: str
@@ -172,12 +169,9 @@ def check_unseen(backbone: Path, manifest: pd.DataFrame, split: str) -> None:
 
 @dataclass(frozen=True)
 class LanguageModel:
-    """A model trained on one language's clips, and the test identities' test-time embeddings.
-
-    ``folder`` is its work folder (what :func:`vfcross.load` reads), ``backbone`` the backbone run it embeds with.
-    ``vectors`` embed ``table``'s rows (the evaluation split, every language): the fusion's u/v, or without fusion
-    the backbone's embeddings; ``backbone_vectors`` are always the backbone's.
-    """
+    """A model trained on one language's clips (``folder``: what :func:`vfcross.load` reads) and the embeddings of
+    ``table``'s rows (the evaluation split, every language): ``vectors`` the fusion's u/v (without fusion, the
+    backbone's), ``backbone_vectors`` always the backbone's."""
 
     language: str
     folder: Path
@@ -194,10 +188,8 @@ class LanguageModel:
 def train_language(cfg: RunConfig, manifest: pd.DataFrame, language: str, backbone: Path | None = None,
                    progress: bool = True) -> LanguageModel:
     """The model of ``language``: a backbone trained on its clips only (or the shared ``backbone``, checked by
-    :func:`check_unseen`), the fusion trained on its clips (when ``multilingual.fusion``), the test embeddings.
-
-    ``cfg`` is :func:`multilingual_config`'s, ``manifest`` the preprocessed one; finished runs are reused.
-    """
+    :func:`check_unseen`), the fusion trained on its clips (if ``multilingual.fusion``), the test embeddings.
+    ``cfg`` is :func:`multilingual_config`'s, ``manifest`` the preprocessed one; finished runs are reused."""
     heard = heard_only(manifest, language, cfg.eval.split)
     run = language_config(cfg, language, shared=backbone is not None)
     history = None
@@ -222,11 +214,8 @@ def train_language(cfg: RunConfig, manifest: pd.DataFrame, language: str, backbo
 
 def fame_results(models: list[LanguageModel], data: MultilingualData, cfg: RunConfig,
                  shared: Path | None = None) -> dict[str, dict]:
-    """Every system of notebook 06 scored by :func:`~vfcross.evaluation.fame.fame_evaluation`, by its table name.
-
-    The models, and the backbone alone: each language's own, or the ``shared`` one, which heard only English when
-    the main run is the synthetic population (elsewhere its language is unknown and it is not scored alone).
-    """
+    """Every system of notebook 06 scored by :func:`~vfcross.evaluation.fame.fame_evaluation`, by table name: the
+    models, and the backbone alone (the ``shared`` one only where it heard only English: the synthetic main run)."""
     ml, e = cfg.multilingual, cfg.eval
 
     def score(systems: dict) -> dict:
@@ -270,11 +259,8 @@ def _embed_files(model, paths: list[str], modality: str) -> tuple[dict[str, np.n
 
 def write_submissions(models: list[LanguageModel], root: str | Path, lists: str | Path, out: str | Path,
                       version: str) -> tuple[list[Path], list[str]]:
-    """The challenge's score files, every model scoring every ``<Language>_test.txt`` of ``lists``; (files, notes).
-
-    One line per trial key, the L2 distance of its voice's and face's u/v (paths relative to ``root``); a trial the
-    model cannot embed scores sqrt(2), no evidence, and each such file is named in the notes.
-    """
+    """(files, notes): every model scores every ``<Language>_test.txt`` of ``lists`` into the challenge's files,
+    the L2 distance of each trial's u and v; a trial it cannot embed scores sqrt(2) (no evidence), said in the notes."""
     from vfcross.workflows.inference import load
 
     root, out = Path(root), Path(out)

@@ -68,11 +68,8 @@ def reproduce(preset: str, reports: str | Path, work_dir: str | Path = "work",
               data_root: str = "", splits_file: str = "", overrides: dict | None = None, *,
               notebook_dir: str | Path = NOTEBOOK_DIR,
               say: Callable[[str], None] | None = None) -> dict[str, float]:
-    """Execute every notebook with ``preset`` and replace ``reports`` on success; seconds per notebook and total.
-
-    ``overrides`` (dotted keys) reach every notebook's ``overrides``; ``say`` receives the start and end lines
-    (default: stderr). Raises :class:`NotebookFailed`, the staging folder ``<reports>.new`` keeping the copies.
-    """
+    """Execute every notebook with ``preset`` (and ``overrides``) and replace ``reports`` on success; seconds per
+    notebook and total. ``say`` gets the start and end lines (default: stderr). On failure :class:`NotebookFailed`."""
     import papermill  # only this command needs the notebook stack
 
     say = say or (lambda line: tqdm.write(line, file=sys.stderr))

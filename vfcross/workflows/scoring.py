@@ -91,9 +91,8 @@ def evaluate_model(model_path: str | os.PathLike, root: str | os.PathLike, out: 
                    allow_trained_identities: bool = False) -> dict:
     """Score the model at ``model_path`` on the dataset ``root``; write tables and ``summary.json`` to ``out``.
 
-    ``lists`` (or ``eval.lists`` in ``changes``) is the official lists folder; ``preset_name`` and ``changes`` the
-    evaluation settings (:func:`evaluation_config`). ValueError when the protocols would score identities the model
-    trained or validated on, unless ``allow_trained_identities``. Returns the summary.
+    ``preset_name`` and ``changes`` are :func:`evaluation_config`'s. ValueError when the protocols would score
+    identities the model trained or validated on, unless ``allow_trained_identities``. Returns the summary.
     """
     model_path, root = Path(model_path), Path(root)
     out = Path(out) if out is not None else default_out(model_path)
@@ -140,10 +139,8 @@ def evaluate_model(model_path: str | os.PathLike, root: str | os.PathLike, out: 
 
 
 def read_embeddings(path: str | os.PathLike, meta: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """The rows (a manifest-like table in split "test") and L2-normalised vectors of an embeddings file.
-
-    The format is docs/evaluation.md's; anything else is a ValueError naming the file and the reason.
-    """
+    """The rows (a manifest-like table in split "test") and L2-normalised vectors of an embeddings file in
+    docs/evaluation.md's format; anything else is a ValueError naming the file and the reason."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -191,10 +188,7 @@ def evaluate_embeddings(path: str | os.PathLike, root: str | os.PathLike, out: s
                         lists: str | os.PathLike | None = None, against: str | os.PathLike | None = None,
                         eval_cfg: EvalConfig | None = None) -> dict:
     """Score an embeddings file (:func:`read_embeddings`) as a model is scored; write tables and summary.json.
-
-    ``root`` needs only ``vox1_meta.csv``; ``against`` (another file of the same paths) adds paired differences.
-    Every input is checked before anything is written.
-    """
+    ``against`` (a file of the same paths) adds paired differences. Every input is checked before any writing."""
     cfg = eval_cfg or EvalConfig()
     meta = read_meta(find_meta(root, lists))
     table, vectors = read_embeddings(path, meta)
