@@ -55,11 +55,11 @@ def notebook_weights(names: list[str], reports: str | Path, preset: str) -> list
     them all, else :data:`TYPICAL_SECONDS` by number (another preset's times would mislead)."""
     try:
         summary = json.loads((Path(reports) / "summary.json").read_text())
-        times = summary.get("wall_time_s", {}) if summary.get("preset") == preset else {}
-    except (OSError, ValueError, AttributeError):
-        times = {}
-    if names and all(isinstance(times.get(n), (int, float)) and times[n] > 0 for n in names):
-        return [float(times[n]) for n in names]
+        times = summary["wall_time_s"] if summary["preset"] == preset else {}
+        if names and all(times[name] > 0 for name in names):
+            return [float(times[name]) for name in names]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
     average = sum(TYPICAL_SECONDS.values()) / len(TYPICAL_SECONDS)
     return [TYPICAL_SECONDS.get(name[:2], average) for name in names]
 
