@@ -8,21 +8,10 @@ import signal
 import sys
 from pathlib import Path
 
-from vfcross.config import (
-    PRESETS,
-    ConfigError,
-    RunConfig,
-    SpokenLanguage,
-    SynthConfig,
-    choices,
-    override,
-    parse_setting,
-    preset,
-    save_config,
-)
+from vfcross.config import (PRESETS, ConfigError, RunConfig, SpokenLanguage, SynthConfig, choices, override,
+                            parse_setting, preset, save_config)
 
-#: How many skipped files the terminal names before pointing at the full list.
-SHOWN_SKIPS = 5
+SHOWN_SKIPS = 5  # skipped files the terminal names before pointing at the full list
 
 
 class _Terminated(BaseException):
@@ -30,7 +19,7 @@ class _Terminated(BaseException):
 
 
 def _changes(items: list[str] | None) -> dict:
-    """``--set key=value`` items as dotted-key changes, each value read as its setting's type (see parse_setting)."""
+    """``--set key=value`` items as dotted-key changes, each value read as its setting's type."""
     changes = {}
     for item in items or []:
         key, sep, raw = item.partition("=")
@@ -41,13 +30,8 @@ def _changes(items: list[str] | None) -> dict:
 
 
 def _config(args: argparse.Namespace) -> RunConfig:
-    """The preset named by ``--preset`` with every ``--set key=value`` and the dataset flags applied.
-
-    ``--root``, ``--splits`` and ``--skip-unlisted-identities`` are the same
-    settings as ``data_root``, ``splits_file`` and ``skip_unlisted_identities``:
-    a flag sets its setting (so the saved configuration records it), and a
-    flag and a ``--set`` giving different values are an error.
-    """
+    """The ``--preset`` with every ``--set`` and the dataset flags applied; a flag sets its setting (so the saved
+    configuration records it), and a flag and a ``--set`` of different values are an error."""
     changes = _changes(getattr(args, "set", None))
     cfg = override(preset(args.preset), changes)
     for flag, key in (("root", "data_root"), ("splits", "splits_file"),
@@ -62,9 +46,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
 
 
 def _print_notes(notes: list[str]) -> None:
-    """Print the notes of a split check, one line each."""
-    for note in notes:
-        print(f"note: {note}")
+    print("".join(f"note: {note}\n" for note in notes), end="")
 
 
 def _synth(args: argparse.Namespace) -> None:
@@ -80,7 +62,7 @@ def _synth(args: argparse.Namespace) -> None:
 
 
 def _ingest(args: argparse.Namespace) -> None:
-    """Read a dataset into a manifest CSV; the files left out are listed, with reasons, beside it."""
+    """Read a dataset into a manifest CSV, the files left out listed beside it."""
     from vfcross.data.manifest import write_manifest
     from vfcross.data.voxceleb import scan_dataset
     from vfcross.markdown import describe_skips
@@ -95,7 +77,7 @@ def _ingest(args: argparse.Namespace) -> None:
 
 
 def _preprocess(args: argparse.Namespace) -> None:
-    """Preprocess a dataset (or the preset's synthetic population) into the cache."""
+    """Preprocess a dataset (default: the preset's synthetic population) into the cache."""
     from vfcross.data.dataset import prepare_dataset
     from vfcross.data.splits import check_splits
     from vfcross.markdown import describe_skips
@@ -103,10 +85,9 @@ def _preprocess(args: argparse.Namespace) -> None:
 
     cfg = _config(args)
     dataset = prepare_dataset(cfg)  # the splits are checked here, before any work
-    manifest, ingest_skipped, notes = dataset.manifest, dataset.skipped, list(dataset.notes)
+    ingest_skipped, notes, out = dataset.skipped, list(dataset.notes), cfg.manifest_path.parent
     _print_notes(notes)
-    out = cfg.manifest_path.parent
-    result = run_preprocessing(manifest, cfg, out, ingest_skipped=ingest_skipped)
+    result = run_preprocessing(dataset.manifest, cfg, out, ingest_skipped=ingest_skipped)
     print(result.summary().to_string())
     if len(ingest_skipped):
         print("when reading the dataset, " + describe_skips(ingest_skipped, "path", out / "ingest_skipped.csv",
@@ -118,7 +99,7 @@ def _preprocess(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    """Train the backbone on a preprocessed manifest (runs under torchrun too)."""
+    """Train the backbone on a preprocessed manifest (under torchrun too)."""
     from vfcross.backbone.task import BackboneTask
     from vfcross.data.manifest import read_manifest
     from vfcross.data.splits import check_splits
@@ -127,15 +108,14 @@ def _train(args: argparse.Namespace) -> None:
     cfg = _config(args)
     manifest = read_manifest(args.manifest)
     _print_notes(check_splits(manifest, evaluation_split=None))
-    task = BackboneTask(manifest, cfg.backbone)
-    history = train(task, cfg.backbone.loop, args.out, resume=not args.no_resume)
+    history = train(BackboneTask(manifest, cfg.backbone), cfg.backbone.loop, args.out, resume=not args.no_resume)
     if history:  # under torchrun only rank 0 keeps the history and writes
         save_config(cfg, args.out)
         print(json.dumps(history[-1]))
 
 
 def _export(args: argparse.Namespace) -> None:
-    """Export a trained model (backbone + fusion + preprocessing settings) to one safetensors file."""
+    """Export a trained model (backbone, fusion, preprocessing settings) to one safetensors file."""
     from vfcross.workflows.inference import export
 
     out = export(args.run, args.out, args.backbone)
@@ -143,7 +123,7 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _match(args: argparse.Namespace) -> None:
-    """Rank faces for a voice (or voices for a face) by the cosine similarity of a trained model."""
+    """Rank faces for a voice (or voices for a face) by a trained model's cosine similarity."""
     from vfcross.workflows.inference import load, match
     from vfcross.markdown import markdown_table
 
@@ -191,7 +171,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _plan(args: argparse.Namespace, cfg: RunConfig | None = None, manifest=None) -> None:
-    """Print what a run will cost (counts, and per stage: hours, disk, memory); stop if it cannot fit here."""
+    """Print what a run will cost (counts; hours, disk and memory per stage); stop if it cannot fit here."""
     from vfcross.io import atomic_write
     from vfcross.workflows.plan import describe, make_plan, shortfall
 
@@ -215,12 +195,10 @@ def _reproduce(args: argparse.Namespace) -> None:
     if args.lists:
         args.set = [*(args.set or []), f"eval.lists={Path(args.lists).resolve()}"]
     cfg = _config(args)  # every setting is checked before the notebooks start
-    manifest = None
-    if cfg.data_root:  # a real dataset can be checked too
-        dataset = prepare_dataset(cfg)
-        manifest = dataset.manifest
+    dataset = prepare_dataset(cfg) if cfg.data_root else None  # a real dataset can be checked too
+    if dataset:
         _print_notes(list(dataset.notes))
-    _plan(args, override(cfg, {"work_dir": args.work_dir}), manifest)
+    _plan(args, override(cfg, {"work_dir": args.work_dir}), dataset and dataset.manifest)
     overrides = _changes(args.set)
     overrides.pop("data_root", None), overrides.pop("splits_file", None)  # passed as the notebooks' own parameters
     if cfg.skip_unlisted_identities:
@@ -233,105 +211,80 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``vfcross`` command."""
     parser = argparse.ArgumentParser(prog="vfcross", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    model_help = "model file from `vfcross export`, a work folder or a fusion run folder"
+
+    def command(func, settings: str | None = None, preset_default: str | None = "default") -> argparse.ArgumentParser:
+        p = sub.add_parser(func.__name__[1:], help=func.__doc__)
+        p.set_defaults(func=func)
+        if settings:
+            p.add_argument("--preset", choices=PRESETS, default=preset_default)
+            p.add_argument("--set", action="append", metavar="KEY=VALUE", help=f"override a setting, e.g. {settings}")
+        return p
 
     def dataset_flags(p: argparse.ArgumentParser, root_required: bool = False) -> None:
         p.add_argument("--root", required=root_required, default="",
                        help="dataset in the VoxCeleb1 layout (sets data_root; default: the synthetic population)")
-        p.add_argument("--splits", default=None,
-                       help="identity_splits.txt (sets splits_file; default: the one in the dataset, if any)")
+        p.add_argument("--splits", default=None, help="identity_splits.txt (sets splits_file; default: the dataset's)")
         p.add_argument("--skip-unlisted-identities", action="store_true",
-                       help="leave out identities the split file does not list (recorded with the reason) "
-                            "instead of stopping with an error")
+                       help="leave out (and record) identities the split file does not list instead of stopping")
 
-    p = sub.add_parser("synth", help=_synth.__doc__)
+    p = command(_synth)
     p.add_argument("--out", required=True, help="folder to create")
     p.add_argument("--identities", type=int, default=SynthConfig.identities)
     p.add_argument("--seed", type=int, default=SynthConfig.seed)
     p.add_argument("--workers", type=int, default=0, help="worker processes (default: the preset's)")
     p.add_argument("--preset", choices=PRESETS, default="default", help="sizes other than the count")
     p.add_argument("--languages", nargs="+", default=[], choices=choices(SpokenLanguage), metavar="LANGUAGE",
-                   help="a bilingual population: every identity speaks each of these languages "
-                        f"({', '.join(choices(SpokenLanguage))}) in videos of its own (default: English only)")
-    p.set_defaults(func=_synth)
+                   help=f"every identity speaks each of these ({', '.join(choices(SpokenLanguage))}) in videos of "
+                        "its own (default: English only)")
 
-    p = sub.add_parser("ingest", help=_ingest.__doc__)
+    p = command(_ingest)
     dataset_flags(p, root_required=True)
-    p.add_argument("--out", default="work/manifest.csv", help="manifest to write (the skip list goes beside it, "
-                                                              "as <name>_skipped.csv)")
-    p.set_defaults(func=_ingest)
+    p.add_argument("--out", default="work/manifest.csv", help="manifest to write (skip list: <name>_skipped.csv)")
 
-    p = sub.add_parser("preprocess", help=_preprocess.__doc__)
-    p.add_argument("--preset", choices=PRESETS, default="default")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, e.g. face.size=128")
-    dataset_flags(p)
-    p.set_defaults(func=_preprocess)
+    dataset_flags(command(_preprocess, "face.size=128"))
 
-    p = sub.add_parser("train", help=_train.__doc__)
+    p = command(_train, "backbone.architecture=dual")
     p.add_argument("--manifest", required=True, help="manifest.csv written by `vfcross preprocess`")
     p.add_argument("--out", required=True, help="run folder (checkpoint, metrics.jsonl, config.json)")
-    p.add_argument("--preset", choices=PRESETS, default="default")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a setting, e.g. backbone.architecture=dual")
-    p.add_argument("--no-resume", action="store_true",
-                   help="start afresh, replacing the folder's model (needed when settings or data changed)")
-    p.set_defaults(func=_train)
+    p.add_argument("--no-resume", action="store_true", help="start afresh, replacing the folder's model")
 
-    p = sub.add_parser("export", help=_export.__doc__)
-    p.add_argument("--run", required=True,
-                   help="work folder holding runs/backbone-single and runs/fusion-full, or a fusion run folder")
+    p = command(_export)
+    p.add_argument("--run", required=True, help="work folder (runs/backbone-single, runs/fusion-full) or fusion run")
     p.add_argument("--out", required=True, help="model file to write, e.g. model.safetensors")
     p.add_argument("--backbone", default=None, help="backbone run folder, if not beside the fusion run")
-    p.set_defaults(func=_export)
 
-    p = sub.add_parser("match", help=_match.__doc__)
-    p.add_argument("model", help="model file from `vfcross export`, a work folder or a fusion run folder")
+    p = command(_match)
+    p.add_argument("model", help=model_help)
     query = p.add_mutually_exclusive_group(required=True)
     query.add_argument("--voice", help="audio file to match against --faces")
     query.add_argument("--face", help="image file to match against --voices")
     p.add_argument("--faces", nargs="+", default=[], metavar="IMAGE")
     p.add_argument("--voices", nargs="+", default=[], metavar="AUDIO")
     p.add_argument("--json", action="store_true", help="print the ranking as JSON")
-    p.set_defaults(func=_match)
 
-    p = sub.add_parser("evaluate", help=_evaluate.__doc__)
-    p.add_argument("model", nargs="?", help="model file from `vfcross export`, a work folder or a fusion run folder")
-    p.add_argument("--embeddings", help="an .npz of anyone's embeddings (relpath, embedding) to score instead of a model")
+    p = command(_evaluate, "eval.n_boot=200 (eval.* and preprocess.* only; default preset: the model's)", None)
+    p.add_argument("model", nargs="?", help=model_help)
+    p.add_argument("--embeddings", help="an .npz of anyone's embeddings (relpath, embedding) to score instead")
     p.add_argument("--against", help="a second embeddings file of the same paths: adds paired differences")
     p.add_argument("--root", required=True, help="dataset in the VoxCeleb1 layout (for --embeddings, vox1_meta.csv)")
     p.add_argument("--splits", default=None, help="identity_splits.txt (default: the one in --root, if any)")
-    p.add_argument("--lists", default=None,
-                   help="folder of the official lists (veriflist_test_*, matching_*, wav_20k.csv, jpg_20k.csv): "
-                        "scored instead of protocols generated from the test split")
-    p.add_argument("--out", default=None,
-                   help="output folder (default: <work folder>/evaluation, or <model file stem>-evaluation)")
-    p.add_argument("--preset", choices=PRESETS, default=None,
-                   help="evaluation settings (eval.*, preprocess.*) of a preset (default: the model's own)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override an eval.* or preprocess.* setting")
+    p.add_argument("--lists", default=None, help="folder of the official lists, scored instead of generated protocols")
+    p.add_argument("--out", default=None, help="output folder (default: <work folder>/evaluation, "
+                                               "or <model file stem>-evaluation)")
     p.add_argument("--allow-trained-identities", action="store_true",
-                   help="score identities the model trained or validated on (refused otherwise); said in the "
-                        "tables and summary.json")
-    p.set_defaults(func=_evaluate)
+                   help="score identities the model trained or validated on (refused otherwise), and say so")
 
-    def plan_flags(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--preset", choices=PRESETS, default="default")
+    plan, reproduce = (command(func, "backbone.loop.epochs=40 (in every notebook)") for func in (_plan, _reproduce))
+    for p in (plan, reproduce):
         dataset_flags(p)
         p.add_argument("--lists", default="", help="folder of the official VoxCeleb1 lists to score (sets eval.lists)")
-        p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                       help="override a setting in every notebook, e.g. backbone.loop.epochs=40")
         p.add_argument("--force", action="store_true", help="go on where the disk or the memory would not suffice")
-
-    p = sub.add_parser("plan", help=_plan.__doc__)
-    plan_flags(p)
-    p.add_argument("--json", default=None, help="also write the plan as JSON (counts, stages, total)")
-    p.add_argument("--gpu-check", default=None,
-                   help="JSON of benchmarks/gpu_check.py: its measured step time replaces the reference GPU's estimate")
-    p.set_defaults(func=_plan)
-
-    p = sub.add_parser("reproduce", help=_reproduce.__doc__)
-    plan_flags(p)
-    p.add_argument("--reports", default="reports")
-    p.add_argument("--work-dir", default="work")
-    p.set_defaults(func=_reproduce)
+    plan.add_argument("--json", default=None, help="also write the plan as JSON (counts, stages, total)")
+    plan.add_argument("--gpu-check", default=None, help="JSON of benchmarks/gpu_check.py: its measured step time "
+                                                        "replaces the reference GPU's estimate")
+    reproduce.add_argument("--reports", default="reports")
+    reproduce.add_argument("--work-dir", default="work")
     return parser
 
 
@@ -341,14 +294,8 @@ def _raise_terminated(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``vfcross`` console script.
-
-    Errors a user can fix (bad settings, missing files, data that does not
-    fit, a failing notebook) end with one line on stderr and exit status 2;
-    Ctrl-C with one line and 130, SIGTERM with one line and 143. Work already
-    finished (cache entries, epoch checkpoints) is kept, and the same command
-    resumes it.
-    """
+    """The ``vfcross`` console script: an error a user can fix ends with one line and exit status 2, Ctrl-C with 130,
+    SIGTERM with 143; finished work (cache entries, epoch checkpoints) is kept for the same command to resume."""
     from vfcross.workflows.pipeline import NotebookFailed
 
     args = build_parser().parse_args(argv)

@@ -1,8 +1,7 @@
 """Train-and-compare workflows of notebooks 03 and 05: fusion against its backbone, the Table 6 variants, the backbones.
 
-The evaluation stage scores vectors it is given (:mod:`vfcross.evaluation.evaluate`);
-the functions here train (or reuse) the runs and hand their vectors to it, so
-that no evaluation module trains a model or imports the fusion stage.
+The runs are trained (or reused) here and their vectors handed to :mod:`vfcross.evaluation.evaluate`, so that no
+evaluation module trains a model or imports the fusion stage.
 """
 
 from __future__ import annotations
@@ -26,10 +25,8 @@ from vfcross.reporting.claims import DUAL_BACKBONE, SINGLE_BACKBONE
 
 @dataclass(frozen=True)
 class SplitComparison:
-    """Fusion models (one per seed) against their backbone on one split: the paired AUC difference over seeds.
-
-    ``decision`` is None (with ``note``) where the split has too few identities.
-    """
+    """Fusion models (one per seed) against their backbone on one split: the paired AUC difference over seeds
+    (``decision`` None, with a ``note``, where the split has too few identities)."""
 
     split: str
     identities: int
@@ -68,16 +65,10 @@ class SplitComparison:
 
 def compare_on_split(models: Mapping[int, object], embeddings: Mapping[int, object], split: str,
                      eval_cfg) -> SplitComparison:
-    """Fusion models (training seed -> model) against the backbone embeddings each sits on, on one split.
+    """Fusion models (seed -> model) against the backbone embeddings of the same seed, on one split's pairs.
 
-    ``embeddings[s]`` are backbone seed s's (every seed's of the same rows):
-    fusion seed s is paired with backbone seed s. Verification pairs of
-    ``split`` are drawn once (``eval_cfg.seed``, ``eval_cfg.n_pairs``) and
-    scored by every backbone seed's embeddings and every fusion seed's
-    test-time u/v; the difference is paired, averaged over seeds, and its
-    interval counts identities (``eval_cfg.n_boot`` resamples) and the seed
-    spread (:func:`paired_decision`). A split without two identities gives an
-    empty comparison with a note.
+    The pairs are drawn once and scored by every seed's backbone and fusion u/v; the paired difference's interval
+    counts identities and the seed spread (:func:`paired_decision`). Under two identities: an empty comparison.
     """
     first = min(models)
     table = embeddings[first].table.reset_index(drop=True)
@@ -102,12 +93,8 @@ def compare_on_split(models: Mapping[int, object], embeddings: Mapping[int, obje
 
 def train_variants(cfg: RunConfig, embeddings: Mapping[int, Embeddings], split: str,
                    progress: bool = False) -> dict[str, dict[int, np.ndarray]]:
-    """Every Table 6 variant trained (or reused) for every fusion seed, projected on ``split``.
-
-    Fusion seed s is trained on backbone seed s's ``embeddings[s]``, so each
-    seed is a replicate of the whole method. Returns ``{variant: {seed: u/v
-    vectors of the split's rows}}`` in :data:`~vfcross.config.TABLE6_VARIANTS` order.
-    """
+    """``{variant: {seed: u/v of the split's rows}}``: every Table 6 variant trained (or reused) for every seed,
+    fusion seed s on backbone seed s's embeddings, so that each seed replicates the whole method."""
     return {variant: {seed: split_projection(train_fusion(cfg, embeddings[seed], variant, seed, progress)[0],
                                              embeddings[seed], split)
                       for seed in cfg.fusion.seeds}
@@ -116,14 +103,9 @@ def train_variants(cfg: RunConfig, embeddings: Mapping[int, Embeddings], split: 
 
 def train_backbones(cfg: RunConfig, manifest: pd.DataFrame, rows: pd.DataFrame,
                     progress: bool = False) -> dict[str, dict[int, np.ndarray]]:
-    """The single- and dual-stream backbones trained (or reused) for every backbone seed, embedding ``rows``.
-
-    Returns ``{SINGLE_BACKBONE | DUAL_BACKBONE: {seed: vectors of rows}}``;
-    the single-stream runs are notebook 02's, reused.
-    """
-    systems = {}
+    """``{SINGLE_BACKBONE | DUAL_BACKBONE: {seed: vectors of rows}}``, each trained (or reused: notebook 02's)."""
+    systems = {SINGLE_BACKBONE: {}, DUAL_BACKBONE: {}}
     for name, architecture in ((SINGLE_BACKBONE, "single"), (DUAL_BACKBONE, "dual")):
-        systems[name] = {}
         for seed in cfg.backbone.seeds:
             train_backbone(cfg, manifest, architecture, seed, progress=progress)
             systems[name][seed] = stage_embeddings(cfg, rows, seed, architecture, progress=progress).vectors
@@ -131,12 +113,8 @@ def train_backbones(cfg: RunConfig, manifest: pd.DataFrame, rows: pd.DataFrame,
 
 
 def ablation_pairs(table: pd.DataFrame, cfg: RunConfig) -> tuple[VerificationPairs | None, str]:
-    """The pairs Table 6 and the claims are scored on: the official random list if it can be scored here.
-
-    Returns (the official list's pairs, "") where ``eval.lists`` asks for the
-    official lists and that list has scorable rows among ``table``; else
-    (None, why), and the caller generates pairs on ``table``'s identities.
-    """
+    """(the official random list's pairs, "") where ``eval.lists`` is set and it has scorable rows in ``table``;
+    else (None, why not), and the caller generates pairs on ``table``'s identities."""
     if not cfg.eval.lists:
         return None, ""
     official = protocols_for(table, cfg.eval, cfg.data_root or None).verification("random")

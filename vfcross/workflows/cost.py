@@ -1,7 +1,6 @@
 """What a backbone architecture costs to train: parameters, seconds per step and peak memory, in a fresh process.
 
-The single- vs dual-stream comparison reports it beside the AUC (notebooks 02
-and 05).
+The single- vs dual-stream comparison reports it beside the AUC (notebooks 02 and 05).
 """
 
 from __future__ import annotations
@@ -39,16 +38,9 @@ def costs(path: str | Path, cfg: RunConfig, num_classes: int) -> pd.DataFrame:
 
 def measure_training_step(cfg: BackboneConfig, num_classes: int, steps: int = 3,
                           freq_bins: int = 257) -> dict[str, float]:
-    """Parameters, seconds per training step and peak memory of one architecture.
-
-    Runs in a fresh spawned process so that the peak-memory reading belongs to
-    this model alone: on CUDA ``max_memory_allocated``, on MPS the driver's
-    allocation after the steps, on a CPU the resident-memory peak above the
-    size before the model was built (:class:`vfcross.processes.PeakMemory`);
-    ``memory_reading`` names which. Steps use random inputs of the configured
-    batch shape (P x K faces and as many voice crops); the first step is a
-    warm-up and not timed.
-    """
+    """Parameters, seconds per training step (random inputs of the batch's shape, after a warm-up) and peak memory
+    of one architecture, in a fresh process so that the peak is this model's alone (``memory_reading`` names the
+    reading: CUDA's allocator peak, MPS's driver allocation, or the resident-memory peak on a CPU)."""
     import multiprocessing
 
     with multiprocessing.get_context("spawn").Pool(1) as pool:

@@ -1,33 +1,10 @@
 """A trained model as one object: load it, embed raw faces and voices, rank matches, export it.
 
-A trained model is three things: the backbone run (the single-stream
-network), the fusion run (the projections ``u`` and ``v``) and the
-preprocessing settings (the ``face`` and ``voice`` sections of the
-configuration) that prepared the training inputs. :func:`load` reads them
-from any of
-
-* a model file written by :func:`export` (one ``.safetensors`` file);
-* a work folder holding ``runs/backbone-single`` and ``runs/fusion-full``
-  (the notebooks' layout), or its ``runs/`` folder;
-* a fusion run folder, whose backbone run is its sibling ``backbone-single``
-  (or given explicitly);
-
-and returns a :class:`VoiceFaceModel`. Its :meth:`~VoiceFaceModel.embed_faces`
-and :meth:`~VoiceFaceModel.embed_voices` take raw files (or images and
-waveforms) and prepare them exactly as training did, through the same code:
-MTCNN detection and 5-landmark alignment (:mod:`vfcross.preprocess.faces`);
-reading, 16 kHz mono, energy VAD and spectrogram
-(:mod:`vfcross.preprocess.voices`); then the backbone's own input conversion
-and test-time voice averaging (:mod:`vfcross.backbone`). They return the
-test-time embeddings, ``u`` for faces and ``v`` for voices (L2-normalised),
-so a voice and a face compare by the dot product (cosine similarity).
-
-The model file is safetensors: the backbone objective's tensors under
-``backbone.``, the fusion objective's under ``fusion.``, and string metadata
-``format`` (:data:`FORMAT`), ``format_version`` (:data:`FORMAT_VERSION`),
-``config`` (the run configuration as JSON, local paths removed),
-``sources`` (JSON: SHA-256 of the checkpoints it came from) and
-``trained_on`` (JSON: the identities each run trained and validated on, by split).
+:func:`load` reads a model file written by :func:`export` (safetensors), a work folder holding
+``runs/backbone-single`` and ``runs/fusion-full`` (or its ``runs/``), or a fusion run folder. The
+:class:`VoiceFaceModel` prepares raw files exactly as training did, through the preprocessing stage's own code,
+and returns the test-time embeddings (``u`` for faces, ``v`` for voices, L2-normalised), compared by the dot
+product. The model file's layout: ``docs/workflows.md``.
 """
 
 from __future__ import annotations
@@ -54,39 +31,17 @@ from vfcross.fusion.model import FusionModel
 from vfcross.fusion.task import FUSION_RUN, fusion_from_state, project
 from vfcross.io import atomic_write, sha256_file
 from vfcross.preprocess.cache import settings_hash
-from vfcross.preprocess.faces import (
-    FALLBACK_REASON,
-    IMAGE_ERRORS,
-    FaceDetector,
-    crop_faces,
-    describe_image_error,
-    open_rgb,
-    to_rgb,
-)
+from vfcross.preprocess.faces import (FALLBACK_REASON, IMAGE_ERRORS, FaceDetector, crop_faces, describe_image_error,
+                                     open_rgb, to_rgb)
 from vfcross.preprocess.voices import process_voice
-from vfcross.training import (
-    CHECKPOINT,
-    device,
-    objective_state,
-    stage_settings,
-    recorded_identities,
-    state_path,
-)
+from vfcross.training import CHECKPOINT, device, objective_state, recorded_identities, stage_settings, state_path
 
-#: The ``format`` metadata of a model file.
-FORMAT = "vfcross-model"
-#: Version of the model file layout; files of a later version are refused.
-FORMAT_VERSION = 1
-#: Face images per forward pass.
-BATCH = 64
-#: Utterances preprocessed at a time (their crops go through the network in
-#: chunks of ``backbone.embed_chunk_crops``).
-VOICE_BATCH = 16
+FORMAT, FORMAT_VERSION = "vfcross-model", 1  # a model file's metadata; files of a later version are refused
+BATCH, VOICE_BATCH = 64, 16  # face images per forward pass; utterances preprocessed at a time
 
 #: A face: an image file's path, a PIL image or an (H, W[, 3]) uint8 array of a photo.
 FaceInput = str | Path | Image.Image | np.ndarray
-#: A voice: an audio file's path, a mono (or frames x channels) waveform at the
-#: model's sample rate, or ``(waveform, sample_rate)``.
+#: A voice: an audio file's path, a mono (or frames x channels) waveform at the model's rate, or (waveform, rate).
 VoiceInput = str | Path | np.ndarray | tuple
 
 
@@ -100,14 +55,9 @@ class VoiceFaceModel:
     def __init__(self, cfg: RunConfig, backbone: BackboneObjective, fusion: FusionModel, source: str,
                  sources: dict[str, str] | None = None, dev: str | torch.device | None = None,
                  trained_on: dict[str, dict[str, list[str]] | None] | None = None) -> None:
-        """Wrap trained modules; :func:`load` is the usual way to get one. ``dev`` defaults to CUDA if present."""
-        self.cfg = cfg
-        #: Where the model was loaded from.
-        self.source = source
-        #: SHA-256 of the checkpoints the weights came from.
-        self.sources = dict(sources or {})
-        #: The identities each run ("backbone", "fusion") trained and validated on, by split (None: unrecorded).
-        self.trained_on = dict(trained_on or {})
+        """Wrap trained modules (:func:`load` is the usual way to get one); ``sources`` are the checkpoints' SHA-256,
+        ``trained_on`` the identities each run trained and validated on, by split (None: unrecorded)."""
+        self.cfg, self.source, self.sources, self.trained_on = cfg, source, dict(sources or {}), dict(trained_on or {})
         self.device = torch.device(dev) if dev is not None else device()
         self.backbone = backbone.to(self.device).eval()
         self.fusion = fusion.to(self.device).eval()
@@ -119,20 +69,13 @@ class VoiceFaceModel:
         return self.fusion.face_proj.out_features
 
     def __repr__(self) -> str:
-        """Where the model came from and its main sizes."""
         b = self.cfg.backbone
         return (f"VoiceFaceModel({self.source!r}: {b.architecture} stream, input {b.input_size}, "
                 f"d = {self.dim}, preset {self.cfg.preset!r})")
 
-    # --- preprocessing -------------------------------------------------------------------------
-
     def face_crops(self, faces: Sequence[FaceInput]) -> list[np.ndarray]:
-        """Aligned uint8 crops (size, size, 3) of ``faces``, as the preprocessing stage makes them.
-
-        Raises :class:`InputError` for an unreadable image or one where MTCNN
-        finds no face (a training run's centre-crop fallback is not used here:
-        a user's photo without a detectable face has no meaningful embedding).
-        """
+        """Aligned uint8 crops of ``faces`` as preprocessing makes them; :class:`InputError` for an unreadable image
+        or one without a face (training's centre-crop fallback would give a photo a meaningless embedding)."""
         images = [_open_image(face, _name(face, i, "image")) for i, face in enumerate(faces)]
         crops = []
         for i, (crop, reason) in enumerate(crop_faces(images, self._face_detector())):
@@ -142,11 +85,8 @@ class VoiceFaceModel:
         return crops
 
     def spectrograms(self, voices: Sequence[VoiceInput]) -> list[np.ndarray]:
-        """Spectrograms (F, T) of ``voices`` exactly as cached by the preprocessing stage (float16 values).
-
-        Raises :class:`InputError` for unreadable audio or too little speech
-        after VAD.
-        """
+        """Spectrograms (F, T) of ``voices`` as the preprocessing stage caches them; :class:`InputError` for
+        unreadable audio or too little speech after VAD."""
         out = []
         for i, voice in enumerate(voices):
             name = _name(voice, i, "waveform")
@@ -156,52 +96,37 @@ class VoiceFaceModel:
             out.append(spec.astype(np.float32))  # as load_spectrogram reads the cache
         return out
 
-    # --- embeddings ----------------------------------------------------------------------------
-
-    @torch.no_grad()
     def embed_faces(self, faces: Sequence[FaceInput], raw: bool = False) -> np.ndarray:
-        """Test-time face embeddings ``u`` (N, d), L2-normalised, in input order.
+        """Test-time face embeddings ``u`` (N, d) in input order; ``raw=True``: the backbone's 512-d ones."""
+        return self._embed(faces, "face", raw)
 
-        ``raw=True`` gives the backbone's L2-normalised 512-d embeddings instead.
-        """
-        faces = _as_list(faces)
-        out = np.zeros((len(faces), EMBEDDING_DIM if raw else self.dim), dtype=np.float32)
-        for start in range(0, len(faces), BATCH):
-            crops = self.face_crops(faces[start:start + BATCH])
-            vectors = embed_face_batch(self.backbone.net, face_batch(crops, self.cfg.backbone.input_size),
-                                       self.device, amp=self.cfg.backbone.loop.amp)
-            out[start:start + len(crops)] = vectors if raw else self._project(vectors, "face")
-        return out
+    def embed_voices(self, voices: Sequence[VoiceInput], raw: bool = False) -> np.ndarray:
+        """Test-time voice embeddings ``v`` (N, d) in input order, an utterance the mean of its training-length
+        crops as in evaluation; ``raw=True``: the backbone's 512-d ones."""
+        return self._embed(voices, "voice", raw)
 
     @torch.no_grad()
-    def embed_voices(self, voices: Sequence[VoiceInput], raw: bool = False) -> np.ndarray:
-        """Test-time voice embeddings ``v`` (N, d), L2-normalised, in input order.
-
-        A whole utterance is embedded as in evaluation: the mean of its
-        half-overlapping training-length crops. ``raw=True`` gives the
-        backbone's L2-normalised 512-d embeddings instead.
-        """
-        voices = _as_list(voices)
-        out = np.zeros((len(voices), EMBEDDING_DIM if raw else self.dim), dtype=np.float32)
-        for start in range(0, len(voices), VOICE_BATCH):
-            specs = self.spectrograms(voices[start:start + VOICE_BATCH])
-            vectors = embed_utterances(self.backbone.net, specs, self.cfg.backbone.voice_crop_frames, self.device,
-                                       chunk=self.cfg.backbone.embed_chunk_crops, amp=self.cfg.backbone.loop.amp)
-            out[start:start + len(specs)] = vectors if raw else self._project(vectors, "voice")
+    def _embed(self, items: Sequence, modality: str, raw: bool) -> np.ndarray:
+        """Embeddings of raw faces or voices, a batch at a time."""
+        items, b, batch = _as_list(items), self.cfg.backbone, BATCH if modality == "face" else VOICE_BATCH
+        out = np.zeros((len(items), EMBEDDING_DIM if raw else self.dim), dtype=np.float32)
+        for start in range(0, len(items), batch):
+            part = items[start:start + batch]
+            if modality == "face":
+                vectors = embed_face_batch(self.backbone.net, face_batch(self.face_crops(part), b.input_size),
+                                           self.device, amp=b.loop.amp)
+            else:
+                vectors = embed_utterances(self.backbone.net, self.spectrograms(part), b.voice_crop_frames,
+                                           self.device, chunk=b.embed_chunk_crops, amp=b.loop.amp)
+            if not raw:
+                vectors = self.fusion.embed(torch.from_numpy(vectors).to(self.device), modality).cpu().numpy()
+            out[start:start + len(part)] = vectors
         return out
 
     def embed_preprocessed(self, rows: pd.DataFrame, raw: bool = False) -> np.ndarray:
-        """Test-time embeddings of already preprocessed manifest rows (``modality``, ``cache_path``).
-
-        The rows must come from preprocessing with this model's ``face`` and
-        ``voice`` settings. ``raw=True`` gives the 512-d backbone embeddings.
-        """
+        """Test-time embeddings of manifest rows preprocessed with this model's settings (``raw``: the backbone's)."""
         vectors = embed_rows(self.backbone.net, rows, self.cfg.backbone, self.device, progress=False)
         return vectors if raw else project(self.fusion, vectors, rows, self.device)
-
-    def _project(self, vectors: np.ndarray, modality: str) -> np.ndarray:
-        """``u`` (faces) or ``v`` (voices) of backbone embeddings."""
-        return self.fusion.embed(torch.from_numpy(vectors).to(self.device), modality).cpu().numpy()
 
     def _face_detector(self) -> FaceDetector:
         """MTCNN with this model's face settings, made on first use (its weights take a moment)."""
@@ -209,10 +134,8 @@ class VoiceFaceModel:
             self._detector = FaceDetector(self.cfg.face, device=str(self.device))
         return self._detector
 
-    # --- export --------------------------------------------------------------------------------
-
     def save(self, path: str | Path) -> Path:
-        """Write the model to one safetensors file (see the module docstring); returns its path."""
+        """Write the model to one safetensors file (docs/workflows.md); returns its path."""
         from safetensors.torch import save
 
         tensors = {f"backbone.{k}": v for k, v in self.backbone.state_dict().items()}
@@ -222,18 +145,14 @@ class VoiceFaceModel:
                     "config": json.dumps(to_dict(self.cfg)), "sources": json.dumps(self.sources),
                     "trained_on": json.dumps(self.trained_on)}
         data = save(tensors, metadata=metadata)
-        path = Path(path)
-        atomic_write(path, lambda stream: stream.write(data))
-        return path
+        atomic_write(Path(path), lambda stream: stream.write(data))
+        return Path(path)
 
 
 def load(path: str | Path, dev: str | torch.device | None = None, backbone: str | Path | None = None
          ) -> VoiceFaceModel:
-    """The trained model in ``path``: a model file, a work folder, its ``runs/`` or a fusion run folder.
-
-    ``backbone`` names the backbone run folder when it is not where the
-    layout puts it. ``dev`` defaults to CUDA when present, else the CPU.
-    """
+    """The trained model in ``path`` (a model file, a work folder, its ``runs/`` or a fusion run folder);
+    ``backbone`` names the backbone run folder when it is not where the layout puts it."""
     path = Path(path)
     if path.is_file():
         if backbone is not None:
@@ -272,12 +191,8 @@ def find_runs(path: str | Path, backbone: str | Path | None = None) -> tuple[Pat
 
 
 def model_config(backbone_cfg: RunConfig, fusion_cfg: RunConfig) -> RunConfig:
-    """One configuration for a model: the backbone run's, with the fusion run's ``fusion`` section.
-
-    The two runs must agree on everything that shapes the inputs of the
-    fusion stage (face and voice preprocessing, backbone input size and voice
-    crop length); local paths are dropped, since a model file is shared.
-    """
+    """The backbone run's configuration with the fusion run's ``fusion`` section, local paths dropped; the runs
+    must agree on what shapes the fusion stage's inputs (preprocessing, input size, voice crop length)."""
     b, f = backbone_cfg, fusion_cfg
     for section in ("face", "voice"):
         if settings_hash(getattr(b, section)) != settings_hash(getattr(f, section)):
@@ -292,12 +207,8 @@ def model_config(backbone_cfg: RunConfig, fusion_cfg: RunConfig) -> RunConfig:
 
 def match(model: VoiceFaceModel, query: FaceInput | VoiceInput, candidates: Sequence, query_modality: str
           ) -> pd.DataFrame:
-    """Candidates of the other modality ranked by cosine similarity to ``query``, best first.
-
-    ``query_modality`` is ``"voice"`` (candidates are faces) or ``"face"``
-    (candidates are voices). Returns columns ``rank`` (1 = best),
-    ``candidate`` (its name) and ``similarity``; ties keep the input order.
-    """
+    """Candidates (of the other modality than ``query_modality``) ranked by cosine similarity to ``query``:
+    columns ``rank`` (1 = best), ``candidate`` (its name) and ``similarity``; ties keep the input order."""
     if query_modality not in ("voice", "face"):
         raise ValueError(f"query_modality must be 'voice' or 'face', got {query_modality!r}")
     embed = {"face": model.embed_faces, "voice": model.embed_voices}
@@ -313,17 +224,13 @@ def match(model: VoiceFaceModel, query: FaceInput | VoiceInput, candidates: Sequ
                          "similarity": sims[order].astype(float)})
 
 
-# --- helpers ------------------------------------------------------------------------------------
-
 def _load_file(path: Path, dev: str | torch.device | None) -> VoiceFaceModel:
     """A model from a file written by :meth:`VoiceFaceModel.save`."""
     from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
 
     try:
         with safe_open(str(path), framework="pt") as stream:
-            metadata = stream.metadata() or {}
-        tensors = load_file(str(path))
+            metadata, tensors = stream.metadata() or {}, {key: stream.get_tensor(key) for key in stream.keys()}
     except (SafetensorError, OSError) as err:
         raise ValueError(f"{path} is not a vfcross model file (not readable as safetensors: {err})") from None
     if metadata.get("format") != FORMAT:
@@ -364,11 +271,7 @@ def _open_image(face: FaceInput, name: str) -> Image.Image:
 
 
 def _audio_source(voice: VoiceInput, name: str, sample_rate: int) -> bytes:
-    """The bytes of an audio file: read from its path, or a waveform written losslessly as float WAV.
-
-    A waveform goes through the very reader that files do, so mixing to mono
-    and resampling are the preprocessing stage's own.
-    """
+    """The bytes of an audio file, or of a waveform as float WAV: mixing and resampling stay the reader's own."""
     if isinstance(voice, (str, Path)):
         try:
             return Path(voice).read_bytes()
@@ -386,11 +289,9 @@ def _audio_source(voice: VoiceInput, name: str, sample_rate: int) -> bytes:
 
 def _voice_error(name: str, reason: str) -> str:
     """The one-line message for a voice the preprocessing stage could not use."""
-    prefix = "unreadable audio: "
-    if reason.startswith(prefix):
-        return f"unreadable {name} ({reason[len(prefix):]})"
+    if reason.startswith("unreadable audio: "):
+        return f"unreadable {name} ({reason.removeprefix('unreadable audio: ')})"
     if reason == "too short after VAD":
         return f"audio too short after VAD in {name}"
-    if reason in ("no speech after VAD", "empty audio"):
-        return f"audio too short after VAD in {name} ({reason})"
-    return f"unusable audio in {name} ({reason})"
+    short = reason in ("no speech after VAD", "empty audio")
+    return f"{'audio too short after VAD' if short else 'unusable audio'} in {name} ({reason})"

@@ -1,30 +1,10 @@
 """Notebook 06's work: the FAME protocol from raw data, on a bilingual population or on MAV-Celeb.
 
-The protocol itself (which clips a model trains on, which pairs score it,
-the overall score, the submission files) is :mod:`vfcross.evaluation.fame`;
-this module runs it end to end with the package's one pipeline:
-
-1. :func:`prepare_multilingual` finds the data: the bilingual synthetic
-   population of ``multilingual.synth`` (written if needed), a MAV-Celeb
-   version folder (``multilingual.mavceleb_root``), or a VoxCeleb1-layout
-   dataset that records languages (``languages.csv``); a dataset without
-   languages (VoxCeleb1 itself) gives a note saying why the protocol is
-   skipped. Everything goes into its own work folder,
-   ``<work_dir>/multilingual/<source>``, apart from the main run's.
-2. The usual preprocessing (:func:`vfcross.preprocess.run.run_preprocessing`).
-3. :func:`train_language`, once per language: the backbone trained on that
-   language's clips only (:func:`~vfcross.evaluation.fame.heard_only`), or
-   notebook 02's backbone shared by both languages
-   (``multilingual.backbone``, :func:`shared_backbone`, refused when its
-   run record lists a test identity: :func:`check_unseen`); the fusion stage
-   trained on that language's clips only; the test identities' test-time
-   embeddings in both languages. The bilingual population's identities are
-   named apart from the English-only main population's
-   (:func:`vfcross.data.synthetic.population.identity_names`), so notebook
-   02's backbone never shares an identity with them.
-4. :func:`~vfcross.evaluation.fame.fame_evaluation` scores them;
-   :func:`write_submissions` writes the challenge's four score files for a
-   MAV-Celeb copy that has its trial lists.
+The protocol (which clips a model trains on, which pairs score it, the submission files) is
+:mod:`vfcross.evaluation.fame`; this module runs it end to end with the package's one pipeline: find the data
+(:func:`prepare_multilingual`), preprocess it, train a model per language (:func:`train_language`), score them
+(:func:`fame_results`) and write the challenge's score files (:func:`write_submissions`). The steps and their
+rules: ``docs/workflows.md``.
 """
 
 from __future__ import annotations
@@ -36,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vfcross.backbone.embedding import Embeddings, extract_embeddings
+from vfcross.backbone.embedding import extract_embeddings
 from vfcross.backbone.task import BACKBONE_RUN, train_backbone
 from vfcross.config import FULL_MODEL, RunConfig
 from vfcross.data.mavceleb import draw_identity_splits, read_trials, scan_mavceleb, trial_lists
@@ -44,19 +24,12 @@ from vfcross.data.splits import check_splits
 from vfcross.data.synthetic.writer import write_population
 from vfcross.data.voxceleb import LANGUAGES_FILE, scan_dataset
 from vfcross.evaluation.evaluate import trained_identities_note
-from vfcross.evaluation.fame import (
-    fame_evaluation,
-    heard_only,
-    l2_distances,
-    languages_of,
-    submission_name,
-    write_submission,
-)
+from vfcross.evaluation.fame import (fame_evaluation, heard_only, l2_distances, languages_of, submission_name,
+                                     write_submission)
 from vfcross.fusion.task import load_fusion, project, train_fusion
 from vfcross.training import recorded_identities
 
-#: Sub-folder of the run's work folder that holds the multilingual runs.
-WORK_FOLDER = "multilingual"
+WORK_FOLDER = "multilingual"  # the sub-folder of the run's work folder that holds the multilingual runs
 #: Table names of the systems scored (:func:`fame_results`).
 FUSION_SYSTEM = "ours: single stream + fusion + FOP, each trained on one language"
 BACKBONE_SYSTEM = "ours: single-stream backbone alone, trained on one language"
@@ -66,15 +39,8 @@ SHARED_BACKBONE_SYSTEM = "ours: notebook 02's backbone alone (trained on English
 
 @dataclass(frozen=True)
 class MultilingualData:
-    """The data of the FAME protocol, or why there is none.
-
-    ``cfg`` is the configuration of the multilingual runs (its own work
-    folder, dataset and training lengths); ``manifest`` the dataset (None
-    when skipped) and ``skipped`` the files left out of it; ``languages``
-    the two languages compared, English first; ``lists`` a MAV-Celeb trial
-    list folder (None without one); ``note`` says why the protocol does not
-    run ("" when it does), ``notes`` what else the reader should know.
-    """
+    """The data of the FAME protocol, or in ``note`` why there is none: ``cfg`` configures the multilingual runs,
+    ``languages`` are the two compared (English first), ``lists`` a MAV-Celeb trial list folder (or None)."""
 
     cfg: RunConfig
     source: str
@@ -104,13 +70,8 @@ class MultilingualData:
 
 
 def multilingual_config(cfg: RunConfig) -> RunConfig:
-    """The configuration of the multilingual runs: the run's, with ``cfg.multilingual``'s data and lengths.
-
-    Work folder ``<work_dir>/multilingual/<synthetic | mavceleb-<folder>>``;
-    dataset the MAV-Celeb folder, or the run's own ``data_root`` when it
-    records languages, else the bilingual population ``multilingual.synth``;
-    backbone and fusion epochs from ``multilingual`` where set (non-zero).
-    """
+    """The run's configuration with ``cfg.multilingual``'s data, epochs (where non-zero) and work folder
+    ``<work_dir>/multilingual/<synthetic | mavceleb-<folder> | dataset-<folder>>``."""
     ml = cfg.multilingual
     if ml.mavceleb_root:
         source, data_root = f"mavceleb-{Path(ml.mavceleb_root).resolve().name}", ml.mavceleb_root
@@ -141,15 +102,9 @@ def find_lists(root: str | Path, lists: str | Path = "") -> Path | None:
 
 
 def prepare_multilingual(cfg: RunConfig, progress: bool = True) -> MultilingualData:
-    """The data of the FAME protocol for ``cfg`` (see the module docstring), read into a manifest.
-
-    A MAV-Celeb copy without an identity-split file is split by
-    :func:`~vfcross.data.mavceleb.draw_identity_splits`
-    (``multilingual.split_fractions``, ``split_seed``), said in ``notes``.
-    The splits are checked before any work
-    (:func:`~vfcross.data.splits.check_splits`: too few training or test
-    identities is an error, no validation identity a note).
-    """
+    """The data of the FAME protocol for ``cfg``: a MAV-Celeb copy, a dataset recording languages, or the bilingual
+    population (written if needed); a MAV-Celeb copy without a split file is split at random, said in ``notes``.
+    The splits are checked before any work."""
     ml, run = cfg.multilingual, multilingual_config(cfg)
     notes: list[str] = []
     lists = None
@@ -192,13 +147,8 @@ def prepare_multilingual(cfg: RunConfig, progress: bool = True) -> MultilingualD
 
 
 def language_config(cfg: RunConfig, language: str, shared: bool = False) -> RunConfig:
-    """The configuration of the runs trained on ``language``, in a folder of their own.
-
-    ``<work_dir>/train-<language>`` holds a backbone and fusion trained on
-    the language; ``<work_dir>/fusion-<language>`` the fusion trained on it
-    over a shared backbone (apart, so that switching ``multilingual.backbone``
-    never meets a run trained on the other backbone).
-    """
+    """The runs of ``language`` in ``<work_dir>/train-<language>`` (backbone and fusion), or ``fusion-<language>``
+    over a shared backbone (apart, so that switching ``multilingual.backbone`` never meets the other's runs)."""
     return dataclasses.replace(cfg, work_dir=str(Path(cfg.work_dir) / f"{'fusion' if shared else 'train'}-{language}"))
 
 
@@ -209,12 +159,8 @@ def shared_backbone(cfg: RunConfig) -> Path | None:
 
 
 def check_unseen(backbone: Path, manifest: pd.DataFrame, split: str) -> None:
-    """Raise ValueError when the ``backbone`` run's record lists an identity of ``manifest``'s ``split`` (or none).
-
-    A shared backbone was trained on another dataset's identities; the FAME
-    numbers are those of unseen identities only if none of them is a test
-    identity here.
-    """
+    """ValueError when the ``backbone`` run's record lists an identity of ``manifest``'s ``split`` (or none): the
+    FAME numbers are those of unseen identities only if the shared backbone trained on none of them."""
     test = manifest.loc[manifest["split"].eq(split).fillna(False).to_numpy(dtype=bool), "identity"].unique()
     note = trained_identities_note({"backbone": recorded_identities(backbone)}, test, f"the shared backbone {backbone}")
     if note:
@@ -223,16 +169,9 @@ def check_unseen(backbone: Path, manifest: pd.DataFrame, split: str) -> None:
 
 @dataclass(frozen=True)
 class LanguageModel:
-    """A model trained on one language's clips, and the test identities' test-time embeddings.
-
-    ``folder`` is its work folder (``runs/fusion-full`` when the fusion
-    stage was trained, ``runs/backbone-single`` when its backbone was: what
-    :func:`vfcross.load` reads); ``backbone`` the backbone run it embeds with
-    (its own, or the shared one). ``vectors`` embed the rows of ``table``
-    (the evaluation split, every language): the fusion's ``u``/``v``, or the
-    backbone's embeddings without fusion; ``backbone_vectors`` are always
-    the backbone's.
-    """
+    """A model trained on one language's clips (``folder``: what :func:`vfcross.load` reads) and the embeddings of
+    ``table``'s rows (the evaluation split, every language): ``vectors`` the fusion's u/v (without fusion, the
+    backbone's), ``backbone_vectors`` always the backbone's."""
 
     language: str
     folder: Path
@@ -246,27 +185,11 @@ class LanguageModel:
     train_identities: int
 
 
-def _rows(emb: Embeddings, rows: pd.DataFrame) -> Embeddings:
-    """The embeddings of ``rows`` (matched by ``relpath``), taken from embeddings of a larger manifest."""
-    position = pd.Series(np.arange(len(emb.table)), index=emb.table["relpath"].to_numpy())
-    take = position.loc[rows["relpath"].to_numpy()].to_numpy()
-    return Embeddings(emb.table.iloc[take].reset_index(drop=True), emb.vectors[take], emb.checkpoint,
-                      emb.checkpoint_sha256)
-
-
 def train_language(cfg: RunConfig, manifest: pd.DataFrame, language: str, backbone: Path | None = None,
                    progress: bool = True) -> LanguageModel:
-    """The model of ``language``: its backbone (trained on its clips, or ``backbone``), fusion, test embeddings.
-
-    ``cfg`` is :func:`multilingual_config`'s and ``manifest`` the
-    preprocessed one. Without ``backbone`` one is trained from scratch on
-    ``language``'s clips (:func:`~vfcross.evaluation.fame.heard_only`);
-    with it (a shared backbone run, refused by :func:`check_unseen` when
-    it trained on a test identity) the whole manifest is embedded once
-    (cached, so the second language reuses it). The fusion stage, when
-    ``multilingual.fusion``, is trained on ``language``'s clips only. Runs
-    already trained with the same settings are reused.
-    """
+    """The model of ``language``: a backbone trained on its clips only (or the shared ``backbone``, checked by
+    :func:`check_unseen`), the fusion trained on its clips (if ``multilingual.fusion``), the test embeddings.
+    ``cfg`` is :func:`multilingual_config`'s, ``manifest`` the preprocessed one; finished runs are reused."""
     heard = heard_only(manifest, language, cfg.eval.split)
     run = language_config(cfg, language, shared=backbone is not None)
     history = None
@@ -275,8 +198,9 @@ def train_language(cfg: RunConfig, manifest: pd.DataFrame, language: str, backbo
         emb = extract_embeddings(backbone, heard, None, cfg.cache_dir / "embeddings", progress=progress)
     else:
         check_unseen(Path(backbone), manifest, cfg.eval.split)
-        emb = _rows(extract_embeddings(backbone, manifest, None, cfg.cache_dir / "embeddings", progress=progress),
-                    heard)
+        emb = extract_embeddings(backbone, manifest, None, cfg.cache_dir / "embeddings", progress=progress)
+        take = pd.Index(emb.table["relpath"]).get_indexer(heard["relpath"])  # the heard rows of the whole manifest
+        emb = dataclasses.replace(emb, table=emb.table.iloc[take].reset_index(drop=True), vectors=emb.vectors[take])
     test = emb.table["split"].eq(cfg.eval.split).fillna(False).to_numpy(dtype=bool)
     table = emb.table[test].reset_index(drop=True)
     fusion_history, vectors = None, emb.vectors[test]
@@ -290,16 +214,8 @@ def train_language(cfg: RunConfig, manifest: pd.DataFrame, language: str, backbo
 
 def fame_results(models: list[LanguageModel], data: MultilingualData, cfg: RunConfig,
                  shared: Path | None = None) -> dict[str, dict]:
-    """Every system of notebook 06 scored by :func:`~vfcross.evaluation.fame.fame_evaluation`, by its table name.
-
-    The models themselves (the fusion's u/v, or the backbone's embeddings
-    without fusion), and the backbone alone: each language's own backbone,
-    or the ``shared`` one (notebook 02's), which heard only English when the
-    main run is the synthetic population (its identities speak English
-    only; on another main dataset its language is unknown and it is not
-    scored alone). ``cfg`` is the run's configuration (the main run's data
-    and evaluation settings).
-    """
+    """Every system of notebook 06 scored by :func:`~vfcross.evaluation.fame.fame_evaluation`, by table name: the
+    models, and the backbone alone (the ``shared`` one only where it heard only English: the synthetic main run)."""
     ml, e = cfg.multilingual, cfg.eval
 
     def score(systems: dict) -> dict:
@@ -307,7 +223,6 @@ def fame_results(models: list[LanguageModel], data: MultilingualData, cfg: RunCo
 
     own = {m.language: (m.vectors, m.table) for m in models}  # language -> (vectors, table)
     alone = {m.language: (m.backbone_vectors, m.table) for m in models}
-
     if shared is None:
         results = {FUSION_SYSTEM if ml.fusion else BACKBONE_SYSTEM: score(own)}
         if ml.fusion:
@@ -344,18 +259,8 @@ def _embed_files(model, paths: list[str], modality: str) -> tuple[dict[str, np.n
 
 def write_submissions(models: list[LanguageModel], root: str | Path, lists: str | Path, out: str | Path,
                       version: str) -> tuple[list[Path], list[str]]:
-    """The challenge's score files: every model scores every ``<Language>_test.txt`` of ``lists``.
-
-    Each file (:func:`~vfcross.evaluation.fame.submission_name`, named with
-    the MAV-Celeb ``version``, ``multilingual.mavceleb_version``) has one
-    line per trial key, in the list's order, the L2 distance of the
-    trial's voice and face embeddings (the trial paths are relative to the
-    version folder ``root``). A trial whose voice or face the model cannot
-    embed (no face found, too little speech) gets the distance of
-    orthogonal embeddings, sqrt(2): no evidence either way; each such file
-    is named in the returned notes. Needs the fusion runs (the test-time
-    embeddings u and v). Returns the files written and the notes.
-    """
+    """(files, notes): every model scores every ``<Language>_test.txt`` of ``lists`` into the challenge's files,
+    the L2 distance of each trial's u and v; a trial it cannot embed scores sqrt(2) (no evidence), said in the notes."""
     from vfcross.workflows.inference import load
 
     root, out = Path(root), Path(out)
@@ -366,16 +271,13 @@ def write_submissions(models: list[LanguageModel], root: str | Path, lists: str 
     for model_entry in models:
         model = load(model_entry.folder, backbone=model_entry.backbone)
         for test_language, trials in tests.items():
-            voices, voice_failed = _embed_files(model, sorted(str(root / p) for p in set(trials["voice"])), "voice")
-            faces, face_failed = _embed_files(model, sorted(str(root / p) for p in set(trials["face"])), "face")
+            got = {m: _embed_files(model, sorted({str(root / p) for p in trials[m]}), m) for m in ("voice", "face")}
             neutral = np.full(model.dim, np.nan)
-            v = np.stack([voices.get(str(root / p), neutral) for p in trials["voice"]])
-            f = np.stack([faces.get(str(root / p), neutral) for p in trials["face"]])
+            v, f = (np.stack([got[m][0].get(str(root / p), neutral) for p in trials[m]]) for m in ("voice", "face"))
             distances = l2_distances(np.nan_to_num(v), np.nan_to_num(f))
-            unusable = np.isnan(v).any(axis=1) | np.isnan(f).any(axis=1)
-            distances[unusable] = np.sqrt(2.0)
+            distances[np.isnan(v).any(axis=1) | np.isnan(f).any(axis=1)] = np.sqrt(2.0)  # unusable: no evidence
             name = names[model_entry.language, test_language]
             written.append(write_submission(out / name, trials["key"], distances))
-            for reason in {**voice_failed, **face_failed}.values():
-                notes.append(f"{name}: {reason} (its trials scored sqrt(2), no evidence)")
+            notes += [f"{name}: {why} (its trials scored sqrt(2), no evidence)"
+                      for why in {**got["voice"][1], **got["face"][1]}.values()]
     return written, notes

@@ -1,14 +1,10 @@
 """Run the numbered notebooks headlessly with papermill and publish ``reports/``.
 
-A reproduction writes everything into a fresh staging folder beside the reports
-folder (``reports.new``) and swaps it in only when every notebook succeeded, so a
-failed run leaves the previous reports untouched and keeps the partly executed
-notebook, with its traceback, in the staging folder.
-
-The run talks: one line as each notebook starts and ends, with the elapsed time
-and an estimate of the time left, and a failing notebook ends the run with one
-line (:class:`NotebookFailed`) that names the notebook, the cell and the
-executed copy to open.
+Everything is written into a staging folder beside the reports (``reports.new``) and swapped in only when
+every notebook succeeded: a failed run leaves the previous reports untouched and keeps the executed notebook,
+with its traceback, in the staging folder. Progress is a tqdm bar over the notebooks, weighted by their
+expected share of the run, plus a line as each notebook starts and ends; a failing notebook ends the run with
+one line (:class:`NotebookFailed`) naming the notebook, the cell and the executed copy to open.
 """
 
 from __future__ import annotations
@@ -22,32 +18,22 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tqdm import tqdm
+
 from vfcross.reporting.readme import reports_readme
 from vfcross.reporting.session import NOTEBOOK_DIR
 from vfcross.reporting.summary import merge_summary
 
 #: Seconds each notebook took, by its number, in the committed default run (reports/summary.json,
-#: ``wall_time_s``: 763 s on a 2-core CPU with native bfloat16, the bfloat16 path). Their shares
-#: estimate the time left when no earlier run of the same preset left timings; tests/test_pipeline.py
-#: keeps them within 3 points of share of the committed run's.
+#: ``wall_time_s``): the progress bar's weights when no earlier run of the same preset left timings.
 TYPICAL_SECONDS = {"01": 78.7, "02": 213.0, "03": 66.6, "04": 25.0, "05": 356.2, "06": 23.1}
-
-#: Command-line options of the notebooks' kernels: the kernel's own log (e.g.
-#: ipykernel's warning that it talks over local TCP) stays off the terminal;
-#: what a notebook prints or warns goes into its executed copy as usual.
+#: Kernel options: the kernel's own log stays off the terminal (what a notebook prints goes into its copy).
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
-
-# Tags papermill gives the cells it adds to an executed notebook.
-_PAPERMILL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}
+_PAPERMILL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}  # the cells papermill adds
 
 
 class NotebookFailed(RuntimeError):
-    """A notebook raised while running; the message is one line for the terminal.
-
-    Attributes name the notebook, the failing cell (its index in the source
-    notebook and its first source line), the error and the executed copy whose
-    outputs hold the full traceback.
-    """
+    """A notebook raised while running; the message is one line naming the cell and the executed copy."""
 
     def __init__(self, notebook: str, cell_index: int, first_line: str, error: str, executed: Path):
         self.notebook, self.cell_index, self.first_line = notebook, cell_index, first_line
@@ -64,24 +50,29 @@ def notebooks(folder: str | Path = NOTEBOOK_DIR) -> list[Path]:
     return found
 
 
+def notebook_weights(names: list[str], reports: str | Path, preset: str) -> list[float]:
+    """Expected seconds of each notebook: the last run of ``preset`` in ``reports/summary.json`` where it timed
+    them all, else :data:`TYPICAL_SECONDS` by number (another preset's times would mislead)."""
+    try:
+        summary = json.loads((Path(reports) / "summary.json").read_text())
+        times = summary["wall_time_s"] if summary["preset"] == preset else {}
+        if names and all(times[name] > 0 for name in names):
+            return [float(times[name]) for name in names]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    average = sum(TYPICAL_SECONDS.values()) / len(TYPICAL_SECONDS)
+    return [TYPICAL_SECONDS.get(name[:2], average) for name in names]
+
+
 def reproduce(preset: str, reports: str | Path, work_dir: str | Path = "work",
               data_root: str = "", splits_file: str = "", overrides: dict | None = None, *,
               notebook_dir: str | Path = NOTEBOOK_DIR,
               say: Callable[[str], None] | None = None) -> dict[str, float]:
-    """Execute every notebook with ``preset`` and replace ``reports`` on success.
+    """Execute every notebook with ``preset`` (and ``overrides``) and replace ``reports`` on success; seconds per
+    notebook and total. ``say`` gets the start and end lines (default: stderr). On failure :class:`NotebookFailed`."""
+    import papermill  # only this command needs the notebook stack
 
-    ``overrides`` (dotted configuration keys) reach every notebook's
-    ``overrides`` parameter. ``say`` receives the progress lines (default:
-    printed to stderr at once).
-
-    Returns the wall time in seconds per notebook (and ``total``), which is
-    also recorded in ``reports/summary.json`` and feeds the next run's estimates.
-    Raises :class:`NotebookFailed` when a notebook fails; the staging folder
-    ``<reports>.new`` then keeps the executed copies.
-    """
-    import papermill  # imported here: only this command needs the notebook stack
-
-    say = say or _print_now
+    say = say or (lambda line: tqdm.write(line, file=sys.stderr))
     reports = Path(reports).resolve()
     staging = reports.with_name(reports.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
@@ -94,24 +85,25 @@ def reproduce(preset: str, reports: str | Path, work_dir: str | Path = "work",
               "overrides": {k: _relative(v, notebook_dir) if isinstance(v, str) and os.path.isabs(v) else v
                             for k, v in (overrides or {}).items()}}
     found = notebooks(notebook_dir)
-    weights, absolute = run_weights([nb.stem for nb in found], previous_timings(reports, preset))
+    weights = notebook_weights([nb.stem for nb in found], reports, preset)
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    for i, nb in enumerate(found, 1):
-        pending = [later.stem for later in found[i - 1:]]
-        say(f"[{i}/{len(found)}] {nb.stem}: started"
-            f" ({_status(time.perf_counter() - start, time_left(timings, pending, weights, absolute))})")
-        t0 = time.perf_counter()
-        executed = staging / "notebooks" / nb.name
-        try:
-            papermill.execute_notebook(str(nb), str(executed), parameters=params, kernel_name="python3",
-                                       progress_bar=False, log_output=False, cwd=str(nb.parent),
-                                       extra_arguments=KERNEL_ARGUMENTS)
-        except papermill.PapermillExecutionError as err:
-            raise _failure(nb, executed, err) from None
-        timings[nb.stem] = round(time.perf_counter() - t0, 1)
-        say(f"[{i}/{len(found)}] {nb.stem}: done in {clock(timings[nb.stem])}"
-            f" ({_status(time.perf_counter() - start, time_left(timings, pending[1:], weights, absolute))})")
+    with tqdm(total=sum(weights), file=sys.stderr, smoothing=0, mininterval=0,
+              bar_format="{desc}{percentage:3.0f}% of the run [{elapsed} elapsed, {remaining} left]") as bar:
+        for i, (nb, weight) in enumerate(zip(found, weights), 1):
+            bar.set_description(f"[{i}/{len(found)}] {nb.stem}")
+            say(f"[{i}/{len(found)}] {nb.stem}: started")
+            t0 = time.perf_counter()
+            executed = staging / "notebooks" / nb.name
+            try:
+                papermill.execute_notebook(str(nb), str(executed), parameters=params, kernel_name="python3",
+                                           progress_bar=False, log_output=False, cwd=str(nb.parent),
+                                           extra_arguments=KERNEL_ARGUMENTS)
+            except papermill.PapermillExecutionError as err:
+                raise _failure(nb, executed, err) from None
+            timings[nb.stem] = round(time.perf_counter() - t0, 1)
+            bar.update(weight)
+            say(f"[{i}/{len(found)}] {nb.stem}: done in {tqdm.format_interval(timings[nb.stem])}")
     timings["total"] = round(time.perf_counter() - start, 1)
     summary = merge_summary(staging, timings, preset)
     (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -122,7 +114,7 @@ def reproduce(preset: str, reports: str | Path, work_dir: str | Path = "work",
     for executed in (staging / "notebooks").glob("*.ipynb"):
         _replace_paths(executed, paths)
     _swap_in(staging, reports)
-    say(f"all {len(found)} notebooks ran in {clock(timings['total'])}; reports in {reports}")
+    say(f"all {len(found)} notebooks ran in {tqdm.format_interval(timings['total'])}; reports in {reports}")
     return timings
 
 
@@ -145,75 +137,6 @@ def _replace_paths(notebook: Path, paths: dict[str, str]) -> None:
     notebook.write_text(pattern.sub(lambda found: escaped[found.group()], notebook.read_text()))
 
 
-def previous_timings(reports: str | Path, preset: str) -> dict[str, float]:
-    """Per-notebook wall times of the last run of ``preset`` recorded in ``reports/summary.json``.
-
-    Empty when there is no readable record of that preset (another preset's
-    times would mislead: the smoke preset is dominated by kernel start-ups).
-    """
-    path = Path(reports) / "summary.json"
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(summary, dict) or summary.get("preset") != preset:
-        return {}
-    times = summary.get("wall_time_s", {})
-    return {name: float(t) for name, t in times.items()
-            if name != "total" and isinstance(t, (int, float)) and t > 0}
-
-
-def run_weights(names: list[str], previous: dict[str, float]) -> tuple[dict[str, float], bool]:
-    """Expected relative cost of each notebook, and whether the weights are seconds.
-
-    The previous run's seconds when it timed every notebook of this run;
-    otherwise :data:`TYPICAL_SECONDS` by notebook number, as relative weights
-    only (a notebook with an unknown number weighs as much as an average one).
-    """
-    if names and all(name in previous for name in names):
-        return {name: previous[name] for name in names}, True
-    average = sum(TYPICAL_SECONDS.values()) / len(TYPICAL_SECONDS)
-    return {name: TYPICAL_SECONDS.get(name[:2], average) for name in names}, False
-
-
-def time_left(done: dict[str, float], pending: list[str], weights: dict[str, float],
-              absolute: bool) -> float | None:
-    """Seconds the ``pending`` notebooks should take, or None where nothing supports a guess.
-
-    After at least one notebook, the weights of the pending ones are scaled by
-    how this run's finished notebooks compared with their weights (a slower
-    machine or a busier one scales every estimate alike). Before the first, only
-    weights in seconds (a previous run's) give an estimate.
-    """
-    if not pending:
-        return 0.0
-    ahead = sum(weights[name] for name in pending)
-    finished = [name for name in done if name in weights]
-    expected = sum(weights[name] for name in finished)
-    if finished and expected > 0:
-        return sum(done[name] for name in finished) * ahead / expected
-    return ahead if absolute else None
-
-
-def clock(seconds: float) -> str:
-    """A duration as people read it: '45 s', '3 min 07 s', '1 h 02 min'."""
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min"
-
-
-def _status(elapsed: float, left: float | None) -> str:
-    """'3 min 07 s elapsed, about 8 min 40 s left' (or no estimate yet, or nothing left)."""
-    if left == 0:
-        return f"{clock(elapsed)} elapsed"
-    guess = ("no estimate yet" if left is None else "under 10 s left" if left < 10
-             else f"about {clock(10 * round(left / 10))} left")
-    return f"{clock(elapsed)} elapsed, {guess}"
-
-
 def _failure(nb: Path, executed: Path, err) -> NotebookFailed:
     """One-line description of a papermill execution error in ``nb``."""
     first = next((line.strip() for line in (err.source or "").splitlines() if line.strip()), "")
@@ -224,11 +147,7 @@ def _failure(nb: Path, executed: Path, err) -> NotebookFailed:
 
 
 def _source_index(executed: Path, fallback: int) -> int:
-    """Index of the failing cell in the source notebook, from the executed copy.
-
-    The executed copy has papermill's own cells (injected parameters, error
-    banners) among the notebook's; they are not counted.
-    """
+    """Index of the failing cell in the source notebook, from the executed copy (papermill's cells not counted)."""
     try:
         cells = json.loads(executed.read_text())["cells"]
     except (OSError, ValueError, KeyError):
@@ -239,11 +158,6 @@ def _source_index(executed: Path, fallback: int) -> int:
                 cell.get("metadata", {}).get("papermill", {}).get("exception"):
             return index
     return fallback
-
-
-def _print_now(line: str) -> None:
-    """Print a progress line to stderr at once (the run's stdout stays for its result)."""
-    print(line, file=sys.stderr, flush=True)
 
 
 def _swap_in(staging: Path, reports: Path) -> None:

@@ -2,10 +2,7 @@
 
 :func:`make_plan` counts the dataset through the one reader (sizes by ``stat`` and a few wav headers, nothing
 decoded), times a few steps here (:func:`measure_here`) and projects the run ``reproduce`` makes, stage by stage
-(:func:`project`). What other stages define comes from one small function each, with today's meaning:
-:func:`epoch_shape` (steps per epoch, images per step), :func:`cache_bytes` (one cache entry) and
-:func:`validation_work` (what one validation embeds and scores). The model and its constants, measured on a
-2-core CPU: ``docs/voxceleb_scale.md``.
+(:func:`project`). The model and its constants, measured on a 2-core CPU: ``docs/voxceleb_scale.md``.
 """
 
 from __future__ import annotations
@@ -37,17 +34,15 @@ from vfcross.preprocess.voices import process_voice
 from vfcross.training import autocast_dtype, device, make_optimizer, precision
 
 SPLITS = ("train", "val", "test")
-#: One reference GPU (A100/H100 class) beside 16 CPU cores: ESTIMATES until ``benchmarks/gpu_check.py`` has
-#: measured one (``--gpu-check``). The backbone's rate is its counted FLOPs at an assumed effective rate.
+#: One reference GPU (A100/H100 class) beside 16 CPU cores: estimates until ``benchmarks/gpu_check.py`` measures one.
 REFERENCE_GPU = {"source": "estimate", "flops_per_s": 40e12, "mtcnn_frames_per_s": 300.0, "fusion_step_s": 1e-3,
                  "cpu_cores": 16}
-#: Host memory (bytes), measured here: a process with torch and vfcross imported; one manifest row (a scan of
-#: 1.45 M rows peaks at 0.75 GB); CPU training per input pixel of a batch image (float32, 256 px); one
-#: voice-face pair of ``all_pairs_auc`` (78 B); one materialised generated evaluation pair; one MTCNN worker.
+#: Host memory (bytes): a process with torch imported; a manifest row; CPU training per input pixel of a batch
+#: image; an ``all_pairs_auc`` pair; a materialised generated evaluation pair; an MTCNN worker (docs/voxceleb_scale.md).
 PROCESS_BYTES, ROW_BYTES, ACTIVATION_BYTES_PER_PIXEL = 0.65e9, 500, 1800
 AUC_PAIR_BYTES, EVAL_PAIR_BYTES, MTCNN_WORKER_BYTES = 80, 60, 0.4e9
-#: Mean seconds of a synthetic clip, and single-core seconds per synthetic face and per second of audio
-#: (run.py's typical values): a population not written yet is planned from its settings.
+#: A synthetic clip's mean seconds; single-core seconds per face and per second of audio (for a population not yet
+#: written).
 SYNTH_CLIP_SECONDS, TYPICAL_FACE_S, TYPICAL_VOICE_S_PER_S = 5.3, 0.02, 0.002
 _GB = 2**30
 
@@ -65,19 +60,15 @@ def cache_bytes(cfg: RunConfig, seconds: float) -> tuple[float, float]:
 
 
 def validation_work(cfg: RunConfig, counts: dict) -> tuple[float, float, float]:
-    """Faces and voices one backbone validation embeds, and the voice-face pairs a validation AUC scores.
-
-    Today: the held-out part of the training samples and every validation sample; all validation pairs.
-    """
+    """Faces and voices one backbone validation embeds (the held-out training samples and every validation
+    sample), and the voice-face pairs its AUC scores (all validation pairs)."""
     held, train, val = cfg.backbone.holdout_fraction, counts["train"], counts["val"]
     return held * train["faces"] + val["faces"], held * train["voices"] + val["voices"], val["voices"] * val["faces"]
 
 
 def count_dataset(cfg: RunConfig, manifest: pd.DataFrame | None = None) -> tuple[dict, dict, pd.DataFrame | None]:
-    """(counts by split, facts of the data, manifest) of ``cfg``'s dataset (or of its ``manifest``); nothing decoded.
-
-    A synthetic population not yet written is counted from its settings (manifest None).
-    """
+    """(counts by split, facts of the data, manifest) of ``cfg``'s dataset (or ``manifest``), nothing decoded; a
+    synthetic population not yet written is counted from its settings (manifest None)."""
     if manifest is None and not cfg.dataset_root.is_dir():
         s, people = cfg.synth, Counter(SPLIT_CODES[str(p.split)] for p in sample_population(cfg.synth))
         shapes = {split: (people.get(split, 0), *s.samples(split != "train")) for split in SPLITS}
@@ -121,8 +112,7 @@ def _timed(step, repeats: int, warm_up: bool = True) -> float:
 
 
 def _backbone_rates(cfg: RunConfig) -> dict:
-    """Seconds of a training step (fixed, and per image: steps of 2 and 4 identities), of a forward pass per image,
-    and the preset's network's size and FLOPs."""
+    """Seconds of a training step (fixed, and per image), of a forward pass per image; the network's size, FLOPs."""
     torch.manual_seed(0)
     dev, b, k = device(), cfg.backbone, cfg.backbone.samples_per_identity
     objective, sync = BackboneObjective(b, 4).to(dev), torch.cuda.synchronize if dev.type == "cuda" else lambda: None
@@ -196,12 +186,8 @@ def _fusion_and_auc_rates(cfg: RunConfig) -> dict:
 
 
 def reference_rates(here: dict, gpu_check: str | os.PathLike | None = None, cfg: RunConfig | None = None) -> dict:
-    """The reference GPU's rates: :data:`REFERENCE_GPU`'s estimates, or a ``gpu_check.py`` measurement.
-
-    From the measurement the key read is ``step_time_s[<dtype>]`` (seconds of one training step of the
-    preset's batch; dtype ``float32``, or ``bfloat16`` when ``backbone.loop.amp``), with ``batch`` (images
-    per step) when it measured another batch than the preset's.
-    """
+    """The reference GPU's rates: :data:`REFERENCE_GPU`'s estimates, or a ``gpu_check.py`` measurement's
+    ``step_time_s[float32 | bfloat16 (backbone.loop.amp)]`` per ``batch`` images (default: the preset's batch)."""
     forward = here["forward_gflops"] * 1e9 / REFERENCE_GPU["flops_per_s"]  # training: forward + backward (2x)
     ref = {**REFERENCE_GPU, "train_step_s": 0.0, "train_image_s": 3 * forward, "forward_image_s": forward}
     if gpu_check:
@@ -293,16 +279,11 @@ def make_plan(cfg: RunConfig, lists: str | os.PathLike | None = None, gpu_check:
     return {**plan, "seconds": time.perf_counter() - start}
 
 
-def physical_memory() -> float | None:
-    """Bytes of memory of this machine (None where neither psutil nor sysconf can tell)."""
-    try:
-        import psutil
+def physical_memory() -> float:
+    """Bytes of memory of this machine."""
+    import psutil
 
-        return float(psutil.virtual_memory().total)
-    except ImportError:
-        names = ("SC_PAGE_SIZE", "SC_PHYS_PAGES")
-        return float(np.prod([os.sysconf(n) for n in names])) if all(n in getattr(os, "sysconf_names", {})
-                                                                     for n in names) else None
+    return float(psutil.virtual_memory().total)
 
 
 def shortfall(plan: dict, work_dir: str | os.PathLike) -> str | None:
@@ -313,7 +294,7 @@ def shortfall(plan: dict, work_dir: str | os.PathLike) -> str | None:
     free, memory, need = shutil.disk_usage(folder).free / _GB, physical_memory(), plan["total"]
     if need["disk_gb"] > free:
         return f"the run needs {need['disk_gb']:.1f} GB of disk and {folder} has {free:.1f} GB free"
-    if memory and need["peak_ram_gb"] > memory / _GB:
+    if need["peak_ram_gb"] > memory / _GB:
         stage = max(plan["stages"], key=lambda s: s["peak_ram_gb"])["name"]
         return f"the run needs {need['peak_ram_gb']:.1f} GB of memory ({stage}) and this machine has {memory / _GB:.1f} GB"
     return None

@@ -1,32 +1,10 @@
-"""``vfcross evaluate``: score a trained model on a dataset and write its tables and ``summary.json``.
+"""``vfcross evaluate``: score a trained model, or anyone's embeddings, on a dataset; write tables and summary.json.
 
-:func:`evaluate_model` does, without the notebooks, what notebook 04 does
-for a run: it loads a trained model (:func:`vfcross.load`: a model file, a
-work folder or a fusion run folder), preprocesses the samples the protocols
-need with the model's own face and voice settings (into the preprocessing
-cache, so a second evaluation reuses it), embeds them
-(:meth:`~vfcross.workflows.inference.VoiceFaceModel.embed_preprocessed`) and scores
-the protocols of :mod:`vfcross.evaluation.registry`:
-
-* with a lists folder (``eval.lists``), the official VoxCeleb1 lists: only
-  the files they reference are preprocessed, and every list row whose files
-  are not all usable is counted and written to ``missing_rows.csv.gz`` with the
-  reason (absent from the dataset, or why preprocessing left it out);
-* otherwise protocols generated from the ``eval.split`` identities of the
-  dataset (its split file).
-
-Either way it refuses to score an identity that the model's run records
-(``trained_from.json``, carried into a model file) list among the
-identities its backbone or fusion trained or selected epochs on (train and
-val), or a model whose records list none: such numbers would read as
-unseen-identity numbers and are not. ``allow_trained_identities``
-(``--allow-trained-identities``) scores them anyway and says so in the
-method's name, the notes and ``summary.json`` (``trained_identities``).
-
-The output folder receives ``tables/table2..5.md|csv`` and
-``tables/coverage.md|csv`` (each measured row naming its protocol and how
-many of its rows were scored), ``summary.json``, ``missing_rows.csv.gz`` and
-``preprocess/`` (the per-sample preprocessing report).
+:func:`evaluate_model` does what notebook 04 does for a run, without the notebooks: it loads a model, preprocesses
+the samples the protocols need with the model's own settings (into a cache a second evaluation reuses), embeds them
+and scores the official lists (``eval.lists``) or protocols generated from the ``eval.split`` identities. It refuses
+identities the model's runs trained or validated on unless told otherwise. :func:`evaluate_embeddings` scores an
+``.npz`` of anyone's embeddings the same way. Outputs and rules: ``docs/workflows.md``, ``docs/evaluation.md``.
 """
 
 from __future__ import annotations
@@ -49,12 +27,7 @@ from vfcross.evaluation.protocols import (OfficialLists, find_meta, generated_pr
                                           read_official_lists)
 from vfcross.workflows.inference import VoiceFaceModel, load
 from vfcross.io import atomic_write
-from vfcross.preprocess.run import (
-    MODALITIES,
-    PreprocessResult,
-    preprocess,
-    write_report,
-)
+from vfcross.preprocess.run import MODALITIES, PreprocessResult, preprocess, write_report
 from vfcross.reporting.summary import data_record, package_versions
 from vfcross.reporting.tables import evaluation_tables, write_table
 
@@ -64,14 +37,8 @@ MODEL_SECTIONS = ("face", "voice", "backbone", "fusion")
 
 def evaluation_config(model: VoiceFaceModel, preset_name: str | None = None,
                       changes: Mapping[str, Any] | None = None) -> RunConfig:
-    """The configuration of an evaluation: the model's, with the evaluation settings of a preset and ``changes``.
-
-    The model fixes its preprocessing and network sections
-    (:data:`MODEL_SECTIONS`); ``preset_name`` (default: the model's own
-    preset) supplies the ``eval`` and ``preprocess`` sections, and
-    ``changes`` (dotted keys) adjust those. ValueError for a change to a
-    section the model fixes.
-    """
+    """The model's configuration with the ``eval`` and ``preprocess`` sections of ``preset_name`` (default: the
+    model's own) and ``changes``; ValueError for a change to a section the model fixes (:data:`MODEL_SECTIONS`)."""
     changes = dict(changes or {})
     fixed = sorted(k for k in changes if k.split(".")[0] in MODEL_SECTIONS)
     if fixed:
@@ -85,8 +52,7 @@ def evaluation_config(model: VoiceFaceModel, preset_name: str | None = None,
 
 
 def default_out(model_path: str | os.PathLike) -> Path:
-    """Where an evaluation is written when no folder is given: ``<work or run folder>/evaluation``, or
-    ``<model file stem>-evaluation`` beside a model file."""
+    """``<work or run folder>/evaluation``, or ``<model file stem>-evaluation`` beside a model file."""
     path = Path(model_path)
     return path / "evaluation" if path.is_dir() else path.with_name(f"{path.stem}-evaluation")
 
@@ -111,38 +77,22 @@ def _rows_needed(manifest: pd.DataFrame, cfg: RunConfig, lists: OfficialLists | 
 
 
 def _preprocess(rows: pd.DataFrame, cfg: RunConfig, progress: bool) -> PreprocessResult:
-    """Preprocess ``rows`` one modality at a time, so that every usable file is kept.
-
-    (Preprocessing a training set drops the samples of an identity lacking
-    the other modality; an official list may use such a file, e.g. in a
-    retrieval gallery.)
-    """
+    """Preprocess ``rows`` one modality at a time, so that every usable file is kept (a training set drops an
+    identity's samples lacking the other modality; a list may use such a file, e.g. in a retrieval gallery)."""
     parts = [preprocess(rows[rows["modality"] == m].reset_index(drop=True), cfg, progress=progress)
              for m in MODALITIES if (rows["modality"] == m).any()]
     return PreprocessResult(pd.concat([p.manifest for p in parts], ignore_index=True),
                             pd.concat([p.report for p in parts], ignore_index=True), sum(p.seconds for p in parts))
 
 
-def evaluate_model(
-    model_path: str | os.PathLike,
-    root: str | os.PathLike,
-    out: str | os.PathLike | None = None,
-    splits: str | os.PathLike | None = None,
-    lists: str | os.PathLike | None = None,
-    preset_name: str | None = None,
-    changes: Mapping[str, Any] | None = None,
-    progress: bool = True,
-    allow_trained_identities: bool = False,
-) -> dict:
-    """Score the trained model at ``model_path`` on the dataset ``root``; write tables and ``summary.json`` to ``out``.
+def evaluate_model(model_path: str | os.PathLike, root: str | os.PathLike, out: str | os.PathLike | None = None,
+                   splits: str | os.PathLike | None = None, lists: str | os.PathLike | None = None,
+                   preset_name: str | None = None, changes: Mapping[str, Any] | None = None, progress: bool = True,
+                   allow_trained_identities: bool = False) -> dict:
+    """Score the model at ``model_path`` on the dataset ``root``; write tables and ``summary.json`` to ``out``.
 
-    ``splits`` is the identity-split file (default: the one in ``root``, if
-    any); ``lists`` the official lists folder (or ``eval.lists`` in
-    ``changes``); ``preset_name`` and ``changes`` the evaluation settings
-    (:func:`evaluation_config`). ``out`` defaults to :func:`default_out`.
-    ValueError when the protocols would score identities the model trained
-    or validated on, unless ``allow_trained_identities`` (module docstring).
-    Returns the summary (also written as ``out/summary.json``).
+    ``preset_name`` and ``changes`` are :func:`evaluation_config`'s. ValueError when the protocols would score
+    identities the model trained or validated on, unless ``allow_trained_identities``. Returns the summary.
     """
     model_path, root = Path(model_path), Path(root)
     out = Path(out) if out is not None else default_out(model_path)
@@ -178,34 +128,19 @@ def evaluate_model(
         write_table(frame, table_name, out)
     missing_csv = protocols.write_missing(out)
     write_report(prepared, out / "preprocess")
-    summary = {
-        "model": {"path": str(model_path), "preset": model.cfg.preset, "sources": model.sources},
-        "method": method,
-        "protocols": protocols.source,
-        "missing_rows": missing_csv.name,
-        "trained_identities": {"allowed": allow_trained_identities, "note": trained or "none of the identities "
-                               "scored is one that the model's runs trained or validated on"},
-        "data": data_record(dataset, prepared, name),
-        "eval": to_dict(cfg.eval),
-        "provenance": provenance,
-        "python": platform.python_version(),
-        "packages": package_versions(),
-        **result,
-    }
+    summary = {"model": {"path": str(model_path), "preset": model.cfg.preset, "sources": model.sources},
+               "method": method, "protocols": protocols.source, "missing_rows": missing_csv.name,
+               "trained_identities": {"allowed": allow_trained_identities, "note": trained or "none of the identities "
+                                      "scored is one that the model's runs trained or validated on"},
+               "data": data_record(dataset, prepared, name), "eval": to_dict(cfg.eval), "provenance": provenance,
+               "python": platform.python_version(), "packages": package_versions(), **result}
     atomic_write(out / "summary.json", lambda stream: stream.write((json.dumps(summary, indent=2) + "\n").encode()))
     return summary
 
 
-# --- anyone's embeddings --------------------------------------------------------------------------
-
-
 def read_embeddings(path: str | os.PathLike, meta: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """The rows (a manifest-like table, every row in split "test") and L2-normalised vectors of an embeddings file.
-
-    The ``.npz`` holds ``relpath`` (``wav/<id>/<video>/<n>.wav`` or ``unzippedFaces/<name>/1.6/<video>/<frame>.jpg``)
-    and ``embedding`` (one finite, non-zero float row per path); identities come from the path through ``meta``.
-    Anything else is a ValueError naming the file and the reason.
-    """
+    """The rows (a manifest-like table in split "test") and L2-normalised vectors of an embeddings file in
+    docs/evaluation.md's format; anything else is a ValueError naming the file and the reason."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -223,10 +158,13 @@ def read_embeddings(path: str | os.PathLike, meta: pd.DataFrame) -> tuple[pd.Dat
     if vectors.ndim != 2 or vectors.dtype.kind != "f" or len(vectors) != len(relpaths) or not vectors.shape[1]:
         raise ValueError(f"{path}: embedding must be one float row per relpath ({len(relpaths)}), got {vectors.dtype} "
                          f"of shape {vectors.shape}")
+
+    def refuse(bad, what: str) -> None:
+        if (bad := np.flatnonzero(bad)).size:
+            raise ValueError(f"{path}: {len(bad)} {what}, e.g. {relpaths[bad[0]]}")
+
     norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
-    bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1) | (norms == 0))
-    if len(bad):
-        raise ValueError(f"{path}: {len(bad)} embeddings are not finite or all zero, e.g. {relpaths[bad[0]]}")
+    refuse(~np.isfinite(vectors).all(axis=1) | (norms == 0), "embeddings are not finite or all zero")
     relpaths = relpaths.astype(str)
     seen, first = np.unique(relpaths, return_counts=True)
     if (first > 1).any():
@@ -234,16 +172,11 @@ def read_embeddings(path: str | os.PathLike, meta: pd.DataFrame) -> tuple[pd.Dat
     parts = pd.Series(relpaths).str.split("/", expand=True).reindex(columns=range(5))
     voice = (parts[0] == WAV_DIR) & parts[3].notna() & parts[4].isna() & parts[3].str.lower().str.endswith(".wav")
     face = (parts[0] == FACE_DIR) & (parts[2] == FACE_VERSION) & parts[4].notna()
-    outside = np.flatnonzero(~(voice | face).to_numpy())
-    if len(outside):
-        raise ValueError(f"{path}: {len(outside)} paths are not in the VoxCeleb1 layout (wav/<id>/<video>/<n>.wav or "
-                         f"{FACE_DIR}/<name>/{FACE_VERSION}/<video>/<frame>.jpg), e.g. {relpaths[outside[0]]}")
-    by_name = dict(zip(meta["name"], meta["identity"]))
-    identity = np.where(voice, parts[1], parts[1].map(by_name)).astype(object)
-    unknown = np.flatnonzero(~pd.Series(identity).isin(set(meta["identity"])).to_numpy())
-    if len(unknown):
-        raise ValueError(f"{path}: {len(unknown)} paths name identities the meta table does not know, "
-                         f"e.g. {relpaths[unknown[0]]}")
+    refuse(~(voice | face).to_numpy(), "paths are not in the VoxCeleb1 layout (wav/<id>/<video>/<n>.wav or "
+                                        f"{FACE_DIR}/<name>/{FACE_VERSION}/<video>/<frame>.jpg)")
+    identity = np.where(voice, parts[1], parts[1].map(dict(zip(meta["name"], meta["identity"])))).astype(object)
+    refuse(~pd.Series(identity).isin(set(meta["identity"])).to_numpy(),
+           "paths name identities the meta table does not know")
     table = pd.DataFrame({"identity": identity.astype(str), "modality": np.where(voice, "voice", "face"),
                           "relpath": relpaths, "split": "test"})
     attributes = meta.set_index("identity")[[c for c in ("gender", "nationality", "age") if c in meta]]
@@ -254,12 +187,8 @@ def read_embeddings(path: str | os.PathLike, meta: pd.DataFrame) -> tuple[pd.Dat
 def evaluate_embeddings(path: str | os.PathLike, root: str | os.PathLike, out: str | os.PathLike,
                         lists: str | os.PathLike | None = None, against: str | os.PathLike | None = None,
                         eval_cfg: EvalConfig | None = None) -> dict:
-    """Score an embeddings file (:func:`read_embeddings`) as a vfcross model is scored; write tables and summary.json.
-
-    ``root`` needs only ``vox1_meta.csv``. With ``lists`` the official lists are scored (a row whose files the file
-    lacks is counted and named); without, every voice-face pair of the rows. ``against`` (another file of the same
-    paths) adds paired differences. Every input is checked before anything is written.
-    """
+    """Score an embeddings file (:func:`read_embeddings`) as a model is scored; write tables and summary.json.
+    ``against`` (a file of the same paths) adds paired differences. Every input is checked before any writing."""
     cfg = eval_cfg or EvalConfig()
     meta = read_meta(find_meta(root, lists))
     table, vectors = read_embeddings(path, meta)
