@@ -15,6 +15,8 @@ from vfcross import config as C
 from vfcross.backbone.sampler import pk_batches
 from vfcross.data.synthetic.writer import write_population
 from vfcross.data.voxceleb import read_dataset
+from vfcross.preprocess.cache import bytes_per_sample
+from vfcross.training import planned_schedules
 from vfcross.workflows import plan as P
 from vfcross.workflows.cli import main
 
@@ -61,23 +63,10 @@ def test_the_real_slice_is_counted_as_it_is(shared_data):
 @pytest.mark.parametrize("identities, per_batch", [(901, 45), (46, 45), (10, 3), (9, 3), (7, 24)])
 def test_steps_per_epoch_are_the_batches_the_sampler_draws(identities, per_batch):
     table = pd.DataFrame({"label": np.repeat(np.arange(identities), 2), "modality": ["face", "voice"] * identities})
-    cfg = C.BackboneConfig(identities_per_batch=per_batch, samples_per_identity=1)
+    cfg = C.override(C.preset("default"), {"backbone.identities_per_batch": per_batch})
     batches = pk_batches(table, per_batch, 1, np.random.default_rng(0))
-    assert P.epoch_shape(cfg, {"identities": identities})[0] == len(batches)
-
-
-def test_cache_bytes_are_those_of_cached_entries(shared_data, tmp_path):
-    from vfcross.preprocess.run import preprocess
-
-    cfg = C.override(C.preset("smoke"), {"work_dir": str(tmp_path), "preprocess.workers": 1})
-    manifest = read_dataset(shared_data / "voxceleb1-mini")
-    rows = pd.concat([manifest[manifest.modality == m].head(2) for m in ("face", "voice")])
-    done = preprocess(rows, cfg, progress=False).manifest
-    for row in done.itertuples():
-        entry = np.load(row.cache_path)
-        seconds = entry.shape[1] * cfg.voice.hop_ms / 1000 if row.modality == "voice" else 0.0
-        expected = P.cache_bytes(cfg, seconds)[row.modality == "voice"]
-        assert expected == pytest.approx(Path(row.cache_path).stat().st_size)
+    counts = {"train": {"identities": identities, "voices": identities, "faces": identities}}
+    assert planned_schedules(cfg, counts)["backbone"]["steps_per_epoch"] == len(batches)
 
 
 def small_counts(train=(10, 40, 60), val=(4, 8, 12), test=(6, 12, 24)) -> dict:
@@ -101,17 +90,20 @@ def test_the_projection_is_the_arithmetic_of_the_run_reproduce_makes():
         assert {"name", "hours_here", "hours_reference_gpu", "disk_gb", "peak_ram_gb"} <= set(s)
     back, fusion = stages["backbone training"], stages["fusion training"]
     assert back["runs"] == 2 * len(cfg.backbone.seeds) and fusion["runs"] == 4 * len(cfg.fusion.seeds)
-    # 10 identities, 4 a batch: 3 batches of 4 + 4 + 2 identities, each 4 faces + 4 voices
-    assert (back["steps_per_epoch"], back["images_per_step"], back["images_trained_on"]) == (3, 8, 5 * 3 * 8)
+    # 10 identities, 4 a batch: 3 batches of 4 + 4 + 2 identities, each a face and a voice: 20 images an epoch
+    assert (back["steps_per_epoch"], back["images_per_step"], back["images_trained_on"]) == (3, 6.67, 5 * 20)
     train_samples = (1 - cfg.backbone.holdout_fraction) * 100
-    assert back["passes_over_training_set"] == pytest.approx(120 / train_samples)
+    assert back["passes_over_training_set"] == pytest.approx(100 / train_samples)
     crops = 1  # 2 s = 200 frames: one test-time crop of 200
     held = cfg.backbone.holdout_fraction
     validation = (held * 60 + 12 + (held * 40 + 8) * crops) * 0.1 + 8 * 12 * 1e-7
-    expected = back["runs"] * (5 * 3 * 0.5 + 120 * 0.3 + 3 * validation)  # epochs 2, 4 and 5 are validated
+    expected = back["runs"] * (5 * 3 * 0.5 + 100 * 0.3 + 3 * validation)  # epochs 2, 4 and 5 are validated
     assert back["hours_here"] == pytest.approx(expected / 3600)
     assert fusion["images_trained_on"] == 7 * math.ceil(100 / 128) * 128 and fusion["passes_over_training_set"] == 7 * 128 / 100
     assert stages["preprocess"]["samples"] == 156  # 96 faces, 60 voices
+    entry = bytes_per_sample(cfg.face, cfg.voice, 2.0)  # the cache in 4 KiB blocks
+    blocks = 96 * math.ceil(entry["face"] / 4096) + 60 * math.ceil(entry["voice"] / 4096)
+    assert stages["preprocess"]["disk_gb"] == pytest.approx(blocks * 4096 / 2**30)
     assert stages["preprocess"]["hours_here"] == pytest.approx((96 * 0.05 + 60 * 2.0 * 0.01) / 3600)
     assert plan["total"]["hours_here"] == pytest.approx(sum(s["hours_here"] for s in plan["stages"]))
     assert plan["total"]["peak_ram_gb"] == max(s["peak_ram_gb"] for s in plan["stages"])

@@ -678,24 +678,6 @@ def test_an_interrupted_run_keeps_its_finished_packs_and_resumes(tmp_path, monke
     assert sorted(again.report.outcome) == ["cached"] * 4 + ["processed"] * 2
 
 
-def bytes_per_sample(face: FaceConfig, voice: VoiceConfig, voice_seconds: float = 8.2) -> dict[str, float]:
-    """Projected cache bytes of one face and one clip, from the rates measured on the slice (docs/preprocessing.md):
-    bytes per pixel of a 256x256 crop (JPEG by quality) growing with the side's power, FLAC bytes per second of
-    speech, the share of a clip the VAD keeps (0.954), and 220 bytes of zip headers and index line per entry."""
-    jpeg_per_pixel = {75: 0.108, 85: 0.139, 90: 0.170, 95: 0.234}
-    speech = 0.954 * voice_seconds
-    qualities = sorted(jpeg_per_pixel)
-    per_pixel = (0.700 if face.storage == "lossless" else
-                 float(np.interp(face.jpeg_quality, qualities, [jpeg_per_pixel[q] for q in qualities])))
-    crop = per_pixel * 256**2 * (face.size / 256) ** {"lossless": 1.6, "jpeg": 1.25}[face.storage]
-    if voice.storage == "audio":
-        clip = 18_600 * speech
-    else:
-        hop = round(voice.sample_rate * voice.hop_ms / 1000.0)
-        clip = 128 + 2 * voice.frequency_rows * max(1, 1 + int(speech * voice.sample_rate - voice.n_fft) // hop)
-    return {"face": crop + 220, "voice": clip + 220}
-
-
 def test_cache_size_estimate_matches_the_entries(tmp_path):
     clips = real_clips()[:6]
     manifest = manifest_of([("a", "face", p) for p in real_faces()[:12]] + [("a", "voice", p) for p in clips])
@@ -705,5 +687,5 @@ def test_cache_size_estimate_matches_the_entries(tmp_path):
         made = result.manifest.groupby("modality").cache_path.apply(
             lambda paths: np.mean([len(cache.read_entry(p)[0]) for p in paths]))
         seconds = np.mean([sf.info(p).duration for p in clips])
-        estimate = bytes_per_sample(cfg.face, cfg.voice, seconds)
+        estimate = cache.bytes_per_sample(cfg.face, cfg.voice, seconds)
         assert 0.7 < estimate["face"] / made["face"] < 1.3 and 0.8 < estimate["voice"] / made["voice"] < 1.25

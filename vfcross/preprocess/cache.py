@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from vfcross.config import to_dict
+from vfcross.config import FaceConfig, VoiceConfig, to_dict
 from vfcross.io import atomic_write
 
 #: Fields that do not change an entry, left out of the settings hash (speed settings, and the later ``no_face``).
@@ -125,3 +125,20 @@ def npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
     return buffer.getvalue()
+
+
+def bytes_per_sample(face: FaceConfig, voice: VoiceConfig, voice_seconds: float = 8.2) -> dict[str, float]:
+    """Projected cache bytes of one face and one clip (``vfcross plan`` sizes the cache with it), from rates
+    measured on the real slice (docs/preprocessing.md)."""
+    jpeg_per_pixel = {75: 0.108, 85: 0.139, 90: 0.170, 95: 0.234}
+    speech = 0.954 * voice_seconds
+    qualities = sorted(jpeg_per_pixel)
+    per_pixel = (0.700 if face.storage == "lossless" else
+                 float(np.interp(face.jpeg_quality, qualities, [jpeg_per_pixel[q] for q in qualities])))
+    crop = per_pixel * 256**2 * (face.size / 256) ** {"lossless": 1.6, "jpeg": 1.25}[face.storage]
+    if voice.storage == "audio":
+        clip = 18_600 * speech
+    else:
+        hop = round(voice.sample_rate * voice.hop_ms / 1000.0)
+        clip = 128 + 2 * voice.frequency_rows * max(1, 1 + int(speech * voice.sample_rate - voice.n_fft) // hop)
+    return {"face": crop + 220, "voice": clip + 220}

@@ -24,14 +24,16 @@ from torch.utils.flop_counter import FlopCounterMode
 from vfcross.backbone.embedding import all_pairs_auc
 from vfcross.backbone.objective import BackboneObjective
 from vfcross.backbone.sampler import utterance_offsets
-from vfcross.config import TABLE6_VARIANTS, BackboneConfig, RunConfig
+from vfcross.config import TABLE6_VARIANTS, RunConfig
 from vfcross.data.synthetic.population import sample_population
 from vfcross.data.voxceleb import SPLIT_CODES, scan_dataset
 from vfcross.fusion.task import FusionObjective
+from vfcross.scores import exact_pairs
 from vfcross.markdown import markdown_table
+from vfcross.preprocess.cache import bytes_per_sample
 from vfcross.preprocess.faces import FaceDetector, crop_faces, open_rgb, single_torch_thread
 from vfcross.preprocess.voices import process_voice
-from vfcross.training import autocast_dtype, device, make_optimizer, precision
+from vfcross.training import autocast_dtype, device, make_optimizer, planned_schedules, precision
 
 SPLITS = ("train", "val", "test")
 #: One reference GPU (A100/H100 class) beside 16 CPU cores: estimates until ``benchmarks/gpu_check.py`` measures one.
@@ -47,23 +49,18 @@ SYNTH_CLIP_SECONDS, TYPICAL_FACE_S, TYPICAL_VOICE_S_PER_S = 5.3, 0.02, 0.002
 _GB = 2**30
 
 
-def epoch_shape(cfg: BackboneConfig, train: dict[str, int]) -> tuple[int, int]:
-    """Steps per backbone epoch and images per step: today one pass over the training identities, P x (K + K)."""
-    n, p = train["identities"], cfg.identities_per_batch
-    steps = (math.ceil(n / p) - (n > p and n % p == 1)) * cfg.epoch_repeats  # a lone last identity joins a batch
-    return min(steps, cfg.loop.max_batches_per_epoch or steps), 2 * p * cfg.samples_per_identity
-
-
-def cache_bytes(cfg: RunConfig, seconds: float) -> tuple[float, float]:
-    """Bytes of one cached face and of one cached voice of ``seconds``: today uint8 and float16 ``.npy`` files."""
-    return 128 + 3 * cfg.face.size**2, 128 + 2 * cfg.voice.frequency_rows * seconds * 1000 / cfg.voice.hop_ms
-
-
 def validation_work(cfg: RunConfig, counts: dict) -> tuple[float, float, float]:
-    """Faces and voices one backbone validation embeds (the held-out training samples and every validation
-    sample), and the voice-face pairs its AUC scores (all validation pairs)."""
-    held, train, val = cfg.backbone.holdout_fraction, counts["train"], counts["val"]
-    return held * train["faces"] + val["faces"], held * train["voices"] + val["voices"], val["voices"] * val["faces"]
+    """Faces and voices one backbone validation embeds (its fixed subsets of the held-out training samples and of
+    the validation samples, ``val_voices``/``val_faces`` a person, 0 = all), and the voice-face pairs its AUC scores."""
+    loop, held, (train, val) = cfg.backbone.loop, cfg.backbone.holdout_fraction, (counts["train"], counts["val"])
+
+    def subset(split: dict, modality: str, share: float) -> float:
+        n, limit = split["identities"], getattr(loop, f"val_{modality}s")
+        per = share * split[f"{modality}s"] / max(1, n)
+        return n * (min(per, limit) if limit else per)
+
+    faces, voices = (subset(val, m, 1.0) for m in ("face", "voice"))
+    return subset(train, "face", held) + faces, subset(train, "voice", held) + voices, faces * voices
 
 
 def count_dataset(cfg: RunConfig, manifest: pd.DataFrame | None = None) -> tuple[dict, dict, pd.DataFrame | None]:
@@ -196,7 +193,8 @@ def reference_rates(here: dict, gpu_check: str | os.PathLike | None = None, cfg:
         seconds = record.get("step_time_s", {}).get(dtype)
         if seconds is None:
             raise ValueError(f"{gpu_check}: no step_time_s[{dtype!r}] (the paper preset's measured step time)")
-        per_image = seconds / (record.get("batch") or epoch_shape(cfg.backbone, {"identities": 10**6})[1])
+        per_image = seconds / (record.get("batch") or 2 * cfg.backbone.identities_per_batch
+                                  * cfg.backbone.samples_per_identity)
         ref.update(source=f"measured ({gpu_check})", train_image_s=per_image, forward_image_s=per_image / 3)
     return ref
 
@@ -217,23 +215,26 @@ def project(cfg: RunConfig, counts: dict, data: dict, here: dict, ref: dict, lis
 
     workers = min(cfg.preprocess.workers, os.cpu_count() or 1)
     face_s, voice_s = faces * here["face_s"], voices * seconds * here["voice_s_per_s"]
-    face_bytes, voice_bytes = (math.ceil(x / 4096) * 4096 for x in cache_bytes(cfg, seconds))  # in 4 KiB blocks
+    entry = bytes_per_sample(cfg.face, cfg.voice, seconds)
+    face_bytes, voice_bytes = (math.ceil(entry[m] / 4096) * 4096 for m in ("face", "voice"))  # in 4 KiB blocks
     stage("preprocess", ((face_s + voice_s) / workers, max(faces / ref["mtcnn_frames_per_s"], voice_s / ref["cpu_cores"])),
           faces * face_bytes + voices * voice_bytes,
           base + 2 * ROW_BYTES * rows + MTCNN_WORKER_BYTES + (workers - 1) * (PROCESS_BYTES + MTCNN_WORKER_BYTES),
           runs=1, samples=rows)
 
-    (steps, per_step), (v_faces, v_voices, v_pairs) = epoch_shape(b, tr), validation_work(cfg, counts)
-    images, runs = b.loop.epochs * steps * per_step, 2 * len(b.seeds)  # single and dual stream, every seed
+    schedules, (v_faces, v_voices, v_pairs) = planned_schedules(cfg, counts), validation_work(cfg, counts)
+    steps, per_step = schedules["backbone"]["steps_per_epoch"], schedules["backbone"]["images_per_step"]
+    images, runs = schedules["backbone"]["images"], 2 * len(b.seeds)  # single and dual stream, every seed
     checks = b.loop.epochs // b.loop.validate_every + (b.loop.epochs % b.loop.validate_every > 0)
     train_samples = (1 - b.holdout_fraction) * (tr["faces"] + tr["voices"])
-    train = {m: b.loop.epochs * steps * (r["train_step_s"] + per_step * r["train_image_s"])
+    train = {m: b.loop.epochs * steps * r["train_step_s"] + images * r["train_image_s"]
              for m, r in (("here", here), ("ref", ref))}
     check = {m: checks * ((v_faces + v_voices * crops) * r["forward_image_s"] + v_pairs * auc_s)
              for m, r in (("here", here), ("ref", ref))}
     stage(f"backbone training x {runs}", (runs * (train["here"] + check["here"]), runs * (train["ref"] + check["ref"])),
           runs * 4 * here["params"] * (3 + bool(b.loop.select_best)),
-          base + 16 * here["params"] + per_step * activations + 2048 * (v_faces + v_voices) + AUC_PAIR_BYTES * v_pairs,
+          base + 16 * here["params"] + per_step * activations + 2048 * (v_faces + v_voices)
+          + AUC_PAIR_BYTES * min(v_pairs, exact_pairs(cfg.eval.memory_gb)),
           runs=runs, samples=int(train_samples), steps_per_epoch=steps, images_per_step=per_step, epochs=b.loop.epochs,
           images_trained_on=images, passes_over_training_set=images / max(1, train_samples),
           validation_share_here=check["here"] / max(1e-9, train["here"]),
@@ -249,10 +250,12 @@ def project(cfg: RunConfig, counts: dict, data: dict, here: dict, ref: dict, lis
     pairs = tr["faces"] + tr["voices"]  # an epoch pairs every training face and every training voice
     f_steps = min(math.ceil(pairs / f.batch_size), f.loop.max_batches_per_epoch or math.inf)
     f_runs, f_epochs = len(TABLE6_VARIANTS) * len(f.seeds), f.loop.epochs
-    f_checks = (f_epochs // f.loop.validate_every + (f_epochs % f.loop.validate_every > 0)) * va["voices"] * va["faces"]
+    f_pairs = math.prod(va["identities"] * min(va[f"{m}s"] / max(1, va["identities"]), getattr(f.loop, f"val_{m}s") or math.inf)
+                        for m in ("voice", "face"))  # the fusion's validation subset, every pair
+    f_checks = (f_epochs // f.loop.validate_every + (f_epochs % f.loop.validate_every > 0)) * f_pairs
     stage(f"fusion training x {f_runs}", tuple(f_runs * (f_epochs * f_steps * r["fusion_step_s"] + f_checks * auc_s)
                                                for r in (here, ref)),
-          f_runs * 2e7, base + 2048 * rows + AUC_PAIR_BYTES * va["voices"] * va["faces"],
+          f_runs * 2e7, base + 2048 * rows + AUC_PAIR_BYTES * min(f_pairs, exact_pairs(cfg.eval.memory_gb)),
           runs=f_runs, samples=pairs, images_trained_on=f_epochs * f_steps * f.batch_size,
           passes_over_training_set=f_epochs * f_steps * f.batch_size / max(1, pairs))
 
