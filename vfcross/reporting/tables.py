@@ -8,7 +8,6 @@ from pathlib import Path
 import pandas as pd
 
 from vfcross.evaluation.protocols import GROUPED
-from vfcross.markdown import markdown_table
 from vfcross.reporting.reported import REPORTED, REPORTED_DATASET, TABLE_TITLES
 
 #: Columns saying where a measured row's numbers came from, written after its metrics and intervals.
@@ -46,6 +45,24 @@ def build_table(name: str, measured: list[dict], provenance: dict[str, str]) -> 
     return table[first + [c for c in columns if c not in first + cis + tail] + cis + tail]
 
 
+def markdown(table: pd.DataFrame) -> str:
+    """``table`` as Markdown through ``DataFrame.to_markdown``: cells as written, NA blank, ``|`` escaped."""
+    cells = table.astype(object).where(table.notna(), "").astype(str)
+    cells = cells.apply(lambda column: column.str.replace("|", "\\|").str.replace("\n", " "))
+    return cells.to_markdown(index=False, disable_numparse=True, stralign=None) + "\n"
+
+
+def describe_skips(skipped: pd.DataFrame, name_column: str, report: Path | str | None, limit: int = 5) -> str:
+    """One terminal line: how many files were skipped, the first few with their reasons, where the full list is."""
+    if skipped.empty:
+        return "nothing skipped"
+    rows = skipped[[name_column, "reason"]].head(limit).itertuples(index=False)
+    shown = "; ".join(f"{name} ({why})" for name, why in rows)
+    more = f"; and {len(skipped) - limit} more" if len(skipped) > limit else ""
+    where = f"; every skipped file with its reason: {report}" if report else ""
+    return f"skipped {len(skipped)} file(s): {shown}{more}{where}"
+
+
 def write_table(table: pd.DataFrame, name: str, reports_dir: str | Path) -> tuple[Path, Path]:
     """Write ``reports/tables/<name>.csv`` and ``.md`` (reported and measured rows kept apart).
 
@@ -58,10 +75,10 @@ def write_table(table: pd.DataFrame, name: str, reports_dir: str | Path) -> tupl
     table.to_csv(csv, index=False)
     lines = [f"# {TABLE_TITLES.get(name, name)}", ""]
     if "source" not in table.columns:
-        lines.append(markdown_table(table))
+        lines.append(markdown(table))
     for source, part in (table.groupby("source", sort=False) if "source" in table.columns else ()):
         part = part.dropna(axis=1, how="all").drop(columns="source")
-        lines += [f"## {source}", "", markdown_table(part)]
+        lines += [f"## {source}", "", markdown(part)]
     md.write_text("\n".join(lines))
     return csv, md
 
