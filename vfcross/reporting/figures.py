@@ -1,15 +1,8 @@
-"""Figures written into ``reports/`` by the notebooks, in one seaborn style.
+"""Figures of the reports, in one seaborn style (:func:`style`, applied on import).
 
-Every plotting function returns its matplotlib :class:`~matplotlib.figure.Figure`
-(a notebook shows it inline) and :func:`save_figure` writes it as a compact
-PNG. The style (:func:`style`: seaborn's "whitegrid" theme, "paper" context,
-the colour-blind-safe "colorblind" palette, one DPI and one set of font sizes)
-is applied when this module is imported, so every figure of the reports looks
-alike. Plots of data (curves, bars, histograms, scatter) are drawn with
-seaborn; image panels (faces, spectrograms, waveforms) stay plain matplotlib.
-
-Figures that compare several curves or groups put one shared legend below the
-panels, so long method names never cover the data.
+Every plotting function returns its matplotlib Figure; :func:`save_figure` writes it as a compact PNG. Data plots
+(curves, bars, histograms, scatter) are drawn with seaborn, image panels (faces, spectrograms) with matplotlib.
+Intervals are computed by the evaluation and handed to seaborn as the bars' error bars; legends sit below.
 """
 
 from __future__ import annotations
@@ -45,10 +38,7 @@ REFERENCE = {"color": "0.35", "lw": 1.0, "ls": ":"}
 
 
 def style() -> None:
-    """Apply the reports' style (seaborn whitegrid, paper context, colour-blind palette, :data:`RC`).
-
-    Called on import; call it again after a notebook changed matplotlib's settings.
-    """
+    """Apply the reports' style (seaborn whitegrid, paper context, colour-blind palette, :data:`RC`)."""
     sns.set_theme(context="paper", style="whitegrid", palette=PALETTE, rc=RC)
 
 
@@ -56,11 +46,7 @@ style()
 
 
 def save_figure(fig: plt.Figure, path: str | Path) -> Path:
-    """Save ``fig`` as a compact PNG at :data:`DPI` (parents created); returns the path.
-
-    The path must end in ``.png``: the reports link PNGs, and another suffix
-    would silently write another format.
-    """
+    """Save ``fig`` as a compact PNG at :data:`DPI` (parents created); another suffix is refused."""
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"{path}: save_figure writes PNG files; the name must end in .png")
@@ -84,19 +70,13 @@ def _colours(labels: Iterable) -> dict:
     return dict(zip(labels, colours))
 
 
-def _legend_below(fig: plt.Figure, axes: Iterable[plt.Axes], ncol: int | None = None, title: str | None = None
-                  ) -> None:
-    """Gather the legend entries of ``axes`` (first occurrence of each label) into one legend below the figure."""
-    entries: dict[str, object] = {}
-    for ax in axes:
-        handles, labels = ax.get_legend_handles_labels()
-        for handle, label in zip(handles, labels):
-            entries.setdefault(label, handle)
-        if ax.get_legend() is not None:
-            ax.get_legend().remove()
-    if entries:
-        fig.legend(list(entries.values()), list(entries), loc="outside lower center", title=title, frameon=False,
-                   ncol=ncol or min(len(entries), 3))
+def _legend(fig: plt.Figure, ax: plt.Axes, ncol: int = 2, title: str | None = None) -> None:
+    """One legend below the figure of the entries of ``ax`` (seaborn's and the reference lines'), each label once."""
+    entries = {label: handle for handle, label in zip(*ax.get_legend_handles_labels())}
+    for each in fig.axes:
+        if each.get_legend() is not None:
+            each.get_legend().remove()
+    fig.legend(entries.values(), entries.keys(), loc="outside lower center", ncol=ncol, frameon=False, title=title)
 
 
 def _image_axes(ax: plt.Axes) -> None:
@@ -111,31 +91,20 @@ def _check_interval(low: float, high: float, where: str) -> None:
         raise ValueError(f"{where}: interval ({low}, {high}) must be finite with low <= high")
 
 
-def _dodged_bars(ax: plt.Axes, categories: Sequence, hues: Sequence) -> dict[tuple, object]:
-    """Map (category, hue level) to its bar patch in a seaborn ``barplot`` drawn with ``dodge`` (width 0.8).
+def _bars(ax: plt.Axes, data: pd.DataFrame, x: str, y: str, hue: str, order: list, hue_order: list,
+          palette) -> None:
+    """A seaborn barplot of given values with given intervals (``low``, ``high``: NaN for none) as error bars.
 
-    Seaborn places the bar of hue level ``j`` of ``n`` for category ``i`` at
-    ``i - 0.4 + 0.8 / n * (j + 0.5)``; a missing value leaves no bar.
+    Each bar's rows are its value, then its interval's ends: the estimator takes the first, the errorbar the others.
     """
-    step = 0.8 / len(hues)
-    bars = {}
-    for patch in ax.patches:
-        centre = patch.get_x() + patch.get_width() / 2
-        i = round(centre)
-        j = round((centre - i + 0.4) / step - 0.5)
-        if 0 <= i < len(categories) and 0 <= j < len(hues):
-            bars[(categories[i], hues[j])] = patch
-    return bars
-
-
-def _interval_bars(ax: plt.Axes, positions: Sequence[float], intervals: Sequence[tuple[float, float]],
-                   label: str = "95% interval") -> None:
-    """Error bars from exactly ``low`` to ``high`` at each position (the intervals are given, not computed)."""
-    if not positions:
-        return
-    low, high = np.asarray(intervals, dtype=float).T
-    ax.errorbar(positions, (low + high) / 2, yerr=(high - low) / 2, fmt="none", ecolor="0.15", elinewidth=1,
-                capsize=2, label=label, zorder=3)
+    parts = [data.assign(_part=0)]
+    if {"low", "high"} <= set(data):
+        bounded = data.dropna(subset=["low", "high"])
+        parts += [bounded.assign(**{y: bounded["low"], "_part": 1}), bounded.assign(**{y: bounded["high"], "_part": 2})]
+    long = pd.concat(parts).sort_values("_part", kind="stable")
+    sns.barplot(data=long, x=x, y=y, hue=hue, order=order, hue_order=hue_order, palette=palette, saturation=1,
+                estimator=lambda v: v.iloc[0], errorbar=lambda v: (v.iloc[1], v.iloc[2]),
+                err_kws={"color": "0.15", "linewidth": 1}, capsize=0.15, ax=ax)
 
 
 # --- data and preprocessing (notebook 01) ------------------------------------------------------------
@@ -260,7 +229,7 @@ def training_curves(history: Sequence[Mapping], title: str = "training", chance:
     terms = [k for k in ("center", "opl") if k in table]
     scores = [c for c in table.columns if c.endswith(("accuracy", "auc"))] + [c for c in ("gate_mean",) if c in table]
     panels = [p for p in (main, terms, scores) if p] or [[]]
-    fig, [axes] = _figure(1, len(panels), (WIDTH if len(panels) > 1 else 4.5, 2.8))
+    fig, [axes] = _figure(1, len(panels), (WIDTH if len(panels) > 1 else 4.5, 3.4))
     for ax, keys in zip(axes, panels):
         if keys:
             _epoch_lines(ax, table, keys)
@@ -279,7 +248,8 @@ def training_curves(history: Sequence[Mapping], title: str = "training", chance:
     if selected_epoch is not None:
         for ax in axes:
             ax.axvline(selected_epoch, color="0.15", lw=1, ls="--", label=f"selected epoch {selected_epoch}")
-    _legend_below(fig, axes)
+    for ax in axes:  # each panel's own entries below it
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False)
     return fig
 
 
@@ -309,7 +279,7 @@ def seed_curves(histories: Mapping[str, Sequence[Mapping]], metric: str, chance:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(_metric_name(metric))
     ax.set_title(title or f"{_metric_name(metric)} per epoch, {len(runs)} runs")
-    _legend_below(fig, [ax])
+    _legend(fig, ax, ncol=3)
     return fig
 
 
@@ -441,7 +411,7 @@ def roc_det_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> plt.F
     det.set(xlim=limits, ylim=limits, xlabel="false acceptance rate", ylabel="false rejection rate",
             title="DET (EER where a curve meets the diagonal)")
     det.set_aspect("equal")
-    _legend_below(fig, [roc], ncol=2)
+    _legend(fig, roc)
     return fig
 
 
@@ -450,45 +420,32 @@ def grouped_auc_figure(groups: Mapping[str, Mapping[str, float]],
                        ci: Mapping[str, Mapping[str, tuple[float, float]]] | None = None) -> plt.Figure:
     """Bars of verification AUC (%) per negative restriction (Table 3), one colour per method.
 
-    ``groups`` maps a method to ``{restriction: AUC %}`` (restrictions in
-    :data:`vfcross.evaluation.protocols.RESTRICTIONS` first, others after them in the order met; a missing
-    value leaves a gap). ``ci`` maps a method to ``{restriction: (low, high)}``
-    in %, drawn as error bars from exactly ``low`` to ``high`` (the intervals
-    are computed by the evaluation, not by seaborn); bars without an interval
-    get none.
+    ``groups`` maps a method to ``{restriction: AUC %}`` (a missing value leaves a gap); ``ci`` maps a method to
+    ``{restriction: (low, high)}`` in %, drawn as given (computed by the evaluation, not by seaborn).
     """
     if not groups:
         raise ValueError("grouped_auc_figure: no groups given")
     ci = ci or {}
-    for method in ci:
-        if method not in groups:
-            raise ValueError(f"grouped_auc_figure: intervals given for {method!r}, which has no bars")
-    seen = list(dict.fromkeys(k for values in groups.values() for k in values))
-    keys = [k for k in RESTRICTIONS if k in seen] + [k for k in seen if k not in RESTRICTIONS]
-    rows = [{"method": m, "restriction": k, "AUC (%)": float(v)} for m, values in groups.items()
-            for k, v in values.items() if v is not None and np.isfinite(float(v))]
-    data = pd.DataFrame(rows, columns=["method", "restriction", "AUC (%)"])
-    methods = list(groups)
-    fig, [[ax]] = _figure(1, 1, (WIDTH, 3.2))
-    sns.barplot(data=data, x="restriction", y="AUC (%)", hue="method", order=keys, hue_order=methods,
-                palette=_colours(methods), saturation=1, errorbar=None, ax=ax)
-    bars = _dodged_bars(ax, keys, methods)
-    positions, intervals = [], []
     for method, by_key in ci.items():
         for key, (low, high) in by_key.items():
             _check_interval(low, high, f"grouped_auc_figure: {method!r} {key}")
-            if (key, method) not in bars:
+            if groups.get(method, {}).get(key) is None:
                 raise ValueError(f"grouped_auc_figure: interval for {method!r} {key} but no AUC to draw it on")
-            bar = bars[(key, method)]
-            positions.append(bar.get_x() + bar.get_width() / 2)
-            intervals.append((low, high))
-    _interval_bars(ax, positions, intervals)
+    seen = list(dict.fromkeys(k for values in groups.values() for k in values))
+    keys = [k for k in RESTRICTIONS if k in seen] + [k for k in seen if k not in RESTRICTIONS]
+    rows = [{"method": m, "restriction": k, "AUC (%)": float(v), "low": ci.get(m, {}).get(k, (np.nan,) * 2)[0],
+             "high": ci.get(m, {}).get(k, (np.nan,) * 2)[1]} for m, values in groups.items()
+            for k, v in values.items() if v is not None and np.isfinite(float(v))]
+    data = pd.DataFrame(rows, columns=["method", "restriction", "AUC (%)", "low", "high"])
+    methods = list(groups)
+    fig, [[ax]] = _figure(1, 1, (WIDTH, 3.4))
+    _bars(ax, data, "restriction", "AUC (%)", "method", keys, methods, _colours(methods))
     ax.axhline(50, **REFERENCE, label="chance (50%)")
-    lowest = min([*data["AUC (%)"], *(low for low, _ in intervals)], default=50)
+    lowest = np.nanmin([*data["AUC (%)"], *data["low"], 50])
     ax.set_ylim(min(40, 5 * np.floor(lowest / 5) - 5), 100)
     ax.set_xlabel("negative pairs restricted to the same ... (G gender, N nationality, A age)")
     ax.set_title("verification AUC by negative restriction (Table 3)")
-    _legend_below(fig, [ax], ncol=2)
+    _legend(fig, ax)
     return fig
 
 
@@ -512,7 +469,7 @@ def matching_figure(curves: Mapping[str, Mapping[int, float]]) -> plt.Figure:
     ax.plot(n, 100 / n, **REFERENCE, marker=".", label="chance (1/N)")
     ax.set_xticks(sorted(data.N.unique()))
     ax.set(xlabel="N (gallery size)", ylim=(0, 100), title="1:N matching (Fig. 6)")
-    _legend_below(fig, [ax], ncol=2)
+    _legend(fig, ax)
     return fig
 
 
@@ -577,52 +534,40 @@ def _probe_limits(part: pd.DataFrame, metric: str) -> tuple[float, float]:
 def probe_figure(table: pd.DataFrame) -> plt.Figure:
     """Attribute probes of several representations: what each carries about gender, nationality, age, traits.
 
-    ``table`` has one row per probe with columns :data:`PROBE_COLUMNS`
-    (``metric`` "accuracy" for a category, "r2" for a trait; ``modality``
-    "voice" or "face"), and optionally ``low``/``high`` (an interval of the
-    score, drawn as error bars). One row of panels per modality; left:
-    categorical accuracy, right: trait R²; bars coloured by representation in
-    the table's order (e.g. input features, backbone, fusion u/v). A black tick
-    across each bar marks that probe's chance level (the majority-class rate;
-    0 for R², where a grey line marks 0 = no better than the mean).
-    R² below :data:`R2_FLOOR` is clipped at the axis with its value printed.
+    ``table``: one row per probe, columns :data:`PROBE_COLUMNS` (optional ``low``/``high``: an interval, drawn as
+    an error bar). A row of panels per modality, categorical accuracy left, trait R² right, bars coloured by
+    representation; a black line across each attribute marks its chance level; R² below :data:`R2_FLOOR` is
+    clipped at the axis with its value printed.
     """
     _check_probe_table(table)
     table = table.reset_index(drop=True)
     representations = list(dict.fromkeys(table["representation"]))
     modalities = [m for m in ("voice", "face") if m in set(table["modality"])]
     metrics = [m for m in PROBE_METRICS if m in set(table["metric"])]
-    palette = _colours(representations)
-    with_intervals = {"low", "high"} <= set(table.columns)
-    fig, axes = _figure(len(modalities), len(metrics), (WIDTH, 2.5 * len(modalities) + 0.6), sharey="col")
+    fig, axes = _figure(len(modalities), len(metrics), (WIDTH, 2.7 * len(modalities) + 0.6), sharey="col")
     for row, modality in zip(axes, modalities):
         for ax, metric in zip(row, metrics):
             part = table[(table["modality"] == modality) & (table["metric"] == metric)]
-            attributes = list(dict.fromkeys(table.loc[table["metric"] == metric, "attribute"]))
-            shown = part.assign(score=part["score"].clip(lower=R2_FLOOR) if metric == "r2" else part["score"])
-            sns.barplot(data=shown, x="attribute", y="score", hue="representation", order=attributes,
-                        hue_order=representations, palette=palette, saturation=1, errorbar=None, ax=ax)
-            bars = _dodged_bars(ax, attributes, representations)
-            positions, intervals = [], []
-            for probe in part.itertuples():
-                bar = bars[(probe.attribute, probe.representation)]
-                x0, x1 = bar.get_x(), bar.get_x() + bar.get_width()
-                ax.hlines(probe.chance, x0, x1, color="black", lw=1.6, zorder=4, label="chance level")
-                if probe.score < R2_FLOOR and metric == "r2":
-                    ax.text((x0 + x1) / 2, R2_FLOOR, f" {probe.score:.1f}", rotation=90, ha="center",
-                            va="bottom", fontsize=6, color="white", fontweight="bold")
-                if with_intervals and pd.notna(probe.low) and pd.notna(probe.high):
+            if {"low", "high"} <= set(part):
+                for probe in part.dropna(subset=["low", "high"]).itertuples():
                     _check_interval(probe.low, probe.high, f"probe_figure: {probe.representation!r} "
                                                            f"{probe.modality} {probe.attribute}")
-                    positions.append((x0 + x1) / 2)
-                    intervals.append((probe.low, probe.high))
-            _interval_bars(ax, positions, intervals)
+            attributes = list(dict.fromkeys(table.loc[table["metric"] == metric, "attribute"]))
+            shown = part.assign(score=part["score"].clip(lower=R2_FLOOR)) if metric == "r2" else part
+            _bars(ax, shown, "attribute", "score", "representation", attributes, representations,
+                  _colours(representations))
+            for attribute, chance in part.groupby("attribute", sort=False)["chance"].first().items():
+                x = attributes.index(attribute)
+                ax.hlines(chance, x - 0.4, x + 0.4, color="black", lw=1.6, zorder=4, label="chance level")
+            for probe in part[part["score"] < R2_FLOOR].itertuples() if metric == "r2" else ():
+                ax.text(attributes.index(probe.attribute), R2_FLOOR, f" {probe.representation}: {probe.score:.1f}",
+                        rotation=90, ha="center", va="bottom", fontsize=6)
             title, ylabel = PROBE_METRICS[metric]
             ax.set(title=f"{modality}: {title}", xlabel="", ylabel=ylabel)
             if metric == "r2":
                 ax.axhline(0, color="0.35", lw=1)
             ax.set_ylim(*_probe_limits(table[table["metric"] == metric], metric))
-    _legend_below(fig, axes.ravel(), ncol=min(len(representations) + 2, 6), title="representation")
+    _legend(fig, axes[0, 0], ncol=min(len(representations) + 1, 5), title="representation")
     return fig
 
 
@@ -710,5 +655,5 @@ def paired_differences_figure(rows: Sequence[Mapping], title: str = "paired diff
     ax.set_ylim(len(labels) - 0.45, -0.75)
     ax.grid(False, axis="y")
     ax.set(xlabel=xlabel, title=title)
-    _legend_below(fig, [ax], ncol=min(4, 3 + len(seeds)))
+    _legend(fig, ax, ncol=min(4, 3 + len(seeds)))
     return fig
