@@ -110,13 +110,8 @@ def _bars(ax: plt.Axes, data: pd.DataFrame, x: str, y: str, hue: str, order: lis
 # --- data and preprocessing (notebook 01) ------------------------------------------------------------
 def sample_grid(manifest: pd.DataFrame, identities: int = 6, faces: int = 3, voices: int = 2,
                 seed: int = 0) -> plt.Figure:
-    """Aligned face crops and spectrograms of a few identities, one identity per row.
-
-    Shows what the network is fed: ``faces`` cached face crops, then
-    ``voices`` cached spectrograms (frequency up) of ``identities`` identities
-    drawn at random (``seed``), each row labelled with its identity and the
-    gender, nationality and age columns the manifest has.
-    """
+    """Aligned face crops and spectrograms (frequency up) of ``identities`` random identities, one per row,
+    labelled with the identity and its gender, nationality and age."""
     missing = {"identity", "modality", "cache_path"} - set(manifest.columns)
     if missing:
         raise ValueError(f"sample_grid: the manifest lacks column(s) {sorted(missing)}")
@@ -143,11 +138,7 @@ def sample_grid(manifest: pd.DataFrame, identities: int = 6, faces: int = 3, voi
 
 
 def vad_figure(audio: np.ndarray, kept: np.ndarray, sample_rate: int) -> plt.Figure:
-    """A clip's waveform before voice activity detection (dropped samples shaded) and after it.
-
-    ``kept`` is the per-sample mask of :func:`vfcross.preprocess.voices.vad_mask`,
-    so the shaded time is exactly what the VAD drops: the clip's length minus the kept length.
-    """
+    """A clip's waveform before voice activity detection, the samples ``kept`` mask drops shaded, and after it."""
     colours = sns.color_palette(PALETTE)
     fig, axes = _figure(2, 1, (WIDTH, 3.2), sharex=True)
     top, bottom = axes[:, 0]
@@ -209,18 +200,9 @@ def _epoch_lines(ax: plt.Axes, table: pd.DataFrame, keys: Sequence[str]) -> None
 
 def training_curves(history: Sequence[Mapping], title: str = "training", chance: float | None = None,
                     selected_epoch: int | None = None) -> plt.Figure:
-    """Losses and validation numbers per epoch of one run (a history from ``vfcross.training.read_log``).
-
-    Panels: the total loss and its cross-entropy term, with ``chance`` (ln of
-    the number of training identities: the cross-entropy of a uniform guess)
-    as a labelled horizontal line when given; the other loss terms present
-    (``center``, ``opl``) on their own scale; and the accuracies and AUCs
-    (keys ending in ``accuracy`` or ``auc``, plus the fusion gate's mean
-    ``gate_mean``) on [0, 1] with the AUC chance level 0.5. Validation numbers
-    logged only every few epochs are drawn at those epochs. ``selected_epoch``
-    (the epoch validation kept) is marked by a vertical line on every panel.
-    Other keys (``lr``, ``time_s``, ``processes``) are not drawn.
-    """
+    """Losses and validation numbers per epoch of one run (``vfcross.training.read_log``): total loss and
+    cross-entropy (with ``chance`` = ln N), the other loss terms, and accuracies/AUCs/gate on [0, 1]; validation
+    numbers at the epochs they were logged, ``selected_epoch`` marked on every panel."""
     table = _history_table(history, "training_curves")
     if selected_epoch is not None and selected_epoch not in table.index:
         raise ValueError(f"training_curves: selected epoch {selected_epoch} is not in the history "
@@ -255,12 +237,7 @@ def training_curves(history: Sequence[Mapping], title: str = "training", chance:
 
 def seed_curves(histories: Mapping[str, Sequence[Mapping]], metric: str, chance: float | None = None,
                 title: str | None = None) -> plt.Figure:
-    """One line per run (e.g. per training seed) of ``metric`` per epoch, to show run-to-run spread.
-
-    ``histories`` maps a run's label to its history (``vfcross.training.read_log``);
-    epochs where the metric was not logged are skipped. ``chance`` draws a
-    labelled horizontal line (e.g. 0.5 for AUC, ln N for the cross-entropy).
-    """
+    """One line per run (e.g. per training seed) of ``metric`` per epoch, with an optional ``chance`` line."""
     if not histories:
         raise ValueError("seed_curves: no runs given")
     frames = []
@@ -284,11 +261,7 @@ def seed_curves(histories: Mapping[str, Sequence[Mapping]], metric: str, chance:
 
 
 def tsne_figure(vectors: np.ndarray, table: pd.DataFrame, identities: int = 12, seed: int = 0) -> plt.Figure:
-    """2-D t-SNE of embeddings of the first ``identities`` identities: colour = identity, marker = modality.
-
-    Faces and voices of one identity falling together is what a shared
-    embedding space should show; ``vectors`` has one row per row of ``table``.
-    """
+    """2-D t-SNE of the embeddings of the first ``identities`` identities: colour = identity, marker = modality."""
     from sklearn.manifold import TSNE
 
     if len(vectors) != len(table):
@@ -313,11 +286,7 @@ def tsne_figure(vectors: np.ndarray, table: pd.DataFrame, identities: int = 12, 
 
 
 def gate_histogram(k: np.ndarray) -> plt.Figure:
-    """Distribution of the fusion gate k (the weight of the face projection; 1 - k weighs the voice).
-
-    A gate piled at 0.5 does not choose between the modalities; mass near 0
-    or 1 means it relies on one of them.
-    """
+    """Distribution of the fusion gate k (weight of the face; 1 - k weighs the voice)."""
     k = np.ravel(np.asarray(k, dtype=float))
     if k.size == 0:
         raise ValueError("gate_histogram: no gate values")
@@ -336,13 +305,8 @@ PAIR_CLASSES = {"different identity": sns.color_palette(PALETTE)[7], "same ident
 
 
 def similarity_histograms(panels: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> plt.Figure:
-    """Cosine similarities of same- vs different-identity voice-face pairs, one panel per model.
-
-    ``panels`` maps a title to ``(scores, labels)`` (label 1 = same identity).
-    Each class is a density (histogram and kernel density estimate) normalised
-    on its own, so the overlap reads as the verification error whatever the
-    class sizes; the pair counts are printed in each panel.
-    """
+    """Cosine similarities of same- and different-identity pairs, one panel per ``{title: (scores, labels)}``;
+    each class a density of its own, so the overlap reads as the verification error whatever the class sizes."""
     if not panels:
         raise ValueError("similarity_histograms: no panels given")
     fig, axes = _figure(1, len(panels), (min(WIDTH, 3.6 * len(panels)), 2.9), sharey=False)
@@ -371,13 +335,7 @@ def similarity_histograms(panels: Mapping[str, tuple[np.ndarray, np.ndarray]]) -
 
 # --- evaluation (Tables 2-5, Figs. 6-7; notebook 04) ---------------------------------------------------
 def roc_det_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> plt.Figure:
-    """ROC and DET curves of several scorers; ``curves`` maps a label to ``(fpr, tpr)``.
-
-    The DET panel plots false rejection (1 - TPR) against false acceptance on
-    normal-deviate (probit) axes, where good scorers are straight-ish lines
-    near the origin; a curve crosses the dotted diagonal at its EER. Points
-    with a rate of exactly 0 or 1 have no probit and are left out of the DET.
-    """
+    """ROC and DET curves (``{label: (fpr, tpr)}``); the DET on probit axes, where rates of 0 or 1 are left out."""
     from scipy.stats import norm
 
     if not curves:
@@ -532,13 +490,9 @@ def _probe_limits(part: pd.DataFrame, metric: str) -> tuple[float, float]:
 
 
 def probe_figure(table: pd.DataFrame) -> plt.Figure:
-    """Attribute probes of several representations: what each carries about gender, nationality, age, traits.
-
-    ``table``: one row per probe, columns :data:`PROBE_COLUMNS` (optional ``low``/``high``: an interval, drawn as
-    an error bar). A row of panels per modality, categorical accuracy left, trait R² right, bars coloured by
-    representation; a black line across each attribute marks its chance level; R² below :data:`R2_FLOOR` is
-    clipped at the axis with its value printed.
-    """
+    """Attribute probes of several representations (``table``: columns :data:`PROBE_COLUMNS`, optional
+    ``low``/``high``), a row of panels per modality: accuracy left, R² right, a chance line per attribute, R² below
+    :data:`R2_FLOOR` clipped and printed."""
     _check_probe_table(table)
     table = table.reset_index(drop=True)
     representations = list(dict.fromkeys(table["representation"]))
@@ -602,19 +556,9 @@ VERDICT_COLOURS = {"holds": "#117733", "contradicted": "#882255", "inconclusive"
 
 def paired_differences_figure(rows: Sequence[Mapping], title: str = "paired differences",
                               xlabel: str = "difference in AUC (percentage points)") -> plt.Figure:
-    """Forest plot of paired differences: one row per ``label``, its label written above it.
-
-    Each row has ``label``, ``estimate``, ``low`` and ``high`` (in AUC
-    percentage points; both None where no interval could be made). A row
-    without ``seed`` is the label's decision interval, drawn as a thick line
-    with a diamond, coloured by its optional ``verdict`` (printed after the
-    label) and, with ``delta``, a dashed tick at +delta (the smallest gain that
-    matters). Rows with a ``seed`` are drawn just below it as small dots, one
-    colour per seed (with their interval where given). ``margin`` shades
-    -margin..+margin (an equivalence claim holds where the interval lies
-    inside it). The vertical line at 0 is "no difference"; labels keep the
-    order of the rows.
-    """
+    """Forest plot of paired differences (AUC points), one row per ``label``: a row without ``seed`` is the
+    decision interval (coloured by ``verdict``, ``delta`` ticked), rows with one are the seeds' dots below it;
+    ``margin`` shades ±margin; ``low``/``high`` None draw the dot alone."""
     _check_difference_rows(rows)
     labels = list(dict.fromkeys(row["label"] for row in rows))
     seeds = sorted({row["seed"] for row in rows if row.get("seed") is not None})

@@ -1,13 +1,5 @@
-"""The heard/unheard table and figure of the FAME protocol (notebook 06).
-
-:func:`fame_table` turns :func:`vfcross.evaluation.fame.fame_evaluation`'s
-result into the ``multilingual`` table: the reported FOP baseline of the
-FAME challenge on MAV-Celeb first (reported, never measured here), then our
-rows: per training language its heard and unheard EER and AUC with their
-identity-level intervals, the gap "unheard minus heard" with its interval,
-and the challenge's overall score (mean of the four EERs).
-:func:`fame_figure` draws the four EERs and AUCs as bars with their intervals.
-"""
+"""The heard/unheard table and figure of the FAME protocol (notebook 06), from
+:func:`vfcross.evaluation.fame.fame_evaluation`'s result: the reported FAME baseline first, then our rows."""
 
 from __future__ import annotations
 
@@ -54,12 +46,8 @@ def fame_table(results: dict[str, dict], provenance: dict[str, str]) -> pd.DataF
 
 
 def fame_figure(result: dict, title: str = "FAME protocol") -> plt.Figure:
-    """EER and AUC (%) of each model on its heard and its unheard language, with identity-level intervals.
-
-    One panel per metric; bars grouped by training language, coloured by
-    heard/unheard; the overall score (mean of the four EERs) as a line on the
-    EER panel, chance (50%) on both.
-    """
+    """EER and AUC (%) on the heard and the unheard language per training language, with identity-level
+    intervals, chance and the overall score (mean of the four EERs)."""
     entries = result["results"]
     if not entries:
         raise ValueError("fame_figure: the result has no entries")
@@ -90,13 +78,8 @@ def fame_figure(result: dict, title: str = "FAME protocol") -> plt.Figure:
 
 def fame_record(source: str, languages: tuple[str, ...] | list[str], results: dict[str, dict], training: dict,
                 note: str = "", notes: tuple[str, ...] | list[str] = ()) -> dict:
-    """Notebook 06's part of ``summary.json``: ``{"multilingual": {...}}``.
-
-    ``source`` names the data, ``training`` says per language what its model
-    was trained on; ``results`` maps each scored system to its
-    :func:`~vfcross.evaluation.fame.fame_evaluation` result (empty, with
-    ``note`` saying why, when the protocol was skipped).
-    """
+    """Notebook 06's part of ``summary.json``: the data, the languages, each system's result, or why it was
+    skipped (``note``)."""
     record: dict = {"source": source, "languages": list(languages), "skipped": note or None,
                     "notes": [*notes, *(n for r in results.values() for n in r["notes"])], "training": training,
                     "systems": {method: {key: r[key] for key in ("results", "gaps", "overall", "settings")}

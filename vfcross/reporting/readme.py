@@ -1,9 +1,7 @@
-"""``reports/README.md`` from ``summary.json``: the template ``README.md.tmpl`` filled with the run's fields.
+"""``reports/README.md``: the template ``README.md.tmpl`` filled from ``summary.json``.
 
-The template holds the prose (Jinja2, so sections come and go with the run); this module formats numbers and
-tables and reads every interval through the rules of :mod:`vfcross.evaluation.intervals`. The paper's numbers
-come from :mod:`vfcross.reporting.reported`.
-"""
+Jinja2 lets sections come and go with the run, so the prose stays in the template; this module formats numbers
+and tables, and reads intervals only through the rules of :mod:`vfcross.evaluation.intervals`."""
 
 from __future__ import annotations
 

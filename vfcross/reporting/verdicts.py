@@ -31,12 +31,8 @@ def _points(value: float, signed: bool = True, decimals: int = 1) -> str:
 
 @dataclass(frozen=True)
 class Claim:
-    """A claim about systems ``a`` and ``b`` on ``metric``: superiority (no margin) or equivalence (a margin).
-
-    ``higher_is_better`` gives the metric's direction (True for AUC, False for
-    EER); ``margin`` (a fraction, e.g. 0.02 for 2 points) makes it the
-    equivalence claim "a ≈ b within ±margin".
-    """
+    """A claim about systems ``a`` and ``b`` on ``metric`` (``higher_is_better`` its direction): superiority, or
+    with ``margin`` (a fraction) the equivalence "a ≈ b within ±margin"."""
 
     a: str
     b: str
@@ -70,13 +66,8 @@ class Claim:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome of a claim, its decision interval, δ (or the margin) with its reason, and the design's power.
-
-    ``difference`` is the mean over seeds of a - b, ``ci`` its ``level``
-    interval (None where none could be made), ``delta`` the smallest gain
-    that matters (superiority) or the margin (equivalence), ``mde`` the
-    smallest difference the design detects at 80% power.
-    """
+    """A claim's outcome, its decision interval ``ci`` (None where none could be made), δ or the margin with its
+    reason, and ``mde``, the smallest difference the design detects at 80% power."""
 
     claim: Claim
     outcome: str
@@ -93,11 +84,8 @@ class Verdict:
         return self.decision.difference
 
     def figure_rows(self) -> list[dict]:
-        """Rows of :func:`vfcross.reporting.figures.paired_differences_figure`, in AUC points.
-
-        The claim's decision interval (coloured by the verdict, with δ or the
-        equivalence margin), then one dot per seed's own difference.
-        """
+        """Rows of :func:`~vfcross.reporting.figures.paired_differences_figure` in AUC points: the decision interval,
+        then one dot per seed."""
         label = f"{self.claim.a} − {self.claim.b}"
         low, high = (None, None) if self.ci is None else (100 * self.ci[0], 100 * self.ci[1])
         delta = None if self.delta is None else 100 * self.delta
@@ -141,12 +129,8 @@ EXPLANATION = _ENV.from_string(
 
 
 def decide(claim: Claim, decision: Decision, delta: float | None = None, reason: str = "") -> Verdict:
-    """The verdict on ``claim`` from its decision (a - b over seeds); ``delta``: the smallest gain that matters.
-
-    An equivalence claim's δ is its margin. ``reason`` says why δ is what it
-    is and enters the explanation. No interval (too few identities) gives
-    "inconclusive".
-    """
+    """The verdict on ``claim`` from its decision (a - b over seeds); ``delta``: the smallest gain that matters
+    (an equivalence claim's is its margin), ``reason`` why. No interval gives "inconclusive"."""
     delta = claim.margin if claim.margin is not None else delta
     if delta is not None and not (math.isfinite(delta) and delta > 0):
         raise ValueError(f"the smallest gain that matters must be a positive fraction, got {delta}")

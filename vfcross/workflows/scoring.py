@@ -55,7 +55,8 @@ from vfcross.preprocess.run import (
     preprocess,
     write_report,
 )
-from vfcross.reporting.summary import data_record, package_versions
+from vfcross.reporting.environment import package_versions
+from vfcross.reporting.summary import data_record
 from vfcross.reporting.tables import evaluation_tables, write_table
 
 #: Configuration sections a trained model fixes: they come from the model, never from the command line.
