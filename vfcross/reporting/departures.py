@@ -64,20 +64,15 @@ def _precision(c: RunConfig) -> str:
     return b if b == f else f"backbone: {b}; fusion: {f}"
 
 
-def _square(n: int) -> str:
-    """``n×n``."""
-    return f"{n}×{n}"
-
-
 #: (setting, its dotted keys, what the paper says, a preset's value, why the default departs); a test requires
 #: every key where the presets differ to be in a row or in :data:`NOT_DEPARTURES`.
 ROWS: list[tuple[str, tuple[str, ...], str, Callable[[RunConfig], str], str]] = [
     ("data", ("data_root", "synth"), "VoxCeleb1, 901 / 100 / 250 identities", _data,
      "no download; a known ceiling (the oracle); many evaluation identities, the unit of every interval; seed 1, "
      "which no tuning run used; `--root` and `--splits` give either preset VoxCeleb1"),
-    ("aligned face crop", ("face.size",), "256×256", lambda c: _square(c.face.size),
+    ("aligned face crop", ("face.size",), "256×256", lambda c: f"{c.face.size}×{c.face.size}",
      "CPU time; the backbone input is smaller still"),
-    ("backbone input", ("backbone.input_size",), "256×256", lambda c: _square(c.backbone.input_size),
+    ("backbone input", ("backbone.input_size",), "256×256", lambda c: f"{c.backbone.input_size}×{c.backbone.input_size}",
      "0.38 s per training step on 2 cores instead of ~10 s (InceptionResNet-V1's minimum is 75)"),
     ("spectrogram rows", ("voice.max_hz", "voice.n_mels"), "the full band (0-8 kHz at 16 kHz)",
      lambda c: f"0-{(c.voice.max_hz or c.voice.sample_rate / 2) / 1000:g} kHz ({c.voice.frequency_rows} rows)",

@@ -164,12 +164,9 @@ METRIC_NAMES = {
 }
 #: One colour per metric, the same in every training figure and distinct within one (the palette's
 #: pale pink and yellow left out: they read badly on white; the gate in dark purple, apart from the AUC).
-METRIC_COLOURS = {
-    "loss": "0.15", "ce": sns.color_palette(PALETTE)[0], "center": sns.color_palette(PALETTE)[2],
-    "opl": sns.color_palette(PALETTE)[3], "train_accuracy": sns.color_palette(PALETTE)[7],
-    "val_auc": sns.color_palette(PALETTE)[1], "val_face_id_accuracy": sns.color_palette(PALETTE)[4],
-    "val_voice_id_accuracy": sns.color_palette(PALETTE)[9], "gate_mean": "#5b2a86",
-}
+METRIC_COLOURS = {"loss": "0.15", "gate_mean": "#5b2a86", **{key: sns.color_palette(PALETTE)[i] for key, i in (
+    ("ce", 0), ("val_auc", 1), ("center", 2), ("opl", 3), ("val_face_id_accuracy", 4), ("train_accuracy", 7),
+    ("val_voice_id_accuracy", 9))}}
 
 
 def _metric_name(key: str) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
 from vfcross.evaluation.fame import HEARD, UNHEARD
 from vfcross.reporting.figures import REFERENCE, WIDTH, _bars, _check_interval, _colours, _figure, _legend
@@ -70,7 +69,8 @@ def fame_figure(result: dict, title: str = "FAME protocol") -> plt.Figure:
             ax.set_ylim(0, max(60, 10 * np.ceil(np.nanmax(values) / 10)))
         else:
             ax.set_ylim(min(40, 10 * np.floor(np.nanmin(values) / 10)), 100)
-        ax.set(ylabel=f"{metric.upper()} (%)", xlabel="trained on", title=f"{metric.upper()}: heard vs unheard language")
+        name = metric.upper()
+        ax.set(ylabel=f"{name} (%)", xlabel="trained on", title=f"{name}: heard vs unheard language")
     fig.suptitle(title)
     _legend(fig, axes[0, 0])
     return fig

@@ -73,7 +73,8 @@ REPORTED["multilingual"] = (_fame_rows("MAV-Celeb v1 (English-Urdu)", "Urdu", (4
 
 TABLE_TITLES = {
     "table2": "Table 2 - cross-modal verification (random negatives), %",
-    "table3": "Table 3 - verification AUC with negatives of the same gender (G), nationality (N), age (A), all (GNA), %",
+    "table3": "Table 3 - verification AUC with negatives of the same gender (G), nationality (N), age (A), all "
+              "(GNA), %",
     "table4": "Table 4 - 1:N matching accuracy, %",
     "table5": "Table 5 - retrieval mean average precision, %",
     "table6": "Table 6 - ablation of the fusion and the loss (verification, random negatives), %",

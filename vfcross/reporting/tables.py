@@ -21,9 +21,7 @@ def pct(value: float) -> float:
 
 def pct_ci(ci: list[float] | tuple[float, float] | None) -> str:
     """A confidence interval of fractions as '[lo, hi]' in %; 'n/a' where none could be made (None)."""
-    if ci is None:
-        return "n/a"
-    return f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+    return "n/a" if ci is None else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
 
 
 def build_table(name: str, measured: list[dict], provenance: dict[str, str]) -> pd.DataFrame:
@@ -235,7 +233,7 @@ def seed_table(summaries: dict, systems: list[str], name: str, provenance: dict[
 
 
 def single_vs_dual_table(summaries: dict, cost: pd.DataFrame, provenance: dict[str, str]) -> pd.DataFrame:
-    """Single vs dual stream: parameters, step time, peak memory (``cost``, indexed by architecture) and verification."""
+    """Single vs dual stream: parameters, step time, peak memory (``cost``, by architecture) and verification."""
     from vfcross.reporting.claims import DUAL_BACKBONE, SINGLE_BACKBONE
 
     rows = []
