@@ -55,7 +55,6 @@ def save_figure(fig: plt.Figure, path: str | Path) -> Path:
     return path
 
 
-# --- shared helpers ------------------------------------------------------------------------------------
 def _figure(nrows: int, ncols: int, size: tuple[float, float], **kwargs) -> tuple[plt.Figure, np.ndarray]:
     """A figure with a 2-D array of axes, laid out by matplotlib's constrained layout."""
     fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=False, layout="constrained", **kwargs)
@@ -93,10 +92,8 @@ def _check_interval(low: float, high: float, where: str) -> None:
 
 def _bars(ax: plt.Axes, data: pd.DataFrame, x: str, y: str, hue: str, order: list, hue_order: list,
           palette) -> None:
-    """A seaborn barplot of given values with given intervals (``low``, ``high``: NaN for none) as error bars.
-
-    Each bar's rows are its value, then its interval's ends: the estimator takes the first, the errorbar the others.
-    """
+    """A seaborn barplot of given values with given intervals (``low``, ``high``; NaN: none) as its error bars: each
+    bar's rows are its value, then its interval's ends, which the estimator and the errorbar function take."""
     parts = [data.assign(_part=0)]
     if {"low", "high"} <= set(data):
         bounded = data.dropna(subset=["low", "high"])
@@ -107,7 +104,6 @@ def _bars(ax: plt.Axes, data: pd.DataFrame, x: str, y: str, hue: str, order: lis
                 err_kws={"color": "0.15", "linewidth": 1}, capsize=0.15, ax=ax)
 
 
-# --- data and preprocessing (notebook 01) ------------------------------------------------------------
 def sample_grid(manifest: pd.DataFrame, identities: int = 6, faces: int = 3, voices: int = 2,
                 seed: int = 0) -> plt.Figure:
     """Aligned face crops and spectrograms (frequency up) of ``identities`` random identities, one per row,
@@ -154,7 +150,6 @@ def vad_figure(audio: np.ndarray, kept: np.ndarray, sample_rate: int) -> plt.Fig
     return fig
 
 
-# --- training (notebooks 02, 03, 05) -------------------------------------------------------------------
 #: Readable names of the loss components and validation numbers of a training log.
 METRIC_NAMES = {
     "loss": "total loss", "ce": "cross-entropy", "center": "center loss", "opl": "orthogonal projection loss",
@@ -330,7 +325,6 @@ def similarity_histograms(panels: Mapping[str, tuple[np.ndarray, np.ndarray]]) -
     return fig
 
 
-# --- evaluation (Tables 2-5, Figs. 6-7; notebook 04) ---------------------------------------------------
 def roc_det_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> plt.Figure:
     """ROC and DET curves (``{label: (fpr, tpr)}``); the DET on probit axes, where rates of 0 or 1 are left out."""
     from scipy.stats import norm
@@ -373,11 +367,8 @@ def roc_det_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> plt.F
 
 def grouped_auc_figure(groups: Mapping[str, Mapping[str, float]],
                        ci: Mapping[str, Mapping[str, tuple[float, float]]] | None = None) -> plt.Figure:
-    """Bars of verification AUC (%) per negative restriction (Table 3), one colour per method.
-
-    ``groups`` maps a method to ``{restriction: AUC %}`` (a missing value leaves a gap); ``ci`` maps a method to
-    ``{restriction: (low, high)}`` in %, drawn as given (computed by the evaluation, not by seaborn).
-    """
+    """Bars of verification AUC (%) per negative restriction (Table 3), one colour per method: ``groups`` maps a
+    method to ``{restriction: AUC %}`` (missing: a gap), ``ci`` to ``{restriction: (low, high)}`` drawn as given."""
     if not groups:
         raise ValueError("grouped_auc_figure: no groups given")
     ci = ci or {}
@@ -405,10 +396,7 @@ def grouped_auc_figure(groups: Mapping[str, Mapping[str, float]],
 
 
 def matching_figure(curves: Mapping[str, Mapping[int, float]]) -> plt.Figure:
-    """1:N matching accuracy (%) against the gallery size N, one line per method, with chance 100/N (Fig. 6).
-
-    ``curves`` maps a label to ``{N: accuracy %}`` (N as int or digit string).
-    """
+    """1:N matching accuracy (%) against N, one line per ``{label: {N: accuracy %}}``, with chance 100/N (Fig. 6)."""
     if not curves:
         raise ValueError("matching_figure: no curves given")
     rows = [{"curve": label, "N": int(n), "accuracy (%)": float(a)} for label, acc in curves.items()
@@ -450,7 +438,6 @@ def retrieval_panel(query_spectrogram: np.ndarray, faces: list[np.ndarray], is_m
     return fig
 
 
-# --- analysis figures (probes, paired differences) --------------------------------------------------
 #: Columns :func:`probe_figure` needs; ``low`` and ``high`` (an interval of the score) are optional.
 PROBE_COLUMNS = ("representation", "modality", "attribute", "metric", "score", "chance")
 #: Panel title and y label of each probe metric.
@@ -528,18 +515,18 @@ def _check_difference_rows(rows: Sequence[Mapping]) -> None:
         raise ValueError("paired_differences_figure: no rows given")
     margins: dict[str, set] = {}
     for i, row in enumerate(rows):
+        where = f"paired_differences_figure: row {i}"
         missing = [k for k in ("label", "estimate", "low", "high") if k not in row]
         if missing:
-            raise ValueError(f"paired_differences_figure: row {i} lacks {missing}")
+            raise ValueError(f"{where} lacks {missing}")
+        where += f" ({row['label']!r})"
         if (row["low"] is None) != (row["high"] is None):
-            raise ValueError(f"paired_differences_figure: row {i} ({row['label']!r}) has only one interval bound")
+            raise ValueError(f"{where} has only one interval bound")
         if row["low"] is not None:  # None: no interval could be made; the dot is drawn alone
-            _check_interval(row["low"], row["high"], f"paired_differences_figure: row {i} ({row['label']!r})")
-        if not np.isfinite(row["estimate"]):
-            raise ValueError(f"paired_differences_figure: row {i} ({row['label']!r}) has no finite estimate")
+            _check_interval(row["low"], row["high"], where)
+        if not np.isfinite(row["estimate"]) or (row.get("margin") is not None and not row["margin"] > 0):
+            raise ValueError(f"{where} needs a finite estimate and a margin > 0 where one is given")
         if row.get("margin") is not None:
-            if not row["margin"] > 0:
-                raise ValueError(f"paired_differences_figure: row {i} ({row['label']!r}) margin must be > 0")
             margins.setdefault(row["label"], set()).add(float(row["margin"]))
     for label, found in margins.items():
         if len(found) > 1:

@@ -30,11 +30,8 @@ def merge_summary(reports_dir: Path, timings: dict[str, float], preset: str) -> 
 
 
 def data_record(dataset, result, name: str) -> dict:
-    """The ``data`` part of ``summary.json``: what was read, what was usable, what was skipped and why.
-
-    ``dataset`` is a :class:`vfcross.data.Dataset`, ``result`` a
-    :class:`vfcross.preprocess.run.PreprocessResult`.
-    """
+    """The ``data`` part of ``summary.json`` from a :class:`vfcross.data.Dataset` and a
+    :class:`vfcross.preprocess.run.PreprocessResult`: what was read, what was usable, what was skipped and why."""
     report = result.report
     skipped = report[report["outcome"] == "skipped"]
     manifest = result.manifest
@@ -56,12 +53,8 @@ def data_record(dataset, result, name: str) -> dict:
 
 
 def training_record(history: list[dict], loop, select: str = "") -> dict:
-    """What ``summary.json`` keeps of a training run: its length, time, seed, precision (of its epochs' records),
-    and first, last and selected numbers.
-
-    ``loop`` is the run's :class:`~vfcross.config.LoopConfig`; the selected
-    epoch is the one its ``select_best`` metric kept (the last without one).
-    """
+    """What ``summary.json`` keeps of a training run (``loop`` its LoopConfig): length, time, seed, precision, and
+    the first, last and selected epoch's numbers (the epoch ``select_best`` kept, else the last)."""
     from vfcross.training import best_epoch
 
     metric = select or loop.select_best
@@ -75,15 +68,9 @@ def training_record(history: list[dict], loop, select: str = "") -> dict:
 
 
 def fusion_record(runs: dict, loop, chance: float, gate, comparison, selection: list[dict] | None = None) -> dict:
-    """The ``fusion`` part of ``summary.json``: convergence per seed, the gate's distribution, validation check.
-
-    ``runs`` maps a training seed to (run folder, history); ``chance`` is
-    ln(number of training identities), the cross-entropy of a uniform guess;
-    ``gate`` the gate values k on validation pairs; ``comparison`` a
-    :class:`vfcross.workflows.compare.SplitComparison`; ``selection`` the
-    kept-against-last-epoch check of each seed
-    (:func:`vfcross.evaluation.evaluate.selection_certainty`).
-    """
+    """The ``fusion`` part of ``summary.json``: per seed (``runs``: seed -> (folder, history)) its convergence and
+    kept-against-last check (``selection``), the gate's distribution, and the validation ``comparison`` with the
+    backbone; ``chance`` is ln(training identities)."""
     chosen = {row["seed"]: row for row in selection or []}
     import numpy as np
 
@@ -119,13 +106,8 @@ def _strip(result: dict) -> dict:
 
 def evaluation_record(ours: dict, backbone: dict, oracle: dict, oracle_notes: list[str], probes, provenance: dict,
                       contrasts: dict | None = None) -> dict:
-    """The evaluation part of ``summary.json``: our model's numbers at top level, the backbone's, the oracle's, probes.
-
-    Also each learned AUC as its share of the oracle's gain over chance,
-    ``(AUC - 0.5) / (oracle AUC - 0.5)``, per list (synthetic data only),
-    and ``contrasts``: per restricted list, its AUC minus the random list's
-    with a paired interval (:func:`vfcross.evaluation.evaluate.list_contrasts`).
-    """
+    """Notebook 04's part of ``summary.json``: our numbers at top level, the backbone's, the oracle's, the probes,
+    each learned AUC's share of the oracle's gain over chance, and the paired ``contrasts`` of the restricted lists."""
     share = {}
     lists = {"random": ours["verification"], **ours["grouped_auc"]}
     for name, entry in lists.items():

@@ -25,8 +25,7 @@ def pct_ci(ci: list[float] | tuple[float, float] | None) -> str:
 
 
 def build_table(name: str, measured: list[dict], provenance: dict[str, str]) -> pd.DataFrame:
-    """Reported rows of ``name``, then our measured rows (metrics in %, optional ``*_ci`` columns), each measured
-    row with its ``provenance``; labelled by ``source``."""
+    """Reported rows of ``name``, then our ``measured`` rows with their ``provenance``, labelled by ``source``."""
     reported = [{"source": "reported", "dataset": REPORTED_DATASET, **row} for row in REPORTED.get(name, [])]
     labels = {key: str(value) for key, value in provenance.items()}  # e.g. seed 0, not 0.0 beside NA
     ours = [{"source": "measured", **labels, **row} for row in measured]
