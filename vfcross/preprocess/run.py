@@ -350,12 +350,13 @@ def write_report(result: PreprocessResult, out_dir: str | Path,
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "preprocess_report.csv"
     result.report.to_csv(csv_path, index=False)
-    text = "# Preprocessing summary\n\n" + result.summary().to_markdown(index=False, stralign=None, numalign=None) + "\n"
+    markdown = lambda table: table.fillna("").to_markdown(index=False, stralign=None, numalign=None) + "\n"  # noqa: E731
+    text = "# Preprocessing summary\n\n" + markdown(result.summary())
     if ingest_skipped is not None:
         ingest_skipped.to_csv(out / "ingest_skipped.csv", index=False)
         counts = ingest_skipped.groupby(["modality", "reason"], dropna=False).size().reset_index(name="count")
         text += ("\n## Left out when the dataset was read (`ingest_skipped.csv`)\n\n"
-                 + (counts.to_markdown(index=False, stralign=None, numalign=None) + "\n" if len(counts) else "nothing\n"))
+                 + (markdown(counts) if len(counts) else "nothing\n"))
     md_path = out / "preprocess_summary.md"
     md_path.write_text(text)
     return csv_path, md_path
