@@ -1,11 +1,11 @@
-"""README.md's statements of the presets' values are the presets' values."""
+"""docs/departures.md's statements of the presets' values are the presets' values."""
 
 from pathlib import Path
 
 from vfcross.config import PRESETS, preset, to_dict
 from vfcross.reporting.departures import NOT_DEPARTURES, ROWS, with_table
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[1] / "docs" / "departures.md"
 
 
 def _flat(data: dict, prefix: str = "") -> dict:
@@ -18,7 +18,7 @@ def _flat(data: dict, prefix: str = "") -> dict:
 def test_the_readme_states_the_presets_values():
     text = README.read_text()
     assert with_table(text) == text, \
-        "README.md's departures table differs from the presets: run python -m vfcross.reporting.departures README.md"
+        "docs/departures.md's table differs from the presets: run python -m vfcross.reporting.departures"
     for name in PRESETS:  # the one preset value the design choices state
         assert f"`backbone.embed_chunk_crops` crops ({preset(name).backbone.embed_chunk_crops})" in text
 

@@ -5,7 +5,8 @@ from importlib import metadata
 
 from vfcross.config import LoopConfig
 from vfcross.reporting.readme import reports_readme
-from vfcross.reporting.summary import fusion_record, merge_summary, targets, training_record, write_part
+from vfcross.reporting.summary import fusion_record, merge_summary, training_record, write_part
+from vfcross.reporting.targets import targets
 from vfcross.training import device
 from vfcross.workflows.compare import SplitComparison
 

@@ -268,3 +268,59 @@ def paired_decision(scored: SeedScores, a: str, b: str, metric: str = "auc", n_b
                  "b": sb.value(metric)} for s, sa, sb in matched]
     values = np.stack([replicates(sa) - replicates(sb) for _, sa, sb in matched], axis=1)
     return seed_decision(per_seed, values, len(scored.identities))
+
+
+# --- Readings of intervals: the decision rules the reports state (reporting formats them, decides nothing) ---
+HOLDS, CONTRADICTED, INCONCLUSIVE = "holds", "contradicted", "inconclusive"
+#: Half-width of the band around 50% inside which a G-negative AUC interval reads "gender only" (evidence of
+#: absence): under half the smallest G-negative gain a method of Table 3 reports.
+CHANCE_BAND = 0.05
+#: An input-level probe this far above the backbone's says the embedding lost what its input carries.
+PROBE_LOSS = 0.15
+
+
+def inside(ci: Sequence[float] | None, centre: float, band: float) -> bool:
+    """Whether an interval lies strictly inside centre ± band."""
+    return ci is not None and centre - band < ci[0] and ci[1] < centre + band
+
+
+def side(ci: Sequence[float] | None, centre: float = 0.0) -> str:
+    """'above' or 'below' where an interval lies wholly beyond ``centre``, else 'across' ('none' without one)."""
+    return "none" if ci is None else "above" if ci[0] > centre else "below" if ci[1] < centre else "across"
+
+
+def gender_reading(ci: Sequence[float] | None) -> str:
+    """A G-negative AUC interval: 'gender only' inside 50% ± :data:`CHANCE_BAND`, else its side of 50%."""
+    return "gender only" if inside(ci, 0.5, CHANCE_BAND) else side(ci, 0.5)
+
+
+def contrast_reading(contrast: Mapping, margin: float) -> str:
+    """A restricted list's AUC minus the random list's: 'close' (90% interval inside ±margin), else its 95% side of 0."""
+    return "close" if inside(contrast["ci_90"], 0.0, margin) else side(contrast["ci"])
+
+
+def superiority(low: float, high: float, higher_is_better: bool = True, delta: float | None = None) -> tuple[str, bool]:
+    """'a better than b' from the interval of a - b: holds above 0; contradicted below 0, or across 0 with its top
+    below δ (the smallest gain that matters); else inconclusive. Also whether δ qualifies the outcome."""
+    low, high = (low, high) if higher_is_better else (-high, -low)
+    small = delta is not None and high < delta
+    if low > 0:
+        return HOLDS, small
+    if high < 0:
+        return CONTRADICTED, False
+    return (CONTRADICTED, True) if small else (INCONCLUSIVE, False)
+
+
+def equivalence(low: float, high: float, margin: float) -> str:
+    """'a ≈ b within ±margin' (two one-sided tests on the 90% interval): holds inside, contradicted wholly outside."""
+    if inside((low, high), 0.0, margin):
+        return HOLDS
+    return CONTRADICTED if low >= margin or high <= -margin else INCONCLUSIVE
+
+
+def lost_in_learning(probes: Sequence[Mapping], modality: str) -> list[tuple[str, float, float]]:
+    """(attribute, input-level score, backbone score) where the input probe beats the backbone's by :data:`PROBE_LOSS`."""
+    score = {(p["modality"], p["representation"], p["attribute"]): p["score"] for p in probes}
+    return [(a, value, score[(m, "backbone", a)]) for (m, r, a), value in score.items()
+            if m == modality and r == "input features" and (m, "backbone", a) in score
+            and value - score[(m, "backbone", a)] > PROBE_LOSS]

@@ -23,7 +23,6 @@ from tqdm.auto import tqdm
 from vfcross.config import FaceConfig, RunConfig, VoiceConfig, save_config
 from vfcross.data.manifest import write_manifest
 from vfcross.data.splits import check_splits
-from vfcross.markdown import markdown_table
 from vfcross.processes import worker_pool
 from vfcross.training import device
 from vfcross.preprocess.cache import Outcome, change_key, open_folder, read_index, store
@@ -283,12 +282,13 @@ def write_report(result: PreprocessResult, out_dir: str | Path,
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "preprocess_report.csv"
     result.report.to_csv(csv_path, index=False)
-    text = "# Preprocessing summary\n\n" + markdown_table(result.summary())
+    markdown = lambda table: table.fillna("").to_markdown(index=False, stralign=None, numalign=None) + "\n"  # noqa: E731
+    text = "# Preprocessing summary\n\n" + markdown(result.summary())
     if ingest_skipped is not None:
         ingest_skipped.to_csv(out / "ingest_skipped.csv", index=False)
         counts = ingest_skipped.groupby(["modality", "reason"], dropna=False).size().reset_index(name="count")
         text += ("\n## Left out when the dataset was read (`ingest_skipped.csv`)\n\n"
-                 + (markdown_table(counts) if len(counts) else "nothing\n"))
+                 + (markdown(counts) if len(counts) else "nothing\n"))
     md_path = out / "preprocess_summary.md"
     md_path.write_text(text)
     return csv_path, md_path

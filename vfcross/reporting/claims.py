@@ -1,16 +1,6 @@
-"""The paper's claims that this package tests, and their verdicts from paired, identity-level intervals.
-
-Each claim names two systems measured on the same test pairs (a and b), a
-metric and, for "a is as good as b", an equivalence margin. Its verdict is
-"holds", "contradicted" or "inconclusive", decided by
-:func:`vfcross.reporting.verdicts.decide` on one interval of the mean over
-training seeds of the paired difference a - b
-(:func:`vfcross.evaluation.intervals.paired_decision`), with δ, the smallest
-gain that matters, from :func:`smallest_gain`. The names of
-the systems are the Table 6 variant keys of the configuration (named
-constants, never positions in the table, so reordering its rows cannot
-change what a claim compares) and the two backbone names below.
-"""
+"""The paper's claims this package tests: two systems measured on the same test pairs, a metric and, for "a is as
+good as b", an equivalence margin. Systems are named by the Table 6 variant keys of the configuration and the two
+backbone names below (never by table positions); :func:`smallest_gain` gives δ, :func:`judge` the verdict."""
 
 from __future__ import annotations
 
@@ -59,10 +49,8 @@ def paper_claims(margin: float = EQUIVALENCE_MARGIN) -> list[PaperClaim]:
 
 
 def smallest_gain(claim: PaperClaim) -> tuple[float, str]:
-    """δ of a claim and why: the gain Table 6 reports for two of its rows, else :data:`EQUIVALENCE_MARGIN`.
-
-    An equivalence claim's δ is its margin.
-    """
+    """δ of a claim and why: the gain Table 6 reports for its two rows, else :data:`EQUIVALENCE_MARGIN` (an
+    equivalence claim's δ is its margin)."""
     a, b = claim.claim.a, claim.claim.b
     if claim.claim.margin is None and a in TABLE6_VARIANTS and b in TABLE6_VARIANTS:
         ours, theirs = paper_ablation(a)["AUC"], paper_ablation(b)["AUC"]

@@ -10,11 +10,8 @@ from vfcross.reporting.figures import retrieval_panel
 
 
 def retrieval_example(vectors: np.ndarray, table: pd.DataFrame, seed: int = 0, top: int = 5):
-    """Fig. 7: a random test voice's spectrogram beside the ``top`` faces ranked highest for it.
-
-    ``vectors`` are the test-time embeddings of ``table``'s rows (v for
-    voices, u for faces); the query is drawn from ``seed``.
-    """
+    """Fig. 7: a random test voice (drawn from ``seed``) beside the ``top`` faces ranked highest for it, from the
+    test-time embeddings ``vectors`` of ``table``'s rows."""
     table = table.reset_index(drop=True)
     voices = np.flatnonzero((table["modality"] == "voice").to_numpy())
     faces = np.flatnonzero((table["modality"] == "face").to_numpy())

@@ -1,15 +1,8 @@
-"""Figures written into ``reports/`` by the notebooks, in one seaborn style.
+"""Figures of the reports, in one seaborn style (:func:`style`, applied on import).
 
-Every plotting function returns its matplotlib :class:`~matplotlib.figure.Figure`
-(a notebook shows it inline) and :func:`save_figure` writes it as a compact
-PNG. The style (:func:`style`: seaborn's "whitegrid" theme, "paper" context,
-the colour-blind-safe "colorblind" palette, one DPI and one set of font sizes)
-is applied when this module is imported, so every figure of the reports looks
-alike. Plots of data (curves, bars, histograms, scatter) are drawn with
-seaborn; image panels (faces, spectrograms, waveforms) stay plain matplotlib.
-
-Figures that compare several curves or groups put one shared legend below the
-panels, so long method names never cover the data.
+Every plotting function returns its matplotlib Figure; :func:`save_figure` writes it as a compact PNG. Data plots
+(curves, bars, histograms, scatter) are drawn with seaborn, image panels (faces, spectrograms) with matplotlib.
+Intervals are computed by the evaluation and handed to seaborn as the bars' error bars; legends sit below.
 """
 
 from __future__ import annotations
@@ -45,10 +38,7 @@ REFERENCE = {"color": "0.35", "lw": 1.0, "ls": ":"}
 
 
 def style() -> None:
-    """Apply the reports' style (seaborn whitegrid, paper context, colour-blind palette, :data:`RC`).
-
-    Called on import; call it again after a notebook changed matplotlib's settings.
-    """
+    """Apply the reports' style (seaborn whitegrid, paper context, colour-blind palette, :data:`RC`)."""
     sns.set_theme(context="paper", style="whitegrid", palette=PALETTE, rc=RC)
 
 
@@ -56,11 +46,7 @@ style()
 
 
 def save_figure(fig: plt.Figure, path: str | Path) -> Path:
-    """Save ``fig`` as a compact PNG at :data:`DPI` (parents created); returns the path.
-
-    The path must end in ``.png``: the reports link PNGs, and another suffix
-    would silently write another format.
-    """
+    """Save ``fig`` as a compact PNG at :data:`DPI` (parents created); another suffix is refused."""
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"{path}: save_figure writes PNG files; the name must end in .png")
@@ -69,7 +55,6 @@ def save_figure(fig: plt.Figure, path: str | Path) -> Path:
     return path
 
 
-# --- shared helpers ------------------------------------------------------------------------------------
 def _figure(nrows: int, ncols: int, size: tuple[float, float], **kwargs) -> tuple[plt.Figure, np.ndarray]:
     """A figure with a 2-D array of axes, laid out by matplotlib's constrained layout."""
     fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=False, layout="constrained", **kwargs)
@@ -84,19 +69,13 @@ def _colours(labels: Iterable) -> dict:
     return dict(zip(labels, colours))
 
 
-def _legend_below(fig: plt.Figure, axes: Iterable[plt.Axes], ncol: int | None = None, title: str | None = None
-                  ) -> None:
-    """Gather the legend entries of ``axes`` (first occurrence of each label) into one legend below the figure."""
-    entries: dict[str, object] = {}
-    for ax in axes:
-        handles, labels = ax.get_legend_handles_labels()
-        for handle, label in zip(handles, labels):
-            entries.setdefault(label, handle)
-        if ax.get_legend() is not None:
-            ax.get_legend().remove()
-    if entries:
-        fig.legend(list(entries.values()), list(entries), loc="outside lower center", title=title, frameon=False,
-                   ncol=ncol or min(len(entries), 3))
+def _legend(fig: plt.Figure, ax: plt.Axes, ncol: int = 2, title: str | None = None) -> None:
+    """One legend below the figure of the entries of ``ax`` (seaborn's and the reference lines'), each label once."""
+    entries = {label: handle for handle, label in zip(*ax.get_legend_handles_labels())}
+    for each in fig.axes:
+        if each.get_legend() is not None:
+            each.get_legend().remove()
+    fig.legend(entries.values(), entries.keys(), loc="outside lower center", ncol=ncol, frameon=False, title=title)
 
 
 def _image_axes(ax: plt.Axes) -> None:
@@ -111,43 +90,24 @@ def _check_interval(low: float, high: float, where: str) -> None:
         raise ValueError(f"{where}: interval ({low}, {high}) must be finite with low <= high")
 
 
-def _dodged_bars(ax: plt.Axes, categories: Sequence, hues: Sequence) -> dict[tuple, object]:
-    """Map (category, hue level) to its bar patch in a seaborn ``barplot`` drawn with ``dodge`` (width 0.8).
-
-    Seaborn places the bar of hue level ``j`` of ``n`` for category ``i`` at
-    ``i - 0.4 + 0.8 / n * (j + 0.5)``; a missing value leaves no bar.
-    """
-    step = 0.8 / len(hues)
-    bars = {}
-    for patch in ax.patches:
-        centre = patch.get_x() + patch.get_width() / 2
-        i = round(centre)
-        j = round((centre - i + 0.4) / step - 0.5)
-        if 0 <= i < len(categories) and 0 <= j < len(hues):
-            bars[(categories[i], hues[j])] = patch
-    return bars
+def _bars(ax: plt.Axes, data: pd.DataFrame, x: str, y: str, hue: str, order: list, hue_order: list,
+          palette) -> None:
+    """A seaborn barplot of given values with given intervals (``low``, ``high``; NaN: none) as its error bars: each
+    bar's rows are its value, then its interval's ends, which the estimator and the errorbar function take."""
+    parts = [data.assign(_part=0)]
+    if {"low", "high"} <= set(data):
+        bounded = data.dropna(subset=["low", "high"])
+        parts += [bounded.assign(**{y: bounded["low"], "_part": 1}), bounded.assign(**{y: bounded["high"], "_part": 2})]
+    long = pd.concat(parts).sort_values("_part", kind="stable")
+    sns.barplot(data=long, x=x, y=y, hue=hue, order=order, hue_order=hue_order, palette=palette, saturation=1,
+                estimator=lambda v: v.iloc[0], errorbar=lambda v: (v.iloc[1], v.iloc[2]),
+                err_kws={"color": "0.15", "linewidth": 1}, capsize=0.15, ax=ax)
 
 
-def _interval_bars(ax: plt.Axes, positions: Sequence[float], intervals: Sequence[tuple[float, float]],
-                   label: str = "95% interval") -> None:
-    """Error bars from exactly ``low`` to ``high`` at each position (the intervals are given, not computed)."""
-    if not positions:
-        return
-    low, high = np.asarray(intervals, dtype=float).T
-    ax.errorbar(positions, (low + high) / 2, yerr=(high - low) / 2, fmt="none", ecolor="0.15", elinewidth=1,
-                capsize=2, label=label, zorder=3)
-
-
-# --- data and preprocessing (notebook 01) ------------------------------------------------------------
 def sample_grid(manifest: pd.DataFrame, identities: int = 6, faces: int = 3, voices: int = 2,
                 seed: int = 0) -> plt.Figure:
-    """Aligned face crops and spectrograms of a few identities, one identity per row.
-
-    Shows what the network is fed: ``faces`` cached face crops, then
-    ``voices`` cached spectrograms (frequency up) of ``identities`` identities
-    drawn at random (``seed``), each row labelled with its identity and the
-    gender, nationality and age columns the manifest has.
-    """
+    """Aligned face crops and spectrograms (frequency up) of ``identities`` random identities, one per row,
+    labelled with the identity and its gender, nationality and age."""
     missing = {"identity", "modality", "cache_path"} - set(manifest.columns)
     if missing:
         raise ValueError(f"sample_grid: the manifest lacks column(s) {sorted(missing)}")
@@ -174,11 +134,7 @@ def sample_grid(manifest: pd.DataFrame, identities: int = 6, faces: int = 3, voi
 
 
 def vad_figure(audio: np.ndarray, kept: np.ndarray, sample_rate: int) -> plt.Figure:
-    """A clip's waveform before voice activity detection (dropped samples shaded) and after it.
-
-    ``kept`` is the per-sample mask of :func:`vfcross.preprocess.voices.vad_mask`,
-    so the shaded time is exactly what the VAD drops: the clip's length minus the kept length.
-    """
+    """A clip's waveform before voice activity detection, the samples ``kept`` mask drops shaded, and after it."""
     colours = sns.color_palette(PALETTE)
     fig, axes = _figure(2, 1, (WIDTH, 3.2), sharex=True)
     top, bottom = axes[:, 0]
@@ -194,7 +150,6 @@ def vad_figure(audio: np.ndarray, kept: np.ndarray, sample_rate: int) -> plt.Fig
     return fig
 
 
-# --- training (notebooks 02, 03, 05) -------------------------------------------------------------------
 #: Readable names of the loss components and validation numbers of a training log.
 METRIC_NAMES = {
     "loss": "total loss", "ce": "cross-entropy", "center": "center loss", "opl": "orthogonal projection loss",
@@ -204,12 +159,9 @@ METRIC_NAMES = {
 }
 #: One colour per metric, the same in every training figure and distinct within one (the palette's
 #: pale pink and yellow left out: they read badly on white; the gate in dark purple, apart from the AUC).
-METRIC_COLOURS = {
-    "loss": "0.15", "ce": sns.color_palette(PALETTE)[0], "center": sns.color_palette(PALETTE)[2],
-    "opl": sns.color_palette(PALETTE)[3], "train_accuracy": sns.color_palette(PALETTE)[7],
-    "val_auc": sns.color_palette(PALETTE)[1], "val_face_id_accuracy": sns.color_palette(PALETTE)[4],
-    "val_voice_id_accuracy": sns.color_palette(PALETTE)[9], "gate_mean": "#5b2a86",
-}
+METRIC_COLOURS = {"loss": "0.15", "gate_mean": "#5b2a86", **{key: sns.color_palette(PALETTE)[i] for key, i in (
+    ("ce", 0), ("val_auc", 1), ("center", 2), ("opl", 3), ("val_face_id_accuracy", 4), ("train_accuracy", 7),
+    ("val_voice_id_accuracy", 9))}}
 
 
 def _metric_name(key: str) -> str:
@@ -240,18 +192,9 @@ def _epoch_lines(ax: plt.Axes, table: pd.DataFrame, keys: Sequence[str]) -> None
 
 def training_curves(history: Sequence[Mapping], title: str = "training", chance: float | None = None,
                     selected_epoch: int | None = None) -> plt.Figure:
-    """Losses and validation numbers per epoch of one run (a history from ``vfcross.training.read_log``).
-
-    Panels: the total loss and its cross-entropy term, with ``chance`` (ln of
-    the number of training identities: the cross-entropy of a uniform guess)
-    as a labelled horizontal line when given; the other loss terms present
-    (``center``, ``opl``) on their own scale; and the accuracies and AUCs
-    (keys ending in ``accuracy`` or ``auc``, plus the fusion gate's mean
-    ``gate_mean``) on [0, 1] with the AUC chance level 0.5. Validation numbers
-    logged only every few epochs are drawn at those epochs. ``selected_epoch``
-    (the epoch validation kept) is marked by a vertical line on every panel.
-    Other keys (``lr``, ``time_s``, ``processes``) are not drawn.
-    """
+    """Losses and validation numbers per epoch of one run (``vfcross.training.read_log``): total loss and
+    cross-entropy (with ``chance`` = ln N), the other loss terms, and accuracies/AUCs/gate on [0, 1]; validation
+    numbers at the epochs they were logged, ``selected_epoch`` marked on every panel."""
     table = _history_table(history, "training_curves")
     if selected_epoch is not None and selected_epoch not in table.index:
         raise ValueError(f"training_curves: selected epoch {selected_epoch} is not in the history "
@@ -260,7 +203,7 @@ def training_curves(history: Sequence[Mapping], title: str = "training", chance:
     terms = [k for k in ("center", "opl") if k in table]
     scores = [c for c in table.columns if c.endswith(("accuracy", "auc"))] + [c for c in ("gate_mean",) if c in table]
     panels = [p for p in (main, terms, scores) if p] or [[]]
-    fig, [axes] = _figure(1, len(panels), (WIDTH if len(panels) > 1 else 4.5, 2.8))
+    fig, [axes] = _figure(1, len(panels), (WIDTH if len(panels) > 1 else 4.5, 3.4))
     for ax, keys in zip(axes, panels):
         if keys:
             _epoch_lines(ax, table, keys)
@@ -279,18 +222,14 @@ def training_curves(history: Sequence[Mapping], title: str = "training", chance:
     if selected_epoch is not None:
         for ax in axes:
             ax.axvline(selected_epoch, color="0.15", lw=1, ls="--", label=f"selected epoch {selected_epoch}")
-    _legend_below(fig, axes)
+    for ax in axes:  # each panel's own entries below it
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False)
     return fig
 
 
 def seed_curves(histories: Mapping[str, Sequence[Mapping]], metric: str, chance: float | None = None,
                 title: str | None = None) -> plt.Figure:
-    """One line per run (e.g. per training seed) of ``metric`` per epoch, to show run-to-run spread.
-
-    ``histories`` maps a run's label to its history (``vfcross.training.read_log``);
-    epochs where the metric was not logged are skipped. ``chance`` draws a
-    labelled horizontal line (e.g. 0.5 for AUC, ln N for the cross-entropy).
-    """
+    """One line per run (e.g. per training seed) of ``metric`` per epoch, with an optional ``chance`` line."""
     if not histories:
         raise ValueError("seed_curves: no runs given")
     frames = []
@@ -309,16 +248,12 @@ def seed_curves(histories: Mapping[str, Sequence[Mapping]], metric: str, chance:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(_metric_name(metric))
     ax.set_title(title or f"{_metric_name(metric)} per epoch, {len(runs)} runs")
-    _legend_below(fig, [ax])
+    _legend(fig, ax, ncol=3)
     return fig
 
 
 def tsne_figure(vectors: np.ndarray, table: pd.DataFrame, identities: int = 12, seed: int = 0) -> plt.Figure:
-    """2-D t-SNE of embeddings of the first ``identities`` identities: colour = identity, marker = modality.
-
-    Faces and voices of one identity falling together is what a shared
-    embedding space should show; ``vectors`` has one row per row of ``table``.
-    """
+    """2-D t-SNE of the embeddings of the first ``identities`` identities: colour = identity, marker = modality."""
     from sklearn.manifold import TSNE
 
     if len(vectors) != len(table):
@@ -343,11 +278,7 @@ def tsne_figure(vectors: np.ndarray, table: pd.DataFrame, identities: int = 12, 
 
 
 def gate_histogram(k: np.ndarray) -> plt.Figure:
-    """Distribution of the fusion gate k (the weight of the face projection; 1 - k weighs the voice).
-
-    A gate piled at 0.5 does not choose between the modalities; mass near 0
-    or 1 means it relies on one of them.
-    """
+    """Distribution of the fusion gate k (weight of the face; 1 - k weighs the voice)."""
     k = np.ravel(np.asarray(k, dtype=float))
     if k.size == 0:
         raise ValueError("gate_histogram: no gate values")
@@ -366,13 +297,8 @@ PAIR_CLASSES = {"different identity": sns.color_palette(PALETTE)[7], "same ident
 
 
 def similarity_histograms(panels: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> plt.Figure:
-    """Cosine similarities of same- vs different-identity voice-face pairs, one panel per model.
-
-    ``panels`` maps a title to ``(scores, labels)`` (label 1 = same identity).
-    Each class is a density (histogram and kernel density estimate) normalised
-    on its own, so the overlap reads as the verification error whatever the
-    class sizes; the pair counts are printed in each panel.
-    """
+    """Cosine similarities of same- and different-identity pairs, one panel per ``{title: (scores, labels)}``;
+    each class a density of its own, so the overlap reads as the verification error whatever the class sizes."""
     if not panels:
         raise ValueError("similarity_histograms: no panels given")
     fig, axes = _figure(1, len(panels), (min(WIDTH, 3.6 * len(panels)), 2.9), sharey=False)
@@ -399,15 +325,8 @@ def similarity_histograms(panels: Mapping[str, tuple[np.ndarray, np.ndarray]]) -
     return fig
 
 
-# --- evaluation (Tables 2-5, Figs. 6-7; notebook 04) ---------------------------------------------------
 def roc_det_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> plt.Figure:
-    """ROC and DET curves of several scorers; ``curves`` maps a label to ``(fpr, tpr)``.
-
-    The DET panel plots false rejection (1 - TPR) against false acceptance on
-    normal-deviate (probit) axes, where good scorers are straight-ish lines
-    near the origin; a curve crosses the dotted diagonal at its EER. Points
-    with a rate of exactly 0 or 1 have no probit and are left out of the DET.
-    """
+    """ROC and DET curves (``{label: (fpr, tpr)}``); the DET on probit axes, where rates of 0 or 1 are left out."""
     from scipy.stats import norm
 
     if not curves:
@@ -441,62 +360,43 @@ def roc_det_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> plt.F
     det.set(xlim=limits, ylim=limits, xlabel="false acceptance rate", ylabel="false rejection rate",
             title="DET (EER where a curve meets the diagonal)")
     det.set_aspect("equal")
-    _legend_below(fig, [roc], ncol=2)
+    _legend(fig, roc)
     return fig
 
 
 
 def grouped_auc_figure(groups: Mapping[str, Mapping[str, float]],
                        ci: Mapping[str, Mapping[str, tuple[float, float]]] | None = None) -> plt.Figure:
-    """Bars of verification AUC (%) per negative restriction (Table 3), one colour per method.
-
-    ``groups`` maps a method to ``{restriction: AUC %}`` (restrictions in
-    :data:`vfcross.evaluation.protocols.RESTRICTIONS` first, others after them in the order met; a missing
-    value leaves a gap). ``ci`` maps a method to ``{restriction: (low, high)}``
-    in %, drawn as error bars from exactly ``low`` to ``high`` (the intervals
-    are computed by the evaluation, not by seaborn); bars without an interval
-    get none.
-    """
+    """Bars of verification AUC (%) per negative restriction (Table 3), one colour per method: ``groups`` maps a
+    method to ``{restriction: AUC %}`` (missing: a gap), ``ci`` to ``{restriction: (low, high)}`` drawn as given."""
     if not groups:
         raise ValueError("grouped_auc_figure: no groups given")
     ci = ci or {}
-    for method in ci:
-        if method not in groups:
-            raise ValueError(f"grouped_auc_figure: intervals given for {method!r}, which has no bars")
-    seen = list(dict.fromkeys(k for values in groups.values() for k in values))
-    keys = [k for k in RESTRICTIONS if k in seen] + [k for k in seen if k not in RESTRICTIONS]
-    rows = [{"method": m, "restriction": k, "AUC (%)": float(v)} for m, values in groups.items()
-            for k, v in values.items() if v is not None and np.isfinite(float(v))]
-    data = pd.DataFrame(rows, columns=["method", "restriction", "AUC (%)"])
-    methods = list(groups)
-    fig, [[ax]] = _figure(1, 1, (WIDTH, 3.2))
-    sns.barplot(data=data, x="restriction", y="AUC (%)", hue="method", order=keys, hue_order=methods,
-                palette=_colours(methods), saturation=1, errorbar=None, ax=ax)
-    bars = _dodged_bars(ax, keys, methods)
-    positions, intervals = [], []
     for method, by_key in ci.items():
         for key, (low, high) in by_key.items():
             _check_interval(low, high, f"grouped_auc_figure: {method!r} {key}")
-            if (key, method) not in bars:
+            if groups.get(method, {}).get(key) is None:
                 raise ValueError(f"grouped_auc_figure: interval for {method!r} {key} but no AUC to draw it on")
-            bar = bars[(key, method)]
-            positions.append(bar.get_x() + bar.get_width() / 2)
-            intervals.append((low, high))
-    _interval_bars(ax, positions, intervals)
+    seen = list(dict.fromkeys(k for values in groups.values() for k in values))
+    keys = [k for k in RESTRICTIONS if k in seen] + [k for k in seen if k not in RESTRICTIONS]
+    rows = [{"method": m, "restriction": k, "AUC (%)": float(v), "low": ci.get(m, {}).get(k, (np.nan,) * 2)[0],
+             "high": ci.get(m, {}).get(k, (np.nan,) * 2)[1]} for m, values in groups.items()
+            for k, v in values.items() if v is not None and np.isfinite(float(v))]
+    data = pd.DataFrame(rows, columns=["method", "restriction", "AUC (%)", "low", "high"])
+    methods = list(groups)
+    fig, [[ax]] = _figure(1, 1, (WIDTH, 3.4))
+    _bars(ax, data, "restriction", "AUC (%)", "method", keys, methods, _colours(methods))
     ax.axhline(50, **REFERENCE, label="chance (50%)")
-    lowest = min([*data["AUC (%)"], *(low for low, _ in intervals)], default=50)
+    lowest = np.nanmin([*data["AUC (%)"], *data["low"], 50])
     ax.set_ylim(min(40, 5 * np.floor(lowest / 5) - 5), 100)
     ax.set_xlabel("negative pairs restricted to the same ... (G gender, N nationality, A age)")
     ax.set_title("verification AUC by negative restriction (Table 3)")
-    _legend_below(fig, [ax], ncol=2)
+    _legend(fig, ax)
     return fig
 
 
 def matching_figure(curves: Mapping[str, Mapping[int, float]]) -> plt.Figure:
-    """1:N matching accuracy (%) against the gallery size N, one line per method, with chance 100/N (Fig. 6).
-
-    ``curves`` maps a label to ``{N: accuracy %}`` (N as int or digit string).
-    """
+    """1:N matching accuracy (%) against N, one line per ``{label: {N: accuracy %}}``, with chance 100/N (Fig. 6)."""
     if not curves:
         raise ValueError("matching_figure: no curves given")
     rows = [{"curve": label, "N": int(n), "accuracy (%)": float(a)} for label, acc in curves.items()
@@ -512,7 +412,7 @@ def matching_figure(curves: Mapping[str, Mapping[int, float]]) -> plt.Figure:
     ax.plot(n, 100 / n, **REFERENCE, marker=".", label="chance (1/N)")
     ax.set_xticks(sorted(data.N.unique()))
     ax.set(xlabel="N (gallery size)", ylim=(0, 100), title="1:N matching (Fig. 6)")
-    _legend_below(fig, [ax], ncol=2)
+    _legend(fig, ax)
     return fig
 
 
@@ -538,7 +438,6 @@ def retrieval_panel(query_spectrogram: np.ndarray, faces: list[np.ndarray], is_m
     return fig
 
 
-# --- analysis figures (probes, paired differences) --------------------------------------------------
 #: Columns :func:`probe_figure` needs; ``low`` and ``high`` (an interval of the score) are optional.
 PROBE_COLUMNS = ("representation", "modality", "attribute", "metric", "score", "chance")
 #: Panel title and y label of each probe metric.
@@ -575,54 +474,38 @@ def _probe_limits(part: pd.DataFrame, metric: str) -> tuple[float, float]:
 
 
 def probe_figure(table: pd.DataFrame) -> plt.Figure:
-    """Attribute probes of several representations: what each carries about gender, nationality, age, traits.
-
-    ``table`` has one row per probe with columns :data:`PROBE_COLUMNS`
-    (``metric`` "accuracy" for a category, "r2" for a trait; ``modality``
-    "voice" or "face"), and optionally ``low``/``high`` (an interval of the
-    score, drawn as error bars). One row of panels per modality; left:
-    categorical accuracy, right: trait R²; bars coloured by representation in
-    the table's order (e.g. input features, backbone, fusion u/v). A black tick
-    across each bar marks that probe's chance level (the majority-class rate;
-    0 for R², where a grey line marks 0 = no better than the mean).
-    R² below :data:`R2_FLOOR` is clipped at the axis with its value printed.
-    """
+    """Attribute probes of several representations (``table``: columns :data:`PROBE_COLUMNS`, optional
+    ``low``/``high``), a row of panels per modality: accuracy left, R² right, a chance line per attribute, R² below
+    :data:`R2_FLOOR` clipped and printed."""
     _check_probe_table(table)
     table = table.reset_index(drop=True)
     representations = list(dict.fromkeys(table["representation"]))
     modalities = [m for m in ("voice", "face") if m in set(table["modality"])]
     metrics = [m for m in PROBE_METRICS if m in set(table["metric"])]
-    palette = _colours(representations)
-    with_intervals = {"low", "high"} <= set(table.columns)
-    fig, axes = _figure(len(modalities), len(metrics), (WIDTH, 2.5 * len(modalities) + 0.6), sharey="col")
+    fig, axes = _figure(len(modalities), len(metrics), (WIDTH, 2.7 * len(modalities) + 0.6), sharey="col")
     for row, modality in zip(axes, modalities):
         for ax, metric in zip(row, metrics):
             part = table[(table["modality"] == modality) & (table["metric"] == metric)]
-            attributes = list(dict.fromkeys(table.loc[table["metric"] == metric, "attribute"]))
-            shown = part.assign(score=part["score"].clip(lower=R2_FLOOR) if metric == "r2" else part["score"])
-            sns.barplot(data=shown, x="attribute", y="score", hue="representation", order=attributes,
-                        hue_order=representations, palette=palette, saturation=1, errorbar=None, ax=ax)
-            bars = _dodged_bars(ax, attributes, representations)
-            positions, intervals = [], []
-            for probe in part.itertuples():
-                bar = bars[(probe.attribute, probe.representation)]
-                x0, x1 = bar.get_x(), bar.get_x() + bar.get_width()
-                ax.hlines(probe.chance, x0, x1, color="black", lw=1.6, zorder=4, label="chance level")
-                if probe.score < R2_FLOOR and metric == "r2":
-                    ax.text((x0 + x1) / 2, R2_FLOOR, f" {probe.score:.1f}", rotation=90, ha="center",
-                            va="bottom", fontsize=6, color="white", fontweight="bold")
-                if with_intervals and pd.notna(probe.low) and pd.notna(probe.high):
+            if {"low", "high"} <= set(part):
+                for probe in part.dropna(subset=["low", "high"]).itertuples():
                     _check_interval(probe.low, probe.high, f"probe_figure: {probe.representation!r} "
                                                            f"{probe.modality} {probe.attribute}")
-                    positions.append((x0 + x1) / 2)
-                    intervals.append((probe.low, probe.high))
-            _interval_bars(ax, positions, intervals)
+            attributes = list(dict.fromkeys(table.loc[table["metric"] == metric, "attribute"]))
+            shown = part.assign(score=part["score"].clip(lower=R2_FLOOR)) if metric == "r2" else part
+            _bars(ax, shown, "attribute", "score", "representation", attributes, representations,
+                  _colours(representations))
+            for attribute, chance in part.groupby("attribute", sort=False)["chance"].first().items():
+                x = attributes.index(attribute)
+                ax.hlines(chance, x - 0.4, x + 0.4, color="black", lw=1.6, zorder=4, label="chance level")
+            for probe in part[part["score"] < R2_FLOOR].itertuples() if metric == "r2" else ():
+                ax.text(attributes.index(probe.attribute), R2_FLOOR, f" {probe.representation}: {probe.score:.1f}",
+                        rotation=90, ha="center", va="bottom", fontsize=6)
             title, ylabel = PROBE_METRICS[metric]
             ax.set(title=f"{modality}: {title}", xlabel="", ylabel=ylabel)
             if metric == "r2":
                 ax.axhline(0, color="0.35", lw=1)
             ax.set_ylim(*_probe_limits(table[table["metric"] == metric], metric))
-    _legend_below(fig, axes.ravel(), ncol=min(len(representations) + 2, 6), title="representation")
+    _legend(fig, axes[0, 0], ncol=min(len(representations) + 1, 5), title="representation")
     return fig
 
 
@@ -632,18 +515,18 @@ def _check_difference_rows(rows: Sequence[Mapping]) -> None:
         raise ValueError("paired_differences_figure: no rows given")
     margins: dict[str, set] = {}
     for i, row in enumerate(rows):
+        where = f"paired_differences_figure: row {i}"
         missing = [k for k in ("label", "estimate", "low", "high") if k not in row]
         if missing:
-            raise ValueError(f"paired_differences_figure: row {i} lacks {missing}")
+            raise ValueError(f"{where} lacks {missing}")
+        where += f" ({row['label']!r})"
         if (row["low"] is None) != (row["high"] is None):
-            raise ValueError(f"paired_differences_figure: row {i} ({row['label']!r}) has only one interval bound")
+            raise ValueError(f"{where} has only one interval bound")
         if row["low"] is not None:  # None: no interval could be made; the dot is drawn alone
-            _check_interval(row["low"], row["high"], f"paired_differences_figure: row {i} ({row['label']!r})")
-        if not np.isfinite(row["estimate"]):
-            raise ValueError(f"paired_differences_figure: row {i} ({row['label']!r}) has no finite estimate")
+            _check_interval(row["low"], row["high"], where)
+        if not np.isfinite(row["estimate"]) or (row.get("margin") is not None and not row["margin"] > 0):
+            raise ValueError(f"{where} needs a finite estimate and a margin > 0 where one is given")
         if row.get("margin") is not None:
-            if not row["margin"] > 0:
-                raise ValueError(f"paired_differences_figure: row {i} ({row['label']!r}) margin must be > 0")
             margins.setdefault(row["label"], set()).add(float(row["margin"]))
     for label, found in margins.items():
         if len(found) > 1:
@@ -657,19 +540,9 @@ VERDICT_COLOURS = {"holds": "#117733", "contradicted": "#882255", "inconclusive"
 
 def paired_differences_figure(rows: Sequence[Mapping], title: str = "paired differences",
                               xlabel: str = "difference in AUC (percentage points)") -> plt.Figure:
-    """Forest plot of paired differences: one row per ``label``, its label written above it.
-
-    Each row has ``label``, ``estimate``, ``low`` and ``high`` (in AUC
-    percentage points; both None where no interval could be made). A row
-    without ``seed`` is the label's decision interval, drawn as a thick line
-    with a diamond, coloured by its optional ``verdict`` (printed after the
-    label) and, with ``delta``, a dashed tick at +delta (the smallest gain that
-    matters). Rows with a ``seed`` are drawn just below it as small dots, one
-    colour per seed (with their interval where given). ``margin`` shades
-    -margin..+margin (an equivalence claim holds where the interval lies
-    inside it). The vertical line at 0 is "no difference"; labels keep the
-    order of the rows.
-    """
+    """Forest plot of paired differences (AUC points), one row per ``label``: a row without ``seed`` is the
+    decision interval (coloured by ``verdict``, ``delta`` ticked), rows with one are the seeds' dots below it;
+    ``margin`` shades ±margin; ``low``/``high`` None draw the dot alone."""
     _check_difference_rows(rows)
     labels = list(dict.fromkeys(row["label"] for row in rows))
     seeds = sorted({row["seed"] for row in rows if row.get("seed") is not None})
@@ -710,5 +583,5 @@ def paired_differences_figure(rows: Sequence[Mapping], title: str = "paired diff
     ax.set_ylim(len(labels) - 0.45, -0.75)
     ax.grid(False, axis="y")
     ax.set(xlabel=xlabel, title=title)
-    _legend_below(fig, [ax], ncol=min(4, 3 + len(seeds)))
+    _legend(fig, ax, ncol=min(4, 3 + len(seeds)))
     return fig

@@ -1,32 +1,14 @@
-"""The heard/unheard table and figure of the FAME protocol (notebook 06).
-
-:func:`fame_table` turns :func:`vfcross.evaluation.fame.fame_evaluation`'s
-result into the ``multilingual`` table: the reported FOP baseline of the
-FAME challenge on MAV-Celeb first (reported, never measured here), then our
-rows: per training language its heard and unheard EER and AUC with their
-identity-level intervals, the gap "unheard minus heard" with its interval,
-and the challenge's overall score (mean of the four EERs).
-:func:`fame_figure` draws the four EERs and AUCs as bars with their intervals.
-"""
+"""The heard/unheard table and figure of the FAME protocol (notebook 06), from
+:func:`vfcross.evaluation.fame.fame_evaluation`'s result: the reported FAME baseline first, then our rows."""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
 from vfcross.evaluation.fame import HEARD, UNHEARD
-from vfcross.reporting.figures import (
-    REFERENCE,
-    WIDTH,
-    _check_interval,
-    _colours,
-    _dodged_bars,
-    _figure,
-    _interval_bars,
-    _legend_below,
-)
+from vfcross.reporting.figures import REFERENCE, WIDTH, _bars, _check_interval, _colours, _figure, _legend
 from vfcross.reporting.tables import build_table, pct, pct_ci
 
 #: The name of the table (reports/tables/multilingual.csv|md).
@@ -63,12 +45,8 @@ def fame_table(results: dict[str, dict], provenance: dict[str, str]) -> pd.DataF
 
 
 def fame_figure(result: dict, title: str = "FAME protocol") -> plt.Figure:
-    """EER and AUC (%) of each model on its heard and its unheard language, with identity-level intervals.
-
-    One panel per metric; bars grouped by training language, coloured by
-    heard/unheard; the overall score (mean of the four EERs) as a line on the
-    EER panel, chance (50%) on both.
-    """
+    """EER and AUC (%) on the heard and the unheard language per training language, with identity-level
+    intervals, chance and the overall score (mean of the four EERs)."""
     entries = result["results"]
     if not entries:
         raise ValueError("fame_figure: the result has no entries")
@@ -76,48 +54,32 @@ def fame_figure(result: dict, title: str = "FAME protocol") -> plt.Figure:
     hues = [HEARD, UNHEARD]
     fig, axes = _figure(1, 2, (WIDTH, 3.0))
     for ax, metric in zip(axes[0], ("eer", "auc")):
-        data = pd.DataFrame([{"trained on": e["train"], "test": e["condition"], "value": 100 * e[metric]}
-                             for e in entries])
-        sns.barplot(data=data, x="trained on", y="value", hue="test", order=trains, hue_order=hues,
-                    palette=_colours(hues), saturation=1, errorbar=None, ax=ax)
-        bars = _dodged_bars(ax, trains, hues)
-        positions, intervals = [], []
-        for e in entries:
-            ci = e[f"{metric}_ci"]
-            if ci is None:
-                continue
-            low, high = 100 * ci[0], 100 * ci[1]
-            _check_interval(low, high, f"fame_figure: trained on {e['train']}, tested on {e['test']}")
-            bar = bars[(e["train"], e["condition"])]
-            positions.append(bar.get_x() + bar.get_width() / 2)
-            intervals.append((low, high))
-        _interval_bars(ax, positions, intervals)
+        data = pd.DataFrame([{"trained on": e["train"], "test": e["condition"], "value": 100 * e[metric],
+                              "low": 100 * e[f"{metric}_ci"][0] if e[f"{metric}_ci"] else np.nan,
+                              "high": 100 * e[f"{metric}_ci"][1] if e[f"{metric}_ci"] else np.nan} for e in entries])
+        for e in data.dropna().itertuples():
+            _check_interval(e.low, e.high, f"fame_figure: trained on {e[1]}, tested {e.test}")
+        _bars(ax, data, "trained on", "value", "test", trains, hues, _colours(hues))
         ax.axhline(50, **REFERENCE, label="chance (50%)")
         if metric == "eer" and result["overall"] is not None:
             ax.axhline(100 * result["overall"]["eer"], color="0.15", lw=1.0, ls="--",
                        label=f"overall score {100 * result['overall']['eer']:.1f}% (mean of the 4 EERs)")
-        values = [*data["value"], *(v for pair in intervals for v in pair)]
+        values = data[["value", "low", "high"]].to_numpy()
         if metric == "eer":
-            ax.set_ylim(0, max(60, 10 * np.ceil(max(values) / 10)))
+            ax.set_ylim(0, max(60, 10 * np.ceil(np.nanmax(values) / 10)))
         else:
-            ax.set_ylim(min(40, 10 * np.floor(min(values) / 10)), 100)
-        ax.set_ylabel(f"{metric.upper()} (%)")
-        ax.set_xlabel("trained on")
-        ax.set_title(f"{metric.upper()}: heard vs unheard language")
+            ax.set_ylim(min(40, 10 * np.floor(np.nanmin(values) / 10)), 100)
+        name = metric.upper()
+        ax.set(ylabel=f"{name} (%)", xlabel="trained on", title=f"{name}: heard vs unheard language")
     fig.suptitle(title)
-    _legend_below(fig, axes[0], ncol=2)
+    _legend(fig, axes[0, 0])
     return fig
 
 
 def fame_record(source: str, languages: tuple[str, ...] | list[str], results: dict[str, dict], training: dict,
                 note: str = "", notes: tuple[str, ...] | list[str] = ()) -> dict:
-    """Notebook 06's part of ``summary.json``: ``{"multilingual": {...}}``.
-
-    ``source`` names the data, ``training`` says per language what its model
-    was trained on; ``results`` maps each scored system to its
-    :func:`~vfcross.evaluation.fame.fame_evaluation` result (empty, with
-    ``note`` saying why, when the protocol was skipped).
-    """
+    """Notebook 06's part of ``summary.json``: the data, the languages, each system's result, or why it was
+    skipped (``note``)."""
     record: dict = {"source": source, "languages": list(languages), "skipped": note or None,
                     "notes": [*notes, *(n for r in results.values() for n in r["notes"])], "training": training,
                     "systems": {method: {key: r[key] for key in ("results", "gaps", "overall", "settings")}

@@ -1,12 +1,5 @@
-"""The paper's reported numbers: the one copy in the package.
-
-Zhong, Bu & Qin (2025) print their own numbers and peer rows in Tables 2-6,
-in %, on VoxCeleb1 (unseen-unheard test identities). They are REPORTED,
-never measured here, and appear in the reports only as rows labelled so. A
-value the paper does not print for a method stays missing (None), never
-filled in. Every table, figure and verdict that shows a paper number reads
-it from here.
-"""
+"""The paper's reported numbers (Tables 2-6, %, VoxCeleb1), and the FAME baseline: the one copy in the package.
+They are never measured here, appear only in rows labelled "reported", and stay None where the paper prints none."""
 
 from __future__ import annotations
 
@@ -80,7 +73,8 @@ REPORTED["multilingual"] = (_fame_rows("MAV-Celeb v1 (English-Urdu)", "Urdu", (4
 
 TABLE_TITLES = {
     "table2": "Table 2 - cross-modal verification (random negatives), %",
-    "table3": "Table 3 - verification AUC with negatives of the same gender (G), nationality (N), age (A), all (GNA), %",
+    "table3": "Table 3 - verification AUC with negatives of the same gender (G), nationality (N), age (A), all "
+              "(GNA), %",
     "table4": "Table 4 - 1:N matching accuracy, %",
     "table5": "Table 5 - retrieval mean average precision, %",
     "table6": "Table 6 - ablation of the fusion and the loss (verification, random negatives), %",

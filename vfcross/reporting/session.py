@@ -1,11 +1,6 @@
-"""What every notebook needs first: its configuration, where to write, and how to record results.
-
-Each numbered notebook starts with a papermill ``parameters`` cell and then
-one call, ``s = setup(preset, work_dir, reports_dir, data_root, splits_file,
-overrides)``, which gives it the run's configuration (:class:`Session.cfg`),
-the reports folder, the provenance every measured table row carries, and
-writers for figures, tables and its part of ``summary.json``.
-"""
+"""What every notebook needs first: ``s = setup(preset, work_dir, reports_dir, data_root, splits_file,
+overrides)`` gives the run's configuration, the reports folder, the provenance of every measured row, and
+writers for figures, tables and its part of ``summary.json``."""
 
 from __future__ import annotations
 
@@ -66,11 +61,8 @@ class Session:
 
 def setup(preset: str, work_dir: str, reports_dir: str, data_root: str = "", splits_file: str = "",
           overrides: Mapping[str, Any] | None = None) -> Session:
-    """The notebook's :class:`Session`: the preset with the parameters and dotted ``overrides`` applied.
-
-    Relative paths are relative to the checkout's ``notebooks/`` (:data:`NOTEBOOK_DIR`), wherever the
-    notebook was opened (an executed copy in ``reports/notebooks/`` too): the working folder becomes it.
-    """
+    """The notebook's :class:`Session`: the preset with the parameters and dotted ``overrides`` applied; relative
+    paths are relative to the checkout's ``notebooks/`` (:data:`NOTEBOOK_DIR`), which becomes the working folder."""
     if NOTEBOOK_DIR.is_dir():  # absent where vfcross was installed without its checkout
         os.chdir(NOTEBOOK_DIR)
     cfg = C.override(C.preset(preset), {"work_dir": work_dir, "data_root": data_root, "splits_file": splits_file,

@@ -1,16 +1,13 @@
-"""``reports/summary.json``: each notebook saves its part; the runner merges them with the environment."""
+"""``reports/summary.json``: each notebook's part (the records below), merged by the runner with the environment."""
 
 from __future__ import annotations
 
 import json
 import platform
-from importlib import metadata
 from pathlib import Path
 
-#: Packages whose versions a report records.
-PACKAGES = ("vfcross", "torch", "torchvision", "torchaudio", "facenet-pytorch", "numpy", "pandas", "scikit-learn",
-            "espeakng-loader", "papermill")
-
+from vfcross.reporting.environment import machine, package_versions, trained_in
+from vfcross.reporting.targets import targets
 
 def write_part(reports_dir: str | Path, name: str, data: dict) -> Path:
     """Save one notebook's contribution to ``summary.json`` (``summary_parts/<name>.json``)."""
@@ -32,112 +29,9 @@ def merge_summary(reports_dir: Path, timings: dict[str, float], preset: str) -> 
     return summary
 
 
-def trained_in(summary: dict) -> dict[str, str]:
-    """The arithmetic each stage's runs trained in, as their records say (notebooks 02 and 03's parts)."""
-    runs = {"backbone": [summary.get("backbone_single", {})],
-            "fusion": list(summary.get("fusion", {}).get("per_seed", {}).values())}
-    found = {stage: ", ".join(sorted({p for r in records for p in r.get("precision", "").split(", ") if p}))
-             for stage, records in runs.items()}
-    return {stage: precision for stage, precision in found.items() if precision}
-
-
-def machine(trained: dict[str, str]) -> dict:
-    """What the run's times depend on: the device (its name; a CUDA card's compute capability), the CPU cores,
-    and the arithmetic the runs trained in (``trained``, see :func:`trained_in`).
-
-    Wall times are comparable only within one precision path: the same commit's
-    default run took 543 s on a 2-core CPU with native bfloat16 and 1,801 s on
-    one without it (float32). ``amp_precision`` is the stages' one precision,
-    else each stage's, or "unrecorded".
-    """
-    import os
-
-    import torch
-
-    from vfcross.training import device
-
-    dev = device()
-    cuda = dev.type == "cuda"
-    both = set(trained.values())
-    return {"device": dev.type,
-            "device_name": torch.cuda.get_device_name(dev) if cuda else platform.processor() or platform.machine(),
-            "compute_capability": ".".join(map(str, torch.cuda.get_device_capability(dev))) if cuda else None,
-            "cpu_cores": os.cpu_count(), "trained_in": trained,
-            "amp_precision": both.pop() if len(both) == 1 else "; ".join(f"{k} {v}" for k, v in trained.items())
-            or "unrecorded"}
-
-
-#: Targets of the default preset: the learning ones (issue "Learning that can test the paper"), the time
-#: (900 s of notebooks on 2 cores with native bfloat16, issue "Verdicts that can decide"; a float32 CPU
-#: takes longer, and the line says which path ran) and the claims' half-width (verdicts.GOAL_HALF_WIDTH).
-TARGET_SECONDS = 900.0
-TARGET_AUC = 0.80
-TARGET_G_AUC = 0.65
-
-
-def targets(summary: dict) -> list[dict]:
-    """The default preset's targets, each with what was measured, whether it was met and by how much it was missed."""
-    out = []
-
-    def add(target: str, measured: float | None, met: bool | None, shown: str, miss: str) -> None:
-        out.append({"target": target, "value": measured, "measured": shown, "met": met,
-                    "miss": "" if met or met is None else miss})
-
-    total = summary.get("wall_time_s", {}).get("total")
-    precision = summary.get("machine", {}).get("amp_precision", "n/a")
-    add(f"whole run <= {TARGET_SECONDS:.0f} s on 2 cores with native bfloat16", total,
-        None if total is None or precision != "bfloat16" else total <= TARGET_SECONDS,  # not judged on float32
-        "n/a" if total is None else f"{total:.0f} s ({precision} path"
-        + (": the target is for native bfloat16, not judged here)" if precision != "bfloat16" else ")"),
-        "" if total is None else f"{total - TARGET_SECONDS:.0f} s over")
-    claims = [c for c in summary.get("claims", []) if c.get("ci")]
-    if claims:
-        from vfcross.reporting.verdicts import GOAL_HALF_WIDTH
-
-        widest = max((c["ci"][1] - c["ci"][0]) / 2 for c in claims)
-        wide = sum((c["ci"][1] - c["ci"][0]) / 2 > GOAL_HALF_WIDTH for c in claims)
-        add(f"every claim's decision interval half-width <= {100 * GOAL_HALF_WIDTH:.1f} AUC points", widest,
-            wide == 0, f"widest {100 * widest:.2f} points", f"{wide} of {len(claims)} claims wider (their verdicts "
-                                                               "say how many seeds would do)")
-    auc = summary.get("verification", {}).get("auc")
-    add(f"test verification AUC >= {100 * TARGET_AUC:.0f}%", auc, None if auc is None else auc >= TARGET_AUC,
-        "n/a" if auc is None else f"{100 * auc:.1f}%", "" if auc is None else f"{100 * (TARGET_AUC - auc):.1f} points short")
-    g_auc = summary.get("grouped_auc", {}).get("G", {}).get("auc")
-    add(f"G-negative AUC >= {100 * TARGET_G_AUC:.0f}%", g_auc, None if g_auc is None else g_auc >= TARGET_G_AUC,
-        "n/a" if g_auc is None else f"{100 * g_auc:.1f}%",
-        "" if g_auc is None else f"{100 * (TARGET_G_AUC - g_auc):.1f} points short")
-    check = summary.get("fusion", {}).get("validation_vs_backbone", {})
-    target = "fusion's validation AUC above the backbone's: the interval of the mean over seeds above 0"
-    if check.get("per_seed"):
-        ci = check.get("ci")
-        add(target, check.get("difference"), ci is not None and ci[0] > 0,
-            f"{100 * check['difference']:+.1f} points over {len(check['per_seed'])} seeds"
-            + (f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else " [no interval]"),
-            "the interval reaches 0 or below")
-    else:
-        add(target, None, None, "n/a (no validation identities)", "")
-    return out
-
-
-def package_versions() -> dict[str, str]:
-    """Installed versions of the packages a report records (:data:`PACKAGES`)."""
-    return {name: _version(name) for name in PACKAGES}
-
-
-def _version(package: str) -> str:
-    """Installed version of ``package`` or "not installed"."""
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def data_record(dataset, result, name: str) -> dict:
-    """The ``data`` part of ``summary.json``: what was read, what was usable, what was skipped and why.
-
-    ``dataset`` is a :class:`vfcross.data.Dataset`, ``result`` a
-    :class:`vfcross.preprocess.run.PreprocessResult`.
-    """
+    """The ``data`` part of ``summary.json`` from a :class:`vfcross.data.Dataset` and a
+    :class:`vfcross.preprocess.run.PreprocessResult`: what was read, what was usable, what was skipped and why."""
     report = result.report
     skipped = report[report["outcome"] == "skipped"]
     manifest = result.manifest
@@ -159,12 +53,8 @@ def data_record(dataset, result, name: str) -> dict:
 
 
 def training_record(history: list[dict], loop, select: str = "") -> dict:
-    """What ``summary.json`` keeps of a training run: its length, time, seed, precision (of its epochs' records),
-    and first, last and selected numbers.
-
-    ``loop`` is the run's :class:`~vfcross.config.LoopConfig`; the selected
-    epoch is the one its ``select_best`` metric kept (the last without one).
-    """
+    """What ``summary.json`` keeps of a training run (``loop`` its LoopConfig): length, time, seed, precision, and
+    the first, last and selected epoch's numbers (the epoch ``select_best`` kept, else the last)."""
     from vfcross.training import best_epoch
 
     metric = select or loop.select_best
@@ -178,15 +68,9 @@ def training_record(history: list[dict], loop, select: str = "") -> dict:
 
 
 def fusion_record(runs: dict, loop, chance: float, gate, comparison, selection: list[dict] | None = None) -> dict:
-    """The ``fusion`` part of ``summary.json``: convergence per seed, the gate's distribution, validation check.
-
-    ``runs`` maps a training seed to (run folder, history); ``chance`` is
-    ln(number of training identities), the cross-entropy of a uniform guess;
-    ``gate`` the gate values k on validation pairs; ``comparison`` a
-    :class:`vfcross.workflows.compare.SplitComparison`; ``selection`` the
-    kept-against-last-epoch check of each seed
-    (:func:`vfcross.evaluation.evaluate.selection_certainty`).
-    """
+    """The ``fusion`` part of ``summary.json``: per seed (``runs``: seed -> (folder, history)) its convergence and
+    kept-against-last check (``selection``), the gate's distribution, and the validation ``comparison`` with the
+    backbone; ``chance`` is ln(training identities)."""
     chosen = {row["seed"]: row for row in selection or []}
     import numpy as np
 
@@ -222,13 +106,8 @@ def _strip(result: dict) -> dict:
 
 def evaluation_record(ours: dict, backbone: dict, oracle: dict, oracle_notes: list[str], probes, provenance: dict,
                       contrasts: dict | None = None) -> dict:
-    """The evaluation part of ``summary.json``: our model's numbers at top level, the backbone's, the oracle's, probes.
-
-    Also each learned AUC as its share of the oracle's gain over chance,
-    ``(AUC - 0.5) / (oracle AUC - 0.5)``, per list (synthetic data only),
-    and ``contrasts``: per restricted list, its AUC minus the random list's
-    with a paired interval (:func:`vfcross.evaluation.evaluate.list_contrasts`).
-    """
+    """Notebook 04's part of ``summary.json``: our numbers at top level, the backbone's, the oracle's, the probes,
+    each learned AUC's share of the oracle's gain over chance, and the paired ``contrasts`` of the restricted lists."""
     share = {}
     lists = {"random": ours["verification"], **ours["grouped_auc"]}
     for name, entry in lists.items():

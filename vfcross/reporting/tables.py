@@ -8,7 +8,6 @@ from pathlib import Path
 import pandas as pd
 
 from vfcross.evaluation.protocols import GROUPED
-from vfcross.markdown import markdown_table
 from vfcross.reporting.reported import REPORTED, REPORTED_DATASET, TABLE_TITLES
 
 #: Columns saying where a measured row's numbers came from, written after its metrics and intervals.
@@ -22,17 +21,11 @@ def pct(value: float) -> float:
 
 def pct_ci(ci: list[float] | tuple[float, float] | None) -> str:
     """A confidence interval of fractions as '[lo, hi]' in %; 'n/a' where none could be made (None)."""
-    if ci is None:
-        return "n/a"
-    return f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+    return "n/a" if ci is None else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
 
 
 def build_table(name: str, measured: list[dict], provenance: dict[str, str]) -> pd.DataFrame:
-    """Reported rows of ``name`` followed by our measured rows, labelled by ``source``.
-
-    ``measured`` rows hold metric columns in % (and optional ``*_ci`` columns);
-    ``provenance`` (dataset, preset, seed) is attached to every measured row.
-    """
+    """Reported rows of ``name``, then our ``measured`` rows with their ``provenance``, labelled by ``source``."""
     reported = [{"source": "reported", "dataset": REPORTED_DATASET, **row} for row in REPORTED.get(name, [])]
     labels = {key: str(value) for key, value in provenance.items()}  # e.g. seed 0, not 0.0 beside NA
     ours = [{"source": "measured", **labels, **row} for row in measured]
@@ -46,22 +39,36 @@ def build_table(name: str, measured: list[dict], provenance: dict[str, str]) -> 
     return table[first + [c for c in columns if c not in first + cis + tail] + cis + tail]
 
 
-def write_table(table: pd.DataFrame, name: str, reports_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``reports/tables/<name>.csv`` and ``.md`` (reported and measured rows kept apart).
+def markdown(table: pd.DataFrame) -> str:
+    """``table`` as Markdown through ``DataFrame.to_markdown``: cells as written, NA blank, ``|`` escaped."""
+    cells = table.astype(object).where(table.notna(), "").astype(str)
+    cells = cells.apply(lambda column: column.str.replace("|", "\\|").str.replace("\n", " "))
+    return cells.to_markdown(index=False, disable_numparse=True, stralign=None) + "\n"
 
-    A table with a ``source`` column gets one Markdown section per source
-    (reported, measured); any other table is written whole.
-    """
+
+def describe_skips(skipped: pd.DataFrame, name_column: str, report: Path | str | None, limit: int = 5) -> str:
+    """One terminal line: how many files were skipped, the first few with their reasons, where the full list is."""
+    if skipped.empty:
+        return "nothing skipped"
+    rows = skipped[[name_column, "reason"]].head(limit).itertuples(index=False)
+    shown = "; ".join(f"{name} ({why})" for name, why in rows)
+    more = f"; and {len(skipped) - limit} more" if len(skipped) > limit else ""
+    where = f"; every skipped file with its reason: {report}" if report else ""
+    return f"skipped {len(skipped)} file(s): {shown}{more}{where}"
+
+
+def write_table(table: pd.DataFrame, name: str, reports_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``reports/tables/<name>.csv`` and ``.md``; the Markdown has a section per ``source`` when there is one."""
     folder = Path(reports_dir) / "tables"
     folder.mkdir(parents=True, exist_ok=True)
     csv, md = folder / f"{name}.csv", folder / f"{name}.md"
     table.to_csv(csv, index=False)
     lines = [f"# {TABLE_TITLES.get(name, name)}", ""]
     if "source" not in table.columns:
-        lines.append(markdown_table(table))
+        lines.append(markdown(table))
     for source, part in (table.groupby("source", sort=False) if "source" in table.columns else ()):
         part = part.dropna(axis=1, how="all").drop(columns="source")
-        lines += [f"## {source}", "", markdown_table(part)]
+        lines += [f"## {source}", "", markdown(part)]
     md.write_text("\n".join(lines))
     return csv, md
 
@@ -84,13 +91,8 @@ def _grouped_text(values: Mapping[str, str]) -> str:
 
 
 def _where(entries: Mapping[str, Mapping]) -> dict:
-    """The protocol columns of a row made from the named result ``entries``.
-
-    ``protocol``: where their rows came from (official list files named
-    once after "official: "); ``rows scored``: ``"<scored> of <rows>"``, per
-    entry name where they differ; ``note``: the entries' notes, likewise. An
-    entry without a protocol (an oracle row) adds nothing.
-    """
+    """The protocol columns of a row made from named result ``entries``: where their rows came from, how many
+    were scored, and their notes (per entry where they differ)."""
     entries = {name: e for name, e in entries.items() if "protocol" in e}
     if not entries:
         return {}
@@ -159,12 +161,7 @@ def _retrieval_row(method: str, result: dict) -> dict:
 
 
 def coverage_table(result: dict, provenance: dict[str, str]) -> pd.DataFrame:
-    """One row per protocol of an evaluation result: its rows, how many were scored and left out, and why.
-
-    Made from the result's ``coverage`` records (:func:`vfcross.evaluation.evaluate.evaluate`);
-    the list rows left out are listed one by one by
-    :meth:`vfcross.evaluation.protocols.Protocols.write_missing`.
-    """
+    """One row per protocol of an evaluation result: its rows, how many were scored and left out, and why."""
     labels = {key: str(value) for key, value in provenance.items()}
     columns = ["source", "protocol", "results", "rows", "scored", "missing", "missing because", "note", *labels]
     rows = [{"source": "measured", "protocol": c["protocol"], "results": ", ".join(c["results"]), "rows": c["rows"],
@@ -176,18 +173,8 @@ def coverage_table(result: dict, provenance: dict[str, str]) -> pd.DataFrame:
 
 def evaluation_tables(results: dict[str, dict], oracle: dict[str, dict] | None,
                       provenance: dict[str, str]) -> dict[str, pd.DataFrame]:
-    """Tables 2-5 of the paper, and the protocols' coverage, from :func:`vfcross.evaluation.evaluate.evaluate` results.
-
-    ``results`` maps a system's name to its result. Every measured row names
-    its protocol (``generated (seed 0)``, or the official list files) and how
-    many of the list's rows were scored (``rows scored``); a protocol with
-    nothing to score leaves its numbers empty and says why (``note``). With
-    the official lists Table 4 has a row per 1:2 list (U, G, N, GN).
-    ``oracle`` (synthetic data only) maps a verification list ("random", "G",
-    ...) to the Bayes oracle's ``{"auc", "eer", "auc_ci"?, "eer_ci"?}`` on the
-    same pairs; it adds a ceiling row to Tables 2 and 3. ``coverage`` is
-    :func:`coverage_table` of the first system (the protocols are shared).
-    """
+    """Tables 2-5 and the protocols' coverage from ``{system: evaluate(...) result}``; every measured row names
+    its protocol and how many rows were scored; ``oracle`` (synthetic data) adds a ceiling row to Tables 2 and 3."""
     table2 = [_verification_row(name, r["verification"]) for name, r in results.items()]
     table3 = [_grouped_row(name, r["verification"], r["grouped_auc"]) for name, r in results.items()]
     if oracle and "random" in oracle:
@@ -203,11 +190,8 @@ def evaluation_tables(results: dict[str, dict], oracle: dict[str, dict] | None,
 
 def grouped_bars(results: dict[str, dict], oracle: dict[str, dict] | None, paper_grouped: dict,
                  paper_random: float) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, tuple]]]:
-    """Bars (AUC %, per list) and their intervals for the grouped-AUC figure: our systems, the oracle, the paper.
-
-    A list a system could not be scored on (an entry with a note instead of
-    an AUC) has no bar.
-    """
+    """Bars (AUC %, per list) and their intervals for :func:`~vfcross.reporting.figures.grouped_auc_figure`:
+    our systems, the oracle, the paper; a list a system could not be scored on has no bar."""
     lists = ("random", *GROUPED)
     bars, intervals = {}, {}
     for name, r in results.items():
@@ -241,20 +225,14 @@ def _seed_columns(summary: dict) -> dict:
 
 
 def seed_table(summaries: dict, systems: list[str], name: str, provenance: dict[str, str]) -> pd.DataFrame:
-    """A table of ``systems`` trained with several seeds, from their ``summaries``
-    (:func:`vfcross.evaluation.evaluate.seed_summaries`).
-
-    Per system: AUC and EER as the mean over its seeds, the seeds' standard
-    deviation and range, and the 95% interval of the seed mean, which
-    resamples test identities and counts the seed spread, as a claim's
-    does; reported rows of ``name`` first.
-    """
+    """``systems`` trained with several seeds: AUC and EER as the mean over seeds, their SD and range, and the
+    interval of the mean (identities resampled, seed spread counted); reported rows of ``name`` first."""
     rows = [{"method": system, **_seed_columns(summaries[system])} for system in systems]
     return build_table(name, rows, provenance)
 
 
 def single_vs_dual_table(summaries: dict, cost: pd.DataFrame, provenance: dict[str, str]) -> pd.DataFrame:
-    """Single vs dual stream: parameters, step time, peak memory (``cost``, indexed by architecture) and verification."""
+    """Single vs dual stream: parameters, step time, peak memory (``cost``, by architecture) and verification."""
     from vfcross.reporting.claims import DUAL_BACKBONE, SINGLE_BACKBONE
 
     rows = []

@@ -65,7 +65,7 @@ def _ingest(args: argparse.Namespace) -> None:
     """Read a dataset into a manifest CSV, the files left out listed beside it."""
     from vfcross.data.manifest import write_manifest
     from vfcross.data.voxceleb import scan_dataset
-    from vfcross.markdown import describe_skips
+    from vfcross.reporting.tables import describe_skips
 
     manifest, skipped = scan_dataset(args.root, args.splits, args.skip_unlisted_identities)
     out = write_manifest(manifest, args.out)
@@ -80,7 +80,7 @@ def _preprocess(args: argparse.Namespace) -> None:
     """Preprocess a dataset (default: the preset's synthetic population) into the cache."""
     from vfcross.data.dataset import prepare_dataset
     from vfcross.data.splits import check_splits
-    from vfcross.markdown import describe_skips
+    from vfcross.reporting.tables import describe_skips
     from vfcross.preprocess.run import run_preprocessing
 
     cfg = _config(args)
@@ -125,7 +125,7 @@ def _export(args: argparse.Namespace) -> None:
 def _match(args: argparse.Namespace) -> None:
     """Rank faces for a voice (or voices for a face) by a trained model's cosine similarity."""
     from vfcross.workflows.inference import load, match
-    from vfcross.markdown import markdown_table
+    from vfcross.reporting.tables import markdown
 
     if args.voice and (args.voices or not args.faces):
         raise ValueError("--voice needs --faces (and no --voices)")
@@ -139,7 +139,7 @@ def _match(args: argparse.Namespace) -> None:
                           "ranking": ranking.to_dict(orient="records")}, indent=2))
     else:
         print(f"{modality} {query} against {len(candidates)} {other}s (cosine similarity, model {args.model})\n")
-        print(markdown_table(ranking.assign(similarity=ranking["similarity"].map("{:.4f}".format))), end="")
+        print(markdown(ranking.assign(similarity=ranking["similarity"].map("{:.4f}".format))), end="")
 
 
 def _evaluate(args: argparse.Namespace) -> None:

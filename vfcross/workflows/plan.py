@@ -29,7 +29,7 @@ from vfcross.data.synthetic.population import sample_population
 from vfcross.data.voxceleb import SPLIT_CODES, scan_dataset
 from vfcross.fusion.task import FusionObjective
 from vfcross.scores import exact_pairs
-from vfcross.markdown import markdown_table
+from vfcross.reporting.tables import markdown
 from vfcross.preprocess.cache import bytes_per_sample
 from vfcross.preprocess.faces import FaceDetector, crop_faces, open_rgb, single_torch_thread
 from vfcross.preprocess.voices import process_voice
@@ -318,6 +318,6 @@ def describe(plan: dict) -> str:
     estimate = (f" ({ref['flops_per_s'] / 1e12:.0f} TFLOP/s effective assumed, MTCNN {ref['mtcnn_frames_per_s']:.0f} "
                 f"frames/s, {ref['cpu_cores']} CPU cores)") if ref["source"] == "estimate" else ""
     return (f"plan of `reproduce --preset {plan['preset']}`: {splits}; voices {data['mean_voice_s']:.1f} s on average; "
-            f"{source}\n\n{markdown_table(table)}\nhours here from rates measured on this machine ({here['device']}: "
+            f"{source}\n\n{markdown(table)}\nhours here from rates measured on this machine ({here['device']}: "
             f"{here['train_step_s'] * 1e3:.0f} ms a training step + {here['train_image_s'] * 1e3:.0f} ms an image, MTCNN {here['face_s'] * 1e3:.0f} ms a frame on one "
             f"core, from {here['preprocess_source']}); reference GPU: {ref['source']}{estimate}")

@@ -28,7 +28,8 @@ from vfcross.evaluation.protocols import (OfficialLists, find_meta, generated_pr
 from vfcross.workflows.inference import VoiceFaceModel, load
 from vfcross.io import atomic_write
 from vfcross.preprocess.run import MODALITIES, PreprocessResult, preprocess, write_report
-from vfcross.reporting.summary import data_record, package_versions
+from vfcross.reporting.environment import package_versions
+from vfcross.reporting.summary import data_record
 from vfcross.reporting.tables import evaluation_tables, write_table
 
 #: Configuration sections a trained model fixes: they come from the model, never from the command line.
