@@ -1,15 +1,14 @@
 """The FAME protocol (MAV-Celeb, or a bilingual synthetic population): face-voice verification across languages.
 
-A model is trained on the clips of ONE language (:func:`heard_only`) and scored by voice-face verification on test
-identities, on clips of the language it heard and of the unheard one (:func:`evaluation_rows`); with a model per
-language, the challenge's overall score is the mean of the four EERs. Every number, the overall score and each
-model's gap "unheard minus heard" have identity-level intervals on the same resamples (a pair belongs to its voice's
-identity). Submission files are named and scored as the organisers' ``computeScore.py`` does (mavceleb_baseline,
-revision e3c56df): ``sub_score_<version>_<Language>_<heard|unheard>.txt``, L2 distances, lower = same person.
+A model trained on the clips of ONE language (:func:`heard_only`) is scored on test identities' clips of the language
+it heard and of the unheard one; the challenge's overall score is the mean of the four EERs. Every number has an
+identity-level interval (a pair belongs to its voice's identity). Submission files are named and scored as the
+organisers' ``computeScore.py`` does (mavceleb_baseline e3c56df): L2 distances, lower = same person.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -61,34 +60,22 @@ def languages_of(table: pd.DataFrame) -> tuple[str, ...]:
     return tuple(sorted(found, key=lambda lang: (lang != "English", lang)))
 
 
-def _per_group(metric, groups: np.ndarray, scores: np.ndarray, labels: np.ndarray, wanted: tuple[int, ...],
-               sample_weight: np.ndarray | None = None) -> list[float]:
-    """``metric`` of each group of pairs in ``wanted`` (weights as the identity bootstrap passes them)."""
-    return [metric(scores[m], labels[m], sample_weight=None if sample_weight is None else sample_weight[m])
-            for m in (groups == group for group in wanted)]
+def _over_groups(metric, combine, groups: np.ndarray, scores: np.ndarray, labels: np.ndarray,
+                 sample_weight: np.ndarray | None = None) -> float:
+    """``combine`` of ``metric`` on each group of pairs (weights as the identity bootstrap passes them): the mean
+    EER is the overall score, unheard (group 1) minus heard (group 0) a gap."""
+    return float(combine([metric(scores[m], labels[m], sample_weight=None if sample_weight is None else sample_weight[m])
+                          for m in (groups == group for group in np.unique(groups))]))
 
 
-def _mean_eer(groups, scores, labels, sample_weight=None) -> float:
-    """The overall score: mean of the EERs of every group of pairs."""
-    return float(np.mean(_per_group(eer, groups, scores, labels, tuple(np.unique(groups)), sample_weight)))
-
-
-def _gap(metric):
-    """Statistic ``metric(group 1) - metric(group 0)`` over two groups of pairs (unheard minus heard)."""
-    def statistic(groups, scores, labels, sample_weight=None) -> float:
-        heard, unheard = _per_group(metric, groups, scores, labels, (0, 1), sample_weight)
-        return float(unheard - heard)
-    return statistic
+_mean_eer = functools.partial(_over_groups, eer, np.mean)
 
 
 def fame_evaluation(systems: Mapping[str, tuple[np.ndarray, pd.DataFrame]], languages: tuple[str, ...] | None = None,
                     n_pairs: int = 2000, seed: int = 0, n_boot: int = 1000, split: str = "test") -> dict:
-    """Heard and unheard verification of one model per training language, the overall score and the gaps.
-
-    ``systems`` maps a training language to ``(vectors, table)``, test-time embeddings of the ``split`` rows with a
-    ``language`` column; each model is scored on the same ``n_pairs`` drawn per test language. Returns ``languages``,
-    ``results`` (per model and test language), ``gaps`` (unheard - heard), ``overall`` (None with one model), notes.
-    """
+    """Heard and unheard verification of one model per training language (``systems``: language -> (vectors,
+    table) of the ``split`` rows, with a ``language`` column), each on the same ``n_pairs`` per test language: per
+    model and test language ``results``, ``gaps`` (unheard - heard), ``overall`` (None with one model), ``notes``."""
     languages = tuple(systems) if languages is None else tuple(languages)
     if len(languages) != 2 or len(set(languages)) != 2:
         raise ValueError(f"the FAME protocol compares two languages, got {list(languages)}")
@@ -132,7 +119,7 @@ def fame_evaluation(systems: Mapping[str, tuple[np.ndarray, pd.DataFrame]], lang
         arrays = (groups[keep] - 2 * index, scores[keep], labels[keep])  # group 0 heard, 1 unheard
         gap = gaps[entry["train"]] = {}
         for name, metric in (("eer", eer), ("auc", roc_auc)):
-            statistic = _gap(metric)
+            statistic = functools.partial(_over_groups, metric, lambda v: v[1] - v[0])
             values = lambda s=statistic: cluster_values(s, clusters[keep], *arrays, n_boot=n_boot, seed=seed)
             gap[name] = statistic(*arrays)
             gap[f"{name}_ci"] = interval(values, f"trained on {entry['train']}: unheard - heard {name.upper()}",

@@ -8,6 +8,7 @@ a claim's decision adds the seed spread, SE² = SE²(identities) + SD²(seeds)/S
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -247,23 +248,13 @@ def paired_decision(scored: SeedScores, a: str, b: str, metric: str = "auc", n_b
     """a - b as the mean over seeds of the paired difference (seed s of a against seed s of b; a system with one
     seed pairs with every seed of the other), with one interval of identities and seeds."""
     runs_a, runs_b = (dict(zip(scored.seeds[x], scored.scores[x])) for x in (a, b))
-    if len(runs_b) == 1:
-        matched = [(s, runs_a[s], next(iter(runs_b.values()))) for s in runs_a]
-    elif len(runs_a) == 1:
-        matched = [(s, next(iter(runs_a.values())), runs_b[s]) for s in runs_b]
-    else:
-        common = sorted(set(runs_a) & set(runs_b))
-        if not common:
-            raise ValueError(f"{a} (seeds {sorted(runs_a)}) and {b} (seeds {sorted(runs_b)}) share no training seed")
-        matched = [(s, runs_a[s], runs_b[s]) for s in common]
+    run = lambda runs, s: next(iter(runs.values())) if len(runs) == 1 else runs[s]
+    common = runs_a if len(runs_b) == 1 else runs_b if len(runs_a) == 1 else sorted(set(runs_a) & set(runs_b))
+    if not common:
+        raise ValueError(f"{a} (seeds {sorted(runs_a)}) and {b} (seeds {sorted(runs_b)}) share no training seed")
+    matched = [(s, run(runs_a, s), run(runs_b, s)) for s in common]
     draws = identity_draws(len(scored.identities), n_boot, seed)
-    cache: dict[int, np.ndarray] = {}
-
-    def replicates(score: ListScore) -> np.ndarray:
-        if id(score) not in cache:
-            cache[id(score)] = score.replicates(metric, draws, scored.identities)
-        return cache[id(score)]
-
+    replicates = functools.cache(lambda score: score.replicates(metric, draws, scored.identities))
     per_seed = [{"seed": int(s), "difference": sa.value(metric) - sb.value(metric), "a": sa.value(metric),
                  "b": sb.value(metric)} for s, sa, sb in matched]
     values = np.stack([replicates(sa) - replicates(sb) for _, sa, sb in matched], axis=1)
