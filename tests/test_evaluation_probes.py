@@ -60,10 +60,10 @@ def test_probe_attributes_skips_what_cannot_be_probed_and_leaves_na_out():
                           "age": [None if i < 50 else "old" if i % 2 else "young" for i in range(len(groups))],
                           "build": rng.normal(size=40)[groups]})
     x = np.c_[attrs["gender"] == "m", rng.normal(size=(len(groups), 3))].astype(float)
-    found = {r.attribute: r for r in probe_attributes(x, attrs, groups)}
+    found = {r["attribute"]: r for r in probe_attributes(x, attrs, groups)}
     assert set(found) == {"gender", "age", "build"}
-    assert found["gender"].score == pytest.approx(1.0) and found["gender"].kind == "accuracy"
-    assert found["age"].samples == len(groups) - 50 and found["build"].kind == "r2"
+    assert found["gender"]["score"] == pytest.approx(1.0) and found["gender"]["metric"] == "accuracy"
+    assert found["age"]["samples"] == len(groups) - 50 and found["build"]["metric"] == "r2"
     with pytest.raises(ValueError, match="one row per sample"):
         probe_attributes(x[:-1], attrs, groups)
 

@@ -64,8 +64,10 @@ def _over_groups(metric, combine, groups: np.ndarray, scores: np.ndarray, labels
                  sample_weight: np.ndarray | None = None) -> float:
     """``combine`` of ``metric`` on each group of pairs (weights as the identity bootstrap passes them): the mean
     EER is the overall score, unheard (group 1) minus heard (group 0) a gap."""
-    return float(combine([metric(scores[m], labels[m], sample_weight=None if sample_weight is None else sample_weight[m])
-                          for m in (groups == group for group in np.unique(groups))]))
+    values = []
+    for m in (groups == group for group in np.unique(groups)):
+        values.append(metric(scores[m], labels[m], sample_weight=None if sample_weight is None else sample_weight[m]))
+    return float(combine(values))
 
 
 _mean_eer = functools.partial(_over_groups, eer, np.mean)

@@ -10,8 +10,6 @@ majority-class rate (chance), or R^2 (0 = no better than the mean).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import RidgeClassifierCV, RidgeCV
@@ -28,18 +26,6 @@ CATEGORIES = ("gender", "nationality", "age")
 FOLDS, INNER_FOLDS = 5, 3
 #: Regularisation strengths tried for the probes (chosen per outer fold by the inner cross-validation).
 RIDGE_ALPHA = (1.0, 10.0, 100.0, 1000.0, 10000.0)
-
-
-@dataclass(frozen=True)
-class ProbeResult:
-    """One probe: ``score`` (accuracy or R^2), its chance level and the numbers of identities scored and samples."""
-
-    attribute: str
-    kind: str  # "accuracy" | "r2"
-    score: float
-    chance: float
-    identities: int
-    samples: int
 
 
 def _group_folds(groups: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -96,10 +82,11 @@ def probe_trait(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_folds: int =
 
 
 def probe_attributes(vectors: np.ndarray, attributes: pd.DataFrame, identities: np.ndarray,
-                     seed: int = 0, fit: np.ndarray | None = None) -> list[ProbeResult]:
-    """Probe ``vectors`` (one row per sample) for every column of ``attributes``: :data:`CATEGORIES` and text
-    columns as categories, numeric ones as traits; NA rows are left out of a column's probe. A column with one
-    class, fewer than :data:`FOLDS` identities (with ``fit``: fewer than 3 fitted, or none scored) is skipped."""
+                     seed: int = 0, fit: np.ndarray | None = None) -> list[dict]:
+    """Probe ``vectors`` (one row per sample) for every column of ``attributes``, one dict per probe: :data:`CATEGORIES`
+    and text columns by accuracy beside chance, numeric ones by R^2; NA rows are left out of a column's probe. A
+    column with one class, fewer than :data:`FOLDS` identities (with ``fit``: fewer than 3 fitted, or none scored)
+    is skipped."""
     vectors, identities = np.asarray(vectors, dtype=np.float64), np.asarray(identities)
     if len(vectors) != len(attributes) or len(vectors) != len(identities):
         raise ValueError(f"vectors ({len(vectors)}), attributes ({len(attributes)}) and identities "
@@ -112,15 +99,15 @@ def probe_attributes(vectors: np.ndarray, attributes: pd.DataFrame, identities: 
         if (len(np.unique(groups)) < FOLDS if fitted is None else
                 len(np.unique(groups[fitted])) < INNER_FOLDS or fitted.all()):
             continue
-        scored = len(np.unique(groups if fitted is None else groups[~fitted]))
         if column in CATEGORIES or not pd.api.types.is_numeric_dtype(attributes[column]):
             if len(np.unique(y.astype(str))) < 2:
                 continue
             score, chance = probe_category(vectors[known], y.astype(str), groups, seed=seed, fit=fitted)
-            results.append(ProbeResult(column, "accuracy", score, chance, scored, len(y)))
+            metric = "accuracy"
         else:
-            score = probe_trait(vectors[known], y, groups, seed=seed, fit=fitted)
-            results.append(ProbeResult(column, "r2", score, 0.0, scored, len(y)))
+            metric, score, chance = "r2", probe_trait(vectors[known], y, groups, seed=seed, fit=fitted), 0.0
+        results.append({"attribute": column, "metric": metric, "score": score, "chance": chance, "identities":
+                        len(np.unique(groups if fitted is None else groups[~fitted])), "samples": len(y)})
     return results
 
 
@@ -144,8 +131,7 @@ def probe_report(representations: dict[str, np.ndarray], table: pd.DataFrame, at
         fit = None if fit_split is None else (table["split"][mask] == fit_split).to_numpy()
         for name, x in features.items():
             for r in probe_attributes(x, attributes[mask].reset_index(drop=True), identities[mask], seed, fit):
-                rows.append({"representation": name, "modality": modality, "attribute": r.attribute,
-                             "metric": r.kind, "score": round(r.score, 4), "chance": round(r.chance, 4),
-                             "identities": r.identities, "samples": r.samples})
+                rows.append({"representation": name, "modality": modality, **r, "score": round(r["score"], 4),
+                             "chance": round(r["chance"], 4)})
     return pd.DataFrame(rows, columns=["representation", "modality", "attribute", "metric", "score", "chance",
                                        "identities", "samples"])
