@@ -357,7 +357,6 @@ def generated_protocols(table: pd.DataFrame, seed: int = 0, n_pairs: int = 0, n_
     goes up to N = 10 (fewer with fewer identities); one that cannot be drawn is kept with the reason in its notes."""
     label = f"generated (seed {seed})"
     max_n = min(MAX_N, len(split_identities(table, split)))
-    made: dict[tuple, Made] = {}
 
     def draw(spec: Spec) -> Made:
         try:
@@ -372,11 +371,15 @@ def generated_protocols(table: pd.DataFrame, seed: int = 0, n_pairs: int = 0, n_
         except ValueError as error:
             return Made(label, None, (str(error),))
 
-    by_source = {}
-    for spec in REGISTRY:
-        if spec.generated and spec.kind in kinds:
-            made[spec.key] = by_source[spec.source_key] = by_source.get(spec.source_key) or draw(spec)
-    return Protocols(label, made)
+    return Protocols(label, _by_source([s for s in REGISTRY if s.generated and s.kind in kinds], draw))
+
+
+def _by_source(specs: list[Spec], make) -> dict[tuple[str, ...], Made]:
+    """One :class:`Made` per spec key, made once per distinct source (a list several results read is scored once)."""
+    made, by_source = {}, {}
+    for spec in specs:
+        made[spec.key] = by_source[spec.source_key] = by_source.get(spec.source_key) or make(spec)
+    return made
 
 
 @dataclass(frozen=True)
@@ -426,20 +429,17 @@ def _official(spec: Spec, lists: OfficialLists, table: pd.DataFrame, split: str 
         return Made(label, None, (f"{', '.join(absent)} not found in {lists.folder}",))
     listed = [lists.lists[f] for f in spec.files]
     joined = [join(lst, table) for lst in listed]
+    (rows, coverage), *_ = joined
     if spec.kind == "verification":
-        (rows, coverage), = joined
         scored = ~np.isin(np.arange(coverage.rows), coverage.missing_rows)
         protocol = VerificationPairs(spec.variant, rows[:, 0], rows[:, 1], listed[0].labels[scored], (coverage,))
     elif spec.kind == "matching":
         if listed[0].direction != spec.variant:
             raise ValueError(f"{spec.files[0]} holds {listed[0].direction} trials, expected {spec.variant}")
-        (rows, coverage), = joined
         protocol = MatchingTrials(spec.variant, rows[:, 0], rows[:, 1:], (coverage,))
-    else:
-        (voices, voice_cov), (faces, face_cov) = joined
-        queries, gallery = (voices, faces) if spec.variant == "v2f" else (faces, voices)
-        coverage = (voice_cov, face_cov) if spec.variant == "v2f" else (face_cov, voice_cov)
-        protocol = RetrievalTask(spec.variant, queries[:, 0], gallery[:, 0], coverage)
+    else:  # the lists are (voices, faces): v2f queries the voices
+        (queries, query_cov), (gallery, gallery_cov) = joined if spec.variant == "v2f" else joined[::-1]
+        protocol = RetrievalTask(spec.variant, queries[:, 0], gallery[:, 0], (query_cov, gallery_cov))
     notes = ()
     if split is not None and "split" in table and not table["split"].isna().all():
         rows = np.unique(np.concatenate([r.ravel() for r, _ in joined]))
@@ -454,12 +454,8 @@ def official_protocols(lists: OfficialLists, table: pd.DataFrame, split: str | N
                        root: str | os.PathLike | None = None, skipped: dict[str, str] | None = None) -> Protocols:
     """The registry's official protocols joined to ``table``; a file a row lacks is explained by ``skipped``
     (preprocessing's reason), else :data:`ABSENT` when not under ``root``, else :data:`NOT_IN_TABLE`."""
-    made, by_source = {}, {}
-    for spec in REGISTRY:
-        if spec.files:
-            made[spec.key] = by_source[spec.source_key] = (by_source.get(spec.source_key)
-                                                           or _official(spec, lists, table, split))
-    missing = {f for m in by_source.values() for c in m.coverage for files in c.missing_files for f in files}
+    made = _by_source([s for s in REGISTRY if s.files], lambda spec: _official(spec, lists, table, split))
+    missing = {f for m in made.values() for c in m.coverage for files in c.missing_files for f in files}
     skipped, root = skipped or {}, Path(root) if root is not None else None
     reasons = {f: f"skipped in preprocessing: {skipped[f]}" if f in skipped
                else ABSENT if root is not None and not (root / f).is_file() else NOT_IN_TABLE for f in missing}
