@@ -245,7 +245,7 @@ def test_compare_gives_paired_differences_on_the_same_pairs(table):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = compare(good, poor, table, EvalConfig(seed=2, n_pairs=400, n_boot=100))
-        same = compare(good, good, table, EvalConfig(seed=2, n_pairs=400, n_boot=100), lists=("random",))
+        same = compare(good, good, table, EvalConfig(seed=2, n_pairs=400, n_boot=100))
         evaluated = evaluate(good, table, EvalConfig(seed=2, n_pairs=400, n_trials=50, n_boot=100))
     assert set(result["verification"]) == {"random", "G", "N", "A", "GNA"}
     assert result["settings"]["difference"] == "a - b"
@@ -262,8 +262,6 @@ def test_compare_gives_paired_differences_on_the_same_pairs(table):
     zero = same["verification"]["random"]["auc"]
     assert zero["difference"] == 0 and zero["ci"] == [0, 0]
     assert json.loads(json.dumps(result)) == result
-    with pytest.raises(ValueError, match="lists"):
-        compare(good, poor, table, lists=("X",))
 
 
 def test_evaluate_notes_what_the_data_cannot_support():
@@ -288,8 +286,7 @@ def test_too_few_identities_for_an_interval_give_none_and_a_note():
     result = evaluate(vectors, tiny, EvalConfig(n_pairs=200, n_trials=50, n_boot=200))
     assert result["grouped_auc"]["N"]["ci"] is None and result["grouped_auc"]["G"]["ci"] is not None
     assert any(note.startswith("grouped AUC N: no identity-level interval") for note in result["notes"])
-    paired = compare(vectors, identity_vectors(tiny, noise=1.0, seed=1), tiny, EvalConfig(n_pairs=200, n_boot=200),
-                     lists=("random", "N"))
+    paired = compare(vectors, identity_vectors(tiny, noise=1.0, seed=1), tiny, EvalConfig(n_pairs=200, n_boot=200))
     assert "note" in paired["verification"]["N"]["auc"] and "difference" in paired["verification"]["random"]["auc"]
     assert any(note.startswith("verification N auc: no identity-level interval") for note in paired["notes"])
 

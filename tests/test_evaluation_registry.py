@@ -184,7 +184,7 @@ def test_compare_scores_both_systems_on_the_official_pairs(official):
     lists, table, _ = official
     protocols = official_protocols(lists, table)
     a, b = (unit_vectors(np.random.default_rng(s), len(table)) for s in (4, 5))
-    paired = compare(a, b, table, EvalConfig(n_boot=30), protocols, lists=("random", "G"))
+    paired = compare(a, b, table, EvalConfig(n_boot=30), protocols)
     single = evaluate(a, table, EvalConfig(n_boot=30), protocols)
     assert paired["verification"]["random"]["auc"]["a"] == pytest.approx(single["verification"]["auc"])
     assert paired["verification"]["random"]["coverage"]["scored"] == 4

@@ -117,18 +117,17 @@ def evaluate(vectors: np.ndarray, table: pd.DataFrame, cfg: EvalConfig | None = 
         made = protocols.get(spec.key)
         if made is None:
             continue
-        if not made.scorable:
-            entry, entry_notes = {"note": made.note, **provenance(made)}, [f"{spec.title}: {made.note}"]
-        else:
-            try:
-                entry, entry_notes = _score(made, spec, vectors, table, cfg, scored)
-                entry_notes = [*made.notes, *entry_notes]
-                if spec.metric == "matching":  # one entry per N, each naming its trials' source
-                    entry = {n: {**value, **provenance(made)} for n, value in entry.items()}
-                else:
-                    entry = {**entry, **provenance(made)}
-            except ValueError as error:
-                entry, entry_notes = {"note": str(error), **provenance(made)}, [f"{spec.title}: {error}"]
+        try:
+            if not made.scorable:
+                raise ValueError(made.note)
+            entry, entry_notes = _score(made, spec, vectors, table, cfg, scored)
+            entry_notes = [*made.notes, *entry_notes]
+            if spec.metric == "matching":  # one entry per N, each naming its trials' source
+                entry = {n: {**value, **provenance(made)} for n, value in entry.items()}
+            else:
+                entry = {**entry, **provenance(made)}
+        except ValueError as error:
+            entry, entry_notes = {"note": str(error), **provenance(made)}, [f"{spec.title}: {error}"]
         node = result
         for part in spec.key[:-1]:  # result[key[0]][key[1]]... = entry
             node = node.setdefault(part, {})
@@ -152,19 +151,16 @@ def _population(protocols: Protocols, table: pd.DataFrame, split: str) -> int:
 
 
 def compare(vectors_a: np.ndarray, vectors_b: np.ndarray, table: pd.DataFrame, cfg: EvalConfig | None = None,
-            protocols: Protocols | None = None, lists: tuple[str, ...] = ("random", *GROUPED)) -> dict:
+            protocols: Protocols | None = None) -> dict:
     """Paired comparison of two systems' verification on the same lists: a - b, each resample of identities scoring
     both (:func:`~.intervals.paired_interval`). ``{"verification": {list: {"auc", "eer", "pairs", "protocol",
     "coverage"}}, "notes", "settings"}``; for AUC a positive difference favours a, for EER a negative one."""
     cfg = cfg or EvalConfig()
     vectors_a, vectors_b = check_vectors(vectors_a, table), check_vectors(vectors_b, table)
-    unknown = set(lists) - {"random", *GROUPED}
-    if unknown:
-        raise ValueError(f"lists must be among {('random', *GROUPED)}, got {sorted(unknown)}")
     protocols = protocols or (protocols_for(table, cfg) if cfg.lists else generated_protocols(
         table, cfg.seed, cfg.n_pairs, split=cfg.split, kinds=("verification",)))
     result, notes = {}, []
-    for restriction in lists:
+    for restriction in ("random", *GROUPED):
         made = protocols.verification(restriction)
         if made is None or not made.scorable:
             result[restriction] = {"note": made.note if made else "no such list", **(provenance(made) if made else {})}
