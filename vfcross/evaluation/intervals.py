@@ -37,8 +37,6 @@ def weighted_mean(values: np.ndarray, sample_weight: np.ndarray | None = None) -
     """Mean of ``values`` each counted ``sample_weight`` times: matching accuracy and mAP under resampling."""
     values = np.asarray(values, dtype=np.float64).ravel()
     weights = np.ones(len(values)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).ravel()
-    if weights.shape != values.shape:
-        raise ValueError(f"values and sample_weight differ in length: {values.shape} vs {weights.shape}")
     if np.isnan(values).any():
         raise ValueError("values hold NaN; leave undefined units out before averaging")
     if not weights.sum() > 0:
@@ -286,7 +284,8 @@ def gender_reading(ci: Sequence[float] | None) -> str:
 
 
 def contrast_reading(contrast: Mapping, margin: float) -> str:
-    """A restricted list's AUC minus the random list's: 'close' (90% interval inside ±margin), else its 95% side of 0."""
+    """A restricted list's AUC minus the random list's: 'close' (90% interval inside ±margin), else the side of 0
+    its 95% interval lies on."""
     return "close" if inside(contrast["ci_90"], 0.0, margin) else side(contrast["ci"])
 
 
@@ -310,7 +309,8 @@ def equivalence(low: float, high: float, margin: float) -> str:
 
 
 def lost_in_learning(probes: Sequence[Mapping], modality: str) -> list[tuple[str, float, float]]:
-    """(attribute, input-level score, backbone score) where the input probe beats the backbone's by :data:`PROBE_LOSS`."""
+    """(attribute, input-level score, backbone score) where the input probe beats the backbone's by more than
+    :data:`PROBE_LOSS`."""
     score = {(p["modality"], p["representation"], p["attribute"]): p["score"] for p in probes}
     return [(a, value, score[(m, "backbone", a)]) for (m, r, a), value in score.items()
             if m == modality and r == "input features" and (m, "backbone", a) in score

@@ -1,10 +1,8 @@
 """The ceiling of the synthetic data: an oracle that knows every identity's true attributes.
 
-For a voice-face pair it scores the log-likelihood ratio of :func:`vfcross.data.synthetic.population.oracle_score`
-between the attributes the voice's identity was rendered from and those of the face's identity; on a list whose
-negatives share gender (G), nationality (N), age (A) or all three (GNA) the shared attributes' terms are dropped
-(equally likely under both hypotheses there). That makes it the Bayes score of each list: seeing no audio or pixels,
-its AUC is what a perfect reader of the shared attributes reaches, the ceiling a learned model is read against.
+It scores a voice-face pair by the log-likelihood ratio of the attributes both identities were rendered from
+(:func:`vfcross.data.synthetic.population.oracle_score`), leaving out those a list's negatives share: the Bayes score
+of each list, the AUC a perfect reader of the attributes reaches without audio or pixels.
 """
 
 from __future__ import annotations
@@ -62,8 +60,7 @@ def oracle_evaluation(table: pd.DataFrame, population_root: str | Path, n_pairs:
             continue
         llr = lambda v, f, r=restriction: oracle_pair_scores(people, cfg, identity[v], identity[f], r)
         score = pairs.score(table, pair_scores=llr, memory_gb=memory_gb)
-        entry = {"auc": score.auc, "eer": score.eer}
-        for name in ("auc", "eer"):
-            entry[f"{name}_ci"] = list_interval(score, name, f"oracle {restriction} {name}", notes, n_boot, seed)
-        out[restriction] = {**entry, "roc": downsample_curve(*score.roc())}
+        cis = {f"{name}_ci": list_interval(score, name, f"oracle {restriction} {name}", notes, n_boot, seed)
+               for name in ("auc", "eer")}
+        out[restriction] = {"auc": score.auc, "eer": score.eer, **cis, "roc": downsample_curve(*score.roc())}
     return out, notes

@@ -1,11 +1,9 @@
 """Attribute probes: what a representation says about gender, nationality, age and traits.
 
-A probe is a linear model on standardised frozen vectors (scikit-learn's ``RidgeClassifierCV`` for a category,
-``RidgeCV`` for a continuous trait), fitted on some identities and scored on OTHER ones, its strength chosen by an
-inner identity-grouped cross-validation: it measures what a representation carries about an attribute in general,
-not what it memorised about people. Each modality is probed for the attributes it was rendered from, beside input
-features (:mod:`.features`), to tell a limit of the data from one of the learning. Scores: accuracy beside the
-majority-class rate (chance), or R^2 (0 = no better than the mean).
+A probe is a ridge model on standardised frozen vectors (scikit-learn's ``RidgeClassifierCV``/``RidgeCV``), fitted
+on some identities and scored on OTHER ones, its strength chosen by identity-grouped inner folds: it measures what a
+representation carries in general, not what it memorised of people. Input features (:mod:`.features`) beside it
+tell a limit of the data from one of the learning. Scores: accuracy beside the majority-class rate, or R^2.
 """
 
 from __future__ import annotations
