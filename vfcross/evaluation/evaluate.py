@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Mapping
 
@@ -61,14 +62,12 @@ def _verification(score: ListScore, title: str, n_boot: int, seed: int, notes: l
 
 
 def _score(made: Made, spec, vectors: np.ndarray, table: pd.DataFrame, cfg: EvalConfig,
-           scored: dict) -> tuple[dict, list[str]]:
-    """One protocol's result (per the spec's metric) and its notes; ``scored`` caches lists scored once."""
+           score_list) -> tuple[dict, list[str]]:
+    """One protocol's result (per the spec's metric) and its notes; ``score_list`` scores each list once."""
     notes: list[str] = []
     identity = table["identity"].to_numpy(dtype=str)
     if spec.kind == "verification":
-        if id(made) not in scored:
-            scored[id(made)] = made.protocol.score(table, vectors, memory_gb=cfg.memory_gb)
-        score = scored[id(made)]
+        score = score_list(made.protocol)
         if spec.metric == "roc":
             return downsample_curve(*score.roc()), notes
         return _verification(score, spec.title, cfg.n_boot, cfg.seed, notes, eer=spec.metric == "verification"), notes
@@ -112,7 +111,7 @@ def evaluate(vectors: np.ndarray, table: pd.DataFrame, cfg: EvalConfig | None = 
     protocols = protocols or protocols_for(table, cfg, root)
     result: dict = {}
     notes: list[str] = []
-    scored: dict[int, ListScore] = {}
+    score_list = functools.cache(lambda pairs: pairs.score(table, vectors, memory_gb=cfg.memory_gb))
     for spec in REGISTRY:
         made = protocols.get(spec.key)
         if made is None:
@@ -120,7 +119,7 @@ def evaluate(vectors: np.ndarray, table: pd.DataFrame, cfg: EvalConfig | None = 
         try:
             if not made.scorable:
                 raise ValueError(made.note)
-            entry, entry_notes = _score(made, spec, vectors, table, cfg, scored)
+            entry, entry_notes = _score(made, spec, vectors, table, cfg, score_list)
             entry_notes = [*made.notes, *entry_notes]
             if spec.metric == "matching":  # one entry per N, each naming its trials' source
                 entry = {n: {**value, **provenance(made)} for n, value in entry.items()}

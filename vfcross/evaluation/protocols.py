@@ -291,10 +291,8 @@ class Made:
 
     def counts(self) -> dict[str, int]:
         """``{"rows", "scored", "missing"}``: list rows, rows scored and rows left out (generated: every unit)."""
-        if self.protocol is None:
-            return {"rows": 0, "scored": 0, "missing": 0}
         if not self.coverage:
-            n = len(self.protocol) + (len(self.protocol.gallery) if isinstance(self.protocol, RetrievalTask) else 0)
+            n = 0 if self.protocol is None else len(self.protocol) + len(getattr(self.protocol, "gallery", ()))
             return {"rows": n, "scored": n, "missing": 0}
         rows, scored = sum(c.rows for c in self.coverage), sum(c.scored for c in self.coverage)
         return {"rows": rows, "scored": scored, "missing": rows - scored}
