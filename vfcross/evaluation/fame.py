@@ -97,15 +97,12 @@ def fame_evaluation(systems: Mapping[str, tuple[np.ndarray, pd.DataFrame]], lang
             pairs = pairs.explicit() if isinstance(pairs, AllPairs) else pairs  # fewer than n_pairs: every pair
             scored = pairs.score(sub, vectors[rows])
             scores, clusters = scored.arrays[0], sub["identity"].to_numpy(dtype=str)[pairs.voice]
-            what = f"trained on {train}, tested on {test}"
-            results.append({
-                "train": train, "test": test, "condition": HEARD if test == train else UNHEARD,
-                "eer": scored.eer,
-                "eer_ci": list_interval(scored, "eer", f"{what}: EER", notes, n_boot, seed, ONE_IDENTITY),
-                "auc": scored.auc,
-                "auc_ci": list_interval(scored, "auc", f"{what}: AUC", notes, n_boot, seed, ONE_IDENTITY),
-                "pairs": len(pairs), "identities": int(np.unique(clusters).size),
-            })
+            entry = {"train": train, "test": test, "condition": HEARD if test == train else UNHEARD}
+            for name in ("eer", "auc"):
+                entry[name] = scored.value(name)
+                entry[f"{name}_ci"] = list_interval(scored, name, f"trained on {train}, tested on {test}: "
+                                                    f"{name.upper()}", notes, n_boot, seed, ONE_IDENTITY)
+            results.append({**entry, "pairs": len(pairs), "identities": int(np.unique(clusters).size)})
             parts.append((clusters, scores, pairs.labels))
     clusters, scores, labels = (np.concatenate(column) for column in zip(*parts))
     groups = np.repeat(np.arange(len(parts)), [len(p[0]) for p in parts])
