@@ -15,7 +15,7 @@ import pandas as pd
 
 from vfcross.data.voxceleb import (FACE_EXTENSIONS, REASON_UNEXPECTED, _skipped_frame, _walk_files,
                                    keep_identities_with_both_modalities, manifest_frame, read_identity_splits,
-                                   warn_skipped)
+                                   text_lines, warn_skipped)
 
 VOICE_DIR = "voices"
 FACE_DIR = "faces"
@@ -125,12 +125,9 @@ def draw_identity_splits(identities: list[str] | np.ndarray, fractions: tuple[fl
 def read_trials(path: str | os.PathLike) -> pd.DataFrame:
     """A FAME trial list (``<Language>_test.txt``) as columns ``key, voice, face``, in file order. ValueError naming the
     file and line for a row without three fields or a key listed twice."""
-    path = Path(path)
     rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    for lineno, line in text_lines(path, "trial list"):
         fields = line.split()
-        if not fields:
-            continue
         if len(fields) != 3:
             raise ValueError(f"{path}, line {lineno}: expected '<key> <voice path> <face path>', got {line!r}")
         rows.append(fields)
