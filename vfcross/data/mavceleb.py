@@ -37,10 +37,9 @@ def read_meta(path: str | os.PathLike) -> pd.DataFrame:
     ids = table[id_column].str.strip()
     if ids.duplicated().any():
         raise ValueError(f"{path}: {ids[ids.duplicated()].iloc[0]!r} is listed twice")
-    names = table["name"].str.strip() if "name" in table else pd.Series(pd.NA, index=table.index)
-    genders = table["gender"].str.strip().str.lower().map(_GENDERS) if "gender" in table else \
-        pd.Series(pd.NA, index=table.index)
-    meta = pd.DataFrame({"identity": ids, "name": names.replace("", pd.NA), "gender": genders})
+    table = table.reindex(columns=[*table.columns, *{"name", "gender"} - set(table.columns)], fill_value="")
+    meta = pd.DataFrame({"identity": ids, "name": table["name"].str.strip().replace("", pd.NA),
+                         "gender": table["gender"].str.strip().str.lower().map(_GENDERS)})
     return meta.astype("string")
 
 
