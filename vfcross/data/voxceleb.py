@@ -148,7 +148,7 @@ def _walk_files(top: Path) -> list[tuple[str, ...]]:
 
 
 def _walk_folders(top: Path) -> Iterator[tuple[str, tuple[str, ...], list[str]]]:
-    """(folder, its parts relative to ``top``, its sorted file names) for every folder under ``top``, symlinks followed."""
+    """(folder, parts relative to ``top``, sorted file names) for every folder under ``top``, symlinks followed."""
     start = len(str(top)) + 1
     for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
         dirnames.sort()
