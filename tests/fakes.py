@@ -102,9 +102,9 @@ def median_f0(audio: np.ndarray, sample_rate: int = 22050) -> float:
 def population_table(people) -> pd.DataFrame:
     """One voice row and one face row per identity of a synthetic population, with its true attributes, so the
     protocol generators can draw pairs for the oracle without rendering anything."""
-    from vfcross.data.synthetic.writer import SPLIT_NAMES
+    from vfcross.data.voxceleb import SPLIT_CODES
 
-    return pd.DataFrame([{"identity": p.vox_id, "modality": modality, "split": SPLIT_NAMES[p.split],
+    return pd.DataFrame([{"identity": p.vox_id, "modality": modality, "split": SPLIT_CODES[str(p.split)],
                           "gender": p.face.gender, "nationality": p.face.nationality, "age": p.age}
                          for p in people for modality in ("voice", "face")])
 

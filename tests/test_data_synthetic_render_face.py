@@ -13,21 +13,33 @@ from sklearn.model_selection import GroupKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from vfcross.config import SynthConfig
+from vfcross.config import MIN_INPUT_SIZE as MIN_SIZE, SynthConfig
+from vfcross.data.synthetic import render_face as rf
 from vfcross.data.synthetic.population import sample_population
-from vfcross.data.synthetic.render_face import (
-    MIN_SIZE,
-    face_session,
-    face_style,
-    render_face,
-    render_face_landmarks,
-)
+from vfcross.data.synthetic.render_face import face_session, face_style, render_face
 
 SIZES = (128, 160)
 #: Detected landmarks must lie within this fraction of the box width of the drawn ones.
 LANDMARK_TOLERANCE = 0.15
 #: Cross-validated gender accuracy the faces must allow (chance is about 0.5).
 GENDER_ACCURACY = 0.8
+
+
+def render_face_landmarks(style, session, rng, size):
+    """:func:`render_face` and where it drew the landmarks, (5, 2) pixel (x, y) in MTCNN's order (left eye first):
+    the pose is drawn first from the same random state."""
+    state = rng.bit_generator.state
+    pose = rf._draw_pose(session, rng, size)
+    rng.bit_generator.state = state
+    eye_dx, nose_dx, mouth_dx = rf._feature_shifts(pose)
+    corner_y = style.mouth_y - 0.05 * pose.smile
+    points = np.array([(-style.eye_spacing + eye_dx, style.eye_y), (style.eye_spacing + eye_dx, style.eye_y),
+                       (nose_dx, style.nose_y), (-style.mouth_width + mouth_dx, corner_y),
+                       (style.mouth_width + mouth_dx, corner_y)])
+    c, s = np.cos(pose.angle), np.sin(pose.angle)
+    pixels = np.stack([pose.cx + pose.scale * (c * points[:, 0] - s * points[:, 1]),
+                       pose.cy + pose.scale * (s * points[:, 0] + c * points[:, 1])], axis=1)
+    return render_face(style, session, rng, size), pixels.astype(np.float32)
 
 
 @pytest.fixture(scope="module")

@@ -661,15 +661,15 @@ def test_an_interrupted_run_keeps_its_finished_packs_and_resumes(tmp_path, monke
     manifest = manifest_of([("a", "voice", p) for p in clips])
     cfg = run_config(tmp_path)
     made = []
-    voice_job = run._voice_job
+    speech = run.speech
 
     def crash_on_the_fifth(*args):
         if len(made) == 4:
             raise KeyboardInterrupt
         made.append(1)
-        return voice_job(*args)
+        return speech(*args)
 
-    monkeypatch.setattr(run, "_voice_job", crash_on_the_fifth)
+    monkeypatch.setattr(run, "speech", crash_on_the_fifth)
     with pytest.raises(KeyboardInterrupt):
         preprocess(manifest, cfg, progress=False)
     assert len(list(cfg.cache_dir.rglob("*.zip"))) == 2 and not list(cfg.cache_dir.rglob("*.tmp"))

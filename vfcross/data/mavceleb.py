@@ -15,7 +15,7 @@ import pandas as pd
 
 from vfcross.data.voxceleb import (FACE_EXTENSIONS, REASON_UNEXPECTED, _skipped_frame, _walk_files,
                                    keep_identities_with_both_modalities, manifest_frame, read_identity_splits,
-                                   warn_skipped)
+                                   text_lines, warn_skipped)
 
 VOICE_DIR = "voices"
 FACE_DIR = "faces"
@@ -37,10 +37,9 @@ def read_meta(path: str | os.PathLike) -> pd.DataFrame:
     ids = table[id_column].str.strip()
     if ids.duplicated().any():
         raise ValueError(f"{path}: {ids[ids.duplicated()].iloc[0]!r} is listed twice")
-    names = table["name"].str.strip() if "name" in table else pd.Series(pd.NA, index=table.index)
-    genders = table["gender"].str.strip().str.lower().map(_GENDERS) if "gender" in table else \
-        pd.Series(pd.NA, index=table.index)
-    meta = pd.DataFrame({"identity": ids, "name": names.replace("", pd.NA), "gender": genders})
+    table = table.reindex(columns=[*table.columns, *{"name", "gender"} - set(table.columns)], fill_value="")
+    meta = pd.DataFrame({"identity": ids, "name": table["name"].str.strip().replace("", pd.NA),
+                         "gender": table["gender"].str.strip().str.lower().map(_GENDERS)})
     return meta.astype("string")
 
 
@@ -125,12 +124,9 @@ def draw_identity_splits(identities: list[str] | np.ndarray, fractions: tuple[fl
 def read_trials(path: str | os.PathLike) -> pd.DataFrame:
     """A FAME trial list (``<Language>_test.txt``) as columns ``key, voice, face``, in file order. ValueError naming the
     file and line for a row without three fields or a key listed twice."""
-    path = Path(path)
     rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    for lineno, line in text_lines(path, "trial list"):
         fields = line.split()
-        if not fields:
-            continue
         if len(fields) != 3:
             raise ValueError(f"{path}, line {lineno}: expected '<key> <voice path> <face path>', got {line!r}")
         rows.append(fields)

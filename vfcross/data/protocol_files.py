@@ -16,7 +16,8 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from vfcross.data.voxceleb import FACE_EXTENSIONS, FACE_VERSION, VOICE_EXTENSIONS, face_relpath, read_meta, voice_relpath
+from vfcross.data.voxceleb import (FACE_EXTENSIONS, FACE_VERSION, VOICE_EXTENSIONS, face_relpath, read_meta, text_lines,
+                                   voice_relpath)
 
 MetaLike = pd.DataFrame | str | os.PathLike
 VERIFLIST_HEADER = ("id", "voice-speaker-id", "face-speaker-id", "label", "voice-path", "face-path")
@@ -67,14 +68,6 @@ def _named(names: _Names, name: str) -> str:
     return names[name]
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, line) of the non-blank lines of a text file."""
-    if not path.is_file():
-        raise FileNotFoundError(f"protocol file not found: {path}")
-    with path.open(encoding="utf-8-sig") as handle:
-        yield from ((n, line.rstrip("\r\n")) for n, line in enumerate(handle, start=1) if line.strip())
-
-
 def _official_path(path: str, names: _Names) -> tuple[str, str, str]:
     """(root-relative path, modality, identity) of ``<id>/<video>/<clip>.wav`` or ``<name>/1.6/<video>/<frame>.jpg``."""
     parts = path.split("/")
@@ -110,7 +103,7 @@ def read_verification_list(path: str | os.PathLike, meta: MetaLike) -> ListFile:
     """A Learnable-PINs verification list; ``meta`` maps its names to IDs (``A.R._Rahman/gaQqIoV_aLY_0000001.wav``
     becomes ``wav/id10002/gaQqIoV_aLY/00001.wav``). A label contradicting its pair's identities is an error."""
     path, names = Path(path), _Names(meta)
-    lines = _lines(path)
+    lines = text_lines(path, "protocol file")
     first = next(lines, None)
     if first is None or tuple(f.strip() for f in first[1].split(",")) != VERIFLIST_HEADER:
         raise ValueError(f"{path}, line {first[0] if first else 1}: expected header {','.join(VERIFLIST_HEADER)}")
@@ -164,7 +157,7 @@ def read_matching_list(path: str | os.PathLike, meta: MetaLike) -> ListFile:
         width[:], direction[:] = [len(fields)], [found]
         return parsed
 
-    rows = _parse(path, _lines(path), row)
+    rows = _parse(path, text_lines(path, "protocol file"), row)
     if not rows:
         raise ValueError(f"{path}: no trials")
     table = np.array(rows, dtype=str)
@@ -177,7 +170,7 @@ def read_retrieval_gallery(path: str | os.PathLike, modality: str, meta: MetaLik
     if modality not in ("voice", "face"):
         raise ValueError(f"modality must be 'voice' or 'face', got {modality!r}")
     path, names = Path(path), _Names(meta)
-    lines = _lines(path)
+    lines = text_lines(path, "protocol file")
     first = next(lines, None)
     if first is None or first[1].split("\t")[0].strip().lower() != "voxceleb1 id":
         raise ValueError(f"{path}, line {first[0] if first else 1}: expected header 'VoxCeleb1 ID<TAB><path column>'")

@@ -101,17 +101,21 @@ def read_meta(path: str | os.PathLike) -> pd.DataFrame:
     return meta
 
 
+def text_lines(path: str | os.PathLike, what: str) -> Iterator[tuple[int, str]]:
+    """(line number, line) of the non-blank lines of the text file ``path``, a ``what`` (named if it is missing)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    with path.open(encoding="utf-8-sig") as handle:
+        yield from ((n, line.rstrip("\r\n")) for n, line in enumerate(handle, start=1) if line.strip())
+
+
 def read_identity_splits(path: str | os.PathLike) -> dict[str, str]:
     """An identity-split file (``<name> <code>`` lines, :data:`SPLIT_CODES`) as ``{VGGFace1 name (NFC): split}``.
     ValueError naming the file and line for malformed lines, unknown codes, or a name listed twice."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"identity-split file not found: {path}")
     splits: dict[str, str] = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    for lineno, line in text_lines(path, "identity-split file"):
         fields = line.split()
-        if not fields:
-            continue
         if len(fields) != 2 or fields[1] not in SPLIT_CODES:
             raise ValueError(f"{path}, line {lineno}: expected '<name> <code>' with code in {sorted(SPLIT_CODES)}, "
                              f"got {line!r}")
@@ -144,7 +148,7 @@ def _walk_files(top: Path) -> list[tuple[str, ...]]:
 
 
 def _walk_folders(top: Path) -> Iterator[tuple[str, tuple[str, ...], list[str]]]:
-    """(folder, its parts relative to ``top``, its sorted file names) for every folder under ``top``, symlinks followed."""
+    """(folder, parts relative to ``top``, sorted file names) for every folder under ``top``, symlinks followed."""
     start = len(str(top)) + 1
     for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
         dirnames.sort()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import io
 import json
 import os
 import zipfile
@@ -118,13 +117,6 @@ def folder_settings(cache_path: str | Path) -> dict:
 def _settings(folder: str) -> dict:
     """``folder``'s settings, read once per process."""
     return json.loads((Path(folder) / SETTINGS).read_text())
-
-
-def npy_bytes(array: np.ndarray) -> bytes:
-    """``array`` as the bytes of a ``.npy`` file."""
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
 
 
 def bytes_per_sample(face: FaceConfig, voice: VoiceConfig, voice_seconds: float = 8.2) -> dict[str, float]:

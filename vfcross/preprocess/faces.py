@@ -10,9 +10,8 @@ from __future__ import annotations
 import contextlib
 import io
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -136,10 +135,8 @@ def single_torch_thread() -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-@dataclass(frozen=True)
-class Detection:
+class Detection(NamedTuple):
     """The face chosen in one image: its five landmarks (5 x 2, x/y pixels) and how many faces were found."""
-
     landmarks: np.ndarray
     faces: int
 

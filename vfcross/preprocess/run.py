@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from vfcross.config import FaceConfig, RunConfig, VoiceConfig, save_config
+from vfcross.config import FaceConfig, RunConfig, save_config
 from vfcross.data.manifest import write_manifest
 from vfcross.data.splits import check_splits
 from vfcross.processes import worker_pool
@@ -231,7 +231,10 @@ def _run_task(task: Task, face_device: str | None = None) -> tuple[str, list[tup
     if modality == "face":
         entries = dict(_face_entries(readable, settings, face_device))
     else:
-        entries = {index: (key, *_voice_job(data, settings)) for index, key, data in readable}
+        entries = {}
+        for index, key, data in readable:
+            kept, reason = speech(data, settings)
+            entries[index] = (key, None, "", reason) if kept is None else (key, *encode_voice(kept, settings), reason)
     if entries:
         outcomes.update(zip(entries, store(folder, list(entries.values()))))
     return modality, [(index, outcomes[index]) for index, _, _ in jobs]
@@ -266,12 +269,6 @@ def _face_entries(jobs: list[tuple[int, str, bytes]], cfg: FaceConfig,
             for (index, key), (crop, reason) in zip(waiting, crop_faces(images, detector)):
                 yield index, (key, *encode_face(crop, cfg), reason)
             images, waiting, pixels = [], [], 0
-
-
-def _voice_job(data: bytes, cfg: VoiceConfig) -> tuple[bytes | None, str, str]:
-    """The cache entry of one audio file: bytes, suffix and reason (``None`` bytes: skipped)."""
-    kept, reason = speech(data, cfg)
-    return (None, "", reason) if kept is None else (*encode_voice(kept, cfg), reason)
 
 
 def write_report(result: PreprocessResult, out_dir: str | Path,

@@ -15,7 +15,7 @@ import torch
 import torchaudio
 
 from vfcross.config import VoiceConfig, from_dict
-from vfcross.preprocess.cache import folder_settings, npy_bytes, read_entry
+from vfcross.preprocess.cache import folder_settings, read_entry
 
 #: Added to each bin's standard deviation, so constant bins normalise to zeros instead of NaN.
 NORM_EPS = 1e-5
@@ -145,9 +145,10 @@ def process_voice(source: bytes | str | Path, cfg: VoiceConfig) -> tuple[np.ndar
 
 def encode_voice(kept: np.ndarray, cfg: VoiceConfig) -> tuple[bytes, str]:
     """The speech of :func:`speech` as the bytes and suffix of its cache entry (see ``cfg.storage``)."""
-    if cfg.storage == "spectrogram":
-        return npy_bytes(spectrogram(kept, cfg).astype(np.float16)), ".npy"
     buffer = io.BytesIO()
+    if cfg.storage == "spectrogram":
+        np.save(buffer, spectrogram(kept, cfg).astype(np.float16), allow_pickle=False)
+        return buffer.getvalue(), ".npy"
     sf.write(buffer, _pcm16(kept), cfg.sample_rate, format="FLAC", subtype="PCM_16")
     return buffer.getvalue(), ".flac"
 

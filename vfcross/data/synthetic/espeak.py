@@ -50,8 +50,8 @@ def _libc() -> ctypes.CDLL:
 
 
 @contextlib.contextmanager
-def _espeak() -> Iterator[ctypes.CDLL]:
-    """A freshly loaded and initialised libespeak-ng, unloaded on exit. Hold ``_LOCK``."""
+def _espeak(voice: str) -> Iterator[ctypes.CDLL]:
+    """A freshly loaded libespeak-ng, initialised with ``voice``, unloaded on exit. Hold ``_LOCK``."""
     lib = ctypes.CDLL(espeakng_loader.get_library_path())
     try:
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
@@ -66,6 +66,8 @@ def _espeak() -> Iterator[ctypes.CDLL]:
         if rate != SAMPLE_RATE:
             raise RuntimeError(f"espeak_Initialize returned {rate}, expected the sample rate {SAMPLE_RATE}")
         lib.espeak_SetSynthCallback(_collect)
+        if lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise ValueError(f"espeak-ng has no voice {voice!r}")
         yield lib
     finally:
         lib.espeak_Terminate()
@@ -74,9 +76,7 @@ def _espeak() -> Iterator[ctypes.CDLL]:
 
 def synthesize(text: str, voice: str, params: dict[str, int], seed: int) -> np.ndarray:
     """Raw espeak-ng speech for ``text`` in ``voice`` with ``params``, as floats in [-1, 1]."""
-    with _LOCK, _espeak() as lib:
-        if lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise ValueError(f"espeak-ng has no voice {voice!r}")
+    with _LOCK, _espeak(voice) as lib:
         for name, value in params.items():
             lib.espeak_SetParameter(_PARAMETERS[name], value, 0)
         _libc().srand(seed)
@@ -93,9 +93,7 @@ def synthesize(text: str, voice: str, params: dict[str, int], seed: int) -> np.n
 
 def phonemes(sentence: str, voice: str) -> list[str]:
     """espeak-ng's IPA for ``sentence`` read by ``voice``: one string per clause, words separated by blanks."""
-    with _LOCK, _espeak() as lib:
-        if lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise RuntimeError(f"espeak-ng has no {voice} voice")
+    with _LOCK, _espeak(voice) as lib:
         buffer = ctypes.create_string_buffer(sentence.encode())
         pointer = ctypes.c_char_p(ctypes.addressof(buffer))
         clauses = []

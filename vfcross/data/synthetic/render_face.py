@@ -15,9 +15,6 @@ from PIL import Image, ImageFilter
 from vfcross.config import MIN_INPUT_SIZE
 from vfcross.data.synthetic.population import Identity
 
-#: Smallest image side accepted (MTCNN's O-Net and InceptionResNet-V1 need at least this).
-MIN_SIZE = MIN_INPUT_SIZE
-
 RGB = tuple[float, float, float]
 
 #: Skin tone by "melanin" and hair colour by "darkness" in [0, 1]: piecewise-linear between these anchors.
@@ -215,22 +212,14 @@ def face_session(rng: np.random.Generator) -> FaceSession:
 
 def render_face(style: FaceStyle, session: FaceSession, rng: np.random.Generator, size: int) -> Image.Image:
     """One ``size`` x ``size`` RGB photograph of ``style`` in ``session``; pose, noise and blur drawn from ``rng``."""
-    return render_face_landmarks(style, session, rng, size)[0]
-
-
-def render_face_landmarks(style: FaceStyle, session: FaceSession, rng: np.random.Generator,
-                          size: int) -> tuple[Image.Image, np.ndarray]:
-    """:func:`render_face` and the drawn landmarks, (5, 2) pixel (x, y) in MTCNN's order (left eye first)."""
-    if size < MIN_SIZE:
-        raise ValueError(f"image size must be at least {MIN_SIZE} pixels (MTCNN and InceptionResNet-V1 "
-                         f"need inputs of {MIN_SIZE}x{MIN_SIZE} or more), got {size}")
+    if size < MIN_INPUT_SIZE:
+        raise ValueError(f"image size must be at least {MIN_INPUT_SIZE} pixels (MTCNN and InceptionResNet-V1 "
+                         f"need inputs of {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} or more), got {size}")
     pose = _draw_pose(session, rng, size)
     x, y = _face_coordinates(pose, size)
-    edge = 1.2 / pose.scale  # one-pixel-ish soft edge, in face units
     img = _background(session, size)
-    _paint_head(img, x, y, style, session, pose, edge, rng)
-    img = _photograph(img, session, rng)
-    return img, _landmarks(style, pose)
+    _paint_head(img, x, y, style, session, pose, 1.2 / pose.scale, rng)  # edge: one-pixel-ish, in face units
+    return _photograph(img, session, rng)
 
 
 def _draw_pose(session: FaceSession, rng: np.random.Generator, size: int) -> _Pose:
@@ -256,22 +245,6 @@ def _face_coordinates(pose: _Pose, size: int) -> tuple[np.ndarray, np.ndarray]:
     dy = px[:, None] - pose.cy
     c, s = math.cos(pose.angle), math.sin(pose.angle)
     return (c * dx + s * dy) / pose.scale, (-s * dx + c * dy) / pose.scale
-
-
-def _to_pixels(pose: _Pose, x: float, y: float) -> tuple[float, float]:
-    """Pixel position of face-unit point (x, y)."""
-    c, s = math.cos(pose.angle), math.sin(pose.angle)
-    return pose.cx + pose.scale * (c * x - s * y), pose.cy + pose.scale * (s * x + c * y)
-
-
-def _landmarks(style: FaceStyle, pose: _Pose) -> np.ndarray:
-    """Pixel positions of eye centres, nose tip and mouth corners, as drawn."""
-    eye_dx, nose_dx, mouth_dx = _feature_shifts(pose)
-    corner_y = style.mouth_y - 0.05 * pose.smile
-    points = [(-style.eye_spacing + eye_dx, style.eye_y), (style.eye_spacing + eye_dx, style.eye_y),
-              (nose_dx, style.nose_y),
-              (-style.mouth_width + mouth_dx, corner_y), (style.mouth_width + mouth_dx, corner_y)]
-    return np.array([_to_pixels(pose, px, py) for px, py in points], dtype=np.float32)
 
 
 def _feature_shifts(pose: _Pose) -> tuple[float, float, float]:

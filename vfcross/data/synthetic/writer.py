@@ -22,11 +22,9 @@ from vfcross.data.synthetic.population import TRAIN_CODE, Attributes, Identity, 
 from vfcross.data.synthetic.render_face import face_session, face_style, render_face
 from vfcross.data.synthetic.render_voice import render_clip, voice_session, voice_style
 from vfcross.data.synthetic.text import pick_sentences
-from vfcross.data.voxceleb import LANGUAGES_FILE, SPLIT_CODES, face_relpath, voice_relpath
+from vfcross.data.voxceleb import LANGUAGES_FILE, face_relpath, voice_relpath
 from vfcross.processes import worker_pool
 
-#: Split names by the integer codes a population stores (``identity_splits.txt`` codes).
-SPLIT_NAMES = {int(code): name for code, name in SPLIT_CODES.items()}
 _VIDEO_ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"))
 
 
