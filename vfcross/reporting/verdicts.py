@@ -24,11 +24,6 @@ GOAL_HALF_WIDTH = 0.015
 SUPERIORITY_LEVEL, EQUIVALENCE_LEVEL = 0.95, 0.90
 
 
-def _points(value: float, signed: bool = True, decimals: int = 1) -> str:
-    """A difference of fractions in percentage points, e.g. '+1.2'."""
-    return f"{100 * value:{'+' if signed else ''}.{decimals}f}"
-
-
 @dataclass(frozen=True)
 class Claim:
     """A claim about systems ``a`` and ``b`` on ``metric`` (``higher_is_better`` its direction): superiority, or
@@ -61,7 +56,7 @@ class Claim:
         if self.margin is None:
             direction = "higher" if self.higher_is_better else "lower"
             return f"{self.a} better than {self.b} on {self.metric} ({direction} is better)"
-        return f"{self.a} ≈ {self.b} on {self.metric} (within ±{_points(self.margin, signed=False)} points)"
+        return f"{self.a} ≈ {self.b} on {self.metric} (within ±{100 * self.margin:.1f} points)"
 
 
 @dataclass(frozen=True)
@@ -78,11 +73,6 @@ class Verdict:
     reason: str
     mde: float | None
 
-    @property
-    def difference(self) -> float:
-        """The mean over seeds of the paired difference a - b."""
-        return self.decision.difference
-
     def figure_rows(self) -> list[dict]:
         """Rows of :func:`~vfcross.reporting.figures.paired_differences_figure` in AUC points: the decision interval,
         then one dot per seed."""
@@ -90,7 +80,7 @@ class Verdict:
         low, high = (None, None) if self.ci is None else (100 * self.ci[0], 100 * self.ci[1])
         delta = None if self.delta is None else 100 * self.delta
         equivalence = self.claim.margin is not None
-        return [{"label": label, "estimate": 100 * self.difference, "low": low, "high": high, "verdict": self.outcome,
+        return [{"label": label, "estimate": 100 * self.decision.difference, "low": low, "high": high, "verdict": self.outcome,
                  "margin": delta if equivalence else None, "delta": None if equivalence else delta},
                 *({"label": label, "estimate": 100 * p["difference"], "low": None, "high": None, "seed": p["seed"]}
                   for p in self.decision.per_seed)]
