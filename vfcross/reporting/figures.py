@@ -310,7 +310,7 @@ def roc_det_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> plt.F
                              f"(got {len(fpr)} and {len(tpr)})")
         if not (np.all((fpr >= 0) & (fpr <= 1)) and np.all((tpr >= 0) & (tpr <= 1))):
             raise ValueError(f"roc_det_figure: curve {label!r} has rates outside [0, 1]")
-        frames.append(pd.DataFrame({"curve": label, "fpr": fpr, "tpr": tpr, "point": np.arange(len(fpr))}))
+        frames.append(pd.DataFrame({"curve": label, "fpr": fpr, "tpr": tpr}))
     data = pd.concat(frames, ignore_index=True)
     inner = (data.fpr > 0) & (data.fpr < 1) & (data.tpr > 0) & (data.tpr < 1)
     det_data = data[inner].assign(far=lambda d: norm.ppf(d.fpr), frr=lambda d: norm.ppf(1 - d.tpr))
@@ -346,9 +346,9 @@ def grouped_auc_figure(groups: Mapping[str, Mapping[str, float]],
                 raise ValueError(f"grouped_auc_figure: interval for {method!r} {key} but no AUC to draw it on")
     seen = list(dict.fromkeys(k for values in groups.values() for k in values))
     keys = [k for k in RESTRICTIONS if k in seen] + [k for k in seen if k not in RESTRICTIONS]
-    rows = [{"method": m, "restriction": k, "AUC (%)": float(v), "low": ci.get(m, {}).get(k, (np.nan,) * 2)[0],
-             "high": ci.get(m, {}).get(k, (np.nan,) * 2)[1]} for m, values in groups.items()
-            for k, v in values.items() if v is not None and np.isfinite(float(v))]
+    rows = [{"method": m, "restriction": k, "AUC (%)": float(v),
+             **dict(zip(("low", "high"), ci.get(m, {}).get(k, (np.nan, np.nan))))}
+            for m, values in groups.items() for k, v in values.items() if v is not None and np.isfinite(float(v))]
     data = pd.DataFrame(rows, columns=["method", "restriction", "AUC (%)", "low", "high"])
     methods = list(groups)
     fig, [[ax]] = _figure(1, 1, (WIDTH, 3.4))
@@ -469,7 +469,6 @@ def _check_difference_rows(rows: Sequence[Mapping]) -> None:
     """Raise on a paired-difference row without its keys, with a bad interval or with an inconsistent margin."""
     if not rows:
         raise ValueError("paired_differences_figure: no rows given")
-    margins: dict[str, set] = {}
     for i, row in enumerate(rows):
         where = f"paired_differences_figure: row {i}"
         missing = [k for k in ("label", "estimate", "low", "high") if k not in row]
@@ -480,11 +479,9 @@ def _check_difference_rows(rows: Sequence[Mapping]) -> None:
             raise ValueError(f"{where} has only one interval bound")
         if row["low"] is not None:  # None: no interval could be made; the dot is drawn alone
             _check_interval(row["low"], row["high"], where)
-        if row.get("margin") is not None:
-            margins.setdefault(row["label"], set()).add(float(row["margin"]))
-    for label, found in margins.items():
-        if len(found) > 1:
-            raise ValueError(f"paired_differences_figure: {label!r} has several margins {sorted(found)}")
+    margins = pd.DataFrame(list(rows)).reindex(columns=["label", "margin"]).dropna().groupby("label")["margin"].unique()
+    for label, found in margins[margins.map(len) > 1].items():
+        raise ValueError(f"paired_differences_figure: {label!r} has several margins {sorted(map(float, found))}")
 
 
 #: Colour of a decision interval by its verdict (else black): Paul Tol's colour-blind-safe green and wine.
