@@ -51,9 +51,7 @@ def _figure(nrows: int, ncols: int, size: tuple[float, float], **kwargs) -> tupl
 def _colours(labels: Iterable) -> dict:
     """One colour per label, in order: the colour-blind palette, or evenly spaced hues beyond its 10 colours."""
     labels = list(dict.fromkeys(labels))
-    base = sns.color_palette(PALETTE)
-    colours = base if len(labels) <= len(base) else sns.color_palette("husl", len(labels))
-    return dict(zip(labels, colours))
+    return dict(zip(labels, sns.color_palette(PALETTE if len(labels) <= 10 else "husl", len(labels))))
 
 
 def _legend(fig: plt.Figure, ax: plt.Axes, ncol: int = 2, title: str | None = None) -> None:
@@ -222,8 +220,7 @@ def seed_curves(histories: Mapping[str, Sequence[Mapping]], metric: str, chance:
     if chance is not None:
         ax.axhline(chance, **REFERENCE, label=f"chance {chance:.3g}")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(_metric_name(metric))
-    ax.set_title(title or f"{_metric_name(metric)} per epoch, {len(runs)} runs")
+    ax.set(ylabel=_metric_name(metric), title=title or f"{_metric_name(metric)} per epoch, {len(runs)} runs")
     _legend(fig, ax, ncol=3)
     return fig
 
@@ -355,9 +352,8 @@ def grouped_auc_figure(groups: Mapping[str, Mapping[str, float]],
     _bars(ax, data, "restriction", "AUC (%)", "method", keys, methods, _colours(methods))
     ax.axhline(50, **REFERENCE, label="chance (50%)")
     lowest = np.nanmin([*data["AUC (%)"], *data["low"], 50])
-    ax.set_ylim(min(40, 5 * np.floor(lowest / 5) - 5), 100)
-    ax.set_xlabel("negative pairs restricted to the same ... (G gender, N nationality, A age)")
-    ax.set_title("verification AUC by negative restriction (Table 3)")
+    ax.set(ylim=(min(40, 5 * np.floor(lowest / 5) - 5), 100), title="verification AUC by negative restriction "
+           "(Table 3)", xlabel="negative pairs restricted to the same ... (G gender, N nationality, A age)")
     _legend(fig, ax)
     return fig
 
@@ -395,10 +391,8 @@ def retrieval_panel(query_spectrogram: np.ndarray, faces: list[np.ndarray], is_m
     for rank, (ax, face, match) in enumerate(zip(axes[1:], faces, is_match), start=1):
         ax.imshow(face)
         ax.set_title(f"#{rank}" + (" match" if match else ""), color=match_colour if match else "black")
-        for spine in ax.spines.values():
-            spine.set_visible(True)
-            spine.set_edgecolor(match_colour if match else "lightgrey")
-            spine.set_linewidth(3 if match else 1)
+        plt.setp(ax.spines.values(), visible=True, edgecolor=match_colour if match else "lightgrey",
+                 linewidth=3 if match else 1)
     for ax in axes:
         _image_axes(ax)
     fig.suptitle(title)
