@@ -18,18 +18,17 @@ GAP = "unheard - heard"
 
 def fame_rows(result: dict, method: str) -> list[dict]:
     """Our rows for one system's result: heard, unheard and their gap per training language, then the overall score."""
+    def row(train: str, test: str, condition: str, e: dict, pairs="", identities="") -> dict:
+        return {"method": method, "trained on": train, "tested on": test, "condition": condition,
+                "EER": pct(e["eer"]), "AUC": pct(e["auc"]), "EER 95% CI": pct_ci(e["eer_ci"]),
+                "AUC 95% CI": pct_ci(e["auc_ci"]), "pairs": pairs, "test identities": identities}
+
     rows = []
     for train in result["languages"]:
-        for entry in (e for e in result["results"] if e["train"] == train):
-            rows.append({"method": method, "trained on": train, "tested on": entry["test"],
-                         "condition": entry["condition"], "EER": pct(entry["eer"]), "AUC": pct(entry["auc"]),
-                         "EER 95% CI": pct_ci(entry["eer_ci"]), "AUC 95% CI": pct_ci(entry["auc_ci"]),
-                         "pairs": entry["pairs"], "test identities": entry["identities"]})
-        gap = result["gaps"].get(train)
-        if gap:
-            rows.append({"method": method, "trained on": train, "tested on": "", "condition": GAP,
-                         "EER": pct(gap["eer"]), "AUC": pct(gap["auc"]), "EER 95% CI": pct_ci(gap["eer_ci"]),
-                         "AUC 95% CI": pct_ci(gap["auc_ci"]), "pairs": "", "test identities": ""})
+        rows += [row(train, e["test"], e["condition"], e, e["pairs"], e["identities"])
+                 for e in result["results"] if e["train"] == train]
+        if result["gaps"].get(train):
+            rows.append(row(train, "", GAP, result["gaps"][train]))
     overall = result["overall"]
     if overall is not None:
         rows.append({"method": method, "trained on": "both", "tested on": "both",
