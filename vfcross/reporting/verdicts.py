@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import jinja2
 
@@ -98,24 +99,8 @@ class Verdict:
 
 _ENV = jinja2.Environment()
 _ENV.filters.update(p=lambda x: f"{100 * x:+.1f}", u=lambda x: f"{100 * x:.1f}")
-#: The explanation of a verdict, filled from its fields (see :func:`decide`).
-EXPLANATION = _ENV.from_string(
-    "{{ text }}: {{ metric }}({{ a }}) - {{ metric }}({{ b }}) = {{ difference|p }} points (mean over seeds: "
-    "{{ per_seed|map('p')|join(', ') }}), "
-    "{% if ci %}{{ '%.0f'|format(100 * level) }}% CI [{{ ci[0]|p }}, {{ ci[1]|p }}]{% else %}{{ note }}{% endif %} "
-    "({{ identities }} test identities; "
-    "{% if seed_sd is none %}seed spread not measured: 1 seed{% else %}{{ seeds }} seeds, seed SD {{ seed_sd|u }} "
-    "points{% endif %}"
-    "{% if half is not none %}; half-width {{ '%.2f'|format(100 * half) }} points, above the goal of {{ goal|u }}: "
-    "{% if seeds_needed %}≈ {{ seeds_needed }} seeds would reach it{% elif seed_sd is none %}its seed spread is not "
-    "measured{% else %}more test identities needed as well as seeds{% endif %}{% endif %}"
-    "{% if mde is not none %}; {% if equivalent %}smallest margin it could show (80% power, no true difference)"
-    "{% else %}smallest gain it detects ({{ '%.0f'|format(100 * power) }}% power){% endif %} {{ mde|u }} points"
-    "{% if delta is not none and mde > delta %}; {% if needed %}≈ {{ needed }} test identities would reach "
-    "{{ delta|u }}{% else %}more seeds needed to reach {{ delta|u }}{% endif %}{% endif %}{% endif %})"
-    "{% if delta is not none %}; δ = {{ delta|u }} points{% if reason %} ({{ reason }}){% endif %}{% endif %}"
-    ": {{ outcome }}{% if qualified %} ({{ 'a gain, but ' if outcome == 'holds' }}no gain of ≥ {{ delta|u }} "
-    "points){% endif %}")
+#: The explanation of a verdict, filled from its fields (see :func:`decide`); the template's lines join unbroken.
+EXPLANATION = _ENV.from_string("".join(Path(__file__).with_name("verdict.tmpl").read_text().splitlines()))
 
 
 def decide(claim: Claim, decision: Decision, delta: float | None = None, reason: str = "") -> Verdict:
