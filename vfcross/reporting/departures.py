@@ -1,8 +1,5 @@
-"""The table of the presets' departures from the paper (docs/departures.md), rendered from the presets.
-
-A test requires the block between :data:`BEGIN` and :data:`END` of docs/departures.md to equal
-:func:`departures_table`; after a preset changes, ``python -m vfcross.reporting.departures`` rewrites it.
-"""
+"""The table of the presets' departures from the paper, rendered from the presets into docs/departures.md
+(between :data:`BEGIN` and :data:`END`, which a test checks); ``python -m vfcross.reporting.departures`` rewrites it."""
 
 from __future__ import annotations
 

@@ -1,11 +1,8 @@
-"""Verdicts on the paper's claims, from ONE decision interval per claim and the smallest gain that matters.
+"""Verdicts on the paper's claims, from ONE decision interval per claim (a - b, mean over training seeds, over test
+identities and seeds: :func:`vfcross.evaluation.intervals.paired_decision`) and the smallest gain that matters.
 
-A claim compares system a with system b on one metric; its difference a - b is the mean over training seeds of
-the paired difference, with one interval over test identities and seeds
-(:func:`vfcross.evaluation.intervals.paired_decision`). The rules that read it (superiority on the 95% interval
-with δ, equivalence by two one-sided tests on the 90% interval) live in :mod:`vfcross.evaluation.intervals`;
-this module names the claims and states each verdict, its design and the smallest difference it could detect.
-"""
+The rules that read the interval live in :mod:`vfcross.evaluation.intervals`; this module states each verdict,
+its design and the smallest difference it could detect."""
 
 from __future__ import annotations
 
