@@ -111,11 +111,9 @@ def evaluation_record(ours: dict, backbone: dict, oracle: dict, oracle_notes: li
                       contrasts: dict | None = None) -> dict:
     """Notebook 04's part of ``summary.json``: our numbers at top level, the backbone's, the oracle's, the probes,
     each learned AUC's share of the oracle's gain over chance, and the paired ``contrasts`` of the restricted lists."""
-    share = {}
     lists = {"random": ours["verification"], **ours["grouped_auc"]}
-    for name, entry in lists.items():
-        if "auc" in entry and name in oracle and oracle[name]["auc"] > 0.5:
-            share[name] = round((entry["auc"] - 0.5) / (oracle[name]["auc"] - 0.5), 4)
+    share = {name: round((entry["auc"] - 0.5) / (oracle[name]["auc"] - 0.5), 4) for name, entry in lists.items()
+             if "auc" in entry and name in oracle and oracle[name]["auc"] > 0.5}
     return {**_strip(ours), "provenance": provenance, "backbone_only": _strip(backbone),
             "oracle": {name: _strip(entry) for name, entry in oracle.items()},
             "oracle_notes": oracle_notes, "share_of_oracle_gain": share,
