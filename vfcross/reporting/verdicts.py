@@ -79,7 +79,8 @@ class Verdict:
         delta = None if self.delta is None else 100 * self.delta
         equivalence = self.claim.margin is not None
         return [{"label": label, "estimate": 100 * self.decision.difference, "low": low, "high": high,
-                 "verdict": self.outcome, "margin": delta if equivalence else None, "delta": None if equivalence else delta},
+                 "verdict": self.outcome, "margin": delta if equivalence else None,
+                 "delta": None if equivalence else delta},
                 *({"label": label, "estimate": 100 * p["difference"], "low": None, "high": None, "seed": p["seed"]}
                   for p in self.decision.per_seed)]
 
