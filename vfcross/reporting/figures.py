@@ -57,9 +57,8 @@ def _colours(labels: Iterable) -> dict:
 def _legend(fig: plt.Figure, ax: plt.Axes, ncol: int = 2, title: str | None = None) -> None:
     """One legend below the figure of the entries of ``ax`` (seaborn's and the reference lines'), each label once."""
     entries = {label: handle for handle, label in zip(*ax.get_legend_handles_labels())}
-    for each in fig.axes:
-        if each.get_legend() is not None:
-            each.get_legend().remove()
+    for legend in filter(None, (each.get_legend() for each in fig.axes)):
+        legend.remove()
     fig.legend(entries.values(), entries.keys(), loc="outside lower center", ncol=ncol, frameon=False, title=title)
 
 
@@ -96,9 +95,8 @@ def sample_grid(manifest: pd.DataFrame, identities: int = 6, faces: int = 3, voi
     missing = {"identity", "modality", "cache_path"} - set(manifest.columns)
     if missing:
         raise ValueError(f"sample_grid: the manifest lacks column(s) {sorted(missing)}")
-    rng = np.random.default_rng(seed)
     everyone = sorted(manifest["identity"].unique())
-    chosen = sorted(rng.choice(everyone, min(identities, len(everyone)), replace=False))
+    chosen = sorted(np.random.default_rng(seed).choice(everyone, min(identities, len(everyone)), replace=False))
     fig, axes = _figure(len(chosen), faces + voices, (1.3 * (faces + voices), 1.3 * len(chosen)))
     for row, ident in zip(axes, chosen):
         rows = manifest[manifest["identity"] == ident]

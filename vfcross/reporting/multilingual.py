@@ -64,12 +64,10 @@ def fame_figure(result: dict, title: str = "FAME protocol") -> plt.Figure:
             ax.axhline(100 * result["overall"]["eer"], color="0.15", lw=1.0, ls="--",
                        label=f"overall score {100 * result['overall']['eer']:.1f}% (mean of the 4 EERs)")
         values = data[["value", "low", "high"]].to_numpy()
-        if metric == "eer":
-            ax.set_ylim(0, max(60, 10 * np.ceil(np.nanmax(values) / 10)))
-        else:
-            ax.set_ylim(min(40, 10 * np.floor(np.nanmin(values) / 10)), 100)
-        name = metric.upper()
-        ax.set(ylabel=f"{name} (%)", xlabel="trained on", title=f"{name}: heard vs unheard language")
+        ylim = ((0, max(60, 10 * np.ceil(np.nanmax(values) / 10))) if metric == "eer"
+                else (min(40, 10 * np.floor(np.nanmin(values) / 10)), 100))
+        ax.set(ylim=ylim, ylabel=f"{metric.upper()} (%)", xlabel="trained on",
+               title=f"{metric.upper()}: heard vs unheard language")
     fig.suptitle(title)
     _legend(fig, axes[0, 0])
     return fig
