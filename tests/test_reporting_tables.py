@@ -84,11 +84,11 @@ def test_percent_helpers():
 
 def test_reported_rows_name_the_configured_variants_and_keep_missing_values_missing():
     from vfcross.config import TABLE6_VARIANTS
-    from vfcross.reporting.reported import PAPER, paper, paper_ablation, paper_matching_curve
+    from vfcross.reporting.reported import PAPER, paper, paper_matching_curve
 
     # a renamed variant would silently lose its reported row and verdict: the names are one source
     assert [row["method"] for row in REPORTED["table6"]] == list(TABLE6_VARIANTS)
-    assert paper_ablation(list(TABLE6_VARIANTS)[-1]) == {"method": list(TABLE6_VARIANTS)[-1], "EER": 25.6, "AUC": 82.5}
+    assert paper("table6", list(TABLE6_VARIANTS)[-1]) == {"method": list(TABLE6_VARIANTS)[-1], "EER": 25.6, "AUC": 82.5}
     assert paper("table3") == {"method": PAPER, "G": 68.8, "N": 70.8, "A": 76.9, "GNA": 58.2}
     assert paper_matching_curve() == {2: 83.0, 4: 64.0, 6: 51.0, 8: 42.0, 10: 37.0}
     multi_view = next(r for r in REPORTED["table2"] if r["method"] == "Multi-view Approach")

@@ -1,8 +1,5 @@
-"""The table of the presets' departures from the paper (docs/departures.md), rendered from the presets.
-
-A test requires the block between :data:`BEGIN` and :data:`END` of docs/departures.md to equal
-:func:`departures_table`; after a preset changes, ``python -m vfcross.reporting.departures`` rewrites it.
-"""
+"""The table of the presets' departures from the paper, rendered from the presets into docs/departures.md
+(between :data:`BEGIN` and :data:`END`, which a test checks); ``python -m vfcross.reporting.departures`` rewrites it."""
 
 from __future__ import annotations
 
@@ -11,6 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import jinja2
 import numpy as np
 
 from vfcross.config import LoopConfig, RunConfig, preset
@@ -64,64 +62,41 @@ def _precision(c: RunConfig) -> str:
     return b if b == f else f"backbone: {b}; fusion: {f}"
 
 
-#: (setting, its dotted keys, what the paper says, a preset's value, why the default departs); a test requires
+#: (the row's name in departures.md.tmpl, which holds its prose; its dotted keys; a preset's value); a test requires
 #: every key where the presets differ to be in a row or in :data:`NOT_DEPARTURES`.
-ROWS: list[tuple[str, tuple[str, ...], str, Callable[[RunConfig], str], str]] = [
-    ("data", ("data_root", "synth"), "VoxCeleb1, 901 / 100 / 250 identities", _data,
-     "no download; a known ceiling (the oracle); many evaluation identities, the unit of every interval; seed 1, "
-     "which no tuning run used; `--root` and `--splits` give either preset VoxCeleb1"),
-    ("aligned face crop", ("face.size",), "256×256", lambda c: f"{c.face.size}×{c.face.size}",
-     "CPU time; the backbone input is smaller still"),
-    ("backbone input", ("backbone.input_size",), "256×256", lambda c: f"{c.backbone.input_size}×{c.backbone.input_size}",
-     "0.38 s per training step on 2 cores instead of ~10 s (InceptionResNet-V1's minimum is 75)"),
-    ("spectrogram rows", ("voice.max_hz", "voice.n_mels"), "the full band (0-8 kHz at 16 kHz)",
-     lambda c: f"0-{(c.voice.max_hz or c.voice.sample_rate / 2) / 1000:g} kHz ({c.voice.frequency_rows} rows)",
-     "resized to 80 rows the full band blurs pitch harmonics; validation AUC 72.3 → 77.4 (e00 → e01)"),
-    ("spectrogram compression", ("voice.log_compress",), "a magnitude spectrogram; no compression named",
-     lambda c: "log(1 + magnitude)" if c.voice.log_compress else "magnitude",
-     "log compression is the field's habit (VGGVox)"),
-    ("dropout", ("backbone.dropout",), "not stated", lambda c: f"{c.backbone.dropout:g}",
-     "the `paper` preset keeps facenet-pytorch's 0.6; the default's was not measured against it"),
-    ("batch", ("backbone.identities_per_batch", "backbone.samples_per_identity"), "45",
+ROWS: list[tuple[str, tuple[str, ...], Callable[[RunConfig], str]]] = [
+    ("data", ("data_root", "synth"), _data),
+    ("face_crop", ("face.size",), lambda c: f"{c.face.size}×{c.face.size}"),
+    ("backbone_input", ("backbone.input_size",), lambda c: f"{c.backbone.input_size}×{c.backbone.input_size}"),
+    ("spectrogram_rows", ("voice.max_hz", "voice.n_mels"),
+     lambda c: f"0-{(c.voice.max_hz or c.voice.sample_rate / 2) / 1000:g} kHz ({c.voice.frequency_rows} rows)"),
+    ("compression", ("voice.log_compress",), lambda c: "log(1 + magnitude)" if c.voice.log_compress else "magnitude"),
+    ("dropout", ("backbone.dropout",), lambda c: f"{c.backbone.dropout:g}"),
+    ("batch", ("backbone.identities_per_batch", "backbone.samples_per_identity"),
      lambda c: f"{c.backbone.identities_per_batch} identities × ({c.backbone.samples_per_identity} face + "
-               f"{c.backbone.samples_per_identity} voice)",
-     "step time on 2 cores"),
-    ("center loss", ("backbone.center_weight", "backbone.center_reduction"), "λ = 1 on the formula's sum",
+               f"{c.backbone.samples_per_identity} voice)"),
+    ("center_loss", ("backbone.center_weight", "backbone.center_reduction"),
      lambda c: f"λ = {c.backbone.center_weight:g} on the "
-               + ("formula's sum" if c.backbone.center_reduction == "sum" else "batch mean (Wen et al.'s code)"),
-     "the sum (48× stronger here) stopped the identity learning (e02)"),
-    ("center loss input", ("backbone.center_input",), "the features f",
-     lambda c: "the features f" if c.backbone.center_input == "features" else "the L2-normalised features f / ‖f‖",
-     "every experiment used it; not measured against the paper's choice"),
-    ("backbone epoch", ("backbone.epoch", "backbone.epoch_repeats"), "not stated",
+               + ("formula's sum" if c.backbone.center_reduction == "sum" else "batch mean (Wen et al.'s code)")),
+    ("center_input", ("backbone.center_input",),
+     lambda c: "the features f" if c.backbone.center_input == "features" else "the L2-normalised features f / ‖f‖"),
+    ("backbone_epoch", ("backbone.epoch", "backbone.epoch_repeats"),
      lambda c: "each training voice once, one face with each" if c.backbone.epoch == "voices" else
                "each training identity once" + (f", {c.backbone.epoch_repeats} times" if c.backbone.epoch_repeats > 1
-                                                else ""),
-     "a pass over VoxCeleb1's ~110k utterances shows every one in an eighth of the steps of a pass over its ~900k "
-     "frames (docs/training.md); the default keeps the pass its schedule was measured with"),
-    ("backbone schedule", ("backbone.loop.epochs", "backbone.loop.lr", "backbone.loop.lr_decay"), "not stated",
-     lambda c: _schedule(c.backbone.loop),
-     "`paper`: 20 passes over the voices (~42k steps), the rate ending near a tenth; `default`: the budget, "
-     "validation AUC flat from about epoch 25 to 30"),
-    ("arithmetic", ("backbone.loop.amp", "fusion.loop.amp"), "no mixed precision named", _precision,
-     "1.7× faster CPU step, same learning curve; `paper` keeps float32, as the paper names none "
-     "(`--set backbone.loop.amp=true --set fusion.loop.amp=true` turns it on)"),
-    ("fusion schedule", ("fusion.loop.epochs", "fusion.loop.lr", "fusion.loop.lr_decay", "fusion.loop.select_best",
-                         "fusion.batch_size"),
-     "Adam, lr 1e-5 with exponential decay, batch 128, 100 epochs",
-     lambda c: _schedule(c.fusion.loop, f", batch {c.fusion.batch_size}"),
-     "the paper's schedule never left chance here; longer or faster training overfits the gate (f00-f11)"),
-    ("training seeds", ("backbone.seeds", "fusion.seeds"), "one run",
+                                                else "")),
+    ("backbone_schedule", ("backbone.loop.epochs", "backbone.loop.lr", "backbone.loop.lr_decay"),
+     lambda c: _schedule(c.backbone.loop)),
+    ("arithmetic", ("backbone.loop.amp", "fusion.loop.amp"), _precision),
+    ("fusion_schedule", ("fusion.loop.epochs", "fusion.loop.lr", "fusion.loop.lr_decay", "fusion.loop.select_best",
+                         "fusion.batch_size"), lambda c: _schedule(c.fusion.loop, f", batch {c.fusion.batch_size}")),
+    ("training_seeds", ("backbone.seeds", "fusion.seeds"),
      lambda c: f"{len(c.backbone.seeds)} backbones per architecture; {len(c.fusion.seeds)} per Table 6 variant, "
-               "fusion seed s on backbone seed s",
-     "a seed replicates the whole method and the verdicts count the seed spread"),
-    ("evaluation", ("eval.lists", "eval.n_pairs"), "official lists of 250 test identities",
+               "fusion seed s on backbone seed s"),
+    ("evaluation", ("eval.lists", "eval.n_pairs"),
      lambda c: f"the official lists in `{c.eval.lists}`" if c.eval.lists else
                f"lists generated on the {_split_counts(c)[2]} test identities ("
                + ("every voice–face pair" if c.eval.n_pairs == 0 else
-                  f"{c.eval.n_pairs} pairs sampled without replacement") + "), identity-level intervals",
-     "the synthetic data has no official lists (`--lists` scores VoxCeleb1's); scoring every pair wastes no "
-     "evidence"),
+                  f"{c.eval.n_pairs} pairs sampled without replacement") + "), identity-level intervals"),
 ]
 
 #: Keys where the presets differ that are not departures from the paper's method, and why.
@@ -138,12 +113,10 @@ NOT_DEPARTURES = {
 
 
 def departures_table() -> str:
-    """The Markdown table of :data:`ROWS` for ``preset("paper")`` and ``preset("default")``."""
-    paper, default = preset("paper"), preset("default")
-    lines = ["| setting | the paper | `paper` preset | `default` | why |", "|---|---|---|---|---|"]
-    lines += [f"| {label} | {stated} | {render(paper)} | {render(default)} | {why} |"
-              for label, _, stated, render, why in ROWS]
-    return "\n".join(lines)
+    """departures.md.tmpl's Markdown table with the values of :data:`ROWS` for the `paper` and `default` presets."""
+    presets = {name: preset(name) for name in ("paper", "default")}
+    values = {name: {row: render(c) for row, _, render in ROWS} for name, c in presets.items()}
+    return jinja2.Template(Path(__file__).with_name("departures.md.tmpl").read_text(), trim_blocks=True).render(values)
 
 
 def with_table(text: str) -> str:

@@ -1,9 +1,6 @@
-"""Figures of the reports, in one seaborn style (:func:`style`, applied on import).
+"""Figures of the reports, in one seaborn style set on import; each function returns its matplotlib Figure.
 
-Every plotting function returns its matplotlib Figure; :func:`save_figure` writes it as a compact PNG. Data plots
-(curves, bars, histograms, scatter) are drawn with seaborn, image panels (faces, spectrograms) with matplotlib.
-Intervals are computed by the evaluation and handed to seaborn as the bars' error bars; legends sit below.
-"""
+Data plots are seaborn's, image panels matplotlib's; intervals come from the evaluation as the bars' error bars."""
 
 from __future__ import annotations
 
@@ -20,9 +17,7 @@ from matplotlib.ticker import MaxNLocator
 from vfcross.evaluation.protocols import RESTRICTIONS
 from vfcross.preprocess import load_face, load_spectrogram
 
-#: Dots per inch of every figure, on screen and in the saved PNGs.
 DPI = 100
-#: Seaborn's colour-blind-safe qualitative palette (10 colours).
 PALETTE = "colorblind"
 #: Width in inches of a full-width figure (a report column).
 WIDTH = 7.0
@@ -35,14 +30,7 @@ RC = {
 }
 #: Colour and style of reference lines (chance, zero, the diagonal).
 REFERENCE = {"color": "0.35", "lw": 1.0, "ls": ":"}
-
-
-def style() -> None:
-    """Apply the reports' style (seaborn whitegrid, paper context, colour-blind palette, :data:`RC`)."""
-    sns.set_theme(context="paper", style="whitegrid", palette=PALETTE, rc=RC)
-
-
-style()
+sns.set_theme(context="paper", style="whitegrid", palette=PALETTE, rc=RC)
 
 
 def save_figure(fig: plt.Figure, path: str | Path) -> Path:
@@ -57,30 +45,26 @@ def save_figure(fig: plt.Figure, path: str | Path) -> Path:
 
 def _figure(nrows: int, ncols: int, size: tuple[float, float], **kwargs) -> tuple[plt.Figure, np.ndarray]:
     """A figure with a 2-D array of axes, laid out by matplotlib's constrained layout."""
-    fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=False, layout="constrained", **kwargs)
-    return fig, axes
+    return plt.subplots(nrows, ncols, figsize=size, squeeze=False, layout="constrained", **kwargs)
 
 
 def _colours(labels: Iterable) -> dict:
     """One colour per label, in order: the colour-blind palette, or evenly spaced hues beyond its 10 colours."""
     labels = list(dict.fromkeys(labels))
-    base = sns.color_palette(PALETTE)
-    colours = base if len(labels) <= len(base) else sns.color_palette("husl", len(labels))
-    return dict(zip(labels, colours))
+    return dict(zip(labels, sns.color_palette(PALETTE if len(labels) <= 10 else "husl", len(labels))))
 
 
 def _legend(fig: plt.Figure, ax: plt.Axes, ncol: int = 2, title: str | None = None) -> None:
     """One legend below the figure of the entries of ``ax`` (seaborn's and the reference lines'), each label once."""
     entries = {label: handle for handle, label in zip(*ax.get_legend_handles_labels())}
-    for each in fig.axes:
-        if each.get_legend() is not None:
-            each.get_legend().remove()
+    for legend in filter(None, (each.get_legend() for each in fig.axes)):
+        legend.remove()
     fig.legend(entries.values(), entries.keys(), loc="outside lower center", ncol=ncol, frameon=False, title=title)
 
 
 def _image_axes(ax: plt.Axes) -> None:
     """An axes that shows an image: no ticks, no grid."""
-    ax.set_xticks([]), ax.set_yticks([])
+    ax.set(xticks=[], yticks=[])
     ax.grid(False)
 
 
@@ -111,19 +95,15 @@ def sample_grid(manifest: pd.DataFrame, identities: int = 6, faces: int = 3, voi
     missing = {"identity", "modality", "cache_path"} - set(manifest.columns)
     if missing:
         raise ValueError(f"sample_grid: the manifest lacks column(s) {sorted(missing)}")
-    rng = np.random.default_rng(seed)
     everyone = sorted(manifest["identity"].unique())
-    chosen = sorted(rng.choice(everyone, min(identities, len(everyone)), replace=False))
+    chosen = sorted(np.random.default_rng(seed).choice(everyone, min(identities, len(everyone)), replace=False))
     fig, axes = _figure(len(chosen), faces + voices, (1.3 * (faces + voices), 1.3 * len(chosen)))
     for row, ident in zip(axes, chosen):
         rows = manifest[manifest["identity"] == ident]
-        picks = [("face", p) for p in rows[rows["modality"] == "face"]["cache_path"].head(faces)]
-        picks += [("voice", p) for p in rows[rows["modality"] == "voice"]["cache_path"].head(voices)]
-        for ax, (modality, path) in zip(row, picks):
-            if modality == "face":
-                ax.imshow(load_face(path))
-            else:
-                ax.imshow(load_spectrogram(path), origin="lower", aspect="auto", cmap="magma")
+        for ax, path in zip(row, rows[rows["modality"] == "face"]["cache_path"].head(faces)):
+            ax.imshow(load_face(path))
+        for ax, path in zip(row[faces:], rows[rows["modality"] == "voice"]["cache_path"].head(voices)):
+            ax.imshow(load_spectrogram(path), origin="lower", aspect="auto", cmap="magma")
         for ax in row:
             _image_axes(ax)
         first = rows.iloc[0]
@@ -165,7 +145,7 @@ METRIC_COLOURS = {"loss": "0.15", "gate_mean": "#5b2a86", **{key: sns.color_pale
 
 
 def _metric_name(key: str) -> str:
-    """The readable name of a training-log key (the key itself, underscores as spaces, when unknown)."""
+    """The readable name of a training-log key (unknown keys with underscores as spaces)."""
     return METRIC_NAMES.get(key, key.replace("_", " "))
 
 
@@ -182,9 +162,8 @@ def _epoch_lines(ax: plt.Axes, table: pd.DataFrame, keys: Sequence[str]) -> None
     """One seaborn line per key over epochs; epochs where a key was not logged are skipped, not zeroed."""
     long = (table[list(keys)].rename(columns=_metric_name).rename_axis("epoch").reset_index()
             .melt(id_vars="epoch", var_name="metric", value_name="value").dropna())
-    names = [_metric_name(k) for k in keys]
     palette = {_metric_name(k): METRIC_COLOURS.get(k, "0.3") for k in keys}
-    sns.lineplot(data=long, x="epoch", y="value", hue="metric", hue_order=names, palette=palette, marker="o",
+    sns.lineplot(data=long, x="epoch", y="value", hue="metric", hue_order=list(palette), palette=palette, marker="o",
                  estimator=None, errorbar=None, ax=ax)
     ax.set_ylabel("")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -199,31 +178,24 @@ def training_curves(history: Sequence[Mapping], title: str = "training", chance:
     if selected_epoch is not None and selected_epoch not in table.index:
         raise ValueError(f"training_curves: selected epoch {selected_epoch} is not in the history "
                          f"(epochs {table.index.min()}-{table.index.max()})")
-    main = [k for k in ("loss", "ce") if k in table]
-    terms = [k for k in ("center", "opl") if k in table]
     scores = [c for c in table.columns if c.endswith(("accuracy", "auc"))] + [c for c in ("gate_mean",) if c in table]
-    panels = [p for p in (main, terms, scores) if p] or [[]]
+    panels = {"loss": [k for k in ("loss", "ce") if k in table],
+              "loss terms": [k for k in ("center", "opl") if k in table], "accuracy, AUC": scores}
+    panels = {name: keys for name, keys in panels.items() if keys} or {"": []}
     fig, [axes] = _figure(1, len(panels), (WIDTH if len(panels) > 1 else 4.5, 3.4))
-    for ax, keys in zip(axes, panels):
+    for ax, (name, keys) in zip(axes, panels.items()):
         if keys:
             _epoch_lines(ax, table, keys)
-        ax.set_xlabel("epoch")
-    if main:
-        axes[0].set_title(f"{title}: loss")
-    if chance is not None:
-        axes[0].axhline(chance, **REFERENCE, label=f"chance: ln N = {chance:.2f}")
-    if terms:
-        axes[panels.index(terms)].set_title(f"{title}: loss terms")
-    if scores:
-        ax = axes[panels.index(scores)]
-        ax.axhline(0.5, **REFERENCE, label="AUC chance 0.5")
-        ax.set_ylim(0, 1)
-        ax.set_title(f"{title}: accuracy, AUC")
-    if selected_epoch is not None:
-        for ax in axes:
+            ax.set_title(f"{title}: {name}")
+        if chance is not None and ax is axes[0]:
+            ax.axhline(chance, **REFERENCE, label=f"chance: ln N = {chance:.2f}")
+        if name == "accuracy, AUC":
+            ax.axhline(0.5, **REFERENCE, label="AUC chance 0.5")
+            ax.set_ylim(0, 1)
+        if selected_epoch is not None:
             ax.axvline(selected_epoch, color="0.15", lw=1, ls="--", label=f"selected epoch {selected_epoch}")
-    for ax in axes:  # each panel's own entries below it
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False)
+        ax.set_xlabel("epoch")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False)  # each panel's entries below it
     return fig
 
 
@@ -246,8 +218,7 @@ def seed_curves(histories: Mapping[str, Sequence[Mapping]], metric: str, chance:
     if chance is not None:
         ax.axhline(chance, **REFERENCE, label=f"chance {chance:.3g}")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(_metric_name(metric))
-    ax.set_title(title or f"{_metric_name(metric)} per epoch, {len(runs)} runs")
+    ax.set(ylabel=_metric_name(metric), title=title or f"{_metric_name(metric)} per epoch, {len(runs)} runs")
     _legend(fig, ax, ncol=3)
     return fig
 
@@ -271,9 +242,7 @@ def tsne_figure(vectors: np.ndarray, table: pd.DataFrame, identities: int = 12, 
                     style="modality", markers=markers, s=30, alpha=0.85, legend=False, ax=ax)
     ax.legend([Line2D([], [], marker=m, color="0.3", ls="", ms=6) for m in markers.values()], list(markers),
               title="modality (colour = identity)", loc="best")
-    ax.set_xticks([]), ax.set_yticks([])
-    ax.set_xlabel(""), ax.set_ylabel("")
-    ax.set_title(f"t-SNE of {len(chosen)} test identities")
+    ax.set(xticks=[], yticks=[], xlabel="", ylabel="", title=f"t-SNE of {len(chosen)} test identities")
     return fig
 
 
@@ -285,10 +254,9 @@ def gate_histogram(k: np.ndarray) -> plt.Figure:
     fig, [[ax]] = _figure(1, 1, (4.5, 2.8))
     sns.histplot(x=k, bins=50, binrange=(0, 1), color=sns.color_palette(PALETTE)[4], ax=ax)
     ax.axvline(float(k.mean()), color="0.15", lw=1, label=f"mean {k.mean():.2f}")
-    ax.set_xlabel("k (0 = rely on the voice, 1 = rely on the face)")
-    ax.set_ylabel("gate entries")
+    ax.set(xlabel="k (0 = rely on the voice, 1 = rely on the face)", ylabel="gate entries",
+           title="attention gate on validation pairs")
     ax.legend()
-    ax.set_title("attention gate on validation pairs")
     return fig
 
 
@@ -314,12 +282,10 @@ def similarity_histograms(panels: Mapping[str, tuple[np.ndarray, np.ndarray]]) -
         bins = np.linspace(min(scores.min(), -0.2), max(scores.max(), 0.2), 50)
         sns.histplot(data=data, x="cosine similarity", hue="pair", hue_order=list(PAIR_CLASSES),
                      palette=PAIR_CLASSES, stat="density", common_norm=False, bins=bins, element="step",
-                     alpha=0.3, kde=True, line_kws={"lw": 1.2}, ax=ax)
+                     alpha=0.3, kde=True, line_kws={"lw": 1.2}, legend=False, ax=ax)
         ax.text(0.02, 0.97, f"{labels.sum()} same\n{(~labels).sum()} different", transform=ax.transAxes,
                 va="top", fontsize=RC["legend.fontsize"])
         ax.set(title=title, ylabel="density")
-        if ax.get_legend() is not None:
-            ax.get_legend().remove()
     fig.legend([plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.5) for c in PAIR_CLASSES.values()], list(PAIR_CLASSES),
                loc="outside lower center", ncol=2, frameon=False)
     return fig
@@ -339,30 +305,26 @@ def roc_det_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> plt.F
                              f"(got {len(fpr)} and {len(tpr)})")
         if not (np.all((fpr >= 0) & (fpr <= 1)) and np.all((tpr >= 0) & (tpr <= 1))):
             raise ValueError(f"roc_det_figure: curve {label!r} has rates outside [0, 1]")
-        frames.append(pd.DataFrame({"curve": label, "fpr": fpr, "tpr": tpr, "point": np.arange(len(fpr))}))
+        frames.append(pd.DataFrame({"curve": label, "fpr": fpr, "tpr": tpr}))
     data = pd.concat(frames, ignore_index=True)
     inner = (data.fpr > 0) & (data.fpr < 1) & (data.tpr > 0) & (data.tpr < 1)
     det_data = data[inner].assign(far=lambda d: norm.ppf(d.fpr), frr=lambda d: norm.ppf(1 - d.tpr))
     labels, palette = list(curves), _colours(curves)
     fig, [[roc, det]] = _figure(1, 2, (WIDTH, 3.3))
-    common = {"hue": "curve", "hue_order": labels, "palette": palette, "estimator": None, "sort": False,
-              "errorbar": None}
+    common = dict(hue="curve", hue_order=labels, palette=palette, estimator=None, sort=False, errorbar=None)
     sns.lineplot(data=data, x="fpr", y="tpr", ax=roc, **common)
     roc.plot([0, 1], [0, 1], **REFERENCE, label="chance")
     roc.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1), title="ROC")
     roc.set_aspect("equal")
     sns.lineplot(data=det_data, x="far", y="frr", ax=det, legend=False, **common)
-    ticks = np.array([0.01, 0.05, 0.2, 0.5, 0.8, 0.95])
-    limits = norm.ppf([0.005, 0.98])
-    det.set_xticks(norm.ppf(ticks), [f"{t:.0%}" for t in ticks])
-    det.set_yticks(norm.ppf(ticks), [f"{t:.0%}" for t in ticks])
+    ticks, limits = [0.01, 0.05, 0.2, 0.5, 0.8, 0.95], norm.ppf([0.005, 0.98])
     det.plot(limits, limits, **REFERENCE, label="FAR = FRR")
-    det.set(xlim=limits, ylim=limits, xlabel="false acceptance rate", ylabel="false rejection rate",
-            title="DET (EER where a curve meets the diagonal)")
+    det.set(xticks=norm.ppf(ticks), xticklabels=[f"{t:.0%}" for t in ticks], yticks=norm.ppf(ticks),
+            yticklabels=[f"{t:.0%}" for t in ticks], xlim=limits, ylim=limits, xlabel="false acceptance rate",
+            ylabel="false rejection rate", title="DET (EER where a curve meets the diagonal)")
     det.set_aspect("equal")
     _legend(fig, roc)
     return fig
-
 
 
 def grouped_auc_figure(groups: Mapping[str, Mapping[str, float]],
@@ -379,18 +341,17 @@ def grouped_auc_figure(groups: Mapping[str, Mapping[str, float]],
                 raise ValueError(f"grouped_auc_figure: interval for {method!r} {key} but no AUC to draw it on")
     seen = list(dict.fromkeys(k for values in groups.values() for k in values))
     keys = [k for k in RESTRICTIONS if k in seen] + [k for k in seen if k not in RESTRICTIONS]
-    rows = [{"method": m, "restriction": k, "AUC (%)": float(v), "low": ci.get(m, {}).get(k, (np.nan,) * 2)[0],
-             "high": ci.get(m, {}).get(k, (np.nan,) * 2)[1]} for m, values in groups.items()
-            for k, v in values.items() if v is not None and np.isfinite(float(v))]
+    rows = [{"method": m, "restriction": k, "AUC (%)": float(v),
+             **dict(zip(("low", "high"), ci.get(m, {}).get(k, (np.nan, np.nan))))}
+            for m, values in groups.items() for k, v in values.items() if v is not None and np.isfinite(float(v))]
     data = pd.DataFrame(rows, columns=["method", "restriction", "AUC (%)", "low", "high"])
     methods = list(groups)
     fig, [[ax]] = _figure(1, 1, (WIDTH, 3.4))
     _bars(ax, data, "restriction", "AUC (%)", "method", keys, methods, _colours(methods))
     ax.axhline(50, **REFERENCE, label="chance (50%)")
     lowest = np.nanmin([*data["AUC (%)"], *data["low"], 50])
-    ax.set_ylim(min(40, 5 * np.floor(lowest / 5) - 5), 100)
-    ax.set_xlabel("negative pairs restricted to the same ... (G gender, N nationality, A age)")
-    ax.set_title("verification AUC by negative restriction (Table 3)")
+    ax.set(ylim=(min(40, 5 * np.floor(lowest / 5) - 5), 100), title="verification AUC by negative restriction "
+           "(Table 3)", xlabel="negative pairs restricted to the same ... (G gender, N nationality, A age)")
     _legend(fig, ax)
     return fig
 
@@ -428,10 +389,8 @@ def retrieval_panel(query_spectrogram: np.ndarray, faces: list[np.ndarray], is_m
     for rank, (ax, face, match) in enumerate(zip(axes[1:], faces, is_match), start=1):
         ax.imshow(face)
         ax.set_title(f"#{rank}" + (" match" if match else ""), color=match_colour if match else "black")
-        for spine in ax.spines.values():
-            spine.set_visible(True)
-            spine.set_edgecolor(match_colour if match else "lightgrey")
-            spine.set_linewidth(3 if match else 1)
+        plt.setp(ax.spines.values(), visible=True, edgecolor=match_colour if match else "lightgrey",
+                 linewidth=3 if match else 1)
     for ax in axes:
         _image_axes(ax)
     fig.suptitle(title)
@@ -462,23 +421,18 @@ def _check_probe_table(table: pd.DataFrame) -> None:
         raise ValueError(f"probe_figure: repeated probe(s) {table[repeated][list(PROBE_COLUMNS[:4])].values.tolist()}")
 
 
-def _probe_limits(part: pd.DataFrame, metric: str) -> tuple[float, float]:
-    """The y range of a probe metric's panels: [0, 1] for accuracy; for R^2, 0 and every score and interval
-    above :data:`R2_FLOOR`, with a margin."""
-    if metric == "accuracy":
-        return 0.0, 1.03
-    values = np.r_[0.0, part["score"].to_numpy(float)]
-    if {"low", "high"} <= set(part.columns):
-        values = np.r_[values, part["low"].dropna().to_numpy(float), part["high"].dropna().to_numpy(float)]
-    return max(R2_FLOOR, values.min()) - 0.05, values.max() + 0.05
-
-
 def probe_figure(table: pd.DataFrame) -> plt.Figure:
     """Attribute probes of several representations (``table``: columns :data:`PROBE_COLUMNS`, optional
     ``low``/``high``), a row of panels per modality: accuracy left, R² right, a chance line per attribute, R² below
     :data:`R2_FLOOR` clipped and printed."""
     _check_probe_table(table)
     table = table.reset_index(drop=True)
+    for probe in table.reindex(columns=[*PROBE_COLUMNS[:3], "low", "high"]).dropna().itertuples():
+        _check_interval(probe.low, probe.high, f"probe_figure: {probe.representation!r} {probe.modality} "
+                                               f"{probe.attribute}")
+    r2 = table.loc[table["metric"] == "r2"].reindex(columns=["score", "low", "high"]).to_numpy(float)
+    limits = {"accuracy": (0.0, 1.03),  # R²: 0 and every score and interval above the floor, with a margin
+              "r2": (max(R2_FLOOR, np.nanmin(r2, initial=0.0)) - 0.05, np.nanmax(r2, initial=0.0) + 0.05)}
     representations = list(dict.fromkeys(table["representation"]))
     modalities = [m for m in ("voice", "face") if m in set(table["modality"])]
     metrics = [m for m in PROBE_METRICS if m in set(table["metric"])]
@@ -486,25 +440,19 @@ def probe_figure(table: pd.DataFrame) -> plt.Figure:
     for row, modality in zip(axes, modalities):
         for ax, metric in zip(row, metrics):
             part = table[(table["modality"] == modality) & (table["metric"] == metric)]
-            if {"low", "high"} <= set(part):
-                for probe in part.dropna(subset=["low", "high"]).itertuples():
-                    _check_interval(probe.low, probe.high, f"probe_figure: {probe.representation!r} "
-                                                           f"{probe.modality} {probe.attribute}")
             attributes = list(dict.fromkeys(table.loc[table["metric"] == metric, "attribute"]))
-            shown = part.assign(score=part["score"].clip(lower=R2_FLOOR)) if metric == "r2" else part
-            _bars(ax, shown, "attribute", "score", "representation", attributes, representations,
-                  _colours(representations))
+            _bars(ax, part.assign(score=part["score"].clip(lower=R2_FLOOR)), "attribute", "score", "representation",
+                  attributes, representations, _colours(representations))
             for attribute, chance in part.groupby("attribute", sort=False)["chance"].first().items():
                 x = attributes.index(attribute)
                 ax.hlines(chance, x - 0.4, x + 0.4, color="black", lw=1.6, zorder=4, label="chance level")
-            for probe in part[part["score"] < R2_FLOOR].itertuples() if metric == "r2" else ():
+            for probe in part[part["score"] < R2_FLOOR].itertuples():
                 ax.text(attributes.index(probe.attribute), R2_FLOOR, f" {probe.representation}: {probe.score:.1f}",
                         rotation=90, ha="center", va="bottom", fontsize=6)
             title, ylabel = PROBE_METRICS[metric]
-            ax.set(title=f"{modality}: {title}", xlabel="", ylabel=ylabel)
+            ax.set(title=f"{modality}: {title}", xlabel="", ylabel=ylabel, ylim=limits[metric])
             if metric == "r2":
                 ax.axhline(0, color="0.35", lw=1)
-            ax.set_ylim(*_probe_limits(table[table["metric"] == metric], metric))
     _legend(fig, axes[0, 0], ncol=min(len(representations) + 1, 5), title="representation")
     return fig
 
@@ -513,7 +461,6 @@ def _check_difference_rows(rows: Sequence[Mapping]) -> None:
     """Raise on a paired-difference row without its keys, with a bad interval or with an inconsistent margin."""
     if not rows:
         raise ValueError("paired_differences_figure: no rows given")
-    margins: dict[str, set] = {}
     for i, row in enumerate(rows):
         where = f"paired_differences_figure: row {i}"
         missing = [k for k in ("label", "estimate", "low", "high") if k not in row]
@@ -524,17 +471,12 @@ def _check_difference_rows(rows: Sequence[Mapping]) -> None:
             raise ValueError(f"{where} has only one interval bound")
         if row["low"] is not None:  # None: no interval could be made; the dot is drawn alone
             _check_interval(row["low"], row["high"], where)
-        if not np.isfinite(row["estimate"]) or (row.get("margin") is not None and not row["margin"] > 0):
-            raise ValueError(f"{where} needs a finite estimate and a margin > 0 where one is given")
-        if row.get("margin") is not None:
-            margins.setdefault(row["label"], set()).add(float(row["margin"]))
-    for label, found in margins.items():
-        if len(found) > 1:
-            raise ValueError(f"paired_differences_figure: {label!r} has several margins {sorted(found)}")
+    margins = pd.DataFrame(list(rows)).reindex(columns=["label", "margin"]).dropna().groupby("label")["margin"].unique()
+    for label, found in margins[margins.map(len) > 1].items():
+        raise ValueError(f"paired_differences_figure: {label!r} has several margins {sorted(map(float, found))}")
 
 
-#: Colour of a decision interval by its verdict (no verdict: black): Paul Tol's colour-blind-safe green and wine,
-#: apart from the seed colours of :data:`PALETTE`.
+#: Colour of a decision interval by its verdict (else black): Paul Tol's colour-blind-safe green and wine.
 VERDICT_COLOURS = {"holds": "#117733", "contradicted": "#882255", "inconclusive": "0.45"}
 
 

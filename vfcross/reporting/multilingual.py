@@ -18,18 +18,17 @@ GAP = "unheard - heard"
 
 def fame_rows(result: dict, method: str) -> list[dict]:
     """Our rows for one system's result: heard, unheard and their gap per training language, then the overall score."""
+    def row(train: str, test: str, condition: str, e: dict, pairs="", identities="") -> dict:
+        return {"method": method, "trained on": train, "tested on": test, "condition": condition,
+                "EER": pct(e["eer"]), "AUC": pct(e["auc"]), "EER 95% CI": pct_ci(e["eer_ci"]),
+                "AUC 95% CI": pct_ci(e["auc_ci"]), "pairs": pairs, "test identities": identities}
+
     rows = []
     for train in result["languages"]:
-        for entry in (e for e in result["results"] if e["train"] == train):
-            rows.append({"method": method, "trained on": train, "tested on": entry["test"],
-                         "condition": entry["condition"], "EER": pct(entry["eer"]), "AUC": pct(entry["auc"]),
-                         "EER 95% CI": pct_ci(entry["eer_ci"]), "AUC 95% CI": pct_ci(entry["auc_ci"]),
-                         "pairs": entry["pairs"], "test identities": entry["identities"]})
-        gap = result["gaps"].get(train)
-        if gap:
-            rows.append({"method": method, "trained on": train, "tested on": "", "condition": GAP,
-                         "EER": pct(gap["eer"]), "AUC": pct(gap["auc"]), "EER 95% CI": pct_ci(gap["eer_ci"]),
-                         "AUC 95% CI": pct_ci(gap["auc_ci"]), "pairs": "", "test identities": ""})
+        rows += [row(train, e["test"], e["condition"], e, e["pairs"], e["identities"])
+                 for e in result["results"] if e["train"] == train]
+        if result["gaps"].get(train):
+            rows.append(row(train, "", GAP, result["gaps"][train]))
     overall = result["overall"]
     if overall is not None:
         rows.append({"method": method, "trained on": "both", "tested on": "both",
@@ -65,12 +64,10 @@ def fame_figure(result: dict, title: str = "FAME protocol") -> plt.Figure:
             ax.axhline(100 * result["overall"]["eer"], color="0.15", lw=1.0, ls="--",
                        label=f"overall score {100 * result['overall']['eer']:.1f}% (mean of the 4 EERs)")
         values = data[["value", "low", "high"]].to_numpy()
-        if metric == "eer":
-            ax.set_ylim(0, max(60, 10 * np.ceil(np.nanmax(values) / 10)))
-        else:
-            ax.set_ylim(min(40, 10 * np.floor(np.nanmin(values) / 10)), 100)
-        name = metric.upper()
-        ax.set(ylabel=f"{name} (%)", xlabel="trained on", title=f"{name}: heard vs unheard language")
+        ylim = ((0, max(60, 10 * np.ceil(np.nanmax(values) / 10))) if metric == "eer"
+                else (min(40, 10 * np.floor(np.nanmin(values) / 10)), 100))
+        ax.set(ylim=ylim, ylabel=f"{metric.upper()} (%)", xlabel="trained on",
+               title=f"{metric.upper()}: heard vs unheard language")
     fig.suptitle(title)
     _legend(fig, axes[0, 0])
     return fig

@@ -85,14 +85,10 @@ TABLE_TITLES = {
 }
 
 
-def paper(table: str) -> dict:
-    """The paper's own row of ``table`` (its method's numbers), e.g. ``paper("table3")["G"]``."""
-    return next(row for row in REPORTED[table] if row["method"] == PAPER)
-
-
-def paper_ablation(variant: str) -> dict:
-    """The paper's Table 6 row of an ablation variant (a key of ``TABLE6_VARIANTS``)."""
-    return next(row for row in REPORTED["table6"] if row["method"] == variant)
+def paper(table: str, method: str = PAPER) -> dict:
+    """The paper's row of ``method`` in ``table`` (its own method's by default), e.g. ``paper("table3")["G"]``; a
+    Table 6 row is named by its variant (a key of ``TABLE6_VARIANTS``)."""
+    return next(row for row in REPORTED[table] if row["method"] == method)
 
 
 def paper_matching_curve() -> dict[int, float]:

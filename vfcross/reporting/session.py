@@ -34,9 +34,8 @@ class Session:
     @property
     def dataset(self) -> str:
         """A short name of the dataset for tables."""
-        if self.synthetic:
-            return f"synthetic n={self.cfg.synth.identities}"
-        return f"VoxCeleb1 layout at {Path(self.cfg.data_root).name}"
+        return (f"synthetic n={self.cfg.synth.identities}" if self.synthetic
+                else f"VoxCeleb1 layout at {Path(self.cfg.data_root).name}")
 
     @property
     def provenance(self) -> dict[str, str]:

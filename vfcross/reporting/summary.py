@@ -6,8 +6,13 @@ import json
 import platform
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
+from vfcross.evaluation.protocols import GROUPED
 from vfcross.reporting.environment import machine, package_versions, trained_in
 from vfcross.reporting.targets import targets
+
 
 def write_part(reports_dir: str | Path, name: str, data: dict) -> Path:
     """Save one notebook's contribution to ``summary.json`` (``summary_parts/<name>.json``)."""
@@ -72,8 +77,6 @@ def fusion_record(runs: dict, loop, chance: float, gate, comparison, selection: 
     kept-against-last check (``selection``), the gate's distribution, and the validation ``comparison`` with the
     backbone; ``chance`` is ln(training identities)."""
     chosen = {row["seed"]: row for row in selection or []}
-    import numpy as np
-
     per_seed = {}
     for seed, (_, history) in runs.items():
         record = training_record(history, loop)
@@ -101,20 +104,18 @@ def fusion_record(runs: dict, loop, chance: float, gate, comparison, selection: 
 
 def _strip(result: dict) -> dict:
     """An evaluation result without its plotting data."""
-    return {k: v for k, v in result.items() if k not in ("roc",)}
+    return {k: v for k, v in result.items() if k != "roc"}
 
 
 def evaluation_record(ours: dict, backbone: dict, oracle: dict, oracle_notes: list[str], probes, provenance: dict,
                       contrasts: dict | None = None) -> dict:
     """Notebook 04's part of ``summary.json``: our numbers at top level, the backbone's, the oracle's, the probes,
     each learned AUC's share of the oracle's gain over chance, and the paired ``contrasts`` of the restricted lists."""
-    share = {}
     lists = {"random": ours["verification"], **ours["grouped_auc"]}
-    for name, entry in lists.items():
-        if "auc" in entry and name in oracle and oracle[name]["auc"] > 0.5:
-            share[name] = round((entry["auc"] - 0.5) / (oracle[name]["auc"] - 0.5), 4)
+    share = {name: round((entry["auc"] - 0.5) / (oracle[name]["auc"] - 0.5), 4) for name, entry in lists.items()
+             if "auc" in entry and name in oracle and oracle[name]["auc"] > 0.5}
     return {**_strip(ours), "provenance": provenance, "backbone_only": _strip(backbone),
-            "oracle": {name: {k: v for k, v in entry.items() if k != "roc"} for name, entry in oracle.items()},
+            "oracle": {name: _strip(entry) for name, entry in oracle.items()},
             "oracle_notes": oracle_notes, "share_of_oracle_gain": share,
             "probes": probes.to_dict(orient="records"), "list_contrasts": contrasts or {}}
 
@@ -123,8 +124,7 @@ def ablation_record(table6, single_vs_dual, verdicts: list[dict], seeds: dict[st
                     identities: int) -> dict:
     """The ablation part of ``summary.json``: Table 6 and single vs dual (measured rows), the verdicts, the seeds."""
     def measured(table) -> list[dict]:
-        rows = table[table["source"] == "measured"].drop(columns="source")
-        return json_records(rows)
+        return json_records(table[table["source"] == "measured"].drop(columns="source"))
 
     return {"ablation": measured(table6), "single_vs_dual": measured(single_vs_dual), "claims": verdicts,
             "seeds": seeds, "claims_test_identities": identities}
@@ -132,16 +132,12 @@ def ablation_record(table6, single_vs_dual, verdicts: list[dict], seeds: dict[st
 
 def json_records(table) -> list[dict]:
     """A table's rows as JSON-ready dicts (NaN as None)."""
-    import pandas as pd
-
     return [{k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in row.items()}
             for row in table.to_dict(orient="records")]
 
 
 def headline(result: dict, oracle: dict | None = None) -> str:
     """The run's headline numbers as a few lines of text (what notebook 04 prints and nbval checks)."""
-    from vfcross.evaluation.protocols import GROUPED
-
     def value(entry: dict, key: str) -> str:
         return f"{100 * entry[key]:.1f}" if key in entry else "n/a"
 

@@ -82,9 +82,7 @@ _OFFICIAL = "official: "
 
 def _grouped_text(values: Mapping[str, str]) -> str:
     """Values of named entries as text: the value alone when all agree, else ``"a, b: value; c: other"``."""
-    by_value: dict[str, list[str]] = {}
-    for name, value in values.items():
-        by_value.setdefault(value, []).append(name)
+    by_value = {value: [n for n, v in values.items() if v == value] for value in dict.fromkeys(values.values())}
     if len(by_value) == 1:
         return next(iter(by_value))
     return "; ".join(f"{', '.join(names)}: {value}" for value, names in by_value.items())

@@ -1,16 +1,14 @@
-"""Verdicts on the paper's claims, from ONE decision interval per claim and the smallest gain that matters.
+"""Verdicts on the paper's claims, from ONE decision interval per claim (a - b, mean over training seeds, over test
+identities and seeds: :func:`vfcross.evaluation.intervals.paired_decision`) and the smallest gain that matters.
 
-A claim compares system a with system b on one metric; its difference a - b is the mean over training seeds of
-the paired difference, with one interval over test identities and seeds
-(:func:`vfcross.evaluation.intervals.paired_decision`). The rules that read it (superiority on the 95% interval
-with δ, equivalence by two one-sided tests on the 90% interval) live in :mod:`vfcross.evaluation.intervals`;
-this module names the claims and states each verdict, its design and the smallest difference it could detect.
-"""
+The rules that read the interval live in :mod:`vfcross.evaluation.intervals`; this module states each verdict,
+its design and the smallest difference it could detect."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import jinja2
 
@@ -22,11 +20,6 @@ __all__ = ["CONTRADICTED", "HOLDS", "INCONCLUSIVE", "Claim", "Verdict", "decide"
 GOAL_HALF_WIDTH = 0.015
 #: Levels of the decision interval: two-sided 95% for superiority, 90% (two one-sided 5% tests) for equivalence.
 SUPERIORITY_LEVEL, EQUIVALENCE_LEVEL = 0.95, 0.90
-
-
-def _points(value: float, signed: bool = True, decimals: int = 1) -> str:
-    """A difference of fractions in percentage points, e.g. '+1.2'."""
-    return f"{100 * value:{'+' if signed else ''}.{decimals}f}"
 
 
 @dataclass(frozen=True)
@@ -61,7 +54,7 @@ class Claim:
         if self.margin is None:
             direction = "higher" if self.higher_is_better else "lower"
             return f"{self.a} better than {self.b} on {self.metric} ({direction} is better)"
-        return f"{self.a} ≈ {self.b} on {self.metric} (within ±{_points(self.margin, signed=False)} points)"
+        return f"{self.a} ≈ {self.b} on {self.metric} (within ±{100 * self.margin:.1f} points)"
 
 
 @dataclass(frozen=True)
@@ -78,11 +71,6 @@ class Verdict:
     reason: str
     mde: float | None
 
-    @property
-    def difference(self) -> float:
-        """The mean over seeds of the paired difference a - b."""
-        return self.decision.difference
-
     def figure_rows(self) -> list[dict]:
         """Rows of :func:`~vfcross.reporting.figures.paired_differences_figure` in AUC points: the decision interval,
         then one dot per seed."""
@@ -90,8 +78,9 @@ class Verdict:
         low, high = (None, None) if self.ci is None else (100 * self.ci[0], 100 * self.ci[1])
         delta = None if self.delta is None else 100 * self.delta
         equivalence = self.claim.margin is not None
-        return [{"label": label, "estimate": 100 * self.difference, "low": low, "high": high, "verdict": self.outcome,
-                 "margin": delta if equivalence else None, "delta": None if equivalence else delta},
+        return [{"label": label, "estimate": 100 * self.decision.difference, "low": low, "high": high,
+                 "verdict": self.outcome, "margin": delta if equivalence else None,
+                 "delta": None if equivalence else delta},
                 *({"label": label, "estimate": 100 * p["difference"], "low": None, "high": None, "seed": p["seed"]}
                   for p in self.decision.per_seed)]
 
@@ -108,24 +97,8 @@ class Verdict:
 
 _ENV = jinja2.Environment()
 _ENV.filters.update(p=lambda x: f"{100 * x:+.1f}", u=lambda x: f"{100 * x:.1f}")
-#: The explanation of a verdict, filled from its fields (see :func:`decide`).
-EXPLANATION = _ENV.from_string(
-    "{{ text }}: {{ metric }}({{ a }}) - {{ metric }}({{ b }}) = {{ difference|p }} points (mean over seeds: "
-    "{{ per_seed|map('p')|join(', ') }}), "
-    "{% if ci %}{{ '%.0f'|format(100 * level) }}% CI [{{ ci[0]|p }}, {{ ci[1]|p }}]{% else %}{{ note }}{% endif %} "
-    "({{ identities }} test identities; "
-    "{% if seed_sd is none %}seed spread not measured: 1 seed{% else %}{{ seeds }} seeds, seed SD {{ seed_sd|u }} "
-    "points{% endif %}"
-    "{% if half is not none %}; half-width {{ '%.2f'|format(100 * half) }} points, above the goal of {{ goal|u }}: "
-    "{% if seeds_needed %}≈ {{ seeds_needed }} seeds would reach it{% elif seed_sd is none %}its seed spread is not "
-    "measured{% else %}more test identities needed as well as seeds{% endif %}{% endif %}"
-    "{% if mde is not none %}; {% if equivalent %}smallest margin it could show (80% power, no true difference)"
-    "{% else %}smallest gain it detects ({{ '%.0f'|format(100 * power) }}% power){% endif %} {{ mde|u }} points"
-    "{% if delta is not none and mde > delta %}; {% if needed %}≈ {{ needed }} test identities would reach "
-    "{{ delta|u }}{% else %}more seeds needed to reach {{ delta|u }}{% endif %}{% endif %}{% endif %})"
-    "{% if delta is not none %}; δ = {{ delta|u }} points{% if reason %} ({{ reason }}){% endif %}{% endif %}"
-    ": {{ outcome }}{% if qualified %} ({{ 'a gain, but ' if outcome == 'holds' }}no gain of ≥ {{ delta|u }} "
-    "points){% endif %}")
+#: The explanation of a verdict, filled from its fields (see :func:`decide`); the template's lines join unbroken.
+EXPLANATION = _ENV.from_string("".join(Path(__file__).with_name("verdict.tmpl").read_text().splitlines()))
 
 
 def decide(claim: Claim, decision: Decision, delta: float | None = None, reason: str = "") -> Verdict:
