@@ -496,7 +496,7 @@ def preset(name: str) -> RunConfig:
                          backbone=BackboneConfig(input_size=256, identities_per_batch=45, samples_per_identity=1,
                                                  dropout=0.6, center_reduction="sum", center_input="features",
                                                  epoch="voices",
-                                                 loop=LoopConfig(epochs=20, lr=1e-3, lr_decay=0.9, amp=False,
+                                                 loop=LoopConfig(epochs=50, lr=1e-3, lr_decay=0.95, amp=False,
                                                                  validate_every=5, val_voices=4, val_faces=8,
                                                                  workers=8)),
                          fusion=FusionConfig(loop=dataclasses.replace(FusionConfig().loop, amp=False, validate_every=10,
