@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
+from fakes import average_precisions
 from vfcross.metrics import (
-    average_precisions,
     eer,
     chance_average_precision,
     chance_mean_average_precision,
