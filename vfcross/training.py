@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from torch.optim import swa_utils
 from tqdm.auto import tqdm
 
-from vfcross.config import LoopConfig, Optimizer, RunConfig, choices, save_config, to_dict
+from vfcross.config import LoopConfig, RunConfig, save_config, to_dict
 from vfcross.io import atomic_write, remove_stale_temporaries
 
 CHECKPOINT = "checkpoint.pt"
@@ -233,13 +233,11 @@ def loader(load: Any, keys: Sequence[Any], workers: int, dev: torch.device) -> D
 
 
 def make_optimizer(params: list[nn.Parameter], cfg: LoopConfig) -> torch.optim.Optimizer:
-    """The optimizer named in ``cfg``; Adam is torch's fused one where it runs (the same update, faster)."""
+    """The optimizer named in ``cfg`` (Adam or SGD); Adam is torch's fused one where it runs (the same update, faster)."""
     if cfg.optimizer == "adam":
         fused = runs_on(params[0].device, "fused Adam") if params else True
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose one of {choices(Optimizer)}")
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: LoopConfig) -> torch.optim.lr_scheduler.LRScheduler:

@@ -21,15 +21,13 @@ from vfcross.backbone.embedding import Embeddings, all_pairs_auc
 from vfcross.backbone.inception import EMBEDDING_DIM
 from vfcross.backbone.sampler import subset_mask
 from vfcross.backbone.task import FINGERPRINT_COLUMNS, validation_record
-from vfcross.config import (FULL_MODEL, TABLE6_VARIANTS, FusionConfig, FusionLoss, RunConfig, choices, override,
-    run_config)
+from vfcross.config import FULL_MODEL, TABLE6_VARIANTS, FusionConfig, RunConfig, override, run_config
 from vfcross.data.splits import validation_note
 from vfcross.fusion.model import FusionModel
 from vfcross.losses import orthogonal_projection_loss
 from vfcross.training import (objective_state, record_run_config, rows_fingerprint, stage_settings, task_fingerprint,
     train)
 
-LOSSES = choices(FusionLoss)
 #: The evaluated fusion run's folder (the full model, the configuration's seed).
 FUSION_RUN = "fusion-full"
 
@@ -39,8 +37,6 @@ class FusionObjective(nn.Module):
 
     def __init__(self, cfg: FusionConfig, num_classes: int, in_dim: int = EMBEDDING_DIM) -> None:
         super().__init__()
-        if cfg.loss not in LOSSES:
-            raise ValueError(f"unknown fusion loss {cfg.loss!r}; choose one of {LOSSES}")
         self.cfg = cfg
         self.model = FusionModel(num_classes, in_dim, cfg.dim, cfg.fusion)
 
