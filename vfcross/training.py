@@ -357,8 +357,10 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
         sums = _run_epoch(module, loader(task.load, rank_share(batches, world, rank), cfg.workers, dev), optimizer,
                           scaler, amp_dtype, dev, desc=f"epoch {epoch + 1}/{cfg.epochs}", show=progress and rank == 0,
                           after_step=lambda: average.update(objective, epoch))
-        if world > 1:
-            sums = _summed_over_processes(sums, dev)
+        if world > 1:  # the loss components and batch count, added up over all processes
+            total = torch.tensor([sums[k] for k in sorted(sums)], dtype=torch.float64, device=dev)
+            dist.all_reduce(total)
+            sums = dict(zip(sorted(sums), total.tolist()))
         record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "processes": world,
                   "precision": dtype_name(amp_dtype),
                   **{k: v / max(1, sums["batches"]) for k, v in sums.items() if k != "batches"}}
@@ -456,14 +458,6 @@ def describe_schedule(stage: str, plan: Mapping[str, Any], samples: Mapping[str,
     world = f" on {plan['processes']} processes" if plan["processes"] > 1 else ""
     return (f"{stage}: {plan['epochs']} epochs of {plan['steps_per_epoch']:,} steps{world}, "
             f"{plan['images_per_step']:g} images a step: {plan['images']:,} images, {passes}")
-
-
-def _summed_over_processes(sums: Mapping[str, float], dev: torch.device) -> dict[str, float]:
-    """``sums`` (loss components and batch count) added up over all processes."""
-    keys = sorted(sums)
-    total = torch.tensor([sums[k] for k in keys], dtype=torch.float64, device=dev)
-    dist.all_reduce(total)
-    return dict(zip(keys, total.tolist()))
 
 
 def _run_epoch(module: nn.Module, batches: DataLoader, optimizer: torch.optim.Optimizer,
