@@ -529,6 +529,4 @@ def history_table(history: list[dict], rows: int = 12):
     import pandas as pd
 
     table = pd.DataFrame(history).set_index("epoch")
-    step = max(1, -(-len(table) // rows))
-    keep = sorted(set(range(len(table) - 1, -1, -step)))
-    return table.iloc[keep].round(4)
+    return table.iloc[::-1].iloc[::max(1, -(-len(table) // rows))].iloc[::-1].round(4)
