@@ -135,26 +135,17 @@ def _chunked_average_precisions(chunk, query_codes: np.ndarray, gallery_codes: n
     return np.concatenate(parts) if parts else np.empty(0)
 
 
-def chance_average_precision(n_relevant: np.ndarray | int, gallery_size: np.ndarray | int) -> np.ndarray:
-    """Expected average precision of a uniformly random ranking of R relevant items among G, elementwise. E[AP] = (R -
-    1)/(G - 1) + (1 - (R - 1)/(G - 1)) * H_G / G (H_G the G-th harmonic number); NaN where R = 0."""
-    r = np.asarray(n_relevant, dtype=np.float64)
-    g = np.asarray(gallery_size, dtype=np.float64)
-    if (g < 1).any() or (r < 0).any() or (r > g).any() or (r != np.round(r)).any() or (g != np.round(g)).any():
-        raise ValueError("need integers 0 <= n_relevant <= gallery_size with gallery_size >= 1")
-    harmonic = digamma(g + 1) + np.euler_gamma
-    share = np.divide(r - 1, g - 1, out=np.ones_like(r * g), where=g > 1)
-    return np.where(r > 0, share + (1 - share) * harmonic / g, np.nan)
-
-
 def chance_mean_average_precision(query_labels: np.ndarray, gallery_labels: np.ndarray) -> float:
     """Mean average precision a random ranking of this gallery is expected to reach: the chance level beside a
-    measured mAP, leaving out queries without a relevant item as it does (ValueError if none has one)."""
+    measured mAP, leaving out queries without a relevant item as it does (ValueError if none has one). With R
+    relevant among G, E[AP] = (R - 1)/(G - 1) + (1 - (R - 1)/(G - 1)) * H_G / G (H_G the G-th harmonic number)."""
     query_codes, gallery_codes = _label_codes(query_labels, gallery_labels)
     if len(gallery_codes) == 0:
         raise ValueError("the gallery is empty")
     per_label = np.bincount(gallery_codes, minlength=int(max(query_codes.max(initial=-1), gallery_codes.max())) + 1)
-    chance = chance_average_precision(per_label[query_codes], len(gallery_codes))
+    r, g = per_label[query_codes].astype(np.float64), len(gallery_codes)
+    share = (r - 1) / (g - 1) if g > 1 else np.ones_like(r)
+    chance = np.where(r > 0, share + (1 - share) * (digamma(g + 1) + np.euler_gamma) / g, np.nan)
     if np.isnan(chance).all():
         raise ValueError("no query has a relevant item in the gallery; mean average precision is undefined")
     return float(np.nanmean(chance))
