@@ -233,7 +233,7 @@ def loader(load: Any, keys: Sequence[Any], workers: int, dev: torch.device) -> D
 
 
 def make_optimizer(params: list[nn.Parameter], cfg: LoopConfig) -> torch.optim.Optimizer:
-    """The optimizer named in ``cfg`` (Adam or SGD); Adam is torch's fused one where it runs (the same update, faster)."""
+    """Adam or SGD as ``cfg`` names it; Adam is torch's fused one where it runs (the same update, faster)."""
     if cfg.optimizer == "adam":
         fused = runs_on(params[0].device, "fused Adam") if params else True
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)

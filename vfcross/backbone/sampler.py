@@ -178,7 +178,8 @@ def _pools(table: pd.DataFrame) -> tuple[dict[str, dict[int, np.ndarray]], np.nd
     pools = {}
     for modality in ("face", "voice"):
         mask = table["modality"].to_numpy() == modality
-        pools[modality] = {int(c): np.flatnonzero(mask)[rows] for c, rows in table[mask].groupby("label").indices.items()}
+        groups = table[mask].groupby("label").indices
+        pools[modality] = {int(c): np.flatnonzero(mask)[rows] for c, rows in groups.items()}
     labels = np.array(sorted(set(pools["face"]) & set(pools["voice"])))
     if len(labels) < 2:
         raise ValueError("need at least two identities with both modalities to form a batch")

@@ -72,7 +72,7 @@ class FusionTask:
         train = (table["split"] == "train").to_numpy()
         if not train.any():
             raise ValueError("the embeddings include no training identities (split == 'train')")
-        self.cfg, self.embeddings = cfg, embeddings
+        self.cfg, self.embeddings, self.table = cfg, embeddings, table
         self.classes = sorted(table.loc[train, "identity"].unique())
         label_of = {c: i for i, c in enumerate(self.classes)}
         self.vectors = torch.from_numpy(embeddings.vectors)
@@ -112,20 +112,19 @@ class FusionTask:
 
     def fingerprint(self) -> dict:
         """This stage's settings, the backbone checkpoint and the embedding rows it trains and validates on."""
-        table = self.embeddings.table
-        used = table[table["split"].isin(["train", "val"]).fillna(False).to_numpy()]
+        used = self.table[self.table["split"].isin(["train", "val"]).fillna(False).to_numpy()]
         data = {"backbone_checkpoint_sha256": self.embeddings.checkpoint_sha256,
                 **rows_fingerprint(used, FINGERPRINT_COLUMNS)}
         return task_fingerprint("fusion", self.cfg, data)
 
     def validate(self, dev: torch.device) -> dict[str, float | str]:
         """Verification AUC of u/v over all voice-face pairs of the validation identities (or a note why not)."""
-        table = self.embeddings.table.reset_index(drop=True)
-        note = validation_note(table.loc[self.val, "identity"].nunique())
+        rows = self.table[self.val]
+        note = validation_note(rows["identity"].nunique())
         if note:
             return {"note": note}
-        projected = project(self.objective.model, self.embeddings.vectors[self.val], table[self.val], dev)
-        return {"val_auc": all_pairs_auc(projected, table[self.val])}
+        projected = project(self.objective.model, self.embeddings.vectors[self.val], rows, dev)
+        return {"val_auc": all_pairs_auc(projected, rows)}
 
 
 def _pair_inputs(vectors: Tensor, batch: PairBatch) -> tuple[Tensor, ...]:
