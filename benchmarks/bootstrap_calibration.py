@@ -36,12 +36,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from fakes import population_table  # noqa: E402
+from fakes import average_precisions, population_table  # noqa: E402
 
 from vfcross.config import SynthConfig  # noqa: E402
 from vfcross.data.synthetic.population import sample_population  # noqa: E402
 from vfcross.evaluation.intervals import cluster_values, identity_draws, weighted_mean  # noqa: E402
-from vfcross.metrics import average_precisions, matching_credits, roc_auc  # noqa: E402
+from vfcross.metrics import matching_credits, roc_auc  # noqa: E402
 from vfcross.evaluation.oracle import oracle_pair_scores  # noqa: E402
 from vfcross.evaluation.protocols import matching_trials, verification_pairs  # noqa: E402
 

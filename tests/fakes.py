@@ -122,3 +122,17 @@ def check_submission(path, trials: pd.DataFrame) -> None:
             float(fields[1])
         except ValueError:
             raise ValueError(f"{path}, line {lineno}: {fields[1]!r} is not a number") from None
+
+
+def average_precisions(similarity, query_labels, gallery_labels, chunk_size: int = 1024) -> np.ndarray:
+    """Per-query average precision of a similarity matrix (queries x gallery), through the chunked path of
+    :func:`vfcross.metrics.retrieval_map`; NaN without a relevant item (a test and benchmark helper)."""
+    from vfcross.metrics import _chunked_average_precisions, _label_codes
+
+    similarity = np.asarray(similarity)
+    query_codes, gallery_codes = _label_codes(query_labels, gallery_labels)
+    if similarity.ndim != 2 or similarity.shape != (len(query_codes), len(gallery_codes)):
+        raise ValueError(f"similarity must have shape (queries, gallery) = ({len(query_codes)}, "
+                         f"{len(gallery_codes)}), got {similarity.shape}")
+    return _chunked_average_precisions(lambda start, stop: np.array(similarity[start:stop], dtype=np.float64),
+                                       query_codes, gallery_codes, chunk_size)

@@ -136,21 +136,16 @@ class SynthConfig:
     videos_per_identity: int = 3
     clips_per_video: int = 2
     faces_per_video: int = 3
-    #: Videos, faces and clips per video of each val/test identity (0 = as a training identity's).
     eval_videos_per_identity: int = 0
     eval_faces_per_video: int = 0
     eval_clips_per_video: int = 0
     image_size: int = 160
-    #: How often a voice shows its identity's own nationality and age group; correlation of continuous traits.
     coupling_nationality: float = 0.5
     coupling_age: float = 0.6
     coupling_traits: float = 0.4
-    #: Fractions of identities in train / val / test (VoxCeleb1: 901/100/250).
     split_fractions: tuple[float, float, float] = (0.72, 0.08, 0.20)
-    #: Per-clip background-noise SNR range in dB.
     snr_db: tuple[float, float] = (10.0, 30.0)
     workers: int = 2
-    #: Languages every identity speaks (videos_per_identity each); empty: the English-only population.
     languages: tuple[SpokenLanguage, ...] = ()
 
     def __post_init__(self) -> None:
@@ -179,12 +174,10 @@ class SynthConfig:
 class FaceConfig:
     """Face preprocessing: MTCNN detection and 5-landmark alignment."""
     size: int = 256
-    #: No face found: "skip" the image, or "fallback" to a centre crop (flagged in the manifest).
     no_face: NoFace = "skip"
     min_face_size: int = 20
     batch_size: int = 16
     batch_pixels: int = 4_000_000
-    #: MTCNN sees each image scaled to this longer side and padded square (0 = full size); see docs/preprocessing.md.
     detect_size: int = 160
     storage: FaceStorage = "lossless"
     jpeg_quality: int = 90
@@ -205,22 +198,16 @@ class VoiceConfig:
     sample_rate: int = 16000
     vad_window_ms: float = 25.0
     vad_overlap: float = 0.5
-    #: Frames more than this many dB below the utterance's loudest are dropped.
     vad_threshold_db: float = 35.0
     min_seconds: float = 0.5
     win_ms: float = 25.0
     hop_ms: float = 10.0
     n_fft: int = 512
-    #: Highest frequency kept, in Hz (0 = Nyquist).
     max_hz: float = 0.0
-    #: 0 keeps the linear FFT bins; n > 0 pools them into n mel bands.
     n_mels: int = 0
     log_compress: bool = True
-    #: "bin": each frequency row standardised over time (VGGVox); "utterance": the whole spectrogram at once.
     normalise: SpectrogramNormalisation = "bin"
-    #: Longest speech kept per clip after VAD, in seconds (0 = no limit).
     max_seconds: float = 0.0
-    #: Cached clips: float16 "spectrogram", or "audio" (16-bit FLAC speech, spectrogram made when loaded).
     storage: VoiceStorage = "spectrogram"
 
     def __post_init__(self) -> None:
@@ -263,24 +250,17 @@ class LoopConfig:
     epochs: int = 10
     optimizer: Optimizer = "adam"
     lr: float = 1e-3
-    #: Exponential learning-rate decay per epoch (1.0 = constant).
     lr_decay: float = 0.95
-    #: "exponential" (``lr_decay``) or "cosine" (``lr`` to ``lr_min`` at the last epoch).
     lr_schedule: LrSchedule = "exponential"
     lr_min: float = 0.0
-    #: Average the weights over the last this many epochs (0 = off): decay 0 is SWA, d > 0 an EMA of decay d.
     average_epochs: int = 0
     average_decay: float = 0.0
     weight_decay: float = 0.0
     seed: int = 0
-    #: Mixed precision where it runs (see vfcross.training.autocast_dtype).
     amp: bool = True
     max_batches_per_epoch: int = 0
-    #: Validate (and checkpoint) every this many epochs and after the last.
     validate_every: int = 1
-    #: A validation number to maximise (e.g. "val_auc"): its best epoch is kept (``best.pt``); "" keeps the last.
     select_best: str = ""
-    #: At most this many voices and faces of each validated identity, drawn once (0 = all).
     val_voices: int = 0
     val_faces: int = 0
     workers: int = 0
@@ -300,29 +280,20 @@ class LoopConfig:
 class BackboneConfig:
     """The single-stream network (or its dual-stream baseline) and its training."""
     architecture: Architecture = "single"
-    #: Side of the square backbone input (faces and spectrograms are resized to it).
     input_size: int = 96
     spectrogram_input: SpectrogramInput = "image"
-    #: Spectrogram frames of a training voice crop (and of the test-time crops averaged per utterance).
     voice_crop_frames: int = 200
     dropout: float = 0.2
-    #: A batch holds P identities, each with K faces and K voices.
     identities_per_batch: int = 24
     samples_per_identity: int = 1
-    #: Cross-modal center loss: weight lambda and center learning rate alpha.
     center_weight: float = 1.0
     center_lr: float = 0.5
-    #: "mean" (divided by the batch size, as Wen et al.'s code) or "sum" (the formula).
     center_reduction: CenterReduction = "mean"
-    #: What the center loss pulls: the features f (the paper) or f / ||f||.
     center_input: CenterInput = "normalised"
-    #: Share of each training identity's samples held out for identification accuracy.
     holdout_fraction: float = 0.15
-    #: An epoch passes over every training identity (``epoch_repeats`` times) or every training voice.
     epoch: EpochUnit = "identities"
     epoch_repeats: int = 1
     embed_chunk_crops: int = 64
-    #: Training seeds of the backbones compared; fusion seed s trains on backbone seed s.
     seeds: tuple[int, ...] = (0, 1, 2)
     loop: LoopConfig = field(default_factory=LoopConfig)
 
@@ -343,14 +314,11 @@ class BackboneConfig:
 class FusionConfig:
     """Fusion + orthogonal projection loss on the backbone's embeddings."""
     dim: int = 128
-    #: "gated" (the paper), "linear" (one learned scalar) or "none" (Table 6 row a).
     fusion: Fusion = "gated"
-    #: "ce+opl" (the paper), "ce" (Table 6 row b) or "opl" (row c).
     loss: FusionLoss = "ce+opl"
     alpha: float = 1.0
     batch_size: int = 128
     seeds: tuple[int, ...] = (0, 1, 2)
-    #: Paper: Adam, lr 1e-5 with exponential decay, 100 epochs.
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=100, lr=1e-5, lr_decay=0.98))
 
     def __post_init__(self) -> None:
@@ -378,15 +346,11 @@ TABLE6_VARIANTS: dict[str, dict[str, str]] = {
 class EvalConfig:
     """Test-time protocols generated from the manifest (see vfcross.evaluation.protocols)."""
     seed: int = 0
-    #: Folder of the official VoxCeleb1 protocol files, scored instead of generated protocols when set.
     lists: str = ""
-    #: Verification pairs per generated list: 0 scores every pair, n > 0 samples n without replacement.
     n_pairs: int = 0
-    #: 1:N matching trials per direction (galleries nested for N = 2..10).
     n_trials: int = 2000
     n_boot: int = 1000
     split: Split = "test"
-    #: Memory a list's scores may take above the embeddings: larger every-pair lists are scored in blocks.
     memory_gb: float = 2.0
 
     def __post_init__(self) -> None:
@@ -396,29 +360,19 @@ class EvalConfig:
         _between(self, 0.0, math.inf, "memory_gb", low_open=True)
 
 
-def _bilingual_population() -> SynthConfig:
-    """Notebook 06's bilingual population: small, so the FAME protocol takes under a minute on 2 cores."""
-    return SynthConfig(identities=96, videos_per_identity=1, clips_per_video=2, faces_per_video=1, image_size=128,
-                       split_fractions=(0.6, 0.1, 0.3), languages=("English", "German"))
-
-
 @dataclass
 class MultilingualConfig:
     """Notebook 06: the FAME protocol (train on one language, verify on the heard and the unheard one). It runs on its
     own data in ``<work_dir>/multilingual``: the bilingual population ``synth`` or a MAV-Celeb version folder
     (``mavceleb_root``); everything else is the run's own configuration."""
-    synth: SynthConfig = field(default_factory=_bilingual_population)
-    #: "shared": notebook 02's backbone embeds both languages, only fusion is trained per language (falls back
-    #: to "per_language" without it); "per_language": a backbone from scratch per language.
+    synth: SynthConfig = field(default_factory=lambda: SynthConfig(
+        identities=96, videos_per_identity=1, clips_per_video=2, faces_per_video=1, image_size=128,
+        split_fractions=(0.6, 0.1, 0.3), languages=("English", "German")))
     backbone: MultilingualBackbone = "shared"
-    #: Epochs per training language (0 = ``backbone.loop.epochs`` / ``fusion.loop.epochs``).
     backbone_epochs: int = 0
-    #: Train fusion per language and score u, v; False scores the backbone's embeddings.
     fusion: bool = True
     fusion_epochs: int = 0
     n_pairs: int = 2000
-    #: A MAV-Celeb version folder, its list folder (empty: ``<root>_lists``), its identity split (empty: drawn
-    #: with ``split_fractions``, ``split_seed``) and version (names the submission files); see vfcross.data.mavceleb.
     mavceleb_root: str = ""
     mavceleb_lists: str = ""
     mavceleb_splits: str = ""
@@ -442,9 +396,7 @@ class RunConfig:
     """Everything one run needs; presets fill it in, overrides adjust it."""
     preset: PresetName = "default"
     work_dir: str = "work"
-    #: Dataset root in the VoxCeleb1 layout; empty: the synthetic population under ``work_dir``.
     data_root: str = ""
-    #: Identity-split file; empty: the one inside ``data_root`` if present.
     splits_file: str = ""
     skip_unlisted_identities: bool = False
     synth: SynthConfig = field(default_factory=SynthConfig)
@@ -563,11 +515,9 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         return from_dict(hint, value, where)
     if typing.get_origin(hint) is tuple and isinstance(value, (list, tuple)):
         kinds = typing.get_args(hint)
-        if kinds[-1] is Ellipsis:
-            kinds = (kinds[0],) * len(value)
-        elif len(value) != len(kinds):
-            raise ConfigError(where, f"expected {len(kinds)} values, got {value!r}")
-        return tuple(_coerce(t, v, where) for t, v in zip(kinds, value))
+        kinds = kinds[:1] * len(value) if kinds[-1] is Ellipsis else kinds
+        # a tuple of the wrong length is left for the dataclass's type check to refuse
+        return tuple(_coerce(t, v, where) for t, v in zip(kinds, value)) if len(kinds) == len(value) else tuple(value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value

@@ -58,15 +58,12 @@ def _fsync_folder(folder: Path) -> None:
             os.close(handle)
 
 
-def remove_stale_temporaries(folder: Path, names: tuple[str, ...]) -> list[Path]:
-    """Delete the temporary files a killed :func:`atomic_write` left in ``folder`` for ``names``; returns them. Call
-    it where no other process can be writing those files."""
-    removed = []
+def remove_stale_temporaries(folder: Path, names: tuple[str, ...]) -> None:
+    """Delete the temporary files a killed :func:`atomic_write` left in ``folder`` for ``names``. Call it where no
+    other process can be writing those files."""
     for name in names:
         for stale in Path(folder).glob(f".{name}.*.tmp"):
             stale.unlink(missing_ok=True)
-            removed.append(stale)
-    return removed
 
 
 def sha256_file(path: str | Path) -> str:

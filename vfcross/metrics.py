@@ -11,9 +11,8 @@ import numpy as np
 from scipy.special import digamma
 
 
-def _check_binary(
-    scores: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _check_binary(scores: np.ndarray, labels: np.ndarray,
+                  sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Checked (scores, boolean labels, float weights); rows of weight 0 dropped, weights 1 when none are given. A
     weight is a row's multiplicity: integer weights give exactly the result of repeating the rows."""
     scores = np.asarray(scores, dtype=np.float64).ravel()
@@ -60,17 +59,14 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | 
     return float(np.dot(positive, below + negative / 2) / (positive.sum() * negative.sum()))
 
 
-def roc_points(
-    scores: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def roc_points(scores: np.ndarray, labels: np.ndarray,
+               sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """False and true positive rates at every distinct threshold from (0, 0) to (1, 1), and the thresholds. As
     ``sklearn.metrics.roc_curve(drop_intermediate=False)``; thresholds decrease from ``inf``."""
     scores, labels, weights = _check_binary(scores, labels, sample_weight)
     values, positive, negative = _tie_groups(scores, labels, weights)
     tps, fps = np.cumsum(positive[::-1]), np.cumsum(negative[::-1])
-    fpr = np.r_[0.0, fps / fps[-1]]
-    tpr = np.r_[0.0, tps / tps[-1]]
-    return fpr, tpr, np.r_[np.inf, values[::-1]]
+    return np.r_[0.0, fps / fps[-1]], np.r_[0.0, tps / tps[-1]], np.r_[np.inf, values[::-1]]
 
 
 def eer(scores: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
@@ -139,63 +135,30 @@ def _chunked_average_precisions(chunk, query_codes: np.ndarray, gallery_codes: n
     return np.concatenate(parts) if parts else np.empty(0)
 
 
-def average_precisions(
-    similarity: np.ndarray, query_labels: np.ndarray, gallery_labels: np.ndarray, chunk_size: int = 1024
-) -> np.ndarray:
-    """Average precision of every query (row of ``similarity``, queries x gallery), ``chunk_size`` rows at a time. Row
-    i as ``average_precision_score(gallery_labels == query_labels[i], similarity[i])``; NaN without a relevant item
-    (scikit-learn: 0 with a warning)."""
-    similarity = np.asarray(similarity)
-    query_codes, gallery_codes = _label_codes(query_labels, gallery_labels)
-    if similarity.ndim != 2 or similarity.shape != (len(query_codes), len(gallery_codes)):
-        raise ValueError(
-            f"similarity must have shape (queries, gallery) = ({len(query_codes)}, {len(gallery_codes)}), "
-            f"got {similarity.shape}"
-        )
-    return _chunked_average_precisions(lambda start, stop: np.array(similarity[start:stop], dtype=np.float64),
-                                       query_codes, gallery_codes, chunk_size)
-
-
-def chance_average_precision(n_relevant: np.ndarray | int, gallery_size: np.ndarray | int) -> np.ndarray:
-    """Expected average precision of a uniformly random ranking of R relevant items among G, elementwise. E[AP] = (R -
-    1)/(G - 1) + (1 - (R - 1)/(G - 1)) * H_G / G (H_G the G-th harmonic number); NaN where R = 0."""
-    r = np.asarray(n_relevant, dtype=np.float64)
-    g = np.asarray(gallery_size, dtype=np.float64)
-    if (g < 1).any() or (r < 0).any() or (r > g).any() or (r != np.round(r)).any() or (g != np.round(g)).any():
-        raise ValueError("need integers 0 <= n_relevant <= gallery_size with gallery_size >= 1")
-    harmonic = digamma(g + 1) + np.euler_gamma
-    share = np.divide(r - 1, g - 1, out=np.ones_like(r * g), where=g > 1)
-    return np.where(r > 0, share + (1 - share) * harmonic / g, np.nan)
-
-
 def chance_mean_average_precision(query_labels: np.ndarray, gallery_labels: np.ndarray) -> float:
     """Mean average precision a random ranking of this gallery is expected to reach: the chance level beside a
-    measured mAP, leaving out queries without a relevant item as it does (ValueError if none has one)."""
+    measured mAP, leaving out queries without a relevant item as it does (ValueError if none has one). With R
+    relevant among G, E[AP] = (R - 1)/(G - 1) + (1 - (R - 1)/(G - 1)) * H_G / G (H_G the G-th harmonic number)."""
     query_codes, gallery_codes = _label_codes(query_labels, gallery_labels)
     if len(gallery_codes) == 0:
         raise ValueError("the gallery is empty")
     per_label = np.bincount(gallery_codes, minlength=int(max(query_codes.max(initial=-1), gallery_codes.max())) + 1)
-    chance = chance_average_precision(per_label[query_codes], len(gallery_codes))
+    r, g = per_label[query_codes].astype(np.float64), len(gallery_codes)
+    share = (r - 1) / (g - 1) if g > 1 else np.ones_like(r)
+    chance = np.where(r > 0, share + (1 - share) * (digamma(g + 1) + np.euler_gamma) / g, np.nan)
     if np.isnan(chance).all():
         raise ValueError("no query has a relevant item in the gallery; mean average precision is undefined")
     return float(np.nanmean(chance))
 
 
-def retrieval_map(
-    query_vectors: np.ndarray,
-    gallery_vectors: np.ndarray,
-    query_labels: np.ndarray,
-    gallery_labels: np.ndarray,
-    chunk_size: int = 1024,
-) -> np.ndarray:
+def retrieval_map(query_vectors: np.ndarray, gallery_vectors: np.ndarray, query_labels: np.ndarray,
+                  gallery_labels: np.ndarray, chunk_size: int = 1024) -> np.ndarray:
     """Per-query average precision of ranking a gallery by dot-product similarity (NaN: no relevant item). Computed
     ``chunk_size`` queries at a time, so a 20k x 20k problem never holds the full matrix."""
     query_vectors, gallery_vectors = np.asarray(query_vectors), np.asarray(gallery_vectors)
     if query_vectors.ndim != 2 or gallery_vectors.ndim != 2 or query_vectors.shape[1] != gallery_vectors.shape[1]:
-        raise ValueError(
-            f"query and gallery vectors must be (n, d) with the same d, got {query_vectors.shape} and "
-            f"{gallery_vectors.shape}"
-        )
+        raise ValueError(f"query and gallery vectors must be (n, d) with the same d, got {query_vectors.shape} and "
+                         f"{gallery_vectors.shape}")
     query_codes, gallery_codes = _label_codes(query_labels, gallery_labels)
     if len(query_codes) != len(query_vectors) or len(gallery_codes) != len(gallery_vectors):
         raise ValueError("labels must have one entry per vector")

@@ -39,14 +39,14 @@ def block_pairs(memory_gb: float) -> int:
 class ListScore:
     """One verification list scored by one system. ``pairs[i, k]`` counts the (positive of identity i, negative of
     identity k) pairs in the right order, ties half; a small list keeps its ``arrays`` (scores, labels, codes), a
-    streamed one per-identity ``histograms``."""
+    streamed one its histogram ``edges`` and per identity the positives and negatives above each edge (``binned``)."""
     identities: np.ndarray
     positives: np.ndarray
     negatives: np.ndarray
     pairs: np.ndarray
     eer: float
     arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-    histograms: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    binned: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     eer_bound: float = 0.0
 
     def __len__(self) -> int:
@@ -95,21 +95,23 @@ class ListScore:
         order = np.argsort(positive, kind="stable")
         positive, codes = positive[order], codes[order]
         cells = codes * bins + np.searchsorted(edges, positive, "right") - 1
-        hist_pos = np.bincount(cells, minlength=m * bins).reshape(m, bins).astype(float)
+        above_pos = _above(np.bincount(cells, minlength=m * bins).reshape(m, bins))
         pairs, hist_neg = np.zeros((m, m)), np.zeros((m, bins))
         for k, block in blocks(False):
             block = np.sort(block.ravel())
-            hist_neg[k] += _histogram(block, edges)
+            hist_neg[k] += np.diff(np.searchsorted(block, edges, "left"))
             for start in range(0, len(positive), chunk):
                 part = positive[start:start + chunk]
                 ranks = np.searchsorted(block, part, "left") + np.searchsorted(block, part, "right")
                 pairs[:, k] += np.bincount(codes[start:start + chunk], weights=ranks, minlength=m)
         pairs /= 2
-        score = cls(np.asarray(identities), hist_pos.sum(1), hist_neg.sum(1), pairs, np.nan,
-                    histograms=(edges, hist_pos, hist_neg))
+        above_neg = _above(hist_neg)
+        del hist_neg
+        score = cls(np.asarray(identities), above_pos[:, -1], above_neg[:, -1], pairs, np.nan,
+                    binned=(edges, above_pos, above_neg))
         if not (score.positives.sum() and score.negatives.sum()):
             raise ValueError("need both positive and negative pairs")
-        score.eer = _streamed_eer(blocks, positive, edges, hist_pos.sum(0), hist_neg.sum(0))
+        score.eer = _streamed_eer(blocks, positive, edges, above_pos, above_neg)
         return score
 
     def replicates(self, metric: str, draws: np.ndarray, identities: np.ndarray | None = None) -> np.ndarray:
@@ -124,7 +126,7 @@ class ListScore:
                 return np.where(denominator > 0, np.einsum("bi,bi->b", w @ self.pairs, w) / denominator, np.nan)
         if self.arrays is not None:
             return _IdentityEER(*self.arrays, len(self.identities))(w)
-        values, bound = _binned_eer(w, *self.histograms)
+        values, bound = _binned_eer(w, *self.binned[1:])
         self.eer_bound = max(self.eer_bound, bound)
         return values
 
@@ -132,9 +134,8 @@ class ListScore:
         """False and true positive rates from (0, 0) to (1, 1): every threshold, or the histogram edges."""
         if self.arrays is not None:
             return roc_points(*self.arrays[:2])[:2]
-        _, positive, negative = self.histograms
-        tps, fps = np.cumsum(positive.sum(0)[::-1]), np.cumsum(negative.sum(0)[::-1])
-        return np.r_[0.0, fps / fps[-1]], np.r_[0.0, tps / tps[-1]]
+        tps, fps = self.binned[1].sum(0), self.binned[2].sum(0)
+        return fps / fps[-1], tps / tps[-1]
 
 
 def _codes(clusters: np.ndarray, identities: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -158,21 +159,30 @@ def _gathered(blocks: Iterable[tuple[int, np.ndarray]]) -> tuple[np.ndarray, np.
     return tuple(np.concatenate(column) for column in zip(*parts))
 
 
-def _histogram(ordered: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Counts of sorted scores in the bins [edges[b], edges[b + 1])."""
-    return np.diff(np.searchsorted(ordered, edges, "left")).astype(float)
+def _above(counts: np.ndarray) -> np.ndarray:
+    """Per row of bin ``counts``, the count above each edge from the top (column 0: none) to the bottom (all)."""
+    out = np.zeros((len(counts), counts.shape[1] + 1))
+    np.cumsum(counts[:, ::-1], axis=1, out=out[:, 1:])
+    return out
 
 
-def _streamed_eer(blocks: Blocks, positive: np.ndarray, edges: np.ndarray, positives: np.ndarray,
-                  negatives: np.ndarray) -> float:
+def _crossings(w: np.ndarray, above_positive: np.ndarray, above_negative: np.ndarray):
+    """(row, ROC point r, true and false positives at every point) for each row of identity weights ``w`` (rows x
+    identities) holding both classes; ``above_*[i, q]`` counts identity i's pairs above ROC point q (thresholds
+    falling with q), and FPR = 1 - TPR is crossed between points r - 1 and r."""
+    tps, fps = w @ above_positive, w @ above_negative
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gap = (1 - tps / tps[:, -1:]) - fps / fps[:, -1:]
+    for b in np.flatnonzero((tps[:, -1] > 0) & (fps[:, -1] > 0)):
+        yield b, int(np.argmax(gap[b] <= 0)), tps[b], fps[b]  # r >= 1: the gap is 1 at point 0
+
+
+def _streamed_eer(blocks: Blocks, positive: np.ndarray, edges: np.ndarray, above_positive: np.ndarray,
+                  above_negative: np.ndarray) -> float:
     """The exact EER: the bin where FPR meets 1 - TPR, then the ROC points inside it from one more pass, which
     keeps only the bin's distinct scores and their counts."""
-    n_pos, n_neg = positives.sum(), negatives.sum()
-    tp_above = np.r_[np.cumsum(positives[::-1])[::-1], 0.0]  # pairs scoring >= edges[b]
-    fp_above = np.r_[np.cumsum(negatives[::-1])[::-1], 0.0]
-    gap = (1 - tp_above / n_pos) - fp_above / n_neg  # grows with the threshold
-    b = int(np.flatnonzero(gap <= 0)[-1])
-    low, high = edges[b], edges[b + 1]
+    _, r, tp_above, fp_above = next(_crossings(np.ones((1, len(above_positive))), above_positive, above_negative))
+    low, high = edges[len(edges) - 1 - r], edges[len(edges) - r]  # the bin between ROC points r - 1 and r
     found = positive[np.searchsorted(positive, low, "left"):np.searchsorted(positive, high, "left")]
     values, counts = np.unique(found.astype(np.float64), return_counts=True)
     counts = np.c_[counts, np.zeros(len(counts))]  # (positives, negatives) per distinct score
@@ -181,28 +191,21 @@ def _streamed_eer(blocks: Blocks, positive: np.ndarray, edges: np.ndarray, posit
         values, where = np.unique(np.r_[values, inside], return_inverse=True)
         counts = np.c_[np.bincount(where, np.r_[counts[:, 0], np.zeros(len(n))], len(values)),
                        np.bincount(where, np.r_[counts[:, 1], n], len(values))]
-    tps = np.r_[tp_above[b + 1], tp_above[b + 1] + np.cumsum(counts[::-1, 0])]
-    fps = np.r_[fp_above[b + 1], fp_above[b + 1] + np.cumsum(counts[::-1, 1])]
-    return _interpolated_eer(fps / n_neg, tps / n_pos)
+    tps = tp_above[r - 1] + np.r_[0.0, np.cumsum(counts[::-1, 0])]
+    fps = fp_above[r - 1] + np.r_[0.0, np.cumsum(counts[::-1, 1])]
+    return _interpolated_eer(fps / fp_above[-1], tps / tp_above[-1])
 
 
-def _binned_eer(w: np.ndarray, edges: np.ndarray, positive: np.ndarray, negative: np.ndarray,
+def _binned_eer(w: np.ndarray, above_positive: np.ndarray, above_negative: np.ndarray,
                 batch: int = 16) -> tuple[np.ndarray, float]:
     """Each resample's EER interpolated between the histogram edges around its crossing, and the largest error
     (the resample's share of negatives in that bin)."""
     out, bound = np.full(len(w), np.nan), 0.0
     for start in range(0, len(w), batch):
-        part = w[start:start + batch]
-        tps = np.cumsum((part @ positive)[:, ::-1], axis=1)[:, ::-1]  # at or above edges[b], b < bins
-        fps = np.cumsum((part @ negative)[:, ::-1], axis=1)[:, ::-1]
-        ok = (tps[:, 0] > 0) & (fps[:, 0] > 0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            tpr, fpr = np.c_[tps / tps[:, :1], np.zeros(len(part))], np.c_[fps / fps[:, :1], np.zeros(len(part))]
-        gap = (1 - tpr) - fpr
-        for r in np.flatnonzero(ok):
-            b = int(np.flatnonzero(gap[r] <= 0)[-1])
-            out[start + r] = _interpolated_eer(fpr[r, [b + 1, b]], tpr[r, [b + 1, b]])
-            bound = max(bound, float(fpr[r, b] - fpr[r, b + 1]))
+        for b, r, tps, fps in _crossings(w[start:start + batch], above_positive, above_negative):
+            fpr, tpr = fps[[r - 1, r]] / fps[-1], tps[[r - 1, r]] / tps[-1]
+            out[start + b] = _interpolated_eer(fpr, tpr)
+            bound = max(bound, float(fpr[1] - fpr[0]))
     return out, bound
 
 
@@ -228,19 +231,15 @@ class _IdentityEER:
 
     def __call__(self, w: np.ndarray) -> np.ndarray:
         """EER for each row of identity weights (resamples, m); NaN where a class has no weight."""
-        tps, fps = w @ self.above_positive, w @ self.above_negative
-        with np.errstate(invalid="ignore", divide="ignore"):
-            gap = (1 - tps / tps[:, -1:]) - fps / fps[:, -1:]
         out = np.full(len(w), np.nan)
-        for b in np.flatnonzero((tps[:, -1] > 0) & (fps[:, -1] > 0)):
-            r = int(np.argmax(gap[b] <= 0))  # >= 1: the gap is 1 at the first point
+        for b, r, tps, fps in _crossings(w, self.above_positive, self.above_negative):
             first, last = self.points[r - 1], self.points[r]
             rows = slice(self.starts[first], self.starts[last])
             weight, positive = w[b][self.codes[rows]], self.labels[rows]
             bounds = self.starts[first:last] - self.starts[first]
-            tp = tps[b, r - 1] + np.r_[0.0, np.cumsum(np.add.reduceat(np.where(positive, weight, 0.0), bounds))]
-            fp = fps[b, r - 1] + np.r_[0.0, np.cumsum(np.add.reduceat(np.where(positive, 0.0, weight), bounds))]
-            out[b] = _interpolated_eer(fp / fps[b, -1], tp / tps[b, -1])
+            tp = tps[r - 1] + np.r_[0.0, np.cumsum(np.add.reduceat(np.where(positive, weight, 0.0), bounds))]
+            fp = fps[r - 1] + np.r_[0.0, np.cumsum(np.add.reduceat(np.where(positive, 0.0, weight), bounds))]
+            out[b] = _interpolated_eer(fp / fps[-1], tp / tps[-1])
         return out
 
 

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from torch.optim import swa_utils
 from tqdm.auto import tqdm
 
-from vfcross.config import LoopConfig, Optimizer, RunConfig, choices, save_config, to_dict
+from vfcross.config import LoopConfig, RunConfig, save_config, to_dict
 from vfcross.io import atomic_write, remove_stale_temporaries
 
 CHECKPOINT = "checkpoint.pt"
@@ -233,13 +233,11 @@ def loader(load: Any, keys: Sequence[Any], workers: int, dev: torch.device) -> D
 
 
 def make_optimizer(params: list[nn.Parameter], cfg: LoopConfig) -> torch.optim.Optimizer:
-    """The optimizer named in ``cfg``; Adam is torch's fused one where it runs (the same update, faster)."""
+    """Adam or SGD as ``cfg`` names it; Adam is torch's fused one where it runs (the same update, faster)."""
     if cfg.optimizer == "adam":
         fused = runs_on(params[0].device, "fused Adam") if params else True
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose one of {choices(Optimizer)}")
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: LoopConfig) -> torch.optim.lr_scheduler.LRScheduler:
@@ -302,11 +300,6 @@ def _seed_epoch(seed: int, epoch: int) -> np.random.Generator:
     return np.random.default_rng([seed, epoch])
 
 
-def _write_log(history: list[dict], path: Path) -> None:
-    text = "".join(json.dumps(r) + "\n" for r in history)
-    atomic_write(path, lambda stream: stream.write(text.encode()))
-
-
 def read_log(out_dir: str | Path) -> list[dict]:
     """The per-epoch records of a run's ``metrics.jsonl``."""
     path = Path(out_dir) / METRICS
@@ -342,11 +335,10 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
     # float16 needs loss scaling against underflow; bfloat16 has float32's range and does not
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     history: list[dict] = []
+    parts = {"objective": objective, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
     if state is not None:
-        objective.load_state_dict(state["objective"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
+        for name, part in parts.items():
+            part.load_state_dict(state[name])
         average.load(state.get("average"))
         history = state["history"]
     module = nn.parallel.DistributedDataParallel(objective) if world > 1 else objective
@@ -365,8 +357,10 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
         sums = _run_epoch(module, loader(task.load, rank_share(batches, world, rank), cfg.workers, dev), optimizer,
                           scaler, amp_dtype, dev, desc=f"epoch {epoch + 1}/{cfg.epochs}", show=progress and rank == 0,
                           after_step=lambda: average.update(objective, epoch))
-        if world > 1:
-            sums = _summed_over_processes(sums, dev)
+        if world > 1:  # the loss components and batch count, added up over all processes
+            total = torch.tensor([sums[k] for k in sorted(sums)], dtype=torch.float64, device=dev)
+            dist.all_reduce(total)
+            sums = dict(zip(sorted(sums), total.tolist()))
         record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "processes": world,
                   "precision": dtype_name(amp_dtype),
                   **{k: v / max(1, sums["batches"]) for k, v in sums.items() if k != "batches"}}
@@ -380,8 +374,7 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
             record["time_s"] = round(time.perf_counter() - t0, 2)
             history.append(record)
         if rank == 0 and validated:  # the run's state, written where it is validated (see the docstring)
-            state = {"objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+            state = {**{name: part.state_dict() for name, part in parts.items()},
                      "history": history, "epoch": epoch + 1, "fingerprint": fingerprint}
             if average.state() is not None:  # the average, kept and resumed (absent while off)
                 state["average"] = average.state()
@@ -389,10 +382,11 @@ def train(task: Task, cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
             if cfg.select_best and best_epoch(history, cfg.select_best) == epoch + 1:
                 best = {"objective": kept_objective(state), "epoch": epoch + 1}
                 atomic_write(out_dir / BEST, lambda stream: torch.save(best, stream))
-            _write_log(history, out_dir / METRICS)
+            log = "".join(json.dumps(r) + "\n" for r in history)
             record_text = json.dumps({**fingerprint, "epochs": epoch + 1, "schedule": plan,
                                       "validation": task.validation}, indent=2) + "\n"
-            atomic_write(out_dir / TRAINED_FROM, lambda stream, text=record_text: stream.write(text.encode()))
+            for name, text in ((METRICS, log), (TRAINED_FROM, record_text)):
+                atomic_write(out_dir / name, lambda stream, text=text: stream.write(text.encode()))
         if world > 1:
             dist.barrier(group=waiting)
     return history
@@ -418,9 +412,15 @@ def schedule(task: Task, batches: Sequence[Any], epochs: int, world: int = 1) ->
     steps = -(-len(batches) // world)
     shown = {m: sum(task.shown(b)[m] for b in batches) for m in task.samples}
     images = sum(sum(task.shown(batches[i % len(batches)]).values()) for i in range(steps * world))
-    return {"steps_per_epoch": steps, "processes": world, "images_per_step": round(images / steps, 2),
-            "epochs": epochs, "images": epochs * images,
-            "passes": {m: round(epochs * shown[m] / max(1, task.samples[m]), 2) for m in task.samples}}
+    return _plan(steps, world, images, epochs, shown, task.samples)
+
+
+def _plan(steps: int, world: int, images: float, epochs: int, shown: Mapping[str, float],
+          samples: Mapping[str, int]) -> dict[str, Any]:
+    """A :func:`schedule` from an epoch's steps, images (all processes) and samples shown of each modality."""
+    return {"steps_per_epoch": steps, "processes": world, "images_per_step": round(images / max(1, steps), 2),
+            "epochs": epochs, "images": round(epochs * images),
+            "passes": {m: round(epochs * shown[m] / max(1, samples[m]), 2) for m in samples}}
 
 
 def planned_schedules(cfg: RunConfig, counts: Mapping[str, Mapping[str, int]], world: int = 1) -> dict[str, dict]:
@@ -448,10 +448,7 @@ def planned_schedules(cfg: RunConfig, counts: Mapping[str, Mapping[str, int]], w
         shown = {m: n * batches / max(1, full) for m, n in shown.items()}
         steps = -(-batches // world)
         images = steps * world * sum(shown.values()) / max(1, batches)
-        out[stage] = {"epoch": unit, "steps_per_epoch": steps, "processes": world,
-                      "images_per_step": round(images / max(1, steps), 2), "epochs": loop.epochs,
-                      "images": round(loop.epochs * images),
-                      "passes": {m: round(loop.epochs * shown[m] / max(1, samples[m]), 2) for m in samples}}
+        out[stage] = {"epoch": unit, **_plan(steps, world, images, loop.epochs, shown, samples)}
     return out
 
 
@@ -461,14 +458,6 @@ def describe_schedule(stage: str, plan: Mapping[str, Any], samples: Mapping[str,
     world = f" on {plan['processes']} processes" if plan["processes"] > 1 else ""
     return (f"{stage}: {plan['epochs']} epochs of {plan['steps_per_epoch']:,} steps{world}, "
             f"{plan['images_per_step']:g} images a step: {plan['images']:,} images, {passes}")
-
-
-def _summed_over_processes(sums: Mapping[str, float], dev: torch.device) -> dict[str, float]:
-    """``sums`` (loss components and batch count) added up over all processes."""
-    keys = sorted(sums)
-    total = torch.tensor([sums[k] for k in keys], dtype=torch.float64, device=dev)
-    dist.all_reduce(total)
-    return dict(zip(keys, total.tolist()))
 
 
 def _run_epoch(module: nn.Module, batches: DataLoader, optimizer: torch.optim.Optimizer,
@@ -521,10 +510,7 @@ def objective_state(run_dir: str | Path, expected: Mapping[str, Any] | None = No
 def check_run(run_dir: str | Path, expected: Mapping[str, Any]) -> dict[str, Any]:
     """The run's last checkpoint, or :class:`RunMismatchError` unless it was trained with ``expected`` stage settings
     (the model's, not the loop's: runs of one configuration may differ in their seeds)."""
-    ckpt = Path(run_dir) / CHECKPOINT
-    if not ckpt.exists():
-        raise FileNotFoundError(f"no checkpoint in {run_dir}: train that stage first")
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    state = torch.load(state_path(run_dir, last=True), map_location="cpu", weights_only=False)
     recorded = state.get("fingerprint")
     if recorded is None:
         raise RunMismatchError(f"{run_dir}: its checkpoint does not record what it was trained from "
@@ -543,6 +529,4 @@ def history_table(history: list[dict], rows: int = 12):
     import pandas as pd
 
     table = pd.DataFrame(history).set_index("epoch")
-    step = max(1, -(-len(table) // rows))
-    keep = sorted(set(range(len(table) - 1, -1, -step)))
-    return table.iloc[keep].round(4)
+    return table.iloc[::-1].iloc[::max(1, -(-len(table) // rows))].iloc[::-1].round(4)

@@ -27,8 +27,8 @@ from vfcross.config import BackboneConfig, run_config
 from vfcross.io import atomic_write, sha256_file
 from vfcross.metrics import roc_auc
 from vfcross.scores import every_pair, exact_pairs
-from vfcross.training import (autocast_dtype, check_run, device, loader, objective_state, precision, stage_settings,
-                              state_path)
+from vfcross.training import (autocast_dtype, check_run, device, dtype_name, loader, objective_state, precision,
+                              stage_settings, state_path)
 
 
 def all_pairs_auc(embeddings: np.ndarray, table: pd.DataFrame, memory_gb: float = 2.0) -> float:
@@ -147,7 +147,7 @@ def extract_embeddings(run_dir: str | Path, manifest: pd.DataFrame, cfg: Backbon
     sha = sha256_file(ckpt)
     rows = manifest.reset_index(drop=True)
     dev = device()
-    computed_in = str(autocast_dtype(cfg.loop.amp, dev) or torch.float32).removeprefix("torch.")
+    computed_in = dtype_name(autocast_dtype(cfg.loop.amp, dev))
     key = hashlib.sha256("\n".join([sha, computed_in, *rows["cache_path"].astype(str)]).encode()).hexdigest()[:16]
     cache = Path(cache_dir) / f"embeddings-{key}.npz"
     if cache.exists():

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from vfcross.backbone.dual_stream import DualStream
 from vfcross.backbone.inception import EMBEDDING_DIM
 from vfcross.backbone.single_stream import SingleStream
-from vfcross.config import Architecture, BackboneConfig, choices
+from vfcross.config import BackboneConfig
 from vfcross.losses import CrossModalCenterLoss
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"single": SingleStream, "dual": DualStream}
@@ -18,8 +18,6 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {"single": SingleStream, "dual": Dua
 
 def build_network(cfg: BackboneConfig, num_classes: int) -> nn.Module:
     """The backbone network named by ``cfg.architecture``."""
-    if cfg.architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {cfg.architecture!r}; choose one of {choices(Architecture)}")
     return ARCHITECTURES[cfg.architecture](num_classes, cfg.input_size, cfg.dropout, cfg.spectrogram_input)
 
 

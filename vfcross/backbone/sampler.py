@@ -111,10 +111,7 @@ def pk_batches(table: pd.DataFrame, identities_per_batch: int, samples_per_ident
     Identities are shuffled and visited ``repeats`` times, samples drawn without replacement where enough; a lone
     identity left at the end of a pass joins the previous batch."""
     p, k = identities_per_batch, samples_per_identity
-    pools = {m: _pools(table, m) for m in ("face", "voice")}
-    labels = np.array(sorted(set(pools["face"]) & set(pools["voice"])))
-    if len(labels) < 2:
-        raise ValueError("need at least two identities with both modalities to form a batch")
+    pools, labels = _pools(table)
     batches = []
     for _ in range(repeats):
         order = rng.permutation(labels)
@@ -136,10 +133,7 @@ def voice_pass_batches(table: pd.DataFrame, identities_per_batch: int, samples_p
     proportion to the groups they have left, so they run out together. Faces: each identity's in a shuffled order, K
     per group (repeated when it has fewer faces than voices)."""
     p, k = identities_per_batch, samples_per_identity
-    pools = {m: _pools(table, m) for m in ("face", "voice")}
-    labels = np.array(sorted(set(pools["face"]) & set(pools["voice"])))
-    if len(labels) < 2:
-        raise ValueError("need at least two identities with both modalities to form a batch")
+    pools, labels = _pools(table)
     voices = [np.resize(rng.permutation(pools["voice"][c]), -(-len(pools["voice"][c]) // k) * k) for c in labels]
     left = np.array([len(v) // k for v in voices])
     plan: list[np.ndarray] = []
@@ -179,13 +173,17 @@ def pk_inputs(paths: np.ndarray, size: int, frames: int, batch: PKBatch) -> tupl
             torch.as_tensor(batch.face_labels), torch.as_tensor(batch.voice_labels))
 
 
-def _pools(table: pd.DataFrame, modality: str) -> dict[int, np.ndarray]:
-    """Positional row numbers (ascending) of each label's samples of one modality."""
-    positions = np.flatnonzero(table["modality"].to_numpy() == modality)
-    labels = table["label"].to_numpy()[positions]
-    order = np.argsort(labels, kind="stable")
-    found, first = np.unique(labels[order], return_index=True)
-    return {int(c): rows for c, rows in zip(found, np.split(positions[order], first[1:]))}
+def _pools(table: pd.DataFrame) -> tuple[dict[str, dict[int, np.ndarray]], np.ndarray]:
+    """Positional rows (ascending) of each label's faces and of its voices, and the labels that have both."""
+    pools = {}
+    for modality in ("face", "voice"):
+        mask = table["modality"].to_numpy() == modality
+        groups = table[mask].groupby("label").indices
+        pools[modality] = {int(c): np.flatnonzero(mask)[rows] for c, rows in groups.items()}
+    labels = np.array(sorted(set(pools["face"]) & set(pools["voice"])))
+    if len(labels) < 2:
+        raise ValueError("need at least two identities with both modalities to form a batch")
+    return pools, labels
 
 
 def _draw(pool: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:

@@ -99,20 +99,17 @@ def validation_record(rows: pd.DataFrame, voices: int, faces: int, names: bool =
     return {**record, "identity_names": sorted(map(str, rows["identity"].unique()))} if names else record
 
 
-def backbone_run_name(architecture: str, seed: int, default_seed: int) -> str:
-    """Run folder name of a backbone: ``backbone-<architecture>``, with ``-seed<k>`` for extra seeds."""
-    return f"backbone-{architecture}" + ("" if seed == default_seed else f"-seed{seed}")
-
-
-#: The evaluated backbone's run folder (single stream, the configuration's seed): ``backbone-single``.
-BACKBONE_RUN = backbone_run_name("single", 0, 0)
+#: The evaluated backbone's run folder (single stream, the configuration's seed).
+BACKBONE_RUN = "backbone-single"
 
 
 def backbone_run(cfg: RunConfig, architecture: str = "single", seed: int | None = None) -> tuple[RunConfig, Path]:
-    """The configuration and the run folder of one backbone (``seed`` None: ``backbone.loop.seed``, the evaluated run)."""
+    """The configuration and the run folder of one backbone (``seed`` None: ``backbone.loop.seed``, the evaluated
+    run): ``backbone-<architecture>``, with ``-seed<k>`` for another seed."""
     seed = cfg.backbone.loop.seed if seed is None else seed
     run_cfg = override(cfg, {"backbone.architecture": architecture, "backbone.loop.seed": seed})
-    return run_cfg, cfg.run_dir(backbone_run_name(architecture, seed, cfg.backbone.loop.seed))
+    suffix = "" if seed == cfg.backbone.loop.seed else f"-seed{seed}"
+    return run_cfg, cfg.run_dir(f"backbone-{architecture}{suffix}")
 
 
 def train_backbone(cfg: RunConfig, manifest: pd.DataFrame, architecture: str = "single", seed: int | None = None,

@@ -21,15 +21,13 @@ from vfcross.backbone.embedding import Embeddings, all_pairs_auc
 from vfcross.backbone.inception import EMBEDDING_DIM
 from vfcross.backbone.sampler import subset_mask
 from vfcross.backbone.task import FINGERPRINT_COLUMNS, validation_record
-from vfcross.config import (FULL_MODEL, TABLE6_VARIANTS, FusionConfig, FusionLoss, RunConfig, choices, override,
-    run_config)
+from vfcross.config import FULL_MODEL, TABLE6_VARIANTS, FusionConfig, RunConfig, override, run_config
 from vfcross.data.splits import validation_note
 from vfcross.fusion.model import FusionModel
 from vfcross.losses import orthogonal_projection_loss
 from vfcross.training import (objective_state, record_run_config, rows_fingerprint, stage_settings, task_fingerprint,
     train)
 
-LOSSES = choices(FusionLoss)
 #: The evaluated fusion run's folder (the full model, the configuration's seed).
 FUSION_RUN = "fusion-full"
 
@@ -39,8 +37,6 @@ class FusionObjective(nn.Module):
 
     def __init__(self, cfg: FusionConfig, num_classes: int, in_dim: int = EMBEDDING_DIM) -> None:
         super().__init__()
-        if cfg.loss not in LOSSES:
-            raise ValueError(f"unknown fusion loss {cfg.loss!r}; choose one of {LOSSES}")
         self.cfg = cfg
         self.model = FusionModel(num_classes, in_dim, cfg.dim, cfg.fusion)
 
@@ -76,7 +72,7 @@ class FusionTask:
         train = (table["split"] == "train").to_numpy()
         if not train.any():
             raise ValueError("the embeddings include no training identities (split == 'train')")
-        self.cfg, self.embeddings = cfg, embeddings
+        self.cfg, self.embeddings, self.table = cfg, embeddings, table
         self.classes = sorted(table.loc[train, "identity"].unique())
         label_of = {c: i for i, c in enumerate(self.classes)}
         self.vectors = torch.from_numpy(embeddings.vectors)
@@ -116,20 +112,19 @@ class FusionTask:
 
     def fingerprint(self) -> dict:
         """This stage's settings, the backbone checkpoint and the embedding rows it trains and validates on."""
-        table = self.embeddings.table
-        used = table[table["split"].isin(["train", "val"]).fillna(False).to_numpy()]
+        used = self.table[self.table["split"].isin(["train", "val"]).fillna(False).to_numpy()]
         data = {"backbone_checkpoint_sha256": self.embeddings.checkpoint_sha256,
                 **rows_fingerprint(used, FINGERPRINT_COLUMNS)}
         return task_fingerprint("fusion", self.cfg, data)
 
     def validate(self, dev: torch.device) -> dict[str, float | str]:
         """Verification AUC of u/v over all voice-face pairs of the validation identities (or a note why not)."""
-        table = self.embeddings.table.reset_index(drop=True)
-        note = validation_note(table.loc[self.val, "identity"].nunique())
+        rows = self.table[self.val]
+        note = validation_note(rows["identity"].nunique())
         if note:
             return {"note": note}
-        projected = project(self.objective.model, self.embeddings.vectors[self.val], table[self.val], dev)
-        return {"val_auc": all_pairs_auc(projected, table[self.val])}
+        projected = project(self.objective.model, self.embeddings.vectors[self.val], rows, dev)
+        return {"val_auc": all_pairs_auc(projected, rows)}
 
 
 def _pair_inputs(vectors: Tensor, batch: PairBatch) -> tuple[Tensor, ...]:
