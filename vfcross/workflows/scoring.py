@@ -36,16 +36,14 @@ def evaluation_config(model: VoiceFaceModel, preset_name: str | None = None,
                       changes: Mapping[str, Any] | None = None) -> RunConfig:
     """The model's configuration with the ``eval`` and ``preprocess`` sections of ``preset_name`` (default: the
     model's own) and ``changes``; ValueError for a change to a section the model fixes (:data:`MODEL_SECTIONS`)."""
-    changes = dict(changes or {})
-    fixed = sorted(k for k in changes if k.split(".")[0] in MODEL_SECTIONS)
+    fixed = sorted(k for k in changes or {} if k.split(".")[0] in MODEL_SECTIONS)
     if fixed:
         raise ValueError(f"{', '.join(fixed)}: the model fixes its {'/'.join(MODEL_SECTIONS)} settings")
-    cfg = model.cfg
+    sections = {}
     if preset_name is not None:
         base = preset(preset_name)
-        cfg = override(cfg, {"preset": preset_name, "eval": to_dict(base.eval),
-                             "preprocess": to_dict(base.preprocess)})
-    return override(cfg, changes)
+        sections = {"preset": preset_name, "eval": to_dict(base.eval), "preprocess": to_dict(base.preprocess)}
+    return override(model.cfg, {**sections, **(changes or {})})
 
 
 def default_out(model_path: str | os.PathLike) -> Path:
