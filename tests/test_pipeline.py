@@ -8,7 +8,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from vfcross.workflows import pipeline
-from vfcross.workflows.pipeline import NotebookFailed, notebook_weights, reproduce
+from vfcross.workflows.pipeline import NotebookFailed, notebook_weights, notebooks, reproduce
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMETERS = 'preset = "default"\nwork_dir = ""\nreports_dir = ""\ndata_root = ""\nsplits_file = ""'
@@ -52,6 +52,14 @@ def test_without_a_previous_run_the_weights_are_the_shares_of_the_committed_defa
         pytest.approx({n: t / total_measured for n, t in measured.items()}, abs=0.03)
 
 
+def test_notebooks_are_the_numbered_ones_in_order(tmp_path):
+    for name in ("02_b.ipynb", "01_a.ipynb", "scratch.ipynb", "1_short.ipynb"):
+        (tmp_path / name).write_text("{}")
+    assert [p.name for p in notebooks(tmp_path)] == ["01_a.ipynb", "02_b.ipynb"]
+    with pytest.raises(FileNotFoundError, match="no numbered notebooks"):
+        notebooks(tmp_path / "empty")
+
+
 # --- a run ----------------------------------------------------------------------------------------
 
 
@@ -72,11 +80,9 @@ def runner(tmp_path, monkeypatch):
 
 def test_a_run_says_when_each_notebook_starts_and_ends(tmp_path, runner, capsys):
     run, lines = runner
+    write_notebook(tmp_path / "nbs" / "01_first.ipynb", "print(preset)")
     write_notebook(tmp_path / "nbs" / "02_second.ipynb", "from pathlib import Path\n"
                    "Path(reports_dir, 'marker.txt').write_text(preset)")
-    write_notebook(tmp_path / "nbs" / "01_first.ipynb", "print(preset)")  # run in number order, not as written
-    for name in ("scratch.ipynb", "1_short.ipynb"):  # not numbered notebooks: never run
-        (tmp_path / "nbs" / name).write_text("{}")
     timings = run()
     assert set(timings) == {"01_first", "02_second", "total"}
     assert [line.split(":")[0] for line in lines[:4]] == ["[1/2] 01_first", "[1/2] 01_first",
@@ -90,13 +96,6 @@ def test_a_run_says_when_each_notebook_starts_and_ends(tmp_path, runner, capsys)
     assert (reports / "marker.txt").read_text() == "smoke"  # the parameters reached the notebook
     assert json.loads((reports / "summary.json").read_text())["wall_time_s"] == timings
     assert sorted(p.name for p in (reports / "notebooks").iterdir()) == ["01_first.ipynb", "02_second.ipynb"]
-
-
-def test_a_folder_without_numbered_notebooks_is_an_error(tmp_path, runner):
-    run, _ = runner
-    (tmp_path / "nbs" / "scratch.ipynb").write_text("{}")
-    with pytest.raises(FileNotFoundError, match="no numbered notebooks"):
-        run()
 
 
 def test_a_failing_notebook_ends_the_run_with_one_line_pointing_at_its_traceback(tmp_path, runner):

@@ -1,8 +1,5 @@
-"""Train-and-compare workflows of notebooks 03 and 05: fusion against its backbone, the Table 6 variants, the backbones.
-
-The runs are trained (or reused) here and their vectors handed to :mod:`vfcross.evaluation.evaluate`, so that no
-evaluation module trains a model or imports the fusion stage.
-"""
+"""Train-and-compare workflows of notebooks 03 and 05 (fusion against its backbone, the Table 6 variants, the
+backbones): the runs are trained or reused here and their vectors handed to evaluation, which trains nothing."""
 
 from __future__ import annotations
 

@@ -35,6 +35,14 @@ class NotebookFailed(RuntimeError):
         self.executed = executed
 
 
+def notebooks(folder: str | Path = NOTEBOOK_DIR) -> list[Path]:
+    """The numbered notebooks in run order (``01_…`` before ``02_…``)."""
+    found = sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
+    if not found:
+        raise FileNotFoundError(f"no numbered notebooks in {folder} (the notebooks come with a checkout of vfcross)")
+    return found
+
+
 def notebook_weights(names: list[str], reports: str | Path, preset: str) -> list[float]:
     """Expected seconds of each notebook: the last run of ``preset`` in ``reports/summary.json`` where it timed
     them all, else :data:`TYPICAL_SECONDS` by number (another preset's times would mislead)."""
@@ -69,9 +77,7 @@ def reproduce(preset: str, reports: str | Path, work_dir: str | Path = "work",
               "splits_file": _relative(splits_file, notebook_dir),
               "overrides": {k: _relative(v, notebook_dir) if isinstance(v, str) and os.path.isabs(v) else v
                             for k, v in (overrides or {}).items()}}
-    found = sorted(notebook_dir.glob("[0-9][0-9]_*.ipynb"))
-    if not found:
-        raise FileNotFoundError(f"no numbered notebooks in {notebook_dir} (they come with a checkout of vfcross)")
+    found = notebooks(notebook_dir)
     weights = notebook_weights([nb.stem for nb in found], reports, preset)
     timings: dict[str, float] = {}
     start = time.perf_counter()

@@ -160,9 +160,7 @@ def read_embeddings(path: str | os.PathLike, meta: pd.DataFrame) -> tuple[pd.Dat
     norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
     refuse(~np.isfinite(vectors).all(axis=1) | (norms == 0), "embeddings are not finite or all zero")
     relpaths = relpaths.astype(str)
-    seen, first = np.unique(relpaths, return_counts=True)
-    if (first > 1).any():
-        raise ValueError(f"{path}: {int((first > 1).sum())} paths occur more than once, e.g. {seen[first > 1][0]}")
+    refuse(pd.Series(relpaths).duplicated().to_numpy(), "rows repeat a path that occurs more than once")
     parts = pd.Series(relpaths).str.split("/", expand=True).reindex(columns=range(5))
     voice = (parts[0] == WAV_DIR) & parts[3].notna() & parts[4].isna() & parts[3].str.lower().str.endswith(".wav")
     face = (parts[0] == FACE_DIR) & (parts[2] == FACE_VERSION) & parts[4].notna()
