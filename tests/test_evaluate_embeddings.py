@@ -82,7 +82,7 @@ def test_without_lists_every_pair_of_the_rows_is_scored(lists, tmp_path):
     (lambda r, v: {"relpaths": r, "embedding": v}, "missing key 'relpath'"),
     (lambda r, v: {"relpath": r, "embedding": v[:, :0]}, "one float row per relpath"),
     (lambda r, v: {"relpath": r, "embedding": np.where(np.arange(len(v))[:, None] == 1, np.nan, v)}, "not finite"),
-    (lambda r, v: {"relpath": np.r_[r[:1], r[:1]], "embedding": v[:2]}, "occur more than once"),
+    (lambda r, v: {"relpath": np.r_[r[:1], r[:1]], "embedding": v[:2]}, "occurs more than once"),
     (lambda r, v: {"relpath": np.r_[r[:1], ["faces/x.jpg"]], "embedding": v[:2]}, "not in the VoxCeleb1 layout"),
     (lambda r, v: {"relpath": np.r_[r[:1], ["wav/id99999/v/00001.wav"]], "embedding": v[:2]}, "identities the meta"),
     (lambda r, v: {"relpath": r[:2], "embedding": v[:3]}, "one float row per relpath"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -134,7 +135,7 @@ def test_plan_prints_writes_json_and_refuses_what_does_not_fit(fixed_rates, monk
     assert "backbone training x 4" in printed and "reference GPU: estimate" in printed
     plan = json.loads(out.read_text())
     assert plan["counts"]["train"]["identities"] == 6
-    monkeypatch.setattr(P, "physical_memory", lambda: 2**20)
+    monkeypatch.setattr(P.psutil, "virtual_memory", lambda: SimpleNamespace(total=2**20))
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "GB of memory" in err[0] and "--force" in err[0]

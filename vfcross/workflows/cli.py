@@ -127,12 +127,11 @@ def _match(args: argparse.Namespace) -> None:
     from vfcross.workflows.inference import load, match
     from vfcross.reporting.tables import markdown
 
-    if args.voice and (args.voices or not args.faces):
-        raise ValueError("--voice needs --faces (and no --voices)")
-    if args.face and (args.faces or not args.voices):
-        raise ValueError("--face needs --voices (and no --faces)")
     modality, other = ("voice", "face") if args.voice else ("face", "voice")
-    query, candidates = (args.voice, args.faces) if args.voice else (args.face, args.voices)
+    query, candidates, same = ((args.voice, args.faces, args.voices) if args.voice
+                               else (args.face, args.voices, args.faces))
+    if same or not candidates:
+        raise ValueError(f"--{modality} needs --{other}s (and no --{modality}s)")
     ranking = match(load(args.model), query, candidates, modality).rename(columns={"candidate": other})
     if args.json:
         print(json.dumps({"model": args.model, "query": {"modality": modality, "path": query},

@@ -1,8 +1,5 @@
-"""Train-and-compare workflows of notebooks 03 and 05: fusion against its backbone, the Table 6 variants, the backbones.
-
-The runs are trained (or reused) here and their vectors handed to :mod:`vfcross.evaluation.evaluate`, so that no
-evaluation module trains a model or imports the fusion stage.
-"""
+"""Train-and-compare workflows of notebooks 03 and 05 (fusion against its backbone, the Table 6 variants, the
+backbones): the runs are trained or reused here and their vectors handed to evaluation, which trains nothing."""
 
 from __future__ import annotations
 
@@ -65,11 +62,8 @@ class SplitComparison:
 
 def compare_on_split(models: Mapping[int, object], embeddings: Mapping[int, object], split: str,
                      eval_cfg) -> SplitComparison:
-    """Fusion models (seed -> model) against the backbone embeddings of the same seed, on one split's pairs.
-
-    The pairs are drawn once and scored by every seed's backbone and fusion u/v; the paired difference's interval
-    counts identities and the seed spread (:func:`paired_decision`). Under two identities: an empty comparison.
-    """
+    """Fusion models (seed -> model) against the same seed's backbone embeddings, on one split's pairs (drawn once);
+    the paired difference's interval counts identities and seeds. Under two identities: an empty comparison."""
     first = min(models)
     table = embeddings[first].table.reset_index(drop=True)
     rows = (table["split"] == split).fillna(False).to_numpy()

@@ -1,10 +1,10 @@
-"""What a backbone architecture costs to train: parameters, seconds per step and peak memory, in a fresh process.
-
-The single- vs dual-stream comparison reports it beside the AUC (notebooks 02 and 05).
-"""
+"""What a backbone architecture costs to train: parameters, seconds per step and peak memory, in a fresh process
+(reported beside the AUC by the single- vs dual-stream comparison, notebooks 02 and 05)."""
 
 from __future__ import annotations
 
+import multiprocessing
+import time
 from pathlib import Path
 
 import numpy as np
@@ -41,16 +41,12 @@ def measure_training_step(cfg: BackboneConfig, num_classes: int, steps: int = 3,
     """Parameters, seconds per training step (random inputs of the batch's shape, after a warm-up) and peak memory
     of one architecture, in a fresh process so that the peak is this model's alone (``memory_reading`` names the
     reading: CUDA's allocator peak, MPS's driver allocation, or the resident-memory peak on a CPU)."""
-    import multiprocessing
-
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         return pool.apply(_measure_in_process, (cfg, num_classes, steps, freq_bins))
 
 
 def _measure_in_process(cfg: BackboneConfig, num_classes: int, steps: int, freq_bins: int) -> dict[str, float]:
     """The body of :func:`measure_training_step` (runs in the child process)."""
-    import time
-
     torch.manual_seed(0)
     dev = device()
     with PeakMemory() as host:

@@ -1,10 +1,5 @@
-"""A trained model as one object: load it, embed raw faces and voices, rank matches, export it.
-
-:func:`load` reads a model file written by :func:`export` (safetensors), a work folder holding
-``runs/backbone-single`` and ``runs/fusion-full`` (or its ``runs/``), or a fusion run folder. The
-:class:`VoiceFaceModel` prepares raw files exactly as training did, through the preprocessing stage's own code,
-and returns the test-time embeddings (``u`` for faces, ``v`` for voices, L2-normalised), compared by the dot
-product. The model file's layout: ``docs/workflows.md``.
+"""A trained model as one object: load it, embed raw faces and voices as training prepared them (test-time ``u``
+and ``v``, L2-normalised), rank matches, export it. The model file's layout: ``docs/workflows.md``.
 """
 
 from __future__ import annotations
@@ -12,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
@@ -53,15 +49,13 @@ class VoiceFaceModel:
     """A trained backbone + fusion with the preprocessing settings of their training."""
 
     def __init__(self, cfg: RunConfig, backbone: BackboneObjective, fusion: FusionModel, source: str,
-                 sources: dict[str, str] | None = None, dev: str | torch.device | None = None,
-                 trained_on: dict[str, dict[str, list[str]] | None] | None = None) -> None:
-        """Wrap trained modules (:func:`load` is the usual way to get one); ``sources`` are the checkpoints' SHA-256,
-        ``trained_on`` the identities each run trained and validated on, by split (None: unrecorded)."""
-        self.cfg, self.source, self.sources, self.trained_on = cfg, source, dict(sources or {}), dict(trained_on or {})
+                 sources: dict[str, str], dev: str | torch.device | None, trained_on: dict[str, dict | None]) -> None:
+        """Wrap trained modules (as :func:`load` does); ``sources`` are the checkpoints' SHA-256, ``trained_on`` the
+        identities each run trained and validated on, by split (None: unrecorded)."""
+        self.cfg, self.source, self.sources, self.trained_on = cfg, source, sources, trained_on
         self.device = torch.device(dev) if dev is not None else device()
         self.backbone = backbone.to(self.device).eval()
         self.fusion = fusion.to(self.device).eval()
-        self._detector: FaceDetector | None = None
 
     @property
     def dim(self) -> int:
@@ -78,7 +72,7 @@ class VoiceFaceModel:
         or one without a face (training's centre-crop fallback would give a photo a meaningless embedding)."""
         images = [_open_image(face, _name(face, i, "image")) for i, face in enumerate(faces)]
         crops = []
-        for i, (crop, reason) in enumerate(crop_faces(images, self._face_detector())):
+        for i, (crop, reason) in enumerate(crop_faces(images, self._face_detector)):
             if reason == FALLBACK_REASON:
                 raise InputError(f"no face found in {_name(faces[i], i, 'image')}")
             crops.append(crop)
@@ -128,11 +122,10 @@ class VoiceFaceModel:
         vectors = embed_rows(self.backbone.net, rows, self.cfg.backbone, self.device, progress=False)
         return vectors if raw else project(self.fusion, vectors, rows, self.device)
 
+    @cached_property
     def _face_detector(self) -> FaceDetector:
         """MTCNN with this model's face settings, made on first use (its weights take a moment)."""
-        if self._detector is None:
-            self._detector = FaceDetector(self.cfg.face, device=str(self.device))
-        return self._detector
+        return FaceDetector(self.cfg.face, device=str(self.device))
 
     def save(self, path: str | Path) -> Path:
         """Write the model to one safetensors file (docs/workflows.md); returns its path."""

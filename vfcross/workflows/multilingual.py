@@ -1,10 +1,6 @@
-"""Notebook 06's work: the FAME protocol from raw data, on a bilingual population or on MAV-Celeb.
-
-The protocol (which clips a model trains on, which pairs score it, the submission files) is
-:mod:`vfcross.evaluation.fame`; this module runs it end to end with the package's one pipeline: find the data
-(:func:`prepare_multilingual`), preprocess it, train a model per language (:func:`train_language`), score them
-(:func:`fame_results`) and write the challenge's score files (:func:`write_submissions`). The steps and their
-rules: ``docs/workflows.md``.
+"""Notebook 06's work: the FAME protocol (:mod:`vfcross.evaluation.fame`) end to end, on a bilingual population
+or on MAV-Celeb: find the data, train a model per language, score them, write the challenge's score files.
+The steps and their rules: ``docs/workflows.md``.
 """
 
 from __future__ import annotations
@@ -18,7 +14,7 @@ import pandas as pd
 
 from vfcross.backbone.embedding import extract_embeddings
 from vfcross.backbone.task import BACKBONE_RUN, train_backbone
-from vfcross.config import FULL_MODEL, RunConfig
+from vfcross.config import FULL_MODEL, RunConfig, override, to_dict
 from vfcross.data.mavceleb import draw_identity_splits, read_trials, scan_mavceleb, trial_lists
 from vfcross.data.splits import check_splits
 from vfcross.data.synthetic.writer import write_population
@@ -29,7 +25,6 @@ from vfcross.evaluation.fame import (fame_evaluation, heard_only, l2_distances, 
 from vfcross.fusion.task import load_fusion, project, train_fusion
 from vfcross.training import recorded_identities
 
-WORK_FOLDER = "multilingual"  # the sub-folder of the run's work folder that holds the multilingual runs
 #: Table names of the systems scored (:func:`fame_results`).
 FUSION_SYSTEM = "ours: single stream + fusion + FOP, each trained on one language"
 BACKBONE_SYSTEM = "ours: single-stream backbone alone, trained on one language"
@@ -53,7 +48,6 @@ class MultilingualData:
 
     @property
     def runs(self) -> bool:
-        """Whether the protocol can run on this data."""
         return not self.note
 
     def describe(self) -> str:
@@ -79,26 +73,10 @@ def multilingual_config(cfg: RunConfig) -> RunConfig:
         source, data_root = f"dataset-{Path(cfg.data_root).resolve().name}", cfg.data_root
     else:
         source, data_root = "synthetic", ""
-    backbone_loop = dataclasses.replace(cfg.backbone.loop, epochs=ml.backbone_epochs or cfg.backbone.loop.epochs)
-    fusion_loop = dataclasses.replace(cfg.fusion.loop, epochs=ml.fusion_epochs or cfg.fusion.loop.epochs)
-    return dataclasses.replace(
-        cfg, work_dir=str(Path(cfg.work_dir) / WORK_FOLDER / source), data_root=data_root,
-        splits_file=cfg.splits_file if data_root == cfg.data_root and data_root else "", synth=ml.synth,
-        backbone=dataclasses.replace(cfg.backbone, loop=backbone_loop),
-        fusion=dataclasses.replace(cfg.fusion, loop=fusion_loop))
-
-
-def find_lists(root: str | Path, lists: str | Path = "") -> Path | None:
-    """A MAV-Celeb version's list folder: ``lists`` if given, else ``<root>_lists`` or ``<root>/lists`` if present."""
-    if lists:
-        if not Path(lists).is_dir():
-            raise FileNotFoundError(f"MAV-Celeb list folder not found: {lists}")
-        return Path(lists)
-    root = Path(root).resolve()
-    for candidate in (root.with_name(root.name + "_lists"), root / "lists"):
-        if candidate.is_dir():
-            return candidate
-    return None
+    return override(cfg, {"work_dir": str(Path(cfg.work_dir) / "multilingual" / source), "data_root": data_root,
+                          "splits_file": cfg.splits_file if data_root == cfg.data_root and data_root else "",
+                          "synth": to_dict(ml.synth), "fusion.loop.epochs": ml.fusion_epochs or cfg.fusion.loop.epochs,
+                          "backbone.loop.epochs": ml.backbone_epochs or cfg.backbone.loop.epochs})
 
 
 def prepare_multilingual(cfg: RunConfig, progress: bool = True) -> MultilingualData:
@@ -116,7 +94,11 @@ def prepare_multilingual(cfg: RunConfig, progress: bool = True) -> MultilingualD
             manifest["split"] = manifest["identity"].map(splits).astype("string")
             notes.append(f"identities split {ml.split_fractions} (seed {ml.split_seed}): MAV-Celeb's own test "
                          "identities are unlabelled, so some labelled ones are held out")
-        lists = find_lists(ml.mavceleb_root, ml.mavceleb_lists)
+        root = Path(ml.mavceleb_root).resolve()  # the lists given, else <root>_lists or <root>/lists if present
+        given = [Path(ml.mavceleb_lists)] if ml.mavceleb_lists else []
+        lists = next((p for p in given or [root.with_name(root.name + "_lists"), root / "lists"] if p.is_dir()), None)
+        if given and lists is None:
+            raise FileNotFoundError(f"MAV-Celeb list folder not found: {ml.mavceleb_lists}")
         if ml.backbone == "shared":
             notes.append("multilingual.backbone is 'shared': notebook 02's backbone (trained on "
                          f"{cfg.data_root or 'the synthetic population'}) embeds MAV-Celeb; set it to 'per_language' "
@@ -133,8 +115,7 @@ def prepare_multilingual(cfg: RunConfig, progress: bool = True) -> MultilingualD
     else:
         write_population(run.dataset_root, run.synth, progress=progress)
         manifest, skipped = scan_dataset(run.dataset_root)
-        s = run.synth
-        source = f"synthetic bilingual population (n={s.identities}, {' + '.join(s.languages)})"
+        source = f"synthetic bilingual population (n={run.synth.identities}, {' + '.join(run.synth.languages)})"
     notes += check_splits(manifest, cfg.eval.split)
     languages = languages_of(manifest)
     if len(languages) < 2:
@@ -144,12 +125,6 @@ def prepare_multilingual(cfg: RunConfig, progress: bool = True) -> MultilingualD
         notes.append(f"clips in {list(languages)}: the protocol compares {languages[0]} and {languages[1]}")
         languages = languages[:2]
     return MultilingualData(run, source, manifest, skipped, languages, lists, notes=tuple(notes))
-
-
-def language_config(cfg: RunConfig, language: str, shared: bool = False) -> RunConfig:
-    """The runs of ``language`` in ``<work_dir>/train-<language>`` (backbone and fusion), or ``fusion-<language>``
-    over a shared backbone (apart, so that switching ``multilingual.backbone`` never meets the other's runs)."""
-    return dataclasses.replace(cfg, work_dir=str(Path(cfg.work_dir) / f"{'fusion' if shared else 'train'}-{language}"))
 
 
 def shared_backbone(cfg: RunConfig) -> Path | None:
@@ -191,7 +166,8 @@ def train_language(cfg: RunConfig, manifest: pd.DataFrame, language: str, backbo
     :func:`check_unseen`), the fusion trained on its clips (if ``multilingual.fusion``), the test embeddings.
     ``cfg`` is :func:`multilingual_config`'s, ``manifest`` the preprocessed one; finished runs are reused."""
     heard = heard_only(manifest, language, cfg.eval.split)
-    run = language_config(cfg, language, shared=backbone is not None)
+    # runs in <work_dir>/train-<language>, or fusion-<language> over a shared backbone (never meeting the other's)
+    run = dataclasses.replace(cfg, work_dir=str(Path(cfg.work_dir) / f"{'fusion' if backbone else 'train'}-{language}"))
     history = None
     if backbone is None:
         backbone, history = train_backbone(run, heard, "single", progress=progress)
@@ -222,11 +198,10 @@ def fame_results(models: list[LanguageModel], data: MultilingualData, cfg: RunCo
         return fame_evaluation(systems, data.languages, ml.n_pairs, e.seed, e.n_boot, e.split)
 
     own = {m.language: (m.vectors, m.table) for m in models}  # language -> (vectors, table)
-    alone = {m.language: (m.backbone_vectors, m.table) for m in models}
     if shared is None:
         results = {FUSION_SYSTEM if ml.fusion else BACKBONE_SYSTEM: score(own)}
         if ml.fusion:
-            results[BACKBONE_SYSTEM] = score(alone)
+            results[BACKBONE_SYSTEM] = score({m.language: (m.backbone_vectors, m.table) for m in models})
         return results
     results = {SHARED_FUSION_SYSTEM: score(own)} if ml.fusion else {}
     if not cfg.data_root and "English" in data.languages:

@@ -1,10 +1,7 @@
 """Run the numbered notebooks headlessly with papermill and publish ``reports/``.
 
-Everything is written into a staging folder beside the reports (``reports.new``) and swapped in only when
-every notebook succeeded: a failed run leaves the previous reports untouched and keeps the executed notebook,
-with its traceback, in the staging folder. Progress is a tqdm bar over the notebooks, weighted by their
-expected share of the run, plus a line as each notebook starts and ends; a failing notebook ends the run with
-one line (:class:`NotebookFailed`) naming the notebook, the cell and the executed copy to open.
+The run is written to ``reports.new`` and swapped in only when every notebook succeeded; a failure leaves the
+previous reports alone and keeps the executed notebook, with its traceback, in the staging folder.
 """
 
 from __future__ import annotations
@@ -27,19 +24,15 @@ from vfcross.reporting.summary import merge_summary
 #: Seconds each notebook took, by its number, in the committed default run (reports/summary.json,
 #: ``wall_time_s``): the progress bar's weights when no earlier run of the same preset left timings.
 TYPICAL_SECONDS = {"01": 78.7, "02": 213.0, "03": 66.6, "04": 25.0, "05": 356.2, "06": 23.1}
-#: Kernel options: the kernel's own log stays off the terminal (what a notebook prints goes into its copy).
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 _PAPERMILL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}  # the cells papermill adds
 
 
 class NotebookFailed(RuntimeError):
-    """A notebook raised while running; the message is one line naming the cell and the executed copy."""
+    """A notebook raised while running; the message is one line naming the cell and the ``executed`` copy."""
 
-    def __init__(self, notebook: str, cell_index: int, first_line: str, error: str, executed: Path):
-        self.notebook, self.cell_index, self.first_line = notebook, cell_index, first_line
-        self.error, self.executed = error, executed
-        super().__init__(f"{notebook} failed in cell {cell_index} ({first_line!r}): {error}; "
-                         f"the traceback is in {executed}")
+    def __init__(self, message: str, executed: Path):
+        super().__init__(message)
+        self.executed = executed
 
 
 def notebooks(folder: str | Path = NOTEBOOK_DIR) -> list[Path]:
@@ -98,7 +91,7 @@ def reproduce(preset: str, reports: str | Path, work_dir: str | Path = "work",
             try:
                 papermill.execute_notebook(str(nb), str(executed), parameters=params, kernel_name="python3",
                                            progress_bar=False, log_output=False, cwd=str(nb.parent),
-                                           extra_arguments=KERNEL_ARGUMENTS)
+                                           extra_arguments=["--IPKernelApp.log_level=ERROR"])
             except papermill.PapermillExecutionError as err:
                 raise _failure(nb, executed, err) from None
             timings[nb.stem] = round(time.perf_counter() - t0, 1)
@@ -113,7 +106,12 @@ def reproduce(preset: str, reports: str | Path, work_dir: str | Path = "work",
              str(Path(work_dir).resolve()): params["work_dir"], str(notebook_dir): "."}
     for executed in (staging / "notebooks").glob("*.ipynb"):
         _replace_paths(executed, paths)
-    _swap_in(staging, reports)
+    old = reports.with_name(reports.name + ".old")  # the old reports are removed only once the new are in place
+    shutil.rmtree(old, ignore_errors=True)
+    if reports.exists():
+        reports.rename(old)
+    staging.rename(reports)
+    shutil.rmtree(old, ignore_errors=True)
     say(f"all {len(found)} notebooks ran in {tqdm.format_interval(timings['total'])}; reports in {reports}")
     return timings
 
@@ -138,33 +136,22 @@ def _replace_paths(notebook: Path, paths: dict[str, str]) -> None:
 
 
 def _failure(nb: Path, executed: Path, err) -> NotebookFailed:
-    """One-line description of a papermill execution error in ``nb``."""
+    """One-line description of a papermill execution error in ``nb``; the cell is counted in the source notebook,
+    found in the executed copy without papermill's own cells."""
     first = next((line.strip() for line in (err.source or "").splitlines() if line.strip()), "")
     first = first if len(first) <= 80 else first[:77] + "..."
     error = f"{err.ename}: {err.evalue}".strip().rstrip(":") if err.evalue else err.ename
     error = error.splitlines()[0] if error else "error"
-    return NotebookFailed(nb.name, _source_index(executed, err.cell_index), first, error, executed)
-
-
-def _source_index(executed: Path, fallback: int) -> int:
-    """Index of the failing cell in the source notebook, from the executed copy (papermill's cells not counted)."""
+    index = err.cell_index
     try:
         cells = json.loads(executed.read_text())["cells"]
     except (OSError, ValueError, KeyError):
-        return fallback
+        cells = []
     own = [c for c in cells if not _PAPERMILL_TAGS & set(c.get("metadata", {}).get("tags", []))]
-    for index, cell in enumerate(own):
+    for i, cell in enumerate(own):
         if any(out.get("output_type") == "error" for out in cell.get("outputs", [])) or \
                 cell.get("metadata", {}).get("papermill", {}).get("exception"):
-            return index
-    return fallback
-
-
-def _swap_in(staging: Path, reports: Path) -> None:
-    """Replace ``reports`` by ``staging`` (the old copy is removed only afterwards)."""
-    old = reports.with_name(reports.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if reports.exists():
-        reports.rename(old)
-    staging.rename(reports)
-    shutil.rmtree(old, ignore_errors=True)
+            index = i
+            break
+    return NotebookFailed(f"{nb.name} failed in cell {index} ({first!r}): {error}; the traceback is in {executed}",
+                          executed)

@@ -1,8 +1,5 @@
-"""What a run will cost before it starts: ``vfcross plan``, which ``vfcross reproduce`` prints first.
-
-:func:`make_plan` counts the dataset through the one reader (sizes by ``stat`` and a few wav headers, nothing
-decoded), times a few steps here (:func:`measure_here`) and projects the run ``reproduce`` makes, stage by stage
-(:func:`project`). The model and its constants, measured on a 2-core CPU: ``docs/voxceleb_scale.md``.
+"""What a run will cost before it starts (``vfcross plan``, printed first by ``reproduce``): the dataset counted
+(nothing decoded), a few steps timed here, the run projected stage by stage. The model: ``docs/voxceleb_scale.md``.
 """
 
 from __future__ import annotations
@@ -17,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import soundfile as sf
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -158,10 +156,8 @@ def _preprocess_rates(cfg: RunConfig, manifest: pd.DataFrame | None, samples: in
     with single_torch_thread():
         detector, images = FaceDetector(cfg.face, "cpu"), [open_rgb(p) for p in faces]
         face_s = _timed(lambda: crop_faces(images, detector), 1) / len(images)
-        start = time.perf_counter()
-        for clip in clips:
-            process_voice(clip, cfg.voice)
-        voice_s = (time.perf_counter() - start) / max(1e-3, sum(sf.info(c).duration for c in clips))
+        seconds = _timed(lambda: [process_voice(clip, cfg.voice) for clip in clips], 1, warm_up=False)
+        voice_s = seconds / max(1e-3, sum(sf.info(c).duration for c in clips))
     return {"face_s": face_s, "voice_s_per_s": voice_s, "preprocess_source": f"{samples} of its faces and clips"}
 
 
@@ -225,7 +221,7 @@ def project(cfg: RunConfig, counts: dict, data: dict, here: dict, ref: dict, lis
     schedules, (v_faces, v_voices, v_pairs) = planned_schedules(cfg, counts), validation_work(cfg, counts)
     steps, per_step = schedules["backbone"]["steps_per_epoch"], schedules["backbone"]["images_per_step"]
     images, runs = schedules["backbone"]["images"], 2 * len(b.seeds)  # single and dual stream, every seed
-    checks = b.loop.epochs // b.loop.validate_every + (b.loop.epochs % b.loop.validate_every > 0)
+    checks = math.ceil(b.loop.epochs / b.loop.validate_every)
     train_samples = (1 - b.holdout_fraction) * (tr["faces"] + tr["voices"])
     train = {m: b.loop.epochs * steps * r["train_step_s"] + images * r["train_image_s"]
              for m, r in (("here", here), ("ref", ref))}
@@ -252,7 +248,7 @@ def project(cfg: RunConfig, counts: dict, data: dict, here: dict, ref: dict, lis
     f_runs, f_epochs = len(TABLE6_VARIANTS) * len(f.seeds), f.loop.epochs
     f_pairs = math.prod(va["identities"] * min(va[f"{m}s"] / max(1, va["identities"]), getattr(f.loop, f"val_{m}s") or math.inf)
                         for m in ("voice", "face"))  # the fusion's validation subset, every pair
-    f_checks = (f_epochs // f.loop.validate_every + (f_epochs % f.loop.validate_every > 0)) * f_pairs
+    f_checks = math.ceil(f_epochs / f.loop.validate_every) * f_pairs
     stage(f"fusion training x {f_runs}", tuple(f_runs * (f_epochs * f_steps * r["fusion_step_s"] + f_checks * auc_s)
                                                for r in (here, ref)),
           f_runs * 2e7, base + 2048 * rows + AUC_PAIR_BYTES * min(f_pairs, exact_pairs(cfg.eval.memory_gb)),
@@ -282,19 +278,12 @@ def make_plan(cfg: RunConfig, lists: str | os.PathLike | None = None, gpu_check:
     return {**plan, "seconds": time.perf_counter() - start}
 
 
-def physical_memory() -> float:
-    """Bytes of memory of this machine."""
-    import psutil
-
-    return float(psutil.virtual_memory().total)
-
-
 def shortfall(plan: dict, work_dir: str | os.PathLike) -> str | None:
     """Why the run cannot fit here (disk under ``work_dir``, memory), in one line; None when it fits."""
     folder = Path(work_dir).resolve()
     while not folder.exists():
         folder = folder.parent
-    free, memory, need = shutil.disk_usage(folder).free / _GB, physical_memory(), plan["total"]
+    free, memory, need = shutil.disk_usage(folder).free / _GB, psutil.virtual_memory().total, plan["total"]
     if need["disk_gb"] > free:
         return f"the run needs {need['disk_gb']:.1f} GB of disk and {folder} has {free:.1f} GB free"
     if need["peak_ram_gb"] > memory / _GB:

@@ -1,10 +1,6 @@
-"""``vfcross evaluate``: score a trained model, or anyone's embeddings, on a dataset; write tables and summary.json.
-
-:func:`evaluate_model` does what notebook 04 does for a run, without the notebooks: it loads a model, preprocesses
-the samples the protocols need with the model's own settings (into a cache a second evaluation reuses), embeds them
-and scores the official lists (``eval.lists``) or protocols generated from the ``eval.split`` identities. It refuses
-identities the model's runs trained or validated on unless told otherwise. :func:`evaluate_embeddings` scores an
-``.npz`` of anyone's embeddings the same way. Outputs and rules: ``docs/workflows.md``, ``docs/evaluation.md``.
+"""``vfcross evaluate``: score a trained model (as notebook 04 does, without the notebooks), or an ``.npz`` of
+anyone's embeddings, on a dataset; write tables and summary.json. Outputs and rules: ``docs/workflows.md``,
+``docs/evaluation.md``.
 """
 
 from __future__ import annotations
@@ -40,27 +36,20 @@ def evaluation_config(model: VoiceFaceModel, preset_name: str | None = None,
                       changes: Mapping[str, Any] | None = None) -> RunConfig:
     """The model's configuration with the ``eval`` and ``preprocess`` sections of ``preset_name`` (default: the
     model's own) and ``changes``; ValueError for a change to a section the model fixes (:data:`MODEL_SECTIONS`)."""
-    changes = dict(changes or {})
-    fixed = sorted(k for k in changes if k.split(".")[0] in MODEL_SECTIONS)
+    fixed = sorted(k for k in changes or {} if k.split(".")[0] in MODEL_SECTIONS)
     if fixed:
         raise ValueError(f"{', '.join(fixed)}: the model fixes its {'/'.join(MODEL_SECTIONS)} settings")
-    cfg = model.cfg
+    sections = {}
     if preset_name is not None:
         base = preset(preset_name)
-        cfg = override(cfg, {"preset": preset_name, "eval": to_dict(base.eval),
-                             "preprocess": to_dict(base.preprocess)})
-    return override(cfg, changes)
+        sections = {"preset": preset_name, "eval": to_dict(base.eval), "preprocess": to_dict(base.preprocess)}
+    return override(model.cfg, {**sections, **(changes or {})})
 
 
 def default_out(model_path: str | os.PathLike) -> Path:
     """``<work or run folder>/evaluation``, or ``<model file stem>-evaluation`` beside a model file."""
     path = Path(model_path)
     return path / "evaluation" if path.is_dir() else path.with_name(f"{path.stem}-evaluation")
-
-
-def _cache_home(model_path: Path, out: Path) -> Path:
-    """The folder whose ``cache/`` holds the preprocessed samples: a work folder's own, else the output folder."""
-    return model_path if model_path.is_dir() and (model_path / "cache").is_dir() else out
 
 
 def _rows_needed(manifest: pd.DataFrame, cfg: RunConfig, lists: OfficialLists | None, root: Path) -> pd.DataFrame:
@@ -103,8 +92,8 @@ def evaluate_model(model_path: str | os.PathLike, root: str | os.PathLike, out: 
         if cfg.eval.lists and Path(cfg.eval.lists) != Path(lists):
             raise ValueError(f"--lists {lists} and eval.lists={cfg.eval.lists} disagree: give one")
         cfg = override(cfg, {"eval.lists": str(lists)})
-    cfg = override(cfg, {"work_dir": str(_cache_home(model_path, out)), "data_root": str(root),
-                         "splits_file": str(splits or "")})
+    cache_home = model_path if model_path.is_dir() and (model_path / "cache").is_dir() else out  # holds cache/
+    cfg = override(cfg, {"work_dir": str(cache_home), "data_root": str(root), "splits_file": str(splits or "")})
 
     # nothing is trained here; the official lists name their own identities, generated protocols need the split
     dataset = prepare_dataset(cfg, progress, training=False, evaluation=not cfg.eval.lists)
@@ -119,22 +108,26 @@ def evaluate_model(model_path: str | os.PathLike, root: str | os.PathLike, out: 
     protocols = protocols_for(table, cfg.eval, root, dict(zip(skipped["relpath"], skipped["reason"])), official)
     result = evaluate(model.embed_preprocessed(table), table, cfg.eval, protocols)
 
-    out.mkdir(parents=True, exist_ok=True)
     name = f"VoxCeleb1 layout at {root.name}"
     provenance = {"dataset": name, "preset": cfg.preset, "eval seed": str(cfg.eval.seed)}
     method = f"vfcross model {model_path.name}" + (" (scored on identities it may have trained on)" if trained else "")
     if trained:
         result["notes"] = [trained, *result["notes"]]
+    write_report(prepared, out / "preprocess")
+    return _write(out, method, result, provenance, protocols, {
+        "model": {"path": str(model_path), "preset": model.cfg.preset, "sources": model.sources},
+        "trained_identities": {"allowed": allow_trained_identities, "note": trained or "none of the identities "
+                               "scored is one that the model's runs trained or validated on"},
+        "data": data_record(dataset, prepared, name), "eval": to_dict(cfg.eval), "provenance": provenance})
+
+
+def _write(out: Path, method: str, result: dict, provenance: dict, protocols, record: dict) -> dict:
+    """Write the tables of ``result``, the rows left unscored and summary.json (``record`` and ``result``)."""
+    out.mkdir(parents=True, exist_ok=True)
     for table_name, frame in evaluation_tables({method: result}, None, provenance).items():
         write_table(frame, table_name, out)
-    missing_csv = protocols.write_missing(out)
-    write_report(prepared, out / "preprocess")
-    summary = {"model": {"path": str(model_path), "preset": model.cfg.preset, "sources": model.sources},
-               "method": method, "protocols": protocols.source, "missing_rows": missing_csv.name,
-               "trained_identities": {"allowed": allow_trained_identities, "note": trained or "none of the identities "
-                                      "scored is one that the model's runs trained or validated on"},
-               "data": data_record(dataset, prepared, name), "eval": to_dict(cfg.eval), "provenance": provenance,
-               "python": platform.python_version(), "packages": package_versions(), **result}
+    summary = {"method": method, "protocols": protocols.source, "missing_rows": protocols.write_missing(out).name,
+               **record, "python": platform.python_version(), "packages": package_versions(), **result}
     atomic_write(out / "summary.json", lambda stream: stream.write((json.dumps(summary, indent=2) + "\n").encode()))
     return summary
 
@@ -167,9 +160,7 @@ def read_embeddings(path: str | os.PathLike, meta: pd.DataFrame) -> tuple[pd.Dat
     norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
     refuse(~np.isfinite(vectors).all(axis=1) | (norms == 0), "embeddings are not finite or all zero")
     relpaths = relpaths.astype(str)
-    seen, first = np.unique(relpaths, return_counts=True)
-    if (first > 1).any():
-        raise ValueError(f"{path}: {int((first > 1).sum())} paths occur more than once, e.g. {seen[first > 1][0]}")
+    refuse(pd.Series(relpaths).duplicated().to_numpy(), "rows repeat a path that occurs more than once")
     parts = pd.Series(relpaths).str.split("/", expand=True).reindex(columns=range(5))
     voice = (parts[0] == WAV_DIR) & parts[3].notna() & parts[4].isna() & parts[3].str.lower().str.endswith(".wav")
     face = (parts[0] == FACE_DIR) & (parts[2] == FACE_VERSION) & parts[4].notna()
@@ -205,16 +196,9 @@ def evaluate_embeddings(path: str | os.PathLike, root: str | os.PathLike, out: s
     protocols = (official_protocols(official, table, None) if official is not None
                  else generated_protocols(table, cfg.seed, cfg.n_pairs, cfg.n_trials, "test"))
     result = evaluate(vectors, table, cfg, protocols)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    method, provenance = Path(path).stem, {"embeddings": str(path), "eval seed": str(cfg.seed)}
-    for table_name, frame in evaluation_tables({method: result}, None, provenance).items():
-        write_table(frame, table_name, out)
-    summary = {"embeddings": str(path), "method": method, "protocols": protocols.source,
-               "missing_rows": protocols.write_missing(out).name, "rows": {m: int((table["modality"] == m).sum())
-                                                                          for m in ("voice", "face")},
-               "eval": to_dict(cfg), "python": platform.python_version(), "packages": package_versions(), **result}
+    record = {"embeddings": str(path), "rows": {m: int((table["modality"] == m).sum()) for m in ("voice", "face")},
+              "eval": to_dict(cfg)}
     if other is not None:
-        summary["against"] = {"embeddings": str(against), **compare(vectors, other, table, cfg, protocols)}
-    atomic_write(out / "summary.json", lambda stream: stream.write((json.dumps(summary, indent=2) + "\n").encode()))
-    return summary
+        record["against"] = {"embeddings": str(against), **compare(vectors, other, table, cfg, protocols)}
+    return _write(Path(out), Path(path).stem, result, {"embeddings": str(path), "eval seed": str(cfg.seed)},
+                  protocols, record)
