@@ -38,9 +38,9 @@ SPLITS = ("train", "val", "test")
 REFERENCE_GPU = {"source": "estimate", "flops_per_s": 40e12, "mtcnn_frames_per_s": 300.0, "fusion_step_s": 1e-3,
                  "cpu_cores": 16}
 #: Host memory (bytes): a process with torch imported; a manifest row; CPU training per input pixel of a batch
-#: image; an ``all_pairs_auc`` pair; a materialised generated evaluation pair; an MTCNN worker (docs/voxceleb_scale.md).
+#: image; an ``all_pairs_auc`` pair (up to ``eval.memory_gb``); an MTCNN worker (docs/voxceleb_scale.md).
 PROCESS_BYTES, ROW_BYTES, ACTIVATION_BYTES_PER_PIXEL = 0.65e9, 500, 1800
-AUC_PAIR_BYTES, EVAL_PAIR_BYTES, MTCNN_WORKER_BYTES = 80, 60, 0.4e9
+AUC_PAIR_BYTES, MTCNN_WORKER_BYTES = 80, 0.4e9
 #: A synthetic clip's mean seconds; single-core seconds per face and per second of audio (for a population not yet
 #: written).
 SYNTH_CLIP_SECONDS, TYPICAL_FACE_S, TYPICAL_VOICE_S_PER_S = 5.3, 0.02, 0.002
@@ -258,7 +258,7 @@ def project(cfg: RunConfig, counts: dict, data: dict, here: dict, ref: dict, lis
     scored = lists_rows or 5 * te["voices"] * te["faces"]  # generated: every pair of five lists, at most
     systems = 2 + len(TABLE6_VARIANTS) * len(f.seeds) + 2 * len(b.seeds)  # notebook 04's two, 05's Table 6 and backbones
     stage("evaluation", (systems * scored * auc_s,) * 2, 0.0,
-          base + 2048 * (te["faces"] + te["voices"]) + (0 if lists_rows else EVAL_PAIR_BYTES * scored),
+          base + 2048 * (te["faces"] + te["voices"]) + cfg.eval.memory_gb * 1e9,  # scored block by block (vfcross.scores)
           runs=systems, samples=te["faces"] + te["voices"])
 
     total = {key: sum(s[key] for s in stages) for key in ("hours_here", "hours_reference_gpu", "disk_gb")}
