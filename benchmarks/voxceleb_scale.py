@@ -55,13 +55,12 @@ def listed_paths(lists: Path, meta) -> set[str]:
     """Root-relative paths of every file the official lists in ``lists`` name."""
     paths: set[str] = set()
     for p in sorted(lists.glob("veriflist_test_*.txt")):
-        v = pf.read_verification_list(p, meta)
-        paths.update(v.voice_paths.tolist() + v.face_paths.tolist())
+        paths.update(pf.read_verification_list(p, meta).paths.ravel().tolist())
     for p in sorted(lists.glob("matching_*.csv")):
-        paths.update(pf.read_matching_list(p, meta).path_matrix().ravel().tolist())
+        paths.update(pf.read_matching_list(p, meta).paths.ravel().tolist())
     for name, modality in (("wav_20k.csv", "voice"), ("jpg_20k.csv", "face")):
         if (lists / name).is_file():
-            paths.update(pf.read_retrieval_gallery(lists / name, modality, meta).paths.tolist())
+            paths.update(pf.read_retrieval_gallery(lists / name, modality, meta).paths.ravel().tolist())
     return paths
 
 
