@@ -166,7 +166,7 @@ def test_training_again_under_other_settings_is_refused(capsys, tmp_path):
 #: keeps it so; the test is about a command run in a terminal.
 _POOLED_CLI = ("import signal, sys, time, vfcross.preprocess.run as run; "
                "signal.signal(signal.SIGINT, signal.default_int_handler); run._MIN_POOL_SECONDS = 0.0; "
-               "voice_job = run._voice_job; run._voice_job = lambda *a: (time.sleep(0.5), voice_job(*a))[1]; "
+               "speech = run.speech; run.speech = lambda *a: (time.sleep(0.5), speech(*a))[1]; "
                "from vfcross.workflows.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
