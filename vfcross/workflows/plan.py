@@ -47,18 +47,21 @@ SYNTH_CLIP_SECONDS, TYPICAL_FACE_S, TYPICAL_VOICE_S_PER_S = 5.3, 0.02, 0.002
 _GB = 2**30
 
 
+def validated(split: dict, modality: str, loop, share: float = 1.0) -> float:
+    """Samples of ``modality`` a validation on ``split``'s counts embeds: ``share`` of each identity's, at most
+    ``loop.val_voices``/``val_faces`` a person (0 = all)."""
+    n, limit = split["identities"], getattr(loop, f"val_{modality}s")
+    per = share * split[f"{modality}s"] / max(1, n)
+    return n * (min(per, limit) if limit else per)
+
+
 def validation_work(cfg: RunConfig, counts: dict) -> tuple[float, float, float]:
     """Faces and voices one backbone validation embeds (its fixed subsets of the held-out training samples and of
-    the validation samples, ``val_voices``/``val_faces`` a person, 0 = all), and the voice-face pairs its AUC scores."""
+    the validation samples), and the voice-face pairs its AUC scores."""
     loop, held, (train, val) = cfg.backbone.loop, cfg.backbone.holdout_fraction, (counts["train"], counts["val"])
-
-    def subset(split: dict, modality: str, share: float) -> float:
-        n, limit = split["identities"], getattr(loop, f"val_{modality}s")
-        per = share * split[f"{modality}s"] / max(1, n)
-        return n * (min(per, limit) if limit else per)
-
-    faces, voices = (subset(val, m, 1.0) for m in ("face", "voice"))
-    return subset(train, "face", held) + faces, subset(train, "voice", held) + voices, faces * voices
+    faces, voices = (validated(val, m, loop) for m in ("face", "voice"))
+    return (validated(train, "face", loop, held) + faces, validated(train, "voice", loop, held) + voices,
+            faces * voices)
 
 
 def count_dataset(cfg: RunConfig, manifest: pd.DataFrame | None = None) -> tuple[dict, dict, pd.DataFrame | None]:
@@ -246,8 +249,7 @@ def project(cfg: RunConfig, counts: dict, data: dict, here: dict, ref: dict, lis
     pairs = tr["faces"] + tr["voices"]  # an epoch pairs every training face and every training voice
     f_steps = min(math.ceil(pairs / f.batch_size), f.loop.max_batches_per_epoch or math.inf)
     f_runs, f_epochs = len(TABLE6_VARIANTS) * len(f.seeds), f.loop.epochs
-    f_pairs = math.prod(va["identities"] * min(va[f"{m}s"] / max(1, va["identities"]), getattr(f.loop, f"val_{m}s") or math.inf)
-                        for m in ("voice", "face"))  # the fusion's validation subset, every pair
+    f_pairs = validated(va, "voice", f.loop) * validated(va, "face", f.loop)  # the fusion's validation subset
     f_checks = math.ceil(f_epochs / f.loop.validate_every) * f_pairs
     stage(f"fusion training x {f_runs}", tuple(f_runs * (f_epochs * f_steps * r["fusion_step_s"] + f_checks * auc_s)
                                                for r in (here, ref)),
