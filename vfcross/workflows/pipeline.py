@@ -23,7 +23,7 @@ from vfcross.reporting.summary import merge_summary
 
 #: Seconds each notebook took, by its number, in the committed default run (reports/summary.json,
 #: ``wall_time_s``): the progress bar's weights when no earlier run of the same preset left timings.
-TYPICAL_SECONDS = {"01": 6.9, "02": 21.5, "03": 10.4, "04": 38.0, "05": 24.5, "06": 27.8}
+TYPICAL_SECONDS = {"01": 87.0, "02": 387.6, "03": 104.0, "04": 38.7, "05": 582.4, "06": 29.0}
 _PAPERMILL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}  # the cells papermill adds
 
 
